@@ -1,0 +1,82 @@
+"""Defaults from `auditor.toml` or `[tool.auditor]` in `pyproject.toml`; flags override.
+
+The file is looked for in the current directory (or given with `--config`).
+Unknown keys are errors, not ignored: a misspelt `fail-on` must not silently
+leave the gate at its default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from auditor.errors import ConfigError
+from auditor.model import Severity
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str | None = None
+    fail_on: Severity = Severity.HIGH
+    exclude: tuple[str, ...] = ()
+    jobs: int | None = None
+    safe_imports: tuple[str, ...] = ()
+    known_ml_imports: tuple[str, ...] = ()
+
+
+_KEYS = {"fail-on", "exclude", "jobs", "safe-imports", "known-ml-imports"}
+
+
+def load_config(explicit: Path | None = None, cwd: Path | None = None) -> Config:
+    """Read the config file if there is one; a missing default file means defaults."""
+    if explicit is not None:
+        return _parse(explicit, _read(explicit), None)
+    cwd = cwd or Path.cwd()
+    own = cwd / "auditor.toml"
+    if own.is_file():
+        return _parse(own, _read(own), None)
+    pyproject = cwd / "pyproject.toml"
+    if pyproject.is_file():
+        table = _read(pyproject).get("tool", {}).get("auditor")
+        if table is not None:
+            return _parse(pyproject, table, "tool.auditor")
+    return Config()
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _parse(path: Path, table: dict[str, Any], section: str | None) -> Config:
+    where = f"{path}" + (f" [{section}]" if section else "")
+    unknown = sorted(set(table) - _KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_KEYS))})"
+        )
+
+    def strings(key: str) -> tuple[str, ...]:
+        value = table.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: {key} must be a list of strings")
+        return tuple(value)
+
+    try:
+        fail_on = Severity.parse(table.get("fail-on", "high"))
+    except (ValueError, AttributeError) as exc:
+        raise ConfigError(f"{where}: fail-on: {exc}") from None
+    jobs = table.get("jobs")
+    if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
+        raise ConfigError(f"{where}: jobs must be a positive integer")
+    return Config(
+        path=str(path), fail_on=fail_on, exclude=strings("exclude"), jobs=jobs,
+        safe_imports=strings("safe-imports"), known_ml_imports=strings("known-ml-imports"),
+    )

@@ -1,0 +1,182 @@
+"""safetensors: the header is parsed strictly, the data area only hashed.
+
+A loose header is how a file smuggles bytes past a loader (gaps, trailing
+data, overlapping tensors) or crashes it (lengths beyond the file), so every
+structural rule of the format is checked, each with its own rule id.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import Any, BinaryIO
+
+from auditor.errors import FormatError, LimitExceeded
+from auditor.formats.jsonutil import loads_strict
+from auditor.model import FormatResult, Rule, Severity
+from auditor.scan.context import ScanContext
+
+NAME = "safetensors"
+
+HEADER = Rule(
+    "AUD-ST-001", Severity.HIGH, "safetensors header is invalid",
+    "The loader refuses or misreads a header that is not a JSON object of well-formed tensor "
+    "entries; a scanner that tolerates it may be looking at different data than the loader.",
+    "Re-save the tensors with the safetensors library.",
+)
+HEADER_LENGTH = Rule(
+    "AUD-ST-002", Severity.HIGH, "safetensors header length out of bounds",
+    "A header length beyond the file or the 100 MB the reference loader accepts is a truncated "
+    "file or an attempt to make a parser allocate or read out of bounds.",
+    "Obtain the file again; re-save it with the safetensors library.",
+)
+DUPLICATE_KEY = Rule(
+    "AUD-ST-003", Severity.HIGH, "Duplicate key in safetensors header",
+    "JSON parsers disagree on which duplicate wins, so a scanner and a loader can see different "
+    "tensors or metadata.",
+    "Re-save the tensors with the safetensors library.",
+)
+DTYPE = Rule(
+    "AUD-ST-004", Severity.HIGH, "Unknown safetensors dtype",
+    "A dtype the format does not define cannot be sized or checked, and loaders reject it.",
+    "Re-save the tensors with a supported dtype.",
+)
+SIZE = Rule(
+    "AUD-ST-005", Severity.HIGH, "Tensor byte span does not match its shape and dtype",
+    "A span larger than the tensor hides extra bytes inside the file; a smaller one makes a "
+    "loader read neighbouring data.",
+    "Re-save the tensors with the safetensors library.",
+)
+LAYOUT = Rule(
+    "AUD-ST-006", Severity.HIGH, "Tensor data overlaps, leaves gaps or trailing bytes",
+    "The data area must be covered exactly by the tensors, in order; gaps, overlaps and trailing "
+    "bytes are room for content no tensor accounts for.",
+    "Re-save the tensors with the safetensors library.",
+)
+METADATA = Rule(
+    "AUD-ST-007", Severity.MEDIUM, "__metadata__ is not a string-to-string map",
+    "The format allows only string values in __metadata__; anything else is non-conforming and "
+    "may be interpreted differently by tools that read it.",
+    "Store metadata values as strings.",
+)
+RULES = (HEADER, HEADER_LENGTH, DUPLICATE_KEY, DTYPE, SIZE, LAYOUT, METADATA)
+
+MAX_HEADER = 100_000_000  # what the reference loader accepts
+
+# dtype -> size in bits
+DTYPE_BITS: dict[str, int] = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8,
+    "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
+    "I32": 32, "U32": 32, "F32": 32,
+    "I64": 64, "U64": 64, "F64": 64, "C64": 64,
+    "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
+}
+
+
+def sniff(head: bytes, name: str) -> bool:
+    return len(head) >= 10 and head[8:9] == b"{" and head[9:10] in (b'"', b"}", b" ", b"\n")
+
+
+def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
+    prefix = f.read(8)
+    if len(prefix) < 8:
+        raise FormatError("file shorter than the 8-byte header length", 0, HEADER_LENGTH)
+    (length,) = struct.unpack("<Q", prefix)
+    size = ctx.size
+    limit = min(MAX_HEADER, ctx.limits.max_header_bytes)
+    if size is not None and length > size - 8:
+        raise FormatError(f"header length {length} exceeds file size {size}", 0, HEADER_LENGTH)
+    if length > limit:
+        raise FormatError(f"header length {length} exceeds the {limit}-byte limit", 0,
+                          HEADER_LENGTH)
+    raw = f.read(length)
+    if len(raw) < length:
+        raise FormatError(f"truncated header: {len(raw)} of {length} bytes", 8, HEADER_LENGTH)
+    try:
+        header, dups = loads_strict(raw, what="safetensors header")
+    except LimitExceeded:
+        raise
+    except FormatError as exc:
+        raise FormatError(str(exc), 8 + (exc.offset or 0), HEADER) from None
+    for key in dups:
+        ctx.add(DUPLICATE_KEY, f"key {key!r} appears more than once", offset=8)
+    if not isinstance(header, dict):
+        raise FormatError("header is not a JSON object", 8, HEADER)
+    data_size = None if size is None else size - 8 - length
+    _check(header, ctx, data_size)
+    return ctx.result
+
+
+def _check(header: dict[str, Any], ctx: ScanContext, data_size: int | None) -> None:
+    spans: list[tuple[int, int, str]] = []
+    dtypes: set[str] = set()
+    params = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            _check_metadata(entry, ctx)
+            continue
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            ctx.add(HEADER, f"tensor {name!r}: entry must have exactly dtype, shape, data_offsets",
+                    offset=8)
+            continue
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if not (isinstance(shape, list) and all(_uint(d) for d in shape)):
+            ctx.add(HEADER, f"tensor {name!r}: shape {shape!r} is not a list of sizes", offset=8)
+            continue
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_uint, offsets))
+                and offsets[0] <= offsets[1]):
+            ctx.add(HEADER, f"tensor {name!r}: data_offsets {offsets!r} invalid", offset=8)
+            continue
+        begin, end = offsets
+        spans.append((begin, end, name))
+        count = math.prod(shape)
+        params += count
+        bits = DTYPE_BITS.get(dtype) if isinstance(dtype, str) else None
+        if bits is None:
+            ctx.add(DTYPE, f"tensor {name!r}: dtype {dtype!r}", offset=8)
+            continue
+        dtypes.add(dtype)
+        if count * bits % 8 or count * bits // 8 != end - begin:
+            ctx.add(SIZE, f"tensor {name!r}: {dtype}{shape} needs {count * bits / 8:g} bytes, "
+                    f"data_offsets span {end - begin}", offset=8)
+    _check_layout(spans, ctx, data_size)
+    ctx.result.facts.update({
+        "tensors": len(spans),
+        "parameters": params,
+        "dtypes": sorted(dtypes),
+    })
+    ctx.result.facts.setdefault("metadata", {})
+
+
+def _check_layout(
+    spans: list[tuple[int, int, str]], ctx: ScanContext, data_size: int | None
+) -> None:
+    spans.sort()
+    cursor = 0
+    for begin, end, name in spans:
+        if begin > cursor:
+            ctx.add(LAYOUT, f"{begin - cursor} unaccounted bytes before tensor {name!r} "
+                    f"(data offset {cursor})")
+        elif begin < cursor:
+            ctx.add(LAYOUT, f"tensor {name!r} at data offset {begin} overlaps the previous tensor")
+        cursor = max(cursor, end)
+    if data_size is not None:
+        if cursor > data_size:
+            ctx.add(LAYOUT, f"tensors end at data offset {cursor}, past the data area "
+                    f"({data_size} bytes)")
+        elif cursor < data_size:
+            ctx.add(LAYOUT, f"{data_size - cursor} trailing bytes after the last tensor")
+
+
+def _check_metadata(meta: Any, ctx: ScanContext) -> None:
+    if not isinstance(meta, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in meta.items()
+    ):
+        ctx.add(METADATA, f"__metadata__ is {type(meta).__name__} with non-string values",
+                offset=8)
+        return
+    ctx.result.facts["metadata"] = dict(sorted(meta.items()))
+
+
+def _uint(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -1,0 +1,190 @@
+"""Data shared by every room: what was scanned, what was found, how far we looked.
+
+Plain frozen dataclasses; logic lives in functions elsewhere. Everything here
+is JSON-serialisable through `auditor.report.json`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Severity(enum.IntEnum):
+    """Ordered so that `max()` gives the worst; `info` never fails a gate."""
+
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            names = ", ".join(s.label for s in cls)
+            raise ValueError(f"unknown severity {text!r} (expected one of: {names})") from None
+
+
+class Coverage(enum.StrEnum):
+    """How far inside a file the scan looked: a verdict of its own.
+
+    `scanned`: fully parsed. `partial`: a limit was hit. `unsupported`: a
+    format we do not parse (hashed only). `error`: unreadable or malformed.
+    """
+
+    SCANNED = "scanned"
+    PARTIAL = "partial"
+    UNSUPPORTED = "unsupported"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where inside a file: an archive member path (`a.zip/b/data.pkl`) and a byte offset."""
+
+    member: str | None = None
+    offset: int | None = None
+
+    def __str__(self) -> str:
+        parts = []
+        if self.member:
+            parts.append(self.member)
+        if self.offset is not None:
+            parts.append(f"@{self.offset}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One fact that matters for the verdict; why/fix live in the rule catalogue."""
+
+    rule: str
+    severity: Severity
+    file: str
+    title: str
+    detail: str = ""
+    location: Location = field(default_factory=Location)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule id with its default severity and the text a user needs to act on it."""
+
+    id: str
+    severity: Severity
+    title: str
+    why: str
+    fix: str
+
+    def finding(
+        self,
+        file: str,
+        detail: str = "",
+        *,
+        member: str | None = None,
+        offset: int | None = None,
+        severity: Severity | None = None,
+        title: str | None = None,
+    ) -> Finding:
+        return Finding(
+            rule=self.id,
+            severity=self.severity if severity is None else severity,
+            file=file,
+            title=title or self.title,
+            detail=detail,
+            location=Location(member=member, offset=offset),
+        )
+
+
+@dataclass
+class FormatResult:
+    """What a format module returns: findings, facts for the SBOM, and its coverage."""
+
+    findings: list[Finding] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    coverage: Coverage = Coverage.SCANNED
+    format: str = ""  # set by the engine to the module's NAME; a module may refine it
+
+
+@dataclass(frozen=True)
+class FileReport:
+    path: str
+    size: int
+    digests: dict[str, str]
+    format: str
+    coverage: Coverage
+    findings: tuple[Finding, ...] = ()
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sha256(self) -> str:
+        return self.digests.get("sha256", "")
+
+    @property
+    def worst(self) -> Severity | None:
+        return max((f.severity for f in self.findings), default=None)
+
+    @property
+    def verdict(self) -> str:
+        """`clean` or the highest severity found."""
+        worst = self.worst
+        return "clean" if worst is None else worst.label
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """One model: its files and the facts about the model as a whole."""
+
+    name: str
+    root: str
+    source: str
+    files: tuple[FileReport, ...]
+    findings: tuple[Finding, ...] = ()
+    facts: dict[str, Any] = field(default_factory=dict)
+    revision: str | None = None
+
+    def all_findings(self) -> list[Finding]:
+        out = list(self.findings)
+        for f in self.files:
+            out.extend(f.findings)
+        return out
+
+    @property
+    def worst(self) -> Severity | None:
+        return max((f.severity for f in self.all_findings()), default=None)
+
+    def coverage_counts(self) -> dict[str, int]:
+        counts = {c.value: 0 for c in Coverage}
+        for f in self.files:
+            counts[f.coverage.value] += 1
+        return counts
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """Everything one `scan` produced; reporters and the SBOM start from here."""
+
+    target: str
+    models: tuple[ModelReport, ...]
+    bytes_read: int
+    elapsed_s: float
+    rules_version: str
+
+    def all_findings(self) -> list[Finding]:
+        return [f for m in self.models for f in m.all_findings()]
+
+    @property
+    def worst(self) -> Severity | None:
+        return max((f.severity for f in self.all_findings()), default=None)
+
+    def fails(self, fail_on: Severity) -> bool:
+        worst = self.worst
+        return worst is not None and worst >= fail_on

@@ -1,0 +1,73 @@
+"""The human report: one line per file, findings with where/why/fix, and a summary.
+
+The summary always states coverage, so "no findings" is never printed over
+files that were not looked inside.
+"""
+
+from __future__ import annotations
+
+from auditor.model import Coverage, FileReport, Finding, ModelReport, ScanResult, Severity
+from auditor.report.json import severity_counts
+from auditor.rules import catalogue
+
+
+def _finding_lines(finding: Finding, verbose: bool) -> list[str]:
+    where = str(finding.location)
+    head = f"    {finding.severity.label.upper():8} {finding.rule}  {finding.title}"
+    lines = [head + (f"  [{where}]" if where else "")]
+    if finding.detail:
+        lines.append(f"             {finding.detail}")
+    rule = catalogue().get(finding.rule)
+    if rule and verbose:
+        lines.append(f"             why: {rule.why}")
+        lines.append(f"             fix: {rule.fix}")
+    return lines
+
+
+def _file_line(report: FileReport, width: int) -> str:
+    return f"  {report.verdict:8} {report.path:{width}}  {report.format:14} {report.coverage.value}"
+
+
+def _model_lines(model: ModelReport, fail_on: Severity) -> list[str]:
+    revision = model.revision or "unpinned"
+    lines = [f"model {model.name}  (revision {revision}, {model.source}: {model.root})", ""]
+    width = max((len(f.path) for f in model.files), default=10)
+    for finding in model.findings:
+        lines += _finding_lines(finding, finding.severity >= fail_on)
+    for report in model.files:
+        lines.append(_file_line(report, width))
+        for finding in report.findings:
+            if finding.severity > Severity.INFO:
+                lines += _finding_lines(finding, finding.severity >= fail_on)
+    return lines
+
+
+def render(result: ScanResult, fail_on: Severity) -> str:
+    lines: list[str] = []
+    for model in result.models:
+        lines += _model_lines(model, fail_on)
+        lines.append("")
+    coverage = {c.value: 0 for c in Coverage}
+    for model in result.models:
+        for key, n in model.coverage_counts().items():
+            coverage[key] += n
+    total = sum(coverage.values())
+    lines.append(
+        f"coverage: {total} files — {coverage['scanned']} scanned, {coverage['partial']} partial "
+        f"(limit hit), {coverage['unsupported']} unsupported (hashed only), "
+        f"{coverage['error']} error"
+    )
+    counts = severity_counts(result.all_findings())
+    lines.append("findings: " + ", ".join(f"{n} {sev}" for sev, n in counts.items()))
+    failing = sum(1 for f in result.all_findings() if f.severity >= fail_on)
+    if failing:
+        verdict = f"FAIL — {failing} finding(s) at or above {fail_on.label}"
+    elif coverage["scanned"] == total:
+        verdict = f"PASS — no finding at or above {fail_on.label}; every file fully scanned"
+    else:
+        verdict = (
+            f"PASS — no finding at or above {fail_on.label}; "
+            f"{total - coverage['scanned']} file(s) not fully scanned (see coverage)"
+        )
+    lines.append(f"verdict: {verdict}")
+    return "\n".join(lines) + "\n"

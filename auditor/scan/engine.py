@@ -1,0 +1,192 @@
+"""One pass per file: stream → sha256 + sniff → format module; files in parallel.
+
+The engine owns fail-closed behaviour: whatever a format module raises becomes
+a finding and a coverage value here, never an exception that escapes and
+never a silent pass. Threads suffice for parallelism: hashlib and file reads
+release the GIL, and the pure-Python parsers only see headers.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import ModuleType
+from typing import BinaryIO, Protocol
+
+from auditor import __version__
+from auditor.errors import FormatError, LimitExceeded, UsageError
+from auditor.formats import registry
+from auditor.integrity.hashing import HashingReader
+from auditor.model import Coverage, FileReport, FormatResult, ModelReport, Rule, ScanResult
+from auditor.scan import rules, sniff
+from auditor.scan.context import ScanContext, ScanOptions
+from auditor.scan.streams import ReplayReader
+from auditor.sources.local import Entry, list_files, model_identity
+
+RULES_VERSION = f"{__version__}+rules.1"
+
+
+class Progress(Protocol):
+    """What the engine tells a progress display; every call may come from any thread."""
+
+    def start(self, total_bytes: int, total_files: int) -> None: ...
+    def file_started(self, name: str) -> None: ...
+    def advance(self, nbytes: int) -> None: ...
+    def finish(self) -> None: ...
+
+
+class NoProgress:
+    def start(self, total_bytes: int, total_files: int) -> None:
+        pass
+
+    def file_started(self, name: str) -> None:
+        pass
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+def dispatch(stream: BinaryIO, ctx: ScanContext) -> FormatResult:
+    """Sniff `stream` and run the format module that owns it (files and members alike)."""
+    if ctx.depth > ctx.limits.max_depth:
+        ctx.add(rules.LIMIT, f"nesting deeper than {ctx.limits.max_depth} containers")
+        ctx.result.coverage = Coverage.PARTIAL
+        ctx.result.format = "nested"
+        return ctx.result
+    try:
+        head = stream.read(sniff.HEAD_BYTES)
+        if stream.seekable():
+            stream.seek(0)
+        else:
+            stream = ReplayReader(head, stream)  # type: ignore[assignment]
+    except OSError as exc:
+        return _fail(ctx, rules.UNREADABLE, f"read failed: {exc}", Coverage.ERROR)
+    for module in registry():
+        if module.sniff(head, ctx.name):
+            ctx.result.format = module.NAME
+            _run(module, stream, ctx)
+            break
+    else:
+        _unparsed(head, ctx)
+    mismatch = sniff.extension_mismatch(ctx.name, ctx.result.format)
+    if mismatch is not None:
+        ctx.add(
+            rules.EXTENSION_MISMATCH,
+            f"named {sniff.extension_of(ctx.name)!r} (expected {', '.join(sorted(mismatch))}) "
+            f"but the content is {ctx.result.format}",
+        )
+    return ctx.result
+
+
+def _run(module: ModuleType, stream: BinaryIO, ctx: ScanContext) -> None:
+    try:
+        module.scan(stream, ctx)
+    except LimitExceeded as exc:
+        _fail(ctx, rules.LIMIT, str(exc), Coverage.PARTIAL, exc.offset)
+    except FormatError as exc:
+        _fail(ctx, exc.rule or rules.MALFORMED, f"{module.NAME}: {exc}", Coverage.ERROR, exc.offset)
+    except OSError as exc:
+        _fail(ctx, rules.UNREADABLE, f"read failed: {exc}", Coverage.ERROR)
+    except Exception as exc:  # fail closed on our own bugs too
+        _fail(ctx, rules.INTERNAL, f"{module.NAME} parser: {type(exc).__name__}: {exc}",
+              Coverage.ERROR)
+
+
+def _fail(
+    ctx: ScanContext, rule: Rule, detail: str, coverage: Coverage, offset: int | None = None
+) -> FormatResult:
+    ctx.add(rule, detail, offset=offset)
+    if coverage == Coverage.ERROR or ctx.result.coverage != Coverage.ERROR:
+        ctx.result.coverage = coverage
+    return ctx.result
+
+
+def _unparsed(head: bytes, ctx: ScanContext) -> None:
+    fmt = sniff.classify_unparsed(head)
+    ctx.result.format = fmt
+    if fmt == "empty":
+        return  # nothing inside to hide anything; extension checks still apply
+    ctx.result.coverage = Coverage.UNSUPPORTED
+    if fmt in ("text", "image"):
+        ctx.add(rules.NOT_PARSED, f"{fmt} content")
+    elif sniff.is_unparsed_archive(fmt):
+        ctx.add(rules.UNSUPPORTED_ARCHIVE, f"{fmt} archive")
+    else:
+        ctx.add(rules.UNKNOWN_BINARY, f"first bytes: {head[:16].hex()}")
+
+
+def scan_file(entry: Entry, options: ScanOptions, progress: Progress) -> tuple[FileReport, int]:
+    """Scan one top-level file; return its report and the bytes read from disk."""
+    progress.file_started(entry.relpath)
+    ctx = ScanContext(
+        file=entry.relpath, name=entry.relpath.rsplit("/", 1)[-1], size=entry.size,
+        options=options, dispatch=dispatch,
+    )
+    if entry.problem is not None:
+        ctx.result.findings.append(entry.problem)
+        ctx.result.coverage = Coverage.ERROR
+        return _report(entry, ctx.result, {}, 0, "special"), 0
+    try:
+        with open(entry.path, "rb", buffering=0) as raw:
+            reader = HashingReader(raw, options.hash_algorithms, progress.advance)
+            dispatch(io.BufferedReader(reader, 1 << 16), ctx)  # type: ignore[arg-type]
+            digests, size = reader.finish()
+            read = reader.bytes_read
+    except OSError as exc:
+        ctx.add(rules.UNREADABLE, f"{exc.strerror or exc}")
+        ctx.result.coverage = Coverage.ERROR
+        return _report(entry, ctx.result, {}, entry.size, ctx.result.format or "unreadable"), 0
+    return _report(entry, ctx.result, digests, size, ctx.result.format), read
+
+
+def _report(
+    entry: Entry, result: FormatResult, digests: dict[str, str], size: int, fmt: str
+) -> FileReport:
+    return FileReport(
+        path=entry.relpath, size=size, digests=digests, format=fmt, coverage=result.coverage,
+        findings=tuple(result.findings), facts=result.facts,
+    )
+
+
+def scan_local(
+    target: Path, options: ScanOptions, progress: Progress | None = None
+) -> ScanResult:
+    """Scan a local file or folder as one model."""
+    progress = progress or NoProgress()
+    started = time.monotonic()
+    listing = list_files(target, options.exclude)
+    if not listing.entries and not listing.findings:
+        raise UsageError(f"{target}: nothing to scan (empty folder, or everything excluded)")
+    files, bytes_read = scan_entries(listing.entries, options, progress)
+    name, revision = model_identity(target, listing.root)
+    model = ModelReport(
+        name=name, root=str(listing.root), source="local", files=tuple(files),
+        findings=listing.findings, revision=options.revision or revision,
+    )
+    return ScanResult(
+        target=str(target), models=(model,), bytes_read=bytes_read,
+        elapsed_s=time.monotonic() - started, rules_version=RULES_VERSION,
+    )
+
+
+def scan_entries(
+    entries: tuple[Entry, ...], options: ScanOptions, progress: Progress
+) -> tuple[list[FileReport], int]:
+    """Scan files in parallel, biggest first so that the last one finishing is small."""
+    progress.start(sum(e.size for e in entries), len(entries))
+    order = sorted(entries, key=lambda e: -e.size)
+    try:
+        if options.jobs <= 1 or len(order) <= 1:
+            done = [scan_file(e, options, progress) for e in order]
+        else:
+            with ThreadPoolExecutor(max_workers=options.jobs) as pool:
+                done = list(pool.map(lambda e: scan_file(e, options, progress), order))
+    finally:
+        progress.finish()
+    reports = sorted((r for r, _ in done), key=lambda r: r.path)
+    return reports, sum(n for _, n in done)

@@ -1,0 +1,82 @@
+"""Stream adapters that let containers hand members to the engine without copying."""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import BinaryIO
+
+
+class SliceReader(io.RawIOBase):
+    """A seekable window [start, start+length) over a seekable stream.
+
+    Used for members stored uncompressed inside a container: the member is
+    scanned in place, never copied to memory or disk.
+    """
+
+    def __init__(self, base: BinaryIO, start: int, length: int) -> None:
+        super().__init__()
+        self._base = base
+        self._start = start
+        self._length = length
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._length}[whence]
+        pos = base + offset
+        if pos < 0:
+            raise ValueError("negative seek position")
+        self._pos = pos
+        return pos
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        view = memoryview(b).cast("B")
+        want = max(0, min(len(view), self._length - self._pos))
+        if want == 0:
+            return 0
+        self._base.seek(self._start + self._pos)
+        data = self._base.read(want)
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+class ReplayReader(io.RawIOBase):
+    """Forward-only stream that replays an already-read head before the rest.
+
+    Lets the engine sniff a non-seekable member (a decompressing stream) and
+    still give the format module the stream from byte 0.
+    """
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        super().__init__()
+        self._head = head
+        self._rest = rest
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        view = memoryview(b).cast("B")
+        if self._pos < len(self._head):
+            chunk = self._head[self._pos : self._pos + len(view)]
+            view[: len(chunk)] = chunk
+            self._pos += len(chunk)
+            return len(chunk)
+        data = self._rest.read(len(view))
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
