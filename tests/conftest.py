@@ -1,0 +1,45 @@
+"""Shared test helpers: run the CLI in-process exactly as a user would."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from auditor.cli import main
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """`run_cli("scan", path, "--format", "json")` -> Run(code, out, err)."""
+
+    def run(*args: object) -> Run:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        else:  # main always exits
+            code = -1
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def _isolate_env(monkeypatch, tmp_path_factory):
+    """No test talks to the real Hub or reads the developer's config."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path_factory.mktemp("hf_home")))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
