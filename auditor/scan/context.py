@@ -40,6 +40,7 @@ class ScanContext:
     dispatch: Dispatch
     member: str | None = None  # path of this member inside `file`, None at top level
     depth: int = 0
+    container: str | None = None  # format of the enclosing container (e.g. "torchscript")
     result: FormatResult = field(default_factory=FormatResult)
 
     @property
@@ -82,6 +83,7 @@ class ScanContext:
             dispatch=self.dispatch,
             member=member,
             depth=self.depth + 1,
+            container=self.result.format or None,
         )
         return self.dispatch(stream, child)
 
