@@ -16,7 +16,17 @@ import os
 from collections.abc import Callable, Iterable
 
 CHUNK = 1 << 20
-SUPPORTED = ("sha256", "sha384", "sha512")
+GIT_SHA1 = "git-sha1"  # git's blob id (the Hub's `blobId`): sha1 over "blob <size>\0" + content
+SUPPORTED = ("sha256", "sha384", "sha512", GIT_SHA1)
+
+
+def new_hasher(name: str, size: int) -> hashlib._Hash:
+    """A hashlib object for `name`; git's blob id needs the size up front, so it streams too."""
+    if name == GIT_SHA1:
+        h = hashlib.sha1(usedforsecurity=False)
+        h.update(b"blob %d\0" % size)
+        return h
+    return hashlib.new(name)
 
 
 class HashingReader(io.RawIOBase):
@@ -29,7 +39,9 @@ class HashingReader(io.RawIOBase):
     ) -> None:
         super().__init__()
         self._raw = raw
-        self._hashers = {name: hashlib.new(name) for name in algorithms}
+        self._hashers = {
+            name: new_hasher(name, self.size if name == GIT_SHA1 else 0) for name in algorithms
+        }
         self._on_progress = on_progress
         self._pos = 0
         self._hashed = 0
@@ -132,7 +144,7 @@ class HashingReader(io.RawIOBase):
 
 def digest_file(path: str | os.PathLike[str], algorithm: str = "sha256") -> str:
     """Hash a whole file outside a scan (signing, verification, cache checks)."""
-    h = hashlib.new(algorithm)
+    h = new_hasher(algorithm, os.path.getsize(path) if algorithm == GIT_SHA1 else 0)
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
