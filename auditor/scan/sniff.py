@@ -48,7 +48,7 @@ EXPECTED_BY_EXTENSION: dict[str, frozenset[str]] = {
     ".hdf5": frozenset({"hdf5", "keras-h5"}),
     ".json": frozenset({"json", "empty"}),
     ".txt": _TEXT,
-    ".md": _TEXT,
+    ".md": _TEXT | {"modelcard"},
     ".yaml": _TEXT,
     ".yml": _TEXT,
     ".jinja": _TEXT | {"jinja"},
