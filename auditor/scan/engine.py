@@ -22,6 +22,7 @@ from auditor.integrity.hashing import HashingReader
 from auditor.model import Coverage, FileReport, FormatResult, ModelReport, Rule, ScanResult
 from auditor.scan import rules, sniff
 from auditor.scan.context import ScanContext, ScanOptions
+from auditor.scan.modelfacts import model_facts
 from auditor.scan.streams import ReplayReader
 from auditor.sources.local import Entry, list_files, model_identity
 
@@ -167,6 +168,7 @@ def scan_local(
     model = ModelReport(
         name=name, root=str(listing.root), source="local", files=tuple(files),
         findings=listing.findings, revision=options.revision or revision,
+        facts=model_facts(files),
     )
     return ScanResult(
         target=str(target), models=(model,), bytes_read=bytes_read,

@@ -1,0 +1,85 @@
+"""Facts about a model as a whole, gathered from the facts of its files.
+
+Format modules only see one file; the SBOM and policies need the model's view:
+what its card declares, which weight formats it ships, whether loading it may
+import code. This module derives that view from the file reports alone, so
+every source (local folder, cache, Hub) gets the same facts the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from auditor.model import FileReport
+
+# Content formats that hold weights (a FormatResult.format or format module NAME).
+WEIGHT_FORMATS = frozenset({
+    "safetensors", "gguf", "pickle", "pytorch-zip", "pytorch-legacy", "pytorch-tar",
+    "torchscript", "numpy", "npz", "joblib", "onnx", "keras", "keras-h5", "hdf5", "tflite",
+    "tf-savedmodel", "msgpack",
+})
+
+# Top-level file name (lower-cased) and the format it must have -> the model fact it provides.
+FILE_FACTS: tuple[tuple[str, str, str], ...] = (
+    ("readme.md", "modelcard", "card"),
+    ("config.json", "json", "config"),
+    ("generation_config.json", "json", "generation_config"),
+    ("tokenizer_config.json", "json", "tokenizer_config"),
+)
+
+# (format, fact key) of organisations the artifacts themselves name as their origin.
+DECLARED_ORIGIN: tuple[tuple[str, str], ...] = (
+    ("modelcard", "model_creator"),
+    ("gguf", "organization"),
+)
+
+
+def is_weights(fmt: str) -> bool:
+    return fmt in WEIGHT_FORMATS
+
+
+def is_code(report: FileReport) -> bool:
+    """A Python file a `trust_remote_code` loader could import."""
+    return report.format == "python" or report.path.lower().endswith(".py")
+
+
+def model_facts(files: Sequence[FileReport]) -> dict[str, Any]:
+    """`ModelReport.facts` from the file reports (keys documented in docs/architecture.md)."""
+    facts: dict[str, Any] = {}
+    for report in files:
+        for name, fmt, key in FILE_FACTS:
+            if report.path.lower() == name and report.format == fmt:
+                facts[key] = dict(report.facts)
+    facts["formats"] = sorted({f.format for f in files if is_weights(f.format)})
+    facts["remote_code"] = _remote_code(files, facts)
+    parameters = _parameters(files)
+    if parameters:
+        facts["parameters"] = parameters
+    origins = sorted({
+        str(f.facts[key]) for f in files for fmt, key in DECLARED_ORIGIN
+        if f.format == fmt and isinstance(f.facts.get(key), str) and f.facts[key].strip()
+    })
+    if origins:
+        facts["declared_origins"] = origins
+    return facts
+
+
+def _remote_code(files: Sequence[FileReport], facts: dict[str, Any]) -> dict[str, Any]:
+    auto_map: dict[str, Any] = {}
+    for source in ("config", "tokenizer_config"):
+        entries = facts.get(source, {}).get("auto_map")
+        if isinstance(entries, dict):
+            auto_map.update(entries)
+    code = sorted(f.path for f in files if is_code(f))
+    return {"present": bool(code or auto_map), "files": code, "auto_map": auto_map}
+
+
+def _parameters(files: Sequence[FileReport]) -> int:
+    """Parameter count of the largest weight set (a repo may ship the same weights twice)."""
+    by_format: dict[str, int] = {}
+    for f in files:
+        count = f.facts.get("parameters")
+        if is_weights(f.format) and isinstance(count, int) and not isinstance(count, bool):
+            by_format[f.format] = by_format.get(f.format, 0) + count
+    return max(by_format.values(), default=0)
