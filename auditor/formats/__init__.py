@@ -23,6 +23,7 @@ from types import ModuleType
 
 FORMAT_MODULES: tuple[str, ...] = (
     "safetensors",
+    "onnx",
     "modelcard",
     "json_config",
 )

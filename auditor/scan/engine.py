@@ -20,7 +20,7 @@ from auditor.errors import FormatError, LimitExceeded, UsageError
 from auditor.formats import registry
 from auditor.integrity.hashing import HashingReader
 from auditor.model import Coverage, FileReport, FormatResult, ModelReport, Rule, ScanResult
-from auditor.scan import rules, sniff
+from auditor.scan import crossfile, rules, sniff
 from auditor.scan.context import ScanContext, ScanOptions
 from auditor.scan.modelfacts import model_facts
 from auditor.scan.streams import ReplayReader
@@ -190,5 +190,5 @@ def scan_entries(
                 done = list(pool.map(lambda e: scan_file(e, options, progress), order))
     finally:
         progress.finish()
-    reports = sorted((r for r, _ in done), key=lambda r: r.path)
+    reports = crossfile.link(sorted((r for r, _ in done), key=lambda r: r.path))
     return reports, sum(n for _, n in done)

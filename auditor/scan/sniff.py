@@ -43,6 +43,8 @@ EXPECTED_BY_EXTENSION: dict[str, frozenset[str]] = {
     ".npy": frozenset({"numpy"}),
     ".npz": frozenset({"npz"}),
     ".onnx": frozenset({"onnx"}),
+    ".pb": frozenset({"tf-savedmodel"}),
+    ".tflite": frozenset({"tflite"}),
     ".keras": frozenset({"keras"}),
     ".h5": frozenset({"hdf5", "keras-h5"}),
     ".hdf5": frozenset({"hdf5", "keras-h5"}),
