@@ -73,8 +73,26 @@ DTYPE_BITS: dict[str, int] = {
 }
 
 
+_JSON_SPACE = b" \t\r\n"
+# What may follow the header's first bracket: a JSON object opens a key or closes;
+# an array (not a valid header, but still this format, to be reported as such) opens a value.
+_AFTER_BRACKET = {b"{": frozenset(b'"}'), b"[": frozenset(b']{["-0123456789tfn')}
+
+
 def sniff(head: bytes, name: str) -> bool:
-    return len(head) >= 10 and head[8:9] == b"{" and head[9:10] in (b'"', b"}", b" ", b"\n")
+    """An 8-byte little-endian length, then JSON that opens with a bracket.
+
+    Any length a parser could honour has NUL high bytes, which JSON text never
+    contains (a config whose ninth byte is `{` is not safetensors), and a GGUF
+    tensor count can look like `{"`, so that magic is excluded outright.
+    Leading JSON whitespace is allowed, as the reference loader allows it.
+    """
+    if len(head) < 10 or b"\x00" not in head[:8] or head.startswith(b"GGUF"):
+        return False
+    body = head[8:].lstrip(_JSON_SPACE)
+    follow = _AFTER_BRACKET.get(body[:1])
+    rest = body[1:].lstrip(_JSON_SPACE)
+    return follow is not None and rest[:1] != b"" and rest[0] in follow
 
 
 def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
