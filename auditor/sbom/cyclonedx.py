@@ -1,0 +1,584 @@
+"""ModelReport → CycloneDX ML-BOM: every fact the scan learned, in the standard form.
+
+The SBOM is the contract between scanning and policy: policies read nothing
+else. The document is built with cyclonedx-python-lib, which lacks the ML
+parts of the standard (`modelCard`, component `data`); those are added to the
+serialised JSON afterwards, and the finished document is validated against
+the official schema. A post-processed document is never loaded back through
+the library (it would drop the added parts); XML is made from the library's
+own XML of the same document, with the same parts added in schema order.
+
+Property names are fixed in docs/architecture.md and listed with their
+meaning in docs/sbom.md.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from auditor import __version__
+from auditor.atomicio import write_atomic
+from auditor.errors import AuditorError, UsageError
+from auditor.model import Finding, ModelReport, ScanResult
+from auditor.sbom import licenses
+from auditor.scan.modelfacts import is_code, is_weights, model_facts
+
+if TYPE_CHECKING:
+    from cyclonedx.model.component import Component
+
+SPECS = ("1.5", "1.6")
+OUTPUT_FORMATS = ("json", "xml")
+HUB_URL = "https://huggingface.co"
+# UUID5 namespace for serial numbers derived from content (a fixed random UUID of our own).
+SERIAL_NAMESPACE = uuid.UUID("6f1c0b5e-2d7a-4c8e-9b3f-5a4e8d2c1f07")
+
+# Our digest names -> CycloneDX hash algorithms (others, e.g. git blob ids, are not file hashes).
+HASH_ALGORITHMS = {"sha256": "SHA-256", "sha512": "SHA-512"}
+# Rule area -> CWE of the weakness the finding points at.
+CWE_BY_AREA = {
+    "PKL": 502, "PT": 502, "JOB": 502, "NPY": 502, "KERAS": 502,  # deserialization
+    "TPL": 1336,  # template injection
+    "CODE": 94,  # code injection
+}
+_COMMIT = re.compile(r"\A[0-9a-fA-F]{40}\Z")
+
+
+class SbomError(AuditorError):
+    """The SBOM we generated is not valid CycloneDX: a bug, never the user's input."""
+
+
+def to_cyclonedx(
+    model: ModelReport, result: ScanResult, *, spec: str = "1.6", reproducible: bool = False
+) -> dict[str, Any]:
+    """The model's SBOM as a JSON-ready dict, validated against the CycloneDX schema.
+
+    With `reproducible` (or SOURCE_DATE_EPOCH set), the timestamp is fixed
+    and the serial number is a UUID5 of the content: the same scan gives the
+    same bytes.
+    """
+    from cyclonedx.output import make_outputter
+    from cyclonedx.schema import OutputFormat
+
+    if spec not in SPECS:
+        raise UsageError(f"unsupported CycloneDX version {spec!r} (expected {', '.join(SPECS)})")
+    facts = {**model_facts(model.files), **model.facts}
+    bom = _bom(model, result, facts)
+    text = make_outputter(bom, OutputFormat.JSON, schema_version(spec)).output_as_string()
+    doc = json.loads(text)
+    _add_model_card(doc["metadata"]["component"], model, facts)
+    _add_dataset_data(doc.get("components", []))
+    epoch = _source_date_epoch()
+    reproducible = reproducible or epoch is not None
+    if reproducible:
+        stamp = datetime.datetime.fromtimestamp(epoch or 0, datetime.UTC)
+    else:
+        stamp = datetime.datetime.now(datetime.UTC)
+    doc["metadata"]["timestamp"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if reproducible:
+        doc["metadata"].setdefault("properties", []).append(
+            {"name": "cdx:reproducible", "value": "true"}
+        )
+    doc.pop("serialNumber", None)
+    serial = uuid.uuid5(SERIAL_NAMESPACE, _canonical(doc)) if reproducible else uuid.uuid4()
+    doc = _ordered(doc, f"urn:uuid:{serial}")
+    check_references(doc)
+    validate(doc)
+    return doc
+
+
+def render(doc: dict[str, Any], output_format: str) -> str:
+    """The document as text: JSON as built, or XML (validated against the XSD)."""
+    if output_format == "json":
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    if output_format == "xml":
+        from auditor.sbom.xml_render import to_xml
+
+        return to_xml(doc)
+    raise UsageError(f"unsupported SBOM output format {output_format!r}")
+
+
+def validate(doc: dict[str, Any]) -> None:
+    """Raise SbomError unless `doc` validates against its spec's strict JSON schema."""
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    error = JsonStrictValidator(schema_version(doc["specVersion"])).validate_str(json.dumps(doc))
+    if error is not None:
+        raise SbomError(f"generated SBOM is not valid CycloneDX {doc['specVersion']}: {error}")
+
+
+def check_references(doc: dict[str, Any]) -> None:
+    """Every bom-ref unique, every reference resolving (the schema does not check this)."""
+    refs: list[str] = []
+    pointers: list[str] = []
+    for key, value in _walk(doc):
+        if key == "bom-ref":
+            refs.append(value)
+        elif key in ("ref", "dependsOn"):
+            pointers.extend(value if isinstance(value, list) else [value])
+    dupes = sorted(r for r, n in Counter(refs).items() if n > 1)
+    dangling = sorted(set(pointers) - set(refs))
+    if dupes or dangling:
+        raise SbomError(f"generated SBOM has duplicate bom-refs {dupes} "
+                        f"or dangling references {dangling}")
+
+
+def write_sboms(
+    result: ScanResult, dest: Path, *, spec: str, output_format: str, reproducible: bool
+) -> list[Path]:
+    """Write one SBOM per model: to `dest`, or into the folder `dest` when it is one.
+
+    A target holding several models needs a folder; each model's file is
+    named after the model (`org__name.cdx.json`).
+    """
+    if dest.is_dir():
+        paths = [dest / f"{_file_stem(m.name)}.cdx.{output_format}" for m in result.models]
+        if len(set(paths)) < len(paths):
+            raise UsageError(f"{dest}: two models would write the same SBOM file name")
+    elif len(result.models) == 1:
+        paths = [dest]
+    else:
+        raise UsageError(f"{dest}: the target holds {len(result.models)} models; give --sbom an "
+                         "existing folder to get one SBOM per model")
+    for model, path in zip(result.models, paths, strict=True):
+        doc = to_cyclonedx(model, result, spec=spec, reproducible=reproducible)
+        write_atomic(path, render(doc, output_format))
+    return paths
+
+
+# --- building the library document ---------------------------------------------------------------
+
+
+def _bom(model: ModelReport, result: ScanResult, facts: dict[str, Any]) -> Any:
+    from cyclonedx.model.bom import Bom, BomMetaData
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.model.tool import ToolRepository
+
+    tool = Component(type=ComponentType.APPLICATION, name="auditor", version=__version__,
+                     bom_ref="tool:auditor")
+    root = _model_component(model, result, facts)
+    files = [_file_component(model, f, facts) for f in model.files]
+    datasets = [
+        Component(type=ComponentType.DATA, name=name, bom_ref=_dataset_ref(name))
+        for name in _datasets(facts)
+    ]
+    bom = Bom(
+        metadata=BomMetaData(
+            tools=ToolRepository(components=[tool]), component=root,
+        ),
+        components=files + datasets,
+        vulnerabilities=_vulnerabilities(model, {f.path for f in model.files}),
+    )
+    bom.register_dependency(root, files + datasets)
+    return bom
+
+
+def _model_component(model: ModelReport, result: ScanResult, facts: dict[str, Any]) -> Component:
+    from cyclonedx.model import Property
+    from cyclonedx.model.component import Component, ComponentType, Pedigree
+    from cyclonedx.model.contact import OrganizationalEntity
+
+    card = facts.get("card", {})
+    publisher = _publisher(model, facts)
+    commit = _commit(model, facts)
+    ancestors = _ancestors(_lineage(facts))
+    tags = card.get("tags")
+    return Component(
+        type=ComponentType.MACHINE_LEARNING_MODEL,
+        name=model.name,
+        bom_ref=_model_ref(model),
+        version=commit or model.revision,
+        publisher=publisher,
+        supplier=OrganizationalEntity(name=publisher) if publisher else None,
+        purl=_purl(model.name, commit),
+        licenses=_licences(card),
+        external_references=_model_links(model, commit, card),
+        pedigree=Pedigree(ancestors=ancestors) if ancestors else None,
+        tags=[tags] if isinstance(tags, str) else tags or None,
+        properties=[Property(name=k, value=v) for k, v in _model_properties(model, result, facts)],
+    )
+
+
+def _model_properties(
+    model: ModelReport, result: ScanResult, facts: dict[str, Any]
+) -> Iterator[tuple[str, str]]:
+    hub = facts.get("hub", {})
+    requested = hub.get("requested_revision") or model.revision
+    commit = _commit(model, facts)
+    yield "auditor:source", model.source
+    if requested:
+        yield "auditor:revision:requested", str(requested)
+    if commit:
+        yield "auditor:revision:commit", commit
+    yield "auditor:revision:pinned", _tri(bool(requested) and _COMMIT.match(str(requested))
+                                          is not None)
+    publisher = _publisher(model, facts)
+    if publisher:
+        yield "auditor:origin:publisher", publisher
+    for origin in facts.get("declared_origins", []):
+        yield "auditor:origin:declared", origin
+    worst = model.worst
+    yield "auditor:scan:verdict", "clean" if worst is None else worst.label
+    for coverage, count in model.coverage_counts().items():
+        yield f"auditor:scan:coverage:{coverage}", str(count)
+    limits = any(f.rule == "AUD-SCAN-002" for f in model.all_findings()) or \
+        model.coverage_counts()["partial"] > 0
+    yield "auditor:scan:limits-hit", _tri(limits)
+    yield "auditor:scan:rules-version", result.rules_version
+    yield "auditor:formats", ",".join(facts.get("formats", []))
+    remote = facts.get("remote_code", {})
+    yield "auditor:remote-code", _tri(bool(remote.get("present")))
+    for path in remote.get("files", []):
+        yield "auditor:remote-code:file", path
+    signature = facts.get("signature", {})
+    yield "auditor:signature:status", str(signature.get("status") or "unknown")
+    for key in ("method", "signer"):
+        if signature.get(key):
+            yield f"auditor:signature:{key}", str(signature[key])
+    yield "auditor:upstream:sha256-match", _model_upstream(model)
+
+
+def _file_component(model: ModelReport, report: Any, facts: dict[str, Any]) -> Component:
+    from cyclonedx.model import HashAlgorithm, HashType, Property
+    from cyclonedx.model.component import Component, ComponentType
+
+    hashes = [
+        HashType(alg=HashAlgorithm(HASH_ALGORITHMS[alg]), content=digest)
+        for alg, digest in sorted(report.digests.items()) if alg in HASH_ALGORITHMS
+    ]
+    upstream = report.facts.get("upstream") or {}
+    covered = facts.get("signature", {}).get("covered")
+    props = [
+        ("auditor:size", str(report.size)),
+        ("auditor:format", report.format),
+        ("auditor:weights", _tri(is_weights(report.format))),
+        ("auditor:scan:coverage", report.coverage.value),
+        ("auditor:scan:verdict", report.verdict),
+        ("auditor:upstream:sha256-match", _tri(upstream.get("match"))),
+        ("auditor:signature:covered",
+         _tri(report.path in covered) if isinstance(covered, list) else "unknown"),
+        ("auditor:remote-code", _tri(is_code(report))),
+    ]
+    if upstream.get("sha256"):
+        props.append(("auditor:upstream:sha256", str(upstream["sha256"])))
+    return Component(
+        type=ComponentType.FILE, name=report.path, bom_ref=_file_ref(report.path),
+        hashes=hashes, properties=[Property(name=k, value=v) for k, v in props],
+    )
+
+
+def _vulnerabilities(model: ModelReport, paths: set[str]) -> list[Any]:
+    from cyclonedx.model import Property
+    from cyclonedx.model.vulnerability import (
+        BomTarget,
+        Vulnerability,
+        VulnerabilityRating,
+        VulnerabilityScoreSource,
+        VulnerabilitySeverity,
+        VulnerabilitySource,
+    )
+
+    from auditor.rules import catalogue
+
+    rules = catalogue()
+    source = VulnerabilitySource(name="auditor")
+    findings = sorted(model.all_findings(), key=_finding_key)
+    out = []
+    for n, finding in enumerate(findings, 1):
+        rule = rules.get(finding.rule)
+        target = _file_ref(finding.file) if finding.file in paths else _model_ref(model)
+        props = [("auditor:location:file", finding.file)]
+        if finding.location.member:
+            props.append(("auditor:location:member", finding.location.member))
+        if finding.location.offset is not None:
+            props.append(("auditor:location:offset", str(finding.location.offset)))
+        cwe = CWE_BY_AREA.get(finding.rule.split("-")[1])
+        out.append(Vulnerability(
+            bom_ref=f"finding-{n}",
+            id=finding.rule,
+            source=source,
+            ratings=[VulnerabilityRating(
+                source=source, severity=VulnerabilitySeverity(finding.severity.label),
+                method=VulnerabilityScoreSource.OTHER,
+            )],
+            cwes=[cwe] if cwe else None,
+            description=finding.title,
+            detail=_evidence(finding),
+            recommendation=rule.fix if rule else None,
+            affects=[BomTarget(ref=target)],
+            properties=[Property(name=k, value=v) for k, v in props],
+        ))
+    return out
+
+
+def _ancestors(lineage: list[dict[str, Any]]) -> list[Component]:
+    """Lineage entries (depth-first, `depth` 1 = direct base) → nested ancestor components."""
+    from cyclonedx.model import Property
+    from cyclonedx.model.component import Component, ComponentType, Pedigree
+
+    def component(n: int, entry: dict[str, Any], parents: list[Component]) -> Component:
+        name = str(entry.get("name") or "unknown")
+        commit = entry.get("commit") if _COMMIT.match(str(entry.get("commit") or "")) else None
+        publisher = entry.get("publisher") or (name.split("/")[0] if "/" in name else None)
+        return Component(
+            type=ComponentType.MACHINE_LEARNING_MODEL, name=name, bom_ref=f"ancestor-{n}",
+            version=commit, publisher=publisher, purl=_purl(name, commit),
+            pedigree=Pedigree(ancestors=parents) if parents else None,
+            properties=[
+                Property(name="auditor:lineage:relation",
+                         value=str(entry.get("relation") or "unknown")),
+                Property(name="auditor:lineage:resolved", value=_tri(entry.get("resolved"))),
+                Property(name="auditor:lineage:depth", value=str(entry.get("depth", 1))),
+            ],
+        )
+
+    def depth_of(i: int) -> int:
+        depth = lineage[i].get("depth", 1)
+        return depth if isinstance(depth, int) else 1
+
+    def build(start: int, depth: int) -> tuple[list[Component], int]:
+        """Entries from `start` at `depth` or deeper; each takes the deeper ones after it."""
+        out: list[Component] = []
+        i = start
+        while i < len(lineage) and depth_of(i) >= depth:
+            parents, after = build(i + 1, depth_of(i) + 1)
+            out.append(component(i + 1, lineage[i], parents))
+            i = after
+        return out, i
+
+    return build(0, 1)[0]
+
+
+# --- post-processing: what the library cannot express --------------------------------------------
+
+
+def _add_model_card(component: dict[str, Any], model: ModelReport, facts: dict[str, Any]) -> None:
+    """`modelCard`, keys in XSD order (the XML writer relies on it)."""
+    card = facts.get("card", {})
+    config = facts.get("config", {})
+    params: dict[str, Any] = {}
+    if isinstance(card.get("pipeline_tag"), str):
+        params["task"] = card["pipeline_tag"]
+    if isinstance(config.get("model_type"), str):
+        params["architectureFamily"] = config["model_type"]
+    architectures = config.get("architectures")
+    if isinstance(architectures, list) and architectures:
+        params["modelArchitecture"] = ", ".join(str(a) for a in architectures)
+    datasets = _datasets(facts)
+    if datasets:
+        params["datasets"] = [{"ref": _dataset_ref(d)} for d in datasets]
+    considerations: dict[str, Any] = {}
+    stated = card.get("considerations", {})
+    for key in ("users", "useCases", "technicalLimitations"):
+        if stated.get(key):
+            considerations[key] = [stated[key]]
+    if stated.get("ethicalConsiderations"):
+        considerations["ethicalConsiderations"] = [{"name": stated["ethicalConsiderations"]}]
+    props = list(_card_properties(facts))
+    model_card: dict[str, Any] = {"bom-ref": f"modelcard:{model.name}"}
+    if params:
+        model_card["modelParameters"] = params
+    if considerations:
+        model_card["considerations"] = considerations
+    if props:
+        model_card["properties"] = [{"name": k, "value": v} for k, v in props]
+    if len(model_card) > 1:
+        component["modelCard"] = model_card
+
+
+def _card_properties(facts: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """Standard `cdx:ai-ml` properties, where the facts give them."""
+    card = facts.get("card", {})
+    config = facts.get("config", {})
+    if facts.get("parameters"):
+        yield "cdx:ai-ml:model:parameter:count", str(facts["parameters"])
+    quant = config.get("quantization_config")
+    if isinstance(quant, dict) and isinstance(quant.get("quant_method"), str):
+        yield "cdx:ai-ml:model:hyperparameter:quantization", quant["quant_method"]
+    languages = card.get("language")
+    for language in [languages] if isinstance(languages, str) else languages or []:
+        yield "cdx:ai-ml:model:language", language
+    for key in ("library_name", "base_model_relation"):
+        if isinstance(card.get(key), str):
+            yield f"auditor:card:{key.replace('_', '-')}", card[key]
+
+
+def _add_dataset_data(components: list[dict[str, Any]]) -> None:
+    for component in components:
+        if component.get("type") == "data":
+            name = component["name"]
+            component["data"] = [{
+                "type": "dataset", "name": name,
+                "contents": {"url": f"{HUB_URL}/datasets/{_quote(name)}"},
+            }]
+
+
+# --- facts → fields ------------------------------------------------------------------------------
+
+
+def _publisher(model: ModelReport, facts: dict[str, Any]) -> str | None:
+    author = facts.get("hub", {}).get("author")
+    if isinstance(author, str) and author:
+        return author
+    return model.name.split("/")[0] if "/" in model.name else None
+
+
+def _commit(model: ModelReport, facts: dict[str, Any]) -> str | None:
+    for candidate in (model.revision, facts.get("hub", {}).get("sha")):
+        if isinstance(candidate, str) and _COMMIT.match(candidate):
+            return candidate.lower()
+    return None
+
+
+def _purl(name: str, commit: str | None) -> Any:
+    """`pkg:huggingface/org/name@commit`: only when both the organisation and commit are known."""
+    if commit is None or name.count("/") != 1:
+        return None
+    from packageurl import PackageURL
+
+    namespace, short = name.split("/")
+    return PackageURL(type="huggingface", namespace=namespace, name=short, version=commit)
+
+
+def _licences(card: dict[str, Any]) -> list[Any]:
+    from cyclonedx.model import XsUri
+    from cyclonedx.model.license import DisjunctiveLicense
+
+    return [
+        DisjunctiveLicense(id=lic.spdx_id, name=None if lic.spdx_id else lic.name,
+                           url=XsUri(lic.url) if lic.url else None)
+        for lic in licenses.from_card(card)
+    ]
+
+
+def _model_links(model: ModelReport, commit: str | None, card: dict[str, Any]) -> list[Any]:
+    """Hub pages of models whose name is an org/name repository id."""
+    from cyclonedx.model import ExternalReference, ExternalReferenceType, XsUri
+
+    if model.name.count("/") != 1:
+        return []
+    page = f"{HUB_URL}/{_quote(model.name)}"
+    links = [ExternalReference(type=ExternalReferenceType.WEBSITE, url=XsUri(page))]
+    if commit:
+        links.append(ExternalReference(type=ExternalReferenceType.DISTRIBUTION,
+                                       url=XsUri(f"{page}/tree/{commit}")))
+        if card:
+            links.append(ExternalReference(type=ExternalReferenceType.MODEL_CARD,
+                                           url=XsUri(f"{page}/blob/{commit}/README.md")))
+    return links
+
+
+def _lineage(facts: dict[str, Any]) -> list[dict[str, Any]]:
+    """Resolved lineage from a Hub source, else what the card declares (unresolved)."""
+    lineage = facts.get("lineage")
+    if isinstance(lineage, list) and lineage:
+        return [e for e in lineage if isinstance(e, dict)]
+    card = facts.get("card", {})
+    bases = card.get("base_model")
+    names = [bases] if isinstance(bases, str) else bases or []
+    relation = card.get("base_model_relation")
+    return [
+        {"name": name, "publisher": name.split("/")[0] if "/" in name else None,
+         "commit": None, "relation": relation or "unknown", "resolved": False, "depth": 1}
+        for name in names
+    ]
+
+
+def _datasets(facts: dict[str, Any]) -> list[str]:
+    datasets = facts.get("card", {}).get("datasets")
+    names = [datasets] if isinstance(datasets, str) else datasets or []
+    return sorted({n.strip() for n in names if n.strip()})
+
+
+def _model_upstream(model: ModelReport) -> str:
+    """`false` if any file differs from upstream, `true` if every file was matched."""
+    matches = [(f.facts.get("upstream") or {}).get("match") for f in model.files]
+    if any(m is False for m in matches):
+        return "false"
+    return "true" if matches and all(m is True for m in matches) else "unknown"
+
+
+def _evidence(finding: Finding) -> str:
+    where = " ".join(p for p in (finding.file, str(finding.location)) if p)
+    return f"{finding.detail} [{where}]" if finding.detail else f"[{where}]"
+
+
+def _finding_key(finding: Finding) -> tuple[Any, ...]:
+    loc = finding.location
+    return (finding.file, loc.member or "", -1 if loc.offset is None else loc.offset,
+            finding.rule, finding.detail)
+
+
+def _tri(value: object) -> str:
+    return "unknown" if value is None else "true" if value else "false"
+
+
+def _model_ref(model: ModelReport) -> str:
+    return f"model:{model.name}"
+
+
+def _file_ref(path: str) -> str:
+    return f"file:{path}"
+
+
+def _dataset_ref(name: str) -> str:
+    return f"dataset:{name}"
+
+
+def _quote(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text, safe="/-_.~")
+
+
+def _file_stem(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("/", "__")) or "model"
+
+
+def schema_version(spec: str) -> Any:
+    from cyclonedx.schema import SchemaVersion
+
+    return {"1.5": SchemaVersion.V1_5, "1.6": SchemaVersion.V1_6}[spec]
+
+
+def _source_date_epoch() -> int | None:
+    raw = os.environ.get("SOURCE_DATE_EPOCH")
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UsageError(f"SOURCE_DATE_EPOCH={raw!r} is not a whole number of seconds") from None
+    if value < 0:
+        raise UsageError(f"SOURCE_DATE_EPOCH={raw!r} is negative")
+    return value
+
+
+def _canonical(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _ordered(doc: dict[str, Any], serial: str) -> dict[str, Any]:
+    """Conventional top-level key order; nested order is the library's (deterministic)."""
+    first = {"$schema": doc.get("$schema"), "bomFormat": doc["bomFormat"],
+             "specVersion": doc["specVersion"], "serialNumber": serial, "version": doc["version"],
+             "metadata": doc["metadata"]}
+    rest = {k: v for k, v in doc.items() if k not in first}
+    return {k: v for k, v in {**first, **rest}.items() if v is not None}
+
+
+def _walk(value: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key, item
+            yield from _walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk(item)
