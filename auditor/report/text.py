@@ -62,6 +62,8 @@ def render(result: ScanResult, fail_on: Severity) -> str:
     failing = sum(1 for f in result.all_findings() if f.severity >= fail_on)
     if failing:
         verdict = f"FAIL — {failing} finding(s) at or above {fail_on.label}"
+    elif total == 0:
+        verdict = f"PASS — no finding at or above {fail_on.label}; but no file was scanned"
     elif coverage["scanned"] == total:
         verdict = f"PASS — no finding at or above {fail_on.label}; every file fully scanned"
     else:

@@ -81,7 +81,8 @@ def list_files(target: Path, exclude: tuple[str, ...] = ()) -> Listing:
     """Walk a file or folder; raise UsageError when there is nothing there."""
     if not target.exists() and not target.is_symlink():
         raise UsageError(f"{target}: no such file or folder")
-    if target.is_file():
+    single = not target.is_dir()  # a file, a link to one, or a FIFO/device named directly
+    if single:
         root = target.parent.resolve()
         candidates = [target]
     else:
@@ -97,7 +98,7 @@ def list_files(target: Path, exclude: tuple[str, ...] = ()) -> Listing:
     entries: list[Entry] = []
     findings: list[Finding] = []
     for path in candidates:
-        rel = path.name if target.is_file() else path.relative_to(root).as_posix()
+        rel = path.name if single else path.relative_to(root).as_posix()
         if _excluded(rel, exclude):
             continue
         entry, finding = _classify(path, rel, root)
