@@ -17,6 +17,9 @@ from auditor.model import Rule
 RULE_MODULES: tuple[str, ...] = (
     "auditor.scan.rules",
     "auditor.sources.local",
+    "auditor.integrity.model_signature",
+    "auditor.sources.provenance",
+    "auditor.formats.templates",
 )
 
 

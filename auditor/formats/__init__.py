@@ -23,8 +23,11 @@ from types import ModuleType
 
 FORMAT_MODULES: tuple[str, ...] = (
     "safetensors",
+    "gguf",
     "onnx",
     "modelcard",
+    "jinja",
+    "python_code",
     "json_config",
 )
 

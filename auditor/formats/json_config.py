@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
+from auditor.formats import python_code, templates
 from auditor.formats.jsonutil import loads_strict
 from auditor.model import FormatResult, Rule, Severity
 from auditor.scan.context import ScanContext
@@ -55,6 +56,11 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         ctx.add(DUPLICATE_KEY, f"key {key!r} appears more than once")
     if isinstance(value, dict):
         ctx.result.facts.update(_facts(value))
+        if "auto_map" in value:  # what trust_remote_code=True would import
+            python_code.check_auto_map(value["auto_map"], ctx)
+        if "chat_template" in value:  # tokenizer_config.json, chat_template.json
+            names = templates.review_config_value(ctx, value["chat_template"], "chat_template")
+            ctx.result.facts["chat_templates"] = names
     return ctx.result
 
 

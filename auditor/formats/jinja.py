@@ -1,0 +1,41 @@
+"""`*.jinja` files (`chat_template.jinja`, `additional_chat_templates/*.jinja`): chat templates.
+
+Jinja source is also plain text, so content alone cannot tell a template from
+a README. This is the one module where the name decides: a text file whose
+name ends in `.jinja` is what transformers loads as a chat template, so it is
+claimed and reviewed. It is claimed even without a `{{`/`{%` in the first
+64 KiB: padding the start with blank lines must not turn a template into
+unreviewed text.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from auditor.errors import FormatError, LimitExceeded
+from auditor.formats import templates
+from auditor.model import FormatResult
+from auditor.scan.context import ScanContext
+from auditor.scan.sniff import is_text
+
+NAME = "jinja"
+RULES = ()  # findings come from auditor.formats.templates (AUD-TPL-*)
+
+
+def sniff(head: bytes, name: str) -> bool:
+    return name.lower().endswith(".jinja") and bool(head) and is_text(head)
+
+
+def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
+    limit = templates.MAX_TEMPLATE_CHARS * 4  # UTF-8 bytes of the longest reviewable template
+    data = f.read(limit + 1)
+    if len(data) > limit:
+        raise LimitExceeded(f"template larger than {limit} bytes")
+    try:
+        source = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"not valid UTF-8 at byte {exc.start}", exc.start,
+                          templates.UNPARSEABLE) from None
+    templates.review_into(ctx, source, where="template")
+    ctx.result.facts["has_chat_template"] = True
+    return ctx.result
