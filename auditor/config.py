@@ -24,9 +24,10 @@ class Config:
     jobs: int | None = None
     safe_imports: tuple[str, ...] = ()
     known_ml_imports: tuple[str, ...] = ()
+    hub_endpoint: str | None = None
 
 
-_KEYS = {"fail-on", "exclude", "jobs", "safe-imports", "known-ml-imports"}
+_KEYS = {"fail-on", "exclude", "jobs", "safe-imports", "known-ml-imports", "hub-endpoint"}
 
 
 def load_config(explicit: Path | None = None, cwd: Path | None = None) -> Config:
@@ -53,6 +54,9 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: invalid TOML: not UTF-8 (at line {line})") from None
 
 
 def _parse(path: Path, table: dict[str, Any], section: str | None) -> Config:
@@ -74,9 +78,14 @@ def _parse(path: Path, table: dict[str, Any], section: str | None) -> Config:
     except (ValueError, AttributeError) as exc:
         raise ConfigError(f"{where}: fail-on: {exc}") from None
     jobs = table.get("jobs")
-    if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
+    if jobs is not None and (not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1):
         raise ConfigError(f"{where}: jobs must be a positive integer")
+    endpoint = table.get("hub-endpoint")
+    if endpoint is not None and not (isinstance(endpoint, str) and endpoint.startswith(
+            ("http://", "https://"))):
+        raise ConfigError(f"{where}: hub-endpoint must be an http(s) URL")
     return Config(
         path=str(path), fail_on=fail_on, exclude=strings("exclude"), jobs=jobs,
+        hub_endpoint=endpoint,
         safe_imports=strings("safe-imports"), known_ml_imports=strings("known-ml-imports"),
     )
