@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from auditor.formats import onnx
+from auditor.formats import onnx, python_code
 from auditor.model import FileReport
 
 Check = Callable[[dict[str, FileReport]], None]
 
 CHECKS: tuple[Check, ...] = (
     onnx.link_external_data,
+    python_code.check_auto_map_modules,
 )
 
 

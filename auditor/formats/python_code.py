@@ -1,0 +1,414 @@
+"""Remote code: shipped `*.py` files and the `auto_map` entries that make loaders import them.
+
+`trust_remote_code=True` imports the Python files a model ships, so each one
+is reviewed as source: parsed with `ast.parse` (never imported, compiled to
+bytecode or executed) and every reference is resolved through the file's
+imports to a dotted name (`from os import system as s; s(...)` is
+`os.system`), then looked up in the tables below. The tables are data: a new
+dangerous callable is one line.
+
+Sniffing is by name and content together: Python source is plain text with no
+signature, so content alone cannot tell it from a README, while a `.py` name
+alone could hide binary content. A `.py` name with text content is Python;
+anything else falls to the other formats (and the extension check).
+
+The presence of code is a medium finding (a policy decides whether to allow
+it, by digest); dangerous calls are high or critical.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import dataclasses
+import fnmatch
+import posixpath
+import re
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from auditor.errors import FormatError, LimitExceeded
+from auditor.model import FileReport, FormatResult, Rule, Severity
+from auditor.scan import sniff as sniffing
+from auditor.scan.context import ScanContext
+
+NAME = "python"
+
+CODE_PRESENT = Rule(
+    "AUD-CODE-001", Severity.MEDIUM, "Python code shipped with the model (remote code)",
+    "Loading with trust_remote_code=True imports this file with the user's privileges; it is "
+    "reviewed statically here, but only a person (or a policy pinning its sha256) can approve it.",
+    "Prefer a model supported natively by your library; otherwise review the code and allow "
+    "it by digest in policy.",
+)
+PROCESS = Rule(
+    "AUD-CODE-002", Severity.CRITICAL, "Remote code starts processes",
+    "os.system, subprocess, pty and os.exec*/spawn* run arbitrary commands on the host when the "
+    "model is loaded.",
+    "Do not load this model; report it to the publisher and the hosting platform.",
+)
+EXEC = Rule(
+    "AUD-CODE-003", Severity.HIGH, "Remote code executes dynamically built code",
+    "exec, eval, compile and their relatives run code that is not visible in the file, so the "
+    "review of this file does not cover what runs.",
+    "Review where the executed string comes from; refuse the model unless it is constant and "
+    "harmless.",
+)
+ENCODED_EXEC = Rule(
+    "AUD-CODE-004", Severity.CRITICAL, "Remote code decodes a blob and executes or unpickles it",
+    "Base64, hex or compressed data fed to exec/eval/marshal/pickle is the signature of an "
+    "obfuscated payload: the code that runs was hidden from review on purpose.",
+    "Do not load this model; report it to the publisher and the hosting platform.",
+)
+DYNAMIC_IMPORT = Rule(
+    "AUD-CODE-005", Severity.HIGH, "Remote code imports modules by computed name",
+    "__import__, importlib.import_module and loaders from file paths pull in code the review "
+    "cannot see, chosen at run time.",
+    "Review which modules can be imported; refuse the model unless the names are constant.",
+)
+NETWORK = Rule(
+    "AUD-CODE-006", Severity.HIGH, "Remote code opens network connections",
+    "Sockets and HTTP clients in model code can exfiltrate data or fetch a second stage when "
+    "the model loads.",
+    "Review the destinations; refuse the model unless the traffic is expected and pinned.",
+)
+NATIVE = Rule(
+    "AUD-CODE-007", Severity.HIGH, "Remote code loads native code (ctypes, cffi)",
+    "Foreign-function interfaces call into shared libraries and raw memory, outside anything a "
+    "Python-level review can judge.",
+    "Refuse the model unless the native dependency is known and reviewed.",
+)
+DESERIALIZE = Rule(
+    "AUD-CODE-008", Severity.HIGH, "Remote code unpickles or unmarshals data",
+    "pickle, marshal, dill and shelve loads execute code embedded in the data they read.",
+    "Load data with safe formats (safetensors, JSON) instead.",
+)
+WRITE_OUTSIDE = Rule(
+    "AUD-CODE-009", Severity.HIGH, "Remote code writes or deletes files outside the model folder",
+    "Writing to absolute, home or '..' paths plants files (shell profiles, SSH keys, site "
+    "packages) that run later.",
+    "Refuse the model; model code has no reason to touch the host's files.",
+)
+URLS = Rule(
+    "AUD-CODE-010", Severity.LOW, "Remote code contains URLs",
+    "URLs in code are where downloads and exfiltration go; they are listed so a reviewer can "
+    "check them.",
+    "Check that every URL is expected.",
+)
+SYNTAX = Rule(
+    "AUD-CODE-011", Severity.HIGH, "Python file does not parse",
+    "A file the scanner cannot parse cannot be reviewed; the interpreter that imports it may "
+    "accept it (newer syntax) and run it.",
+    "Check the file by hand; if it uses syntax newer than the scanner's Python, scan with a "
+    "newer Python.",
+)
+AUTO_MAP = Rule(
+    "AUD-CODE-012", Severity.MEDIUM, "Config declares remote code (auto_map)",
+    "auto_map names the classes trust_remote_code=True imports from the model's own Python "
+    "files.",
+    "Prefer natively supported architectures; otherwise review the named modules.",
+)
+AUTO_MAP_OTHER_REPO = Rule(
+    "AUD-CODE-013", Severity.HIGH, "auto_map imports code from another repository",
+    "A 'org/repo--module.Class' reference makes the loader fetch and run code from a different "
+    "repository, which this scan did not see and whose owner can change it at any time.",
+    "Vendor the code into this model and pin it, or refuse the model.",
+)
+AUTO_MAP_INVALID = Rule(
+    "AUD-CODE-014", Severity.HIGH, "auto_map reference is malformed or leaves the model folder",
+    "A reference that is not 'module.Class' is either rejected by the loader or, with an "
+    "absolute module path, makes it import a file from anywhere on the host.",
+    "Use plain 'module.Class' references to files in the model folder.",
+)
+AUTO_MAP_MISSING = Rule(
+    "AUD-CODE-015", Severity.HIGH, "auto_map names a module that is not in the model folder",
+    "The module the loader imports was not scanned: it will be fetched or read from elsewhere "
+    "at load time.",
+    "Ship the module with the model, or remove the auto_map entry.",
+)
+RULES = (CODE_PRESENT, PROCESS, EXEC, ENCODED_EXEC, DYNAMIC_IMPORT, NETWORK, NATIVE, DESERIALIZE,
+         WRITE_OUTSIDE, URLS, SYNTAX, AUTO_MAP, AUTO_MAP_OTHER_REPO, AUTO_MAP_INVALID,
+         AUTO_MAP_MISSING)
+
+MAX_SOURCE = 8 * 1024 * 1024  # bigger than any hand-written module; generated code is suspect
+
+# Resolved dotted name (fnmatch pattern) -> the rule it raises. First match wins.
+DANGEROUS: tuple[tuple[str, Rule], ...] = (
+    ("os.system", PROCESS), ("os.popen", PROCESS), ("os.exec*", PROCESS),
+    ("os.spawn*", PROCESS), ("os.posix_spawn*", PROCESS), ("os.fork*", PROCESS),
+    ("subprocess.*", PROCESS), ("_posixsubprocess.*", PROCESS), ("pty.*", PROCESS),
+    ("commands.*", PROCESS), ("platform.popen", PROCESS),
+    ("asyncio.create_subprocess_*", PROCESS), ("multiprocessing.util.spawnv_passfds", PROCESS),
+    ("exec", EXEC), ("eval", EXEC), ("compile", EXEC), ("execfile", EXEC),
+    ("runpy.*", EXEC), ("code.*", EXEC), ("cProfile.run*", EXEC), ("profile.run*", EXEC),
+    ("timeit.*", EXEC), ("types.CodeType", EXEC), ("types.FunctionType", EXEC),
+    ("__import__", DYNAMIC_IMPORT), ("importlib.import_module", DYNAMIC_IMPORT),
+    ("importlib.__import__", DYNAMIC_IMPORT), ("importlib.reload", DYNAMIC_IMPORT),
+    ("importlib.util.spec_from_file_location", DYNAMIC_IMPORT),
+    ("importlib.machinery.*Loader", DYNAMIC_IMPORT), ("imp.*", DYNAMIC_IMPORT),
+    ("pkgutil.resolve_name", DYNAMIC_IMPORT), ("pydoc.locate", DYNAMIC_IMPORT),
+    ("socket.*", NETWORK), ("urllib.request.*", NETWORK), ("urllib.urlopen", NETWORK),
+    ("urllib2.*", NETWORK), ("requests.*", NETWORK), ("httpx.*", NETWORK),
+    ("http.client.*", NETWORK), ("aiohttp.*", NETWORK), ("urllib3.*", NETWORK),
+    ("ftplib.*", NETWORK), ("smtplib.*", NETWORK), ("telnetlib.*", NETWORK),
+    ("xmlrpc.client.*", NETWORK), ("paramiko.*", NETWORK), ("websocket*", NETWORK),
+    ("ctypes.*", NATIVE), ("_ctypes.*", NATIVE), ("cffi.*", NATIVE),
+    ("pickle.load*", DESERIALIZE), ("pickle.Unpickler", DESERIALIZE), ("_pickle.*", DESERIALIZE),
+    ("cPickle.*", DESERIALIZE), ("marshal.load*", DESERIALIZE), ("dill.load*", DESERIALIZE),
+    ("cloudpickle.load*", DESERIALIZE), ("shelve.open", DESERIALIZE),
+    ("joblib.load", DESERIALIZE),
+)
+# Calls that turn an encoded literal back into bytes or code.
+DECODERS: tuple[str, ...] = (
+    "base64.*decode*", "binascii.a2b_*", "binascii.unhexlify", "bytes.fromhex",
+    "codecs.decode", "zlib.decompress", "gzip.decompress", "bz2.decompress",
+    "lzma.decompress",
+)
+# What a decoded blob must not be handed to.
+SINK_RULES = frozenset({EXEC.id, DESERIALIZE.id})
+# Calls that write, move or delete the path given as their first argument.
+PATH_WRITERS: tuple[str, ...] = (
+    "os.remove", "os.unlink", "os.rename", "os.replace", "os.makedirs", "os.mkdir",
+    "os.chmod", "os.symlink", "os.link", "shutil.*", "distutils.file_util.write_file",
+)
+PATH_METHODS = frozenset({"write_text", "write_bytes", "unlink", "touch", "mkdir", "chmod",
+                          "symlink_to", "rename", "replace"})
+_BUILTIN_NAMES = frozenset(dir(builtins)) | {"__builtins__", "__builtin__"}
+_URL = re.compile(r"\b(?:https?|ftp)://[^\s'\"<>)]+")
+_AUTO_MAP_REF = re.compile(
+    r"^(?:(?P<repo>[\w.\-]+(?:/[\w.\-]+)?)--)?(?P<module>[\w\-]+(?:/[\w\-]+)*)\.(?P<cls>\w+)$"
+)
+
+
+def sniff(head: bytes, name: str) -> bool:
+    return name.lower().endswith(".py") and sniffing.is_text(head)
+
+
+def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
+    source = f.read(MAX_SOURCE + 1)
+    if len(source) > MAX_SOURCE:
+        raise LimitExceeded(f"Python source larger than {MAX_SOURCE} bytes")
+    ctx.add(CODE_PRESENT)
+    try:
+        tree = ast.parse(source, filename=ctx.name)
+    except SyntaxError as exc:
+        raise FormatError(f"line {exc.lineno}: {exc.msg}", None, SYNTAX) from None
+    except (RecursionError, MemoryError):
+        raise LimitExceeded("Python source nests too deeply to parse") from None
+    except ValueError as exc:  # e.g. NUL bytes
+        raise FormatError(str(exc), None, SYNTAX) from None
+    review = _Review(tree)
+    hits: dict[tuple[str, str], list[int]] = {}
+    for rule, name, line in review.findings():
+        hits.setdefault((rule.id, name), []).append(line)
+    by_id = {r.id: r for r in RULES}
+    for (rule_id, name), lines in sorted(hits.items(), key=lambda kv: kv[1][0]):
+        more = f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""
+        ctx.add(by_id[rule_id], f"line {lines[0]}: {name}{more}")
+    urls = review.urls()
+    if urls:
+        shown = ", ".join(urls[:5]) + (f" (+{len(urls) - 5} more)" if len(urls) > 5 else "")
+        ctx.add(URLS, shown)
+    ctx.result.facts.update({
+        "remote_code": True,
+        "calls": sorted({name for _, name in hits}),
+        "imports": sorted(review.imported),
+        "urls": urls,
+    })
+    return ctx.result
+
+
+class _Review:
+    """Resolves names through the file's imports and yields (rule, dotted name, line)."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.tree = tree
+        self.aliases: dict[str, str] = {}
+        self.star: list[str] = []
+        self.imported: set[str] = set()
+        self.defined: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    self.imported.add(a.name.split(".")[0])
+                    if a.asname:
+                        self.aliases[a.asname] = a.name
+                    else:
+                        root = a.name.split(".")[0]
+                        self.aliases[root] = root
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                self.imported.add(node.module.split(".")[0])
+                for a in node.names:
+                    if a.name == "*":
+                        self.star.append(node.module)
+                    else:
+                        self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                self.defined.add(node.name)
+        self.tainted = self._tainted_names()
+
+    def resolve(self, node: ast.AST) -> str | None:
+        """The dotted name an expression refers to, when the file's imports say so."""
+        if isinstance(node, ast.Name):
+            if node.id in self.aliases:
+                return self.aliases[node.id]
+            for module in self.star:
+                if _dangerous(f"{module}.{node.id}"):
+                    return f"{module}.{node.id}"
+            if node.id in self.defined or node.id not in _BUILTIN_NAMES:
+                return None  # a local variable: nothing known about it
+            return node.id
+        if isinstance(node, ast.Attribute):
+            base = self.resolve(node.value)
+            return None if base is None else f"{base}.{node.attr}"
+        if (isinstance(node, ast.Call) and (attr := _const_str_arg(node, 1)) is not None
+                and self.resolve(node.func) == "getattr"):
+            base = self.resolve(node.args[0])
+            return None if base is None else f"{base}.{attr}"
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            base = self.resolve(node.value)
+            if base in ("__builtins__", "builtins.__dict__", "globals", "vars"):
+                return str(node.slice.value)
+        return None
+
+    def _name(self, node: ast.AST) -> str | None:
+        name = self.resolve(node)
+        if name is None:
+            return None
+        for prefix in ("builtins.", "__builtins__.", "__builtin__."):
+            name = name.removeprefix(prefix)
+        return name
+
+    def _tainted_names(self) -> set[str]:
+        """Variables assigned (directly or via each other) from a decoder call."""
+        tainted: set[str] = set()
+        for node in ast.walk(self.tree):
+            assigned = isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None
+            if assigned and self._carries_blob(node.value, tainted):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                tainted |= {t.id for t in targets if isinstance(t, ast.Name)}
+        return tainted
+
+    def _carries_blob(self, expr: ast.AST, tainted: set[str]) -> bool:
+        for sub in ast.walk(expr):
+            if isinstance(sub, ast.Name) and sub.id in tainted:
+                return True
+            if isinstance(sub, ast.Call):
+                name = self._name(sub.func)
+                if name and any(fnmatch.fnmatchcase(name, p) for p in DECODERS):
+                    return True
+        return False
+
+    def findings(self) -> Iterator[tuple[Rule, str, int]]:
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Call):
+                yield from self._call(node)
+            elif not (isinstance(node, ast.Name | ast.Attribute | ast.Subscript)
+                      and isinstance(node.ctx, ast.Load)):
+                continue
+            name = self._name(node)
+            rule = _dangerous(name)
+            if rule is not None:
+                yield rule, name or "", node.lineno
+
+    def _call(self, call: ast.Call) -> Iterator[tuple[Rule, str, int]]:
+        name = self._name(call.func) or ""
+        rule = _dangerous(name)
+        sink = rule is not None and rule.id in SINK_RULES
+        if sink and any(self._carries_blob(a, self.tainted) for a in call.args):
+            yield ENCODED_EXEC, f"{name}(<decoded blob>)", call.lineno
+        path = _const_str_arg(call, 0)
+        if path is not None and _outside(path) and self._writes(call, name):
+            yield WRITE_OUTSIDE, f"{name or 'write'}({path!r})", call.lineno
+        if isinstance(call.func, ast.Attribute) and call.func.attr in PATH_METHODS:
+            owner = call.func.value
+            target = _const_str_arg(owner, 0) if isinstance(owner, ast.Call) else None
+            if target is not None and _outside(target):
+                yield WRITE_OUTSIDE, f"Path({target!r}).{call.func.attr}()", call.lineno
+
+    def _writes(self, call: ast.Call, name: str) -> bool:
+        if name in ("open", "io.open", "codecs.open"):
+            mode = _const_str_arg(call, 1)
+            for kw in call.keywords:
+                if kw.arg == "mode" and isinstance(kw.value, ast.Constant):
+                    mode = str(kw.value.value)
+            return mode is not None and any(c in mode for c in "wax+")
+        return any(fnmatch.fnmatchcase(name, p) for p in PATH_WRITERS)
+
+    def urls(self) -> list[str]:
+        docstrings = {
+            id(node.body[0].value) for node in ast.walk(self.tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body and isinstance(node.body[0], ast.Expr)
+        }
+        found: set[str] = set()
+        for node in ast.walk(self.tree):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                    and id(node) not in docstrings):
+                found.update(_URL.findall(node.value))
+        return sorted(found)
+
+
+def _dangerous(name: str | None) -> Rule | None:
+    if not name:
+        return None
+    for pattern, rule in DANGEROUS:
+        if fnmatch.fnmatchcase(name, pattern):
+            return rule
+    return None
+
+
+def _const_str_arg(call: ast.AST, index: int) -> str | None:
+    if not isinstance(call, ast.Call) or len(call.args) <= index:
+        return None
+    arg = call.args[index]
+    return arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
+
+
+def _outside(path: str) -> bool:
+    p = path.replace("\\", "/")
+    if p.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", p):
+        return True
+    return posixpath.normpath(p).split("/")[0] == ".."
+
+
+# ---- auto_map: what trust_remote_code would import -------------------------------------------
+
+
+def auto_map_refs(auto_map: Any) -> Iterator[tuple[str, str]]:
+    """(auto class, reference) pairs of an auto_map value (strings or lists of strings)."""
+    if not isinstance(auto_map, dict):
+        return
+    for key, value in auto_map.items():
+        for ref in value if isinstance(value, list) else [value]:
+            if ref is not None:
+                yield str(key), ref if isinstance(ref, str) else repr(ref)
+
+
+def check_auto_map(auto_map: Any, ctx: ScanContext) -> None:
+    """Findings for a JSON file's `auto_map` (called by the JSON module)."""
+    ctx.add(AUTO_MAP, ", ".join(f"{k}: {r}" for k, r in auto_map_refs(auto_map))
+            or repr(auto_map))
+    for key, ref in auto_map_refs(auto_map):
+        match = _AUTO_MAP_REF.match(ref)
+        if match is None:
+            ctx.add(AUTO_MAP_INVALID, f"{key}: {ref!r}")
+        elif match["repo"]:
+            ctx.add(AUTO_MAP_OTHER_REPO, f"{key}: {ref} (repository {match['repo']})")
+
+
+def check_auto_map_modules(files: dict[str, FileReport]) -> None:
+    """Model-level pass: each local auto_map module must be a file of this model."""
+    for path, report in list(files.items()):
+        refs = list(auto_map_refs(report.facts.get("auto_map")))
+        folder = posixpath.dirname(path)
+        missing = []
+        for key, ref in refs:
+            match = _AUTO_MAP_REF.match(ref)
+            if match is None or match["repo"]:
+                continue
+            module = posixpath.join(folder, match["module"] + ".py")
+            if module not in files:
+                missing.append(AUTO_MAP_MISSING.finding(path, f"{key}: {ref} -> {module}"))
+        if missing:
+            files[path] = dataclasses.replace(report, findings=report.findings + tuple(missing))
