@@ -50,9 +50,22 @@ def cli() -> None:
               help="The revision (commit) this local folder holds, when not inferable.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Config file [default: ./auditor.toml or [tool.auditor] in ./pyproject.toml].")
+@click.option("--sbom", "sbom_path", type=click.Path(path_type=Path),
+              help="Also write a CycloneDX ML-BOM to this file (into this folder: one per model).")
+@click.option("--spec", type=click.Choice(["1.5", "1.6"]), default="1.6", show_default=True,
+              help="CycloneDX version of the --sbom document.")
+@click.option("--output-format", type=click.Choice(["json", "xml"]), default="json",
+              show_default=True, help="Encoding of the --sbom document.")
+@click.option("--hash", "extra_hashes", multiple=True, type=click.Choice(["sha512"]),
+              help="Digest computed besides SHA-256, in the same pass (repeatable).")
+@click.option("--reproducible", is_flag=True,
+              help="Same input, same SBOM bytes: fixed timestamp (SOURCE_DATE_EPOCH or 0) and "
+              "a serial number derived from the content (also on when SOURCE_DATE_EPOCH is set).")
 def scan(
     target: Path, fmt: str, output: Path | None, fail_on: str | None, exclude: tuple[str, ...],
     jobs: int | None, revision: str | None, config_path: Path | None,
+    sbom_path: Path | None, spec: str, output_format: str, extra_hashes: tuple[str, ...],
+    reproducible: bool,
 ) -> int:
     """Scan a model file or folder and report what loading it could do."""
     import os
@@ -69,6 +82,7 @@ def scan(
         safe_imports=config.safe_imports,
         known_ml_imports=config.known_ml_imports,
         revision=revision,
+        hash_algorithms=("sha256", *sorted(set(extra_hashes))),
     )
     progress = None
     if fmt == "text" and sys.stderr.isatty():
@@ -81,6 +95,11 @@ def scan(
     else:
         from auditor.report import text as report  # type: ignore[no-redef]
     _emit(report.render(result, threshold), output)
+    if sbom_path is not None:
+        from auditor.sbom.cyclonedx import write_sboms
+
+        write_sboms(result, sbom_path, spec=spec, output_format=output_format,
+                    reproducible=reproducible)
     return EXIT_FAIL if result.fails(threshold) else EXIT_PASS
 
 
@@ -100,6 +119,27 @@ def rules(fmt: str, output: Path | None) -> int:
         )
     _emit(text, output)
     return EXIT_PASS
+
+
+@cli.group()
+def sbom() -> None:
+    """Work with CycloneDX SBOMs."""
+
+
+@sbom.command("diff")
+@click.argument("old", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("new", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False))
+def sbom_diff(old: Path, new: Path, fmt: str, output: Path | None) -> int:
+    """What changed between two SBOMs (exit 1 when anything did, 0 when identical)."""
+    from auditor.sbom import diff
+
+    changes = diff.diff(diff.load(old), diff.load(new))
+    render = diff.render_json if fmt == "json" else diff.render_text
+    _emit(render(changes, str(old), str(new)), output)
+    return EXIT_FAIL if changes else EXIT_PASS
 
 
 def main(argv: list[str] | None = None) -> None:
