@@ -12,7 +12,14 @@ from pathlib import Path
 import click
 
 from auditor import __version__
-from auditor.errors import EXIT_FAIL, EXIT_INTERNAL, EXIT_PASS, EXIT_USAGE, AuditorError
+from auditor.errors import (
+    EXIT_FAIL,
+    EXIT_INTERNAL,
+    EXIT_PASS,
+    EXIT_USAGE,
+    AuditorError,
+    UsageError,
+)
 from auditor.model import Severity
 
 SEVERITIES = [s.label for s in Severity]
@@ -28,6 +35,35 @@ def _emit(text: str, output: Path | None) -> None:
         write_atomic(output, text)
 
 
+def _verify_options(func):
+    """The verification flags shared by verify, scan and gate (one vocabulary everywhere)."""
+    options = [
+        click.option("--key", type=click.Path(path_type=Path, dir_okay=False),
+                     help="Trusted public key (PEM) for key-method signatures."),
+        click.option("--certificate-chain", multiple=True,
+                     type=click.Path(path_type=Path, dir_okay=False),
+                     help="Trusted CA certificate(s) for certificate-method signatures."),
+        click.option("--trust-config", type=click.Path(path_type=Path, dir_okay=False),
+                     help="Sigstore client trust config (or trusted root) for keyless bundles."),
+        click.option("--identity", help="Expected signer identity (certificate SAN)."),
+        click.option("--issuer", help="Expected issuer (OIDC issuer or certificate issuer)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _password(password_env: str | None) -> bytes | None:
+    """A key password from the named environment variable (never from the command line)."""
+    import os
+
+    if not password_env:
+        return None
+    if password_env not in os.environ:
+        raise UsageError(f"--password-env: environment variable {password_env} is not set")
+    return os.environ[password_env].encode()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="auditor")
 def cli() -> None:
@@ -35,7 +71,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("target")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Report format.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
@@ -47,7 +83,18 @@ def cli() -> None:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Files scanned in parallel [config or: number of CPUs].")
 @click.option("--revision", default=None,
-              help="The revision (commit) this local folder holds, when not inferable.")
+              help="hf:// and hf-cache://: branch, tag, refs/pr/N or commit [main]; a local "
+              "folder: the commit it holds, when not inferable.")
+@click.option("--download/--remote-only", default=True,
+              help="hf://: download and verify every file [default], or audit headers in place "
+              "with range requests (no weights downloaded).")
+@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Hugging Face cache [HF_HUB_CACHE, or HF_HOME/hub].")
+@click.option("--endpoint", metavar="URL",
+              help="Hub endpoint [HF_ENDPOINT, config hub-endpoint, or https://huggingface.co].")
+@click.option("--token", metavar="TOKEN", help="Hub access token [HF_TOKEN]; never printed.")
+@click.option("--offline", is_flag=True,
+              help="Never touch the network; hf:// is read from the cache [HF_HUB_OFFLINE=1].")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Config file [default: ./auditor.toml or [tool.auditor] in ./pyproject.toml].")
 @click.option("--sbom", "sbom_path", type=click.Path(path_type=Path),
@@ -61,18 +108,26 @@ def cli() -> None:
 @click.option("--reproducible", is_flag=True,
               help="Same input, same SBOM bytes: fixed timestamp (SOURCE_DATE_EPOCH or 0) and "
               "a serial number derived from the content (also on when SOURCE_DATE_EPOCH is set).")
+@click.option("--signature", type=click.Path(path_type=Path, dir_okay=False),
+              help="OMS signature to verify [default: model.sig in the model folder].")
+@_verify_options
 def scan(
-    target: Path, fmt: str, output: Path | None, fail_on: str | None, exclude: tuple[str, ...],
-    jobs: int | None, revision: str | None, config_path: Path | None,
+    target: str, fmt: str, output: Path | None, fail_on: str | None, exclude: tuple[str, ...],
+    jobs: int | None, revision: str | None, download: bool, cache_dir: Path | None,
+    endpoint: str | None, token: str | None, offline: bool, config_path: Path | None,
     sbom_path: Path | None, spec: str, output_format: str, extra_hashes: tuple[str, ...],
-    reproducible: bool,
+    reproducible: bool, signature: Path | None, key: Path | None,
+    certificate_chain: tuple[Path, ...], trust_config: Path | None, identity: str | None,
+    issuer: str | None,
 ) -> int:
     """Scan a model file or folder and report what loading it could do."""
     import os
 
     from auditor.config import load_config
+    from auditor.integrity.signing import trust_from_options
     from auditor.scan.context import ScanOptions
-    from auditor.scan.engine import scan_local
+    from auditor.sources.hubclient import hub_settings
+    from auditor.sources.resolve import scan_target
 
     config = load_config(config_path)
     threshold = Severity.parse(fail_on) if fail_on else config.fail_on
@@ -83,13 +138,19 @@ def scan(
         known_ml_imports=config.known_ml_imports,
         revision=revision,
         hash_algorithms=("sha256", *sorted(set(extra_hashes))),
+        signature=signature,
+        trust=trust_from_options(key, certificate_chain, trust_config, identity, issuer),
     )
     progress = None
     if fmt == "text" and sys.stderr.isatty():
         from auditor.progress import TerminalProgress
 
         progress = TerminalProgress()
-    result = scan_local(target, options, progress)
+    settings = hub_settings(
+        endpoint=endpoint, config_endpoint=config.hub_endpoint, token=token,
+        cache_dir=cache_dir, offline=offline, remote_only=not download,
+    )
+    result = scan_target(target, options, settings, progress)
     if fmt == "json":
         from auditor.report import json as report
     else:
@@ -118,6 +179,98 @@ def rules(fmt: str, output: Path | None) -> int:
             f"{r.id:14} {r.severity.label:8} {r.title}\n" for r in catalogue.catalogue().values()
         )
     _emit(text, output)
+    return EXIT_PASS
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--key", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Private key (PEM, ECDSA P-256/P-384/P-521).")
+@click.option("--password-env", metavar="VAR", help="Environment variable holding the key's "
+              "password.")
+@click.option("--certificate", type=click.Path(path_type=Path, dir_okay=False),
+              help="Signing certificate (PEM) for the certificate method.")
+@click.option("--certificate-chain", "--chain", "chain", multiple=True,
+              type=click.Path(path_type=Path, dir_okay=False),
+              help="Intermediate/CA certificates to embed (certificate method).")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Signature file [default: MODEL/model.sig].")
+@click.option("--compat", type=click.Choice(["model_signing", "spec"]), default="model_signing",
+              show_default=True, help="Resource naming and order convention.")
+def sign(model: Path, key: Path, password_env: str | None, certificate: Path | None,
+         chain: tuple[Path, ...], output: Path | None, compat: str) -> int:
+    """Sign a model folder or file with an OpenSSF Model Signing (OMS) v1.0 signature."""
+    from auditor.integrity import signing
+
+    private = signing.load_private_key(key, _password(password_env))
+    certs = signing.load_certificates(((certificate,) if certificate else ()) + chain)
+    if chain and not certificate:
+        raise UsageError("--certificate-chain needs --certificate (the signing certificate)")
+    target = output or (model / signing.DEFAULT_SIGNATURE if model.is_dir()
+                        else model.with_name(signing.DEFAULT_SIGNATURE))
+    digests = signing.sign_model(model, private, target, certificates=certs, compat=compat)
+    click.echo(f"signed {len(digests)} file(s) of {model} -> {target}")
+    return EXIT_PASS
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path, exists=False))
+@click.option("--signature", type=click.Path(path_type=Path, dir_okay=False),
+              help="Signature file [default: MODEL/model.sig].")
+@_verify_options
+@click.option("--allow-unsigned-files", is_flag=True,
+              help="Do not fail on files present but not covered by the signature.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False))
+def verify(model: Path, signature: Path | None, key: Path | None,
+           certificate_chain: tuple[Path, ...], trust_config: Path | None, identity: str | None,
+           issuer: str | None, allow_unsigned_files: bool, fmt: str, output: Path | None) -> int:
+    """Verify an OMS signature: the signer is trusted and every file is as signed."""
+    import json
+
+    from auditor.integrity import signing
+
+    if not model.exists():
+        raise UsageError(f"{model}: no such file or folder")
+    trust = signing.trust_from_options(key, certificate_chain, trust_config, identity, issuer)
+    if trust is None:
+        raise UsageError("verify needs --key, --certificate-chain or --trust-config")
+    sig = signature or (model / signing.DEFAULT_SIGNATURE if model.is_dir()
+                        else model.with_name(signing.DEFAULT_SIGNATURE))
+    result = signing.verify_model(model, sig, trust, allow_unsigned_files=allow_unsigned_files)
+    if fmt == "json":
+        text = json.dumps(result.as_facts(), indent=2) + "\n"
+    else:
+        lines = [f"{result.status}: {model} signed by {result.signer} ({result.method} method, "
+                 f"{len(result.covered)} file(s) covered)"]
+        lines += [f"  problem: {p.message}" for p in result.problems]
+        lines += [f"  warning: {w}" for w in result.warnings]
+        text = "\n".join(lines) + "\n"
+    _emit(text, output)
+    return EXIT_PASS if result.status == "verified" else EXIT_FAIL
+
+
+@cli.command()
+@click.argument("sbom", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--key", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Private key (PEM, ECDSA P-256/P-384/P-521).")
+@click.option("--password-env", metavar="VAR", help="Environment variable holding the key's "
+              "password.")
+@click.option("--certificate", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Attestation file [default: SBOM.intoto.json].")
+def attest(sbom: Path, key: Path, password_env: str | None, certificate: Path | None,
+           output: Path | None) -> int:
+    """Sign an SBOM as an in-toto attestation (predicate type https://cyclonedx.org/bom)."""
+    from auditor.integrity import attest as attestation
+    from auditor.integrity import signing
+
+    private = signing.load_private_key(key, _password(password_env))
+    certs = signing.load_certificates((certificate,) if certificate else ())
+    target = output or sbom.with_name(sbom.name + ".intoto.json")
+    digest = attestation.attest_sbom(sbom, private, target, certs)
+    click.echo(f"attested {sbom} (sha256 {digest}) -> {target}")
     return EXIT_PASS
 
 
@@ -150,8 +303,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("auditor: aborted", err=True)
         code = EXIT_INTERNAL
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # one line, like every other error
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        click.echo(f"auditor: error: {exc.format_message()}{hint}", err=True)
         code = EXIT_USAGE
     except AuditorError as exc:
         click.echo(f"auditor: error: {exc}", err=True)

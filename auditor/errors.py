@@ -41,6 +41,12 @@ class OutputError(AuditorError):
     exit_code = EXIT_INTERNAL
 
 
+class VerificationFailed(AuditorError):
+    """A signature or attestation did not verify: a failed verdict, not a crash."""
+
+    exit_code = EXIT_FAIL
+
+
 class SourceError(AuditorError):
     """Bytes could not be obtained from a source (I/O, network)."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO
 
 from auditor.model import Coverage, Finding, FormatResult, Rule, Severity
@@ -26,6 +27,9 @@ class ScanOptions:
     safe_imports: tuple[str, ...] = ()
     known_ml_imports: tuple[str, ...] = ()
     revision: str | None = None
+    # OMS signature to check (default: model.sig in the model folder) and who is trusted.
+    signature: Path | None = None
+    trust: object | None = None  # auditor.integrity.signing.Trust
 
 
 Dispatch = Callable[[BinaryIO, "ScanContext"], FormatResult]

@@ -19,6 +19,7 @@ from auditor import __version__
 from auditor.errors import FormatError, LimitExceeded, UsageError
 from auditor.formats import registry
 from auditor.integrity.hashing import HashingReader
+from auditor.integrity.model_signature import check_model_signature
 from auditor.model import Coverage, FileReport, FormatResult, ModelReport, Rule, ScanResult
 from auditor.scan import crossfile, rules, sniff
 from auditor.scan.context import ScanContext, ScanOptions
@@ -139,10 +140,26 @@ def scan_file(entry: Entry, options: ScanOptions, progress: Progress) -> tuple[F
             digests, size = reader.finish()
             read = reader.bytes_read
     except OSError as exc:
-        ctx.add(rules.UNREADABLE, f"{exc.strerror or exc}")
+        if not any(f.rule == rules.UNREADABLE.id for f in ctx.result.findings):
+            ctx.add(rules.UNREADABLE, f"{exc.strerror or exc}")  # once, however often it failed
         ctx.result.coverage = Coverage.ERROR
         return _report(entry, ctx.result, {}, entry.size, ctx.result.format or "unreadable"), 0
     return _report(entry, ctx.result, digests, size, ctx.result.format), read
+
+
+def scan_stream(
+    relpath: str, stream: BinaryIO, size: int | None, options: ScanOptions
+) -> FormatResult:
+    """Scan bytes that are not a local file (a Hub range reader, a fetched buffer).
+
+    The same format modules run as for files; hashing is the caller's business
+    (remote digests are upstream-reported, fetched buffers are hashed whole).
+    """
+    ctx = ScanContext(
+        file=relpath, name=relpath.rsplit("/", 1)[-1], size=size, options=options,
+        dispatch=dispatch,
+    )
+    return dispatch(stream, ctx)
 
 
 def _report(
@@ -165,10 +182,15 @@ def scan_local(
         raise UsageError(f"{target}: nothing to scan (empty folder, or everything excluded)")
     files, bytes_read = scan_entries(listing.entries, options, progress)
     name, revision = model_identity(target, listing.root)
+    facts = model_facts(files)
+    facts["signature"], sig_findings = check_model_signature(
+        target if target.is_file() else listing.root, files, options.signature,
+        options.trust,  # type: ignore[arg-type]
+    )
     model = ModelReport(
         name=name, root=str(listing.root), source="local", files=tuple(files),
-        findings=listing.findings, revision=options.revision or revision,
-        facts=model_facts(files),
+        findings=listing.findings + tuple(sig_findings), revision=options.revision or revision,
+        facts=facts,
     )
     return ScanResult(
         target=str(target), models=(model,), bytes_read=bytes_read,

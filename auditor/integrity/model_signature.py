@@ -1,0 +1,86 @@
+"""A scan's view of a model's OMS signature: status facts for the SBOM, findings for the gate.
+
+Verification reuses the digests the scan already computed, so a signed model
+is still read once. A signature found without trust material to check it
+against is `unknown`, never `verified`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from auditor.errors import UsageError
+from auditor.integrity.signing import DEFAULT_SIGNATURE, Trust, verify_model
+from auditor.model import FileReport, Finding, Rule, Severity
+
+CHANGED = Rule(
+    "AUD-SIG-001", Severity.CRITICAL, "File does not match its signature",
+    "The file was changed, removed or replaced after the publisher signed the model: these "
+    "are not the bytes that were released.",
+    "Obtain the model again from the publisher and verify it before use.",
+)
+NOT_COVERED = Rule(
+    "AUD-SIG-002", Severity.HIGH, "File not covered by the signature",
+    "A file added after signing is unvouched for; loaders pick up extra files (code, "
+    "pickles, templates) by name.",
+    "Remove the file, or have the publisher sign the model including it.",
+)
+UNTRUSTED = Rule(
+    "AUD-SIG-003", Severity.HIGH, "Signature not made by a trusted signer",
+    "A valid signature by an unknown key or certificate proves nothing about origin: anyone "
+    "can sign a tampered model with their own key.",
+    "Verify with the publisher's key or CA (--key / --certificate-chain / --trust-config) and "
+    "expected identity.",
+)
+MALFORMED = Rule(
+    "AUD-SIG-004", Severity.HIGH, "Signature malformed or unsupported",
+    "A signature that cannot be parsed or uses an unsupported format verifies nothing.",
+    "Re-sign the model with an OMS v1.0 tool (auditor sign, model_signing).",
+)
+WEAKENED = Rule(
+    "AUD-SIG-005", Severity.MEDIUM, "Signature leaves parts of the model unverified",
+    "Verifiers re-apply the ignore_paths and allow_symlinks recorded in a signature: a file "
+    "dropped into an ignored path, or content behind a link, passes verification.",
+    "Re-sign without extra ignore paths or symlinks.",
+)
+UNCHECKED = Rule(
+    "AUD-SIG-006", Severity.LOW, "Signature present but not checked",
+    "Without the publisher's key, CA or Sigstore identity the signature cannot be checked; "
+    "its presence alone proves nothing.",
+    "Pass --key, --certificate-chain or --trust-config (and --identity/--issuer).",
+)
+RULES = (CHANGED, NOT_COVERED, UNTRUSTED, MALFORMED, WEAKENED, UNCHECKED)
+
+_PROBLEM_RULES = {
+    "changed": CHANGED, "missing": CHANGED, "not-covered": NOT_COVERED, "key": UNTRUSTED,
+    "certificate": UNTRUSTED, "identity": UNTRUSTED, "bundle": MALFORMED, "statement": MALFORMED,
+    "unchecked": UNCHECKED,
+}
+
+
+def check_model_signature(
+    root: Path, files: list[FileReport], signature: Path | None, trust: Trust | None
+) -> tuple[dict[str, Any], list[Finding]]:
+    """`ModelReport.facts["signature"]` and the findings for one scanned model."""
+    sig = signature or (root / DEFAULT_SIGNATURE if root.is_dir() else None)
+    if sig is None or not sig.is_file():
+        if signature is not None:
+            raise UsageError(f"{signature}: signature file not found")
+        return {"status": "unsigned", "method": None, "signer": None, "covered": []}, []
+    digests = {f.path: f.sha256 for f in files if f.sha256}
+    result = verify_model(root, sig, trust, digests=digests)
+    sig_name = _display(sig, root)
+    findings = [
+        _PROBLEM_RULES.get(p.kind, MALFORMED).finding(p.path or sig_name, p.message)
+        for p in result.problems
+    ]
+    findings += [WEAKENED.finding(sig_name, w) for w in result.warnings]
+    return result.as_facts(), findings
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -1,0 +1,511 @@
+"""Sign and verify models with OpenSSF Model Signing (OMS) bundles, via `cryptography` only.
+
+Verification explains itself: every failure is a `Problem` naming what was
+expected and what was found (which file changed, its signed and actual
+digests; which key signed; which certificate check failed). Nothing is
+"verified" unless the signature, the trust in the signer and every file
+check out; what could not be checked is said, never assumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from auditor.atomicio import write_atomic
+from auditor.errors import UsageError
+from auditor.integrity import dsse, oms
+from auditor.integrity.hashing import CHUNK
+
+DEFAULT_SIGNATURE = "model.sig"
+
+
+@dataclass(frozen=True)
+class KeyTrust:
+    public_key: object
+
+
+@dataclass(frozen=True)
+class CertificateTrust:
+    anchors: tuple[x509.Certificate, ...]
+    identity: str | None = None
+    issuer: str | None = None
+
+
+@dataclass(frozen=True)
+class SigstoreTrust:
+    trust_config: Path
+    identity: str
+    issuer: str
+
+
+Trust = KeyTrust | CertificateTrust | SigstoreTrust
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # changed | missing | not-covered | bundle | statement | key | certificate | identity
+    message: str
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class Verification:
+    status: str  # verified | invalid | untrusted | unknown
+    method: str
+    signer: str
+    covered: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    warnings: tuple[str, ...] = ()
+    signature: str = ""
+
+    def as_facts(self) -> dict[str, object]:
+        return {
+            "status": self.status, "method": self.method, "signer": self.signer,
+            "signature": self.signature, "covered": list(self.covered),
+            "problems": [{"kind": p.kind, "path": p.path, "message": p.message}
+                         for p in self.problems],
+            "warnings": list(self.warnings),
+        }
+
+
+# ---------------------------------------------------------------- keys and certificates
+
+def load_private_key(path: Path, password: bytes | None) -> object:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read key: {exc.strerror or exc}") from None
+    try:
+        key = serialization.load_pem_private_key(data, password=password)
+    except TypeError:
+        raise UsageError(f"{path}: key is encrypted: give its password with --password-env VAR"
+                         ) from None
+    except ValueError as exc:
+        raise UsageError(f"{path}: not a usable PEM private key ({exc})") from None
+    try:
+        return dsse.check_signing_key(key)
+    except dsse.BundleError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+
+
+def load_public_key(path: Path) -> object:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read key: {exc.strerror or exc}") from None
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError:
+        try:
+            key = x509.load_pem_x509_certificate(data).public_key()
+        except ValueError:
+            raise UsageError(f"{path}: not a PEM public key or certificate") from None
+    try:
+        return dsse.check_public_key(key)
+    except dsse.BundleError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+
+
+def load_certificates(paths: Iterable[Path]) -> tuple[x509.Certificate, ...]:
+    certs: list[x509.Certificate] = []
+    for path in paths:
+        try:
+            certs.extend(x509.load_pem_x509_certificates(path.read_bytes()))
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read certificate: {exc.strerror or exc}") from None
+        except ValueError:
+            raise UsageError(f"{path}: not a PEM certificate") from None
+    return tuple(certs)
+
+
+def describe_certificate(cert: x509.Certificate) -> str:
+    names = _sans(cert)
+    subject = cert.subject.rfc4514_string() or "(empty subject)"
+    return subject + (f" [{', '.join(sorted(names))}]" if names else "")
+
+
+def _sans(cert: x509.Certificate) -> set[str]:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    out: set[str] = set()
+    for kind in (x509.RFC822Name, x509.UniformResourceIdentifier, x509.DNSName):
+        out.update(ext.get_values_for_type(kind))
+    return out
+
+
+# ---------------------------------------------------------------- hashing
+
+def hash_files(root: Path, names: list[str], algorithm: str = "sha256") -> dict[str, str]:
+    """Digest each file once, in parallel (hashlib releases the GIL)."""
+
+    def one(name: str) -> tuple[str, str]:
+        path = root if name == "." else root / name
+        h = hashlib.new(algorithm)
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        with open(path, "rb", buffering=0) as f:
+            while n := f.readinto(view):
+                h.update(view[:n])
+        return name, h.hexdigest()
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return dict(pool.map(one, names))
+
+
+def _hash_span(path: Path, start: int, end: int, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        f.seek(start)
+        left = end - start
+        while left > 0:
+            data = f.read(min(CHUNK, left))
+            if not data:
+                break
+            h.update(data)
+            left -= len(data)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- signing
+
+def sign_model(
+    model: Path,
+    key: object,
+    output: Path,
+    *,
+    certificates: tuple[x509.Certificate, ...] = (),
+    compat: str = "model_signing",
+    ignore_paths: tuple[str, ...] = (),
+) -> dict[str, str]:
+    """Write an OMS v1.0 signature of `model` to `output`; return the signed digests."""
+    model = model.resolve()
+    if not model.exists():
+        raise UsageError(f"{model}: no such file or folder")
+    ignore = set(oms.DEFAULT_IGNORED) | set(ignore_paths)
+    out = output.resolve()
+    if model.is_dir() and model in out.parents:
+        ignore.add(out.relative_to(model).as_posix())
+    try:
+        names = oms.model_files(model, frozenset(ignore), allow_symlinks=False)
+    except oms.StatementError as exc:
+        raise UsageError(f"{model}: {exc}") from None
+    if not names:
+        raise UsageError(f"{model}: no files to sign")
+    digests = hash_files(model, names)
+    if model.is_file():
+        digests = {model.name: digests["."]}
+    statement = oms.build_statement(
+        model.name, digests, ignore_paths=tuple(sorted(ignore)) if model.is_dir() else
+        tuple(sorted(oms.DEFAULT_IGNORED)), single_file=model.is_file(), compat=compat,
+    )
+    bundle = dsse.make_bundle(statement, key, certificates)  # type: ignore[arg-type]
+    write_atomic(output, json.dumps(bundle, indent=2) + "\n")
+    return digests
+
+
+# ---------------------------------------------------------------- verification
+
+@dataclass
+class _Check:
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def fail(self, kind: str, message: str, path: str | None = None) -> None:
+        self.problems.append(Problem(kind, message, path))
+
+
+def verify_model(
+    model: Path,
+    signature: Path,
+    trust: Trust | None,
+    *,
+    allow_unsigned_files: bool = False,
+    digests: dict[str, str] | None = None,
+) -> Verification:
+    """Verify `signature` over `model`; `digests` (relpath → sha256) reuse a scan's hashes."""
+    model = model.resolve()
+    check = _Check()
+    try:
+        raw = signature.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{signature}: cannot read signature: {exc.strerror or exc}") from None
+    try:
+        bundle = dsse.parse_bundle(raw)
+    except dsse.BundleError as exc:
+        check.fail("bundle", f"{signature}: malformed signature bundle: {exc}")
+        return _result("invalid", "unknown", "", check, str(signature))
+    signer, trusted = _check_signer(bundle, trust, check)
+    if trust is None:
+        check.fail("unchecked", "no key, certificate chain or trust config given: the "
+                   "signature was not checked")
+        return _result("unknown", bundle.method, signer, check, str(signature))
+    if not trusted:
+        status = "untrusted" if any(p.kind in ("key", "certificate", "identity")
+                                    for p in check.problems) else "invalid"
+        return _result(status, bundle.method, signer, check, str(signature))
+    if bundle.payload_type != dsse.INTOTO_PAYLOAD_TYPE:
+        check.fail("statement", f"payloadType {bundle.payload_type!r}, expected "
+                   f"{dsse.INTOTO_PAYLOAD_TYPE!r}")
+        return _result("invalid", bundle.method, signer, check, str(signature))
+    try:
+        statement = oms.parse_statement(bundle.payload)
+    except oms.StatementError as exc:
+        check.fail("statement", str(exc))
+        return _result("invalid", bundle.method, signer, check, str(signature))
+    covered = _check_files(model, signature, statement, check, allow_unsigned_files, digests)
+    status = "invalid" if check.problems else "verified"
+    return _result(status, bundle.method, signer, check, str(signature), covered)
+
+
+def _result(status: str, method: str, signer: str, check: _Check, sig: str,
+            covered: tuple[str, ...] = ()) -> Verification:
+    return Verification(status, method, signer, covered, tuple(check.problems),
+                        tuple(check.warnings), sig)
+
+
+def _check_signer(bundle: dsse.Bundle, trust: Trust | None, check: _Check) -> tuple[str, bool]:
+    """Is the signature made by someone we trust? Returns (signer description, ok)."""
+    if bundle.method == "key":
+        signer = f"key sha256:{bundle.public_key_hint or '?'}"
+        if not isinstance(trust, KeyTrust):
+            if trust is not None:
+                check.fail("key", "signature uses the key method: verify it with --key")
+            return signer, False
+        expected = dsse.key_hint(trust.public_key)  # type: ignore[arg-type]
+        if bundle.public_key_hint and bundle.public_key_hint != expected:
+            check.fail("key", f"signed by key sha256:{bundle.public_key_hint}, expected key "
+                       f"sha256:{expected}")
+            return signer, False
+        if not dsse.verify_signature(bundle, trust.public_key):  # type: ignore[arg-type]
+            check.fail("bundle", "DSSE signature does not verify under the given key (the "
+                       "statement was altered, or another key signed it)")
+            return signer, False
+        return f"key sha256:{expected}", True
+    leaf = bundle.certificates[0]
+    signer = describe_certificate(leaf)
+    if bundle.method == "sigstore":
+        if not isinstance(trust, SigstoreTrust):
+            if trust is not None:
+                check.fail("certificate", "Sigstore (keyless) bundle: verify it with "
+                           "--trust-config, --identity and --issuer")
+            return signer, False
+        from auditor.integrity.keyless import verify_keyless
+
+        return signer, verify_keyless(bundle, trust, check)
+    if not isinstance(trust, CertificateTrust):
+        if trust is not None:
+            check.fail("certificate", "signature uses the certificate method: verify it with "
+                       "--certificate-chain")
+        return signer, False
+    if not dsse.verify_signature(bundle, leaf.public_key()):  # type: ignore[arg-type]
+        check.fail("bundle", "DSSE signature does not verify under the leaf certificate's key")
+        return signer, False
+    ok = verify_chain(bundle.certificates, trust.anchors, check)
+    if trust.identity and trust.identity not in _sans(leaf) | _common_names(leaf.subject):
+        check.fail("identity", f"certificate identity {sorted(_sans(leaf))} does not include "
+                   f"{trust.identity!r}")
+        ok = False
+    if trust.issuer and trust.issuer not in (leaf.issuer.rfc4514_string(),
+                                             *_common_names(leaf.issuer)):
+        check.fail("identity", f"certificate issuer {leaf.issuer.rfc4514_string()!r} is not "
+                   f"{trust.issuer!r}")
+        ok = False
+    return signer, ok
+
+
+def _common_names(name: x509.Name) -> set[str]:
+    return {str(a.value) for a in name.get_attributes_for_oid(NameOID.COMMON_NAME)}
+
+
+def verify_chain(
+    chain: tuple[x509.Certificate, ...], anchors: tuple[x509.Certificate, ...], check: _Check
+) -> bool:
+    """Leaf → intermediates → a trusted anchor, at the leaf's notBefore time."""
+    if not anchors:
+        check.fail("certificate", "no trusted certificates given (--certificate-chain)")
+        return False
+    leaf = chain[0]
+    at = leaf.not_valid_before_utc
+    path = list(chain)
+    if path[-1] not in anchors:
+        issuer = next((a for a in anchors if _issued_by(path[-1], a)), None)
+        if issuer is None:
+            check.fail("certificate", f"chain ends at {path[-1].subject.rfc4514_string()!r}, "
+                       "which is not issued by any trusted certificate")
+            return False
+        path.append(issuer)
+    for child, parent in pairwise(path):
+        if not _issued_by(child, parent):
+            check.fail("certificate", f"{child.subject.rfc4514_string()!r} is not signed by "
+                       f"{parent.subject.rfc4514_string()!r}")
+            return False
+        if not _is_ca(parent):
+            check.fail("certificate", f"{parent.subject.rfc4514_string()!r} is not a CA")
+            return False
+    for cert in path:
+        if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
+            check.fail("certificate", f"{cert.subject.rfc4514_string()!r} is not valid at the "
+                       f"signing certificate's start time {at.isoformat()}")
+            return False
+    if not _can_sign_code(leaf):
+        check.fail("certificate", "signing certificate allows neither digitalSignature key "
+                   "usage nor the codeSigning extended key usage")
+        return False
+    return True
+
+
+def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    try:
+        child.verify_directly_issued_by(parent)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _can_sign_code(cert: x509.Certificate) -> bool:
+    try:
+        if cert.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature:
+            return True
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        return ExtendedKeyUsageOID.CODE_SIGNING in eku
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _check_files(
+    model: Path, signature: Path, st: oms.Statement, check: _Check,
+    allow_unsigned: bool, digests: dict[str, str] | None,
+) -> tuple[str, ...]:
+    recomputed = oms.root_digest(st.resources)
+    if st.root_digest and st.root_digest != recomputed:
+        check.fail("statement", f"subject digest {st.root_digest} does not match its resources "
+                   f"({recomputed})")
+    extra_ignored = sorted(set(st.ignore_paths) - oms.DEFAULT_IGNORED - {signature.name})
+    if extra_ignored:
+        check.warnings.append(
+            "signature re-applies non-default ignore_paths " + ", ".join(extra_ignored)
+            + ": files dropped there are not verified"
+        )
+    if st.allow_symlinks:
+        check.warnings.append("signature allows symlinks: linked content outside the model "
+                              "may be what was signed")
+    ignore = set(st.ignore_paths) | oms.DEFAULT_IGNORED
+    sig = signature.resolve()
+    if model.is_dir() and model in sig.parents:
+        ignore.add(sig.relative_to(model).as_posix())
+    try:
+        present = oms.model_files(model, frozenset(ignore), allow_symlinks=st.allow_symlinks)
+    except oms.StatementError as exc:
+        check.fail("statement", str(exc))
+        return ()
+    if model.is_file():
+        return _check_single_file(model, st, check, digests)
+    if st.method == "shards":
+        return _check_shards(model, st, check, present, allow_unsigned)
+    expected = {r.name: r.digest for r in st.resources}
+    if len(expected) != len(st.resources):
+        check.fail("statement", "a file is listed more than once")
+    on_disk = set(present)
+    missing = sorted(set(expected) - on_disk)
+    for name in missing:
+        check.fail("missing", f"{name}: signed but missing", name)
+    if not allow_unsigned:
+        for name in sorted(on_disk - set(expected)):
+            check.fail("not-covered", f"{name}: present but not covered by the signature", name)
+    todo = sorted(on_disk & set(expected))
+    if st.hash_type == "sha256" and digests is not None and all(n in digests for n in todo):
+        actual = {n: digests[n] for n in todo}
+    else:
+        actual = hash_files(model, todo, st.hash_type)
+    for name in todo:
+        if actual[name] != expected[name]:
+            check.fail("changed", f"{name}: changed since signing (signed {st.hash_type} "
+                       f"{expected[name]}, file has {actual[name]})", name)
+    return tuple(todo)
+
+
+def _check_single_file(model: Path, st: oms.Statement, check: _Check,
+                       digests: dict[str, str] | None) -> tuple[str, ...]:
+    if len(st.resources) != 1 or st.resources[0].name not in (".", model.name):
+        check.fail("statement", f"signature is not over the single file {model.name}")
+        return ()
+    actual = (digests or {}).get(model.name) if st.hash_type == "sha256" else None
+    actual = actual or hash_files(model, ["."], st.hash_type)["."]
+    if actual != st.resources[0].digest:
+        check.fail("changed", f"{model.name}: changed since signing (signed {st.hash_type} "
+                   f"{st.resources[0].digest}, file has {actual})", model.name)
+    return (model.name,)
+
+
+def _check_shards(model: Path, st: oms.Statement, check: _Check, present: list[str],
+                  allow_unsigned: bool) -> tuple[str, ...]:
+    covered: dict[str, list[tuple[int, int, str]]] = {}
+    for r in st.resources:
+        path, _, span = r.name.partition(":")
+        start, _, end = span.partition(":")
+        covered.setdefault(path, []).append((int(start), int(end), r.digest))
+    for name in sorted(set(covered) - set(present)):
+        check.fail("missing", f"{name}: signed but missing", name)
+    if not allow_unsigned:
+        for name in sorted(set(present) - set(covered)):
+            check.fail("not-covered", f"{name}: present but not covered by the signature", name)
+    for name in sorted(set(covered) & set(present)):
+        spans = sorted(covered[name])
+        size = (model / name).stat().st_size
+        if spans[0][0] != 0 or spans[-1][1] != size or any(
+            a[1] != b[0] for a, b in pairwise(spans)
+        ):
+            check.fail("changed", f"{name}: shards do not cover the file's {size} bytes", name)
+            continue
+        for start, end, digest in spans:
+            actual = _hash_span(model / name, start, end, st.hash_type)
+            if actual != digest:
+                check.fail("changed", f"{name}: bytes {start}-{end} changed since signing "
+                           f"(signed {digest}, file has {actual})", name)
+    return tuple(sorted(set(covered) & set(present)))
+
+
+def trust_from_options(
+    key: Path | None,
+    certificate_chain: tuple[Path, ...],
+    trust_config: Path | None,
+    identity: str | None,
+    issuer: str | None,
+) -> Trust | None:
+    """The one mapping from the shared verify flags to what is trusted (None: nothing given)."""
+    given = [bool(key), bool(certificate_chain), bool(trust_config)]
+    if sum(given) > 1:
+        raise UsageError("give one of --key, --certificate-chain or --trust-config")
+    if key:
+        return KeyTrust(load_public_key(key))
+    if certificate_chain:
+        return CertificateTrust(load_certificates(certificate_chain), identity, issuer)
+    if trust_config:
+        if not identity or not issuer:
+            raise UsageError("--trust-config (Sigstore) needs both --identity and --issuer")
+        return SigstoreTrust(trust_config, identity, issuer)
+    return None
