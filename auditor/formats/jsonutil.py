@@ -12,6 +12,8 @@ from typing import Any
 
 from auditor.errors import FormatError, LimitExceeded
 
+_BOM = b"\xef\xbb\xbf"
+
 
 class DuplicateKeys(list[str]):
     """Collects `path.key` of every duplicated object key seen while parsing."""
@@ -40,8 +42,10 @@ def loads_strict(data: bytes, *, what: str = "JSON") -> tuple[Any, DuplicateKeys
     try:
         value = json.loads(text, object_pairs_hook=hook)
     except json.JSONDecodeError as exc:
+        # exc.pos counts characters of the decoded text; findings give byte offsets.
+        offset = len(text[: exc.pos].encode("utf-8")) + (3 if data.startswith(_BOM) else 0)
         raise FormatError(
-            f"invalid {what}: {exc.msg} at line {exc.lineno} column {exc.colno}", exc.pos
+            f"invalid {what}: {exc.msg} at line {exc.lineno} column {exc.colno}", offset
         ) from None
     except RecursionError:
         raise LimitExceeded(f"{what} nests deeper than the parser allows") from None
