@@ -1,0 +1,72 @@
+"""What a policy evaluation produced: violations with their reasons, waivers, lineage.
+
+Plain frozen data shared by the engine (which builds it) and the verdict
+reporters (text, JSON, SARIF, JUnit), so no reporter re-evaluates anything.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+from auditor.model import Severity
+from auditor.policy.schema import RuleSpec, Waiver
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One rule tripped by one model component, with the message that says why."""
+
+    rule: str
+    policy: str
+    severity: Severity
+    message: str
+    fix: str
+    scope: str
+    model: str
+    file: str = ""  # path, for file and finding scopes
+    sha256: str = ""
+    ancestor: str = ""  # name, for lineage scope
+    error: str = ""  # set when the rule could not be evaluated (counts as a violation)
+    waiver: Waiver | None = None  # the waiver that applies: not counted
+    expired_waiver: Waiver | None = None  # a waiver that would have applied but has expired
+
+    @property
+    def active(self) -> bool:
+        return self.waiver is None
+
+
+@dataclass(frozen=True)
+class ModelVerdict:
+    name: str
+    revision: str
+    pinned: bool
+    publisher: str
+    jurisdiction: str
+    tier: str
+    lineage_tier: str
+    # The model (depth 0) and each ancestor, as the facts give them, plus `tripped`:
+    # the lineage-scope rules that entry violated.
+    lineage: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    sbom: str
+    policies: tuple[str, ...]
+    rules: tuple[RuleSpec, ...]
+    models: tuple[ModelVerdict, ...]
+    violations: tuple[Violation, ...]
+    expired_waivers: tuple[Waiver, ...]
+    unused_waivers: tuple[Waiver, ...]
+    today: datetime.date
+
+    def active(self) -> list[Violation]:
+        return [v for v in self.violations if v.active]
+
+    def failing(self, threshold: Severity) -> list[Violation]:
+        return [v for v in self.active() if v.severity >= threshold]
+
+    def fails(self, threshold: Severity) -> bool:
+        return bool(self.failing(threshold))
