@@ -135,7 +135,7 @@ def test_digest_and_size_are_the_files_and_the_bulk_is_read_once(tmp_path):
     report = files_of(result)["model.safetensors"]
     assert report.sha256 == hashlib.sha256(big).hexdigest()
     assert report.size == len(big)
-    assert len(big) <= result.bytes_read <= len(big) + 128 * 1024
+    assert result.bytes_read == len(big)  # the header is parsed from the sniff buffer
 
 
 # -- sources: folders, links, .git, special files ------------------------------------------

@@ -136,7 +136,9 @@ def scan_file(entry: Entry, options: ScanOptions, progress: Progress) -> tuple[F
     try:
         with open(entry.path, "rb", buffering=0) as raw:
             reader = HashingReader(raw, options.hash_algorithms, progress.advance)
-            dispatch(io.BufferedReader(reader, 1 << 16), ctx)  # type: ignore[arg-type]
+            # Larger than the sniffed head, so sniffing then seeking to 0 stays in the buffer.
+            buffered = io.BufferedReader(reader, 2 * sniff.HEAD_BYTES)
+            dispatch(buffered, ctx)  # type: ignore[arg-type]
             digests, size = reader.finish()
             read = reader.bytes_read
     except OSError as exc:
