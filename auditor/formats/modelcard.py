@@ -15,8 +15,6 @@ line is `---` is a model card.
 
 from __future__ import annotations
 
-import datetime
-import math
 import re
 from typing import Any, BinaryIO
 
@@ -49,7 +47,7 @@ MAX_SECTION = 2000  # characters kept from one considerations section
 _FENCE = re.compile(rb"\A(?:\xef\xbb\xbf)?---[ \t]*\r?\n")
 _CLOSE = re.compile(rb"^---[ \t]*\r?$", re.MULTILINE)
 
-# Front-matter key -> the types it may have; a string where a list is allowed is kept as is.
+# Front-matter key -> the types it may have (a list must hold strings); others are not facts.
 _STR = (str,)
 _STR_OR_LIST = (str, list)
 FIELDS: dict[str, tuple[type, ...]] = {
@@ -65,8 +63,6 @@ FIELDS: dict[str, tuple[type, ...]] = {
     "library_name": _STR,
     "model_name": _STR,
     "model_creator": _STR,
-    "inference": (bool, dict),
-    "extra_gated_prompt": _STR,
 }
 
 # Markdown heading (lower-cased, trimmed) -> CycloneDX modelCard.considerations field.
@@ -120,7 +116,7 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
 
 
 def load_front_matter(text: str) -> Any:
-    """YAML → plain JSON-safe data; raises FormatError naming the card line.
+    """YAML → data, with a safe loader; raises FormatError naming the card line.
 
     The text is composed into nodes first and refused when any node is
     reached twice (that is what an alias is), so nothing expands.
@@ -133,7 +129,7 @@ def load_front_matter(text: str) -> Any:
         if node is None:
             return None
         _refuse_aliases(node)
-        return _plain(loader.construct_document(node))
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 2}: " if mark is not None else ""  # +1 fence, +1 one-based
@@ -162,22 +158,6 @@ def _refuse_aliases(root: Any) -> None:
         elif isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 stack.extend((key, value))
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe copy: dates become ISO strings, keys strings, odd scalars their text."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
-        return [_plain(v) for v in items]
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
 
 
 def _facts(meta: dict[str, Any], ctx: ScanContext) -> dict[str, Any]:
