@@ -24,6 +24,8 @@ from types import ModuleType
 FORMAT_MODULES: tuple[str, ...] = (
     "safetensors",
     "gguf",
+    "keras",
+    "hdf5",
     "onnx",
     "modelcard",
     "jinja",

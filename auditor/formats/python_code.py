@@ -253,7 +253,7 @@ class _Review:
             if node.id in self.aliases:
                 return self.aliases[node.id]
             for module in self.star:
-                if _dangerous(f"{module}.{node.id}"):
+                if dangerous_name(f"{module}.{node.id}"):
                     return f"{module}.{node.id}"
             if node.id in self.defined or node.id not in _BUILTIN_NAMES:
                 return None  # a local variable: nothing known about it
@@ -307,23 +307,23 @@ class _Review:
                       and isinstance(node.ctx, ast.Load)):
                 continue
             name = self._name(node)
-            rule = _dangerous(name)
+            rule = dangerous_name(name)
             if rule is not None:
                 yield rule, name or "", node.lineno
 
     def _call(self, call: ast.Call) -> Iterator[tuple[Rule, str, int]]:
         name = self._name(call.func) or ""
-        rule = _dangerous(name)
+        rule = dangerous_name(name)
         sink = rule is not None and rule.id in SINK_RULES
         if sink and any(self._carries_blob(a, self.tainted) for a in call.args):
             yield ENCODED_EXEC, f"{name}(<decoded blob>)", call.lineno
         path = _const_str_arg(call, 0)
-        if path is not None and _outside(path) and self._writes(call, name):
+        if path is not None and path_outside(path) and self._writes(call, name):
             yield WRITE_OUTSIDE, f"{name or 'write'}({path!r})", call.lineno
         if isinstance(call.func, ast.Attribute) and call.func.attr in PATH_METHODS:
             owner = call.func.value
             target = _const_str_arg(owner, 0) if isinstance(owner, ast.Call) else None
-            if target is not None and _outside(target):
+            if target is not None and path_outside(target):
                 yield WRITE_OUTSIDE, f"Path({target!r}).{call.func.attr}()", call.lineno
 
     def _writes(self, call: ast.Call, name: str) -> bool:
@@ -349,7 +349,8 @@ class _Review:
         return sorted(found)
 
 
-def _dangerous(name: str | None) -> Rule | None:
+def dangerous_name(name: str | None) -> Rule | None:
+    """The rule a resolved dotted name raises when it is in DANGEROUS (Keras uses it too)."""
     if not name:
         return None
     for pattern, rule in DANGEROUS:
@@ -365,7 +366,8 @@ def _const_str_arg(call: ast.AST, index: int) -> str | None:
     return arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
 
 
-def _outside(path: str) -> bool:
+def path_outside(path: str) -> bool:
+    """Absolute, home-relative or '..'-escaping: a path that leaves the folder it is used in."""
     p = path.replace("\\", "/")
     if p.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", p):
         return True

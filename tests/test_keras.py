@@ -1,0 +1,234 @@
+"""Keras: .keras zips and legacy .h5 models built by hand / h5py; configs reviewed as data."""
+
+from __future__ import annotations
+
+import base64
+import json
+import marshal
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from auditor.model import FileReport
+from auditor.scan.context import ScanOptions
+from auditor.scan.engine import scan_local
+
+
+def _scan(target: Path) -> dict[str, FileReport]:
+    result = scan_local(target, ScanOptions(jobs=1))
+    return {f.path: f for f in result.models[0].files}
+
+
+def _rules(report: FileReport) -> list[str]:
+    return sorted(f.rule for f in report.findings)
+
+
+def _obj(module, class_name, config, registered=None) -> dict:
+    return {"module": module, "class_name": class_name, "config": config,
+            "registered_name": registered}
+
+
+def _sequential(*layers) -> dict:
+    dense = _obj("keras.layers", "Dense", {
+        "units": 2, "activation": "relu",
+        "kernel_initializer": _obj("keras.initializers", "GlorotUniform", {"seed": None}),
+    })
+    inp = _obj("keras.layers", "InputLayer", {"batch_shape": [None, 4], "name": "in"})
+    return {**_obj("keras", "Sequential", {"name": "seq", "layers": [inp, dense, *layers]}),
+            "compile_config": {"loss": _obj("builtins", "function", "mean_squared_error",
+                                            "function")}}
+
+
+def _weights_h5(path: Path) -> None:
+    with h5py.File(path, "w") as f:
+        f.create_group("layers/dense/vars").create_dataset("0", data=np.ones((4, 2)))
+
+
+def _keras_file(path: Path, config, *, weights: bool = True, extra: dict | None = None) -> Path:
+    h5 = path.parent / "w.tmp.h5"
+    _weights_h5(h5)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("metadata.json", json.dumps({"keras_version": "3.9.0",
+                                                 "date_saved": "2026-01-01@00:00:00"}))
+        if config is not None:
+            zf.writestr("config.json", config if isinstance(config, str) else json.dumps(config))
+        if weights:
+            zf.write(h5, "model.weights.h5")
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    h5.unlink()
+    return path
+
+
+def _lambda_code(body: str = "lambda x: x") -> str:
+    code = compile(body, "<lambda>", "eval").co_consts[0]
+    return base64.b64encode(marshal.dumps(code)).decode()
+
+
+def test_clean_keras_file_passes(tmp_path, run_cli):
+    _keras_file(tmp_path / "model.keras", _sequential())
+    report = _scan(tmp_path)["model.keras"]
+    assert report.format == "keras" and report.findings == ()
+    assert report.facts["model_class"] == "Sequential"
+    assert report.facts["keras_version"] == "3.9.0"
+    assert "Dense" in report.facts["classes"]
+    assert run_cli("scan", tmp_path).code == 0
+
+
+def test_lambda_with_bytecode_is_critical(tmp_path):
+    lam = _obj("keras.layers", "Lambda", {
+        "name": "lam", "function": {"class_name": "__lambda__",
+                                    "config": {"code": _lambda_code(), "defaults": None,
+                                               "closure": None}}})
+    _keras_file(tmp_path / "model.keras", _sequential(lam))
+    report = _scan(tmp_path)["model.keras"]
+    assert _rules(report) == ["AUD-KERAS-001"]
+    assert report.findings[0].severity.label == "critical"
+    assert "marshalled code object" in report.findings[0].detail
+
+
+def test_lambda_naming_a_function_is_high(tmp_path):
+    lam = _obj("keras.layers", "Lambda", {
+        "function": _obj("my_project.fns", "function", "scale", "function")})
+    _keras_file(tmp_path / "model.keras", _sequential(lam))
+    assert "AUD-KERAS-002" in _rules(_scan(tmp_path)["model.keras"])
+
+
+@pytest.mark.parametrize(("obj", "severity"), [
+    (_obj("os", "function", "system", "function"), "critical"),
+    (_obj("subprocess", "Popen", {"args": "id"}), "critical"),
+    (_obj("some_pkg.layers", "Fancy", {}), "high"),
+])
+def test_object_from_outside_keras_is_flagged(tmp_path, obj, severity):
+    _keras_file(tmp_path / "model.keras", _sequential(obj))
+    report = _scan(tmp_path)["model.keras"]
+    (finding,) = report.findings
+    assert finding.rule == "AUD-KERAS-003" and finding.severity.label == severity
+
+
+@pytest.mark.parametrize("obj", [
+    _obj("keras.utils", "function", "get_file", "function"),
+    _obj("keras.src.utils.file_utils", "get_file", {"origin": "http://x", "fname": "/tmp/y"}),
+    _obj("keras.config", "function", "enable_unsafe_deserialization", "function"),
+])
+def test_non_modelling_keras_api_is_critical(tmp_path, obj):
+    _keras_file(tmp_path / "model.keras", _sequential(obj))
+    assert _rules(_scan(tmp_path)["model.keras"]) == ["AUD-KERAS-004"]
+
+
+def test_registered_custom_object_is_medium(tmp_path):
+    _keras_file(tmp_path / "model.keras", _sequential(
+        _obj(None, "MyLayer", {"units": 3}, "my_pkg>MyLayer")))
+    (finding,) = _scan(tmp_path)["model.keras"].findings
+    assert finding.rule == "AUD-KERAS-005" and finding.severity.label == "medium"
+
+
+@pytest.mark.parametrize(("vocabulary", "severity"), [
+    ("/etc/passwd", "high"), ("../../secrets.txt", "high"), ("gs://bucket/vocab.txt", "high"),
+    ("https://198.51.100.7/v.txt", "high"), ("vocab.txt", "medium"),
+])
+def test_vocabulary_path_is_flagged(tmp_path, vocabulary, severity):
+    lookup = _obj("keras.layers", "StringLookup", {"vocabulary": vocabulary})
+    _keras_file(tmp_path / "model.keras", _sequential(lookup))
+    (finding,) = _scan(tmp_path)["model.keras"].findings
+    assert finding.rule == "AUD-KERAS-006" and finding.severity.label == severity
+    assert vocabulary in finding.detail
+
+
+def test_inline_vocabulary_list_is_fine(tmp_path):
+    lookup = _obj("keras.layers", "StringLookup", {"vocabulary": ["a", "b"]})
+    _keras_file(tmp_path / "model.keras", _sequential(lookup))
+    assert _scan(tmp_path)["model.keras"].findings == ()
+
+
+def test_members_are_scanned_by_the_engine(tmp_path):
+    _keras_file(tmp_path / "model.keras", _sequential(),
+                extra={"assets/helper.py": "import os\nos.system('id')\n"})
+    report = _scan(tmp_path)["model.keras"]
+    assert "AUD-CODE-002" in _rules(report)
+    assert any(f.location.member == "assets/helper.py" for f in report.findings)
+
+
+@pytest.mark.parametrize(("config", "weights"), [(None, True), ("{not json", True)])
+def test_malformed_keras_is_high(tmp_path, config, weights):
+    _keras_file(tmp_path / "model.keras", config, weights=weights)
+    report = _scan(tmp_path)["model.keras"]
+    assert report.coverage.value == "error" and "AUD-KERAS-008" in _rules(report)
+
+
+def test_truncated_keras_zip_is_high(tmp_path):
+    path = _keras_file(tmp_path / "model.keras", _sequential())
+    path.write_bytes(path.read_bytes()[:200])
+    report = _scan(tmp_path)["model.keras"]
+    assert report.format == "keras" and "AUD-KERAS-008" in _rules(report)
+
+
+def _legacy_h5(path: Path, config, libver: str = "earliest", as_str: bool = False) -> None:
+    with h5py.File(path, "w", libver=libver) as f:
+        text = json.dumps(config)
+        f.attrs["model_config"] = text if as_str else text.encode()
+        f.attrs["keras_version"] = b"2.15.0"
+        f.attrs["backend"] = b"tensorflow"
+        f.create_group("model_weights").create_dataset("k", data=np.zeros((4, 2)))
+
+
+KERAS2_CONFIG = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+    {"class_name": "Dense", "config": {"units": 2, "activation": "relu"}}]}}
+
+
+@pytest.mark.parametrize(("libver", "as_str"), [("earliest", False), ("latest", True)])
+def test_legacy_h5_is_reviewed_and_medium(tmp_path, run_cli, libver, as_str):
+    _legacy_h5(tmp_path / "model.h5", KERAS2_CONFIG, libver, as_str)
+    report = _scan(tmp_path)["model.h5"]
+    assert report.format == "keras-h5"
+    assert _rules(report) == ["AUD-KERAS-007"]
+    assert report.facts["keras_version"] == "2.15.0" and report.facts["backend"] == "tensorflow"
+    assert run_cli("scan", tmp_path).code == 0
+
+
+def test_legacy_h5_lambda_is_critical_and_never_run(tmp_path):
+    canary = tmp_path / "canary"
+    code = _lambda_code(f"lambda x: open({str(canary)!r}, 'w')")
+    config = json.loads(json.dumps(KERAS2_CONFIG))
+    config["config"]["layers"].append({"class_name": "Lambda", "config": {
+        "name": "l", "function": [code, None, None], "function_type": "lambda",
+        "module": "__main__"}})
+    _legacy_h5(tmp_path / "model.h5", config)
+    report = _scan(tmp_path)["model.h5"]
+    assert _rules(report) == ["AUD-KERAS-001", "AUD-KERAS-007"]
+    assert not canary.exists()
+
+
+def test_weights_only_h5_is_plain_hdf5(tmp_path):
+    _weights_h5(tmp_path / "weights.h5")
+    report = _scan(tmp_path)["weights.h5"]
+    assert report.format == "hdf5" and report.findings == ()
+
+
+def test_dense_attribute_storage_is_partial(tmp_path):
+    with h5py.File(tmp_path / "model.h5", "w", libver="latest") as f:
+        for i in range(20):
+            f.attrs[f"a{i}"] = i
+        f.attrs["model_config"] = json.dumps(KERAS2_CONFIG)
+    report = _scan(tmp_path)["model.h5"]
+    assert report.coverage.value == "partial" and "AUD-KERAS-010" in _rules(report)
+
+
+def test_corrupt_root_address_is_malformed(tmp_path):
+    path = tmp_path / "model.h5"
+    _legacy_h5(path, KERAS2_CONFIG)
+    data = bytearray(path.read_bytes())
+    data[64:72] = (2**40).to_bytes(8, "little")  # superblock v0: root object header address
+    path.write_bytes(bytes(data))
+    report = _scan(tmp_path)["model.h5"]
+    assert report.coverage.value == "error" and _rules(report) == ["AUD-KERAS-009"]
+
+
+def test_truncated_h5_is_malformed(tmp_path):
+    path = tmp_path / "model.h5"
+    _legacy_h5(path, KERAS2_CONFIG)
+    path.write_bytes(path.read_bytes()[:700])
+    assert "AUD-KERAS-009" in _rules(_scan(tmp_path)["model.h5"])
