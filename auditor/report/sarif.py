@@ -1,0 +1,109 @@
+"""The policy verdict as SARIF 2.1.0, for code-scanning dashboards (GitHub, GitLab, ...).
+
+One SARIF rule per policy rule (with its description and fix as help text),
+one result per violation located at the offending file (or at the SBOM /
+model folder for model-wide rules). Waived violations are kept as results
+with an accepted external suppression, so the dashboard shows them as
+dismissed with the approver's reason instead of losing them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from auditor import __version__
+from auditor.model import Severity
+from auditor.policy.verdict import Verdict, Violation
+
+SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+# GitHub ranks security alerts by this numeric property (CVSS-like scale).
+_SECURITY_SEVERITY = {
+    Severity.CRITICAL: "9.5", Severity.HIGH: "8.0", Severity.MEDIUM: "5.5",
+    Severity.LOW: "3.0", Severity.INFO: "0.0",
+}
+
+
+def _level(severity: Severity) -> str:
+    if severity >= Severity.HIGH:
+        return "error"
+    return "warning" if severity == Severity.MEDIUM else "note"
+
+
+def _uri(base: str, path: str) -> str:
+    base = base.rstrip("/")
+    return f"{base}/{path}" if base and base != "." else path
+
+
+def _result(v: Violation, index: int, base: str, model_location: str) -> dict[str, Any]:
+    uri = _uri(base, v.file) if v.file else model_location
+    result: dict[str, Any] = {
+        "ruleId": v.rule,
+        "ruleIndex": index,
+        "level": _level(v.severity),
+        "message": {"text": v.message + (f" Fix: {v.fix}" if v.fix else "")},
+        "locations": [{
+            "physicalLocation": {"artifactLocation": {"uri": uri}},
+            "logicalLocations": [{"name": v.model, "kind": "module"}],
+        }],
+        "partialFingerprints": {
+            "auditorViolation/v1": "|".join((v.rule, v.model, v.file, v.ancestor)),
+        },
+        "properties": {"model": v.model, "policy": v.policy, "scope": v.scope,
+                       "severity": v.severity.label},
+    }
+    if v.ancestor:
+        result["properties"]["ancestor"] = v.ancestor
+    if v.sha256:
+        result["properties"]["sha256"] = v.sha256
+    if v.waiver:
+        w = v.waiver
+        result["suppressions"] = [{
+            "kind": "external", "status": "accepted",
+            "justification": f"{w.reason} (approved by {w.approver}, expires {w.expires})",
+        }]
+    return result
+
+
+def to_dict(verdict: Verdict, fail_on: Severity, *, base: str = "",
+            model_location: str = "") -> dict[str, Any]:
+    """`base`: path prefix for file locations; `model_location`: where model-wide results point."""
+    index = {r.id: i for i, r in enumerate(verdict.rules)}
+    rules = [
+        {
+            "id": r.id,
+            "name": r.id.replace("-", ""),
+            "shortDescription": {"text": r.description or r.message},
+            "fullDescription": {"text": r.description or r.message},
+            "help": {"text": r.fix or r.description or r.id,
+                     "markdown": f"**{r.id}** ({r.policy}): {r.description}\n\nFix: {r.fix}"},
+            "defaultConfiguration": {"level": _level(r.severity)},
+            "properties": {"policy": r.policy, "scope": r.scope,
+                           "security-severity": _SECURITY_SEVERITY[r.severity],
+                           "tags": ["security", "supply-chain", r.policy]},
+        }
+        for r in verdict.rules
+    ]
+    location = model_location or verdict.sbom
+    return {
+        "$schema": SCHEMA_URI,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "auditor", "version": __version__, "semanticVersion": __version__,
+                "informationUri": "https://github.com/", "rules": rules,
+            }},
+            "invocations": [{
+                "executionSuccessful": True,
+                "properties": {"verdict": "fail" if verdict.fails(fail_on) else "pass",
+                               "failOn": fail_on.label, "policies": list(verdict.policies)},
+            }],
+            "results": [_result(v, index[v.rule], base, location) for v in verdict.violations],
+        }],
+    }
+
+
+def render(verdict: Verdict, fail_on: Severity, *, base: str = "",
+           model_location: str = "") -> str:
+    return json.dumps(to_dict(verdict, fail_on, base=base, model_location=model_location),
+                      indent=2) + "\n"
