@@ -295,6 +295,132 @@ def sbom_diff(old: Path, new: Path, fmt: str, output: Path | None) -> int:
     return EXIT_FAIL if changes else EXIT_PASS
 
 
+_POLICY_FORMATS = click.Choice(["text", "json", "sarif", "junit"])
+
+
+def _policy_options(func):
+    """The verdict flags shared by `policy check` and `gate`."""
+    options = [
+        click.option("--policy", "policies", multiple=True, required=True,
+                     type=click.Path(path_type=Path, dir_okay=False),
+                     help="Policy file (repeatable; later files may add waivers and lineage)."),
+        click.option("--format", "fmt", type=_POLICY_FORMATS, default="text", show_default=True,
+                     help="Verdict format."),
+        click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+                     help="Write the verdict to this file (atomically) instead of stdout."),
+        click.option("--fail-on", type=click.Choice(SEVERITIES), default="low",
+                     show_default=True,
+                     help="Exit 1 when an unwaived violation is at or above this severity."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@cli.group()
+def policy() -> None:
+    """Judge SBOMs against policy files; lint and unit-test policies."""
+
+
+@policy.command("check")
+@click.argument("sboms", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@_policy_options
+def policy_check(sboms: tuple[Path, ...], policies: tuple[Path, ...], fmt: str,
+                 output: Path | None, fail_on: str) -> int:
+    """Judge CycloneDX SBOMs (auditor's or another tool's) against policies."""
+    from auditor.policy import gate
+    from auditor.policy.engine import load_policies
+
+    loaded = load_policies(list(policies))
+    verdict = gate.judge(loaded, [(str(p), gate.read_sbom(p)) for p in sboms])
+    threshold = Severity.parse(fail_on)
+    location = str(sboms[0]) if len(sboms) == 1 else ""
+    _emit(gate.render(verdict, fmt, threshold, model_location=location), output)
+    return EXIT_FAIL if verdict.fails(threshold) else EXIT_PASS
+
+
+@policy.command("lint")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+def policy_lint(files: tuple[Path, ...]) -> int:
+    """Check policy files: schema, CEL syntax, fact names (errors as file:line:col)."""
+    from auditor.policy.lint import lint_policy
+
+    problems = [p for f in files for p in lint_policy(f)[1]]
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if problems:
+        return EXIT_USAGE
+    click.echo(f"{len(files)} policy file(s) OK")
+    return EXIT_PASS
+
+
+@policy.command("test")
+@click.argument("folder", type=click.Path(path_type=Path, exists=True))
+def policy_test(folder: Path) -> int:
+    """Run policy unit tests (*_test.yaml: SBOM fixtures and the rules they must trip)."""
+    from auditor.policy import testing
+
+    results = testing.run_tests(folder)
+    click.echo(testing.render(results), nl=False)
+    return EXIT_PASS if all(r.passed for r in results) else EXIT_FAIL
+
+
+@cli.command()
+@click.argument("target")
+@_policy_options
+@click.option("--sbom", "sbom_path", type=click.Path(path_type=Path),
+              help="Also write the CycloneDX SBOM the verdict was computed from.")
+@click.option("--reproducible", is_flag=True, help="Same input, same SBOM bytes.")
+@click.option("--revision", default=None,
+              help="hf://: branch, tag or commit [main]; a local folder: the commit it holds.")
+@click.option("--exclude", multiple=True, metavar="GLOB",
+              help="Skip files whose path or name matches GLOB (repeatable).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Files scanned in parallel [config or: number of CPUs].")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Config file [default: ./auditor.toml or [tool.auditor] in ./pyproject.toml].")
+@click.option("--offline", is_flag=True, help="Never touch the network [HF_HUB_OFFLINE=1].")
+@click.option("--signature", type=click.Path(path_type=Path, dir_okay=False),
+              help="OMS signature to verify [default: model.sig in the model folder].")
+@_verify_options
+def gate(
+    target: str, policies: tuple[Path, ...], fmt: str, output: Path | None, fail_on: str,
+    sbom_path: Path | None, reproducible: bool, revision: str | None,
+    exclude: tuple[str, ...], jobs: int | None, config_path: Path | None, offline: bool,
+    signature: Path | None, key: Path | None, certificate_chain: tuple[Path, ...],
+    trust_config: Path | None, identity: str | None, issuer: str | None,
+) -> int:
+    """Scan → SBOM → policy in one step: may this model be deployed?"""
+    import os
+
+    from auditor.config import load_config
+    from auditor.integrity.signing import trust_from_options
+    from auditor.policy import gate as pipeline
+    from auditor.policy.engine import load_policies
+    from auditor.scan.context import ScanOptions
+    from auditor.sources.hubclient import hub_settings
+    from auditor.sources.resolve import scan_target
+
+    loaded = load_policies(list(policies))  # a broken policy fails before any scanning
+    config = load_config(config_path)
+    options = ScanOptions(
+        jobs=jobs or config.jobs or os.cpu_count() or 2, exclude=config.exclude + exclude,
+        safe_imports=config.safe_imports, known_ml_imports=config.known_ml_imports,
+        revision=revision, signature=signature,
+        trust=trust_from_options(key, certificate_chain, trust_config, identity, issuer),
+    )
+    settings = hub_settings(config_endpoint=config.hub_endpoint, offline=offline)
+    result = scan_target(target, options, settings)
+    documents = pipeline.sbom_documents(result, sbom_path, reproducible=reproducible)
+    verdict = pipeline.judge(loaded, documents)
+    threshold = Severity.parse(fail_on)
+    local = not target.startswith(("hf://", "hf-cache://"))
+    location = str(sbom_path) if sbom_path else target
+    _emit(pipeline.render(verdict, fmt, threshold, base=target if local else "",
+                          model_location=location), output)
+    return EXIT_FAIL if verdict.fails(threshold) else EXIT_PASS
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="auditor", standalone_mode=False)
