@@ -1,0 +1,105 @@
+"""Pickle streams (protocols 0-5), claimed by content: the symbolic machine grades every import.
+
+A stream is claimed when it starts with PROTO, or when its first opcodes run
+on the symbolic machine without error (protocol 0/1 pickles have no magic,
+and a bare pickle named `.bin` must not escape: CVE-2025-10155). The scan
+keeps going after STOP: further pickles are analysed, other trailing bytes
+are a finding. joblib's raw array buffers inside the stream are parsed as
+that layout (see `joblib`).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import BinaryIO
+
+from auditor.errors import FormatError, LimitExceeded
+from auditor.formats import joblib, pickle_rules
+from auditor.formats.imports import tiers_for
+from auditor.formats.pickle_machine import Env, Input, Machine, PickleError, Truncated
+from auditor.formats.pickle_ops import HIGHEST_PROTOCOL
+from auditor.model import FormatResult, Rule, Severity
+from auditor.scan.context import ScanContext
+from auditor.scan.limits import Limits
+
+NAME = "pickle"
+RULES = pickle_rules.RULES + joblib.RULES
+
+SNIFF_BYTES = 4096
+MAX_FACT_IMPORTS = 200
+
+
+def sniff(head: bytes, name: str) -> bool:
+    return plausible(head)
+
+
+def plausible(head: bytes) -> bool:
+    """PROTO with a known protocol, or a head whose first opcodes are a valid pickle."""
+    if head[:1] == b"\x80":
+        return len(head) > 1 and head[1] <= HIGHEST_PROTOCOL
+    env = Env(tiers=tiers_for(), limits=Limits(), report=ignore)
+    try:
+        Machine(Input(io.BytesIO(head[:SNIFF_BYTES])), env).run()
+    except Truncated:
+        return env.ops >= 3
+    except (PickleError, LimitExceeded):
+        return False
+    return True
+
+
+def ignore(rule: Rule, detail: str, at: int | None, severity: Severity | None) -> None:
+    """Sniffing reports nothing."""
+
+
+def new_env(ctx: ScanContext, **kwargs: object) -> Env:
+    """An analysis environment reporting into `ctx`, with the user's tiers and our layouts."""
+    opts = ctx.options
+
+    def report(rule: Rule, detail: str, at: int | None, severity: Severity | None) -> None:
+        ctx.add(rule, detail, offset=at, severity=severity)
+
+    return Env(
+        tiers=tiers_for(opts.safe_imports, opts.known_ml_imports), limits=ctx.limits,
+        report=report, container=ctx.container, hooks=dict(joblib.HOOKS), **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
+    env = new_env(ctx)
+    try:
+        count = analyse(Input(f), env)
+    finally:
+        finish(env, ctx)
+    ctx.result.facts["pickles"] = count
+    if count > 1:
+        ctx.add(pickle_rules.MULTIPLE, f"{count} pickles in one stream, all analysed")
+    return ctx.result
+
+
+def analyse(inp: Input, env: Env) -> int:
+    """Run every pickle in the stream; trailing bytes that are not one are a finding."""
+    count = 0
+    while True:
+        start = inp.offset
+        try:
+            Machine(inp, env).run()
+        except PickleError as exc:
+            if count == 0:
+                rule = exc.rule or pickle_rules.MALFORMED
+                raise FormatError(str(exc), exc.offset, rule) from None
+            env.finding(pickle_rules.TRAILING, f"bytes from @{start} after the pickle are not a "
+                        f"valid pickle ({exc} @{exc.offset})", start)
+            return count
+        count += 1
+        if inp.at_eof():
+            return count
+
+
+def finish(env: Env, ctx: ScanContext) -> None:
+    """Report the imports (also when parsing stopped early) and record the facts."""
+    imports = sorted((u.verdict.path, u.verdict.tier.value) for u in env.imports.uses.values())
+    env.imports.flush(env.report)
+    ctx.result.facts["imports"] = [f"{p} ({t})" for p, t in imports[:MAX_FACT_IMPORTS]]
+    ctx.result.facts["opcodes"] = env.ops
+    if "joblib" in env.layouts:
+        ctx.result.format = "joblib"

@@ -1,0 +1,879 @@
+"""A symbolic pickle machine: runs the opcode stream on stand-in values, never on objects.
+
+It follows CPython's C unpickler (what `pickle.load` and `torch.load` use):
+the stack with its mark fence, the memo exactly as `*PUT`/`MEMOIZE`/`*GET`
+fill and read it (MEMOIZE keys by the number of entries; values are whatever
+is on the stack, strings or not), frames (crossing one is accepted by the C
+loader, refused by `pickletools`: reported), protocols 0-5. Imports are
+graded through `imports.classify`; calls, mutations of imported objects and
+computed names are reported. Values are small symbolic records, so work and
+memory per opcode are bounded whatever the stream repeats or nests.
+"""
+
+from __future__ import annotations
+
+import codecs
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from auditor.errors import LimitExceeded
+from auditor.formats import pickle_rules as R
+from auditor.formats.imports import Tier, Tiers, Verdict, classify
+from auditor.formats.pickle_ops import BY_CODE, HIGHEST_PROTOCOL, Arg, Op
+from auditor.model import Rule, Severity
+from auditor.scan.limits import Limits
+
+CHUNK = 1 << 20
+KEEP = 4096  # longest string or bytes value kept (names are far shorter)
+MAX_REPORTS_PER_RULE = 20
+_MISSING = object()
+
+
+class PickleError(Exception):
+    """The loader would stop here (bad opcode, stack underflow, missing memo key...)."""
+
+    def __init__(self, message: str, offset: int, rule: Rule | None = None):
+        super().__init__(message)
+        self.offset = offset
+        self.rule = rule  # a layout's own rule, instead of the generic malformed one
+
+
+class Truncated(PickleError):
+    """The stream ended inside an opcode or before STOP."""
+
+
+# ---- symbolic values -------------------------------------------------------------------
+
+class Ref:
+    """An object obtained by import (GLOBAL, STACK_GLOBAL, INST)."""
+
+    __slots__ = ("verdict",)
+
+    def __init__(self, verdict: Verdict):
+        self.verdict = verdict
+
+
+class Unresolved:
+    """An import whose target cannot be known statically (computed names, EXT codes)."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, why: str):
+        self.why = why
+
+
+class Call:
+    """The result of calling something (REDUCE, NEWOBJ, NEWOBJ_EX, OBJ, INST)."""
+
+    __slots__ = ("args", "at", "func", "state")
+
+    def __init__(self, func: Any, args: Any, at: int):
+        self.func = func
+        self.args = args
+        self.at = at
+        self.state: Any = None
+
+
+class Seq:
+    """A list, dict, set or frozenset built by the pickle; only the first items are kept."""
+
+    __slots__ = ("items", "kind")
+
+    def __init__(self, kind: str, items: list[Any] | None = None):
+        self.kind = kind
+        self.items = items if items is not None else []
+
+
+class Opaque:
+    """A value too large to keep, or one only the loader's environment provides."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+
+class Persistent:
+    """What `persistent_load(pid)` returns; only a container's loader gives it meaning."""
+
+    __slots__ = ("at", "pid")
+
+    def __init__(self, pid: Any, at: int):
+        self.pid = pid
+        self.at = at
+
+
+LONG_STR = Opaque("long string")
+LONG_BYTES = Opaque("long bytes")
+BIG_INT = Opaque("big integer")
+BUFFER = Opaque("out-of-band buffer")
+
+
+def describe(value: Any, depth: int = 0) -> str:
+    """A short, bounded description of a symbolic value for finding details."""
+    if isinstance(value, Ref):
+        return value.verdict.path
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    if isinstance(value, Call):
+        return f"the result of calling {describe(value.func, depth + 1)}" if depth < 3 else "a call"
+    if isinstance(value, Unresolved):
+        return "an unresolved import"
+    if isinstance(value, Persistent):
+        return "a persistent-id object"
+    if isinstance(value, Seq):
+        return f"a {value.kind}"
+    if isinstance(value, Opaque):
+        return f"a {value.kind}"
+    if isinstance(value, tuple):
+        return "a tuple"
+    return type(value).__name__
+
+
+# ---- the import log --------------------------------------------------------------------
+
+@dataclass
+class Use:
+    verdict: Verdict
+    opcode: str
+    at: int
+    count: int = 0
+    calls: int = 0
+    call_op: str = ""
+    call_at: int | None = None
+
+
+@dataclass
+class ImportLog:
+    """Every import seen in a stream, graded once, reported once with its first use and call."""
+
+    uses: dict[str, Use] = field(default_factory=dict)
+
+    def record(self, verdict: Verdict, opcode: str, at: int) -> None:
+        use = self.uses.get(verdict.path)
+        if use is None:
+            use = self.uses[verdict.path] = Use(verdict, opcode, at)
+        use.count += 1
+
+    def called(self, path: str, opcode: str, at: int) -> None:
+        use = self.uses[path]
+        use.calls += 1
+        if use.call_at is None:
+            use.call_op, use.call_at = opcode, at
+
+    def flush(self, report: Report) -> None:
+        """Turn the log into findings (once per stream, also when parsing stopped early)."""
+        for path, use in sorted(self.uses.items()):
+            tier = use.verdict.tier
+            rule = R.TIER_RULES.get(tier)
+            if rule is not None:
+                report(rule, _use_detail(path, use), use.at, tier.severity)
+            if use.verdict.odd_name:
+                sev = max(Severity.HIGH, tier.severity or Severity.HIGH)
+                report(R.ODD_NAME, f"{use.opcode} @{use.at} names {path!r} with whitespace, NULs, "
+                       "look-alike or non-identifier characters", use.at, sev)
+        self.uses.clear()
+
+
+def _use_detail(path: str, use: Use) -> str:
+    what = {
+        Tier.DANGEROUS: f"{use.verdict.reason}",
+        Tier.UNKNOWN: "not in the safe or known-ML lists: unaudited code runs on load",
+        Tier.KNOWN_ML: "an ML library class: its constructor runs on load",
+    }.get(use.verdict.tier, "")
+    called = (f"called by {use.call_op} @{use.call_at}" if use.call_at is not None
+              else "imported, not called (importing still runs module code)")
+    times = f"; {use.count} uses, {use.calls} calls" if use.count > 1 else ""
+    return f"{use.opcode} @{use.at} imports {path} ({what}); {called}{times}"
+
+
+Report = Callable[[Rule, str, int | None, Severity | None], None]
+Hook = Callable[["Machine", Call, int], None]
+
+
+@dataclass
+class Env:
+    """What one stream's analysis shares across its pickles (and nested ones)."""
+
+    tiers: Tiers
+    limits: Limits
+    report: Report
+    container: str | None = None
+    hooks: dict[str, Hook] = field(default_factory=dict)  # BUILD hooks by class path
+    keep_items: int = 64  # items kept per list/dict; a layout may need more
+    collect_persistent: bool = False
+    persistent: list[Persistent] = field(default_factory=list)
+    imports: ImportLog = field(default_factory=ImportLog)
+    shadowed: set[str] = field(default_factory=set)  # names this stream redefined
+    ops: int = 0
+    layouts: set[str] = field(default_factory=set)  # raw-data layouts met (e.g. "joblib")
+    _reports: dict[str, int] = field(default_factory=dict)
+    _cache: dict[tuple[str, str], Verdict] = field(default_factory=dict)
+
+    def finding(self, rule: Rule, detail: str, at: int | None,
+                severity: Severity | None = None) -> None:
+        """Report, at most MAX_REPORTS_PER_RULE times per rule (the first ones say where)."""
+        seen = self._reports.get(rule.id, 0)
+        self._reports[rule.id] = seen + 1
+        if seen < MAX_REPORTS_PER_RULE:
+            self.report(rule, detail, at, severity)
+
+    def classify(self, module: str, name: str) -> Verdict:
+        key = (module, name)
+        verdict = self._cache.get(key)
+        if verdict is None:
+            verdict = classify(module, name, self.tiers, self.container)
+            if len(self._cache) < 65_536:
+                self._cache[key] = verdict
+        return verdict
+
+
+# ---- input -----------------------------------------------------------------------------
+
+class Input:
+    """Buffered forward reader: big chunks in, opcodes parsed from a local buffer."""
+
+    __slots__ = ("base", "buf", "eof", "f", "pos")
+
+    def __init__(self, f: BinaryIO, offset: int = 0):
+        self.f = f
+        self.buf = b""
+        self.pos = 0
+        self.base = offset  # stream offset of buf[0]
+        self.eof = False
+
+    @property
+    def offset(self) -> int:
+        return self.base + self.pos
+
+    def _fill(self, n: int) -> bool:
+        have = len(self.buf) - self.pos
+        if have >= n:
+            return True
+        parts = [self.buf[self.pos:]]
+        while have < n and not self.eof:
+            chunk = self.f.read(max(CHUNK, n - have))
+            if not chunk:
+                self.eof = True
+                break
+            parts.append(chunk)
+            have += len(chunk)
+        self.base += self.pos
+        self.buf = b"".join(parts)
+        self.pos = 0
+        return have >= n
+
+    def at_eof(self) -> bool:
+        return not self._fill(1)
+
+    def byte(self) -> int:
+        pos = self.pos
+        if pos >= len(self.buf) and not self._fill(1):
+            return -1
+        pos = self.pos
+        self.pos = pos + 1
+        return self.buf[pos]
+
+    def take(self, n: int, at: int, what: str) -> bytes:
+        pos = self.pos
+        end = pos + n
+        if end > len(self.buf):
+            if not self._fill(n):
+                raise Truncated(f"stream ends inside {what}", at)
+            pos, end = 0, n
+        self.pos = end
+        return self.buf[pos:end]
+
+    def skip(self, n: int, at: int, what: str) -> None:
+        have = len(self.buf) - self.pos
+        if n <= have:
+            self.pos += n
+            return
+        n -= have
+        self.base += len(self.buf)
+        self.buf, self.pos = b"", 0
+        while n > 0:
+            chunk = self.f.read(min(n, CHUNK))
+            if not chunk:
+                self.eof = True
+                raise Truncated(f"stream ends inside {what}", at)
+            self.base += len(chunk)
+            n -= len(chunk)
+
+    def line(self, at: int, what: str) -> tuple[bytes, bool]:
+        """The next newline-terminated line: its first KEEP bytes, and whether that is all."""
+        out = b""
+        total = 0
+        while True:
+            i = self.buf.find(b"\n", self.pos)
+            seg = self.buf[self.pos : i if i >= 0 else len(self.buf)]
+            total += len(seg)
+            if len(out) < KEEP:
+                out += seg[: KEEP - len(out)]
+            if i >= 0:
+                self.pos = i + 1
+                return out, total <= KEEP
+            self.base += len(self.buf)
+            self.buf, self.pos = b"", 0
+            chunk = self.f.read(CHUNK) if not self.eof else b""
+            if not chunk:
+                self.eof = True
+                raise Truncated(f"stream ends inside {what} (no newline)", at)
+            self.buf = chunk
+
+
+# ---- the machine -----------------------------------------------------------------------
+
+_U2 = struct.Struct("<H")
+_I4 = struct.Struct("<i")
+_U4 = struct.Struct("<I")
+_U8 = struct.Struct("<Q")
+_F8 = struct.Struct(">d")
+
+
+class Machine:
+    """Runs one pickle (up to its STOP) from `inp`; `run()` returns the value STOP pops."""
+
+    def __init__(self, inp: Input, env: Env):
+        self.inp = inp
+        self.env = env
+        self.stack: list[Any] = []
+        self.marks: list[int] = []
+        self.memo: dict[int, Any] = {}
+        self.proto = 0
+        self.frame_end: int | None = None
+        self.last_at = 0
+        self.table: list[tuple[Op, Callable[[Op, int], Any], Callable[[Any, int], Any]] | None]
+        self.table = [None] * 256
+        readers = {
+            Arg.NONE: self._arg_none, Arg.U1: self._arg_u1, Arg.U2: self._arg_u2,
+            Arg.U4: self._arg_u4, Arg.I4: self._arg_i4, Arg.U8: self._arg_u8,
+            Arg.F8: self._arg_f8, Arg.LINE: self._arg_line, Arg.LINES2: self._arg_lines2,
+            Arg.LEN1: self._arg_len1, Arg.LEN4: self._arg_len4, Arg.LEN4S: self._arg_len4s,
+            Arg.LEN8: self._arg_len8,
+        }
+        for op in BY_CODE.values():
+            self.table[op.code] = (op, readers[op.arg], getattr(self, "_op_" + op.name.lower()))
+
+    def run(self) -> Any:
+        inp, table, env = self.inp, self.table, self.env
+        while True:
+            at = inp.base + inp.pos
+            if self.frame_end is not None and at >= self.frame_end:
+                self._frame_passed(at)
+            code = inp.byte()
+            if code < 0:
+                raise Truncated("stream ends before the STOP opcode", at)
+            entry = table[code]
+            if entry is None:
+                raise PickleError(f"invalid opcode 0x{code:02x}", at)
+            op, reader, handler = entry
+            arg = reader(op, at)
+            env.ops += 1
+            if not env.ops & 0xFFFF:
+                self._check_limits(at)
+            self.last_at = at
+            done = handler(arg, at)
+            if done is not None:
+                return done[0]
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _check_limits(self, at: int) -> None:
+        lim = self.env.limits
+        if self.env.ops > lim.max_pickle_ops:
+            raise LimitExceeded(f"more than {lim.max_pickle_ops} pickle opcodes", at)
+        if len(self.memo) > lim.max_pickle_memo:
+            raise LimitExceeded(f"more than {lim.max_pickle_memo} memo entries", at)
+        if len(self.stack) + len(self.marks) > lim.max_pickle_stack:
+            raise LimitExceeded(f"pickle stack deeper than {lim.max_pickle_stack}", at)
+
+    def _frame_passed(self, at: int) -> None:
+        end = self.frame_end
+        self.frame_end = None
+        if end is not None and at > end:
+            self.env.finding(R.FRAME, f"opcode @{self.last_at} reads past the end of its frame "
+                             f"(frame ends @{end}); the C loader accepts it, other parsers "
+                             "stop there", self.last_at)
+
+    def _fence(self) -> int:
+        return self.marks[-1] if self.marks else 0
+
+    def _pop(self, at: int) -> Any:
+        if len(self.stack) <= self._fence():
+            raise PickleError("stack underflow", at)
+        return self.stack.pop()
+
+    def _top(self, at: int) -> Any:
+        if len(self.stack) <= self._fence():
+            raise PickleError("stack underflow", at)
+        return self.stack[-1]
+
+    def _pop_mark(self, at: int) -> list[Any]:
+        if not self.marks:
+            raise PickleError("MARK expected but not found", at)
+        k = self.marks.pop()
+        items = self.stack[k:]
+        del self.stack[k:]
+        return items
+
+    def _target(self, at: int) -> Any:
+        """The object a mark-ranged operation (APPENDS, SETITEMS, ADDITEMS) writes into."""
+        if not self.stack or len(self.stack) <= self._fence():
+            raise PickleError("stack underflow", at)
+        return self.stack[-1]
+
+    # -- argument readers ----------------------------------------------------------------
+
+    def _arg_none(self, op: Op, at: int) -> None:
+        return None
+
+    def _arg_u1(self, op: Op, at: int) -> int:
+        b = self.inp.byte()
+        if b < 0:
+            raise Truncated(f"stream ends inside {op.name}", at)
+        return b
+
+    def _arg_u2(self, op: Op, at: int) -> int:
+        return _U2.unpack(self.inp.take(2, at, op.name))[0]
+
+    def _arg_u4(self, op: Op, at: int) -> int:
+        return _U4.unpack(self.inp.take(4, at, op.name))[0]
+
+    def _arg_i4(self, op: Op, at: int) -> int:
+        return _I4.unpack(self.inp.take(4, at, op.name))[0]
+
+    def _arg_u8(self, op: Op, at: int) -> int:
+        return _U8.unpack(self.inp.take(8, at, op.name))[0]
+
+    def _arg_f8(self, op: Op, at: int) -> float:
+        return _F8.unpack(self.inp.take(8, at, op.name))[0]
+
+    def _arg_line(self, op: Op, at: int) -> bytes | None:
+        text, whole = self.inp.line(at, op.name)
+        return text if whole else None
+
+    def _arg_lines2(self, op: Op, at: int) -> tuple[bytes | None, bytes | None]:
+        return self._arg_line(op, at), self._arg_line(op, at)
+
+    def _bytes(self, n: int, op: Op, at: int) -> bytes | None:
+        if n > self.env.limits.max_string_bytes:
+            raise LimitExceeded(f"{op.name} @{at} declares {n} bytes, over the "
+                                f"{self.env.limits.max_string_bytes}-byte limit", at)
+        if n <= KEEP:
+            return self.inp.take(n, at, op.name)
+        self.inp.skip(n, at, op.name)
+        return None
+
+    def _arg_len1(self, op: Op, at: int) -> bytes | None:
+        return self._bytes(self._arg_u1(op, at), op, at)
+
+    def _arg_len4(self, op: Op, at: int) -> bytes | None:
+        return self._bytes(self._arg_u4(op, at), op, at)
+
+    def _arg_len4s(self, op: Op, at: int) -> bytes | None:
+        n = self._arg_i4(op, at)
+        if n < 0:
+            raise PickleError(f"{op.name} has a negative length", at)
+        return self._bytes(n, op, at)
+
+    def _arg_len8(self, op: Op, at: int) -> bytes | None:
+        return self._bytes(self._arg_u8(op, at), op, at)
+
+    # -- values --------------------------------------------------------------------------
+
+    def _push(self, value: Any) -> None:
+        self.stack.append(value)
+
+    def _op_mark(self, arg: None, at: int) -> None:
+        self.marks.append(len(self.stack))
+
+    def _op_stop(self, arg: None, at: int) -> tuple[Any]:
+        return (self._pop(at),)
+
+    def _op_pop(self, arg: None, at: int) -> None:
+        if self.marks and self.marks[-1] == len(self.stack):
+            self.marks.pop()  # the C loader lets POP discard a mark
+        else:
+            self._pop(at)
+
+    def _op_pop_mark(self, arg: None, at: int) -> None:
+        self._pop_mark(at)
+
+    def _op_dup(self, arg: None, at: int) -> None:
+        self.stack.append(self._top(at))
+
+    def _number(self, text: bytes | None, at: int, parse: Callable[[str], Any]) -> Any:
+        if text is None:
+            return BIG_INT
+        try:
+            return parse(text.decode("ascii").strip())
+        except (ValueError, UnicodeDecodeError):
+            raise PickleError(f"invalid number literal {text[:40]!r}", at) from None
+
+    def _op_float(self, arg: bytes | None, at: int) -> None:
+        self._push(self._number(arg, at, float))
+
+    def _op_int(self, arg: bytes | None, at: int) -> None:
+        if arg in (b"00", b"01"):
+            self._push(arg == b"01")
+        else:
+            self._push(self._number(arg, at, lambda s: int(s, 0)))
+
+    def _op_long(self, arg: bytes | None, at: int) -> None:
+        self._push(self._number(arg, at, lambda s: int(s.removesuffix("L"), 0)))
+
+    def _op_binint(self, arg: int, at: int) -> None:
+        self.stack.append(arg)
+
+    _op_binint1 = _op_binint
+    _op_binint2 = _op_binint
+
+    def _op_binfloat(self, arg: float, at: int) -> None:
+        self.stack.append(arg)
+
+    def _op_none(self, arg: None, at: int) -> None:
+        self.stack.append(None)
+
+    def _op_newtrue(self, arg: None, at: int) -> None:
+        self.stack.append(True)
+
+    def _op_newfalse(self, arg: None, at: int) -> None:
+        self.stack.append(False)
+
+    def _long_bytes(self, arg: bytes | None) -> Any:
+        if arg is None or len(arg) > 64:
+            return BIG_INT
+        return int.from_bytes(arg, "little", signed=True)
+
+    def _op_long1(self, arg: bytes | None, at: int) -> None:
+        self._push(self._long_bytes(arg))
+
+    _op_long4 = _op_long1
+
+    def _op_string(self, arg: bytes | None, at: int) -> None:
+        if arg is None:
+            self._push(LONG_STR)
+            return
+        body = arg
+        if len(body) < 2 or body[:1] not in (b"'", b'"') or body[-1:] != body[:1]:
+            raise PickleError("the STRING opcode argument must be quoted", at)
+        try:
+            raw = codecs.escape_decode(body[1:-1])[0]
+        except ValueError:
+            raise PickleError("invalid escape in STRING argument", at) from None
+        self._push(raw.decode("latin-1"))
+
+    def _op_binstring(self, arg: bytes | None, at: int) -> None:
+        self._push(LONG_STR if arg is None else arg.decode("latin-1"))
+
+    _op_short_binstring = _op_binstring
+
+    def _op_unicode(self, arg: bytes | None, at: int) -> None:
+        if arg is None:
+            self._push(LONG_STR)
+            return
+        try:
+            self._push(arg.decode("raw-unicode-escape"))
+        except UnicodeDecodeError:
+            raise PickleError("invalid UNICODE argument", at) from None
+
+    def _op_binunicode(self, arg: bytes | None, at: int) -> None:
+        if arg is None:
+            self.stack.append(LONG_STR)
+            return
+        try:
+            self.stack.append(arg.decode("utf-8", "surrogatepass"))
+        except UnicodeDecodeError:
+            raise PickleError("invalid UTF-8 in a unicode string", at) from None
+
+    _op_short_binunicode = _op_binunicode
+    _op_binunicode8 = _op_binunicode
+
+    def _op_binbytes(self, arg: bytes | None, at: int) -> None:
+        self.stack.append(LONG_BYTES if arg is None else arg)
+
+    _op_short_binbytes = _op_binbytes
+    _op_binbytes8 = _op_binbytes
+
+    def _op_bytearray8(self, arg: bytes | None, at: int) -> None:
+        self.stack.append(LONG_BYTES if arg is None else Opaque("bytearray"))
+
+    def _op_next_buffer(self, arg: None, at: int) -> None:
+        self._push(BUFFER)
+
+    def _op_readonly_buffer(self, arg: None, at: int) -> None:
+        self._top(at)
+
+    def _op_empty_tuple(self, arg: None, at: int) -> None:
+        self.stack.append(())
+
+    def _op_tuple(self, arg: None, at: int) -> None:
+        self.stack.append(tuple(self._pop_mark(at)))
+
+    def _op_tuple1(self, arg: None, at: int) -> None:
+        self.stack.append((self._pop(at),))
+
+    def _op_tuple2(self, arg: None, at: int) -> None:
+        b = self._pop(at)
+        self.stack.append((self._pop(at), b))
+
+    def _op_tuple3(self, arg: None, at: int) -> None:
+        c = self._pop(at)
+        b = self._pop(at)
+        self.stack.append((self._pop(at), b, c))
+
+    def _op_empty_list(self, arg: None, at: int) -> None:
+        self.stack.append(Seq("list"))
+
+    def _op_empty_dict(self, arg: None, at: int) -> None:
+        self.stack.append(Seq("dict"))
+
+    def _op_empty_set(self, arg: None, at: int) -> None:
+        self.stack.append(Seq("set"))
+
+    def _op_list(self, arg: None, at: int) -> None:
+        self._push(Seq("list", self._pop_mark(at)[: self.env.keep_items]))
+
+    def _op_frozenset(self, arg: None, at: int) -> None:
+        self._push(Seq("frozenset", self._pop_mark(at)[: self.env.keep_items]))
+
+    def _op_dict(self, arg: None, at: int) -> None:
+        items = self._pop_mark(at)
+        if len(items) % 2:
+            raise PickleError("odd number of items for DICT", at)
+        self._push(Seq("dict", _pairs(items, self.env.keep_items)))
+
+    # -- memo ----------------------------------------------------------------------------
+
+    def _put(self, index: int, at: int) -> None:
+        if index < 0:
+            raise PickleError("negative PUT argument", at)
+        self.memo[index] = self._top(at)
+
+    def _op_put(self, arg: bytes | None, at: int) -> None:
+        self._put(self._number(arg, at, int) if arg is not None else -1, at)
+
+    def _op_binput(self, arg: int, at: int) -> None:
+        self._put(arg, at)
+
+    _op_long_binput = _op_binput
+
+    def _op_memoize(self, arg: None, at: int) -> None:
+        self.memo[len(self.memo)] = self._top(at)
+
+    def _get(self, index: int, at: int) -> None:
+        value = self.memo.get(index, _MISSING)
+        if value is _MISSING:
+            raise PickleError(f"memo key {index} not found", at)
+        self.stack.append(value)
+
+    def _op_get(self, arg: bytes | None, at: int) -> None:
+        index = self._number(arg, at, int)
+        self._get(index if isinstance(index, int) else -1, at)
+
+    def _op_binget(self, arg: int, at: int) -> None:
+        self._get(arg, at)
+
+    _op_long_binget = _op_binget
+
+    # -- containers and mutation ---------------------------------------------------------
+
+    def _op_append(self, arg: None, at: int) -> None:
+        value = self._pop(at)
+        self._extend(self._target(at), [value], "APPEND", at)
+
+    def _op_appends(self, arg: None, at: int) -> None:
+        items = self._pop_mark(at)
+        self._extend(self._target(at), items, "APPENDS", at)
+
+    def _op_additems(self, arg: None, at: int) -> None:
+        items = self._pop_mark(at)
+        self._extend(self._target(at), items, "ADDITEMS", at)
+
+    def _extend(self, target: Any, items: list[Any], opcode: str, at: int) -> None:
+        if isinstance(target, Seq):
+            room = self.env.keep_items - len(target.items)
+            if room > 0:
+                target.items.extend(items[:room])
+        else:
+            self._mutation(target, opcode, at, ())
+
+    def _op_setitem(self, arg: None, at: int) -> None:
+        value = self._pop(at)
+        key = self._pop(at)
+        self._setitems(self._target(at), [key, value], "SETITEM", at)
+
+    def _op_setitems(self, arg: None, at: int) -> None:
+        items = self._pop_mark(at)
+        if len(items) % 2:
+            raise PickleError("odd number of items for SETITEMS", at)
+        self._setitems(self._target(at), items, "SETITEMS", at)
+
+    def _setitems(self, target: Any, items: list[Any], opcode: str, at: int) -> None:
+        if isinstance(target, Seq):
+            room = self.env.keep_items - len(target.items)
+            if room > 0:
+                target.items.extend(_pairs(items, room))
+        else:
+            self._mutation(target, opcode, at, items[0::2])
+
+    def _op_build(self, arg: None, at: int) -> None:
+        state = self._pop(at)
+        inst = self._top(at)
+        if isinstance(inst, Call):
+            inst.state = state
+            func = inst.func
+            if isinstance(func, Ref):
+                hook = self.env.hooks.get(func.verdict.path)
+                if hook is not None:
+                    hook(self, inst, at)
+            return
+        self._mutation(inst, "BUILD", at, _state_keys(state))
+
+    def _mutation(self, target: Any, opcode: str, at: int, keys: Any) -> None:
+        """Writes into an imported object redefine it for the rest of the load."""
+        if not isinstance(target, (Ref, Unresolved)):
+            return
+        path = target.verdict.path if isinstance(target, Ref) else "an unresolved import"
+        names = [k for k in keys if isinstance(k, str)][:8]
+        if isinstance(target, Ref):
+            self.env.shadowed.update(f"{path}.{k}" for k in names)
+        shown = f" ({', '.join(names)})" if names else ""
+        self.env.finding(R.MUTATION, f"{opcode} @{at} writes into {path}{shown}: redefines an "
+                         "imported object, the way allowlisted names are hijacked", at)
+
+    # -- imports and calls ---------------------------------------------------------------
+
+    def _resolve(self, module: str, name: str, opcode: str, at: int) -> Ref:
+        verdict = self.env.classify(module, name)
+        self.env.imports.record(verdict, opcode, at)
+        if verdict.path in self.env.shadowed or module in self.env.shadowed:
+            self.env.finding(R.MUTATION, f"{opcode} @{at} reaches {verdict.path}, which this "
+                             "pickle redefined earlier", at)
+        return Ref(verdict)
+
+    def _unresolved(self, why: str, opcode: str, at: int) -> Unresolved:
+        self.env.finding(R.UNRESOLVED, f"{opcode} @{at}: {why}", at)
+        return Unresolved(why)
+
+    def _op_global(self, arg: tuple[bytes | None, bytes | None], at: int) -> None:
+        self._push(self._global_from_lines(arg, "GLOBAL", at))
+
+    def _global_from_lines(self, lines: tuple[bytes | None, bytes | None], opcode: str,
+                           at: int) -> Ref | Unresolved:
+        module, name = lines
+        if module is None or name is None:
+            return self._unresolved(f"import name longer than {KEEP} bytes", opcode, at)
+        try:
+            return self._resolve(module.decode("utf-8"), name.decode("utf-8"), opcode, at)
+        except UnicodeDecodeError:
+            raise PickleError(f"{opcode} name is not UTF-8", at) from None
+
+    def _op_stack_global(self, arg: None, at: int) -> None:
+        name = self._pop(at)
+        module = self._pop(at)
+        if isinstance(module, str) and isinstance(name, str):
+            self._push(self._resolve(module, name, "STACK_GLOBAL", at))
+        elif any(v is LONG_STR for v in (module, name)):
+            self._push(self._unresolved(f"import name longer than {KEEP} bytes",
+                                        "STACK_GLOBAL", at))
+        elif all(isinstance(v, (str, Call, Persistent, Unresolved, Ref)) for v in (module, name)):
+            self._push(self._unresolved(
+                f"module {describe(module)} and name {describe(name)} are computed while "
+                "loading, so the import cannot be known before it runs", "STACK_GLOBAL", at))
+        else:
+            raise PickleError(f"STACK_GLOBAL needs two strings, got {describe(module)} and "
+                              f"{describe(name)}", at)
+
+    def _op_inst(self, arg: tuple[bytes | None, bytes | None], at: int) -> None:
+        cls = self._global_from_lines(arg, "INST", at)
+        args = tuple(self._pop_mark(at))
+        self._push(self._call(cls, args, "INST", at))
+
+    def _op_obj(self, arg: None, at: int) -> None:
+        items = self._pop_mark(at)
+        if not items:
+            raise PickleError("stack underflow", at)
+        self._push(self._call(items[0], tuple(items[1:]), "OBJ", at))
+
+    def _op_reduce(self, arg: None, at: int) -> None:
+        args = self._pop(at)
+        func = self._pop(at)
+        self._push(self._call(func, args, "REDUCE", at))
+
+    def _op_newobj(self, arg: None, at: int) -> None:
+        args = self._pop(at)
+        cls = self._pop(at)
+        self._push(self._call(cls, args, "NEWOBJ", at))
+
+    def _op_newobj_ex(self, arg: None, at: int) -> None:
+        self._pop(at)  # keyword arguments
+        args = self._pop(at)
+        cls = self._pop(at)
+        self._push(self._call(cls, args, "NEWOBJ_EX", at))
+
+    def _call(self, func: Any, args: Any, opcode: str, at: int) -> Call:
+        """Record the call; a result later discarded by POP was still a call."""
+        if isinstance(func, Ref):
+            self.env.imports.called(func.verdict.path, opcode, at)
+        elif not isinstance(func, Unresolved):
+            self.env.finding(R.COMPUTED_CALL, f"{opcode} @{at} calls {describe(func)}, not an "
+                             "import the scanner could grade", at)
+        return Call(func, args, at)
+
+    def _op_ext1(self, arg: int, at: int) -> None:
+        if arg <= 0:
+            raise PickleError("EXT specifies code <= 0", at)
+        self._push(self._unresolved(f"extension code {arg} refers to the loader's copyreg "
+                                    "registry, which a static scan cannot see", "EXT", at))
+
+    _op_ext2 = _op_ext1
+    _op_ext4 = _op_ext1
+
+    def _op_persid(self, arg: bytes | None, at: int) -> None:
+        if arg is None:
+            raise PickleError("persistent id longer than the scanner keeps", at)
+        try:
+            self._persistent(arg.decode("ascii"), at)
+        except UnicodeDecodeError:
+            raise PickleError("persistent id is not ASCII", at) from None
+
+    def _op_binpersid(self, arg: None, at: int) -> None:
+        self._persistent(self._pop(at), at)
+
+    def _persistent(self, pid: Any, at: int) -> None:
+        value = Persistent(pid, at)
+        if self.env.collect_persistent:
+            self.env.persistent.append(value)
+        self._push(value)
+
+    # -- protocol and framing ------------------------------------------------------------
+
+    def _op_proto(self, arg: int, at: int) -> None:
+        if arg > HIGHEST_PROTOCOL:
+            raise PickleError(f"unsupported pickle protocol {arg}", at)
+        self.proto = arg
+
+    def _op_frame(self, arg: int, at: int) -> None:
+        if self.frame_end is not None and at < self.frame_end:
+            self.env.finding(R.FRAME, f"FRAME @{at} starts inside the frame ending "
+                             f"@{self.frame_end}", at)
+        self.frame_end = self.inp.offset + arg
+
+
+def _pairs(items: list[Any], limit: int) -> list[Any]:
+    """Key/value pairs of a flat item list, at most `limit` of them."""
+    return [(items[i], items[i + 1]) for i in range(0, min(len(items), 2 * limit) - 1, 2)]
+
+
+def _state_keys(state: Any) -> list[Any]:
+    """Attribute names a BUILD state would set: a dict, or (dict, slot dict)."""
+    parts = state if isinstance(state, tuple) else (state,)
+    keys: list[Any] = []
+    for part in parts[:2]:
+        if isinstance(part, Seq) and part.kind == "dict":
+            keys.extend(k for k, _ in part.items)
+    return keys
