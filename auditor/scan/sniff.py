@@ -54,6 +54,8 @@ EXPECTED_BY_EXTENSION: dict[str, frozenset[str]] = {
     ".yaml": _TEXT,
     ".yml": _TEXT,
     ".jinja": _TEXT | {"jinja"},
+    ".model": frozenset({"sentencepiece", "text"}),  # tiktoken vocabularies are text
+    ".msgpack": frozenset({"msgpack"}),
     ".py": _TEXT | {"python"},
     ".zip": frozenset({"zip", "pytorch-zip", "torchscript", "npz", "keras"}),
     ".tar": frozenset({"tar", "pytorch-tar"}),

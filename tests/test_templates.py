@@ -1,0 +1,164 @@
+"""Chat templates: family-style templates are clean; every injection construct is flagged.
+
+The family fixtures (tests/data/chat_templates) are written for these tests:
+they use the constructs the Llama 3.x, Qwen2.5/3, DeepSeek-V3/R1, Mistral,
+Gemma and Phi templates use (message loops, role conditionals, namespace()
+counters, raise_exception, tool-call blocks, loop.last, slicing, |tojson,
+strftime_now) in new text.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from auditor.formats import templates
+from auditor.scan.context import ScanOptions
+from auditor.scan.engine import scan_local
+
+FIXTURES = Path(__file__).parent / "data" / "chat_templates"
+FAMILIES = {p.stem.removesuffix("_style"): p.read_text() for p in FIXTURES.glob("*_style.jinja")}
+LLAMA_STYLE, QWEN_STYLE = FAMILIES["llama"], FAMILIES["qwen"]
+
+
+def test_every_family_has_a_fixture():
+    assert sorted(FAMILIES) == ["deepseek", "gemma", "llama", "mistral", "phi", "qwen"]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_family_style_templates_are_clean(family):
+    assert templates.review(FAMILIES[family]) == []
+
+
+INJECTIONS = {
+    "dunder_attribute": ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "AUD-TPL-001"),
+    "dunder_item": ("{{ message['__class__'] }}", "AUD-TPL-001"),
+    "attr_filter": ("{{ message|attr('__init__') }}", "AUD-TPL-001"),
+    "tilde_concat": ("{{ message['__cl' ~ 'ass__'] }}", "AUD-TPL-001"),
+    "plus_concat_via_set": ("{% set a = '__gl' %}{% set b = a + 'obals__' %}{{ f[b] }}",
+                            "AUD-TPL-001"),
+    "join_built": ("{{ message|attr(['__cl', 'ass__']|join) }}", "AUD-TPL-001"),
+    "format_filter": ("{{ m|attr('%c%cclass%c%c'|format(95, 95, 95, 95)) }}", "AUD-TPL-001"),
+    "replace_built": ("{{ m|attr('XXclassXX'|replace('X', '_')) }}", "AUD-TPL-001"),
+    "hex_escapes": ("{{ m['\\x5f\\x5fclass\\x5f\\x5f'] }}", "AUD-TPL-001"),
+    "reversed_slice": ("{{ m['__ssalc__'[::-1]] }}", "AUD-TPL-001"),
+    "str_format_fields": ("{{ '{0.__class__.__base__}'.format(m) }}", "AUD-TPL-001"),
+    "map_attribute": ("{{ messages|map(attribute='__class__')|list }}", "AUD-TPL-001"),
+    "set_block_name": ("{% set n %}__globals__{% endset %}{{ f|attr(n) }}", "AUD-TPL-001"),
+    "private_attribute": ("{{ self._TemplateReference__context }}", "AUD-TPL-001"),
+    "lipsum": ("{{ lipsum }}", "AUD-TPL-002"),
+    "cycler": ("{{ cycler.next() }}", "AUD-TPL-002"),
+    "joiner": ("{% set j = joiner() %}", "AUD-TPL-002"),
+    "self": ("{{ self }}", "AUD-TPL-002"),
+    "flask_config": ("{{ config.items() }}", "AUD-TPL-002"),
+    "flask_request": ("{{ request.args }}", "AUD-TPL-002"),
+    "include": ("{% include 'other.jinja' %}", "AUD-TPL-003"),
+    "import": ("{% import 'macros.jinja' as m %}", "AUD-TPL-003"),
+    "from_import": ("{% from 'macros.jinja' import x %}", "AUD-TPL-003"),
+    "extends": ("{% extends 'base.jinja' %}", "AUD-TPL-003"),
+    "attr_unresolvable": ("{{ m|attr(name ~ suffix) }}", "AUD-TPL-004"),
+    "item_unresolvable": ("{% set k = prefix ~ 'ss__' %}{{ m[k] }}", "AUD-TPL-004"),
+    "format_unresolvable": ("{{ (fmt ~ '}').format(m) }}", "AUD-TPL-004"),
+    "parse_error": ("{% for m in messages %}{{ m }}", "AUD-TPL-005"),
+    "range_abuse": ("{% for i in range(10**3, 99999999) %}x{% endfor %}", "AUD-TPL-006"),
+    "repetition_abuse": ("{{ 'x' * 1000000000 }}", "AUD-TPL-006"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INJECTIONS))
+def test_injection_construct_is_flagged(case):
+    source, rule = INJECTIONS[case]
+    assert rule in {i.rule.id for i in templates.review(source)}
+
+
+def test_issues_carry_the_line_number():
+    issues = templates.review("{{ a }}\n{{ b }}\n{{ c.__class__ }}")
+    assert [(i.rule.id, i.line) for i in issues] == [("AUD-TPL-001", 3)]
+
+
+def test_oversized_and_deeply_nested_templates_are_limits_not_crashes():
+    assert templates.review("x" * (templates.MAX_TEMPLATE_CHARS + 1))[0].rule.id == "AUD-TPL-008"
+    deep = "{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}"
+    assert templates.review(deep)[0].rule.id in ("AUD-TPL-005", "AUD-TPL-008")
+
+
+def test_folding_never_allocates_from_hostile_widths():
+    # '%999999999s' would allocate a gigabyte if evaluated; it stays unresolved.
+    assert templates.review("{{ m|attr('%999999999s'|format('x')) }}")[0].rule.id == "AUD-TPL-004"
+
+
+CANARY_PAYLOADS = [
+    "{{ cycler.__init__.__globals__.os.popen('touch CANARY').read() }}",
+    "{{ lipsum.__globals__['os'].system('touch CANARY') }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__()[0].__init__.__globals__['__builtins__']"
+    "['__import__']('os').system('touch CANARY') }}",
+]
+
+
+def _model(tmp_path: Path, payload: str) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "chat_template.jinja").write_text(payload)
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "chat_template": [{"name": "default", "template": "{{ messages[0]['content'] }}"},
+                          {"name": "tool_use", "template": payload}],
+        "bos_token": "<s>"}))
+    return folder
+
+
+@pytest.mark.parametrize("payload", CANARY_PAYLOADS)
+def test_canary_template_is_flagged_in_every_source_and_never_rendered(tmp_path, payload):
+    canary = tmp_path / "canary"
+    folder = _model(tmp_path, payload.replace("CANARY", str(canary)))
+    result = scan_local(folder, ScanOptions(jobs=1))
+    files = {f.path: f for f in result.models[0].files}
+    for name in ("chat_template.jinja", "tokenizer_config.json"):
+        assert files[name].worst is not None and files[name].worst.label == "critical", name
+    assert files["chat_template.jinja"].format == "jinja"
+    assert files["tokenizer_config.json"].facts["chat_templates"] == ["default", "tool_use"]
+    assert any("tool_use" in f.detail for f in files["tokenizer_config.json"].findings)
+    assert not canary.exists()
+
+
+def test_clean_template_files_and_config_pass_the_cli(tmp_path, run_cli):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "chat_template.jinja").write_text(QWEN_STYLE)
+    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": LLAMA_STYLE}))
+    run = run_cli("scan", folder, "--format", "json")
+    assert run.code == 0, run.out
+    files = {f["path"]: f for f in json.loads(run.out)["models"][0]["files"]}
+    assert files["chat_template.jinja"]["format"] == "jinja"
+    assert files["chat_template.jinja"]["findings"] == []
+    assert files["tokenizer_config.json"]["facts"]["chat_templates"] == ["default"]
+
+
+def test_jinja_file_padded_past_the_sniff_window_is_still_reviewed(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "chat_template.jinja").write_text("\n" * 70_000 + "{{ x.__class__ }}")
+    report = scan_local(folder, ScanOptions(jobs=1)).models[0].files[0]
+    assert report.format == "jinja"
+    assert [f.rule for f in report.findings] == ["AUD-TPL-001"]
+
+
+@pytest.mark.parametrize("value", [42, ["not an object"], [{"name": "x"}]])
+def test_malformed_chat_template_value_is_flagged(tmp_path, value):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": value}))
+    report = scan_local(folder, ScanOptions(jobs=1)).models[0].files[0]
+    assert "AUD-TPL-007" in {f.rule for f in report.findings}
+
+
+def test_invalid_utf8_jinja_file_fails_closed(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "chat_template.jinja").write_bytes(b"{{ messages }}\n" + b"ok" * 10)
+    (folder / "bad.jinja").write_bytes(b"{{ messages }}\xff\xfe{{ x }}")
+    files = {f.path: f for f in scan_local(folder, ScanOptions(jobs=1)).models[0].files}
+    assert files["chat_template.jinja"].findings == ()
+    assert files["bad.jinja"].coverage.value in ("error", "unsupported")
+    assert files["bad.jinja"].findings
