@@ -1,0 +1,275 @@
+"""Tar read header by header, as a stream, with bounded pax and GNU long-name records.
+
+`tarfile` reads whole pax and long-name records into memory whatever size
+they claim, so the headers are parsed here: ustar, GNU long names and links,
+pax records (path, linkpath, size). Each member is handed to the engine in
+place (a window on the file) or, inside a compressed stream, as a bounded
+forward reader; nothing is extracted.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from auditor.errors import FormatError, LimitExceeded
+from auditor.formats import archive_members as members
+from auditor.formats.archive_compressed import BOMB, CORRUPT
+from auditor.formats.archive_members import Layout, add_at
+from auditor.model import Rule, Severity
+from auditor.scan.context import ScanContext
+from auditor.scan.streams import SliceReader
+
+MALFORMED = Rule(
+    "AUD-ARC-018", Severity.HIGH, "Malformed tar header",
+    "A header with a bad checksum, size or record ends the archive for some readers and not "
+    "for others; members after it may be seen by the loader and not the scanner.",
+    "Re-create the archive.",
+)
+SPARSE = Rule(
+    "AUD-ARC-009", Severity.HIGH, "Tar member in a form the scanner does not read",
+    "GNU sparse and multi-volume members are reassembled by tar tools; the scanner sees only "
+    "fragments, so the member is unaudited.",
+    "Re-create the archive with plain members.",
+)
+TRAILING = Rule(
+    "AUD-ARC-021", Severity.MEDIUM, "Data after the end of the tar archive",
+    "Readers stop at the end-of-archive marker; tools that ignore it (tar -i) find what was "
+    "hidden after it.",
+    "Re-create the archive.",
+)
+RULES = (MALFORMED, SPARSE, TRAILING)
+
+BLOCK = 512
+MAX_RECORD = 1024 * 1024  # pax and GNU long-name records
+_LINKS = frozenset(b"12")
+_SPECIAL = frozenset(b"346")
+_DIRECTORY = ord("5")
+_UNREAD = frozenset(b"SMV")  # GNU sparse, multi-volume continuation, volume label
+_LONG_NAME, _LONG_LINK, _PAX, _GLOBAL_PAX = ord("L"), ord("K"), ord("x"), ord("g")
+
+
+def is_tar(head: bytes) -> bool:
+    """A ustar/GNU magic and a valid checksum in the first header block."""
+    return len(head) >= BLOCK and head[257:262] == b"ustar" and _checksum_ok(head[:BLOCK])
+
+
+def first_name(head: bytes) -> str:
+    """The name in the first header block (without pax or GNU long-name records)."""
+    return _text(head[0:100])
+
+
+def _checksum_ok(block: bytes) -> bool:
+    try:
+        stored = _number(block[148:156])
+    except ValueError:
+        return False
+    unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
+    signed = unsigned - 2 * sum(b for b in block[:148] + block[156:] if b >= 128)
+    return stored in (unsigned, signed)
+
+
+def _number(field: bytes) -> int:
+    """Octal text, or GNU base-256 when the first byte has its high bit set."""
+    if field[:1] in (b"\x80", b"\xff"):
+        value = int.from_bytes(field[1:], "big")
+        return value - (1 << (8 * len(field) - 8)) if field[0] == 0xFF else value
+    text = field.split(b"\x00", 1)[0].strip(b" ")
+    return int(text, 8) if text else 0
+
+
+def _text(field: bytes) -> str:
+    return field.split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    type: int
+    size: int
+    mode: int
+    linkname: str
+    header: int  # offset of its header block
+    data: int  # offset of its data
+
+
+class _Cursor:
+    """Position-tracking forward reader over a seekable or streaming source."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        self.pos = 0
+        self.seekable = f.seekable()
+
+    def read(self, n: int) -> bytes:
+        data = self.f.read(n)
+        self.pos += len(data)
+        return data
+
+    def skip_to(self, target: int) -> None:
+        if self.seekable:
+            self.f.seek(target)
+            self.pos = target
+            return
+        while self.pos < target and self.read(min(1 << 20, target - self.pos)):
+            pass
+
+
+def _records(cursor: _Cursor, size: int, offset: int) -> bytes:
+    if size > MAX_RECORD:
+        raise LimitExceeded(f"tar extended header of {size} bytes", offset)
+    data = cursor.read(size)
+    if len(data) < size:
+        raise FormatError("truncated extended header", offset, MALFORMED)
+    cursor.skip_to(cursor.pos + (-size % BLOCK))
+    return data
+
+
+def _pax(data: bytes, offset: int) -> dict[str, str]:
+    out: dict[str, str] = {}
+    pos = 0
+    while pos < len(data):
+        space = data.find(b" ", pos)
+        try:
+            length = int(data[pos:space])
+        except ValueError:
+            raise FormatError("bad pax record length", offset, MALFORMED) from None
+        if space < 0 or length <= 0 or pos + length > len(data):
+            raise FormatError("bad pax record", offset, MALFORMED)
+        key, _, value = data[space + 1 : pos + length - 1].partition(b"=")
+        out[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
+        pos += length
+    return out
+
+
+def iter_members(cursor: _Cursor, ctx: ScanContext) -> Iterator[Member]:
+    """Yield members in order; after each, the cursor is moved past its data."""
+    long_name = long_link = None
+    pax: dict[str, str] = {}
+    while True:
+        header = cursor.pos
+        block = cursor.read(BLOCK)
+        if len(block) < BLOCK:
+            if block or header == 0:
+                raise FormatError("truncated tar header", header, MALFORMED)
+            return  # no end marker; tarfile accepts that too
+        if block == bytes(BLOCK):
+            return
+        if not _checksum_ok(block):
+            raise FormatError("bad tar header checksum", header, MALFORMED)
+        try:
+            size, mode = _number(block[124:136]), _number(block[100:108])
+        except ValueError:
+            raise FormatError("bad number in tar header", header, MALFORMED) from None
+        kind = block[156]
+        if kind in (_LONG_NAME, _LONG_LINK, _PAX, _GLOBAL_PAX):
+            data = _records(cursor, size, header)
+            if kind == _LONG_NAME:
+                long_name = _text(data)
+            elif kind == _LONG_LINK:
+                long_link = _text(data)
+            elif kind == _PAX:
+                pax = _pax(data, header)
+            continue
+        name = _text(block[0:100])
+        if block[257:262] == b"ustar" and block[345:346] != b"\x00":
+            name = _text(block[345:500]) + "/" + name
+        name = pax.get("path", long_name or name)
+        link = pax.get("linkpath", long_link or _text(block[157:257]))
+        if "size" in pax:
+            try:
+                size = int(pax["size"])
+            except ValueError:
+                raise FormatError("bad pax size", header, MALFORMED) from None
+        if size < 0:
+            raise FormatError("negative member size", header, MALFORMED)
+        data = cursor.pos
+        yield Member(name, kind, size, mode, link, header, data)
+        has_data = kind not in _LINKS | _SPECIAL and kind != _DIRECTORY
+        cursor.skip_to(data + (size + (-size % BLOCK) if has_data else 0))
+        long_name = long_link = None
+        pax = {}
+
+
+class _Window(io.RawIOBase):
+    """The next `size` bytes of a forward-only stream, never more."""
+
+    def __init__(self, cursor: _Cursor, size: int) -> None:
+        super().__init__()
+        self._cursor = cursor
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        view = memoryview(b).cast("B")
+        data = self._cursor.read(min(len(view), self._left))
+        view[: len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+
+def scan_tar(f: BinaryIO, ctx: ScanContext, layouts: Sequence[Layout]) -> None:
+    """Scan every member of a tar, streaming: the layout is chosen from the first name."""
+    cursor = _Cursor(f)
+    layout, fmt = members.GENERIC, "tar"
+    ctx.result.format = fmt
+    names: list[str] = []
+    limit = ctx.limits.max_members
+    for member in iter_members(cursor, ctx):
+        if len(names) >= limit:
+            add_at(ctx, members.TOO_MANY, None, f"more than {limit} members; the rest were not "
+                   f"inspected", member.header)
+            ctx.limit_hit()
+            break
+        if not names:
+            layout, fmt = members.choose_layout(layouts, [member.name], "tar")
+            ctx.result.format = fmt
+        names.append(member.name)
+        _scan_member(f, cursor, member, layout, ctx)
+    else:
+        _check_end(cursor, ctx)
+    members.check_duplicates(ctx, names)
+    ctx.result.format = members.choose_layout(layouts, names, fmt)[1]
+    ctx.result.facts["members"] = len(names)
+
+
+def _scan_member(
+    f: BinaryIO, cursor: _Cursor, member: Member, layout: Layout, ctx: ScanContext
+) -> None:
+    members.check_name(ctx, member.name, member.header)
+    if member.type in _LINKS:
+        kind = "hard link" if member.type == ord("1") else "symbolic link"
+        add_at(ctx, members.LINK, member.name, f"{kind} to {member.linkname!r}", member.header)
+        return
+    if member.type in _SPECIAL:
+        add_at(ctx, members.SPECIAL, member.name, "device or FIFO member", member.header)
+        return
+    if member.type == _DIRECTORY:
+        return
+    if member.type in _UNREAD:
+        add_at(ctx, SPARSE, member.name, f"member type {chr(member.type)!r}", member.header)
+        ctx.limit_hit()
+        return
+    stream = (SliceReader(f, member.data, member.size) if cursor.seekable
+              else _Window(cursor, member.size))
+    try:
+        members.hand_over(ctx, layout, member.name, stream, member.size)  # type: ignore[arg-type]
+    except LimitExceeded as exc:
+        add_at(ctx, BOMB, member.name, str(exc), member.header)
+        ctx.limit_hit()
+    except FormatError as exc:
+        add_at(ctx, CORRUPT, member.name, str(exc), member.header)
+
+
+def _check_end(cursor: _Cursor, ctx: ScanContext) -> None:
+    """Anything but zero padding after the end marker is hidden from tar readers."""
+    start = cursor.pos
+    while chunk := cursor.read(1 << 20):
+        if chunk.strip(b"\x00"):
+            add_at(ctx, TRAILING, None, f"non-zero bytes after the end-of-archive marker "
+                   f"(from offset {start})", start)
+            return

@@ -1,0 +1,195 @@
+"""PyTorch zip checkpoints, TorchScript archives and the legacy tar layout.
+
+`torch.save` writes a zip: `<archive>/data.pkl` (the pickle that rebuilds the
+object), raw tensor bytes under `<archive>/data/<key>` and a few bookkeeping
+members. `torch.jit.save` adds `code/` (TorchScript source, run when the model
+is called) and `constants.pkl`. Loaders unpickle every pickle they are told
+to, so every member except raw storages and bookkeeping goes to the engine
+(the pickle module judges pickles, whatever their name). Storages are not
+read, only their first bytes sniffed: tensor data that starts like a pickle
+or an archive is handed to the engine too and flagged, because a loader
+never needs that and a second-stage loader could. The legacy tar layout
+(`sys_info`, `pickle`, `storages`, `tensors`) is scanned member by member.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+from collections.abc import Sequence
+from typing import BinaryIO
+
+from auditor.formats import archive_members, archive_tar, archive_zip
+from auditor.formats.archive_members import Layout, Role, add_at
+from auditor.model import FormatResult, Rule, Severity
+from auditor.scan import rules as scan_rules
+from auditor.scan.context import ScanContext
+from auditor.scan.streams import ReplayReader
+
+NAME = "pytorch-zip"
+
+STORAGE_CONTENT = Rule(
+    "AUD-PT-001", Severity.MEDIUM, "Tensor storage starts like a pickle or an archive",
+    "Storages hold raw numbers that torch.load never unpickles; one that starts like a pickle "
+    "or an archive is a second-stage payload waiting for another loader. Its content was "
+    "scanned as a member.",
+    "Re-save the checkpoint from trusted code; find out who produced this file.",
+)
+CODE = Rule(
+    "AUD-PT-002", Severity.MEDIUM, "TorchScript archive ships code",
+    "The code/ members are TorchScript programs that run when the model is called. TorchScript "
+    "cannot import Python modules, but it runs whatever operators the program names.",
+    "Load TorchScript only from publishers you trust, or use weights in safetensors.",
+)
+CODE_TOKEN = Rule(
+    "AUD-PT-003", Severity.HIGH, "TorchScript code uses a suspicious construct",
+    "TorchScript written by torch.jit.save never contains Python imports, eval/exec or system "
+    "modules, and rarely file access; their presence means the code was edited by hand.",
+    "Do not load the archive; inspect the named code member.",
+)
+BOOKKEEPING = Rule(
+    "AUD-PT-004", Severity.MEDIUM, "PyTorch bookkeeping member has unexpected content",
+    "Members such as version and byteorder hold a few characters of text; anything larger "
+    "or binary is data hidden under a name nobody looks at. It was scanned as a member.",
+    "Re-save the checkpoint with torch.save.",
+)
+RULES = (STORAGE_CONTENT, CODE, CODE_TOKEN, BOOKKEEPING)
+
+_MEMBER = re.compile(
+    r"[^/]+/(data\.pkl|constants\.pkl|version|byteorder|\.format_version|\.storage_alignment"
+    r"|\.data/|data/|code/|constants/)"
+)
+_STORAGE = re.compile(r"(data|constants)/\d+")
+_BOOKKEEPING = frozenset({"version", ".data/version", "byteorder", ".data/serialization_id",
+                          ".format_version", ".storage_alignment"})
+_BOOKKEEPING_MAX = 256
+_TAR_MEMBERS = frozenset({"sys_info", "pickle", "storages", "tensors"})
+_CODE_MAX = 16 * 1024 * 1024
+
+# Heads that raw tensor data has no reason to start with.
+_PICKLE_FIRST_OPS = frozenset(b"}])(cKJMNXU\x8c\x95\x88\x89GF\x93\x81")
+_PROTO0_GLOBAL = re.compile(rb"c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n")
+_FOREIGN_MAGIC = {
+    b"PK\x03\x04": "a zip", b"\x1f\x8b\x08": "gzip", b"\xfd7zXZ\x00": "xz",
+    b"7z\xbc\xaf\x27\x1c": "7z", b"Rar!\x1a\x07": "rar", b"\x28\xb5\x2f\xfd": "zstd",
+    b"\x93NUMPY": "a numpy array",
+}
+
+# What TorchScript source written by torch.jit.save never contains.
+_CODE_TOKENS = (
+    (re.compile(r"\b__import__\b|\bimportlib\b"), "dynamic import"),
+    (re.compile(r"^\s*(import|from)\s+\w", re.MULTILINE), "Python import statement"),
+    (re.compile(r"\b(eval|exec|compile)\s*\("), "eval/exec/compile"),
+    (re.compile(r"\b(os|posix|subprocess|sys|socket|shutil|builtins|ctypes|pickle)\.\w"),
+     "Python system module"),
+    (re.compile(r"(?<![\w.])open\s*\("), "file open"),
+    (re.compile(r"\bfrom_file\b"), "reads or maps a file (from_file)"),
+)
+
+
+def sniff(head: bytes, name: str) -> bool:
+    if head.startswith(archive_zip.LOCAL_SIG) and len(head) >= 30:
+        (nlen,) = struct.unpack_from("<H", head, 26)
+        first = head[30 : 30 + nlen].decode("utf-8", "replace")
+        return _MEMBER.match(first) is not None
+    return archive_tar.is_tar(head) and archive_tar.first_name(head) in _TAR_MEMBERS
+
+
+def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
+    head, f = archive_members.peek(f, archive_tar.BLOCK)
+    if archive_tar.is_tar(head):
+        archive_tar.scan_tar(f, ctx, (TAR_LAYOUT,))
+    else:
+        archive_zip.scan_zip(f, ctx, (ZIP_LAYOUT,))
+    return ctx.result
+
+
+def _prefix_and_rest(name: str) -> tuple[str, str]:
+    prefix, _, rest = name.partition("/")
+    return prefix, rest
+
+
+def detect_zip(names: Sequence[str]) -> str | None:
+    """pytorch-zip when `<archive>/data.pkl` exists; torchscript with code/ or constants.pkl."""
+    rests = {_prefix_and_rest(n)[1] for n in names if "/" in n}
+    if "data.pkl" not in rests and "constants.pkl" not in rests:
+        return None
+    if "constants.pkl" in rests or any(r.startswith("code/") for r in rests):
+        return "torchscript"
+    return NAME
+
+
+def zip_role(name: str) -> Role:
+    rest = _prefix_and_rest(name)[1]
+    if _STORAGE.fullmatch(rest):
+        return Role.STORAGE
+    if rest in _BOOKKEEPING:
+        return Role.METADATA
+    if rest.startswith("code/") and rest.endswith(".py"):
+        return Role.CODE
+    return Role.SCAN
+
+
+def detect_tar(names: Sequence[str]) -> str | None:
+    return "pytorch-tar" if _TAR_MEMBERS & set(names) else None
+
+
+def _scan_rest(
+    ctx: ScanContext, name: str, head: bytes, stream: BinaryIO, size: int | None
+) -> None:
+    whole = io.BufferedReader(ReplayReader(head, stream))  # type: ignore[arg-type]
+    ctx.merge_member(ctx.scan_member(name, whole, size))  # type: ignore[arg-type]
+
+
+def _storage(ctx: ScanContext, name: str, stream: BinaryIO, size: int | None) -> None:
+    head = stream.read(16)
+    what = _looks_like(head)
+    storages = ctx.result.facts.get("storages", 0)
+    ctx.result.facts["storages"] = storages + 1
+    if what is not None:
+        add_at(ctx, STORAGE_CONTENT, name, f"storage data starts like {what}")
+        _scan_rest(ctx, name, head, stream, size)
+
+
+def _looks_like(head: bytes) -> str | None:
+    if len(head) >= 3 and head[0] == 0x80 and 2 <= head[1] <= 5 and head[2] in _PICKLE_FIRST_OPS:
+        return f"a protocol {head[1]} pickle"
+    if _PROTO0_GLOBAL.match(head):
+        return "a protocol 0 pickle"
+    for magic, what in _FOREIGN_MAGIC.items():
+        if head.startswith(magic):
+            return what
+    return None
+
+
+def _bookkeeping(ctx: ScanContext, name: str, stream: BinaryIO, size: int | None) -> None:
+    head = stream.read(_BOOKKEEPING_MAX + 1)
+    if len(head) <= _BOOKKEEPING_MAX and all(32 <= b < 127 or b in b"\n\r\t" for b in head):
+        return
+    add_at(ctx, BOOKKEEPING, name, f"{'over ' if len(head) > _BOOKKEEPING_MAX else ''}"
+           f"{len(head)} bytes, not short text")
+    _scan_rest(ctx, name, head, stream, size)
+
+
+def _code(ctx: ScanContext, name: str, stream: BinaryIO, size: int | None) -> None:
+    data = stream.read(_CODE_MAX + 1)
+    if len(data) > _CODE_MAX:
+        add_at(ctx, scan_rules.LIMIT, name, f"TorchScript source over {_CODE_MAX} bytes; only "
+               f"the first {_CODE_MAX} were checked")
+        ctx.limit_hit()
+    text = data[:_CODE_MAX].decode("utf-8", "replace")
+    if not any(f.rule == CODE.id for f in ctx.result.findings):
+        add_at(ctx, CODE, None, f"TorchScript source such as {name!r}")
+    for pattern, what in _CODE_TOKENS:
+        match = pattern.search(text)
+        if match is not None:
+            line = text.count("\n", 0, match.start()) + 1
+            add_at(ctx, CODE_TOKEN, name, f"{what}: {match.group(0).strip()!r} on line {line}")
+
+
+ZIP_LAYOUT = Layout(
+    detect=detect_zip, role=zip_role,
+    handlers={Role.STORAGE: _storage, Role.METADATA: _bookkeeping, Role.CODE: _code},
+)
+TAR_LAYOUT = Layout(detect=detect_tar, role=lambda name: Role.SCAN)
