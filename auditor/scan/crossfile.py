@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from auditor.formats import onnx, python_code
+from auditor.formats import onnx, python_code, tf_savedmodel
 from auditor.model import FileReport
 
 Check = Callable[[dict[str, FileReport]], None]
@@ -19,6 +19,7 @@ Check = Callable[[dict[str, FileReport]], None]
 CHECKS: tuple[Check, ...] = (
     onnx.link_external_data,
     python_code.check_auto_map_modules,
+    tf_savedmodel.link_variables,
 )
 
 

@@ -1,0 +1,272 @@
+"""TensorFlow SavedModel (`saved_model.pb`) and its companions, read without TensorFlow.
+
+A SavedModel is a graph: loading it does not run Python, but running it runs
+its operators, and some operators reach outside the tensor world: they read
+or write files, or call Python functions registered in the process. The
+graph protobuf (SavedModel -> MetaGraphDef -> GraphDef -> NodeDef, plus the
+function library) is streamed by `protowire` and every operator is looked up
+in the table below. Checkpoint operators (SaveV2, RestoreV2, ...) are in every
+SavedModel and only flagged when a constant path sends them outside the model.
+
+Companions in the same folder: `keras_metadata.pb` (TF-Keras layer configs as
+JSON, which can carry Lambda bytecode: reviewed like a `.keras` config),
+`fingerprint.pb` (hashes only) and `variables/` (tensor data, recognised by
+`link_variables` once all files are scanned).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+import re
+from typing import Any, BinaryIO
+
+from auditor.errors import FormatError, LimitExceeded
+from auditor.formats import keras, python_code
+from auditor.formats.jsonutil import loads_strict
+from auditor.formats.protowire import LEN, VARINT, Field, Schema, read_head_fields, read_message
+from auditor.model import Coverage, FileReport, FormatResult, Rule, Severity
+from auditor.scan import rules as scan_rules
+from auditor.scan.context import ScanContext
+
+NAME = "tf-savedmodel"
+
+PYTHON_OP = Rule(
+    "AUD-TF-001", Severity.HIGH, "TensorFlow graph calls Python functions (PyFunc)",
+    "PyFunc, PyFuncStateless and EagerPyFunc run a Python callable of the loading process: "
+    "the graph hands control to code that is not in the model.",
+    "Refuse the model, or re-export it without tf.py_function / tf.numpy_function.",
+)
+FILE_READ_OP = Rule(
+    "AUD-TF-002", Severity.HIGH, "TensorFlow graph reads files",
+    "ReadFile, MatchingFiles, file readers and file datasets let a served model read (and "
+    "return) files of the host.",
+    "Refuse the model unless file access is expected; inspect the paths it uses.",
+)
+FILE_WRITE_OP = Rule(
+    "AUD-TF-003", Severity.HIGH, "TensorFlow graph writes files",
+    "WriteFile, summary writers, dataset savers and debug dump operators let running the "
+    "model create or overwrite files of the host.",
+    "Refuse the model unless file output is expected; inspect the paths it uses.",
+)
+ODD_PATH = Rule(
+    "AUD-TF-004", Severity.HIGH, "TensorFlow file operator uses a path outside the model",
+    "Checkpoint and lookup-table operators are normal, but a constant absolute or '..' path "
+    "makes them read or write outside the model folder.",
+    "Re-export the model with tf.saved_model.save so paths come from the loader.",
+)
+MALFORMED = Rule(
+    "AUD-TF-005", Severity.HIGH, "TensorFlow SavedModel protobuf is malformed",
+    "A graph the scanner cannot parse is not what TensorFlow will load; lenient parsing "
+    "differences are a way to hide operators.",
+    "Re-export the model with tf.saved_model.save.",
+)
+ASSET_PATH = Rule(
+    "AUD-TF-006", Severity.HIGH, "SavedModel asset path escapes the assets folder",
+    "Asset file names are joined to the model's assets/ folder by the loader; an absolute or "
+    "'..' name makes it read any file of the host.",
+    "Keep assets inside assets/ and name them by relative paths.",
+)
+RULES = (PYTHON_OP, FILE_READ_OP, FILE_WRITE_OP, ODD_PATH, MALFORMED, ASSET_PATH)
+
+# Operator -> rule. Data, not code: a new dangerous operator is one line.
+OPS: dict[str, Rule] = {
+    **dict.fromkeys(("PyFunc", "PyFuncStateless", "EagerPyFunc"), PYTHON_OP),
+    **dict.fromkeys((
+        "ReadFile", "MatchingFiles", "MatchingFilesDataset", "ExperimentalMatchingFilesDataset",
+        "ImmutableConst", "WholeFileReader", "WholeFileReaderV2", "TextLineReader",
+        "TextLineReaderV2", "FixedLengthRecordReader", "FixedLengthRecordReaderV2",
+        "TFRecordReader", "TFRecordReaderV2", "LMDBReader", "TextLineDataset",
+        "FixedLengthRecordDataset", "FixedLengthRecordDatasetV2", "TFRecordDataset",
+        "TFRecordDatasetV2", "LMDBDataset", "ExperimentalLMDBDataset", "CSVDataset",
+        "CSVDatasetV2", "ExperimentalCSVDataset", "SqlDataset", "ExperimentalSqlDataset",
+        "LoadDataset", "SnapshotDataset", "SnapshotDatasetV2", "DecodeProtoV2",
+    ), FILE_READ_OP),
+    **dict.fromkeys((
+        "WriteFile", "DatasetToTFRecord", "ExperimentalDatasetToTFRecord", "SaveDataset",
+        "SaveDatasetV2", "CreateSummaryFileWriter", "CreateSummaryDbWriter", "WriteSummary",
+        "WriteRawProtoSummary", "WriteScalarSummary", "WriteHistogramSummary",
+        "WriteImageSummary", "WriteAudioSummary", "WriteGraphSummary", "ImportEvent",
+        "DebugIdentity", "DebugIdentityV2", "DebugIdentityV3", "DebugNanCount",
+        "DebugNumericSummary", "DebugNumericSummaryV2",
+    ), FILE_WRITE_OP),
+}
+# Normal operators that take a path: flagged only when a constant path leaves the model.
+PATH_OPS = frozenset({
+    "Save", "SaveV2", "SaveSlices", "Restore", "RestoreV2", "RestoreSlice",
+    "MergeV2Checkpoints", "ShardedFilename", "InitializeTableFromTextFile",
+    "InitializeTableFromTextFileV2", "LoadAndRemapMatrix", "GenerateVocabRemapping",
+})
+# PrintV2 prints to a stream named by an attribute; only a file is a finding.
+PRINT_OP = "PrintV2"
+MAX_CONST_STRINGS = 16
+
+_NODE: Schema = {
+    1: Field("name", "str"), 2: Field("op", "str"), 3: Field("input", "str", True),
+    5: Field("attr", "AttrEntry", True),
+}
+SCHEMAS: dict[str, Schema] = {
+    "SavedModel": {1: Field("schema_version", "int"),
+                   2: Field("meta_graphs", "MetaGraphDef", True)},
+    "MetaGraphDef": {1: Field("meta_info_def", "MetaInfoDef"), 2: Field("graph_def", "GraphDef"),
+                     6: Field("asset_file_def", "AssetFileDef", True)},
+    "MetaInfoDef": {4: Field("tags", "str", True), 5: Field("tensorflow_version", "str")},
+    "AssetFileDef": {2: Field("filename", "str")},
+    "GraphDef": {1: Field("node", "NodeDef", True), 2: Field("library", "FunctionDefLibrary"),
+                 4: Field("versions", "VersionDef")},
+    "VersionDef": {1: Field("producer", "int")},
+    "NodeDef": _NODE,
+    "AttrEntry": {1: Field("key", "str"), 2: Field("value", "AttrValue")},
+    "AttrValue": {2: Field("s", "bytes"), 8: Field("tensor", "TensorProto")},
+    "TensorProto": {8: Field("string_val", "bytes", True)},
+    "FunctionDefLibrary": {1: Field("function", "FunctionDef", True)},
+    "FunctionDef": {1: Field("signature", "OpDef"), 3: Field("node_def", "NodeDef", True)},
+    "OpDef": {1: Field("name", "str")},
+    "KerasMetadata": {1: Field("nodes", "SavedObject", True)},
+    "SavedObject": {3: Field("node_path", "str"), 4: Field("identifier", "str"),
+                    5: Field("metadata", "str")},
+}
+_META_GRAPH_KEYS = frozenset({0x0A, 0x12, 0x1A, 0x22, 0x2A, 0x32, 0x3A})
+_FINGERPRINT_FIELDS = frozenset({*((n, VARINT) for n in range(1, 6)), (6, LEN)})
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_VARIABLES = re.compile(r"^variables\.(index|data-\d{5}-of-\d{5})$")
+
+
+def sniff(head: bytes, name: str) -> bool:
+    base = name.lower()
+    if base == "keras_metadata.pb":
+        return head[:1] == b"\x0a"
+    if base == "fingerprint.pb":
+        fields = read_head_fields(head)
+        return bool(fields) and all((n, w) in _FINGERPRINT_FIELDS for n, w, _, _ in fields)
+    fields = read_head_fields(head, 2)
+    if len(fields) < 2 or fields[0][:2] != (1, VARINT) or fields[0][2] > 10:
+        return False
+    number, wire, _, at = fields[1]
+    return (number, wire) == (2, LEN) and (at >= len(head) or head[at] in _META_GRAPH_KEYS)
+
+
+def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
+    if ctx.size is None:
+        raise FormatError("protobuf member of unknown size cannot be bounded", 0, MALFORMED)
+    base = ctx.name.lower()
+    if base == "fingerprint.pb":
+        ctx.result.format = "tf-fingerprint"
+        return ctx.result
+    root = "KerasMetadata" if base == "keras_metadata.pb" else "SavedModel"
+    try:
+        doc = read_message(f, ctx.size, SCHEMAS, root)
+    except LimitExceeded:
+        raise
+    except FormatError as exc:
+        raise FormatError(str(exc), exc.offset, MALFORMED) from None
+    if root == "KerasMetadata":
+        ctx.result.format = "tf-keras-metadata"
+        _keras_metadata(doc, ctx)
+    else:
+        _saved_model(doc, ctx)
+    return ctx.result
+
+
+def _keras_metadata(doc: dict[str, Any], ctx: ScanContext) -> None:
+    classes: set[str] = set()
+    for node in doc.get("nodes", []):
+        text = node.get("metadata")
+        if not text:
+            continue
+        try:
+            config, _ = loads_strict(text.encode(), what="keras_metadata node")
+        except LimitExceeded:
+            raise
+        except FormatError as exc:
+            raise FormatError(f"node {node.get('node_path', '?')}: {exc}", None,
+                              MALFORMED) from None
+        facts = keras.review_config(config, ctx, node.get("node_path", "node"))
+        classes.update(facts["classes"])
+    ctx.result.facts.update({"layers": len(doc.get("nodes", [])), "classes": sorted(classes)})
+
+
+def _saved_model(doc: dict[str, Any], ctx: ScanContext) -> None:
+    graphs = doc.get("meta_graphs", [])
+    if not graphs:
+        raise FormatError("no meta graph", 0, MALFORMED)
+    ops: set[str] = set()
+    tags: set[str] = set()
+    count = 0
+    for meta in graphs:
+        info = meta.get("meta_info_def", {})
+        tags.update(info.get("tags", []))
+        for asset in meta.get("asset_file_def", []):
+            name = asset.get("filename", "")
+            if python_code.path_outside(name) or _URL.match(name):
+                ctx.add(ASSET_PATH, repr(name))
+        graph = meta.get("graph_def", {})
+        scopes = [("graph", graph.get("node", []))]
+        for fn in graph.get("library", {}).get("function", []):
+            label = f"function {fn.get('signature', {}).get('name', '?')}"
+            scopes.append((label, fn.get("node_def", [])))
+        for scope, nodes in scopes:
+            count += len(nodes)
+            ops.update(n.get("op", "") for n in nodes)
+            _check_nodes(scope, nodes, ctx)
+    version = graphs[0].get("meta_info_def", {}).get("tensorflow_version")
+    ctx.result.facts.update({
+        "schema_version": doc.get("schema_version", 0),
+        "tensorflow_version": version,
+        "tags": sorted(tags),
+        "operators": count,
+        "op_types": sorted(ops),
+    })
+
+
+def _check_nodes(scope: str, nodes: list[dict[str, Any]], ctx: ScanContext) -> None:
+    consts = {n.get("name", ""): _strings(n) for n in nodes if n.get("op") == "Const"}
+    for node in nodes:
+        op = node.get("op", "")
+        paths = [s for i in node.get("input", []) for s in consts.get(_source(i), [])]
+        where = f"{scope}: {op} node {node.get('name', '')!r}"
+        shown = f" paths {paths[:3]}" if paths else ""
+        rule = OPS.get(op)
+        if rule is not None:
+            ctx.add(rule, where + shown)
+        elif op in PATH_OPS:
+            odd = [p for p in paths if python_code.path_outside(p) or _URL.match(p)]
+            if odd:
+                ctx.add(ODD_PATH, f"{where} paths {odd[:3]}")
+        elif op == PRINT_OP:
+            stream = _attr(node, "output_stream")
+            if stream.startswith("file://"):
+                ctx.add(FILE_WRITE_OP, f"{where} prints to {stream!r}")
+
+
+def _source(name: str) -> str:
+    return name.lstrip("^").split(":", 1)[0]
+
+
+def _attr(node: dict[str, Any], key: str) -> str:
+    for entry in node.get("attr", []):
+        if entry.get("key") == key:
+            raw = entry.get("value", {}).get("s", b"")
+            return raw.decode("utf-8", "replace")
+    return ""
+
+
+def _strings(node: dict[str, Any]) -> list[str]:
+    for entry in node.get("attr", []):
+        if entry.get("key") == "value":
+            values = entry.get("value", {}).get("tensor", {}).get("string_val", [])
+            return [v.decode("utf-8", "replace") for v in values[:MAX_CONST_STRINGS]]
+    return []
+
+
+def link_variables(files: dict[str, FileReport]) -> None:
+    """Model-level pass: `variables/variables.*` next to a SavedModel are its tensor data."""
+    models = {posixpath.dirname(p) for p, r in files.items() if r.format == NAME}
+    for path, report in list(files.items()):
+        folder, base = posixpath.split(path)
+        if (posixpath.basename(folder) == "variables" and _VARIABLES.match(base)
+                and posixpath.dirname(folder) in models and report.format == "unknown"):
+            files[path] = dataclasses.replace(
+                report, format="tf-variables", coverage=Coverage.SCANNED,
+                findings=tuple(f for f in report.findings
+                               if f.rule != scan_rules.UNKNOWN_BINARY.id))
