@@ -231,6 +231,21 @@ def test_lineage_chain_nests_ancestors_with_relation_and_resolution():
                              "auditor:lineage:depth": "1"}
 
 
+def test_breadth_first_lineage_nests_by_child_name():
+    lineage = [
+        {"name": "a/one", "relation": "merge", "resolved": True, "depth": 1},
+        {"name": "b/two", "relation": "merge", "resolved": True, "depth": 1},
+        {"name": "a/root", "relation": "finetune", "resolved": True, "depth": 2,
+         "child": "a/one"},
+        {"name": "b/root", "relation": "quantized", "resolved": True, "depth": 2,
+         "child": "b/two"},
+    ]
+    model, result = _report(facts={"lineage": lineage})
+    ancestors = to_cyclonedx(model, result)["metadata"]["component"]["pedigree"]["ancestors"]
+    nested = {a["name"]: [g["name"] for g in a["pedigree"]["ancestors"]] for a in ancestors}
+    assert nested == {"a/one": ["a/root"], "b/two": ["b/root"]}
+
+
 def test_card_base_models_become_unresolved_ancestors(run_cli, tmp_path):
     _, text = _sbom(run_cli, write_merged(tmp_path / "merged-model"), tmp_path)
     doc = assert_valid_json(text)

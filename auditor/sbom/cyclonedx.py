@@ -319,41 +319,43 @@ def _vulnerabilities(model: ModelReport, paths: set[str]) -> list[Any]:
 
 
 def _ancestors(lineage: list[dict[str, Any]]) -> list[Component]:
-    """Lineage entries (depth-first, `depth` 1 = direct base) → nested ancestor components."""
+    """Lineage entries (`depth` 1 = direct base) → nested ancestor components.
+
+    An entry of depth d+1 is a base of the entry named by its `child` key, or
+    (without one) of the nearest preceding entry of depth d: depth-first order.
+    """
     from cyclonedx.model import Property
     from cyclonedx.model.component import Component, ComponentType, Pedigree
 
-    def component(n: int, entry: dict[str, Any], parents: list[Component]) -> Component:
+    depths = [d if isinstance(d := e.get("depth", 1), int) and d > 0 else 1 for e in lineage]
+    bases: dict[int | None, list[int]] = {}
+    for i, entry in enumerate(lineage):
+        parent = None
+        if depths[i] > 1:
+            candidates = [j for j in range(i) if depths[j] == depths[i] - 1]
+            named = [j for j in candidates if lineage[j].get("name") == entry.get("child")]
+            parent = (named or candidates or [None])[-1]
+        bases.setdefault(parent, []).append(i)
+
+    def component(i: int) -> Component:
+        entry = lineage[i]
         name = str(entry.get("name") or "unknown")
         commit = entry.get("commit") if _COMMIT.match(str(entry.get("commit") or "")) else None
         publisher = entry.get("publisher") or (name.split("/")[0] if "/" in name else None)
+        parents = [component(j) for j in bases.get(i, [])]
         return Component(
-            type=ComponentType.MACHINE_LEARNING_MODEL, name=name, bom_ref=f"ancestor-{n}",
+            type=ComponentType.MACHINE_LEARNING_MODEL, name=name, bom_ref=f"ancestor-{i + 1}",
             version=commit, publisher=publisher, purl=_purl(name, commit),
             pedigree=Pedigree(ancestors=parents) if parents else None,
             properties=[
                 Property(name="auditor:lineage:relation",
                          value=str(entry.get("relation") or "unknown")),
                 Property(name="auditor:lineage:resolved", value=_tri(entry.get("resolved"))),
-                Property(name="auditor:lineage:depth", value=str(entry.get("depth", 1))),
+                Property(name="auditor:lineage:depth", value=str(depths[i])),
             ],
         )
 
-    def depth_of(i: int) -> int:
-        depth = lineage[i].get("depth", 1)
-        return depth if isinstance(depth, int) else 1
-
-    def build(start: int, depth: int) -> tuple[list[Component], int]:
-        """Entries from `start` at `depth` or deeper; each takes the deeper ones after it."""
-        out: list[Component] = []
-        i = start
-        while i < len(lineage) and depth_of(i) >= depth:
-            parents, after = build(i + 1, depth_of(i) + 1)
-            out.append(component(i + 1, lineage[i], parents))
-            i = after
-        return out, i
-
-    return build(0, 1)[0]
+    return [component(i) for i in bases.get(None, [])]
 
 
 # --- post-processing: what the library cannot express --------------------------------------------
