@@ -133,6 +133,11 @@ class HubRepo:
         return self.refs.get(rev)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # dropped connections are part of the tests
+
+
 class HubServer:
     """Start with `with HubServer(repos) as hub:`; `hub.url` is the endpoint."""
 
@@ -143,7 +148,7 @@ class HubServer:
         self.content_bytes = 0  # file bytes sent by GET resolve/
         self.requests: list[tuple[str, str, str | None]] = []  # method, path, authorization
         self.drop: dict[str, int] = {}  # path prefix -> connections still to drop
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._httpd = _QuietServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 

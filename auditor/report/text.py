@@ -31,6 +31,11 @@ def _file_line(report: FileReport, width: int) -> str:
 def _model_lines(model: ModelReport, fail_on: Severity) -> list[str]:
     revision = model.revision or "unpinned"
     lines = [f"model {model.name}  (revision {revision}, {model.source}: {model.root})", ""]
+    transfer = model.facts.get("hub", {}).get("transfer")
+    if transfer:  # a remote-only Hub audit: how little was fetched
+        lines.insert(1, f"remote-only: {transfer['bytes']} of {transfer['repo_bytes']} bytes "
+                     f"transferred ({transfer['ratio']:.4%}); digests of range-read files "
+                     "are upstream-reported")
     width = max((len(f.path) for f in model.files), default=10)
     for finding in model.findings:
         lines += _finding_lines(finding, finding.severity >= fail_on)

@@ -30,9 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from auditor import __version__
-from auditor.errors import SourceError, UsageError
+from auditor.atomicio import write_atomic
+from auditor.errors import LimitExceeded, SourceError, UsageError
 from auditor.integrity.hashing import GIT_SHA1, new_hasher
 from auditor.model import Coverage, FileReport, Finding, ModelReport, ScanResult, Severity
+from auditor.scan import rules as scan_rules
 from auditor.scan.context import ScanOptions
 from auditor.scan.engine import RULES_VERSION, NoProgress, Progress, scan_stream
 from auditor.scan.modelfacts import model_facts
@@ -250,6 +252,10 @@ def download(record: RepoRecord, settings: HubSettings, jobs: int) -> Path:
         repo, revision=record.commit, cache_dir=str(settings.cache_dir),
         endpoint=settings.endpoint, token=settings.token, max_workers=max(1, jobs),
         tqdm_class=_Quiet, library_name="auditor", library_version=__version__))
+    if not is_commit(record.ref.revision):  # so that --offline finds hf://…@branch later
+        ref = folder / "refs" / record.ref.revision
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(ref, record.commit)
     return Path(path)
 
 
@@ -312,7 +318,11 @@ def _remote_file(
         return FileReport(up.path, size, digests, "not-fetched", Coverage.UNSUPPORTED,
                           (finding,), facts)
     stream = io.BufferedReader(RemoteFile(fetch, size, RANGE_BUDGET, up.path), 1 << 16)
-    result = scan_stream(up.path, stream, size, options)
+    try:
+        result = scan_stream(up.path, stream, size, options)
+    except LimitExceeded as exc:  # the budget ran out while sniffing, before any module ran
+        limit = scan_rules.LIMIT.finding(up.path, str(exc), offset=exc.offset)
+        return FileReport(up.path, size, digests, "unknown", Coverage.PARTIAL, (limit,), facts)
     return FileReport(up.path, size, digests, result.format, result.coverage,
                       tuple(result.findings), {**result.facts, **facts})
 

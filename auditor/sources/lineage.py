@@ -1,6 +1,6 @@
 """Lineage: the base models a model card declares, resolved to their publisher and commit.
 
-Only metadata is fetched (model info, never files), breadth first, to a
+Only metadata is fetched (model info, never files), depth first, to a
 fixed depth; a declaration that loops back is a cycle finding, not an
 endless walk. Offline, or for a base that cannot be looked up, the entry
 records what the card declares with `resolved: false`.
@@ -59,26 +59,25 @@ def declared(card: Mapping[str, Any] | None) -> list[dict[str, Any]]:
 def resolve(
     model: str, card: Mapping[str, Any] | None, lookup: Lookup, max_depth: int
 ) -> tuple[list[dict[str, Any]], list[Finding]]:
-    """Walk base models breadth first up to `max_depth` generations."""
+    """Walk base models depth first (pre-order, so each entry follows its child) to `max_depth`."""
     entries: list[dict[str, Any]] = []
     findings: list[Finding] = []
     seen = {model}
-    frontier: list[tuple[str, str, int, tuple[str, ...]]] = [
-        (n, _relation(card), 1, (model,)) for n in declared_bases(card)
-    ]
-    while frontier:
-        name, relation, depth, path = frontier.pop(0)
+
+    def walk(name: str, relation: str, depth: int, path: tuple[str, ...]) -> None:
         if name in path:
             chain = " -> ".join((*path, name))
             findings.append(LINEAGE_CYCLE.finding("", f"base_model chain loops: {chain}"))
-            continue
+            return
         if name in seen:
-            continue
+            return
         seen.add(name)
         info = lookup(name)
         entries.append(_entry(name, relation, depth, info))
-        if info is None or depth >= max_depth:
-            continue
-        frontier += [(n, _relation(info.card), depth + 1, (*path, name))
-                     for n in declared_bases(info.card)]
+        if info is not None and depth < max_depth:
+            for base in declared_bases(info.card):
+                walk(base, _relation(info.card), depth + 1, (*path, name))
+
+    for base in declared_bases(card):
+        walk(base, _relation(card), 1, (model,))
     return entries, findings
