@@ -62,8 +62,8 @@ def test_clean_cache_verifies_against_tree_listing(run_cli, cache):
     assert model["facts"]["hub"]["refs"] == ["main"]
     assert all(f["facts"]["upstream"]["match"] is True for f in model["files"])
     assert model["facts"]["lineage"] == [{
-        "name": "base-org/mid", "publisher": None, "commit": None, "relation": "finetune",
-        "resolved": False, "depth": 1}]
+        "name": "base-org/mid", "child": None, "publisher": None, "commit": None,
+        "relation": "finetune", "resolved": False, "depth": 1}]
 
 
 def test_tampered_blob_is_critical_without_network(run_cli, cache):

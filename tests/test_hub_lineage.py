@@ -15,10 +15,10 @@ def test_lineage_through_two_base_models(run_cli, serve, tmp_path):  # noqa: F81
     assert result.code == 0, result.err
     chain = json.loads(result.out)["models"][0]["facts"]["lineage"]
     assert chain == [
-        {"name": "base-org/mid", "publisher": "Mid Labs", "commit": commit("base-org/mid"),
-         "relation": "finetune", "resolved": True, "depth": 1},
-        {"name": "root-org/root", "publisher": "Root Labs", "commit": commit("root-org/root"),
-         "relation": "unknown", "resolved": True, "depth": 2},
+        {"name": "base-org/mid", "child": "org/tiny", "publisher": "Mid Labs",
+         "commit": commit("base-org/mid"), "relation": "finetune", "resolved": True, "depth": 1},
+        {"name": "root-org/root", "child": "base-org/mid", "publisher": "Root Labs",
+         "commit": commit("root-org/root"), "relation": "unknown", "resolved": True, "depth": 2},
     ]
 
 

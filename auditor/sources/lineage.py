@@ -40,9 +40,12 @@ def _relation(card: Mapping[str, Any] | None) -> str:
     return value if isinstance(value, str) and value else "unknown"
 
 
-def _entry(name: str, relation: str, depth: int, info: BaseInfo | None) -> dict[str, Any]:
+def _entry(
+    name: str, relation: str, depth: int, info: BaseInfo | None, child: str | None
+) -> dict[str, Any]:
     return {
         "name": name,
+        "child": child,  # the model this one is a base of
         "publisher": info.author if info else None,
         "commit": info.commit if info else None,
         "relation": relation,
@@ -53,7 +56,7 @@ def _entry(name: str, relation: str, depth: int, info: BaseInfo | None) -> dict[
 
 def declared(card: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """The first generation as the card states it, unresolved (offline sources)."""
-    return [_entry(n, _relation(card), 1, None) for n in declared_bases(card)]
+    return [_entry(n, _relation(card), 1, None, None) for n in declared_bases(card)]
 
 
 def resolve(
@@ -73,7 +76,7 @@ def resolve(
             return
         seen.add(name)
         info = lookup(name)
-        entries.append(_entry(name, relation, depth, info))
+        entries.append(_entry(name, relation, depth, info, path[-1]))
         if info is not None and depth < max_depth:
             for base in declared_bases(info.card):
                 walk(base, _relation(info.card), depth + 1, (*path, name))
