@@ -30,6 +30,7 @@ FORMAT_MODULES: tuple[str, ...] = (
     "hdf5",
     "onnx",
     "tf_savedmodel",
+    "tflite",
     "sentencepiece",
     "msgpack",
     "archive",
