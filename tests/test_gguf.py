@@ -296,3 +296,20 @@ def test_injected_chat_template_is_reported_at_the_gguf_file_and_never_run(tmp_p
     assert {"AUD-TPL-001", "AUD-TPL-002"} <= rules
     assert any("tokenizer.chat_template.rag" in f["detail"] for f in findings)
     assert not canary.exists()
+
+
+def test_model_facts_gather_gguf_quantizations_and_chat_templates(tmp_path):
+    import gguf
+
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    writer_file(folder / "tiny-Q8_0.gguf")
+    g = _base().kv("general.file_type", U32, int(gguf.LlamaFileType.MOSTLY_Q4_K_M))
+    (folder / "tiny-Q4_K_M.gguf").write_bytes(g.build())
+    model = scan_local(folder, ScanOptions(jobs=1)).models[0]
+    assert model.facts["gguf"] == {
+        "architectures": ["llama"], "quantizations": ["Q4_K_M", "Q8_0"],
+        "base_models": [{"name": "Tiny Base", "organization": "example-org",
+                         "repo_url": "https://huggingface.co/example-org/tiny-base"}]}
+    assert model.facts["chat_templates"] == ["tiny-Q8_0.gguf"]
+    assert model.facts["formats"] == ["gguf"]

@@ -164,6 +164,34 @@ class _Reader:
             left -= got
         self.pos += n
 
+    def skip_strings(self, n: int, what: str, limit: int) -> None:
+        """Skip `n` length-prefixed strings: vocabularies hold 100k+ of them.
+
+        Whole strings are walked inside the stream's read buffer (`peek`, which
+        every top-level file has) and consumed in one read; a string that does
+        not fit there, or breaks a limit, goes through `string()`, which checks
+        and reports it.
+        """
+        width = 8 if self.wide else 4
+        length_at = struct.Struct(self.order + ("Q" if self.wide else "I")).unpack_from
+        peek = getattr(self.f, "peek", None)
+        left = n
+        while left:
+            view = peek(1 << 16) if peek is not None else b""
+            used = done = 0
+            while done < left and len(view) - used >= width:
+                (length,) = length_at(view, used)
+                if length > limit or len(view) - used - width < length:
+                    break
+                used += width + length
+                done += 1
+            if done:
+                self.take(used, what)
+                left -= done
+            else:
+                self.string(what, limit, keep=False)
+                left -= 1
+
     def unpack(self, code: str, what: str) -> Any:
         fmt = self.order + code
         return struct.unpack(fmt, self.take(struct.calcsize(fmt), what))[0]
@@ -305,6 +333,9 @@ def _read_value(r: _Reader, vtype: int, key: str, ctx: ScanContext, keep: bool,
         min_item = (8 if r.wide else 4) if etype == STRING else 4 + (8 if r.wide else 4)
         n = r.count(f"{key!r} array length", min_item, ctx.limits.max_elements)
         keep = keep and n <= MAX_KEPT_ITEMS
+        if etype == STRING and not keep:
+            r.skip_strings(n, f"string in {key!r}", ctx.limits.max_string_bytes)
+            return None
         items = [_read_value(r, etype, key, ctx, keep, depth + 1) for _ in range(n)]
         return items if keep else None
     raise FormatError(f"{key!r}: unknown value type {vtype}", at, VALUE)

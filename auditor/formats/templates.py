@@ -233,6 +233,8 @@ class _Review:
                 self._add(GADGET, node, f"{node.name} ({GADGETS[node.name]})")
             elif isinstance(node, n.Mul):
                 self._check_repetition(node)
+            elif isinstance(node, n.Keyword) and DANGEROUS.search(node.key):
+                self._add(INTERNALS, node, f"keyword argument {node.key!r}")
             if isinstance(node, n.Expr) and not isinstance(node, n.Name):
                 self._check_strings(node)
         return self.issues

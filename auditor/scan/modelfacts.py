@@ -62,6 +62,12 @@ def model_facts(files: Sequence[FileReport]) -> dict[str, Any]:
     })
     if origins:
         facts["declared_origins"] = origins
+    templates = sorted(f.path for f in files if f.facts.get("has_chat_template") is True)
+    if templates:
+        facts["chat_templates"] = templates
+    gguf = _gguf(files)
+    if gguf:
+        facts["gguf"] = gguf
     return facts
 
 
@@ -73,6 +79,23 @@ def _remote_code(files: Sequence[FileReport], facts: dict[str, Any]) -> dict[str
             auto_map.update(entries)
     code = sorted(f.path for f in files if is_code(f))
     return {"present": bool(code or auto_map), "files": code, "auto_map": auto_map}
+
+
+def _gguf(files: Sequence[FileReport]) -> dict[str, Any]:
+    """What the GGUF files say of the model: llama.cpp repositories often have no config.json."""
+    ggufs = [f.facts for f in files if f.format == "gguf"]
+    if not ggufs:
+        return {}
+    bases: list[Any] = []
+    for g in ggufs:
+        bases += [b for b in g.get("base_models", []) if b not in bases]
+    return {
+        "architectures": sorted({g["architecture"] for g in ggufs
+                                 if isinstance(g.get("architecture"), str)}),
+        "quantizations": sorted({g["quantization"] for g in ggufs
+                                 if isinstance(g.get("quantization"), str)}),
+        "base_models": bases,
+    }
 
 
 def _parameters(files: Sequence[FileReport]) -> int:
