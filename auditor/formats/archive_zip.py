@@ -204,6 +204,7 @@ class Directory:
     start: int  # central directory start
     end: int  # end of the end record and its comment
     declared: int  # member count the end record declares
+    truncated: bool  # more members than the limit: the rest were not read
 
 
 def read_directory(f: BinaryIO, size: int, ctx: ScanContext) -> Directory:
@@ -240,8 +241,9 @@ def read_directory(f: BinaryIO, size: int, ctx: ScanContext) -> Directory:
     if prefix:
         add_at(ctx, OUTSIDE, None, f"{prefix} bytes between the central directory and the end "
                f"record (data prepended to the archive?)", cd_offset)
-    return Directory(_central_entries(f, cd_offset, cd_size, count, ctx), cd_offset,
-                     max(record_end, end_at + _END.size), count)
+    entries = _central_entries(f, cd_offset, cd_size, count, ctx)
+    return Directory(entries, cd_offset, max(record_end, end_at + _END.size), count,
+                     len(entries) < count and len(entries) >= ctx.limits.max_members)
 
 
 def _central_entries(
@@ -395,11 +397,12 @@ def _hidden_entries(
                 "after the end record" if end == size else "between members")
             add_at(ctx, OUTSIDE, None, f"{end - start} bytes {where} (offset {start})", start)
         cursor = start
+        offsets = [h for h, _ in hits]
         for at in locals_:
             if at < cursor:
                 continue  # inside the previous hidden member's data (a zip within it)
-            later = [h for h, _ in hits if h > at]
-            entry = _local_only(f, at, end, later[0] if later else end)
+            later = bisect.bisect_right(offsets, at)
+            entry = _local_only(f, at, end, offsets[later] if later < len(offsets) else end)
             if entry is None:
                 continue
             if len(hidden) >= ctx.limits.max_members:
@@ -481,7 +484,8 @@ def _scan_seekable(f: BinaryIO, ctx: ScanContext, layouts: Sequence[Layout]) -> 
     entries = directory.entries if directory else []
     readable = [e for e in sorted(entries, key=lambda e: e.offset) if read_local(f, e, size, ctx)]
     _check_overlaps(ctx, readable)
-    hidden = _hidden_entries(f, directory, size, ctx)
+    # Past the member limit, the unread entries' bytes are not "hidden", just not inspected.
+    hidden = [] if directory and directory.truncated else _hidden_entries(f, directory, size, ctx)
     for entry in hidden:
         add_at(ctx, HIDDEN, entry.name, "local header with no central directory entry",
                entry.offset)

@@ -1,0 +1,252 @@
+"""PyTorch zip checkpoints, TorchScript archives and the legacy tar layout."""
+
+from __future__ import annotations
+
+import io
+import struct
+import tarfile
+import textwrap
+import zipfile
+
+import pytest
+
+from tests.test_archive_zip import HAS_PICKLE, at, rules, scan
+from tests.zip_builders import ZMember, benign_pickle, build_zip, canary_pickle
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture
+def canary(tmp_path):
+    path = tmp_path / "CANARY"
+    yield path
+    assert not path.exists(), "a scanned payload was executed"
+
+
+def _net():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+
+
+def _optimizer_state():
+    net = _net()
+    opt = torch.optim.Adam(net.parameters())
+    net(torch.ones(1, 4)).sum().backward()
+    opt.step()
+    return {"model": net.state_dict(), "optimizer": opt.state_dict(), "epoch": 3}
+
+
+REAL_CHECKPOINTS = {
+    "state_dict": lambda: _net().state_dict(),
+    "optimizer": _optimizer_state,
+    "nested": lambda: {"a": [torch.ones(2), (torch.zeros(3, dtype=torch.int64), {"b": 1.5})],
+                       "meta": {"name": "x", "steps": [1, 2, 3]}},
+    "dtypes": lambda: {str(d): torch.ones(2, dtype=d) for d in
+                       (torch.float16, torch.bfloat16, torch.int8, torch.bool, torch.float64)},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REAL_CHECKPOINTS))
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_real_torch_save_outputs_pass_the_default_gate(tmp_path, run_cli, kind, protocol):
+    path = tmp_path / "model.pt"
+    torch.save(REAL_CHECKPOINTS[kind](), path, pickle_protocol=protocol)
+    report = scan(path)
+    assert report.format == "pytorch-zip"
+    assert report.coverage.value == "scanned"
+    assert report.facts["storages"] >= 1
+    assert not {r for r in rules(report) if r.startswith(("AUD-ARC", "AUD-PT"))}
+    if HAS_PICKLE:
+        assert run_cli("scan", path).code == 0
+
+
+def _scripted(tmp_path):
+    source = tmp_path / "tiny_module.py"
+    source.write_text(textwrap.dedent("""
+        import torch
+
+        class Tiny(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = torch.nn.Linear(3, 2)
+
+            def forward(self, x):
+                y = torch.relu(self.lin(x))
+                if y.sum() > 0:
+                    y = y * 2
+                return y + torch.tensor([1.0, 2.0])
+    """))
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tiny_module", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # the test's own fixture code, not a scanned artifact
+    path = tmp_path / "scripted.pt"
+    torch.jit.save(torch.jit.script(module.Tiny()), path)
+    return path
+
+
+def test_torchscript_archive_passes_with_code_noted(tmp_path, run_cli):
+    path = _scripted(tmp_path)
+    report = scan(path)
+    assert report.format == "torchscript"
+    assert at(report, "AUD-PT-002")[0].severity.label == "medium"
+    assert "AUD-PT-003" not in rules(report)
+    if HAS_PICKLE:
+        assert run_cli("scan", path).code == 0
+
+
+def _rewrite(path, replace: dict[str, bytes], add: dict[str, bytes] | None = None):
+    """Repack a torch zip with some members' bytes replaced (names and order kept)."""
+    with zipfile.ZipFile(path) as src:
+        items = [(i.filename, src.read(i)) for i in src.infolist()]
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for name, data in items:
+            dst.writestr(name, replace.get(name, data))
+        for name, data in (add or {}).items():
+            dst.writestr(name, data)
+    path.write_bytes(out.getvalue())
+
+
+def test_torchscript_code_with_python_constructs_is_flagged(tmp_path):
+    path = _scripted(tmp_path)
+    with zipfile.ZipFile(path) as z:
+        code = next(n for n in z.namelist() if "/code/" in n and n.endswith(".py"))
+        text = z.read(code)
+    _rewrite(path, {code: b"import os\n" + text + b"\n    os.system('id')\n"})
+    found = at(scan(path), "AUD-PT-003")
+    assert {f.location.member for f in found} == {code}
+    assert any("import" in f.detail for f in found)
+
+
+def test_malicious_data_pkl_is_flagged(tmp_path, canary):
+    path = tmp_path / "model.pt"
+    torch.save({"w": torch.ones(2)}, path)
+    _rewrite(path, {"model/data.pkl": canary_pickle(canary)})
+    report = scan(path)
+    if HAS_PICKLE:
+        assert any(f.severity.label == "critical" and f.location.member == "model/data.pkl"
+                   for f in report.findings)
+
+
+@pytest.mark.parametrize("name", ["model/extra.pkl", "model/constants.pkl", "model/aux_state",
+                                  "other/data.pkl"])
+def test_every_pickle_member_is_scanned_whatever_its_name(tmp_path, canary, name):
+    path = tmp_path / "model.pt"
+    torch.save({"w": torch.ones(2)}, path)
+    _rewrite(path, {}, add={name: canary_pickle(canary, protocol=4)})
+    report = scan(path)
+    if HAS_PICKLE:
+        assert any(f.severity.label == "critical" and f.location.member == name
+                   for f in report.findings), report.findings
+
+
+def test_storage_holding_a_pickle_is_flagged_and_scanned(tmp_path, canary):
+    path = tmp_path / "model.pt"
+    torch.save({"w": torch.ones(64)}, path)
+    _rewrite(path, {"model/data/0": canary_pickle(canary).ljust(256, b"\x00")})
+    report = scan(path)
+    (finding,) = at(report, "AUD-PT-001")
+    assert finding.location.member == "model/data/0"
+    if HAS_PICKLE:
+        assert any(f.severity.label == "critical" for f in report.findings)
+
+
+def test_bookkeeping_member_with_binary_content_is_flagged(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save({"w": torch.ones(2)}, path)
+    _rewrite(path, {"model/byteorder": bytes(range(256)) * 4})
+    assert at(scan(path), "AUD-PT-004")[0].location.member == "model/byteorder"
+
+
+def test_crc_tampered_data_pkl_is_flagged_and_still_scanned(tmp_path, canary):
+    """CVE-2025-10156: torch ignores the CRC; strict scanners stop on it."""
+    path = tmp_path / "model.pt"
+    torch.save({"w": torch.ones(2)}, path)
+    _rewrite(path, {"model/data.pkl": canary_pickle(canary)})
+    data = bytearray(path.read_bytes())
+    cd = data.find(b"PK\x01\x02")  # data.pkl is the first central entry
+    struct.pack_into("<L", data, cd + 16, 0xDEADBEEF)
+    path.write_bytes(bytes(data))
+    report = scan(path)
+    assert "AUD-ARC-002" in rules(report)
+    if HAS_PICKLE:
+        assert any(f.severity.label == "critical" for f in report.findings)
+
+
+def test_local_name_tampering_on_a_real_checkpoint_is_flagged(tmp_path, canary):
+    """CVE-2025-1944: rename data.pkl in the local header only."""
+    path = tmp_path / "model.pt"
+    torch.save({"w": torch.ones(2)}, path)
+    _rewrite(path, {"model/data.pkl": canary_pickle(canary)})
+    data = path.read_bytes()
+    local = data.index(b"model/data.pkl")  # the local header comes first
+    path.write_bytes(data[:local] + b"model/data.pkX" + data[local + 14:])
+    report = scan(path)
+    assert "AUD-ARC-001" in rules(report)
+    assert report.format == "pytorch-zip"
+    if HAS_PICKLE:
+        assert any(f.severity.label == "critical" for f in report.findings)
+
+
+def test_flipped_flags_on_a_real_checkpoint_are_flagged(tmp_path):
+    """CVE-2025-1945: set the encrypted bit of data.pkl's local header."""
+    path = tmp_path / "model.pt"
+    torch.save({"w": torch.ones(2)}, path)
+    data = bytearray(path.read_bytes())
+    data[6] |= 0x01
+    path.write_bytes(bytes(data))
+    assert {"AUD-ARC-003", "AUD-ARC-001"} <= rules(scan(path))
+
+
+def test_scan_reads_storage_bytes_only_in_the_hashing_pass(tmp_path):
+    from auditor.scan.context import ScanOptions
+    from auditor.scan.engine import scan_local
+
+    path = tmp_path / "big.pt"
+    torch.save({f"layer{i}": torch.zeros(1024 * 1024) for i in range(24)}, path)  # ~100 MB
+    size = path.stat().st_size
+    result = scan_local(path, ScanOptions(jobs=1))
+    overhead = result.bytes_read - size
+    assert 0 <= overhead < 256 * 1024, overhead
+
+
+def _legacy_tar(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_legacy_tar_checkpoint_members_are_scanned(tmp_path, canary):
+    import pickle
+
+    data = _legacy_tar({
+        "sys_info": pickle.dumps({"protocol_version": 1001, "little_endian": True}, protocol=2),
+        "pickle": canary_pickle(canary),
+        "tensors": pickle.dumps(0, protocol=2),
+        "storages": pickle.dumps(0, protocol=2),
+    })
+    path = tmp_path / "old.pt"
+    path.write_bytes(data)
+    report = scan(path)
+    assert report.format == "pytorch-tar"
+    assert report.facts["members"] == 4
+    if HAS_PICKLE:
+        assert any(f.severity.label == "critical" and f.location.member == "pickle"
+                   for f in report.findings)
+
+
+def test_zip_that_only_reveals_torch_layout_in_its_directory_gets_the_torch_layout(tmp_path):
+    data = build_zip([ZMember("readme.txt", b"hi\n"), ZMember("m/data.pkl", benign_pickle()),
+                      ZMember("m/data/0", bytes(64)), ZMember("m/version", b"3\n")])
+    path = tmp_path / "m.pt"
+    path.write_bytes(data)
+    report = scan(path)
+    assert report.format == "pytorch-zip"
+    assert report.facts["storages"] == 1
+    assert "AUD-SCAN-003" not in rules(report)  # the storage is not an "unknown binary"
