@@ -71,11 +71,18 @@ def _dtype(dtype: Any, at: int) -> int | None:
         raise PickleError("NumpyArrayWrapper dtype is not a numpy.dtype", at, LAYOUT)
     match = _TYPESTR.match(dtype.args[0])
     state = dtype.state if isinstance(dtype.state, tuple) else ()
-    structured = len(state) > 3 and state[3] is not None
-    if match is None or structured:
+    if match is None:
         raise PickleError(f"unsupported array dtype {dtype.args[0]!r} in a joblib wrapper", at,
                           LAYOUT)
     kind, digits = match.group(1), match.group(2)
+    structured = len(state) > 3 and state[3] is not None
+    if structured:  # numpy's dtype state: (version, order, subarray, names, fields, elsize,
+        # alignment, flags); flag bit 0 marks fields that hold Python objects
+        flags = state[7] if len(state) > 7 else None
+        if not isinstance(flags, int):
+            raise PickleError("structured dtype without flags in a joblib wrapper", at, LAYOUT)
+        if flags & 1:
+            return None
     if kind == "O":
         return None
     elsize = state[5] if len(state) > 5 and isinstance(state[5], int) and state[5] > 0 else None

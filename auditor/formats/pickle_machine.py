@@ -344,7 +344,6 @@ class Machine:
         self.memo: dict[int, Any] = {}
         self.proto = 0
         self.frame_end: int | None = None
-        self.last_at = 0
         self.table: list[tuple[Op, Callable[[Op, int], Any], Callable[[Any, int], Any]] | None]
         self.table = [None] * 256
         readers = {
@@ -361,8 +360,6 @@ class Machine:
         inp, table, env = self.inp, self.table, self.env
         while True:
             at = inp.base + inp.pos
-            if self.frame_end is not None and at >= self.frame_end:
-                self._frame_passed(at)
             code = inp.byte()
             if code < 0:
                 raise Truncated("stream ends before the STOP opcode", at)
@@ -371,10 +368,11 @@ class Machine:
                 raise PickleError(f"invalid opcode 0x{code:02x}", at)
             op, reader, handler = entry
             arg = reader(op, at)
+            if self.frame_end is not None and inp.base + inp.pos >= self.frame_end:
+                self._frame_passed(at, inp.base + inp.pos)
             env.ops += 1
             if not env.ops & 0xFFFF:
                 self._check_limits(at)
-            self.last_at = at
             done = handler(arg, at)
             if done is not None:
                 return done[0]
@@ -390,13 +388,14 @@ class Machine:
         if len(self.stack) + len(self.marks) > lim.max_pickle_stack:
             raise LimitExceeded(f"pickle stack deeper than {lim.max_pickle_stack}", at)
 
-    def _frame_passed(self, at: int) -> None:
+    def _frame_passed(self, at: int, op_end: int) -> None:
+        """The current frame is done; an opcode that ends beyond it crossed the boundary."""
         end = self.frame_end
         self.frame_end = None
-        if end is not None and at > end:
-            self.env.finding(R.FRAME, f"opcode @{self.last_at} reads past the end of its frame "
+        if end is not None and op_end > end:
+            self.env.finding(R.FRAME, f"opcode @{at} reads past the end of its frame "
                              f"(frame ends @{end}); the C loader accepts it, other parsers "
-                             "stop there", self.last_at)
+                             "stop there", at)
 
     def _fence(self) -> int:
         return self.marks[-1] if self.marks else 0
