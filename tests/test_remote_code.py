@@ -78,6 +78,7 @@ def test_benign_modeling_code_is_medium_only(tmp_path, run_cli):
     "import os\nos.execv('/bin/sh', ['sh'])\n",
     "import pty\npty.spawn('/bin/sh')\n",
     "import os\nrunner = os.system\nrunner('id')\n",
+    "import os\nos.system.__call__('id')\n",
 ])
 def test_process_execution_is_critical(tmp_path, source):
     report = _code(tmp_path, source)
@@ -212,3 +213,16 @@ def test_auto_map_from_another_repository_is_high(tmp_path):
 def test_malformed_or_escaping_auto_map_is_high(tmp_path, ref):
     _config(tmp_path, {"AutoModel": ref})
     assert "AUD-CODE-014" in _rules(_scan(tmp_path)["config.json"])
+
+
+def test_exception_names_of_dangerous_modules_are_not_findings(tmp_path):
+    report = _code(tmp_path, """
+        import subprocess, requests
+
+        def probe(f):
+            try:
+                return f()
+            except (subprocess.CalledProcessError, requests.exceptions.HTTPError):
+                return None
+    """)
+    assert _rules(report) == ["AUD-CODE-001"]

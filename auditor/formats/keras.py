@@ -20,6 +20,7 @@ import base64
 import binascii
 import re
 import zipfile
+import zlib
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
@@ -103,6 +104,9 @@ KERAS_MEMBERS = frozenset({"config.json", "metadata.json", "model.weights.h5",
                            "model.weights.npz", "assets.json"})
 MAX_NODES = 5_000_000
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+# What zipfile raises on a damaged or unusual archive (CRC, compression, encryption, ...).
+_ZIP_ERRORS = (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError, EOFError,
+               zlib.error)
 
 
 def sniff(head: bytes, name: str) -> bool:
@@ -125,7 +129,7 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
     try:
         archive = zipfile.ZipFile(f)
         infos = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+    except _ZIP_ERRORS as exc:
         raise FormatError(f"not a readable zip: {exc}", 0, MALFORMED) from None
     if len(infos) > ctx.limits.max_members:
         raise LimitExceeded(f"more than {ctx.limits.max_members} members")
@@ -146,7 +150,7 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
                         ctx.result.facts["date_saved"] = doc.get("date_saved")
                 else:
                     ctx.merge_member(ctx.scan_member(info.filename, member, info.file_size))
-        except (zipfile.BadZipFile, RuntimeError, ValueError, EOFError) as exc:
+        except _ZIP_ERRORS as exc:
             raise FormatError(f"member {info.filename}: {exc}", None, MALFORMED) from None
     ctx.result.facts["members"] = len(names)
     return ctx.result

@@ -158,6 +158,13 @@ DANGEROUS: tuple[tuple[str, Rule], ...] = (
     ("cloudpickle.load*", DESERIALIZE), ("shelve.open", DESERIALIZE),
     ("joblib.load", DESERIALIZE),
 )
+# Names under a dangerous module that do nothing by themselves (exceptions, constants).
+HARMLESS: tuple[str, ...] = (
+    "subprocess.*Error", "subprocess.TimeoutExpired", "subprocess.PIPE", "subprocess.DEVNULL",
+    "subprocess.STDOUT", "socket.timeout", "socket.error", "socket.gaierror",
+    "requests.exceptions.*", "requests.*Error", "httpx.*Error", "http.client.HTTPException",
+    "urllib3.exceptions.*", "code.*Error",
+)
 # Calls that turn an encoded literal back into bytes or code.
 DECODERS: tuple[str, ...] = (
     "base64.*decode*", "binascii.a2b_*", "binascii.unhexlify", "bytes.fromhex",
@@ -222,12 +229,13 @@ class _Review:
     """Resolves names through the file's imports and yields (rule, dotted name, line)."""
 
     def __init__(self, tree: ast.Module) -> None:
-        self.tree = tree
+        self.memo: dict[str, Rule | None] = {}
         self.aliases: dict[str, str] = {}
         self.star: list[str] = []
         self.imported: set[str] = set()
         self.defined: set[str] = set()
-        for node in ast.walk(tree):
+        self.nodes = list(ast.walk(tree))  # walked once; every pass below reuses it
+        for node in self.nodes:
             if isinstance(node, ast.Import):
                 for a in node.names:
                     self.imported.add(a.name.split(".")[0])
@@ -246,6 +254,14 @@ class _Review:
             elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 self.defined.add(node.name)
         self.tainted = self._tainted_names()
+
+    def rule(self, name: str | None) -> Rule | None:
+        """`dangerous_name`, remembered: the same names recur thousands of times in a file."""
+        if not name:
+            return None
+        if name not in self.memo:
+            self.memo[name] = dangerous_name(name)
+        return self.memo[name]
 
     def resolve(self, node: ast.AST) -> str | None:
         """The dotted name an expression refers to, when the file's imports say so."""
@@ -282,9 +298,9 @@ class _Review:
     def _tainted_names(self) -> set[str]:
         """Variables assigned (directly or via each other) from a decoder call."""
         tainted: set[str] = set()
-        for node in ast.walk(self.tree):
-            assigned = isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None
-            if assigned and self._carries_blob(node.value, tainted):
+        assigns = [n for n in self.nodes if isinstance(n, ast.Assign | ast.AnnAssign)]
+        for node in sorted(assigns, key=lambda n: (n.lineno, n.col_offset)):
+            if node.value is not None and self._carries_blob(node.value, tainted):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 tainted |= {t.id for t in targets if isinstance(t, ast.Name)}
         return tainted
@@ -300,20 +316,24 @@ class _Review:
         return False
 
     def findings(self) -> Iterator[tuple[Rule, str, int]]:
-        for node in ast.walk(self.tree):
+        inner = {id(n.value) for n in self.nodes if isinstance(n, ast.Attribute)}
+        for node in self.nodes:
             if isinstance(node, ast.Call):
                 yield from self._call(node)
-            elif not (isinstance(node, ast.Name | ast.Attribute | ast.Subscript)
-                      and isinstance(node.ctx, ast.Load)):
+            if id(node) in inner:
+                continue  # `a.b` of `a.b.c`: judged as part of the whole chain
+            loaded = isinstance(node, ast.Name | ast.Attribute | ast.Subscript) and isinstance(
+                node.ctx, ast.Load)
+            if not (loaded or isinstance(node, ast.Call)):  # a call: getattr(m, "name")
                 continue
             name = self._name(node)
-            rule = dangerous_name(name)
+            rule = self.rule(name)
             if rule is not None:
                 yield rule, name or "", node.lineno
 
     def _call(self, call: ast.Call) -> Iterator[tuple[Rule, str, int]]:
         name = self._name(call.func) or ""
-        rule = dangerous_name(name)
+        rule = self.rule(name)
         sink = rule is not None and rule.id in SINK_RULES
         if sink and any(self._carries_blob(a, self.tainted) for a in call.args):
             yield ENCODED_EXEC, f"{name}(<decoded blob>)", call.lineno
@@ -337,12 +357,12 @@ class _Review:
 
     def urls(self) -> list[str]:
         docstrings = {
-            id(node.body[0].value) for node in ast.walk(self.tree)
+            id(node.body[0].value) for node in self.nodes
             if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
             and node.body and isinstance(node.body[0], ast.Expr)
         }
         found: set[str] = set()
-        for node in ast.walk(self.tree):
+        for node in self.nodes:
             if (isinstance(node, ast.Constant) and isinstance(node.value, str)
                     and id(node) not in docstrings):
                 found.update(_URL.findall(node.value))
@@ -350,12 +370,20 @@ class _Review:
 
 
 def dangerous_name(name: str | None) -> Rule | None:
-    """The rule a resolved dotted name raises when it is in DANGEROUS (Keras uses it too)."""
-    if not name:
-        return None
-    for pattern, rule in DANGEROUS:
-        if fnmatch.fnmatchcase(name, pattern):
-            return rule
+    """The rule a resolved dotted name raises when it is in DANGEROUS (Keras uses it too).
+
+    An attribute of a dangerous callable (`os.system.__call__`) is as dangerous
+    as the callable, so shorter prefixes are tried too, unless a HARMLESS
+    entry (an exception class, a constant) matches first.
+    """
+    parts = (name or "").split(".")
+    for end in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:end])
+        if not prefix or any(fnmatch.fnmatchcase(prefix, p) for p in HARMLESS):
+            return None
+        for pattern, rule in DANGEROUS:
+            if fnmatch.fnmatchcase(prefix, pattern):
+                return rule
     return None
 
 
