@@ -174,3 +174,17 @@ def test_keras_metadata_lambda_is_critical(tmp_path):
     report = _write(tmp_path, data, "keras_metadata.pb")
     assert report.format == "tf-keras-metadata"
     assert _rules(report) == ["AUD-KERAS-001"]
+
+
+def test_frozen_graphdef_is_checked_too(tmp_path):
+    graph = b"".join(CHECKPOINT) + const_string("p", "/etc/hosts") + node("r", "ReadFile", "p")
+    report = _write(tmp_path, graph, "frozen_graph.pb")
+    assert report.format == "tf-graphdef"
+    (finding,) = report.findings
+    assert finding.rule == "AUD-TF-002" and "/etc/hosts" in finding.detail
+
+
+def test_clean_frozen_graphdef(tmp_path):
+    report = _write(tmp_path, b"".join(CHECKPOINT), "frozen_graph.pb")
+    assert report.format == "tf-graphdef" and report.findings == ()
+    assert report.facts["operators"] == len(CHECKPOINT)

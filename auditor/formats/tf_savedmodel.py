@@ -8,10 +8,11 @@ function library) is streamed by `protowire` and every operator is looked up
 in the table below. Checkpoint operators (SaveV2, RestoreV2, ...) are in every
 SavedModel and only flagged when a constant path sends them outside the model.
 
-Companions in the same folder: `keras_metadata.pb` (TF-Keras layer configs as
-JSON, which can carry Lambda bytecode: reviewed like a `.keras` config),
-`fingerprint.pb` (hashes only) and `variables/` (tensor data, recognised by
-`link_variables` once all files are scanned).
+A frozen GraphDef (`*.pb` holding a bare graph, format `tf-graphdef`) is
+checked the same way. Companions in a SavedModel folder: `keras_metadata.pb`
+(TF-Keras layer configs as JSON, which can carry Lambda bytecode: reviewed
+like a `.keras` config), `fingerprint.pb` (hashes only) and `variables/`
+(tensor data, recognised by `link_variables` once all files are scanned).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from auditor.formats.protowire import LEN, VARINT, Field, Schema, read_head_fiel
 from auditor.model import Coverage, FileReport, FormatResult, Rule, Severity
 from auditor.scan import rules as scan_rules
 from auditor.scan.context import ScanContext
+from auditor.scan.streams import ReplayReader
 
 NAME = "tf-savedmodel"
 
@@ -140,6 +142,10 @@ def sniff(head: bytes, name: str) -> bool:
         fields = read_head_fields(head)
         return bool(fields) and all((n, w) in _FINGERPRINT_FIELDS for n, w, _, _ in fields)
     fields = read_head_fields(head, 2)
+    if base.endswith(".pb") and fields and fields[0][:2] == (1, LEN):
+        _, _, length, at = fields[0]  # a frozen GraphDef: node { name: ... op: ... }
+        node = read_head_fields(head[at : at + length], 2)
+        return [(n, w) for n, w, _, _ in node] == [(1, LEN), (2, LEN)]
     if len(fields) < 2 or fields[0][:2] != (1, VARINT) or fields[0][2] > 10:
         return False
     number, wire, _, at = fields[1]
@@ -153,7 +159,13 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
     if base == "fingerprint.pb":
         ctx.result.format = "tf-fingerprint"
         return ctx.result
-    root = "KerasMetadata" if base == "keras_metadata.pb" else "SavedModel"
+    first = f.read(1)
+    if f.seekable():
+        f.seek(0)
+    else:
+        f = ReplayReader(first, f)  # type: ignore[assignment]
+    root = ("KerasMetadata" if base == "keras_metadata.pb"
+            else "GraphDef" if first == b"\x0a" else "SavedModel")
     try:
         doc = read_message(f, ctx.size, SCHEMAS, root)
     except LimitExceeded:
@@ -163,6 +175,10 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
     if root == "KerasMetadata":
         ctx.result.format = "tf-keras-metadata"
         _keras_metadata(doc, ctx)
+    elif root == "GraphDef":
+        ctx.result.format = "tf-graphdef"
+        count, ops = _check_graph(doc, ctx)
+        ctx.result.facts.update({"operators": count, "op_types": sorted(ops)})
     else:
         _saved_model(doc, ctx)
     return ctx.result
@@ -200,15 +216,9 @@ def _saved_model(doc: dict[str, Any], ctx: ScanContext) -> None:
             name = asset.get("filename", "")
             if python_code.path_outside(name) or _URL.match(name):
                 ctx.add(ASSET_PATH, repr(name))
-        graph = meta.get("graph_def", {})
-        scopes = [("graph", graph.get("node", []))]
-        for fn in graph.get("library", {}).get("function", []):
-            label = f"function {fn.get('signature', {}).get('name', '?')}"
-            scopes.append((label, fn.get("node_def", [])))
-        for scope, nodes in scopes:
-            count += len(nodes)
-            ops.update(n.get("op", "") for n in nodes)
-            _check_nodes(scope, nodes, ctx)
+        graph_count, graph_ops = _check_graph(meta.get("graph_def", {}), ctx)
+        count += graph_count
+        ops |= graph_ops
     version = graphs[0].get("meta_info_def", {}).get("tensorflow_version")
     ctx.result.facts.update({
         "schema_version": doc.get("schema_version", 0),
@@ -217,6 +227,20 @@ def _saved_model(doc: dict[str, Any], ctx: ScanContext) -> None:
         "operators": count,
         "op_types": sorted(ops),
     })
+
+
+def _check_graph(graph: dict[str, Any], ctx: ScanContext) -> tuple[int, set[str]]:
+    """Check the graph's nodes and every function of its library; return (nodes, op types)."""
+    scopes = [("graph", graph.get("node", []))]
+    for fn in graph.get("library", {}).get("function", []):
+        label = f"function {fn.get('signature', {}).get('name', '?')}"
+        scopes.append((label, fn.get("node_def", [])))
+    count, ops = 0, set()
+    for scope, nodes in scopes:
+        count += len(nodes)
+        ops.update(n.get("op", "") for n in nodes)
+        _check_nodes(scope, nodes, ctx)
+    return count, ops
 
 
 def _check_nodes(scope: str, nodes: list[dict[str, Any]], ctx: ScanContext) -> None:

@@ -43,7 +43,7 @@ EXPECTED_BY_EXTENSION: dict[str, frozenset[str]] = {
     ".npy": frozenset({"numpy"}),
     ".npz": frozenset({"npz"}),
     ".onnx": frozenset({"onnx"}),
-    ".pb": frozenset({"tf-savedmodel", "tf-keras-metadata", "tf-fingerprint"}),
+    ".pb": frozenset({"tf-savedmodel", "tf-graphdef", "tf-keras-metadata", "tf-fingerprint"}),
     ".tflite": frozenset({"tflite"}),
     ".keras": frozenset({"keras"}),
     ".h5": frozenset({"hdf5", "keras-h5"}),
