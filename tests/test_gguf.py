@@ -313,3 +313,43 @@ def test_model_facts_gather_gguf_quantizations_and_chat_templates(tmp_path):
                          "repo_url": "https://huggingface.co/example-org/tiny-base"}]}
     assert model.facts["chat_templates"] == ["tiny-Q8_0.gguf"]
     assert model.facts["formats"] == ["gguf"]
+
+
+def mutations(data: bytes, seed: int, count: int):
+    """Deterministic corruptions of `data`: flipped bytes, truncations, insertions."""
+    import random
+
+    rng = random.Random(seed)
+    for _ in range(count):
+        b = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            if not b:
+                break
+            op = rng.random()
+            if op < 0.6:
+                b[rng.randrange(len(b))] = rng.randrange(256)
+            elif op < 0.8:
+                del b[rng.randrange(len(b)):]
+            else:
+                pos = rng.randrange(len(b))
+                b[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 9)))
+        yield bytes(b)
+
+
+def dispatch_bytes(name: str, data: bytes):
+    import io
+
+    from auditor.scan.context import ScanContext
+    from auditor.scan.engine import dispatch
+
+    ctx = ScanContext(file=name, name=name, size=len(data), options=ScanOptions(),
+                      dispatch=dispatch)
+    return dispatch(io.BytesIO(data), ctx)
+
+
+def test_corrupted_files_never_crash_the_parser():
+    g = _base().kv("tokenizer.chat_template", STRING, "{{ messages[0]['content'] }}")
+    g.kv("tokens", ARRAY, (STRING, ["a", "b"])).tensor("a", [32, 2], Q8_0).tensor("b", [4])
+    for data in mutations(g.build(), seed=1, count=400):
+        result = dispatch_bytes("model.gguf", data)
+        assert "AUD-SCAN-007" not in {f.rule for f in result.findings}, data.hex()

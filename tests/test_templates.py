@@ -166,3 +166,27 @@ def test_invalid_utf8_jinja_file_fails_closed(tmp_path):
     assert files["chat_template.jinja"].findings == ()
     assert files["bad.jinja"].coverage.value in ("error", "unsupported")
     assert files["bad.jinja"].findings
+
+
+def test_too_many_named_templates_is_a_limit_not_a_long_scan(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    many = [{"name": f"t{i}", "template": "{{ x }}"} for i in range(10_000)]
+    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": many}))
+    report = scan_local(folder, ScanOptions(jobs=1)).models[0].files[0]
+    assert [f.rule for f in report.findings] == ["AUD-TPL-008"]
+    assert report.coverage.value == "partial"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # jinja's lexer on bad escapes
+def test_corrupted_templates_never_crash_the_review():
+    import random
+
+    rng = random.Random(2)
+    sources = sorted(FAMILIES.values())
+    for _ in range(300):
+        chars = list(rng.choice(sources))
+        for _ in range(rng.randint(1, 5)):
+            pos = rng.randrange(len(chars))
+            chars[pos:pos + rng.randint(0, 3)] = rng.choice("{}%#()[]'\"~|._-+ \n\\x_")
+        templates.review("".join(chars))  # returns issues; never raises

@@ -17,6 +17,7 @@ import pytest
 from auditor.scan.context import ScanOptions
 from auditor.scan.engine import scan_local
 from tests.builders import safetensors_bytes, write_tiny_model
+from tests.test_gguf import dispatch_bytes, mutations
 
 msgpack = pytest.importorskip("msgpack")
 
@@ -210,3 +211,12 @@ def test_llama_style_repository_has_no_unknown_binaries(tmp_path, run_cli):
     assert files["model-00001-of-00001.bin"]["format"] == "safetensors"
     for f in files.values():
         assert all(x["rule"] != "AUD-SCAN-003" for x in f["findings"]), f["path"]
+
+
+@pytest.mark.parametrize("name", ["tokenizer.model", "flax_model.msgpack"])
+def test_corrupted_files_never_crash_the_parser(name):
+    seed = (sentencepiece_model() if name == "tokenizer.model"
+            else flax_checkpoint(k=("float32", (2, 2), bytes(16))))
+    for data in mutations(seed, seed=3, count=400):
+        result = dispatch_bytes(name, data)
+        assert "AUD-SCAN-007" not in {f.rule for f in result.findings}, data.hex()

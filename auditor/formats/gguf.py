@@ -485,6 +485,11 @@ def _templates(header: _Header) -> list[tuple[str, str, int]]:
 
 
 def _review_templates(header: _Header, ctx: ScanContext) -> None:
-    for name, source, at in _templates(header):
+    found = _templates(header)
+    if len(found) > templates.MAX_TEMPLATES:
+        ctx.add(templates.TOO_LARGE, f"{len(found)} chat templates in GGUF metadata; the first "
+                f"{templates.MAX_TEMPLATES} were reviewed")
+        ctx.limit_hit()
+    for name, source, at in found[:templates.MAX_TEMPLATES]:
         key = TEMPLATE_KEY if name == "default" else f"{TEMPLATE_KEY}.{name}"
         templates.review_into(ctx, source, where=f"GGUF metadata {key}", offset=at)

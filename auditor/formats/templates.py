@@ -87,6 +87,7 @@ RULES = (INTERNALS, GADGET, LOADS, DYNAMIC_NAME, UNPARSEABLE, EXHAUSTION, MALFOR
          TOO_LARGE)
 
 MAX_TEMPLATE_CHARS = 1 << 20
+MAX_TEMPLATES = 64  # named templates reviewed per file; real files have one to three
 MAX_FOLDED_CHARS = 4096  # longer folded strings are left unresolved
 MAX_RANGE = 100_000  # jinja2.sandbox.MAX_RANGE
 
@@ -154,7 +155,11 @@ def review_config_value(ctx: ScanContext, value: Any, where: str) -> list[str]:
         ctx.add(MALFORMED_VALUE, f"{where} is {type(value).__name__}")
         return []
     names = []
-    for i, item in enumerate(value):
+    if len(value) > MAX_TEMPLATES:
+        ctx.add(TOO_LARGE, f"{where} lists {len(value)} templates; the first {MAX_TEMPLATES} "
+                "were reviewed")
+        ctx.limit_hit()
+    for i, item in enumerate(value[:MAX_TEMPLATES]):
         if not (isinstance(item, dict) and isinstance(item.get("name"), str)
                 and isinstance(item.get("template"), str)):
             ctx.add(MALFORMED_VALUE, f"{where}[{i}] is not a {{name, template}} object")
