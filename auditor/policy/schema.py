@@ -386,18 +386,20 @@ def _expression(
         return None
     mark = mark_of(where, node)
     if node.style in ("|", ">"):
-        return Expression(node.value, mark, block_indent=_block_indent(node))
+        indent, lines = _block_lines(node)
+        # The source lines, not the folded value: CEL treats a newline as a space, and
+        # keeping them lets an error inside the block point at its own line.
+        return Expression("\n".join(lines), mark, block_indent=indent)
     return Expression(node.value, mark, quoted=node.style in ("'", '"'))
 
 
-def _block_indent(node: yaml.ScalarNode) -> int:
-    """Column (0-based) where the content of a block scalar starts, read from the source."""
+def _block_lines(node: yaml.ScalarNode) -> tuple[int, list[str]]:
+    """Indent (0-based column) and dedented source lines of a block scalar's content."""
     buffer = node.start_mark.buffer or ""
     lines = buffer[node.start_mark.index:node.end_mark.index].splitlines()[1:]
-    for line in lines:
-        if line.strip():
-            return len(line) - len(line.lstrip(" "))
-    return node.start_mark.column
+    indent = min((len(ln) - len(ln.lstrip(" ")) for ln in lines if ln.strip()),
+                 default=node.start_mark.column)
+    return indent, [ln[indent:] for ln in lines]
 
 
 def _waivers(where: str, node: yaml.Node | None, problems: list[Problem]) -> list[Waiver]:

@@ -75,30 +75,43 @@ def _run_file(path: Path) -> list[CaseResult]:
     if problems:
         raise ConfigError(str(problems[0]))
     assert isinstance(cases, yaml.SequenceNode) and isinstance(today, datetime.date)
+    specs = [_parse_case(where, node) for node in cases.value]  # all checked before running
     policy_set = load_policies([path.parent / p for p in policies])
-    return [_run_case(where, path.parent, node, policy_set, today) for node in cases.value]
+    return [_run_case(where, path.parent, case, policy_set, today) for case in specs]
 
 
-def _run_case(
-    where: str, base: Path, node: yaml.Node, policies: PolicySet, today: datetime.date
-) -> CaseResult:
+@dataclass(frozen=True)
+class _Case:
+    name: str
+    sbom: str
+    sbom_mark: Mark
+    expected: dict[str, list[str]]
+    mark: Mark
+
+
+def _parse_case(where: str, node: yaml.Node) -> _Case:
     problems: list[Problem] = []
     keys = mapping(where, node, _CASE_KEYS, {"name", "sbom", "violations"}, problems, "case")
     name = scalar(keys["name"]) if "name" in keys else None
     sbom = scalar(keys["sbom"]) if "sbom" in keys else None
     expected = {k: _strings(where, keys.get(k), problems, k) for k in ("violations", "waived",
                                                                         "expired") if k in keys}
-    if not isinstance(name, str) or not isinstance(sbom, str):
+    if not problems and (not isinstance(name, str) or not isinstance(sbom, str)):
         problems.append(Problem(mark_of(where, node), "a case needs name: and sbom: strings"))
     if problems:
         raise ConfigError(str(problems[0]))
     assert isinstance(name, str) and isinstance(sbom, str)
-    sbom_path = base / sbom
+    return _Case(name, sbom, mark_of(where, keys["sbom"]), expected, mark_of(where, node))
+
+
+def _run_case(
+    where: str, base: Path, case: _Case, policies: PolicySet, today: datetime.date
+) -> CaseResult:
+    sbom_path = base / case.sbom
     try:
         doc = json.loads(sbom_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{mark_of(where, keys['sbom'])}: cannot read SBOM {sbom_path}: "
-                          f"{exc}") from None
+        raise ConfigError(f"{case.sbom_mark}: cannot read SBOM {sbom_path}: {exc}") from None
     verdict = evaluate(policies, models_from_sbom(doc, str(sbom_path)), sbom=str(sbom_path),
                        today=today)
     got = {
@@ -108,9 +121,9 @@ def _run_case(
     }
     failures = tuple(
         f"{key}: expected {sorted(set(want)) or 'none'}, got {got[key] or 'none'}"
-        for key, want in expected.items() if sorted(set(want)) != got[key]
+        for key, want in case.expected.items() if sorted(set(want)) != got[key]
     )
-    return CaseResult(where, name, mark_of(where, node), failures)
+    return CaseResult(where, case.name, case.mark, failures)
 
 
 def _strings(where: str, node: yaml.Node | None, problems: list[Problem], what: str) -> list[str]:

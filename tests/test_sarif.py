@@ -1,0 +1,86 @@
+"""SARIF 2.1.0 output: valid against the official schema, one result per violation, located.
+
+`tests/data/sarif-schema-2.1.0.json` is the OASIS SARIF 2.1.0 (rtm.5) JSON
+schema, vendored unchanged from the npm package @microsoft/jest-sarif 1.0.0-beta.0
+(lib/schemas/sarif-2.1.0-rtm.5.json) so validation runs offline.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+import jsonschema
+
+from auditor.model import Severity
+from auditor.policy.engine import evaluate, load_policies
+from auditor.report import sarif
+from auditor.sbom.facts import models_from_sbom
+from tests.sbom_factory import file_component, finding, model_sbom
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
+POLICIES = [ROOT / "policies" / n for n in ("baseline.yaml", "production.yaml")]
+
+
+def _verdict(tmp_path: Path, doc: dict, waiver: str = ""):
+    paths = list(POLICIES)
+    if waiver:
+        (tmp_path / "w.yaml").write_text("policy: w\nwaivers:\n" + waiver)
+        paths.append(tmp_path / "w.yaml")
+    return evaluate(load_policies(paths), models_from_sbom(doc, "s.json"), sbom="s.json",
+                    today=datetime.date(2026, 12, 1))
+
+
+def _pickled() -> dict:
+    return model_sbom("acme/pickled", revision=None, files=[
+        file_component("pytorch_model.bin", fmt="pytorch-zip", verdict="critical"),
+        file_component("config.json", fmt="json", weights="false")],
+        findings=[finding("AUD-PKL-001", "critical", "pytorch_model.bin", "Pickle runs code")])
+
+
+def test_sarif_validates_against_the_2_1_0_schema(tmp_path):
+    doc = sarif.to_dict(_verdict(tmp_path, _pickled()), Severity.LOW, base="models/pickled",
+                        model_location="s.json")
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["version"] == "2.1.0"
+
+
+def test_each_violation_is_a_result_with_rule_metadata_and_location(tmp_path):
+    doc = sarif.to_dict(_verdict(tmp_path, _pickled()), Severity.LOW, base="models/pickled",
+                        model_location="models/pickled.cdx.json")
+    run = doc["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    assert [r["id"] for r in rules][:2] == ["BASE-001", "BASE-002"]
+    assert all(r["help"]["text"] and r["properties"]["security-severity"] for r in rules)
+    by_rule = {r["ruleId"]: r for r in run["results"]}
+    assert set(by_rule) == {"BASE-001", "PROD-001", "PROD-002", "PROD-003"}
+    base = by_rule["BASE-001"]
+    assert rules[base["ruleIndex"]]["id"] == "BASE-001"
+    assert base["level"] == "error"
+    uri = base["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == "models/pickled/pytorch_model.bin"
+    model_wide = by_rule["PROD-003"]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert model_wide["uri"] == "models/pickled.cdx.json"
+    assert "Fix:" in by_rule["PROD-003"]["message"]["text"]
+
+
+def test_waived_violations_are_suppressed_with_the_approvers_reason(tmp_path):
+    waiver = ("  - rule: PROD-003\n    model: acme/pickled\n    reason: pinned by digest\n"
+              "    approver: bob@example.com\n    expires: 2027-01-01\n")
+    doc = sarif.to_dict(_verdict(tmp_path, _pickled(), waiver), Severity.LOW)
+    jsonschema.validate(doc, SCHEMA)
+    (result,) = [r for r in doc["runs"][0]["results"] if r["ruleId"] == "PROD-003"]
+    (suppression,) = result["suppressions"]
+    assert suppression["status"] == "accepted"
+    assert "bob@example.com" in suppression["justification"]
+    others = [r for r in doc["runs"][0]["results"] if r["ruleId"] != "PROD-003"]
+    assert all("suppressions" not in r for r in others)
+
+
+def test_a_passing_verdict_is_valid_sarif_with_no_results(tmp_path):
+    doc = sarif.to_dict(_verdict(tmp_path, model_sbom(signature="verified")), Severity.LOW)
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["runs"][0]["results"] == []
+    assert doc["runs"][0]["invocations"][0]["properties"]["verdict"] == "pass"
