@@ -166,3 +166,30 @@ def test_hub_scanner_verdicts_add_findings(run_cli, serve, tmp_path):  # noqa: F
 def test_blob_ids_in_the_listing_are_git_blob_ids():
     # the server and auditor agree on the git blob id definition
     assert git_blob_id(b"") == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+
+
+def test_excluded_files_are_neither_scanned_nor_missing(run_cli, serve, tmp_path):  # noqa: F811
+    serve()
+    for mode in ("--download", "--remote-only"):
+        result, report = scan_json(run_cli, f"hf://org/tiny@{C2}", "--cache-dir", tmp_path,
+                                   "--exclude", "*.md", mode)
+        assert result.code == 0, result.err
+        assert "README.md" not in files_by_path(report)
+        assert not findings(report, "AUD-PROV-003")
+
+
+def test_endpoint_from_config_file_and_flag(run_cli, serve, tmp_path, monkeypatch):  # noqa: F811
+    hub = serve()
+    monkeypatch.delenv("HF_ENDPOINT")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "auditor.toml").write_text(f'hub-endpoint = "{hub.url}"\n')
+    result, report = scan_json(run_cli, f"hf://org/tiny@{C1}", "--remote-only")
+    assert result.code == 0, result.err
+    assert report["models"][0]["facts"]["hub"]["endpoint"] == hub.url
+    (tmp_path / "auditor.toml").write_text('hub-endpoint = "http://127.0.0.1:9"\n')
+    flag, _ = scan_json(run_cli, f"hf://org/tiny@{C1}", "--remote-only", "--endpoint", hub.url)
+    assert flag.code == 0, flag.err  # the flag wins over the config file
+    (tmp_path / "auditor.toml").write_text('hub-endpoint = "ftp://x"\n')
+    bad = run_cli("scan", f"hf://org/tiny@{C1}")
+    assert bad.code == 2
+    assert "hub-endpoint" in bad.err

@@ -35,3 +35,17 @@ def test_token_never_in_any_output(run_cli, serve, tmp_path, monkeypatch, caplog
               for p in tmp_path.rglob("*") if p.is_file() and not p.is_symlink()]
     assert (tmp_path / "report.json").is_file() and (tmp_path / "bom.json").exists()
     assert not [t for t in texts if TOKEN in t]  # ...and never written anywhere
+
+
+def test_client_telemetry_is_switched_off_by_auditor(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_HUB_DISABLE_TELEMETRY", "DISABLE_TELEMETRY", "DO_NOT_TRACK")}
+    code = ("from auditor.sources.hubclient import client; client(); "
+            "from huggingface_hub import constants; print(constants.HF_HUB_DISABLE_TELEMETRY)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True, cwd=tmp_path)
+    assert out.stdout.strip() == "True"

@@ -34,6 +34,7 @@ from auditor.sources.provenance import (
     UNVERIFIABLE,
     Upstream,
     compare,
+    kept,
     verify_files,
 )
 
@@ -136,7 +137,7 @@ def scan_snapshot(
         files = [_check_blob(r, claims.get(r.path), listing) for r in files]
     findings = list(found.findings)
     if listing is not None:
-        files, missing = verify_files(files, listing, origin)
+        files, missing = verify_files(files, kept(listing, options.exclude), origin)
         findings += missing
     else:
         files = [_blob_facts(r, claims.get(r.path)) for r in files]

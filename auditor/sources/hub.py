@@ -46,6 +46,7 @@ from auditor.sources.provenance import (
     UNPINNED,
     Upstream,
     compare,
+    kept,
 )
 from auditor.sources.remote import RemoteFile, Transfer
 
@@ -269,7 +270,7 @@ def scan_remote(
     def one(up: Upstream) -> FileReport:
         return _remote_file(up, fetcher(up.path), options)
 
-    ups = sorted(record.files.values(), key=lambda u: -(u.size or 0))
+    ups = sorted(kept(record.files, options.exclude).values(), key=lambda u: -(u.size or 0))
     if options.jobs > 1 and len(ups) > 1:
         with ThreadPoolExecutor(max_workers=options.jobs) as pool:
             files = list(pool.map(one, ups))

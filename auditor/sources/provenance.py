@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from auditor.integrity.hashing import GIT_SHA1
 from auditor.model import FileReport, Finding, Rule, Severity
+from auditor.sources.local import _excluded
 
 SHA256_MISMATCH = Rule(
     "AUD-PROV-001", Severity.CRITICAL, "File content differs from the publisher's (sha256)",
@@ -95,6 +96,11 @@ class Upstream:
     def facts(self, match: bool | None, digest_source: str) -> dict[str, object]:
         return {"sha256": self.sha256, "blob_id": self.blob_id, "size": self.size,
                 "match": match, "digest_source": digest_source}
+
+
+def kept(listing: Mapping[str, Upstream], exclude: tuple[str, ...]) -> dict[str, Upstream]:
+    """The listing without the files the user excluded (they are neither scanned nor missing)."""
+    return {path: up for path, up in listing.items() if not _excluded(path, exclude)}
 
 
 def compare(report: FileReport, up: Upstream, origin: str) -> tuple[bool | None, list[Finding]]:
