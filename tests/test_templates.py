@@ -148,6 +148,15 @@ def test_jinja_file_padded_past_the_sniff_window_is_still_reviewed(tmp_path):
     assert [f.rule for f in report.findings] == ["AUD-TPL-001"]
 
 
+def test_null_chat_template_is_no_template(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": None}))
+    report = scan_local(folder, ScanOptions(jobs=1)).models[0].files[0]
+    assert report.findings == () and report.facts["chat_templates"] == []
+    assert report.facts["has_chat_template"] is False
+
+
 @pytest.mark.parametrize("value", [42, ["not an object"], [{"name": "x"}]])
 def test_malformed_chat_template_value_is_flagged(tmp_path, value):
     folder = tmp_path / "model"

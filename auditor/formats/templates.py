@@ -148,6 +148,8 @@ def review_into(ctx: ScanContext, source: str, where: str, offset: int | None = 
 
 def review_config_value(ctx: ScanContext, value: Any, where: str) -> list[str]:
     """Review `chat_template` from tokenizer_config.json; return the template names found."""
+    if value is None:  # written by some tokenizer versions when there is no template
+        return []
     if isinstance(value, str):
         review_into(ctx, value, where)
         return ["default"]
