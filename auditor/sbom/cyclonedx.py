@@ -49,6 +49,7 @@ CWE_BY_AREA = {
     "CODE": 94,  # code injection
 }
 _COMMIT = re.compile(r"\A[0-9a-fA-F]{40}\Z")
+VALIDATE_SLICE = 100  # list items per schema validation pass (see `validate`)
 
 
 class SbomError(AuditorError):
@@ -106,12 +107,31 @@ def render(doc: dict[str, Any], output_format: str) -> str:
 
 
 def validate(doc: dict[str, Any]) -> None:
-    """Raise SbomError unless `doc` validates against its spec's strict JSON schema."""
+    """Raise SbomError unless `doc` validates against its spec's strict JSON schema.
+
+    The schema's `uniqueItems` makes the validator compare every pair of
+    components (seconds for a thousand files), so long lists are validated in
+    slices of VALIDATE_SLICE: every item is still validated, and uniqueness
+    follows from the unique bom-refs `check_references` enforces.
+    """
     from cyclonedx.validation.json import JsonStrictValidator
 
-    error = JsonStrictValidator(schema_version(doc["specVersion"])).validate_str(json.dumps(doc))
-    if error is not None:
-        raise SbomError(f"generated SBOM is not valid CycloneDX {doc['specVersion']}: {error}")
+    validator = JsonStrictValidator(schema_version(doc["specVersion"]))
+    for part in _slices(doc):
+        error = validator.validate_str(json.dumps(part))
+        if error is not None:
+            raise SbomError(f"generated SBOM is not valid CycloneDX {doc['specVersion']}: {error}")
+
+
+def _slices(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    lists = {k: doc[k] for k in ("components", "dependencies", "vulnerabilities") if doc.get(k)}
+    count = max((len(v) for v in lists.values()), default=0)
+    for start in range(0, max(count, 1), VALIDATE_SLICE):
+        part = {k: v for k, v in doc.items() if k not in lists}
+        for key, items in lists.items():
+            if items[start:start + VALIDATE_SLICE]:
+                part[key] = items[start:start + VALIDATE_SLICE]
+        yield part
 
 
 def check_references(doc: dict[str, Any]) -> None:
@@ -159,6 +179,7 @@ def write_sboms(
 def _bom(model: ModelReport, result: ScanResult, facts: dict[str, Any]) -> Any:
     from cyclonedx.model.bom import Bom, BomMetaData
     from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.model.dependency import Dependency
     from cyclonedx.model.tool import ToolRepository
 
     tool = Component(type=ComponentType.APPLICATION, name="auditor", version=__version__,
@@ -169,14 +190,17 @@ def _bom(model: ModelReport, result: ScanResult, facts: dict[str, Any]) -> Any:
         Component(type=ComponentType.DATA, name=name, bom_ref=_dataset_ref(name))
         for name in _datasets(facts)
     ]
+    parts = files + datasets
     bom = Bom(
-        metadata=BomMetaData(
-            tools=ToolRepository(components=[tool]), component=root,
-        ),
-        components=files + datasets,
+        metadata=BomMetaData(tools=ToolRepository(components=[tool]), component=root),
+        components=parts,
         vulnerabilities=_vulnerabilities(model, {f.path for f in model.files}),
     )
-    bom.register_dependency(root, files + datasets)
+    # Built directly: Bom.register_dependency searches linearly, quadratic in the file count.
+    bom.dependencies.update(
+        [Dependency(ref=root.bom_ref, dependencies=[Dependency(ref=c.bom_ref) for c in parts])]
+        + [Dependency(ref=c.bom_ref) for c in parts]
+    )
     return bom
 
 
