@@ -123,6 +123,35 @@ def test_xml_variant_validates_against_the_xsd(run_cli, tmp_path, spec):
     assert "<technicalLimitation>" in text
 
 
+def test_xml_with_findings_and_nested_lineage_validates():
+    finding = Finding("AUD-PKL-001", Severity.CRITICAL, "model.bin", "Dangerous import",
+                      "os.system", Location(member="archive/data.pkl", offset=12))
+    lineage = [
+        {"name": "org/ft", "commit": "a" * 40, "relation": "finetune", "resolved": True,
+         "depth": 1},
+        {"name": "base/root", "commit": "b" * 40, "relation": "quantized", "resolved": True,
+         "depth": 2},
+    ]
+    model, result = _report(files=[_file("model.bin", "pytorch-zip", [finding])],
+                            facts={"lineage": lineage, "card": {"datasets": ["org/data"]}})
+    text = render(to_cyclonedx(model, result), "xml")
+    assert_valid_xml(text)
+    assert "<id>AUD-PKL-001</id>" in text and "<cwe>502</cwe>" in text
+    assert f"pkg:huggingface/base/root@{'b' * 40}" in text
+    assert "<type>dataset</type>" in text
+
+
+def test_an_invalid_item_in_a_later_validation_slice_is_caught():
+    from auditor.sbom.cyclonedx import VALIDATE_SLICE, validate
+
+    files = [_file(f"shard-{i:04d}.safetensors") for i in range(VALIDATE_SLICE + 20)]
+    model, result = _report(files=files)
+    doc = to_cyclonedx(model, result)
+    doc["components"][VALIDATE_SLICE + 10]["unexpected"] = True
+    with pytest.raises(SbomError, match="unexpected"):
+        validate(doc)
+
+
 def test_spec_1_5_json_validates(run_cli, tmp_path):
     _, text = _sbom(run_cli, write_merged(tmp_path / "m"), tmp_path, "--spec", "1.5")
     doc = assert_valid_json(text, "1.5")
