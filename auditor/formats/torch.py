@@ -64,6 +64,7 @@ _STORAGE = re.compile(r"(data|constants)/\d+")
 _BOOKKEEPING = frozenset({"version", ".data/version", "byteorder", ".data/serialization_id",
                           ".format_version", ".storage_alignment"})
 _BOOKKEEPING_MAX = 256
+_STORAGE_HEAD = 64  # enough for a protocol-0 GLOBAL such as "csubprocess\nPopen\n"
 _TAR_MEMBERS = frozenset({"sys_info", "pickle", "storages", "tensors"})
 _CODE_MAX = 16 * 1024 * 1024
 
@@ -143,7 +144,7 @@ def _scan_rest(
 
 
 def _storage(ctx: ScanContext, name: str, stream: BinaryIO, size: int | None) -> None:
-    head = stream.read(16)
+    head = stream.read(_STORAGE_HEAD)
     what = _looks_like(head)
     storages = ctx.result.facts.get("storages", 0)
     ctx.result.facts["storages"] = storages + 1
