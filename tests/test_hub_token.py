@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import socket
+from types import SimpleNamespace
 
+from auditor.sources import hubclient
 from tests.hubfixtures import TOKEN, serve  # noqa: F401
 
 
@@ -15,7 +17,7 @@ def test_token_never_in_any_output(run_cli, serve, tmp_path, monkeypatch, caplog
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    monkeypatch.setattr("auditor.sources.hubclient.time.sleep", lambda s: None)
+    monkeypatch.setattr(hubclient, "time", SimpleNamespace(sleep=lambda s: None))
     runs = [
         run_cli("scan", "hf://org/gated", "--token", TOKEN, "--cache-dir", cache),
         run_cli("scan", "hf://org/gated", "--token", TOKEN, "--cache-dir", cache,
