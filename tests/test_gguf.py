@@ -353,3 +353,10 @@ def test_corrupted_files_never_crash_the_parser():
     for data in mutations(g.build(), seed=1, count=400):
         result = dispatch_bytes("model.gguf", data)
         assert "AUD-SCAN-007" not in {f.rule for f in result.findings}, data.hex()
+
+
+def test_tensor_and_key_counts_beyond_any_real_model_are_limits(tmp_path):
+    g = _base()
+    g.tensor_count = mod.MAX_TENSORS + 1
+    result = scan_bytes(tmp_path, g.build() + bytes(24 * (mod.MAX_TENSORS + 1)))
+    assert result["rules"] == ["AUD-GGUF-003"] and result["coverage"] == "partial"

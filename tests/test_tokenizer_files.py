@@ -220,3 +220,12 @@ def test_corrupted_files_never_crash_the_parser(name):
     for data in mutations(seed, seed=3, count=400):
         result = dispatch_bytes(name, data)
         assert "AUD-SCAN-007" not in {f.rule for f in result.findings}, data.hex()
+
+
+def test_msgpack_value_budget_is_a_limit(tmp_path, monkeypatch):
+    from auditor.formats import msgpack as mod
+
+    monkeypatch.setattr(mod, "MAX_VALUES", 100)
+    data = msgpack.packb({"params": list(range(200))}, use_bin_type=True)
+    report = scan_one(tmp_path, "flax_model.msgpack", data)
+    assert rules_of(report) == {"AUD-SCAN-002"} and report.coverage.value == "partial"

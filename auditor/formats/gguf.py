@@ -80,6 +80,10 @@ MAX_DIMS = 4  # GGML_MAX_DIMS
 MAX_NAME = 63  # GGML_MAX_NAME - 1: llama.cpp refuses longer tensor names
 MAX_NESTING = 4  # arrays of arrays; real files use none
 MAX_KEPT_ITEMS = 64  # array values kept for facts (base-model lists, template names)
+# Tensor infos and keys are kept for the layout and duplicate checks; real files have a few
+# thousand tensors and under a hundred keys, so these bound memory far above real use.
+MAX_TENSORS = 250_000
+MAX_METADATA = 100_000
 
 # ggml tensor type id -> (name, elements per block, bytes per block)
 GGML_TYPES: dict[int, tuple[str, int, int]] = {
@@ -275,8 +279,9 @@ def _read_header(r: _Reader, ctx: ScanContext) -> _Header:
     r.wide = version >= 2
     header = _Header(version)
     limit = ctx.limits.max_elements
-    tensor_count = r.count("tensor count", 24 if r.wide else 16, limit)
-    header.kv_count = r.count("metadata entry count", 13 if r.wide else 9, limit)
+    tensor_count = r.count("tensor count", 24 if r.wide else 16, min(limit, MAX_TENSORS))
+    header.kv_count = r.count("metadata entry count", 13 if r.wide else 9,
+                              min(limit, MAX_METADATA))
     for _ in range(header.kv_count):
         _read_entry(r, header, ctx)
     names: set[str] = set()

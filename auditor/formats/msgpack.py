@@ -48,6 +48,7 @@ ARRAY = Rule(
 RULES = (MALFORMED, BOUNDS, EXTENSION, ARRAY)
 
 MAX_DEPTH = 64
+MAX_VALUES = 10_000_000  # values per file: checkpoints hold thousands of leaves, not millions
 EXT_NDARRAY, EXT_COMPLEX, EXT_SCALAR = 1, 2, 3
 
 # dtype name -> item size in bits (what flax writes with arr.dtype.name)
@@ -97,6 +98,7 @@ class _Reader:
 
 @dataclass
 class _Facts:
+    values: int = 0
     tensors: int = 0
     parameters: int = 0
     dtypes: set[str] = field(default_factory=set)
@@ -136,6 +138,9 @@ def _value(r: _Reader, ctx: ScanContext, facts: _Facts, depth: int) -> Any:
     """Read one value; return it when it is small (ints, strings, lists of those), else None."""
     if depth > MAX_DEPTH:
         raise FormatError(f"values nested deeper than {MAX_DEPTH}", r.pos, BOUNDS)
+    facts.values += 1
+    if facts.values > MAX_VALUES:
+        raise LimitExceeded(f"more than {MAX_VALUES} values", r.pos)
     at = r.pos
     b = r.take(1, "marker")[0]
     if b <= 0x7F:
@@ -234,8 +239,8 @@ def _ndarray(r: _Reader, at: int, ctx: ScanContext, facts: _Facts, depth: int) -
     head = r.take(1, "ndarray payload")[0]
     if head != 0x93:
         raise FormatError("ndarray payload is not a 3-element array", at, ARRAY)
-    shape = _value(r, ctx, _Facts(), depth + 1)
-    dtype = _value(r, ctx, _Facts(), depth + 1)
+    shape = _value(r, ctx, facts, depth + 1)
+    dtype = _value(r, ctx, facts, depth + 1)
     marker = r.take(1, "ndarray buffer")[0]
     if marker not in (0xC4, 0xC5, 0xC6):
         raise FormatError("ndarray buffer is not bin data", at, ARRAY)
