@@ -64,6 +64,7 @@ INJECTIONS = {
     "extends": ("{% extends 'base.jinja' %}", "AUD-TPL-003"),
     "attr_unresolvable": ("{{ m|attr(name ~ suffix) }}", "AUD-TPL-004"),
     "item_unresolvable": ("{% set k = prefix ~ 'ss__' %}{{ m[k] }}", "AUD-TPL-004"),
+    "item_from_data_plus_text": ("{{ m[message.role | replace('user', x)] }}", "AUD-TPL-004"),
     "format_unresolvable": ("{{ (fmt ~ '}').format(m) }}", "AUD-TPL-004"),
     "parse_error": ("{% for m in messages %}{{ m }}", "AUD-TPL-005"),
     "range_abuse": ("{% for i in range(10**3, 99999999) %}x{% endfor %}", "AUD-TPL-006"),
@@ -75,6 +76,16 @@ INJECTIONS = {
 def test_injection_construct_is_flagged(case):
     source, rule = INJECTIONS[case]
     assert rule in {i.rule.id for i in templates.review(source)}
+
+
+@pytest.mark.parametrize("source", [
+    "{% set role = message['role'] | lower %}{{ names[role] }}",
+    "{{ names[message.role | trim] }}",
+    "{{ messages[loop.index0 + 1] }}{{ tools[ns.index] }}{{ m[key] }}",
+    "{{ m.content.split('</think>')[-1] }}{{ m['content'][:10] }}",
+])
+def test_data_driven_keys_are_not_built_names(source):
+    assert templates.review(source) == []
 
 
 def test_issues_carry_the_line_number():

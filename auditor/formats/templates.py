@@ -348,9 +348,10 @@ class _Review:
             return any(self.built(x) or (isinstance(x, n.Const) and isinstance(x.value, str))
                        for x in (node.left, node.right))
         if isinstance(node, n.Filter):
-            return node.name in STRING_FILTERS
+            return node.name in STRING_FILTERS and self._authored(node.node, node)
         if isinstance(node, n.Call):
-            return isinstance(node.node, n.Getattr) and node.node.attr in STRING_METHODS
+            return (isinstance(node.node, n.Getattr) and node.node.attr in STRING_METHODS
+                    and self._authored(node.node.node, node))
         if isinstance(node, n.Getitem):
             base = node.node
             return isinstance(node.arg, n.Slice) and (
@@ -364,6 +365,20 @@ class _Review:
             finally:
                 self.resolving.discard(node.name)
         return False
+
+    def _authored(self, subject: Any, call: Any) -> bool:
+        """Is text the template author wrote part of this filter or method call?
+
+        `role|lower` transforms the caller's data and is not a built name;
+        `'XXclassXX'|replace('X', '_')` or `role|replace('user', '__class__')` is.
+        """
+        n = self.n
+        literal = (n.Const, n.List, n.Tuple)
+        if subject is not None and (isinstance(subject, literal) or self.built(subject)):
+            return True
+        args = [*call.args, *(k.value for k in call.kwargs)]
+        return any((isinstance(a, n.Const) and isinstance(a.value, str)) or self.built(a)
+                   for a in args)
 
     def _built_value(self, value: Any) -> bool:
         if value is None:
