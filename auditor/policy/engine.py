@@ -5,8 +5,9 @@ components in about a quarter of a second when each rule runs once per
 component, but a list macro over the whole document is quadratic. So rules
 have a scope and the engine binds one component at a time; every expression
 is compiled once at load. Converting variables into CEL values is the
-dominant cost, so each component gets one `cel.Context` reused by every rule
-of its scope, and the data files are bound only for rules that read `data`.
+dominant cost, so each component gets one `cel.Context` per set of facts its
+rules read, and a rule is given only the facts it reads (the data files, the
+biggest, only to rules that read `data`).
 
 Fail closed: a rule that cannot be evaluated (a runtime error, a non-boolean
 result) is a violation carrying the error, never a pass. Waivers apply by
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import ConfigError
-from auditor.policy.lint import PLACEHOLDER, compile_rule, lint_policy
+from auditor.policy.lint import PLACEHOLDER, SCOPE_VARIABLES, compile_rule, lint_policy
 from auditor.policy.schema import PolicyFile, RuleSpec, Waiver, raise_first
 from auditor.policy.verdict import ModelVerdict, Verdict, Violation
 from auditor.sbom.facts import UNKNOWN, ModelFacts
@@ -37,7 +38,7 @@ _TIER_RANK = {"restricted": 3, "elevated": 2, UNKNOWN: 1, "standard": 0}
 class CompiledRule:
     spec: RuleSpec
     program: Any
-    needs_data: bool
+    variables: frozenset[str]  # the facts it reads: only these are bound
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ def load_policies(paths: list[Path]) -> PolicySet:
             seen[spec.id] = spec
             program, problems = compile_rule(spec)
             raise_first(problems)
-            rules.append(CompiledRule(spec, program, "data" in program.variables()))
+            reads = frozenset(program.variables()) & set(SCOPE_VARIABLES[spec.scope])
+            rules.append(CompiledRule(spec, program, reads))
         for name, content in policy.data.items():
             if name in data and data[name] != content:
                 raise ConfigError(f"{policy.path}: data {name!r} differs from the data of that "
@@ -212,21 +214,22 @@ def _evaluate_model(
 ) -> Iterator[Violation]:
     import cel
 
-    base = {"model": model, "signature": facts.signature, "lineage": lineage}
+    base = {"model": model, "signature": facts.signature, "lineage": lineage,
+            "data": policies.data}
     by_scope: dict[str, list[CompiledRule]] = {}
     for rule in policies.rules:
         by_scope.setdefault(rule.spec.scope, []).append(rule)
     for scope, rules in by_scope.items():
         for extra, where in _components(scope, facts, lineage):
             variables = {**base, **extra}
-            contexts: dict[bool, Any] = {}
+            contexts: dict[frozenset[str], Any] = {}
             for rule in rules:
-                if rule.needs_data not in contexts:
-                    bound = {**variables, "data": policies.data} if rule.needs_data else variables
-                    contexts[rule.needs_data] = cel.Context(variables=bound)
+                if rule.variables not in contexts:
+                    bound = {k: variables[k] for k in rule.variables}
+                    contexts[rule.variables] = cel.Context(variables=bound)
                 error = ""
                 try:
-                    result = rule.program.execute(contexts[rule.needs_data])
+                    result = rule.program.execute(contexts[rule.variables])
                     if not isinstance(result, bool):
                         error = f"the expression gave {type(result).__name__}, not a bool"
                 except Exception as exc:  # the library raises several types; all fail closed
