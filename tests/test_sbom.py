@@ -289,6 +289,44 @@ def test_card_base_models_become_unresolved_ancestors(run_cli, tmp_path):
     ]
 
 
+def _write_gguf(path: Path) -> Path:
+    gguf = pytest.importorskip("gguf")
+    import numpy as np
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_organization("example-org")
+    w.add_license("mit")
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
+    w.add_base_model_count(1)
+    w.add_base_model_name(0, "Tiny Base")
+    w.add_base_model_repo_url(0, "https://huggingface.co/example-org/tiny-base")
+    w.add_tensor("token_embd.weight", np.ones((4, 8), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_gguf_only_model_gets_licence_lineage_and_quantization_from_gguf(run_cli, tmp_path):
+    folder = tmp_path / "gguf-model"
+    folder.mkdir()
+    _write_gguf(folder / "model-q8_0.gguf")
+    _, text = _sbom(run_cli, folder, tmp_path)
+    doc = assert_valid_json(text)
+    component = doc["metadata"]["component"]
+    assert component["licenses"] == [{"license": {"id": "MIT"}}]
+    [base] = component["pedigree"]["ancestors"]
+    assert base["name"] == "example-org/tiny-base"
+    assert _props(base)["auditor:lineage:resolved"] == "false"
+    assert _props(component)["auditor:origin:declared"] == "example-org"
+    assert _props(component)["auditor:formats"] == "gguf"
+    card = component["modelCard"]
+    assert card["modelParameters"]["architectureFamily"] == "llama"
+    assert _props(card)["cdx:ai-ml:model:hyperparameter:quantization"] == "Q8_0"
+    assert _props(card)["cdx:ai-ml:model:parameter:count"] == "32"
+
+
 def test_signature_and_upstream_facts_are_mapped():
     files = [
         _file("a.safetensors", facts={"upstream": {"sha256": "ab" * 32, "match": True}}),

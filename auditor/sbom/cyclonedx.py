@@ -222,7 +222,7 @@ def _model_component(model: ModelReport, result: ScanResult, facts: dict[str, An
         publisher=publisher,
         supplier=OrganizationalEntity(name=publisher) if publisher else None,
         purl=_purl(model.name, commit),
-        licenses=_licences(card),
+        licenses=_licences(facts),
         external_references=_model_links(model, commit, card),
         pedigree=Pedigree(ancestors=ancestors) if ancestors else None,
         tags=[tags] if isinstance(tags, str) else tags or None,
@@ -392,8 +392,11 @@ def _add_model_card(component: dict[str, Any], model: ModelReport, facts: dict[s
     params: dict[str, Any] = {}
     if isinstance(card.get("pipeline_tag"), str):
         params["task"] = card["pipeline_tag"]
+    gguf = facts.get("gguf", {})
     if isinstance(config.get("model_type"), str):
         params["architectureFamily"] = config["model_type"]
+    elif gguf.get("architectures"):
+        params["architectureFamily"] = ", ".join(gguf["architectures"])
     architectures = config.get("architectures")
     if isinstance(architectures, list) and architectures:
         params["modelArchitecture"] = ", ".join(str(a) for a in architectures)
@@ -428,6 +431,8 @@ def _card_properties(facts: dict[str, Any]) -> Iterator[tuple[str, str]]:
     quant = config.get("quantization_config")
     if isinstance(quant, dict) and isinstance(quant.get("quant_method"), str):
         yield "cdx:ai-ml:model:hyperparameter:quantization", quant["quant_method"]
+    for quantization in facts.get("gguf", {}).get("quantizations", []):
+        yield "cdx:ai-ml:model:hyperparameter:quantization", quantization
     languages = card.get("language")
     for language in [languages] if isinstance(languages, str) else languages or []:
         yield "cdx:ai-ml:model:language", language
@@ -473,14 +478,18 @@ def _purl(name: str, commit: str | None) -> Any:
     return PackageURL(type="huggingface", namespace=namespace, name=short, version=commit)
 
 
-def _licences(card: dict[str, Any]) -> list[Any]:
+def _licences(facts: dict[str, Any]) -> list[Any]:
+    """The card's licences; without any, those the GGUF files declare."""
     from cyclonedx.model import XsUri
     from cyclonedx.model.license import DisjunctiveLicense
 
+    stated = licenses.from_card(facts.get("card", {})) or licenses.from_card(
+        {"license": facts.get("gguf", {}).get("licenses", [])}
+    )
     return [
         DisjunctiveLicense(id=lic.spdx_id, name=None if lic.spdx_id else lic.name,
                            url=XsUri(lic.url) if lic.url else None)
-        for lic in licenses.from_card(card)
+        for lic in stated
     ]
 
 
@@ -502,19 +511,34 @@ def _model_links(model: ModelReport, commit: str | None, card: dict[str, Any]) -
 
 
 def _lineage(facts: dict[str, Any]) -> list[dict[str, Any]]:
-    """Resolved lineage from a Hub source, else what the card declares (unresolved)."""
+    """Resolved lineage from a Hub source, else what the card, else the GGUF files declare."""
     lineage = facts.get("lineage")
     if isinstance(lineage, list) and lineage:
         return [e for e in lineage if isinstance(e, dict)]
     card = facts.get("card", {})
     bases = card.get("base_model")
     names = [bases] if isinstance(bases, str) else bases or []
-    relation = card.get("base_model_relation")
+    relation = card.get("base_model_relation") or "unknown"
+    if not names:
+        names = [_gguf_base(b) for b in facts.get("gguf", {}).get("base_models", [])]
+        names = [n for n in names if n]
     return [
         {"name": name, "publisher": name.split("/")[0] if "/" in name else None,
-         "commit": None, "relation": relation or "unknown", "resolved": False, "depth": 1}
+         "commit": None, "relation": relation, "resolved": False, "depth": 1}
         for name in names
     ]
+
+
+def _gguf_base(base: Any) -> str | None:
+    """A GGUF `general.base_model.N`: the Hub repository id its URL gives, else its name."""
+    if not isinstance(base, dict):
+        return None
+    url = base.get("repo_url")
+    prefix = f"{HUB_URL}/"
+    if isinstance(url, str) and url.startswith(prefix) and url[len(prefix):].count("/") == 1:
+        return url[len(prefix):]
+    name = base.get("name")
+    return name if isinstance(name, str) and name.strip() else None
 
 
 def _datasets(facts: dict[str, Any]) -> list[str]:
