@@ -119,6 +119,13 @@ def test_non_modelling_keras_api_is_critical(tmp_path, obj):
     assert _rules(_scan(tmp_path)["model.keras"]) == ["AUD-KERAS-004"]
 
 
+def test_keras_hub_registered_classes_are_not_custom(tmp_path):
+    backbone = _obj("keras_hub.src.models.gemma.gemma_backbone", "GemmaBackbone",
+                    {"vocabulary_size": 8}, "keras_hub>GemmaBackbone")
+    _keras_file(tmp_path / "model.keras", _sequential(backbone))
+    assert _scan(tmp_path)["model.keras"].findings == ()
+
+
 def test_registered_custom_object_is_medium(tmp_path):
     _keras_file(tmp_path / "model.keras", _sequential(
         _obj(None, "MyLayer", {"units": 3}, "my_pkg>MyLayer")))

@@ -230,8 +230,9 @@ def _review_object(node: dict[str, Any], cls: str, path: str, add: Any, modules:
     module = node.get("module")
     name = inner if cls == "function" and isinstance(inner, str) else cls
     registered = node.get("registered_name")
-    if isinstance(registered, str) and ">" in registered:
-        add(CUSTOM_OBJECT, f"{path}: {registered}")
+    package = registered.split(">", 1)[0] if isinstance(registered, str) else None
+    if package is not None and ">" in registered and package not in KERAS_PACKAGES:
+        add(CUSTOM_OBJECT, f"{path}: {registered}")  # keras_hub registers its own classes
     if name.split(">")[-1] in GADGETS:
         add(GADGET, f"{path}: {module}.{name}")
         return
