@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from auditor import __version__
 from auditor.atomicio import write_atomic
 from auditor.errors import AuditorError, UsageError
-from auditor.model import Finding, ModelReport, ScanResult
+from auditor.model import FileReport, Finding, ModelReport, ScanResult
 from auditor.sbom import licenses
 from auditor.scan.modelfacts import is_code, is_weights, model_facts
 
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from cyclonedx.model.component import Component
 
 SPECS = ("1.5", "1.6")
-OUTPUT_FORMATS = ("json", "xml")
 HUB_URL = "https://huggingface.co"
 # UUID5 namespace for serial numbers derived from content (a fixed random UUID of our own).
 SERIAL_NAMESPACE = uuid.UUID("6f1c0b5e-2d7a-4c8e-9b3f-5a4e8d2c1f07")
@@ -185,7 +184,7 @@ def _bom(model: ModelReport, result: ScanResult, facts: dict[str, Any]) -> Any:
     tool = Component(type=ComponentType.APPLICATION, name="auditor", version=__version__,
                      bom_ref="tool:auditor")
     root = _model_component(model, result, facts)
-    files = [_file_component(model, f, facts) for f in model.files]
+    files = [_file_component(f, facts) for f in model.files]
     datasets = [
         Component(type=ComponentType.DATA, name=name, bom_ref=_dataset_ref(name))
         for name in _datasets(facts)
@@ -241,8 +240,8 @@ def _model_properties(
         yield "auditor:revision:requested", str(requested)
     if commit:
         yield "auditor:revision:commit", commit
-    yield "auditor:revision:pinned", _tri(bool(requested) and _COMMIT.match(str(requested))
-                                          is not None)
+    pinned = isinstance(requested, str) and _COMMIT.match(requested) is not None
+    yield "auditor:revision:pinned", _tri(pinned)
     publisher = _publisher(model, facts)
     if publisher:
         yield "auditor:origin:publisher", publisher
@@ -252,8 +251,9 @@ def _model_properties(
     yield "auditor:scan:verdict", "clean" if worst is None else worst.label
     for coverage, count in model.coverage_counts().items():
         yield f"auditor:scan:coverage:{coverage}", str(count)
-    limits = any(f.rule == "AUD-SCAN-002" for f in model.all_findings()) or \
-        model.coverage_counts()["partial"] > 0
+    limits = model.coverage_counts()["partial"] > 0 or any(
+        f.rule == "AUD-SCAN-002" for f in model.all_findings()
+    )
     yield "auditor:scan:limits-hit", _tri(limits)
     yield "auditor:scan:rules-version", result.rules_version
     yield "auditor:formats", ",".join(facts.get("formats", []))
@@ -269,7 +269,7 @@ def _model_properties(
     yield "auditor:upstream:sha256-match", _model_upstream(model)
 
 
-def _file_component(model: ModelReport, report: Any, facts: dict[str, Any]) -> Component:
+def _file_component(report: FileReport, facts: dict[str, Any]) -> Component:
     from cyclonedx.model import HashAlgorithm, HashType, Property
     from cyclonedx.model.component import Component, ComponentType
 
