@@ -197,14 +197,15 @@ def _check(model: dict[str, Any], ctx: ScanContext) -> None:
     domains: set[str] = set()
     operators = 0
     for graph, where in graphs:
-        for node in graph.get("node", []):
+        for index, node in enumerate(graph.get("node", [])):
             operators += 1
             domain, op = node.get("domain", ""), node.get("op_type", "")
             domains.add(domain)
             if (domain, op) in local_functions or domain in STANDARD_DOMAINS:
                 continue
             rule = VENDOR_DOMAIN if domain in VENDOR_DOMAINS else CUSTOM_DOMAIN
-            ctx.add(rule, f"{domain}::{op} (node {node.get('name', '')!r} in {where})")
+            label = repr(node["name"]) if node.get("name") else f"#{index}"
+            ctx.add(rule, f"{domain}::{op} (node {label} in {where})")
     external = []
     for tensor, where in _all_tensors(graphs):
         ref = _external_ref(tensor, where, ctx)
