@@ -82,3 +82,12 @@ def test_policy_check_judges_a_third_party_sbom_without_passing_unknowns(run_cli
     assert (model["publisher"], model["jurisdiction"], model["tier"]) == (
         "someone", "unknown", "elevated")
     assert {v["rule"] for v in model["violations"]} >= {"GEO-002", "GEO-004", "GEO-005"}
+
+
+def test_every_fact_is_documented_field_by_field():
+    from auditor.sbom.facts import FACT_FIELDS
+
+    text = (ROOT / "docs" / "policy.md").read_text()
+    missing = [f"{var}.{name}" for var, fields in FACT_FIELDS.items() for name in fields
+               if f"`{var}.{name}`" not in text]
+    assert missing == []

@@ -25,6 +25,11 @@ def _violation_lines(v: Violation, fail_on: Severity) -> list[str]:
 
 
 def _lineage_lines(model: ModelVerdict) -> list[str]:
+    """The chain of ancestors; with origin and tripped rules when a policy judged origin."""
+    judged = any(e["tier"] != "unknown" or e["tripped"] for e in model.lineage)
+    if not judged:
+        chain = " <- ".join(f"{e['name']} ({e['relation']})" for e in model.lineage[1:])
+        return [f"  lineage: {model.name} <- {chain}"]
     lines = ["  lineage:"]
     width = max(len(e["name"]) for e in model.lineage)
     for e in model.lineage:
@@ -41,8 +46,9 @@ def render(verdict: Verdict, fail_on: Severity) -> str:
     lines = [f"policies: {', '.join(verdict.policies)}", f"sbom: {verdict.sbom}", ""]
     for model in verdict.models:
         pinned = "pinned" if model.pinned else "NOT pinned"
+        origin = f", jurisdiction {model.jurisdiction}" if model.jurisdiction != "unknown" else ""
         lines.append(f"model {model.name}  (revision {model.revision}, {pinned}; publisher "
-                     f"{model.publisher}, jurisdiction {model.jurisdiction})")
+                     f"{model.publisher}{origin})")
         mine = [v for v in verdict.active() if v.model == model.name]
         mine.sort(key=lambda v: (-v.severity, v.rule, v.file, v.ancestor))
         for v in mine:
@@ -64,14 +70,14 @@ def render(verdict: Verdict, fail_on: Severity) -> str:
         lines.append(f"unused waiver: {w.rule} for {w.target} matched nothing — remove it "
                      f"({w.mark})")
     failing = verdict.failing(fail_on)
-    evaluated = len(verdict.rules) * len(verdict.models)
+    checked = f"{len(verdict.rules)} rule(s) on {len(verdict.models)} model(s)"
     if failing:
         rules = len({(v.rule, v.model) for v in failing})
         lines.append(f"verdict: FAIL — {len(failing)} violation(s) of {rules} rule(s) at or above "
-                     f"{fail_on.label} ({evaluated} rule checks)")
+                     f"{fail_on.label} ({checked})")
     else:
         below = len(verdict.active())
         note = f"; {below} violation(s) below {fail_on.label}" if below else ""
-        lines.append(f"verdict: PASS — {evaluated} rule checks, none failing at or above "
+        lines.append(f"verdict: PASS — {checked}, no violation at or above "
                      f"{fail_on.label}{note}")
     return "\n".join(lines) + "\n"
