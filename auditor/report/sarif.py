@@ -91,7 +91,7 @@ def to_dict(verdict: Verdict, fail_on: Severity, *, base: str = "",
         "runs": [{
             "tool": {"driver": {
                 "name": "auditor", "version": __version__, "semanticVersion": __version__,
-                "informationUri": "https://github.com/", "rules": rules,
+                "rules": rules,
             }},
             "invocations": [{
                 "executionSuccessful": True,
