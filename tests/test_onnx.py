@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +216,14 @@ def test_json_report_carries_onnx_facts(tmp_path, run_cli):
     doc = json.loads(run.out)
     (file,) = doc["models"][0]["files"]
     assert file["facts"]["ir_version"] >= 7
+
+
+def test_torch_exported_model_is_clean(tmp_path):
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.ReLU())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(1, 4),), tmp_path / "net.onnx", dynamo=False)
+    report = _scan(tmp_path)["net.onnx"]
+    assert report.format == "onnx" and report.findings == ()
+    assert report.facts["producer"].startswith("pytorch")
