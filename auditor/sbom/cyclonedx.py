@@ -221,7 +221,7 @@ def _model_component(model: ModelReport, result: ScanResult, facts: dict[str, An
         publisher=publisher,
         supplier=OrganizationalEntity(name=publisher) if publisher else None,
         purl=_purl(model.name, commit),
-        licenses=_licences(facts),
+        licenses=_licences(model, facts),
         external_references=_model_links(model, commit, card),
         pedigree=Pedigree(ancestors=ancestors) if ancestors else None,
         tags=[tags] if isinstance(tags, str) else tags or None,
@@ -478,13 +478,15 @@ def _purl(name: str, commit: str | None) -> Any:
     return PackageURL(type="huggingface", namespace=namespace, name=short, version=commit)
 
 
-def _licences(facts: dict[str, Any]) -> list[Any]:
+def _licences(model: ModelReport, facts: dict[str, Any]) -> list[Any]:
     """The card's licences; without any, those the GGUF files declare."""
     from cyclonedx.model import XsUri
     from cyclonedx.model.license import DisjunctiveLicense
 
+    declared = sorted({f.facts["license"] for f in model.files
+                       if f.format == "gguf" and isinstance(f.facts.get("license"), str)})
     stated = licenses.from_card(facts.get("card", {})) or licenses.from_card(
-        {"license": facts.get("gguf", {}).get("licenses", [])}
+        {"license": declared}
     )
     return [
         DisjunctiveLicense(id=lic.spdx_id, name=None if lic.spdx_id else lic.name,

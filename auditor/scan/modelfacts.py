@@ -94,7 +94,6 @@ def _gguf(files: Sequence[FileReport]) -> dict[str, Any]:
                                  if isinstance(g.get("architecture"), str)}),
         "quantizations": sorted({g["quantization"] for g in ggufs
                                  if isinstance(g.get("quantization"), str)}),
-        "licenses": sorted({g["license"] for g in ggufs if isinstance(g.get("license"), str)}),
         "base_models": bases,
     }
 
