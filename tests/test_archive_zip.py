@@ -138,6 +138,13 @@ def test_data_descriptor_members_like_torch_writes_are_clean(tmp_path):
     assert not {r for r in rules(report) if r.startswith("AUD-ARC")}
 
 
+def test_zip64_width_data_descriptors_are_accepted(tmp_path):
+    data = build_zip([ZMember("a/b.txt", b"text\n", descriptor=True, wide_descriptor=True),
+                      ZMember("a/c.txt", b"more\n", 8, descriptor=True, wide_descriptor=True)])
+    report = scan(write(tmp_path, data))
+    assert not {r for r in rules(report) if r.startswith("AUD-ARC")}
+
+
 def test_descriptor_disagreeing_with_directory_is_flagged(tmp_path):
     member = ZMember("a.txt", b"text\n", descriptor=True)
     data = bytearray(build_zip([member]))

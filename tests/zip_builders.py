@@ -27,6 +27,7 @@ class ZMember:
     in_central: bool = True
     mode: int | None = None  # unix mode: written as made-by unix + external attributes
     descriptor: bool = False  # sizes and CRC in a data descriptor, zeros in the local header
+    wide_descriptor: bool = False  # 8-byte sizes in the descriptor, as zip64 writers do
     extra: bytes = b""
     offset_override: int | None = None  # central directory's local-header offset
     compressed: bytes | None = field(default=None, repr=False)
@@ -62,7 +63,8 @@ def build_zip(
                            *sizes, len(local_name), len(m.extra))
         out += local_name + m.extra + payload
         if m.descriptor:
-            out += struct.pack("<4s3L", b"PK\x07\x08", crc, len(payload), len(m.data))
+            fmt = "<4sLQQ" if m.wide_descriptor else "<4s3L"
+            out += struct.pack(fmt, b"PK\x07\x08", crc, len(payload), len(m.data))
         out += between
         if not m.in_central:
             continue

@@ -319,20 +319,32 @@ def read_local(f: BinaryIO, entry: Entry, size: int, ctx: ScanContext) -> bool:
 
 
 def _read_descriptor(f: BinaryIO, entry: Entry) -> list[str]:
-    """Find the data descriptor after the data; compare it with the central entry."""
+    """Find the data descriptor after the data; compare it with the central entry.
+
+    Writers use 8-byte sizes in the descriptor when the member needed zip64
+    fields, which includes a small member that merely starts past 4 GiB, so
+    both widths are tried before calling it a disagreement.
+    """
     assert entry.end is not None
     raw = _read_at(f, entry.end, 24)
-    body = raw[4:] if raw.startswith(DESCRIPTOR_SIG) else raw
-    wide = entry.csize >= 0xFFFFFFFF or entry.usize >= 0xFFFFFFFF
-    fmt = "<LQQ" if wide else "<LLL"
-    if len(body) < struct.calcsize(fmt):
+    sig = len(DESCRIPTOR_SIG) if raw.startswith(DESCRIPTOR_SIG) else 0
+    expected = (entry.crc, entry.csize, entry.usize)
+    readings = []
+    for fmt in ("<LLL", "<LQQ"):
+        width = struct.calcsize(fmt)
+        if len(raw) >= sig + width:
+            readings.append((struct.unpack_from(fmt, raw, sig), sig + width))
+    for values, length in readings:
+        if values == expected:
+            entry.end += length
+            return []
+    if not readings:
         return ["data descriptor missing at the end of the file"]
-    crc, csize, usize = struct.unpack_from(fmt, body)
-    entry.end += (len(raw) - len(body)) + struct.calcsize(fmt)
-    if (crc, csize, usize) != (entry.crc, entry.csize, entry.usize):
-        return [f"data descriptor crc/sizes {crc:08x}/{csize}/{usize} vs central "
-                f"{entry.crc:08x}/{entry.csize}/{entry.usize}"]
-    return []
+    values, length = readings[-1] if entry.offset >= 0xFFFFFFFF else readings[0]
+    entry.end += length
+    crc, csize, usize = values
+    return [f"data descriptor crc/sizes {crc:08x}/{csize}/{usize} vs central "
+            f"{entry.crc:08x}/{entry.csize}/{entry.usize}"]
 
 
 def _check_flags(ctx: ScanContext, entry: Entry, flags: int) -> None:
