@@ -164,14 +164,14 @@ def scan_hub(
     started = time.monotonic()
     record = fetch_record(ref, settings)
     if settings.remote_only:
-        files, findings, transferred = scan_remote(record, options, settings)
+        files, findings, read = scan_remote(record, options, settings)  # bytes transferred
         root = f"{settings.endpoint}/{ref.repo_id}/tree/{record.commit}"
         mode = {"mode": "remote-only", "transfer": {
-            "bytes": transferred, "repo_bytes": record.total_size,
-            "ratio": transferred / record.total_size if record.total_size else 0.0}}
+            "bytes": read, "repo_bytes": record.total_size,
+            "ratio": read / record.total_size if record.total_size else 0.0}}
     else:
         snapshot = download(record, settings, options.jobs)
-        files, findings, transferred = hfcache.scan_snapshot(
+        files, findings, read = hfcache.scan_snapshot(
             snapshot, options, progress or NoProgress(), record.files,
             f"the Hub's listing for {record.commit}", check_blob_names=False)
         root = str(snapshot)
@@ -186,7 +186,7 @@ def scan_hub(
         name=ref.repo_id, root=root, source="hub", files=tuple(files),
         findings=tuple(findings + cycles), facts=facts, revision=record.commit,
     )
-    return ScanResult(target=str(ref), models=(model,), bytes_read=transferred,
+    return ScanResult(target=str(ref), models=(model,), bytes_read=read,
                       elapsed_s=time.monotonic() - started, rules_version=RULES_VERSION)
 
 
