@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 from auditor.errors import FormatError, LimitExceeded
 
 VARINT, I64, LEN, I32 = 0, 1, 2, 5
-INLINE_BYTES = 1 << 20  # sub-messages up to this size are parsed from memory
+INLINE_BYTES = 16 << 20  # sub-messages up to this size are parsed from memory
 MAX_TEXT = 1 << 20  # a kept string field (names, paths): real ones are short
 MAX_DEPTH = 64  # message nesting (graphs inside attributes inside graphs ...)
 MAX_MESSAGES = 5_000_000  # kept messages per file: a model's structure, not its weights
@@ -101,10 +101,30 @@ class _Buffer:
         return self.data[self.i - n : self.i]
 
     def skip(self, n: int) -> None:
-        self.take(n)
+        if self.i + n > len(self.data):
+            raise FormatError("truncated protobuf", self.pos)
+        self.i += n
+
+    def varint(self) -> int:
+        """Decoded in a local loop: this is the parser's innermost step."""
+        data, i = self.data, self.i
+        value = shift = 0
+        while i < len(data):
+            b = data[i]
+            i += 1
+            value |= (b & 0x7F) << shift
+            if not b & 0x80:
+                self.i = i
+                return value
+            shift += 7
+            if shift >= 70:
+                raise FormatError("varint longer than 10 bytes", self.pos)
+        raise FormatError("truncated protobuf", self.pos)
 
 
 def _varint(r: _Stream | _Buffer) -> int:
+    if isinstance(r, _Buffer):
+        return r.varint()
     at = r.pos
     value = shift = 0
     while True:
