@@ -160,3 +160,32 @@ def test_text_summary_reports_bytes_transferred(run_cli, serve, tmp_path):  # no
     result = run_cli("scan", f"hf://org/remote@{SHA}", "--remote-only")
     assert result.code == 0, result.err
     assert f"remote-only: {hub.content_bytes} of {big.size} bytes transferred" in result.out
+
+
+class _Canary:
+    """Would create the canary file if anything ever unpickled it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.path}",))
+
+
+def test_remote_only_flags_a_malicious_pickle_without_running_it(
+    run_cli, serve, tmp_path  # noqa: F811
+):
+    import pickle
+
+    canary = tmp_path / "canary"
+    data = pickle.dumps({"pad": bytes(200_000), "x": _Canary(str(canary))}, protocol=4)
+    hub = serve([repo_with([HubFile("model.pkl", data)])])
+    result, report = scan_remote(run_cli, tmp_path)
+    assert result.code == 1
+    weights = files_by_path(report)["model.pkl"]
+    assert weights["format"] == "pickle"
+    assert any(f["severity"] == "critical" for f in weights["findings"])
+    assert not canary.exists()
+    assert hub.content_bytes < len(data) + 64 * 1024

@@ -51,7 +51,11 @@ from auditor.sources.provenance import (
 from auditor.sources.remote import RemoteFile, Transfer
 
 # Remote-only: which files are read in place, fetched whole, or left alone (data, not branches).
-RANGE_READ = frozenset({".safetensors", ".gguf", ".bin", ".pt", ".pth", ".ckpt"})
+RANGE_READ = frozenset({
+    ".safetensors", ".gguf", ".bin", ".pt", ".pth", ".ckpt",  # headers, PyTorch pickle members
+    ".pkl", ".pickle", ".joblib", ".npy", ".npz", ".onnx", ".keras", ".h5", ".hdf5",
+    ".msgpack", ".tflite",  # read as far as their parser needs, within RANGE_BUDGET
+})
 WHOLE = frozenset({
     ".json", ".md", ".txt", ".jinja", ".py", ".yaml", ".yml", ".model", ".tiktoken", ".cfg",
     ".toml", ".gitattributes", ".j2",
