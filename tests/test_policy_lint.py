@@ -150,3 +150,13 @@ def test_duplicate_keys_in_data_files_are_errors(tmp_path):
     (tmp_path / "d.yaml").write_text("allowed: [a]\nallowed: [b]\n")
     found = problems(write(tmp_path, "policy: t\ndata:\n  lic: d.yaml\nrules:\n" + GOOD_RULE))
     assert found == [f"{tmp_path}/d.yaml:2:1: duplicate key 'allowed'"]
+
+
+def test_an_alias_bomb_in_a_data_file_is_refused_quickly(tmp_path):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, "
+              f"*a{i-1}, *a{i-1}, *a{i-1}]" for i in range(1, 9)]
+    (tmp_path / "bomb.yaml").write_text("\n".join(lines) + "\n")
+    found = problems(write(tmp_path, "policy: t\ndata:\n  bomb: bomb.yaml\nrules:\n" + GOOD_RULE))
+    assert found == [f"{tmp_path}/bomb.yaml:1:1: more than 1,000,000 YAML nodes once aliases "
+                     "are expanded (an alias bomb?)"]

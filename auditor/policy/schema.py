@@ -23,6 +23,7 @@ from auditor.model import Severity
 
 SCOPES = ("model", "lineage", "file", "finding")
 DEFAULT_LINEAGE_DEPTH = 3
+MAX_NODES = 1_000_000  # policy and data files are small; aliases must not expand past this
 
 _POLICY_KEYS = {"policy", "description", "data", "declared_parents", "lineage_depth", "rules",
                 "waivers"}
@@ -165,7 +166,25 @@ def compose_yaml(path: Path, problems: list[Problem]) -> yaml.Node | None:
         return None
     if node is None:
         problems.append(Problem(Mark(where, 1, 1), "empty file"))
+    elif _expanded_size(node) > MAX_NODES:
+        problems.append(Problem(Mark(where, 1, 1), f"more than {MAX_NODES:,} YAML nodes once "
+                                "aliases are expanded (an alias bomb?)"))
+        return None
     return node
+
+
+def _expanded_size(node: yaml.Node) -> int:
+    """Nodes counted as often as aliases repeat them, stopping early past the limit."""
+    count, stack = 0, [node]
+    while stack and count <= MAX_NODES:
+        current = stack.pop()
+        count += 1
+        if isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+        elif isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                stack += [key, value]
+    return count
 
 
 def load_data(path: Path) -> tuple[Any, list[Problem]]:
