@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
+import tracemalloc
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from auditor.errors import FormatError
+from auditor.formats.json_config import FULL_PARSE_BYTES, MAX_DUPLICATE_FINDINGS
+from auditor.formats.jsonstream import scan_json
 from auditor.model import Coverage, FileReport, Severity
 from auditor.scan.context import ScanOptions
 from auditor.scan.engine import scan_local
@@ -88,3 +97,99 @@ def test_json_larger_than_the_limit_is_partial(tmp_path):
     assert [f.rule for f in report.findings] == ["AUD-SCAN-002"]
     assert report.coverage == Coverage.PARTIAL
     assert report.size == len(content)  # still hashed whole
+
+
+# -- big JSON (tokenizer.json, vocabularies) is validated in bounded memory ----------------
+
+KEEP = frozenset({"model_type", "auto_map", "chat_template"})
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=5)
+    | st.dictionaries(st.sampled_from(["a", "b", "é", "model_type", "auto_map", "x\"y"])
+                      | st.text(max_size=4), children, max_size=5),
+    max_leaves=25,
+)
+
+
+def chunked(data: bytes, size: int):
+    """A `read(n)` that hands out at most `size` bytes at a time (window boundaries)."""
+    stream = io.BytesIO(data)
+    return lambda n: stream.read(min(n, size))
+
+
+@settings(max_examples=100, deadline=None)
+@given(value=json_values, indent=st.sampled_from([None, 1, "\t"]), size=st.integers(1, 40))
+def test_streamed_validation_agrees_with_json_loads_on_valid_documents(value, indent, size):
+    data = json.dumps(value, indent=indent, ensure_ascii=False).encode()
+    scanned = scan_json(chunked(data, size), 1 << 20, KEEP)
+    assert scanned.is_object == isinstance(value, dict)
+    assert scanned.duplicates == []
+    if isinstance(value, dict):
+        assert scanned.kept == {k: v for k, v in value.items() if k in KEEP}
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=json_values, cut=st.integers(0, 10_000), junk=st.sampled_from(
+    [b"", b",", b"}", b"]", b"\"", b":", b"1", b"x", b" ", b"\\", b"\x01", b"\xff"]),
+    size=st.integers(1, 40))
+def test_streamed_validation_agrees_with_json_loads_on_damaged_documents(value, cut, junk, size):
+    data = json.dumps(value).encode()
+    at = cut % (len(data) + 1)
+    damaged = data[:at] + junk + data[at + 1 :]
+    try:
+        json.loads(damaged.decode("utf-8"))
+        valid = True
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        valid = False
+    try:
+        scan_json(chunked(damaged, size), 1 << 20, KEEP)
+        streamed = True
+    except FormatError:
+        streamed = False
+    assert streamed == valid
+
+
+def test_streamed_validation_finds_duplicates_at_any_depth_and_reports_positions():
+    data = b'{"v": {"a": 1, "b": 2, "a": 3}, "v": [1, 2, 3]}'
+    assert scan_json(chunked(data, 3), 1 << 20, KEEP).duplicates == ["a", "v"]
+    bad = b'{\n  "v": {"a": 1,\n  "b" 2}}'
+    with pytest.raises(FormatError, match="line 3 column 7") as caught:
+        scan_json(chunked(bad, 4), 1 << 20, KEEP)
+    assert caught.value.offset == bad.index(b"2}")
+
+
+def test_big_tokenizer_json_is_scanned_in_bounded_memory(tmp_path):
+    vocab = {f"tok{i}_" + "x" * 48: i for i in range(80_000)}
+    merges = [f"a{i} b{i}" for i in range(20_000)]
+    content = json.dumps({"version": "1.0", "model": {"vocab": vocab, "merges": merges}}).encode()
+    content = content[:-1] + b', "model_type": "bpe", "model": 1}'  # a late duplicate
+    del vocab, merges
+    assert len(content) > FULL_PARSE_BYTES
+    tracemalloc.start()
+    report = scan_json_file(tmp_path, content, name="tokenizer.json")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert report.coverage == Coverage.SCANNED
+    assert [(f.rule, f.detail) for f in report.findings] == [
+        ("AUD-JSON-002", "key 'model' appears more than once")]
+    assert report.facts["model_type"] == "bpe"
+    assert peak < 20 * 1024 * 1024  # json.loads would peak near 30 MB on this 5.5 MB file
+
+
+def test_big_invalid_json_is_invalid_with_its_byte_offset(tmp_path):
+    content = json.dumps({"vocab": {f"t{i}_" + "x" * 48: i for i in range(80_000)}}).encode()
+    at = content.rindex(b":", 0, len(content) - 100)
+    content = content[:at] + b"!" + content[at + 1 :]
+    report = scan_json_file(tmp_path, content, name="vocab.json")
+    (finding,) = report.findings
+    assert finding.rule == "AUD-JSON-001"
+    assert finding.location.offset == at
+    assert report.coverage == Coverage.ERROR
+
+
+def test_many_duplicate_keys_give_a_bounded_number_of_findings(tmp_path):
+    members = ", ".join(f'"k{i}": 1, "k{i}": 2' for i in range(100))
+    report = scan_json_file(tmp_path, f"{{{members}}}".encode())
+    assert len(report.findings) == MAX_DUPLICATE_FINDINGS + 1
+    assert report.findings[-1].detail == "and 80 more duplicated keys"

@@ -7,10 +7,12 @@ recorded for the SBOM and later checks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats import python_code, templates
+from auditor.formats.jsonstream import scan_json
 from auditor.formats.jsonutil import loads_strict
 from auditor.model import FormatResult, Rule, Severity
 from auditor.scan.context import ScanContext
@@ -34,6 +36,11 @@ RULES = (INVALID, DUPLICATE_KEY)
 _BOM = b"\xef\xbb\xbf"
 _CONFIG_KEYS = ("model_type", "architectures", "torch_dtype", "quantization_config", "auto_map",
                 "_name_or_path", "transformers_version")
+_KEPT = frozenset(_CONFIG_KEYS) | {"chat_template"}  # top-level values the checks read
+# Parsed into objects up to this size (configs); bigger files are streamed: json.loads
+# would need some ten times their size in memory.
+FULL_PARSE_BYTES = 4 * 1024 * 1024
+MAX_DUPLICATE_FINDINGS = 20  # one finding per key up to here, then one for the rest
 
 
 def sniff(head: bytes, name: str) -> bool:
@@ -43,26 +50,48 @@ def sniff(head: bytes, name: str) -> bool:
 
 def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
     limit = ctx.limits.max_json_bytes
-    data = f.read(limit + 1)
-    if len(data) > limit:
+    head = f.read(FULL_PARSE_BYTES + 1)
+    if len(head) > limit:
         raise LimitExceeded(f"JSON larger than {limit} bytes")
     try:
-        value, dups = loads_strict(data)
+        if len(head) <= FULL_PARSE_BYTES:
+            value, dups = loads_strict(head)
+            doc = value if isinstance(value, dict) else None
+        else:  # a tokenizer.json or vocabulary: validated in bounded memory
+            scanned = scan_json(_replay(head, f), limit, _KEPT)
+            doc = scanned.kept if scanned.is_object else None
+            dups = scanned.duplicates
     except LimitExceeded:
         raise
     except FormatError as exc:
         raise FormatError(str(exc), exc.offset, INVALID) from None
-    for key in sorted(set(dups)):
+    repeated = sorted(set(dups))
+    for key in repeated[:MAX_DUPLICATE_FINDINGS]:
         ctx.add(DUPLICATE_KEY, f"key {key!r} appears more than once")
-    if isinstance(value, dict):
-        ctx.result.facts.update(_facts(value))
-        if "auto_map" in value:  # what trust_remote_code=True would import
-            python_code.check_auto_map(value["auto_map"], ctx)
-        if "chat_template" in value:  # tokenizer_config.json, chat_template.json
-            names = templates.review_config_value(ctx, value["chat_template"], "chat_template")
+    if len(repeated) > MAX_DUPLICATE_FINDINGS:
+        ctx.add(DUPLICATE_KEY, f"and {len(repeated) - MAX_DUPLICATE_FINDINGS} more duplicated keys")
+    if doc is not None:
+        ctx.result.facts.update(_facts(doc))
+        if "auto_map" in doc:  # what trust_remote_code=True would import
+            python_code.check_auto_map(doc["auto_map"], ctx)
+        if "chat_template" in doc:  # tokenizer_config.json, chat_template.json
+            names = templates.review_config_value(ctx, doc["chat_template"], "chat_template")
             ctx.result.facts["chat_templates"] = names
-            ctx.result.facts["has_chat_template"] = bool(names)
     return ctx.result
+
+
+def _replay(head: bytes, f: BinaryIO) -> Callable[[int], bytes]:
+    """A `read(n)` over the bytes already read, then the rest of `f`, `n` at a time."""
+    done = 0
+
+    def read(n: int) -> bytes:
+        nonlocal done
+        if done < len(head):
+            done += n
+            return head[done - n : done]
+        return f.read(n)
+
+    return read
 
 
 def _facts(doc: dict[str, Any]) -> dict[str, Any]:
