@@ -152,3 +152,19 @@ def test_text_starting_like_a_zlib_header_is_not_taken_for_zlib(tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("x^2 + y^2 = r^2\n")
     assert scan(path).format == "text"
+
+
+@pytest.mark.parametrize("kind", sorted(COMPRESSORS))
+def test_corrupted_streams_never_crash_the_scanner(tmp_path, kind):
+    import random
+
+    compress, name = COMPRESSORS[kind]
+    base = compress(benign_pickle() * 20)
+    rng = random.Random(11)
+    path = tmp_path / name
+    for _ in range(60):
+        data = bytearray(base)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        path.write_bytes(bytes(data[: rng.randrange(len(data))] if rng.random() < 0.2 else data))
+        assert "AUD-SCAN-007" not in rules(scan(path))

@@ -125,3 +125,18 @@ def test_huge_pax_record_is_a_limit_not_an_allocation(tmp_path):
     report = scan(write(tmp_path, header + bytes(data)))
     assert "AUD-SCAN-002" in rules(report)
     assert report.coverage.value == "partial"
+
+
+def test_corrupted_tars_never_crash_the_scanner(tmp_path):
+    import random
+
+    base = make_tar([("a.txt", b"x" * 700), ("dir/" * 30 + "b.pkl", b"\x80\x02N."),
+                     special("l", tarfile.SYMTYPE, "a.txt")])
+    rng = random.Random(3)
+    path = tmp_path / "a.tar"
+    for _ in range(150):
+        data = bytearray(base)
+        for _ in range(rng.randint(1, 6)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        path.write_bytes(bytes(data[: rng.randrange(len(data))] if rng.random() < 0.2 else data))
+        assert "AUD-SCAN-007" not in rules(scan(path))

@@ -148,3 +148,23 @@ def test_unknown_version_is_a_finding(tmp_path):
     path = tmp_path / "a.npy"
     path.write_bytes(b"\x93NUMPY\x09\x00" + b"\x00" * 30)
     assert "AUD-NPY-001" in rules(scan(path))
+
+
+def test_corrupted_npy_and_npz_never_crash_the_scanner(tmp_path):
+    import io
+    import random
+
+    arrays = io.BytesIO()
+    np.save(arrays, np.zeros((3, 4), dtype=[("a", "<f4"), ("b", "S2")]))
+    packed = tmp_path / "p.npz"
+    np.savez_compressed(packed, a=np.arange(50), b=np.ones(3))
+    rng = random.Random(5)
+    for base, name in ((arrays.getvalue(), "a.npy"), (packed.read_bytes(), "a.npz")):
+        path = tmp_path / name
+        for _ in range(100):
+            data = bytearray(base)
+            for _ in range(rng.randint(1, 6)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            path.write_bytes(bytes(data[: rng.randrange(len(data))] if rng.random() < 0.2
+                                   else data))
+            assert "AUD-SCAN-007" not in rules(scan(path))

@@ -250,3 +250,21 @@ def test_zip_that_only_reveals_torch_layout_in_its_directory_gets_the_torch_layo
     assert report.format == "pytorch-zip"
     assert report.facts["storages"] == 1
     assert "AUD-SCAN-003" not in rules(report)  # the storage is not an "unknown binary"
+
+
+def test_corrupted_checkpoints_never_crash_the_scanner(tmp_path):
+    """Fail closed on a real checkpoint with random byte damage and truncation."""
+    import random
+
+    path = tmp_path / "model.pt"
+    torch.save(_optimizer_state(), path)
+    base = path.read_bytes()
+    rng = random.Random(7)
+    for _ in range(120):
+        data = bytearray(base)
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        if rng.random() < 0.2:
+            data = data[: rng.randrange(len(data))]
+        path.write_bytes(bytes(data))
+        assert "AUD-SCAN-007" not in rules(scan(path))

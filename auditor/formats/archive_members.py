@@ -61,8 +61,9 @@ DUPLICATE = Rule(
 RULES = (DUPLICATE, TRAVERSAL, ABSOLUTE, LINK, SPECIAL, TOO_MANY)
 
 # Member CRCs are checked by finishing the read of a member the format module
-# did not read to its end, up to this many bytes (larger members: unverified).
-CRC_DRAIN_LIMIT = 64 * 1024 * 1024
+# did not read to its end, up to this many bytes (larger members: unverified,
+# so that a big numeric array is not read a second time just for its CRC).
+CRC_DRAIN_LIMIT = 16 * 1024 * 1024
 _CHUNK = 1 << 20
 _BUFFER = 1 << 16
 

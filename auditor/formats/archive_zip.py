@@ -512,14 +512,25 @@ def _scan_seekable(f: BinaryIO, ctx: ScanContext, layouts: Sequence[Layout]) -> 
     ctx.result.facts.update(stats)
 
 
+def _stream_failed(ctx: ScanContext, entry: Entry, exc: FormatError) -> None:
+    rule = BOMB if isinstance(exc, LimitExceeded) else CORRUPT
+    if not any(f.rule == rule.id and f.location.member == members.member_path(ctx, entry.name)
+               for f in ctx.result.findings):
+        add_at(ctx, rule, entry.name, str(exc), entry.offset)
+    if rule is BOMB:
+        ctx.limit_hit()
+
+
 def _check_overlaps(ctx: ScanContext, entries: list[Entry]) -> None:
-    ends: list[tuple[int, str]] = []
-    for entry in entries:  # sorted by offset
+    """Entries sorted by offset overlap when one starts before an earlier one has ended."""
+    reach, owner = 0, ""
+    for entry in entries:
         assert entry.end is not None
-        if ends and entry.offset < ends[-1][0]:
+        if entry.offset < reach:
             add_at(ctx, OVERLAP, entry.name, f"starts at {entry.offset}, inside member "
-                   f"{ends[-1][1]!r} (ends at {ends[-1][0]})", entry.offset)
-        bisect.insort(ends, (entry.end, entry.name))
+                   f"{owner!r} (which ends at {reach})", entry.offset)
+        if entry.end > reach:
+            reach, owner = entry.end, entry.name
 
 
 def _scan_entry(
@@ -540,15 +551,15 @@ def _scan_entry(
         add_at(ctx, DIFFERENTIAL, entry.name, f"stored member with compressed size "
                f"{entry.csize} but uncompressed size {entry.usize}", entry.offset)
     checked = CrcReader(stream, size)
+    role = Role.SCAN
     try:
         role = members.hand_over(ctx, layout, entry.name, checked, size)  # type: ignore[arg-type]
         complete = role is not Role.STORAGE and checked.finish()
-    except LimitExceeded as exc:
-        add_at(ctx, BOMB, entry.name, str(exc), entry.offset)
-        ctx.limit_hit()
-        return
     except FormatError as exc:
-        add_at(ctx, CORRUPT, entry.name, str(exc), entry.offset)
+        complete = False
+        _stream_failed(ctx, entry, exc)
+    if isinstance(stream, DecompressReader) and stream.error is not None:
+        _stream_failed(ctx, entry, stream.error)  # also when the member's module caught it
         return
     if not complete:
         stats["crc_unverified"] += role is not Role.STORAGE
