@@ -310,3 +310,26 @@ def test_rules_markdown_to_a_file(run_cli, tmp_path):
     assert run_cli("rules", "--format", "markdown", "-o", out).code == 0
     assert out.read_text() == markdown()
     assert Path(out).read_text().startswith("# Rules")
+
+
+# -- start-up stays light --------------------------------------------------------------------
+
+HEAVY = ("rich", "cyclonedx", "huggingface_hub", "onnx", "jinja2", "numpy", "torch", "h5py")
+PROBE = """
+import sys
+from auditor.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print("imported:", *[m for m in {heavy!r} if m in sys.modules], file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--version"], ["scan", "{example}", "--format", "json"]])
+def test_heavy_libraries_are_not_imported_when_not_needed(args):
+    example = Path(__file__).resolve().parent.parent / "examples" / "tiny-model"
+    argv = [a.format(example=example) for a in args]
+    proc = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *argv],
+                          capture_output=True, text=True, check=False)
+    assert proc.stderr.splitlines()[-1] == "imported:"
