@@ -360,3 +360,17 @@ def test_tensor_and_key_counts_beyond_any_real_model_are_limits(tmp_path):
     g.tensor_count = mod.MAX_TENSORS + 1
     result = scan_bytes(tmp_path, g.build() + bytes(24 * (mod.MAX_TENSORS + 1)))
     assert result["rules"] == ["AUD-GGUF-003"] and result["coverage"] == "partial"
+
+
+def test_large_file_is_read_about_once_and_the_digest_is_the_files(tmp_path):
+    import hashlib
+
+    path = tmp_path / "big.gguf"
+    path.write_bytes(_base().kv("tokens", ARRAY, (STRING, ["t"] * 10_000))
+                     .tensor("w", [4, 1 << 20]).build())
+    result = scan_local(path, ScanOptions(jobs=1))
+    report = result.models[0].files[0]
+    assert report.findings == ()
+    # the header is re-read once after sniffing; the 16 MiB data area only once
+    assert result.bytes_read < path.stat().st_size + (1 << 20)
+    assert report.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
