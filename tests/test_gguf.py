@@ -230,6 +230,8 @@ VARIANTS = {
     "overlap": (_base().tensor("t", [16]).tensor("u", [4], offset=32).build(), "AUD-GGUF-007"),
     "gap": (_base().tensor("t", [4]).tensor("u", [4], offset=128).build(), "AUD-GGUF-007"),
     "trailing": (_base().tensor("t", [4]).build(trailing=b"\x90" * 64), "AUD-GGUF-007"),
+    "non_zero_padding": (_base().tensor("t", [4]).build()[:-16] + b"hidden-payload!!",
+                         "AUD-GGUF-007"),
     "alignment_zero": (_base().kv("general.alignment", U32, 0).tensor("t", [8]).build(),
                        "AUD-GGUF-008"),
     "alignment_not_power_of_two": (_base().kv("general.alignment", U32, 48).tensor("t", [8])

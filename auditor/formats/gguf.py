@@ -261,7 +261,9 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         ctx.add(LIMIT, str(exc), offset=exc.offset)
         ctx.limit_hit()
         return ctx.result
-    _check_layout(header, reader.pos, ctx)
+    align = _alignment(header, ctx)
+    _check_layout(header, reader.pos, align, ctx)
+    _check_padding(f, header, reader.pos, align, ctx)
     _facts(header, ctx)
     _review_templates(header, ctx)
     return ctx.result
@@ -396,8 +398,7 @@ def _alignment(header: _Header, ctx: ScanContext) -> int:
     return value
 
 
-def _check_layout(header: _Header, header_end: int, ctx: ScanContext) -> None:
-    align = _alignment(header, ctx)
+def _check_layout(header: _Header, header_end: int, align: int, ctx: ScanContext) -> None:
     data_start = -(-header_end // align) * align
     size = ctx.size
     if not header.tensors:
@@ -433,6 +434,47 @@ def _check_layout(header: _Header, header_end: int, ctx: ScanContext) -> None:
     ):
         ctx.add(LAYOUT, f"{data_size - cursor} trailing bytes after the last tensor",
                 offset=data_start + cursor)
+
+
+def _padding(header: _Header, header_end: int, align: int, size: int) -> list[tuple[int, int]]:
+    """File ranges that only alignment padding may fill: after the header and after each tensor."""
+    data_start = -(-header_end // align) * align
+    known = sorted((t for t in header.tensors if t.nbytes is not None), key=lambda t: t.offset)
+    if not header.tensors:
+        return []
+    regions = [(header_end, min(data_start, size))]
+    for i, t in enumerate(known):
+        end = t.offset + t.nbytes  # type: ignore[operator]
+        stop = -(-end // align) * align
+        if i + 1 < len(known):
+            stop = min(stop, known[i + 1].offset)
+        regions.append((data_start + end, min(data_start + stop, size)))
+    return [(a, b) for a, b in regions if a < b]
+
+
+def _check_padding(f: BinaryIO, header: _Header, header_end: int, align: int,
+                   ctx: ScanContext) -> None:
+    """Padding must be zeros, as llama.cpp writes it: other bytes are data no tensor owns.
+
+    The ranges are read in file order, so the hashing pass still reads the file once.
+    """
+    if ctx.size is None or not f.seekable():
+        return
+    dirty = []
+    for start, stop in _padding(header, header_end, align, ctx.size):
+        f.seek(start)
+        left = stop - start
+        while left:
+            chunk = f.read(min(left, 1 << 16))
+            if not chunk:
+                break
+            if chunk.count(0) != len(chunk):
+                dirty.append(start)
+                break
+            left -= len(chunk)
+    if dirty:
+        ctx.add(LAYOUT, f"non-zero alignment padding in {len(dirty)} place(s), first at file "
+                f"offset {dirty[0]}", offset=dirty[0])
 
 
 def _facts(header: _Header, ctx: ScanContext) -> None:
