@@ -235,3 +235,21 @@ def test_github_workflow_example_uses_the_action_with_sarif_permissions():
     gate = next(s for s in steps if "auditor" in s.get("uses", ""))
     action_inputs = yaml.safe_load((ROOT / "action.yml").read_text())["inputs"]
     assert set(gate["with"]) <= set(action_inputs)
+
+
+def test_following_the_production_fixes_makes_the_example_pass(tmp_path, run_cli):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    model = write_tiny_model(tmp_path / "model")
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    (tmp_path / "pub.pem").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    assert run_cli("sign", model, "--key", tmp_path / "key.pem").code == 0
+    run = run_cli("gate", model, "--policy", PRODUCTION, "--key", tmp_path / "pub.pem",
+                  "--revision", COMMIT)
+    assert run.code == 0, run.out + run.err
+    assert "verdict: PASS" in run.out
