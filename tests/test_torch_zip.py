@@ -222,23 +222,66 @@ def _legacy_tar(members: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-def test_legacy_tar_checkpoint_members_are_scanned(tmp_path, canary):
+def _legacy_records(storage_record=None, trailing: bytes = b"") -> dict[str, bytes]:
+    """The members of a legacy tar checkpoint, laid out as old torch.save wrote them."""
     import pickle
 
-    data = _legacy_tar({
-        "sys_info": pickle.dumps({"protocol_version": 1001, "little_endian": True}, protocol=2),
-        "pickle": canary_pickle(canary),
-        "tensors": pickle.dumps(0, protocol=2),
-        "storages": pickle.dumps(0, protocol=2),
-    })
+    record = storage_record or pickle.dumps(("0", "cpu", torch.FloatStorage), protocol=2)
+    storages = (pickle.dumps(1, protocol=2) + record + struct.pack("<q", 3) + bytes(12)
+                + pickle.dumps([], protocol=2) + trailing)
+    tensors = (pickle.dumps(1, protocol=2) + pickle.dumps(("t0", "0", torch.FloatTensor),
+                                                          protocol=2)
+               + struct.pack("<ii", 1, 0) + struct.pack("<3q", 3, 1, 0))
+    return {
+        "sys_info": pickle.dumps({"protocol_version": 1001, "little_endian": True,
+                                  "type_sizes": {"int": 4, "long": 8, "short": 2}}, protocol=2),
+        "pickle": pickle.dumps({"w": 1}, protocol=2),
+        "tensors": tensors,
+        "storages": storages,
+    }
+
+
+def test_legacy_tar_checkpoint_passes(tmp_path):
+    from auditor.scan.context import ScanOptions
+    from auditor.scan.engine import scan_local
+
     path = tmp_path / "old.pt"
-    path.write_bytes(data)
-    report = scan(path)
+    path.write_bytes(_legacy_tar(_legacy_records()))
+    # The legacy tensor type classes (torch.FloatTensor ...) are not yet in the safe tier.
+    options = ScanOptions(jobs=1, safe_imports=("torch.FloatTensor",))
+    (report,) = scan_local(path, options).models[0].files
     assert report.format == "pytorch-tar"
     assert report.facts["members"] == 4
+    assert report.coverage.value == "scanned"
+    if HAS_PICKLE:
+        assert report.worst is None or report.worst.label in ("info", "low", "medium"), \
+            report.findings
+
+
+def test_legacy_tar_malicious_pickle_member_is_flagged(tmp_path, canary):
+    members = _legacy_records()
+    members["pickle"] = canary_pickle(canary)
+    path = tmp_path / "old.pt"
+    path.write_bytes(_legacy_tar(members))
+    report = scan(path)
     if HAS_PICKLE:
         assert any(f.severity.label == "critical" and f.location.member == "pickle"
                    for f in report.findings)
+
+
+def test_legacy_tar_storage_record_is_analysed(tmp_path, canary):
+    path = tmp_path / "old.pt"
+    path.write_bytes(_legacy_tar(_legacy_records(storage_record=canary_pickle(canary))))
+    report = scan(path)
+    if HAS_PICKLE:
+        assert any(f.severity.label == "critical" and f.location.member == "storages"
+                   for f in report.findings)
+
+
+def test_legacy_tar_data_after_the_records_is_flagged(tmp_path):
+    path = tmp_path / "old.pt"
+    path.write_bytes(_legacy_tar(_legacy_records(trailing=b"extra payload")))
+    assert at(scan(path), "AUD-PT-102")[0].location.member == "storages"
 
 
 def test_zip_that_only_reveals_torch_layout_in_its_directory_gets_the_torch_layout(tmp_path):

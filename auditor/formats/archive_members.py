@@ -75,6 +75,7 @@ class Role(enum.Enum):
     STORAGE = "storage"  # raw tensor bytes: only the head is sniffed
     METADATA = "metadata"  # a few bytes of framework bookkeeping
     CODE = "code"  # source code shipped in the container (TorchScript)
+    RECORDS = "records"  # pickles with raw bytes between them, walked by the layout
 
 
 Handler = Callable[[ScanContext, str, BinaryIO, "int | None"], None]

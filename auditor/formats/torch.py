@@ -9,7 +9,8 @@ to, so every member except raw storages and bookkeeping goes to the engine
 read, only their first bytes sniffed: tensor data that starts like a pickle
 or an archive is handed to the engine too and flagged, because a loader
 never needs that and a second-stage loader could. The legacy tar layout
-(`sys_info`, `pickle`, `storages`, `tensors`) is scanned member by member.
+(`sys_info`, `pickle`, `storages`, `tensors`) is scanned member by member,
+`storages` and `tensors` by their record layout (`torch_tar`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import struct
 from collections.abc import Sequence
 from typing import BinaryIO
 
-from auditor.formats import archive_members, archive_tar, archive_zip
+from auditor.formats import archive_members, archive_tar, archive_zip, torch_tar
 from auditor.formats.archive_members import Layout, Role, add_at
 from auditor.model import FormatResult, Rule, Severity
 from auditor.scan import rules as scan_rules
@@ -193,4 +194,8 @@ ZIP_LAYOUT = Layout(
     detect=detect_zip, role=zip_role,
     handlers={Role.STORAGE: _storage, Role.METADATA: _bookkeeping, Role.CODE: _code},
 )
-TAR_LAYOUT = Layout(detect=detect_tar, role=lambda name: Role.SCAN)
+TAR_LAYOUT = Layout(
+    detect=detect_tar,
+    role=lambda name: Role.RECORDS if name in ("storages", "tensors") else Role.SCAN,
+    handlers={Role.RECORDS: torch_tar.scan_records},
+)
