@@ -442,6 +442,16 @@ def test_sbom_folder_gets_one_file_per_model(tmp_path):
     assert json.loads(paths[0].read_text())["metadata"]["component"]["name"] == "org/a"
 
 
+def test_cli_sbom_into_an_existing_folder_names_the_file_after_the_model(run_cli, tmp_path):
+    out = tmp_path / "sboms"
+    out.mkdir()
+    run = run_cli("scan", write_tiny_model(tmp_path / "tiny-model"), "--sbom", out,
+                  "--output-format", "xml")
+    assert run.code == 0, run.err
+    assert [p.name for p in out.iterdir()] == ["tiny-model.cdx.xml"]
+    assert_valid_xml((out / "tiny-model.cdx.xml").read_text())
+
+
 def test_several_models_need_an_sbom_folder(tmp_path):
     from auditor.errors import UsageError
 
