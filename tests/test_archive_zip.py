@@ -317,3 +317,16 @@ def test_random_corruption_never_crashes_the_scanner(tmp_path):
         path.write_bytes(bytes(data))
         report = scan(path)
         assert "AUD-SCAN-007" not in rules(report), report.findings
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 3, 4])
+def test_control_the_canary_payload_is_live(tmp_path, protocol):
+    """The container tests' payload really creates the canary when unpickled (in a child)."""
+    import subprocess
+    import sys
+
+    canary = tmp_path / "CANARY"
+    loader = "import pickle, sys\npickle.loads(sys.stdin.buffer.read())"
+    subprocess.run([sys.executable, "-c", loader], input=canary_pickle(canary, protocol),
+                   capture_output=True, timeout=60)
+    assert canary.exists()

@@ -311,3 +311,14 @@ def test_corrupted_checkpoints_never_crash_the_scanner(tmp_path):
             data = data[: rng.randrange(len(data))]
         path.write_bytes(bytes(data))
         assert "AUD-SCAN-007" not in rules(scan(path))
+
+
+def test_broken_stream_with_payload_first_is_flagged(tmp_path, canary):
+    """nullifAI: the payload runs before the loader meets the broken rest of the stream."""
+    path = tmp_path / "model.pt"
+    torch.save({"w": torch.ones(2)}, path)
+    _rewrite(path, {"model/data.pkl": canary_pickle(canary)[:-1] + b"\xff\xfe garbage"})
+    report = scan(path)
+    if HAS_PICKLE:
+        assert any(f.severity.label == "critical" and f.location.member == "model/data.pkl"
+                   for f in report.findings), report.findings
