@@ -16,8 +16,10 @@ import pytest
 
 from auditor.errors import UsageError
 from auditor.model import Coverage, FileReport, ScanResult, Severity
+from auditor.scan import engine
 from auditor.scan.context import ScanOptions
-from auditor.scan.engine import scan_local
+from auditor.scan.engine import NoProgress, scan_file, scan_local
+from auditor.sources.local import Entry
 from tests.builders import safetensors_bytes, write_tiny_model
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -156,13 +158,18 @@ def test_symlink_leaving_the_root_is_a_finding_and_its_target_is_never_read(
     (model / "linked_dir").symlink_to(outside / "dir")
 
     opened: list[str] = []
-    real_open = builtins.open
+    real_open, real_os_open = builtins.open, os.open
 
     def recording_open(file, *args, **kwargs):
         opened.append(os.path.realpath(file) if isinstance(file, (str, Path)) else str(file))
         return real_open(file, *args, **kwargs)
 
+    def recording_os_open(path, *args, **kwargs):
+        opened.append(os.path.realpath(path))
+        return real_os_open(path, *args, **kwargs)
+
     monkeypatch.setattr(builtins, "open", recording_open)
+    monkeypatch.setattr(os, "open", recording_os_open)
     result = scan(model)
     monkeypatch.undo()
 
@@ -171,6 +178,7 @@ def test_symlink_leaving_the_root_is_a_finding_and_its_target_is_never_read(
     assert all(f.severity == Severity.HIGH for f in escapes.values())
     assert "evil.safetensors" not in files_of(result)
     assert "linked_dir/other.safetensors" not in files_of(result)
+    assert str(model / "model.safetensors") in opened  # the recording works
     assert str(secret) not in opened
     assert not any(p.startswith(str(outside)) for p in opened)
     assert result.fails(Severity.HIGH)
@@ -231,6 +239,28 @@ def test_hf_cache_snapshot_link_into_another_repos_blobs_escapes(tmp_path):
     assert "stolen.safetensors" not in files_of(result)
 
 
+def test_folder_that_cannot_be_listed_is_a_finding_not_silence(tmp_path, monkeypatch):
+    model = write_tiny_model(tmp_path / "model")
+    (model / "shards").mkdir()
+    (model / "shards" / "part-1.safetensors").write_bytes(WEIGHTS)
+    real_scandir = os.scandir
+
+    def failing_scandir(path="."):
+        if os.fspath(path).endswith("shards"):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", failing_scandir)
+    result = scan(model)
+    monkeypatch.undo()
+    (finding,) = result.models[0].findings
+    assert (finding.rule, finding.file) == ("AUD-SRC-004", "shards")
+    assert finding.severity == Severity.HIGH
+    assert "Permission denied" in finding.detail
+    assert "config.json" in files_of(result)
+    assert result.fails(Severity.HIGH)
+
+
 def test_git_folder_is_skipped_and_gives_the_revision(tmp_path):
     model = write_tiny_model(tmp_path / "model")
     commit = "89abcdef" * 5
@@ -248,18 +278,21 @@ def test_injected_read_error_is_an_error_finding_and_other_files_still_scan(
     tmp_path, monkeypatch
 ):
     model = write_tiny_model(tmp_path / "model")
-    real_open = builtins.open
+    real_open = engine._open_regular
 
     class FailingFile(io.FileIO):
         def readinto(self, b):
             raise OSError(errno.EIO, "Input/output error")
 
-    def open_failing(file, mode="r", *args, **kwargs):
-        if str(file).endswith("model.safetensors") and "b" in mode:
-            return FailingFile(file, "rb")
-        return real_open(file, mode, *args, **kwargs)
+    def open_failing(path):
+        raw = real_open(path)
+        if path.name != "model.safetensors":
+            return raw
+        fd = os.dup(raw.fileno())
+        raw.close()
+        return FailingFile(fd, "rb")
 
-    monkeypatch.setattr(builtins, "open", open_failing)
+    monkeypatch.setattr(engine, "_open_regular", open_failing)
     result = scan(model)
     monkeypatch.undo()
     files = files_of(result)
@@ -273,14 +306,14 @@ def test_injected_read_error_is_an_error_finding_and_other_files_still_scan(
 
 def test_open_failure_is_an_error_finding(tmp_path, monkeypatch):
     model = write_tiny_model(tmp_path / "model")
-    real_open = builtins.open
+    real_open = os.open
 
-    def refusing_open(file, *args, **kwargs):
-        if str(file).endswith("config.json"):
-            raise PermissionError(errno.EACCES, "Permission denied", str(file))
-        return real_open(file, *args, **kwargs)
+    def refusing_open(path, *args, **kwargs):
+        if str(path).endswith("config.json"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "open", refusing_open)
+    monkeypatch.setattr(os, "open", refusing_open)
     result = scan(model)
     monkeypatch.undo()
     report = files_of(result)["config.json"]
@@ -313,6 +346,29 @@ def test_fifo_named_directly_is_a_finding_and_never_opened(tmp_path):
     os.mkfifo(tmp_path / "pipe")
     result = run_with_timeout(lambda: scan(tmp_path / "pipe"))
     assert rules_of(files_of(result)["pipe"]) == ["AUD-SRC-002"]
+
+
+def test_fifo_swapped_in_after_the_listing_does_not_hang(tmp_path):
+    fifo = tmp_path / "model.safetensors"
+    os.mkfifo(fifo)
+    entry = Entry("model.safetensors", fifo, 100)  # listed while it was a regular file
+    report, read = run_with_timeout(lambda: scan_file(entry, ScanOptions(), NoProgress()))
+    assert rules_of(report) == ["AUD-SCAN-006"]
+    assert "not a regular file" in report.findings[0].detail
+    assert report.coverage == Coverage.ERROR
+    assert read == 0
+
+
+def test_symlink_swapped_in_after_the_listing_is_not_followed(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"TOP-SECRET")
+    link = tmp_path / "model" / "config.json"
+    link.parent.mkdir()
+    link.symlink_to(secret)
+    report, read = scan_file(Entry("config.json", link, 10), ScanOptions(), NoProgress())
+    assert rules_of(report) == ["AUD-SCAN-006"]
+    assert report.sha256 == ""
+    assert read == 0
 
 
 # -- what is scanned ------------------------------------------------------------------------

@@ -8,7 +8,10 @@ release the GIL, and the pure-Python parsers only see headers.
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -134,7 +137,7 @@ def scan_file(entry: Entry, options: ScanOptions, progress: Progress) -> tuple[F
         ctx.result.coverage = Coverage.ERROR
         return _report(entry, ctx.result, {}, 0, "special"), 0
     try:
-        with open(entry.path, "rb", buffering=0) as raw:
+        with _open_regular(entry.path) as raw:
             reader = HashingReader(raw, options.hash_algorithms, progress.advance)
             # Larger than the sniffed head, so sniffing then seeking to 0 stays in the buffer.
             buffered = io.BufferedReader(reader, 2 * sniff.HEAD_BYTES)
@@ -162,6 +165,25 @@ def scan_stream(
         dispatch=dispatch,
     )
     return dispatch(stream, ctx)
+
+
+def _open_regular(path: Path) -> io.FileIO:
+    """Open a listed file for reading, refusing whatever replaced it since the listing.
+
+    The listing already refused FIFOs and links that leave the root, but the
+    folder can change before the open: O_NONBLOCK keeps a FIFO from hanging the
+    scan, O_NOFOLLOW refuses a symlink swapped in (listed paths are resolved),
+    and fstat checks what was actually opened.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (it changed since the listing)")
+        os.set_blocking(fd, True)
+        return io.FileIO(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _report(

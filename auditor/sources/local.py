@@ -36,7 +36,13 @@ BROKEN_LINK = Rule(
     "will fail or read something else if the target reappears.",
     "Fetch the missing target again or remove the link.",
 )
-RULES = (SYMLINK_ESCAPE, SPECIAL_FILE, BROKEN_LINK)
+UNLISTABLE = Rule(
+    "AUD-SRC-004", Severity.HIGH, "Folder could not be listed (its files were not scanned)",
+    "Files the scanner cannot see are unaudited, yet a loader with other permissions, or "
+    "after the storage recovers, may still read them.",
+    "Fix the folder's permissions or the storage, then rerun the scan.",
+)
+RULES = (SYMLINK_ESCAPE, SPECIAL_FILE, BROKEN_LINK, UNLISTABLE)
 
 SKIPPED_DIRS = frozenset({".git"})
 
@@ -81,6 +87,7 @@ def list_files(target: Path, exclude: tuple[str, ...] = ()) -> Listing:
     """Walk a file or folder; raise UsageError when there is nothing there."""
     if not target.exists() and not target.is_symlink():
         raise UsageError(f"{target}: no such file or folder")
+    unlisted: list[OSError] = []  # folders os.walk could not read: findings, not silence
     single = not target.is_dir()  # a file, a link to one, or a FIFO/device named directly
     if single:
         root = target.parent.resolve()
@@ -88,7 +95,7 @@ def list_files(target: Path, exclude: tuple[str, ...] = ()) -> Listing:
     else:
         root = target.resolve()
         candidates = []
-        for dirpath, dirnames, filenames in os.walk(root):
+        for dirpath, dirnames, filenames in os.walk(root, onerror=unlisted.append):
             dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
             here = Path(dirpath)
             for d in dirnames:
@@ -106,6 +113,9 @@ def list_files(target: Path, exclude: tuple[str, ...] = ()) -> Listing:
             entries.append(entry)
         if finding is not None:
             findings.append(finding)
+    for exc in unlisted:
+        rel = Path(os.path.relpath(exc.filename or root, root)).as_posix()
+        findings.append(UNLISTABLE.finding(rel, f"{rel}: {exc.strerror or exc}"))
     entries.sort(key=lambda e: e.relpath)
     return Listing(root=root, entries=tuple(entries), findings=tuple(findings))
 
