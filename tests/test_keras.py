@@ -239,3 +239,21 @@ def test_truncated_h5_is_malformed(tmp_path):
     _legacy_h5(path, KERAS2_CONFIG)
     path.write_bytes(path.read_bytes()[:700])
     assert "AUD-KERAS-009" in _rules(_scan(tmp_path)["model.h5"])
+
+
+def test_files_saved_by_keras_itself(tmp_path, monkeypatch):
+    """Runs when Keras (3, torch backend) is installed: real writer output, clean and Lambda."""
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    inp = keras.Input((4,))
+    out = keras.layers.Dense(2, activation="softmax")(keras.layers.Dense(8)(inp))
+    model = keras.Model(inp, out)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.save(tmp_path / "clean.keras")
+    model.save(tmp_path / "clean.h5")
+    lam = keras.Sequential([keras.Input((3,)), keras.layers.Lambda(lambda t: t * 2)])
+    lam.save(tmp_path / "lambda.keras")
+    files = _scan(tmp_path)
+    assert files["clean.keras"].findings == ()
+    assert _rules(files["clean.h5"]) == ["AUD-KERAS-007"]
+    assert _rules(files["lambda.keras"]) == ["AUD-KERAS-001"]
