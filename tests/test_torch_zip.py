@@ -322,3 +322,22 @@ def test_broken_stream_with_payload_first_is_flagged(tmp_path, canary):
     if HAS_PICKLE:
         assert any(f.severity.label == "critical" and f.location.member == "model/data.pkl"
                    for f in report.findings), report.findings
+
+
+def test_hidden_member_named_like_a_storage_is_scanned_in_full(tmp_path, canary):
+    data = build_zip([ZMember("m/data.pkl", benign_pickle()), ZMember("m/version", b"3\n"),
+                      ZMember("m/data/7", b"\x00\x00" + canary_pickle(canary, protocol=0),
+                              in_central=False)])
+    path = tmp_path / "m.pt"
+    path.write_bytes(data)
+    report = scan(path)
+    assert "AUD-ARC-004" in rules(report)
+    assert any(f.location.member == "m/data/7" and f.rule != "AUD-ARC-004"
+               for f in report.findings), report.findings
+
+
+def test_protocol_1_pickle_disguised_as_a_storage_is_flagged(tmp_path, canary):
+    path = tmp_path / "model.pt"
+    torch.save({"w": torch.ones(64)}, path)
+    _rewrite(path, {"model/data/0": b"(" + canary_pickle(canary, protocol=0)})
+    assert "AUD-PT-001" in rules(scan(path))

@@ -507,8 +507,10 @@ def _scan_seekable(f: BinaryIO, ctx: ScanContext, layouts: Sequence[Layout]) -> 
     members.check_duplicates(ctx, names)
     budget = Budget(ctx.limits, size)
     stats = {"members": len(entries), "hidden_members": len(hidden), "crc_unverified": 0}
-    for entry in readable + hidden:
+    for entry in readable:
         _scan_entry(f, entry, layout, budget, ctx, stats)
+    for entry in hidden:  # whatever its name says, a hidden member is scanned in full
+        _scan_entry(f, entry, members.GENERIC, budget, ctx, stats)
     ctx.result.facts.update(stats)
 
 

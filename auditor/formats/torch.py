@@ -71,7 +71,7 @@ _CODE_MAX = 16 * 1024 * 1024
 
 # Heads that raw tensor data has no reason to start with.
 _PICKLE_FIRST_OPS = frozenset(b"}])(cKJMNXU\x8c\x95\x88\x89GF\x93\x81")
-_PROTO0_GLOBAL = re.compile(rb"c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n")
+_PROTO0_GLOBAL = re.compile(rb"[(\]}]*c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n")
 _FOREIGN_MAGIC = {
     b"PK\x03\x04": "a zip", b"\x1f\x8b\x08": "gzip", b"\xfd7zXZ\x00": "xz",
     b"7z\xbc\xaf\x27\x1c": "7z", b"Rar!\x1a\x07": "rar", b"\x28\xb5\x2f\xfd": "zstd",
