@@ -327,6 +327,18 @@ def test_gguf_only_model_gets_licence_lineage_and_quantization_from_gguf(run_cli
     assert _props(card)["cdx:ai-ml:model:parameter:count"] == "32"
 
 
+def test_oddly_shaped_card_facts_from_other_sources_still_give_a_valid_sbom():
+    card = {"tags": ["ok", 3, None], "language": 7, "datasets": ["d/one", {"x": 1}],
+            "base_model": [None, "a/b"], "base_model_relation": 5, "considerations": [1],
+            "pipeline_tag": ["x"], "license": {"id": "mit"}}
+    model, result = _report(facts={"card": card})
+    component = to_cyclonedx(model, result)["metadata"]["component"]
+    assert component["tags"] == ["ok"]
+    assert [a["name"] for a in component["pedigree"]["ancestors"]] == ["a/b"]
+    assert component["modelCard"]["modelParameters"] == {"datasets": [{"ref": "dataset:d/one"}]}
+    assert "licenses" not in component
+
+
 def test_signature_and_upstream_facts_are_mapped():
     files = [
         _file("a.safetensors", facts={"upstream": {"sha256": "ab" * 32, "match": True}}),

@@ -212,7 +212,6 @@ def _model_component(model: ModelReport, result: ScanResult, facts: dict[str, An
     publisher = _publisher(model, facts)
     commit = _commit(model, facts)
     ancestors = _ancestors(_lineage(facts))
-    tags = card.get("tags")
     return Component(
         type=ComponentType.MACHINE_LEARNING_MODEL,
         name=model.name,
@@ -224,7 +223,7 @@ def _model_component(model: ModelReport, result: ScanResult, facts: dict[str, An
         licenses=_licences(model, facts),
         external_references=_model_links(model, commit, card),
         pedigree=Pedigree(ancestors=ancestors) if ancestors else None,
-        tags=[tags] if isinstance(tags, str) else tags or None,
+        tags=_strings(card.get("tags")) or None,
         properties=[Property(name=k, value=v) for k, v in _model_properties(model, result, facts)],
     )
 
@@ -404,11 +403,14 @@ def _add_model_card(component: dict[str, Any], model: ModelReport, facts: dict[s
     if datasets:
         params["datasets"] = [{"ref": _dataset_ref(d)} for d in datasets]
     considerations: dict[str, Any] = {}
-    stated = card.get("considerations", {})
+    raw = card.get("considerations")
+    stated: dict[str, str] = {}
+    if isinstance(raw, dict):
+        stated = {k: v for k, v in raw.items() if isinstance(v, str) and v}
     for key in ("users", "useCases", "technicalLimitations"):
-        if stated.get(key):
+        if key in stated:
             considerations[key] = [stated[key]]
-    if stated.get("ethicalConsiderations"):
+    if "ethicalConsiderations" in stated:
         considerations["ethicalConsiderations"] = [{"name": stated["ethicalConsiderations"]}]
     props = list(_card_properties(facts))
     model_card: dict[str, Any] = {"bom-ref": f"modelcard:{model.name}"}
@@ -433,8 +435,7 @@ def _card_properties(facts: dict[str, Any]) -> Iterator[tuple[str, str]]:
         yield "cdx:ai-ml:model:hyperparameter:quantization", quant["quant_method"]
     for quantization in facts.get("gguf", {}).get("quantizations", []):
         yield "cdx:ai-ml:model:hyperparameter:quantization", quantization
-    languages = card.get("language")
-    for language in [languages] if isinstance(languages, str) else languages or []:
+    for language in _strings(card.get("language")):
         yield "cdx:ai-ml:model:language", language
     for key in ("library_name", "base_model_relation"):
         if isinstance(card.get(key), str):
@@ -518,9 +519,9 @@ def _lineage(facts: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(lineage, list) and lineage:
         return [e for e in lineage if isinstance(e, dict)]
     card = facts.get("card", {})
-    bases = card.get("base_model")
-    names = [bases] if isinstance(bases, str) else bases or []
-    relation = card.get("base_model_relation") or "unknown"
+    names = _strings(card.get("base_model"))
+    relation = card.get("base_model_relation")
+    relation = relation if isinstance(relation, str) and relation else "unknown"
     if not names:
         names = [_gguf_base(b) for b in facts.get("gguf", {}).get("base_models", [])]
         names = [n for n in names if n]
@@ -544,9 +545,17 @@ def _gguf_base(base: Any) -> str | None:
 
 
 def _datasets(facts: dict[str, Any]) -> list[str]:
-    datasets = facts.get("card", {}).get("datasets")
-    names = [datasets] if isinstance(datasets, str) else datasets or []
-    return sorted({n.strip() for n in names if n.strip()})
+    return sorted(set(_strings(facts.get("card", {}).get("datasets"))))
+
+
+def _strings(value: Any) -> list[str]:
+    """A card field that is a string or a list of strings, as a list (anything else: empty).
+
+    Card facts may come from the Hub's card data as well as from our own
+    parser, so the shape is checked here again.
+    """
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return [v.strip() for v in items if isinstance(v, str) and v.strip()]
 
 
 def _model_upstream(model: ModelReport) -> str:
