@@ -60,7 +60,8 @@ def after_build(machine: Machine, wrapper: Call, at: int) -> None:
 def _dict(value: Any) -> dict[str, Any] | None:
     if not (isinstance(value, Seq) and value.kind == "dict"):
         return None
-    return {k: v for k, v in value.items if isinstance(k, str)}
+    items = value.items
+    return {k: v for k, v in zip(items[0::2], items[1::2], strict=False) if isinstance(k, str)}
 
 
 def _dtype(dtype: Any, at: int) -> int | None:

@@ -77,7 +77,11 @@ class Call:
 
 
 class Seq:
-    """A list, dict, set or frozenset built by the pickle; only the first items are kept."""
+    """A list, dict (flat: key, value, key, value...), set or frozenset built by the pickle.
+
+    Only the first items are kept, and the memo keeps none (it stores a stand-in), so a
+    pickle of millions of containers costs memory for its memo slots only.
+    """
 
     __slots__ = ("items", "kind")
 
@@ -109,6 +113,7 @@ LONG_STR = Opaque("long string")
 LONG_BYTES = Opaque("long bytes")
 BIG_INT = Opaque("big integer")
 BUFFER = Opaque("out-of-band buffer")
+_CONTAINER = Opaque("container (the memo keeps no contents)")
 
 
 def describe(value: Any, depth: int = 0) -> str:
@@ -202,7 +207,7 @@ class Env:
     report: Report
     container: str | None = None
     hooks: dict[str, Hook] = field(default_factory=dict)  # BUILD hooks by class path
-    keep_items: int = 64  # items kept per list/dict; a layout may need more
+    keep_items: int = 32  # values kept per list (keys and values per dict); layouts need few
     collect_persistent: bool = False
     persistent: list[Persistent] = field(default_factory=list)
     imports: ImportLog = field(default_factory=ImportLog)
@@ -341,7 +346,8 @@ class Machine:
         self.env = env
         self.stack: list[Any] = []
         self.marks: list[int] = []
-        self.memo: dict[int, Any] = {}
+        self.memo: list[Any] = []  # keys 0..n-1, as every standard pickler writes them
+        self.memo_extra: dict[int, Any] = {}  # any other key
         self.proto = 0
         self.frame_end: int | None = None
         self.table: list[tuple[Op, Callable[[Op, int], Any], Callable[[Any, int], Any]] | None]
@@ -357,25 +363,160 @@ class Machine:
             self.table[op.code] = (op, readers[op.arg], getattr(self, "_op_" + op.name.lower()))
 
     def run(self) -> Any:
-        inp, table, env = self.inp, self.table, self.env
-        while True:
-            at = inp.base + inp.pos
-            code = inp.byte()
-            if code < 0:
-                raise Truncated("stream ends before the STOP opcode", at)
-            entry = table[code]
-            if entry is None:
-                raise PickleError(f"invalid opcode 0x{code:02x}", at)
-            op, reader, handler = entry
-            arg = reader(op, at)
-            if self.frame_end is not None and inp.base + inp.pos >= self.frame_end:
-                self._frame_passed(at, inp.base + inp.pos)
-            env.ops += 1
-            if not env.ops & 0xFFFF:
-                self._check_limits(at)
-            done = handler(arg, at)
-            if done is not None:
-                return done[0]
+        """Run to STOP. The common opcodes of big pickles take an inlined fast path when
+        their bytes are buffered and their preconditions hold; everything else (and
+        every error) goes through `_step`, the table-driven reader."""
+        inp, env, stack, marks, memo = self.inp, self.env, self.stack, self.marks, self.memo
+        keep = env.keep_items
+        buf, pos = inp.buf, inp.pos
+        ops = env.ops
+        next_check = (ops | 0xFFFF) + 1
+        frame_rel = self._frame_rel()
+        try:
+            while True:
+                if pos + 16 > len(buf):
+                    inp.pos = pos
+                    inp._fill(16)
+                    buf, pos = inp.buf, inp.pos
+                    frame_rel = self._frame_rel()
+                    if pos + 16 > len(buf):  # the last bytes: always the careful path
+                        done, buf, pos, frame_rel = self._slow(pos)
+                        ops += 1
+                        if done is not None:
+                            return done[0]
+                        continue
+                start = pos
+                code = buf[pos]
+                fence = marks[-1] if marks else 0
+                if code == 0x68 and buf[pos + 1] < len(memo):  # BINGET
+                    stack.append(memo[buf[pos + 1]])
+                    pos += 2
+                elif code == 0x94 and len(stack) > fence and not self.memo_extra:  # MEMOIZE
+                    value = stack[-1]
+                    memo.append(_CONTAINER if type(value) is Seq else value)
+                    pos += 1
+                elif code == 0x71 and buf[pos + 1] == len(memo) and len(stack) > fence \
+                        and not self.memo_extra:  # BINPUT of the next key
+                    value = stack[-1]
+                    memo.append(_CONTAINER if type(value) is Seq else value)
+                    pos += 2
+                elif code == 0x28:  # MARK
+                    marks.append(len(stack))
+                    pos += 1
+                elif code == 0x8C and pos + 2 + buf[pos + 1] <= len(buf):  # SHORT_BINUNICODE
+                    n = buf[pos + 1]
+                    try:
+                        stack.append(buf[pos + 2 : pos + 2 + n].decode("utf-8", "surrogatepass"))
+                    except UnicodeDecodeError:
+                        done, buf, pos, frame_rel = self._slow(pos)
+                        continue
+                    pos += 2 + n
+                elif code == 0x4B:  # BININT1
+                    stack.append(buf[pos + 1])
+                    pos += 2
+                elif code == 0x4A:  # BININT
+                    stack.append(_I4.unpack_from(buf, pos + 1)[0])
+                    pos += 5
+                elif code == 0x5D:  # EMPTY_LIST
+                    stack.append(Seq("list"))
+                    pos += 1
+                elif code == 0x7D:  # EMPTY_DICT
+                    stack.append(Seq("dict"))
+                    pos += 1
+                elif code == 0x4E:  # NONE
+                    stack.append(None)
+                    pos += 1
+                elif 0x85 <= code <= 0x87 and len(stack) - fence >= code - 0x84:  # TUPLE1-3
+                    n = code - 0x84
+                    items = tuple(stack[-n:])
+                    del stack[-n:]
+                    stack.append(items)
+                    pos += 1
+                elif code in (0x75, 0x65) and marks and 0 < marks[-1] <= len(stack) \
+                        and type(stack[marks[-1] - 1]) is Seq \
+                        and (len(marks) == 1 or marks[-2] < marks[-1]):  # SETITEMS, APPENDS
+                    k = marks.pop()
+                    target = stack[k - 1]
+                    if code == 0x75 and (len(stack) - k) % 2:
+                        marks.append(k)
+                        done, buf, pos, frame_rel = self._slow(pos)
+                        continue
+                    room = keep - len(target.items)
+                    if room > 0:
+                        target.items.extend(stack[k : k + room - (code == 0x75) * (room % 2)])
+                    del stack[k:]
+                    pos += 1
+                elif code == 0x47:  # BINFLOAT
+                    stack.append(_F8.unpack_from(buf, pos + 1)[0])
+                    pos += 9
+                elif code == 0x6A and _U4.unpack_from(buf, pos + 1)[0] < len(memo):  # LONG_BINGET
+                    stack.append(memo[_U4.unpack_from(buf, pos + 1)[0]])
+                    pos += 5
+                elif code == 0x72 and _U4.unpack_from(buf, pos + 1)[0] == len(memo) \
+                        and len(stack) > fence and not self.memo_extra:  # LONG_BINPUT
+                    value = stack[-1]
+                    memo.append(_CONTAINER if type(value) is Seq else value)
+                    pos += 5
+                elif code == 0x29:  # EMPTY_TUPLE
+                    stack.append(())
+                    pos += 1
+                elif code == 0x4D:  # BININT2
+                    stack.append(buf[pos + 1] | buf[pos + 2] << 8)
+                    pos += 3
+                elif code == 0x88 or code == 0x89:  # NEWTRUE, NEWFALSE
+                    stack.append(code == 0x88)
+                    pos += 1
+                else:
+                    env.ops = ops
+                    done, buf, pos, frame_rel = self._slow(pos)
+                    ops = env.ops + 1  # a layout hook may have run a nested pickle
+                    if done is not None:
+                        return done[0]
+                    if ops >= next_check:
+                        env.ops = ops
+                        next_check += 0x10000
+                        self._check_limits(inp.base + pos)
+                    continue
+                ops += 1
+                if pos >= frame_rel:
+                    inp.pos = pos
+                    self._frame_passed(inp.base + start, inp.base + pos)
+                    frame_rel = self._frame_rel()
+                if ops >= next_check:
+                    env.ops = ops
+                    next_check += 0x10000
+                    self._check_limits(inp.base + pos)
+        finally:
+            env.ops = ops
+
+    def _frame_rel(self) -> int:
+        """The current frame's end as an index into the input buffer (huge when none)."""
+        if self.frame_end is None:
+            return 1 << 62
+        return self.frame_end - self.inp.base
+
+    def _slow(self, pos: int) -> tuple[tuple[Any] | None, bytes, int, int]:
+        """One opcode through `_step`; returns its result and the refreshed buffer view."""
+        inp = self.inp
+        inp.pos = pos
+        done = self._step()
+        return done, inp.buf, inp.pos, self._frame_rel()
+
+    def _step(self) -> tuple[Any] | None:
+        """Read and run one opcode, with every check; a 1-tuple when it was STOP."""
+        inp = self.inp
+        at = inp.base + inp.pos
+        code = inp.byte()
+        if code < 0:
+            raise Truncated("stream ends before the STOP opcode", at)
+        entry = self.table[code]
+        if entry is None:
+            raise PickleError(f"invalid opcode 0x{code:02x}", at)
+        op, reader, handler = entry
+        arg = reader(op, at)
+        if self.frame_end is not None and inp.base + inp.pos >= self.frame_end:
+            self._frame_passed(at, inp.base + inp.pos)
+        return handler(arg, at)
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -383,7 +524,7 @@ class Machine:
         lim = self.env.limits
         if self.env.ops > lim.max_pickle_ops:
             raise LimitExceeded(f"more than {lim.max_pickle_ops} pickle opcodes", at)
-        if len(self.memo) > lim.max_pickle_memo:
+        if len(self.memo) + len(self.memo_extra) > lim.max_pickle_memo:
             raise LimitExceeded(f"more than {lim.max_pickle_memo} memo entries", at)
         if len(self.stack) + len(self.marks) > lim.max_pickle_stack:
             raise LimitExceeded(f"pickle stack deeper than {lim.max_pickle_stack}", at)
@@ -643,14 +784,23 @@ class Machine:
         items = self._pop_mark(at)
         if len(items) % 2:
             raise PickleError("odd number of items for DICT", at)
-        self._push(Seq("dict", _pairs(items, self.env.keep_items)))
+        self._push(Seq("dict", items[: self.env.keep_items]))
 
     # -- memo ----------------------------------------------------------------------------
 
     def _put(self, index: int, at: int) -> None:
         if index < 0:
             raise PickleError("negative PUT argument", at)
-        self.memo[index] = self._top(at)
+        value = self._top(at)
+        value = _CONTAINER if type(value) is Seq else value
+        memo = self.memo
+        if index < len(memo):
+            memo[index] = value
+        elif index == len(memo):
+            memo.append(value)
+            self.memo_extra.pop(index, None)
+        else:
+            self.memo_extra[index] = value
 
     def _op_put(self, arg: bytes | None, at: int) -> None:
         self._put(self._number(arg, at, int) if arg is not None else -1, at)
@@ -661,10 +811,14 @@ class Machine:
     _op_long_binput = _op_binput
 
     def _op_memoize(self, arg: None, at: int) -> None:
-        self.memo[len(self.memo)] = self._top(at)
+        """MEMOIZE keys by the number of entries, however earlier PUTs numbered them."""
+        self._put(len(self.memo) + len(self.memo_extra), at)
 
     def _get(self, index: int, at: int) -> None:
-        value = self.memo.get(index, _MISSING)
+        if 0 <= index < len(self.memo):
+            self.stack.append(self.memo[index])
+            return
+        value = self.memo_extra.get(index, _MISSING)
         if value is _MISSING:
             raise PickleError(f"memo key {index} not found", at)
         self.stack.append(value)
@@ -715,7 +869,7 @@ class Machine:
         if isinstance(target, Seq):
             room = self.env.keep_items - len(target.items)
             if room > 0:
-                target.items.extend(_pairs(items, room))
+                target.items.extend(items[: room - room % 2])
         else:
             self._mutation(target, opcode, at, items[0::2])
 
@@ -863,16 +1017,11 @@ class Machine:
         self.frame_end = self.inp.offset + arg
 
 
-def _pairs(items: list[Any], limit: int) -> list[Any]:
-    """Key/value pairs of a flat item list, at most `limit` of them."""
-    return [(items[i], items[i + 1]) for i in range(0, min(len(items), 2 * limit) - 1, 2)]
-
-
 def _state_keys(state: Any) -> list[Any]:
     """Attribute names a BUILD state would set: a dict, or (dict, slot dict)."""
     parts = state if isinstance(state, tuple) else (state,)
     keys: list[Any] = []
     for part in parts[:2]:
         if isinstance(part, Seq) and part.kind == "dict":
-            keys.extend(k for k, _ in part.items)
+            keys.extend(part.items[0::2])
     return keys
