@@ -412,3 +412,20 @@ def test_parallel_and_serial_scans_give_identical_reports(tmp_path):
     serial, parallel = scan(model, jobs=1), scan(model, jobs=2)
     assert serial.models == parallel.models
     assert serial.bytes_read == parallel.bytes_read
+
+
+def test_interrupt_stops_the_scan_without_scanning_the_remaining_files(tmp_path, monkeypatch):
+    entries = tuple(Entry(f"f{i}", tmp_path / f"f{i}", 100 - i) for i in range(40))
+    started: list[str] = []
+
+    def slow_scan(entry, options, progress):
+        started.append(entry.relpath)
+        if entry.relpath == "f0":
+            raise KeyboardInterrupt
+        threading.Event().wait(0.02)
+        return scan_file(entry, options, progress)
+
+    monkeypatch.setattr(engine, "scan_file", slow_scan)
+    with pytest.raises(KeyboardInterrupt):
+        engine.scan_entries(entries, ScanOptions(jobs=2), NoProgress())
+    assert len(started) < 10

@@ -232,8 +232,11 @@ def scan_entries(
         if options.jobs <= 1 or len(order) <= 1:
             done = [scan_file(e, options, progress) for e in order]
         else:
-            with ThreadPoolExecutor(max_workers=options.jobs) as pool:
+            pool = ThreadPoolExecutor(max_workers=options.jobs)
+            try:
                 done = list(pool.map(lambda e: scan_file(e, options, progress), order))
+            finally:  # on Ctrl-C, drop the files not started instead of scanning them all
+                pool.shutdown(wait=False, cancel_futures=True)
     finally:
         progress.finish()
     reports = crossfile.link(sorted((r for r, _ in done), key=lambda r: r.path))
