@@ -50,6 +50,13 @@ def test_base_model_list_and_considerations_are_read(run_cli, tmp_path):
     assert report["findings"] == []
 
 
+def test_crlf_card_is_read(run_cli, tmp_path):
+    report = _card(run_cli, tmp_path, "---\r\nlicense: mit\r\n---\r\n## Limitations\r\nNone.\r\n")
+    assert report["facts"] == {
+        "license": "mit", "considerations": {"technicalLimitations": "None."},
+    }
+
+
 def test_malformed_yaml_is_a_medium_finding_naming_the_line(run_cli, tmp_path):
     report = _card(run_cli, tmp_path, "---\nlicense: mit\ntags: [a, b\n---\n# x\n")
     assert report["coverage"] == "error"
