@@ -49,7 +49,7 @@ def test_remote_only_reads_headers_not_weights(run_cli, serve, tmp_path):  # noq
         big,
         HubFile("config.json", b'{"model_type": "llama"}\n'),
         HubFile("README.md", b"---\nlicense: mit\n---\n# remote\n"),
-        HubFile("weights.h5", bytes(MiB), lfs=True),
+        HubFile("weights.tar", bytes(MiB), lfs=True),
     ])])
     result, report = scan_remote(run_cli, tmp_path)
     assert result.code == 0, result.err
@@ -60,9 +60,9 @@ def test_remote_only_reads_headers_not_weights(run_cli, serve, tmp_path):  # noq
     assert weights["facts"]["upstream"]["digest_source"] == "upstream-reported"
     assert weights["facts"]["upstream"]["match"] is None
     assert files["config.json"]["facts"]["upstream"]["match"] is True  # small: fetched, verified
-    skipped = files["weights.h5"]
+    skipped = files["weights.tar"]
     assert (skipped["coverage"], skipped["format"]) == ("unsupported", "not-fetched")
-    assert [f["file"] for f in findings(report, "AUD-PROV-008")] == ["weights.h5"]
+    assert [f["file"] for f in findings(report, "AUD-PROV-008")] == ["weights.tar"]
     transfer = report["models"][0]["facts"]["hub"]["transfer"]
     assert transfer["bytes"] == hub.content_bytes == report["summary"]["bytes_read"]
     assert transfer["repo_bytes"] == big.size + MiB + 24 + 30
