@@ -188,3 +188,39 @@ def test_clean_frozen_graphdef(tmp_path):
     report = _write(tmp_path, b"".join(CHECKPOINT), "frozen_graph.pb")
     assert report.format == "tf-graphdef" and report.findings == ()
     assert report.facts["operators"] == len(CHECKPOINT)
+
+
+PBTXT = """saved_model_schema_version: 1
+meta_graphs {
+  graph_def {
+    node {
+      name: "x"
+      op: "Placeholder"
+    }
+    node {
+      name: "leak"
+      op: "%s"
+      input: "x"
+    }
+  }
+}
+"""
+
+
+def test_text_format_graph_is_reviewed(tmp_path):
+    report = _write(tmp_path, (PBTXT % "ReadFile").encode(), "saved_model.pbtxt")
+    assert report.format == "tf-pbtxt"
+    (finding,) = report.findings
+    assert finding.rule == "AUD-TF-002" and finding.detail == "line 10: ReadFile"
+
+
+def test_clean_text_format_graph(tmp_path):
+    report = _write(tmp_path, (PBTXT % "Identity").encode(), "saved_model.pbtxt")
+    assert report.findings == () and report.facts["op_types"] == ["Identity", "Placeholder"]
+
+
+def test_text_format_tricks_do_not_hide_an_operator(tmp_path):
+    text = b'node { name: "a" op: "Read" \'File\' }\nnode {\n  op # c\n  :\n  "Py\\x46unc"\n}\n'
+    report = _write(tmp_path, text, "graph.pbtxt")
+    assert [(f.rule, f.detail) for f in report.findings] == [
+        ("AUD-TF-002", "line 1: ReadFile"), ("AUD-TF-001", "line 3: PyFunc")]

@@ -60,6 +60,12 @@ class Builder:
             self._patch(vec + 4 + 4 * k, thunk)
         return vec
 
+    def blob(self, data: bytes) -> int:
+        self._align()
+        pos = len(self.buf)
+        self.buf += struct.pack("<I", len(data)) + data
+        return pos
+
     def string(self, text: str) -> int:
         self._align()
         pos = len(self.buf)
@@ -84,13 +90,20 @@ def operator(index: int) -> Thunk:
     return lambda b: b.table(("<I", index))
 
 
-def model(codes: list[Thunk], ops: list[Thunk], description: str = "unit test") -> bytes:
+def buffer(data: bytes | None = None, offset: int = 0, size: int = 0) -> Thunk:
+    inline = ("ref", lambda b: b.blob(data)) if data is not None else None
+    return lambda b: b.table(inline, ("<Q", offset), ("<Q", size))
+
+
+def model(codes: list[Thunk], ops: list[Thunk], description: str = "unit test",
+          buffers: list[Thunk] | None = None) -> bytes:
     subgraph = lambda b: b.table(None, None, None, ("ref", lambda b2: b2.vector(ops)))  # noqa: E731
     root = lambda b: b.table(  # noqa: E731
         ("<I", 3),
         ("ref", lambda b2: b2.vector(codes)),
         ("ref", lambda b2: b2.vector([subgraph])),
         ("ref", lambda b2: b2.string(description)),
+        ("ref", lambda b2: b2.vector(buffers or [buffer()])),
     )
     return Builder().finish(root)
 
@@ -161,3 +174,19 @@ def test_hostile_vector_length_is_a_limit(tmp_path):
     report = _scan(tmp_path, bytes(data))
     assert report.coverage.value == "partial"
     assert _rules(report) == ["AUD-SCAN-002"]
+
+
+def test_inline_buffers_inside_the_file_are_fine(tmp_path):
+    data = model([opcode(ADD)], [operator(0)], buffers=[buffer(), buffer(b"\x01" * 64)])
+    assert _scan(tmp_path, data).findings == ()
+
+
+@pytest.mark.parametrize("hostile", [buffer(offset=16, size=2**40), buffer(b"\xab" * 8)])
+def test_buffer_beyond_the_file_is_malformed(tmp_path, hostile):
+    data = bytearray(model([opcode(ADD)], [operator(0)], buffers=[hostile]))
+    blob = b"\x08\x00\x00\x00" + b"\xab" * 8
+    if blob in data:  # the inline blob: make it claim 1 MB
+        at = data.index(blob)
+        struct.pack_into("<I", data, at, 1 << 20)
+    report = _scan(tmp_path, bytes(data))
+    assert _rules(report) == ["AUD-TFL-004"]

@@ -39,6 +39,7 @@ FORMAT_MODULES: tuple[str, ...] = (
     "modelcard",
     "jinja",
     "python_code",
+    "tf_pbtxt",
     "json_config",
 )
 

@@ -82,6 +82,8 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
             ctx.add(CUSTOM_OP, name)
     if any(b == BUILTIN_CUSTOM and not c for b, c in codes):
         ctx.add(CUSTOM_OP, "custom operator without a name")
+    for k, buffer in enumerate(fb.tables(model, 4)):
+        _check_buffer(fb, fb.table(buffer), k)
     metadata = [fb.string(fb.table(t), 0) for t in fb.tables(model, 6)]
     ctx.result.facts.update({
         "schema_version": fb.scalar(model, 0, "<I", 0),
@@ -94,6 +96,18 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         "metadata": sorted(m for m in metadata if m),
     })
     return ctx.result
+
+
+def _check_buffer(fb: _FlatBuffer, table: int, index: int) -> None:
+    """Tensor bytes stay inside the file: inline `data`, or `offset`/`size` (models > 2 GB)."""
+    data = fb.field(table, 0)
+    if data is not None:
+        start = data + fb.u32(data)
+        fb.check(start + 4, fb.u32(start))
+    offset, size = fb.scalar(table, 1, "<Q", 0), fb.scalar(table, 2, "<Q", 0)
+    if offset and offset + size > fb.size:
+        raise FormatError(f"buffer {index}: bytes {offset}..{offset + size} beyond the file",
+                          table, MALFORMED)
 
 
 def _opcode(fb: _FlatBuffer, table: int) -> tuple[int, str]:
@@ -109,10 +123,13 @@ class _FlatBuffer:
         self.f = f
         self.size = size
 
-    def read(self, at: int, n: int) -> bytes:
+    def check(self, at: int, n: int) -> None:
         if at < 0 or n < 0 or at + n > self.size:
             raise FormatError(f"offset {at} (+{n}) outside the {self.size}-byte file", at,
                               MALFORMED)
+
+    def read(self, at: int, n: int) -> bytes:
+        self.check(at, n)
         self.f.seek(at)
         data = self.f.read(n)
         if len(data) < n:
@@ -131,7 +148,7 @@ class _FlatBuffer:
         self.read(vtable, vsize)
         return at
 
-    def _field(self, table: int, index: int) -> int | None:
+    def field(self, table: int, index: int) -> int | None:
         vtable = table - struct.unpack("<i", self.read(table, 4))[0]
         vsize = struct.unpack("<H", self.read(vtable, 2))[0]
         if 4 + 2 * index + 2 > vsize:
@@ -140,13 +157,13 @@ class _FlatBuffer:
         return table + offset if offset else None
 
     def scalar(self, table: int, index: int, fmt: str, default: Any) -> Any:
-        at = self._field(table, index)
+        at = self.field(table, index)
         if at is None:
             return default
         return struct.unpack(fmt, self.read(at, struct.calcsize(fmt)))[0]
 
     def _vector(self, table: int, index: int) -> tuple[int, int] | None:
-        at = self._field(table, index)
+        at = self.field(table, index)
         if at is None:
             return None
         vec = at + self.u32(at)

@@ -45,6 +45,7 @@ EXPECTED_BY_EXTENSION: dict[str, frozenset[str]] = {
     ".onnx": frozenset({"onnx"}),
     ".pb": frozenset({"tf-savedmodel", "tf-graphdef", "tf-keras-metadata", "tf-fingerprint"}),
     ".tflite": frozenset({"tflite"}),
+    ".pbtxt": frozenset({"tf-pbtxt"}),
     ".keras": frozenset({"keras"}),
     ".h5": frozenset({"hdf5", "keras-h5"}),
     ".hdf5": frozenset({"hdf5", "keras-h5"}),
