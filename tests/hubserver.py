@@ -288,10 +288,10 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             pos = start
             while pos < end:
                 piece = hub_file.read(pos, min(pos + (1 << 20), end))
+                with hub.lock:  # counted before sending: the client may finish before we return
+                    hub.content_bytes += len(piece)
                 self.wfile.write(piece)
                 pos += len(piece)
-                with hub.lock:
-                    hub.content_bytes += len(piece)
 
         def _json(self, body: Any) -> None:
             data = json.dumps(body).encode()
