@@ -1,0 +1,157 @@
+"""Scorecard: auditor and peer pickle scanners on the regression corpus, side by side.
+
+    python bench/scorecard.py [--venv /tmp/auditor-peers] [--cases]
+
+Creates (once) a throwaway venv with picklescan, modelscan, fickling and
+modelaudit from PyPI, writes the corpus of `tests/pickle_corpus.py`
+(hand-assembled bypasses of the public advisories plus benign controls:
+plain pickles, real legacy `torch.save` outputs, joblib dumps, a
+scikit-learn estimator) to a temporary folder, runs every tool's CLI on
+every case (one process per case and tool) and prints detection, errors,
+false positives and wall time as a markdown table. `--cases` adds the
+per-case matrix. Payloads are harmless (`touch <canary>`); nothing here
+unpickles them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests import pickle_corpus as corpus  # noqa: E402
+
+PEERS = ("picklescan", "modelscan", "fickling", "modelaudit")
+
+
+@dataclass(frozen=True)
+class Tool:
+    """How to run one scanner on one file and read its exit code."""
+
+    name: str
+    argv: tuple[str, ...]  # the file path is appended
+    flagged: frozenset[int]  # exit codes meaning "issues found"
+    clean: frozenset[int]  # exit codes meaning "no issue" (or "nothing scanned")
+
+
+def tools(venv: Path) -> list[Tool]:
+    bin_ = venv / "bin"
+    return [
+        Tool("auditor", (sys.executable, "-m", "auditor", "scan"), frozenset({1}),
+             frozenset({0})),
+        Tool("picklescan", (str(bin_ / "picklescan"), "-p"), frozenset({1}), frozenset({0})),
+        Tool("modelscan", (str(bin_ / "modelscan"), "-p"), frozenset({1}), frozenset({0, 3})),
+        Tool("fickling", (str(bin_ / "fickling"), "--check-safety"), frozenset({1}),
+             frozenset({0})),
+        Tool("modelaudit", (str(bin_ / "modelaudit"), "scan"), frozenset({1}), frozenset({0})),
+    ]
+
+
+def ensure_venv(venv: Path) -> None:
+    if (venv / "bin" / "modelaudit").exists():
+        return
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *PEERS], check=True)
+
+
+def versions(venv: Path) -> dict[str, str]:
+    out = subprocess.run([str(venv / "bin" / "pip"), "list", "--format=freeze"],
+                         capture_output=True, text=True).stdout
+    pins = dict(line.split("==", 1) for line in out.splitlines() if "==" in line)
+    from auditor import __version__
+
+    return {"auditor": __version__, **{p: pins.get(p, "?") for p in PEERS}}
+
+
+def write_corpus(folder: Path, canary: str) -> list[tuple[corpus.Case, Path]]:
+    cases = list(corpus.malicious(canary)) + corpus.benign_plain()
+    work = folder / "build"
+    work.mkdir()
+    cases += corpus.benign_torch_legacy()[::2]  # state dict, optimizer, nested, views; p2/p5
+    cases += corpus.benign_joblib(str(work))
+    cases.append(corpus.sklearn_estimator(str(work)))
+    placed = []
+    for i, case in enumerate(cases):
+        sub = folder / f"{i:03d}-{case.name}"
+        sub.mkdir()
+        (sub / case.filename).write_bytes(case.data)
+        placed.append((case, sub / case.filename))
+    return placed
+
+
+def run(tool: Tool, path: Path, env: dict[str, str]) -> tuple[str, float]:
+    started = time.monotonic()
+    try:
+        proc = subprocess.run([*tool.argv, str(path)], capture_output=True, env=env,
+                              timeout=120, cwd=path.parent)
+        code = proc.returncode
+    except subprocess.TimeoutExpired:
+        return "timeout", time.monotonic() - started
+    elapsed = time.monotonic() - started
+    if code in tool.flagged:
+        return "flagged", elapsed
+    if code in tool.clean:
+        return "clean", elapsed
+    return f"error({code})", elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--venv", type=Path, default=Path("/tmp/auditor-peers"))
+    parser.add_argument("--cases", action="store_true", help="print the per-case matrix")
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    ensure_venv(args.venv)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1",
+           "PROMPTFOO_DISABLE_TELEMETRY": "1", "NO_COLOR": "1"}
+    with tempfile.TemporaryDirectory(prefix="scorecard-") as tmp:
+        canary = str(Path(tmp) / "CANARY")
+        placed = write_corpus(Path(tmp) / "corpus", canary)
+        all_tools = tools(args.venv)
+        jobs = [(t, c, p) for t in all_tools for c, p in placed]
+        with ThreadPoolExecutor(args.jobs) as pool:
+            results = list(pool.map(lambda j: run(j[0], j[2], env), jobs))
+        outcome = {(t.name, c.name): r for (t, c, _), r in zip(jobs, results, strict=True)}
+        report(all_tools, [c for c, _ in placed], outcome, versions(args.venv), args.cases)
+        if Path(canary).exists():
+            print("\nWARNING: the canary exists: a tool executed a payload")
+
+
+def report(all_tools: list[Tool], cases: list[corpus.Case],
+           outcome: dict[tuple[str, str], tuple[str, float]], vers: dict[str, str],
+           per_case: bool) -> None:
+    bad = [c for c in cases if c.attack != "benign"]
+    good = [c for c in cases if c.attack == "benign"]
+    print(f"{len(bad)} malicious cases, {len(good)} benign controls\n")
+    print("| tool | version | malicious flagged | errors (no verdict) | missed "
+          "| benign flagged (false positives) | total time |")
+    print("|---|---|---|---|---|---|---|")
+    for t in all_tools:
+        res = [outcome[(t.name, c.name)] for c in bad]
+        flagged = sum(r == "flagged" for r, _ in res)
+        missed = sum(r == "clean" for r, _ in res)
+        errors = len(res) - flagged - missed
+        fps = sum(outcome[(t.name, c.name)][0] == "flagged" for c in good)
+        total = sum(s for (name, _), (_, s) in outcome.items() if name == t.name)
+        print(f"| {t.name} | {vers.get(t.name, '?')} | {flagged}/{len(bad)} | {errors} | "
+              f"{missed} | {fps}/{len(good)} | {total:.0f} s |")
+    if per_case:
+        names = [t.name for t in all_tools]
+        print("\n| case | class | " + " | ".join(names) + " |")
+        print("|---|---|" + "---|" * len(names))
+        for c in cases:
+            cells = [outcome[(n, c.name)][0] for n in names]
+            print(f"| {c.name} | {c.attack} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
