@@ -140,3 +140,16 @@ def test_offline_never_touches_the_network(
     missing = run_cli("scan", "hf://org/other", "--cache-dir", tmp_path, "--offline")
     assert missing.code == 2
     assert "not in the Hugging Face cache" in one_line(missing.err)
+
+
+def test_dropped_range_request_is_retried_in_remote_only(
+    run_cli, serve, tmp_path, monkeypatch  # noqa: F811
+):
+    hub = serve()
+    monkeypatch.setattr(hubclient, "time", SimpleNamespace(sleep=lambda s: None))
+    hub.drop["/org/tiny/resolve/"] = 2
+    result = run_cli("scan", f"hf://org/tiny@{C2}", "--remote-only", "--format", "json")
+    assert result.code == 0, result.err
+    assert hub.drop["/org/tiny/resolve/"] == 0
+    files = json.loads(result.out)["models"][0]["files"]
+    assert {f["format"] for f in files} == {"safetensors", "json", "modelcard"}
