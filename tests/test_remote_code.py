@@ -226,3 +226,14 @@ def test_exception_names_of_dangerous_modules_are_not_findings(tmp_path):
                 return None
     """)
     assert _rules(report) == ["AUD-CODE-001"]
+
+
+def test_custom_pipelines_are_remote_code_too(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"custom_pipelines": {
+        "pair-classification": {"impl": "pair_pipeline.PairPipeline", "pt": ["AutoModel"]},
+        "other": {"impl": "someone/else--evil_pipe.Pipe"}}}))
+    report = _scan(tmp_path)["config.json"]
+    assert _rules(report) == ["AUD-CODE-012", "AUD-CODE-013", "AUD-CODE-015"]
+    assert "pair_pipeline.py" in next(f.detail for f in report.findings
+                                      if f.rule == "AUD-CODE-015")
+    assert set(report.facts["custom_pipelines"]) == {"pair-classification", "other"}

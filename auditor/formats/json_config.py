@@ -36,7 +36,8 @@ RULES = (INVALID, DUPLICATE_KEY)
 _BOM = b"\xef\xbb\xbf"
 _CONFIG_KEYS = ("model_type", "architectures", "torch_dtype", "quantization_config", "auto_map",
                 "_name_or_path", "transformers_version")
-_KEPT = frozenset(_CONFIG_KEYS) | {"chat_template"}  # top-level values the checks read
+# Top-level values the checks read.
+_KEPT = frozenset(_CONFIG_KEYS) | {"chat_template", "custom_pipelines"}
 # Parsed into objects up to this size (configs); bigger files are streamed: json.loads
 # would need some ten times their size in memory.
 FULL_PARSE_BYTES = 4 * 1024 * 1024
@@ -72,8 +73,8 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         ctx.add(DUPLICATE_KEY, f"and {len(repeated) - MAX_DUPLICATE_FINDINGS} more duplicated keys")
     if doc is not None:
         ctx.result.facts.update(_facts(doc))
-        if "auto_map" in doc:  # what trust_remote_code=True would import
-            python_code.check_auto_map(doc["auto_map"], ctx)
+        if "auto_map" in doc or "custom_pipelines" in doc:  # trust_remote_code imports these
+            python_code.check_config(doc, ctx)
         if "chat_template" in doc:  # tokenizer_config.json, chat_template.json
             names = templates.review_config_value(ctx, doc["chat_template"], "chat_template")
             ctx.result.facts["chat_templates"] = names

@@ -103,9 +103,9 @@ SYNTAX = Rule(
     "newer Python.",
 )
 AUTO_MAP = Rule(
-    "AUD-CODE-012", Severity.MEDIUM, "Config declares remote code (auto_map)",
-    "auto_map names the classes trust_remote_code=True imports from the model's own Python "
-    "files.",
+    "AUD-CODE-012", Severity.MEDIUM, "Config declares remote code (auto_map, custom_pipelines)",
+    "auto_map and custom_pipelines name the classes trust_remote_code=True imports from the "
+    "model's own Python files.",
     "Prefer natively supported architectures; otherwise review the named modules.",
 )
 AUTO_MAP_OTHER_REPO = Rule(
@@ -402,7 +402,7 @@ def path_outside(path: str) -> bool:
     return posixpath.normpath(p).split("/")[0] == ".."
 
 
-# ---- auto_map: what trust_remote_code would import -------------------------------------------
+# ---- auto_map / custom_pipelines: what trust_remote_code would import -------------------------
 
 
 def auto_map_refs(auto_map: Any) -> Iterator[tuple[str, str]]:
@@ -415,25 +415,37 @@ def auto_map_refs(auto_map: Any) -> Iterator[tuple[str, str]]:
                 yield str(key), ref if isinstance(ref, str) else repr(ref)
 
 
-def check_auto_map(auto_map: Any, ctx: ScanContext) -> None:
-    """Findings for a JSON file's `auto_map` (called by the JSON module)."""
-    ctx.add(AUTO_MAP, ", ".join(f"{k}: {r}" for k, r in auto_map_refs(auto_map))
-            or repr(auto_map))
-    for key, ref in auto_map_refs(auto_map):
+def config_refs(doc: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """Every `module.Class` a config makes transformers import: auto_map and custom pipelines."""
+    yield from auto_map_refs(doc.get("auto_map"))
+    pipelines = doc.get("custom_pipelines")
+    if isinstance(pipelines, dict):
+        for task, spec in pipelines.items():
+            impl = spec.get("impl") if isinstance(spec, dict) else None
+            if impl is not None:
+                yield f"custom_pipelines.{task}", impl if isinstance(impl, str) else repr(impl)
+
+
+def check_config(doc: dict[str, Any], ctx: ScanContext) -> None:
+    """Findings for a JSON config's code references (called by the JSON module)."""
+    refs = list(config_refs(doc))
+    ctx.add(AUTO_MAP, ", ".join(f"{k}: {r}" for k, r in refs) or "empty")
+    for key, ref in refs:
         match = _AUTO_MAP_REF.match(ref)
         if match is None:
             ctx.add(AUTO_MAP_INVALID, f"{key}: {ref!r}")
         elif match["repo"]:
             ctx.add(AUTO_MAP_OTHER_REPO, f"{key}: {ref} (repository {match['repo']})")
+    if isinstance(doc.get("custom_pipelines"), dict):
+        ctx.result.facts["custom_pipelines"] = doc["custom_pipelines"]
 
 
 def check_auto_map_modules(files: dict[str, FileReport]) -> None:
-    """Model-level pass: each local auto_map module must be a file of this model."""
+    """Model-level pass: each module a config references must be a file of this model."""
     for path, report in list(files.items()):
-        refs = list(auto_map_refs(report.facts.get("auto_map")))
         folder = posixpath.dirname(path)
         missing = []
-        for key, ref in refs:
+        for key, ref in config_refs(report.facts):
             match = _AUTO_MAP_REF.match(ref)
             if match is None or match["repo"]:
                 continue
