@@ -101,6 +101,7 @@ def test_lambda_naming_a_function_is_high(tmp_path):
     (_obj("os", "function", "system", "function"), "critical"),
     (_obj("subprocess", "Popen", {"args": "id"}), "critical"),
     (_obj("some_pkg.layers", "Fancy", {}), "high"),
+    (_obj("builtins", "function", "exec", "function"), "critical"),
 ])
 def test_object_from_outside_keras_is_flagged(tmp_path, obj, severity):
     _keras_file(tmp_path / "model.keras", _sequential(obj))

@@ -241,7 +241,8 @@ def _review_object(node: dict[str, Any], cls: str, path: str, add: Any, modules:
     modules.add(module)
     root = module.split(".")[0]
     full = f"{module}.{name}"
-    if python_code.dangerous_name(full) is not None:
+    plain = name if module in ("builtins", "__builtin__") else full  # builtins.exec is exec
+    if python_code.dangerous_name(plain) is not None:
         add(FOREIGN_MODULE, f"{path}: {full}", Severity.CRITICAL)
     elif root not in KERAS_PACKAGES and not (module == "builtins" and cls == "function"):
         add(FOREIGN_MODULE, f"{path}: {full}")
