@@ -330,3 +330,12 @@ def test_control_the_canary_payload_is_live(tmp_path, protocol):
     subprocess.run([sys.executable, "-c", loader], input=canary_pickle(canary, protocol),
                    capture_output=True, timeout=60)
     assert canary.exists()
+
+
+def test_many_small_bombs_add_up_to_the_archive_budget(tmp_path):
+    """Each member stays under the per-stream floor; together they pass 200× the archive."""
+    data = build_zip([ZMember(f"z{i}.bin", bytes(1 << 20), 8) for i in range(60)])
+    assert len(data) < 150_000
+    report = scan(write(tmp_path, data))
+    assert any("archive total" in f.detail for f in at(report, "AUD-ARC-015")), report.findings
+    assert report.coverage.value == "partial"
