@@ -193,3 +193,16 @@ def test_endpoint_from_config_file_and_flag(run_cli, serve, tmp_path, monkeypatc
     bad = run_cli("scan", f"hf://org/tiny@{C1}")
     assert bad.code == 2
     assert "hub-endpoint" in bad.err
+
+
+def test_files_are_fetched_by_commit_and_nothing_else_is_contacted(
+    run_cli, serve, tmp_path  # noqa: F811
+):
+    hub = serve()
+    for mode in ("--download", "--remote-only"):
+        result = run_cli("scan", "hf://org/tiny@main", "--cache-dir", tmp_path, mode)
+        assert result.code == 0, result.err
+    paths = [path.split("?")[0] for _, path, _ in hub.requests]
+    files = [p for p in paths if "/resolve/" in p]
+    assert files and all(p.startswith(f"/org/tiny/resolve/{C2}/") for p in files)
+    assert all(p.startswith(("/api/models/", "/org/tiny/resolve/")) for p in paths)
