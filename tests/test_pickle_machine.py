@@ -314,3 +314,14 @@ def test_big_strings_are_skipped_not_materialised():
 def test_imports_are_recorded_as_facts():
     result = scan(pickle.dumps(__import__("collections").OrderedDict(a=1), protocol=2))
     assert result.facts["imports"] == ["collections.OrderedDict (safe)"]
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_numpy_objects_never_exceed_known_ml(protocol):
+    np = pytest.importorskip("numpy")
+    values = [np.arange(6.0).reshape(2, 3), np.zeros(3, dtype=[("a", "i4"), ("b", "f8")]),
+              np.float32(3), np.datetime64("2024-01-01"), np.array([1, "a"], dtype=object),
+              np.random.default_rng(0), np.random.RandomState(0), np.ma.array([1, 2], mask=[0, 1])]
+    result = scan(pickle.dumps(values, protocol=protocol))
+    assert all(f.severity <= Severity.MEDIUM for f in result.findings), [
+        (f.rule, f.detail) for f in result.findings]

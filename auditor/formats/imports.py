@@ -110,6 +110,9 @@ KNOWN_ML: tuple[str, ...] = (
     "numpy.random._pickle.__generator_ctor", "numpy.random.mtrand.RandomState",
     "numpy.random._mt19937.MT19937", "numpy.random._pcg64.PCG64",
     "numpy.random._philox.Philox", "numpy.random._sfc64.SFC64", "numpy.ma.core._mareconstruct",
+    "numpy.random.bit_generator.SeedSequence",
+    "numpy.random.bit_generator.__pyx_unpickle_SeedSequence", "numpy.ma.MaskedArray",
+    "numpy.ma.core.MaskedArray",
     *(f"numpy.{n}" for n in (
         "float16", "float32", "float64", "longdouble", "complex64", "complex128", "int8",
         "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool_", "str_",
