@@ -79,6 +79,9 @@ def test_benign_modeling_code_is_medium_only(tmp_path, run_cli):
     "import pty\npty.spawn('/bin/sh')\n",
     "import os\nrunner = os.system\nrunner('id')\n",
     "import os\nos.system.__call__('id')\n",
+    "__import__('os').system('id')\n",
+    "getattr(__import__('os'), 'system')('id')\n",
+    "import importlib\nimportlib.import_module('subprocess').run(['id'])\n",
 ])
 def test_process_execution_is_critical(tmp_path, source):
     report = _code(tmp_path, source)
@@ -112,8 +115,9 @@ def test_marshal_of_hex_blob_is_critical(tmp_path):
 
 
 def test_builtins_indirection_is_resolved(tmp_path):
-    report = _code(tmp_path, "import builtins\nbuiltins.eval('1')\n__builtins__['exec']('1')\n")
-    assert _rules(report).count("AUD-CODE-003") == 2
+    report = _code(tmp_path, "import builtins\nbuiltins.eval('1')\n__builtins__['exec']('1')\n"
+                   "globals()['__builtins__']['compile']('1', 'f', 'exec')\n")
+    assert _rules(report).count("AUD-CODE-003") == 3
 
 
 @pytest.mark.parametrize(("source", "rule"), [

@@ -181,6 +181,10 @@ PATH_WRITERS: tuple[str, ...] = (
 PATH_METHODS = frozenset({"write_text", "write_bytes", "unlink", "touch", "mkdir", "chmod",
                           "symlink_to", "rename", "replace"})
 _BUILTIN_NAMES = frozenset(dir(builtins)) | {"__builtins__", "__builtin__"}
+_IMPORTERS = frozenset({"__import__", "builtins.__import__", "importlib.import_module"})
+# Mappings whose items are names: x["exec"] on one of them is the name exec.
+_NAMESPACES = frozenset({"__builtins__", "__builtins__.__dict__", "builtins.__dict__",
+                         "globals", "vars", "locals"})
 _URL = re.compile(r"\b(?:https?|ftp)://[^\s'\"<>)]+")
 _AUTO_MAP_REF = re.compile(
     r"^(?:(?P<repo>[\w.\-]+(?:/[\w.\-]+)?)--)?(?P<module>[\w\-]+(?:/[\w\-]+)*)\.(?P<cls>\w+)$"
@@ -277,13 +281,19 @@ class _Review:
         if isinstance(node, ast.Attribute):
             base = self.resolve(node.value)
             return None if base is None else f"{base}.{node.attr}"
-        if (isinstance(node, ast.Call) and (attr := _const_str_arg(node, 1)) is not None
-                and self.resolve(node.func) == "getattr"):
-            base = self.resolve(node.args[0])
-            return None if base is None else f"{base}.{attr}"
+        if isinstance(node, ast.Call):
+            func = self.resolve(node.func)
+            module = _const_str_arg(node, 0)
+            if func in _IMPORTERS and module is not None:
+                return module  # __import__("os") is the module os
+            attr = _const_str_arg(node, 1)
+            if func == "getattr" and attr is not None:
+                base = self.resolve(node.args[0])
+                return None if base is None else f"{base}.{attr}"
+            return func if func in _NAMESPACES else None  # globals() -> "globals"
         if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
             base = self.resolve(node.value)
-            if base in ("__builtins__", "builtins.__dict__", "globals", "vars"):
+            if base in _NAMESPACES:
                 return str(node.slice.value)
         return None
 
