@@ -127,12 +127,29 @@ def scan_snapshot(
     origin: str,
     check_blob_names: bool,
 ) -> tuple[list[FileReport], list[Finding], int]:
-    """Scan a snapshot folder, verifying each file against `listing` and its blob name."""
+    """Scan a snapshot folder, verifying each file against `listing` and its blob name.
+
+    The git blob id costs as much as sha256 to compute, so it is computed
+    (in the same pass) only for files whose claimed digest is a blob id.
+    """
     found = list_files(snapshot, options.exclude)
+    claims = blob_claims(snapshot, [(e.relpath, snapshot / e.relpath) for e in found.entries])
+    if not (check_blob_names or listing is None):
+        claims = {}
+
+    def needs_blob_id(rel: str) -> bool:
+        up = listing.get(rel) if listing is not None else None
+        claim = claims.get(rel)
+        return (up is not None and not up.sha256) or (claim is not None and bool(claim.blob_id))
+
     hashing = dataclasses.replace(
         options, hash_algorithms=tuple(dict.fromkeys((*options.hash_algorithms, GIT_SHA1))))
-    files, read = scan_entries(found.entries, hashing, progress)
-    claims = blob_claims(snapshot, [(e.relpath, snapshot / e.relpath) for e in found.entries])
+    plain, read = scan_entries(
+        tuple(e for e in found.entries if not needs_blob_id(e.relpath)), options, progress)
+    blobs, read_blobs = scan_entries(
+        tuple(e for e in found.entries if needs_blob_id(e.relpath)), hashing, progress)
+    files = sorted(plain + blobs, key=lambda r: r.path)
+    read += read_blobs
     if check_blob_names:
         files = [_check_blob(r, claims.get(r.path), listing) for r in files]
     findings = list(found.findings)
