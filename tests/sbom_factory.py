@@ -84,6 +84,7 @@ def model_sbom(
     findings: list[dict] | None = None, signature: str = "unsigned",
     upstream_match: str = "unknown", remote_code: str = "false",
     ancestors: list[dict] | None = None, source: str = "hf",
+    declared_origins: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """An auditor-made SBOM of one model; defaults describe a clean, pinned safetensors model."""
     files = files if files is not None else [
@@ -106,6 +107,8 @@ def model_sbom(
             signature__status=signature, upstream__sha256_match=upstream_match,
         ),
     }
+    model["properties"] += [{"name": "auditor:origin:declared", "value": org}
+                            for org in declared_origins]
     if revision:
         model["purl"] = f"pkg:huggingface/{name}@{revision}"
     if license_id:

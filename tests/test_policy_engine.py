@@ -239,3 +239,13 @@ def test_data_with_an_unexpected_shape_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match="data jurisdictions"):
         load_policies([p])
+
+
+def test_an_origin_named_by_the_files_joins_the_lineage():
+    reupload = model_sbom("someuser/R1-GGUF", declared_origins=("Deepseek AI", "someuser"))
+    verdict = judge([GEO], reupload)
+    entries = {e["name"]: e for e in verdict.models[0].lineage}
+    assert set(entries) == {"someuser/R1-GGUF", "Deepseek AI"}  # someuser is the publisher
+    stated = entries["Deepseek AI"]
+    assert (stated["relation"], stated["jurisdiction"], stated["tripped"]) == (
+        "origin", "CN", ["GEO-001"])

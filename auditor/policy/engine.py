@@ -169,15 +169,29 @@ def build_lineage(facts: ModelFacts, policies: PolicySet) -> list[dict[str, Any]
             names.add(parent.lower())
             entries.append(entry)
             queue.append(entry)
+    if depth >= 1:  # a re-upload or quantisation still names the organisation it came from
+        known = {_key(e["publisher"]) for e in entries}
+        for org in facts.model.get("declared_origins", []):
+            if _key(org) not in known:
+                known.add(_key(org))
+                entries.append({
+                    "name": org, "publisher": org, "version": UNKNOWN, "relation": "origin",
+                    "depth": 1, "resolved": UNKNOWN, "declared": False,
+                })
     for entry in entries:
         entry.update(origin(entry["publisher"], policies.data))
     return entries
 
 
+def _key(name: str) -> str:
+    """Publisher names compared by letters and digits only: `Deepseek AI` is `deepseek-ai`."""
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
 def origin(publisher: str, data: dict[str, Any]) -> dict[str, str]:
     """Organisation, jurisdiction and tier of a publisher, from the policy's data files."""
     known = (data.get("publishers") or {}).get("publishers") or {}
-    entry = {k.lower(): v for k, v in known.items()}.get(publisher.lower())
+    entry = {_key(k): v for k, v in known.items()}.get(_key(publisher))
     jurisdiction = entry["country"] if entry else UNKNOWN
     organisation = entry.get("organisation", UNKNOWN) if entry else UNKNOWN
     tiers = data.get("jurisdictions")

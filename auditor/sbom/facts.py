@@ -47,6 +47,8 @@ MODEL_FIELDS: dict[str, str] = {
     "worst": "highest finding severity, or none",
     "upstream_match": "tri-state: every file matches the publisher's upstream digests",
     "sbom_tool": "name of the tool that wrote the SBOM, or unknown",
+    "declared_origins": "organisations the files name as their origin (card model_creator, "
+                        "GGUF general.organization); each is also a lineage entry",
     "jurisdiction": "ISO 3166 country of the publisher (from data.publishers), or unknown",
     "tier": "risk tier of that jurisdiction (from data.jurisdictions), or unknown",
     "lineage_tier": "worst tier over the whole lineage (restricted > elevated > standard)",
@@ -89,7 +91,8 @@ ANCESTOR_FIELDS: dict[str, str] = {
     "publisher": "publisher (as for model.publisher), or unknown",
     "version": "revision of that ancestor, or unknown",
     "relation": "self (the model itself), finetune, adapter, merge, quantized, "
-                "distillation, declared or unknown",
+                "distillation, declared (policy declared_parents), origin (named by the "
+                "files as their origin) or unknown",
     "depth": "0 for the model itself, 1 for its parents, 2 for theirs ...",
     "resolved": "tri-state: the ancestor was identified on the Hub (not only named)",
     "declared": "bool: added by the policy's declared_parents, not found in the SBOM",
@@ -206,6 +209,8 @@ def _model_facts(
         "upstream_match": _tri(props.get("auditor:upstream:sha256-match"))
         if "auditor:upstream:sha256-match" in props else _all_match(files),
         "sbom_tool": tool,
+        "declared_origins": list(dict.fromkeys(v for v in props.get("auditor:origin:declared", [])
+                                               if v.strip())),
     }
     signature = {
         "status": _first(props.get("auditor:signature:status")),
