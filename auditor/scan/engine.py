@@ -28,7 +28,7 @@ from auditor.scan import crossfile, rules, sniff
 from auditor.scan.context import ScanContext, ScanOptions
 from auditor.scan.modelfacts import model_facts
 from auditor.scan.streams import ReplayReader
-from auditor.sources.local import Entry, list_files, model_identity
+from auditor.sources.local import Entry, Listing, list_files, model_identity
 
 RULES_VERSION = f"{__version__}+rules.1"
 
@@ -205,20 +205,26 @@ def scan_local(
     if not listing.entries and not listing.findings:
         raise UsageError(f"{target}: nothing to scan (empty folder, or everything excluded)")
     files, bytes_read = scan_entries(listing.entries, options, progress)
+    return ScanResult(
+        target=str(target), models=(local_model(target, listing, files, options),),
+        bytes_read=bytes_read, elapsed_s=time.monotonic() - started, rules_version=RULES_VERSION,
+    )
+
+
+def local_model(
+    target: Path, listing: Listing, files: list[FileReport], options: ScanOptions
+) -> ModelReport:
+    """A local file or folder's model report from its scanned files (the mirror reuses this)."""
     name, revision = model_identity(target, listing.root)
     facts = model_facts(files)
     facts["signature"], sig_findings = check_model_signature(
         target if target.is_file() else listing.root, files, options.signature,
         options.trust,  # type: ignore[arg-type]
     )
-    model = ModelReport(
+    return ModelReport(
         name=name, root=str(listing.root), source="local", files=tuple(files),
         findings=listing.findings + tuple(sig_findings), revision=options.revision or revision,
         facts=facts,
-    )
-    return ScanResult(
-        target=str(target), models=(model,), bytes_read=bytes_read,
-        elapsed_s=time.monotonic() - started, rules_version=RULES_VERSION,
     )
 
 
