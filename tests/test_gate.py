@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from tests.builders import write_tiny_model
+from tests.hubfixtures import C1, serve  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "tiny-model"
@@ -253,3 +254,14 @@ def test_following_the_production_fixes_makes_the_example_pass(tmp_path, run_cli
                   "--revision", COMMIT)
     assert run.code == 0, run.out + run.err
     assert "verdict: PASS" in run.out
+
+
+def test_hub_model_at_a_commit_passes_production_by_upstream_digests(run_cli, serve):  # noqa: F811
+    serve()
+    pinned = run_cli("gate", f"hf://org/tiny@{C1}", "--policy", PRODUCTION, "--format", "json")
+    assert pinned.code == 0, pinned.out + pinned.err
+    doc = json.loads(pinned.out)
+    assert doc["models"][0]["name"] == "org/tiny" and doc["models"][0]["pinned"] is True
+    branch = run_cli("gate", "hf://org/tiny@main", "--policy", PRODUCTION, "--format", "json")
+    assert branch.code == 1
+    assert [v["rule"] for v in json.loads(branch.out)["models"][0]["violations"]] == ["PROD-003"]
