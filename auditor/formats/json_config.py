@@ -78,6 +78,7 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         if "chat_template" in doc:  # tokenizer_config.json, chat_template.json
             names = templates.review_config_value(ctx, doc["chat_template"], "chat_template")
             ctx.result.facts["chat_templates"] = names
+            ctx.result.facts["has_chat_template"] = bool(names)
     return ctx.result
 
 
