@@ -7,6 +7,7 @@ nothing multi-GB is stored or even held in memory — and runs
 
     python bench/bench_remote.py            # ~8 GiB of safetensors, 4 GiB PyTorch zip, 4 GiB GGUF
     python bench/bench_remote.py --gib 1    # smaller
+    python bench/bench_remote.py --download-gib 2   # also: download + verify a 2 GiB shard
 """
 
 from __future__ import annotations
@@ -146,12 +147,12 @@ def gguf_file(total: int, n_tensors: int = 200, vocab: int = 128_000) -> Virtual
     return Virtual([head, pad + per * n_tensors])
 
 
-def run(target: str, url: str) -> dict:
+def run(target: str, url: str, *mode: str) -> dict:
     env = {**os.environ, "HF_ENDPOINT": url, "HF_HUB_DISABLE_TELEMETRY": "1",
            "HF_HUB_DISABLE_XET": "1"}
     env.pop("HF_HUB_OFFLINE", None)
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "auditor", "scan", target, "--remote-only",
+    proc = subprocess.run([sys.executable, "-m", "auditor", "scan", target, *mode,
                            "--format", "json", "--fail-on", "critical"],
                           capture_output=True, text=True, env=env)
     elapsed = time.monotonic() - started
@@ -159,14 +160,19 @@ def run(target: str, url: str) -> dict:
         raise SystemExit(f"{target}: exit {proc.returncode}: {proc.stderr.strip()}")
     report = json.loads(proc.stdout)
     model = report["models"][0]
-    return {"transfer": model["facts"]["hub"]["transfer"], "elapsed": elapsed,
+    return {"transfer": model["facts"]["hub"].get("transfer"), "elapsed": elapsed,
+            "matched": all(f["facts"]["upstream"]["match"] for f in model["files"]),
             "formats": {f["path"]: (f["format"], f["coverage"]) for f in model["files"]}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gib", type=float, default=4.0, help="size unit of the repos")
+    parser.add_argument("--download-gib", type=float, default=0.0,
+                        help="also time download + verify of one shard of this size")
     args = parser.parse_args()
+    if args.download_gib:
+        download(int(args.download_gib * GiB))
     unit = int(args.gib * GiB)
     shards = [safetensors_shard(300, unit) for _ in range(2)]
     shard_names = [f"model-0000{i}-of-00002.safetensors" for i in (1, 2)]
@@ -188,7 +194,7 @@ def main() -> None:
         print("|---|---|---|---|---|---|")
         for repo in repos:
             before = hub.content_bytes
-            got = run(f"hf://{repo.repo_id}@{SHA}", hub.url)
+            got = run(f"hf://{repo.repo_id}@{SHA}", hub.url, "--remote-only")
             sent = hub.content_bytes - before
             t = got["transfer"]
             assert t["bytes"] == sent, (t, sent)
@@ -196,6 +202,33 @@ def main() -> None:
                                         got["formats"].values()}))
             print(f"| {repo.repo_id} | {t['repo_bytes'] / GiB:.2f} GiB | {sent:,} B | "
                   f"{t['ratio']:.5%} | {got['elapsed']:.2f} s | {formats} |")
+
+
+def download(size: int) -> None:
+    """Download + verify one safetensors shard; then verify again from the cache (no transfer),
+    against hashing the cached blob with hashlib alone."""
+    import hashlib
+
+    shard = safetensors_shard(300, size)
+    digest = hashlib.sha256()
+    for pos in range(0, shard.size, 8 << 20):
+        digest.update(shard.chunk(pos, min(pos + (8 << 20), shard.size)))
+    hub_file = HubFile("model.safetensors", size=shard.size, chunk=shard.chunk,
+                       sha256=digest.hexdigest(), lfs=True)
+    with HubServer([HubRepo("bench/download", {SHA: [hub_file]}, refs={"main": SHA})]) as hub, \
+            tempfile.TemporaryDirectory() as cache:
+        first = run(f"hf://bench/download@{SHA}", hub.url, "--cache-dir", cache)
+        again = run(f"hf://bench/download@{SHA}", hub.url, "--cache-dir", cache)
+        blob = next(Path(cache).glob("models--bench--download/blobs/*"))
+        started = time.monotonic()
+        h = hashlib.sha256()
+        with open(blob, "rb") as f:
+            while chunk := f.read(8 << 20):
+                h.update(chunk)
+        hash_s = time.monotonic() - started
+    print(f"{shard.size / GiB:.2f} GiB shard: download + verify {first['elapsed']:.2f} s; "
+          f"verify from the cache {again['elapsed']:.2f} s (matched: {again['matched']}); "
+          f"hashlib sha256 of the blob alone {hash_s:.2f} s\n")
 
 
 if __name__ == "__main__":
