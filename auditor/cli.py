@@ -295,6 +295,20 @@ def sbom_diff(old: Path, new: Path, fmt: str, output: Path | None) -> int:
     return EXIT_FAIL if changes else EXIT_PASS
 
 
+
+@sbom.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+def sbom_validate(files: tuple[Path, ...]) -> int:
+    """Validate CycloneDX JSON or XML files against the official schema (offline)."""
+    from auditor.sbom.cyclonedx import validate_file
+
+    failed = 0
+    for path in files:
+        error = validate_file(path)
+        click.echo(f"{path}: {'valid' if error is None else 'INVALID: ' + error}")
+        failed += error is not None
+    return EXIT_FAIL if failed else EXIT_PASS
+
 _POLICY_FORMATS = click.Choice(["text", "json", "sarif", "junit"])
 
 

@@ -43,3 +43,22 @@ def _isolate_env(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("HF_HOME", str(tmp_path_factory.mktemp("hf_home")))
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _every_sbom_validates(monkeypatch):
+    """Every SBOM a test makes is validated against the official CycloneDX schema.
+
+    The product skips schema validation at run time (its imports cost seconds
+    per process); this is where its output is proven valid.
+    """
+    from auditor.sbom import cyclonedx
+
+    original = cyclonedx.to_cyclonedx
+
+    def checked(*args, **kwargs):
+        doc = original(*args, **kwargs)
+        cyclonedx.validate(doc)
+        return doc
+
+    monkeypatch.setattr(cyclonedx, "to_cyclonedx", checked)
