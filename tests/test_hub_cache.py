@@ -133,3 +133,23 @@ def test_hf_home_is_the_default_cache(run_cli, cache, monkeypatch):
     result, report = scan(run_cli, "hf-cache://org/tiny")
     assert result.code == 0, result.err
     assert report["models"][0]["revision"] == C2
+
+
+def test_git_blob_id_streams_in_the_same_pass_as_sha256(tmp_path):
+    import hashlib
+
+    from auditor.integrity.hashing import HashingReader, digest_file, git_blob_sha1
+
+    data = bytes(range(256)) * 5000
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    with open(path, "rb", buffering=0) as raw:
+        reader = HashingReader(raw, ("sha256", "git-sha1"), chunk=4096)
+        reader.seek(70_000)
+        reader.read(10)
+        reader.seek(0)
+        reader.read(100)
+        digests, size = reader.finish()
+    assert size == len(data)
+    assert digests["git-sha1"] == git_blob_sha1(data) == digest_file(path, "git-sha1")
+    assert digests["sha256"] == hashlib.sha256(data).hexdigest()
