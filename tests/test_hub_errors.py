@@ -153,3 +153,19 @@ def test_dropped_range_request_is_retried_in_remote_only(
     assert hub.drop["/org/tiny/resolve/"] == 0
     files = json.loads(result.out)["models"][0]["files"]
     assert {f["format"] for f in files} == {"safetensors", "json", "modelcard"}
+
+
+def test_private_repo_needs_a_token(run_cli, serve, tmp_path):  # noqa: F811
+    from tests.hubfixtures import simple_repo
+
+    serve([simple_repo("org/private", private=True)])
+    without = run_cli("scan", "hf://org/private", "--cache-dir", tmp_path)
+    assert without.code == 2
+    assert "if private, pass a token" in one_line(without.err)
+    wrong = run_cli("scan", "hf://org/private", "--cache-dir", tmp_path, "--token", "hf_bad")
+    assert wrong.code == 2
+    assert "the token has no access" in one_line(wrong.err)
+    right = run_cli("scan", "hf://org/private", "--cache-dir", tmp_path, "--token", TOKEN,
+                    "--format", "json")
+    assert right.code == 0, right.err
+    assert json.loads(right.out)["models"][0]["facts"]["hub"]["private"] is True
