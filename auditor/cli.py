@@ -339,13 +339,28 @@ def policy() -> None:
 @policy.command("check")
 @click.argument("sboms", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @_policy_options
+@click.option("--attestation", type=click.Path(path_type=Path, dir_okay=False),
+              help="Trust the SBOM only if this attestation (auditor attest) verifies.")
+@_verify_options
 def policy_check(sboms: tuple[Path, ...], policies: tuple[Path, ...], fmt: str,
-                 output: Path | None, fail_on: str) -> int:
+                 output: Path | None, fail_on: str, attestation: Path | None, key: Path | None,
+                 certificate_chain: tuple[Path, ...], trust_config: Path | None,
+                 identity: str | None, issuer: str | None) -> int:
     """Judge CycloneDX SBOMs (auditor's or another tool's) against policies."""
     from auditor.policy import gate
     from auditor.policy.engine import load_policies
 
     loaded = load_policies(list(policies))
+    if attestation is not None:
+        from auditor.integrity.attest import verify_attestation
+        from auditor.integrity.signing import trust_from_options
+
+        if len(sboms) != 1:
+            raise UsageError("--attestation covers exactly one SBOM")
+        trust = trust_from_options(key, certificate_chain, trust_config, identity, issuer)
+        if trust is None:
+            raise UsageError("--attestation needs --key or --certificate-chain to check it")
+        verify_attestation(attestation, trust, sboms[0])
     verdict = gate.judge(loaded, [(str(p), gate.read_sbom(p)) for p in sboms])
     threshold = Severity.parse(fail_on)
     location = str(sboms[0]) if len(sboms) == 1 else ""
@@ -397,12 +412,16 @@ def policy_test(folder: Path) -> int:
 @click.option("--signature", type=click.Path(path_type=Path, dir_okay=False),
               help="OMS signature to verify [default: model.sig in the model folder].")
 @_verify_options
+@click.option("--attestation", type=click.Path(path_type=Path, dir_okay=False),
+              help="Judge this attested SBOM (auditor attest) instead of rescanning; TARGET's "
+              "files must match its hashes.")
 def gate(
     target: str, policies: tuple[Path, ...], fmt: str, output: Path | None, fail_on: str,
     sbom_path: Path | None, reproducible: bool, revision: str | None,
     exclude: tuple[str, ...], jobs: int | None, config_path: Path | None, offline: bool,
     signature: Path | None, key: Path | None, certificate_chain: tuple[Path, ...],
     trust_config: Path | None, identity: str | None, issuer: str | None,
+    attestation: Path | None,
 ) -> int:
     """Scan → SBOM → policy in one step: may this model be deployed?"""
     import os
@@ -416,12 +435,24 @@ def gate(
     from auditor.sources.resolve import scan_target
 
     loaded = load_policies(list(policies))  # a broken policy fails before any scanning
+    trust = trust_from_options(key, certificate_chain, trust_config, identity, issuer)
+    if attestation is not None:
+        from auditor.integrity import attest
+
+        if trust is None:
+            raise UsageError("--attestation needs --key or --certificate-chain to check it")
+        attested = attest.verify_attestation(attestation, trust)
+        attest.check_target_matches(attested, Path(target))
+        verdict = pipeline.judge(loaded, [(f"{attestation} (attested)", attested)])
+        threshold = Severity.parse(fail_on)
+        _emit(pipeline.render(verdict, fmt, threshold, base=target,
+                              model_location=str(attestation)), output)
+        return EXIT_FAIL if verdict.fails(threshold) else EXIT_PASS
     config = load_config(config_path)
     options = ScanOptions(
         jobs=jobs or config.jobs or os.cpu_count() or 2, exclude=config.exclude + exclude,
         safe_imports=config.safe_imports, known_ml_imports=config.known_ml_imports,
-        revision=revision, signature=signature,
-        trust=trust_from_options(key, certificate_chain, trust_config, identity, issuer),
+        revision=revision, signature=signature, trust=trust,
     )
     settings = hub_settings(config_endpoint=config.hub_endpoint, offline=offline)
     result = scan_target(target, options, settings)

@@ -118,3 +118,54 @@ def test_attest_refuses_a_non_cyclonedx_file(tmp_path, signed, run_cli):
     bad.write_text("{}")
     run = run_cli("attest", bad, "--key", priv)
     assert run.code == 2 and "not a CycloneDX" in run.err
+
+
+# ------------------------------------------------------------------ scan once, verify at deploy
+
+BASELINE = Path(__file__).resolve().parent.parent / "policies" / "baseline.yaml"
+
+
+@pytest.fixture
+def attested(tmp_path, signed, run_cli):
+    model, priv, pub = signed
+    sbom = tmp_path / "build" / "model.cdx.json"
+    sbom.parent.mkdir()
+    assert run_cli("scan", model, "--key", pub, "--sbom", sbom).code == 0
+    assert run_cli("attest", sbom, "--key", priv, "-o", tmp_path / "build" / "att.json").code == 0
+    return model, pub, sbom, tmp_path / "build" / "att.json"
+
+
+def test_gate_trusts_an_attested_sbom_without_rescanning(run_cli, attested, monkeypatch):
+    model, pub, _, att = attested
+    import auditor.sources.resolve as resolve
+
+    monkeypatch.setattr(resolve, "scan_target", lambda *a, **k: pytest.fail("rescanned"))
+    run = run_cli("gate", model, "--policy", BASELINE, "--attestation", att, "--key", pub)
+    assert run.code == 0, run.out + run.err
+
+
+def test_gate_rejects_a_model_that_differs_from_its_attested_sbom(run_cli, attested):
+    model, pub, _, att = attested
+    (model / "model.safetensors").write_bytes(b"swapped after the trusted build")
+    run = run_cli("gate", model, "--policy", BASELINE, "--attestation", att, "--key", pub)
+    assert run.code == 1
+    assert "model.safetensors" in run.err and "attested" in run.err
+
+
+def test_gate_rejects_an_attestation_from_an_untrusted_key(run_cli, attested, tmp_path):
+    model, _, _, att = attested
+    other = pki.write_public(pki.ec_key(), tmp_path / "other.pem")
+    run = run_cli("gate", model, "--policy", BASELINE, "--attestation", att, "--key", other)
+    assert run.code == 1 and "not trusted" in run.err
+
+
+def test_policy_check_rejects_a_tampered_attested_sbom(run_cli, attested):
+    _, pub, sbom, att = attested
+    assert run_cli("policy", "check", sbom, "--policy", BASELINE, "--attestation", att,
+                   "--key", pub).code == 0
+    doc = json.loads(sbom.read_text())
+    doc["components"] = doc["components"][1:]
+    sbom.write_text(json.dumps(doc))
+    run = run_cli("policy", "check", sbom, "--policy", BASELINE, "--attestation", att,
+                  "--key", pub)
+    assert run.code == 1 and "not the attested SBOM" in run.err

@@ -93,3 +93,44 @@ def verify_attestation(attestation: Path, trust: Trust, sbom: Path | None = None
     if not isinstance(predicate, dict) or predicate.get("bomFormat") != "CycloneDX":
         raise VerificationFailed(f"{attestation}: attested predicate is not a CycloneDX BOM")
     return predicate
+
+
+def check_target_matches(sbom: dict, target: Path) -> None:
+    """Raise VerificationFailed unless `target`'s files are exactly the SBOM's (by SHA-256).
+
+    This is what makes an attested SBOM usable at deploy time without a
+    rescan: the bytes on disk are hashed (one pass, in parallel) and must be
+    the ones the trusted pipeline scanned.
+    """
+    from auditor.integrity.signing import hash_files
+
+    expected: dict[str, str] = {}
+    for component in sbom.get("components", []):
+        if component.get("type") != "file":
+            continue
+        digest = next((h.get("content") for h in component.get("hashes", [])
+                       if h.get("alg") == "SHA-256"), None)
+        if digest:
+            expected[component.get("name", "")] = digest
+    if not expected:
+        raise VerificationFailed("attested SBOM lists no files with SHA-256 hashes")
+    if not target.exists():
+        raise UsageError(f"{target}: no such file or folder")
+    if target.is_file():
+        present = {target.name: target}
+    else:
+        present = {p.relative_to(target).as_posix(): p for p in sorted(target.rglob("*"))
+                   if p.is_file() and ".git" not in p.relative_to(target).parts}
+    problems = [f"{name}: in the attested SBOM but missing" for name in sorted(
+        set(expected) - set(present))]
+    problems += [f"{name}: present but not in the attested SBOM" for name in sorted(
+        set(present) - set(expected))]
+    common = sorted(set(expected) & set(present))
+    root = target.parent if target.is_file() else target
+    actual = hash_files(root, common)
+    problems += [f"{name}: sha256 {actual[name]}, attested {expected[name]}" for name in common
+                 if actual[name] != expected[name]]
+    if problems:
+        raise VerificationFailed(f"{target} is not what the attested SBOM describes: "
+                                 + "; ".join(problems[:5])
+                                 + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""))
