@@ -466,6 +466,82 @@ def gate(
     return EXIT_FAIL if verdict.fails(threshold) else EXIT_PASS
 
 
+@cli.group()
+def mirror() -> None:
+    """Scheduled, incremental scans of a model mirror (Hugging Face cache or org/name/ tree)."""
+
+
+@mirror.command("scan")
+@click.argument("root", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--state", "state_path", type=click.Path(path_type=Path, dir_okay=False),
+              default=Path("auditor-mirror.db"), show_default=True,
+              help="SQLite state of this mirror (what was scanned, verdicts, history).")
+@click.option("--sboms", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder for one SBOM per model [a 'sboms' folder beside the state file].")
+@click.option("--policy", "policies", multiple=True,
+              type=click.Path(path_type=Path, dir_okay=False),
+              help="Policy file every model's SBOM is judged against (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Summary format.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the summary to this file (atomically) instead of stdout.")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
+              help="Exit 1 when a NEW finding is at or above this severity [config or: high].")
+@click.option("--executor", metavar="dask://HOST:PORT",
+              help="Scan files on a Dask cluster whose workers see ROOT at the same path "
+              "[local threads].")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Files scanned in parallel locally [config or: number of CPUs].")
+@click.option("--exclude", multiple=True, metavar="GLOB",
+              help="Skip files whose path or name matches GLOB (repeatable).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Config file [default: ./auditor.toml or [tool.auditor] in ./pyproject.toml].")
+def mirror_scan(root: Path, state_path: Path, sboms: Path | None, policies: tuple[Path, ...],
+                fmt: str, output: Path | None, fail_on: str | None, executor: str | None,
+                jobs: int | None, exclude: tuple[str, ...], config_path: Path | None) -> int:
+    """Rescan what changed in a mirror, detect drift, write SBOMs; exit 1 on new violations."""
+    import os
+
+    from auditor.config import load_config
+    from auditor.mirror import scan as mirror_run
+    from auditor.mirror import summary
+    from auditor.scan.context import ScanOptions
+
+    config = load_config(config_path)
+    options = ScanOptions(
+        jobs=jobs or config.jobs or os.cpu_count() or 2, exclude=config.exclude + exclude,
+        safe_imports=config.safe_imports, known_ml_imports=config.known_ml_imports,
+    )
+    state_path = state_path.absolute()
+    result = mirror_run.run(mirror_run.MirrorOptions(
+        root=root.absolute(), state=state_path, sboms=(sboms or state_path.parent / "sboms"
+                                                       ).absolute(),
+        policies=policies, fail_on=Severity.parse(fail_on) if fail_on else config.fail_on,
+        executor=executor, scan=options,
+    ))
+    _emit(mirror_run.dumps(result) if fmt == "json" else summary.render_run(result), output)
+    return EXIT_FAIL if result["verdict"] == "fail" else EXIT_PASS
+
+
+@mirror.command("status")
+@click.option("--state", "state_path", type=click.Path(path_type=Path, dir_okay=False),
+              default=Path("auditor-mirror.db"), show_default=True,
+              help="SQLite state written by 'auditor mirror scan'.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False))
+def mirror_status(state_path: Path, fmt: str, output: Path | None) -> int:
+    """Each mirrored model's latest verdict and history."""
+    import json
+
+    from auditor.mirror import state, summary
+
+    result = state.status(state_path)
+    _emit(json.dumps(result, indent=2) + "\n" if fmt == "json" else summary.render_status(result),
+          output)
+    return EXIT_PASS
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="auditor", standalone_mode=False)

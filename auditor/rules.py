@@ -20,6 +20,7 @@ RULE_MODULES: tuple[str, ...] = (
     "auditor.integrity.model_signature",
     "auditor.sources.provenance",
     "auditor.formats.templates",
+    "auditor.mirror.drift",
 )
 
 
