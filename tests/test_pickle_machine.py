@@ -325,3 +325,14 @@ def test_numpy_objects_never_exceed_known_ml(protocol):
     result = scan(pickle.dumps(values, protocol=protocol))
     assert all(f.severity <= Severity.MEDIUM for f in result.findings), [
         (f.rule, f.detail) for f in result.findings]
+
+
+def test_int_argument_is_read_like_the_c_loader():
+    """`I010` is octal 8 for the C loader's strtol: parsing goes on to the payload."""
+    data = b"I010\n0" + glob("os", "system") + b"(Vx\ntR."
+    found = rules(scan(data))
+    assert "AUD-PKL-008" not in found and "AUD-PKL-001" in found
+
+
+def test_empty_appends_on_an_import_writes_nothing():
+    assert "AUD-PKL-006" not in rules(scan(p4(sglobal("numpy", "prod") + MARK + APPENDS)))

@@ -13,6 +13,7 @@ memory per opcode are bounded whatever the stream repeats or nests.
 from __future__ import annotations
 
 import codecs
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ CHUNK = 1 << 20
 KEEP = 4096  # longest string or bytes value kept (names are far shorter)
 MAX_REPORTS_PER_RULE = 20
 _MISSING = object()
+_OCTAL = re.compile(r"([+-]?)0([0-7]+)")
 
 
 class PickleError(Exception):
@@ -660,7 +662,7 @@ class Machine:
         if arg in (b"00", b"01"):
             self._push(arg == b"01")
         else:
-            self._push(self._number(arg, at, lambda s: int(s, 0)))
+            self._push(self._number(arg, at, _c_int))
 
     def _op_long(self, arg: bytes | None, at: int) -> None:
         self._push(self._number(arg, at, lambda s: int(s.removesuffix("L"), 0)))
@@ -847,6 +849,8 @@ class Machine:
         self._extend(self._target(at), items, "ADDITEMS", at)
 
     def _extend(self, target: Any, items: list[Any], opcode: str, at: int) -> None:
+        if not items:
+            return  # the loader does not touch the target
         if isinstance(target, Seq):
             room = self.env.keep_items - len(target.items)
             if room > 0:
@@ -866,6 +870,8 @@ class Machine:
         self._setitems(self._target(at), items, "SETITEMS", at)
 
     def _setitems(self, target: Any, items: list[Any], opcode: str, at: int) -> None:
+        if not items:
+            return  # the loader does not touch the target
         if isinstance(target, Seq):
             room = self.env.keep_items - len(target.items)
             if room > 0:
@@ -1015,6 +1021,17 @@ class Machine:
             self.env.finding(R.FRAME, f"FRAME @{at} starts inside the frame ending "
                              f"@{self.frame_end}", at)
         self.frame_end = self.inp.offset + arg
+
+
+def _c_int(text: str) -> int:
+    """INT's argument as the C loader reads it: strtol base 0 first (so `010` is octal 8)."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        octal = _OCTAL.fullmatch(text)
+        if octal is None:
+            raise
+        return int(octal.group(1) + octal.group(2), 8)
 
 
 def _state_keys(state: Any) -> list[Any]:
