@@ -105,6 +105,10 @@ def test_folding_never_allocates_from_hostile_widths():
 
 
 CANARY_PAYLOADS = [
+    # the shape of the public llama-cpp-python advisory (CVE-2024-34359): a subclass walk
+    "{% for c in ().__class__.__base__.__subclasses__() %}{% if 'warning' in c.__name__ %}"
+    "{{ c()._module.__builtins__['__import__']('os').popen('touch CANARY') }}{% endif %}"
+    "{% endfor %}",
     "{{ cycler.__init__.__globals__.os.popen('touch CANARY').read() }}",
     "{{ lipsum.__globals__['os'].system('touch CANARY') }}",
     "{{ ''.__class__.__mro__[1].__subclasses__()[0].__init__.__globals__['__builtins__']"
