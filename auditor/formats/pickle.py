@@ -10,6 +10,7 @@ that layout (see `joblib`).
 
 from __future__ import annotations
 
+import contextlib
 import io
 from typing import BinaryIO
 
@@ -67,13 +68,30 @@ def new_env(ctx: ScanContext, **kwargs: object) -> Env:
 def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
     env = new_env(ctx)
     try:
-        count = analyse(Input(f), env)
+        count = analyse_both_ways(f, env)
     finally:
         finish(env, ctx)
     ctx.result.facts["pickles"] = count
     if count > 1:
         ctx.add(pickle_rules.MULTIPLE, f"{count} pickles in one stream, all analysed")
     return ctx.result
+
+
+def analyse_both_ways(f: BinaryIO, env: Env) -> int:
+    """Analyse as `pickle.loads` reads; after a frame violation, also as a file load reads.
+
+    The C loader reading a file frame by frame (`torch.load`) takes an opcode
+    that crosses a frame end from after the frame, `pickle.loads` from the
+    bytes that follow: two different streams, and both are graded (the
+    second needs a seekable stream; the frame finding stands either way).
+    """
+    try:
+        return analyse(Input(f), env)
+    finally:
+        if env.reported(pickle_rules.FRAME) and f.seekable():
+            f.seek(0)
+            with contextlib.suppress(FormatError, LimitExceeded):  # the first reading's
+                analyse(Input(f, frames_exact=True), env)  # outcome is the one reported
 
 
 def analyse(inp: Input, env: Env) -> int:

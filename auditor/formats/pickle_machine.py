@@ -227,6 +227,10 @@ class Env:
         if seen < MAX_REPORTS_PER_RULE:
             self.report(rule, detail, at, severity)
 
+    def reported(self, rule: Rule) -> int:
+        """How often `rule` was reported in this stream (also past the cap)."""
+        return self._reports.get(rule.id, 0)
+
     def classify(self, module: str, name: str) -> Verdict:
         key = (module, name)
         verdict = self._cache.get(key)
@@ -240,16 +244,24 @@ class Env:
 # ---- input -----------------------------------------------------------------------------
 
 class Input:
-    """Buffered forward reader: big chunks in, opcodes parsed from a local buffer."""
+    """Buffered forward reader: big chunks in, opcodes parsed from a local buffer.
 
-    __slots__ = ("base", "buf", "eof", "f", "pos")
+    With `frames_exact`, reads follow the C loader reading a file without
+    peek() (`torch.load`'s BytesIO, frames of 128 KiB and more): it holds one
+    frame at a time, and an argument or line that does not fit in what is
+    left of it is read from after the frame, the frame's rest dropped.
+    `pickle.loads` reads the same bytes as one buffer (the default here).
+    """
 
-    def __init__(self, f: BinaryIO, offset: int = 0):
+    __slots__ = ("base", "buf", "eof", "exact_end", "f", "pos")
+
+    def __init__(self, f: BinaryIO, offset: int = 0, frames_exact: bool = False):
         self.f = f
         self.buf = b""
         self.pos = 0
         self.base = offset  # stream offset of buf[0]
         self.eof = False
+        self.exact_end = offset if frames_exact else None  # end of the loader's buffer
 
     @property
     def offset(self) -> int:
@@ -283,7 +295,32 @@ class Input:
         self.pos = pos + 1
         return self.buf[pos]
 
+    def _exact(self, n: int, at: int) -> None:
+        """Frame-exact reading: drop the rest of a frame that cannot hold the next n bytes."""
+        end, offset = self.exact_end, self.offset
+        if end is not None and offset < end < offset + n:
+            self._skip(end - offset, at, "a frame")
+
+    def _exact_done(self) -> None:
+        if self.exact_end is not None and self.offset > self.exact_end:
+            self.exact_end = self.offset  # read from the file: the loader's buffer ends here
+
+    def enter_frame(self, n: int, at: int) -> None:
+        """FRAME in frame-exact reading: a frame not inside the buffer is read afresh."""
+        end = self.exact_end
+        if end is not None and self.offset + n > end:
+            self._exact(n, at)
+            self.exact_end = self.offset + n
+
     def take(self, n: int, at: int, what: str) -> bytes:
+        if self.exact_end is not None:
+            self._exact(n, at)
+            data = self._take(n, at, what)
+            self._exact_done()
+            return data
+        return self._take(n, at, what)
+
+    def _take(self, n: int, at: int, what: str) -> bytes:
         pos = self.pos
         end = pos + n
         if end > len(self.buf):
@@ -294,6 +331,11 @@ class Input:
         return self.buf[pos:end]
 
     def skip(self, n: int, at: int, what: str) -> None:
+        self._exact(n, at)
+        self._skip(n, at, what)
+        self._exact_done()
+
+    def _skip(self, n: int, at: int, what: str) -> None:
         have = len(self.buf) - self.pos
         if n <= have:
             self.pos += n
@@ -311,6 +353,17 @@ class Input:
 
     def line(self, at: int, what: str) -> tuple[bytes, bool]:
         """The next newline-terminated line: its first KEEP bytes, and whether that is all."""
+        end = self.exact_end
+        if end is not None and self.offset < end:
+            left = end - self.offset  # a line not ending inside the frame is read after it
+            if left <= CHUNK and self._fill(left) and self.buf.find(
+                    b"\n", self.pos, self.pos + left) < 0:
+                self._skip(left, at, "a frame")
+        text = self._line(at, what)
+        self._exact_done()
+        return text
+
+    def _line(self, at: int, what: str) -> tuple[bytes, bool]:
         out = b""
         total = 0
         while True:
@@ -368,6 +421,8 @@ class Machine:
         """Run to STOP. The common opcodes of big pickles take an inlined fast path when
         their bytes are buffered and their preconditions hold; everything else (and
         every error) goes through `_step`, the table-driven reader."""
+        if self.inp.exact_end is not None:
+            return self._run_exact()
         inp, env, stack, marks, memo = self.inp, self.env, self.stack, self.marks, self.memo
         keep = env.keep_items
         buf, pos = inp.buf, inp.pos
@@ -490,6 +545,17 @@ class Machine:
                     self._check_limits(inp.base + pos)
         finally:
             env.ops = ops
+
+    def _run_exact(self) -> Any:
+        """Frame-exact reading: every opcode through `_step`, whose reads honour frames."""
+        env = self.env
+        while True:
+            done = self._step()
+            env.ops += 1
+            if not env.ops & 0xFFFF:
+                self._check_limits(self.inp.offset)
+            if done is not None:
+                return done[0]
 
     def _frame_rel(self) -> int:
         """The current frame's end as an index into the input buffer (huge when none)."""
@@ -1020,6 +1086,7 @@ class Machine:
         if self.frame_end is not None and at < self.frame_end:
             self.env.finding(R.FRAME, f"FRAME @{at} starts inside the frame ending "
                              f"@{self.frame_end}", at)
+        self.inp.enter_frame(arg, at)
         self.frame_end = self.inp.offset + arg
 
 
