@@ -90,7 +90,7 @@ def open_executor(spec: str | None, jobs: int) -> Iterator[Executor]:
                          "'model-auditor[dask]'") from None
     address = "tcp://" + spec[len(DASK_SCHEME):]
     try:
-        client = Client(address, timeout="10s", set_as_default=False)
+        client = Client(address, timeout="5s", set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise SourceError(f"{spec}: cannot reach the Dask scheduler: {exc}") from None
     try:
