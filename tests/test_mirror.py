@@ -271,3 +271,43 @@ def test_text_summary_names_the_failing_model(run_cli, tree, tmp_path):
     assert "FAIL org/a  [added] verdict critical" in result.out
     assert "new AUD-PKL-001 critical extra.pkl" in result.out
     assert result.out.rstrip().endswith("fail-on high)")
+
+
+def test_scan_killed_with_sigkill_resumes_without_rereading_committed_models(run_cli, tmp_path):
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "mirror"
+    for i in range(12):
+        write_tiny_model(root / "org" / f"m{i:02}")
+    state = tmp_path / "mirror.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "auditor", "mirror", "scan", str(root), "--state", str(state),
+         "-j", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    committed: list[str] = []
+    deadline = time.monotonic() + 60
+    while len(committed) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+        if state.exists():
+            try:
+                with sqlite3.connect(state) as db:
+                    committed = [k for (k,) in db.execute("SELECT key FROM models")]
+            except sqlite3.OperationalError:  # schema not created yet
+                continue
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(state) as db:
+        committed = [k for (k,) in db.execute("SELECT key FROM models")]
+    assert 2 <= len(committed) < 12, "the scan finished before it could be killed"
+    result, summary = mirror(run_cli, root, state)
+    assert result.code == 0, result.err
+    assert summary["resumed"]["runs"] == [1]
+    per_model = files_of(root / "org" / "m00")
+    assert summary["summary"]["files_read"] == (12 - len(committed)) * per_model
+    assert summary["summary"]["models"] == 12
+    assert {o["key"] for o in summary["models"] if o["change"] == "unchanged"} == set(committed)

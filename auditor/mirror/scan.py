@@ -86,7 +86,7 @@ def run(opts: MirrorOptions) -> dict[str, Any]:
         raise UsageError(f"{opts.root}: no models found (expected a Hugging Face cache or "
                          "org/name/ folders)")
     key = scan_key(opts.scan)
-    policy_key = _policy_key(opts) if opts.policies else None
+    policy_key = _policy_key(opts, policies.data) if policies is not None else None
     with exclusive(opts.state):
         state = State(opts.state)
         try:
@@ -95,8 +95,12 @@ def run(opts: MirrorOptions) -> dict[str, Any]:
             with open_executor(opts.executor, opts.scan.jobs) as executor:
                 inflight: dict[tuple[Any, ...], Future] = {}
                 plans = [_plan(m, state, opts, key, executor, inflight) for m in models]
-                outcomes = [_finish(p, state, opts, key, run_id, policies, policy_key)
-                            for p in plans]
+                inflight.clear()
+                outcomes = []
+                for plan in plans:
+                    outcomes.append(_finish(plan, state, opts, key, run_id, policies,
+                                            policy_key))
+                    plan.files.clear()  # a finished model's reports are in the state now
             with state.transaction():
                 removed = state.mark_removed({m.key for m in models}, run_id)
             for row in removed:
@@ -354,11 +358,12 @@ def _sha256_of(path: Path) -> str | None:
         return None
 
 
-def _policy_key(opts: MirrorOptions) -> str:
-    """Policies' bytes and today's date (waivers expire): a change re-judges every model."""
+def _policy_key(opts: MirrorOptions, data: dict[str, Any]) -> str:
+    """Policies, their data files and today's date (waivers expire): a change re-judges all."""
     h = hashlib.sha256(opts.today.isoformat().encode())
     for path in opts.policies:
         h.update(path.read_bytes())
+    h.update(json.dumps(data, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 
