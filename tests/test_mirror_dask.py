@@ -59,17 +59,13 @@ def test_dask_rescan_reads_nothing_and_local_state_is_shared(run_cli, tmp_path, 
     assert json.loads(result.out)["summary"]["files_read"] == 0
 
 
-def test_unreachable_scheduler_is_a_clear_error(run_cli, tmp_path):
+@pytest.mark.parametrize(("executor", "code", "message"), [
+    ("dask://127.0.0.1:9", 3, "cannot reach the Dask scheduler"),
+    ("ray://127.0.0.1:1", 2, "expected dask://HOST:PORT"),
+])
+def test_bad_executor_is_a_one_line_error(run_cli, tmp_path, executor, code, message):
     root = tmp_path / "mirror"
     write_tiny_model(root / "org" / "a")
-    result = run_cli("mirror", "scan", root, "--state", tmp_path / "m.db",
-                     "--executor", "dask://127.0.0.1:9")
-    assert result.code == 3 and "cannot reach the Dask scheduler" in result.err
-
-
-def test_executor_other_than_dask_is_a_usage_error(run_cli, tmp_path):
-    root = tmp_path / "mirror"
-    write_tiny_model(root / "org" / "a")
-    result = run_cli("mirror", "scan", root, "--state", tmp_path / "m.db",
-                     "--executor", "ray://127.0.0.1:1")
-    assert result.code == 2 and "expected dask://HOST:PORT" in result.err
+    result = run_cli("mirror", "scan", root, "--state", tmp_path / "m.db", "--executor", executor)
+    assert result.code == code and message in result.err
+    assert len(result.err.strip().splitlines()) == 1
