@@ -74,15 +74,15 @@ def versions(venv: Path) -> dict[str, str]:
 
 def write_corpus(folder: Path, canary: str) -> list[tuple[corpus.Case, Path]]:
     cases = list(corpus.malicious(canary)) + corpus.benign_plain()
-    work = folder / "build"
-    work.mkdir()
+    work = folder.parent / "build"
+    work.mkdir(parents=True)
     cases += corpus.benign_torch_legacy()[::2]  # state dict, optimizer, nested, views; p2/p5
     cases += corpus.benign_joblib(str(work))
     cases.append(corpus.sklearn_estimator(str(work)))
     placed = []
     for i, case in enumerate(cases):
         sub = folder / f"{i:03d}-{case.name}"
-        sub.mkdir()
+        sub.mkdir(parents=True)
         (sub / case.filename).write_bytes(case.data)
         placed.append((case, sub / case.filename))
     return placed
