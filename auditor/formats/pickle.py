@@ -16,12 +16,13 @@ from typing import BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats import joblib, pickle_rules
-from auditor.formats.imports import tiers_for
+from auditor.formats.imports import Tier, tiers_for
 from auditor.formats.pickle_machine import Env, Input, Machine, PickleError, Truncated
 from auditor.formats.pickle_ops import HIGHEST_PROTOCOL
 from auditor.model import FormatResult, Rule, Severity
 from auditor.scan.context import ScanContext
 from auditor.scan.limits import Limits
+from auditor.scan.sniff import HEAD_BYTES
 
 NAME = "pickle"
 RULES = pickle_rules.RULES + joblib.RULES
@@ -35,17 +36,35 @@ def sniff(head: bytes, name: str) -> bool:
 
 
 def plausible(head: bytes) -> bool:
-    """PROTO with a known protocol, or a head whose first opcodes are a valid pickle."""
+    """PROTO with a known protocol, or a head whose first opcodes are a valid pickle.
+
+    A protocol 0/1 stream that breaks after its payload, or whose first opcode
+    is longer than the sniffing window, still runs in the loader: a call or a
+    dangerous import before the error claims it, and a window too short to
+    decide is widened to the whole head (an opcode longer than that is no text).
+    """
     if head[:1] == b"\x80":
         return len(head) > 1 and head[1] <= HIGHEST_PROTOCOL
-    env = Env(tiers=tiers_for(), limits=Limits(), report=ignore)
-    try:
-        Machine(Input(io.BytesIO(head[:SNIFF_BYTES])), env).run()
-    except Truncated:
-        return env.ops >= 3
-    except (PickleError, LimitExceeded):
-        return False
-    return True
+    for window in (head[:SNIFF_BYTES], head):
+        env = Env(tiers=tiers_for(), limits=Limits(), report=ignore)
+        try:
+            Machine(Input(io.BytesIO(window)), env).run()
+        except Truncated:
+            if env.ops >= 3 or _ran_payload(env):
+                return True
+            if len(window) == len(head):
+                return len(head) >= HEAD_BYTES  # cut by the engine's head, not the file's end
+        except (PickleError, LimitExceeded):
+            return _ran_payload(env)
+        else:
+            return True
+    return False
+
+
+def _ran_payload(env: Env) -> bool:
+    """The loader would already have called an import, or imported a dangerous one."""
+    return any(not u.verdict.odd_name and (u.calls or u.verdict.tier is Tier.DANGEROUS)
+               for u in env.imports.uses.values())
 
 
 def ignore(rule: Rule, detail: str, at: int | None, severity: Severity | None) -> None:
