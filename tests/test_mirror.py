@@ -311,3 +311,16 @@ def test_scan_killed_with_sigkill_resumes_without_rereading_committed_models(run
     assert summary["summary"]["files_read"] == (12 - len(committed)) * per_model
     assert summary["summary"]["models"] == 12
     assert {o["key"] for o in summary["models"] if o["change"] == "unchanged"} == set(committed)
+
+
+def test_file_added_to_or_removed_from_a_pinned_snapshot_is_drift(run_cli, hub, tmp_path):
+    state = tmp_path / "mirror.db"
+    mirror(run_cli, hub, state)
+    snapshot = hub / "models--org--other" / "snapshots" / C2
+    (snapshot / "config.json").unlink()
+    (snapshot / "helper.py").write_text("print('hi')\n")
+    result, summary = mirror(run_cli, hub, state)
+    assert result.code == 1
+    drift = {(d["rule"], d["file"]) for d in by_key(summary)[f"org/other@{C2}"]["drift"]}
+    assert drift == {("AUD-MIR-002", "helper.py"), ("AUD-MIR-003", "config.json")}
+    assert not by_key(summary)[f"org/tiny@{C2}"]["drift"]

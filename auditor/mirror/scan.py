@@ -27,7 +27,7 @@ from auditor.mirror import codec, drift
 from auditor.mirror.discover import MirrorModel, discover
 from auditor.mirror.executor import Executor, Future, Scanned, open_executor, scan_path
 from auditor.mirror.state import ModelRow, State, StatKey, exclusive, stat_key
-from auditor.model import FileReport, ModelReport, ScanResult, Severity
+from auditor.model import FileReport, Finding, ModelReport, ScanResult, Severity
 from auditor.scan import crossfile
 from auditor.scan.context import ScanOptions
 from auditor.scan.engine import RULES_VERSION, NoProgress, local_model, scan_file
@@ -185,7 +185,8 @@ def _finish(plan: _Plan, state: State, opts: MirrorOptions, key: str, run_id: in
             if owner:
                 fresh.append((scanned.stat, known))
                 read += scanned.bytes_read
-        reports.append(codec.file_from_json(known or {}))
+        assert known is not None  # a file is either known or being scanned
+        reports.append(codec.file_from_json(known))
     files = crossfile.link(reports)
     report = _hf_model(plan, files, opts) if model.commit else _tree_model(plan, files, opts)
     previous = state.model(model.key)
@@ -241,6 +242,9 @@ def _hf_model(plan: _Plan, files: list[FileReport], opts: MirrorOptions) -> Mode
 
 
 def _tree_model(plan: _Plan, files: list[FileReport], opts: MirrorOptions) -> ModelReport:
+    # A result cached for a cache snapshot may carry its git blob id: not a digest of ours here.
+    files = [dataclasses.replace(f, digests={k: v for k, v in f.digests.items()
+                                             if k in opts.scan.hash_algorithms}) for f in files]
     report = local_model(plan.model.root, plan.listing, files, opts.scan)
     return dataclasses.replace(report, name=plan.model.name)
 
@@ -294,7 +298,7 @@ def _judge(model: MirrorModel, report: ModelReport, previous: ModelRow | None,
     findings = report.all_findings()
     keys = tuple(sorted({codec.finding_key(f) for f in findings}))
     known = set(previous.findings) if previous is not None else set()
-    new = [f for f in findings if codec.finding_key(f) not in known and f.severity > 0]
+    new = [f for f in findings if codec.finding_key(f) not in known and f.severity > Severity.INFO]
     old_violations = {_violation_key(v) for v in (previous.policy or {}).get("violations", [])
                       } if previous is not None and previous.policy else set()
     new_violations = [v for v in (policy or {}).get("violations", [])
@@ -338,7 +342,7 @@ def _judge(model: MirrorModel, report: ModelReport, previous: ModelRow | None,
     return row, outcome
 
 
-def _finding(f: Any) -> dict[str, Any]:
+def _finding(f: Finding) -> dict[str, Any]:
     return {"rule": f.rule, "severity": f.severity.label, "file": f.file, "title": f.title,
             "detail": f.detail}
 
