@@ -142,6 +142,7 @@ DANGEROUS: tuple[tuple[str, Rule], ...] = (
     ("exec", EXEC), ("eval", EXEC), ("compile", EXEC), ("execfile", EXEC),
     ("runpy.*", EXEC), ("code.*", EXEC), ("cProfile.run*", EXEC), ("profile.run*", EXEC),
     ("timeit.*", EXEC), ("types.CodeType", EXEC), ("types.FunctionType", EXEC),
+    ("breakpoint", EXEC),
     ("__import__", DYNAMIC_IMPORT), ("importlib.import_module", DYNAMIC_IMPORT),
     ("importlib.__import__", DYNAMIC_IMPORT), ("importlib.reload", DYNAMIC_IMPORT),
     ("importlib.util.spec_from_file_location", DYNAMIC_IMPORT),
@@ -156,7 +157,7 @@ DANGEROUS: tuple[tuple[str, Rule], ...] = (
     ("pickle.load*", DESERIALIZE), ("pickle.Unpickler", DESERIALIZE), ("_pickle.*", DESERIALIZE),
     ("cPickle.*", DESERIALIZE), ("marshal.load*", DESERIALIZE), ("dill.load*", DESERIALIZE),
     ("cloudpickle.load*", DESERIALIZE), ("shelve.open", DESERIALIZE),
-    ("joblib.load", DESERIALIZE),
+    ("joblib.load", DESERIALIZE), ("yaml.unsafe_load*", DESERIALIZE),
 )
 # Names under a dangerous module that do nothing by themselves (exceptions, constants).
 HARMLESS: tuple[str, ...] = (
@@ -184,7 +185,25 @@ _BUILTIN_NAMES = frozenset(dir(builtins)) | {"__builtins__", "__builtin__"}
 _IMPORTERS = frozenset({"__import__", "builtins.__import__", "importlib.import_module"})
 # Mappings whose items are names: x["exec"] on one of them is the name exec.
 _NAMESPACES = frozenset({"__builtins__", "__builtins__.__dict__", "builtins.__dict__",
-                         "globals", "vars", "locals"})
+                         "sys.modules", "globals", "vars", "locals"})
+# Calls that are safe only with a keyword set right: (call, keyword, value that unsafes it).
+UNSAFE_KEYWORDS: tuple[tuple[str, str, object], ...] = (
+    ("torch.load", "weights_only", False), ("numpy.load", "allow_pickle", True),
+)
+# Attributes and code-object fields that reach interpreter internals or rebuild functions.
+REFLECTIVE_ATTRS = frozenset({"__globals__", "__subclasses__", "__builtins__", "f_globals",
+                              "f_builtins", "gi_frame", "tb_frame", "co_code", "co_consts"})
+# Calls that turn a path into another path of the same place (first argument), or a home.
+PATH_WRAPPERS = ("os.path.join", "os.path.expanduser", "os.path.abspath", "os.path.realpath",
+                 "os.path.normpath", "pathlib.Path", "pathlib.PosixPath", "pathlib.PurePath")
+PATH_METHOD_WRAPPERS = frozenset({"joinpath", "expanduser", "resolve", "absolute"})
+HOME_CALLS = ("pathlib.Path.home", "os.path.expanduser", "os.getenv", "os.environ.get")
+# Objects whose attributes or items looked up by a computed name may be exec, system and the like.
+_REFLECTIVE_BASES = _NAMESPACES - {"vars", "locals"} | {"builtins", "__builtin__"} | {
+    pattern.rsplit(".", 1)[0] for pattern, _ in DANGEROUS if "." in pattern}
+# operator.methodcaller("system") and friends: the last name of each dangerous entry.
+_DANGEROUS_LEAVES = {pattern.rsplit(".", 1)[-1]: rule for pattern, rule in DANGEROUS
+                     if "*" not in pattern.rsplit(".", 1)[-1]}
 _URL = re.compile(r"\b(?:https?|ftp)://[^\s'\"<>)]+")
 _AUTO_MAP_REF = re.compile(
     r"^(?:(?P<repo>[\w.\-]+(?:/[\w.\-]+)?)--)?(?P<module>[\w\-]+(?:/[\w\-]+)*)\.(?P<cls>\w+)$"
@@ -264,7 +283,7 @@ class _Review:
         if not name:
             return None
         if name not in self.memo:
-            self.memo[name] = dangerous_name(name)
+            self.memo[name] = dangerous_name(name) or _reexported(name)
         return self.memo[name]
 
     def resolve(self, node: ast.AST) -> str | None:
@@ -330,6 +349,7 @@ class _Review:
         for node in self.nodes:
             if isinstance(node, ast.Call):
                 yield from self._call(node)
+            yield from self._reflective(node)
             if id(node) in inner:
                 continue  # `a.b` of `a.b.c`: judged as part of the whole chain
             loaded = isinstance(node, ast.Name | ast.Attribute | ast.Subscript) and isinstance(
@@ -341,20 +361,70 @@ class _Review:
             if rule is not None:
                 yield rule, name or "", node.lineno
 
+    def _reflective(self, node: ast.AST) -> Iterator[tuple[Rule, str, int]]:
+        """`__builtins__[name]` with a computed name; `f.__globals__`, `code.replace(co_code=)`."""
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) \
+                and not isinstance(node.slice, ast.Constant):
+            base = self.resolve(node.value)
+            if base in _REFLECTIVE_BASES:
+                yield DYNAMIC_IMPORT, f"{base}[<computed name>]", node.lineno
+        elif isinstance(node, ast.Attribute) and node.attr in REFLECTIVE_ATTRS:
+            yield EXEC, f"<object>.{node.attr}", node.lineno
+        elif isinstance(node, ast.Call):
+            for kw in node.keywords:
+                if kw.arg in REFLECTIVE_ATTRS:
+                    yield EXEC, f"<code>.replace({kw.arg}=...)", node.lineno
+
     def _call(self, call: ast.Call) -> Iterator[tuple[Rule, str, int]]:
         name = self._name(call.func) or ""
         rule = self.rule(name)
         sink = rule is not None and rule.id in SINK_RULES
         if sink and any(self._carries_blob(a, self.tainted) for a in call.args):
             yield ENCODED_EXEC, f"{name}(<decoded blob>)", call.lineno
-        path = _const_str_arg(call, 0)
+        yield from self._indirect(call, name)
+        path = self._path(call.args[0]) if call.args else None
         if path is not None and path_outside(path) and self._writes(call, name):
             yield WRITE_OUTSIDE, f"{name or 'write'}({path!r})", call.lineno
         if isinstance(call.func, ast.Attribute) and call.func.attr in PATH_METHODS:
-            owner = call.func.value
-            target = _const_str_arg(owner, 0) if isinstance(owner, ast.Call) else None
+            target = self._path(call.func.value)
             if target is not None and path_outside(target):
                 yield WRITE_OUTSIDE, f"Path({target!r}).{call.func.attr}()", call.lineno
+
+    def _indirect(self, call: ast.Call, name: str) -> Iterator[tuple[Rule, str, int]]:
+        """Dangerous calls spelled indirectly: computed getattr, methodcaller, unsafe keywords."""
+        if name == "getattr" and len(call.args) > 1 and _const_str_arg(call, 1) is None:
+            base = self.resolve(call.args[0])
+            if base in _REFLECTIVE_BASES:
+                yield DYNAMIC_IMPORT, f"getattr({base}, <computed name>)", call.lineno
+        if name in ("operator.methodcaller", "operator.attrgetter"):
+            leaf = _const_str_arg(call, 0)
+            if leaf in _DANGEROUS_LEAVES:
+                yield _DANGEROUS_LEAVES[leaf], f"{name}({leaf!r})", call.lineno
+        for func, keyword, value in UNSAFE_KEYWORDS:
+            if name == func and any(kw.arg == keyword and isinstance(kw.value, ast.Constant)
+                                    and kw.value.value is value for kw in call.keywords):
+                yield DESERIALIZE, f"{name}({keyword}={value})", call.lineno
+
+    def _path(self, node: ast.AST) -> str | None:
+        """The literal path an expression names, through joins, `Path(...)` and home lookups."""
+        if isinstance(node, ast.Constant):
+            return node.value if isinstance(node.value, str) else None
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            return self._path(node.left)
+        if isinstance(node, ast.JoinedStr) and node.values:
+            return self._path(node.values[0])
+        if not isinstance(node, ast.Call):
+            return None
+        name = self._name(node.func) or ""
+        if name in HOME_CALLS and not (name == "os.path.expanduser" and node.args):
+            return "~"
+        if name in PATH_WRAPPERS and node.args:
+            return self._path(node.args[0])
+        if isinstance(node.func, ast.Attribute) and node.func.attr in PATH_METHOD_WRAPPERS:
+            return self._path(node.func.value)
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "home":
+            return "~"
+        return None
 
     def _writes(self, call: ast.Call, name: str) -> bool:
         if name in ("open", "io.open", "codecs.open"):
@@ -394,6 +464,16 @@ def dangerous_name(name: str | None) -> Rule | None:
         for pattern, rule in DANGEROUS:
             if fnmatch.fnmatchcase(prefix, pattern):
                 return rule
+    return None
+
+
+def _reexported(name: str) -> Rule | None:
+    """`os.path.os.system`: a dangerous name reached by walking through another module."""
+    parts = name.split(".")
+    for start in range(1, len(parts) - 1):
+        rule = dangerous_name(".".join(parts[start:]))
+        if rule is not None:
+            return rule
     return None
 
 
