@@ -197,7 +197,7 @@ REFLECTIVE_ATTRS = frozenset({"__globals__", "__subclasses__", "__builtins__", "
 PATH_WRAPPERS = ("os.path.join", "os.path.expanduser", "os.path.abspath", "os.path.realpath",
                  "os.path.normpath", "pathlib.Path", "pathlib.PosixPath", "pathlib.PurePath")
 PATH_METHOD_WRAPPERS = frozenset({"joinpath", "expanduser", "resolve", "absolute"})
-HOME_CALLS = ("pathlib.Path.home", "os.path.expanduser", "os.getenv", "os.environ.get")
+HOME_CALLS = ("pathlib.Path.home", "pathlib.PosixPath.home")
 # Objects whose attributes or items looked up by a computed name may be exec, system and the like.
 _REFLECTIVE_BASES = _NAMESPACES - {"vars", "locals"} | {"builtins", "__builtin__"} | {
     pattern.rsplit(".", 1)[0] for pattern, _ in DANGEROUS if "." in pattern}
@@ -416,7 +416,7 @@ class _Review:
         if not isinstance(node, ast.Call):
             return None
         name = self._name(node.func) or ""
-        if name in HOME_CALLS and not (name == "os.path.expanduser" and node.args):
+        if name in HOME_CALLS:
             return "~"
         if name in PATH_WRAPPERS and node.args:
             return self._path(node.args[0])
