@@ -336,3 +336,39 @@ def test_int_argument_is_read_like_the_c_loader():
 
 def test_empty_appends_on_an_import_writes_nothing():
     assert "AUD-PKL-006" not in rules(scan(p4(sglobal("numpy", "prod") + MARK + APPENDS)))
+
+
+def _tensor(offset: int, size: tuple, stride: tuple, numel: int = 4) -> bytes:
+    tup = lambda items: MARK + b"".join(integer(i) for i in items) + b"t"  # noqa: E731
+    storage = (MARK + u("storage") + glob("torch", "FloatStorage") + u("0") + u("cpu")
+               + integer(numel) + b"tQ")
+    return (proto(2) + glob("torch._utils", "_rebuild_tensor_v2") + MARK + storage
+            + integer(offset) + tup(size) + tup(stride) + b"\x89" + EMPTY_DICT + b"tR" + STOP)
+
+
+@pytest.mark.parametrize("offset,size,stride", [(2, (3,), (1,)), (0, (2, 2), (2, 2)),
+                                                 (0, (2,), (-1,)), (0, (2, 2), (1,))])
+def test_tensor_view_outside_its_storage_is_flagged(offset, size, stride):
+    found = rules(scan(_tensor(offset, size, stride), name="data.pkl", container="pytorch-zip"))
+    assert found["AUD-PKL-012"][0].severity == Severity.HIGH
+
+
+@pytest.mark.parametrize("offset,size,stride", [(1, (3,), (1,)), (0, (2, 2), (2, 1)),
+                                                 (3, (5,), (0,)), (9, (0, 3), (3, 1))])
+def test_tensor_view_inside_its_storage_is_clean(offset, size, stride):
+    assert scan(_tensor(offset, size, stride), name="data.pkl", container="pytorch-zip"
+                ).findings == []
+
+
+def test_real_torch_zip_checkpoint_views_are_clean(tmp_path):
+    torch = pytest.importorskip("torch")
+    base = torch.arange(24.0)
+    obj = {"a": base[3:9].view(2, 3), "b": base.view(4, 6).t(), "c": torch.zeros(0, 5),
+           "d": torch.ones(1).expand(7), "e": torch.nn.Linear(3, 2).state_dict()}
+    path = tmp_path / "model.pt"
+    torch.save(obj, path)
+    ctx = ScanContext(file="model.pt", name="model.pt", size=path.stat().st_size,
+                      options=ScanOptions(), dispatch=dispatch)
+    with open(path, "rb") as f:
+        result = dispatch(f, ctx)
+    assert result.findings == [], [(f.rule, f.detail) for f in result.findings]

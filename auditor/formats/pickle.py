@@ -15,7 +15,7 @@ import io
 from typing import BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
-from auditor.formats import joblib, pickle_rules
+from auditor.formats import joblib, pickle_rules, pickle_torch
 from auditor.formats.imports import Tier, tiers_for
 from auditor.formats.pickle_machine import Env, Input, Machine, PickleError, Truncated
 from auditor.formats.pickle_ops import HIGHEST_PROTOCOL
@@ -25,7 +25,7 @@ from auditor.scan.limits import Limits
 from auditor.scan.sniff import HEAD_BYTES
 
 NAME = "pickle"
-RULES = pickle_rules.RULES + joblib.RULES
+RULES = pickle_rules.RULES + joblib.RULES + pickle_torch.RULES
 
 SNIFF_BYTES = 4096
 MAX_FACT_IMPORTS = 200
@@ -80,7 +80,8 @@ def new_env(ctx: ScanContext, **kwargs: object) -> Env:
 
     return Env(
         tiers=tiers_for(opts.safe_imports, opts.known_ml_imports), limits=ctx.limits,
-        report=report, container=ctx.container, hooks=dict(joblib.HOOKS), **kwargs,  # type: ignore[arg-type]
+        report=report, container=ctx.container, hooks=dict(joblib.HOOKS),
+        call_hooks=dict(pickle_torch.HOOKS), **kwargs,  # type: ignore[arg-type]
     )
 
 

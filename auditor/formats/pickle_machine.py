@@ -209,6 +209,7 @@ class Env:
     report: Report
     container: str | None = None
     hooks: dict[str, Hook] = field(default_factory=dict)  # BUILD hooks by class path
+    call_hooks: dict[str, Hook] = field(default_factory=dict)  # checks of calls, by path
     keep_items: int = 32  # values kept per list (keys and values per dict); layouts need few
     collect_persistent: bool = False
     persistent: list[Persistent] = field(default_factory=list)
@@ -1042,12 +1043,16 @@ class Machine:
 
     def _call(self, func: Any, args: Any, opcode: str, at: int) -> Call:
         """Record the call; a result later discarded by POP was still a call."""
+        call = Call(func, args, at)
         if isinstance(func, Ref):
             self.env.imports.called(func.verdict.path, opcode, at)
+            hook = self.env.call_hooks.get(func.verdict.path)
+            if hook is not None:
+                hook(self, call, at)
         elif not isinstance(func, Unresolved):
             self.env.finding(R.COMPUTED_CALL, f"{opcode} @{at} calls {describe(func)}, not an "
                              "import the scanner could grade", at)
-        return Call(func, args, at)
+        return call
 
     def _op_ext1(self, arg: int, at: int) -> None:
         if arg <= 0:
