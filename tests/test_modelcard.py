@@ -113,7 +113,7 @@ def test_front_matter_over_the_limit_is_partial(run_cli, tmp_path):
 @pytest.mark.parametrize("name", ["notes.txt", "config.yaml"])
 def test_front_matter_outside_markdown_is_not_a_card(run_cli, tmp_path, name):
     report = _card(run_cli, tmp_path, "---\nlicense: mit\n---\n", name=name)
-    assert report["format"] == "text"
+    assert report["format"] == {"notes.txt": "text", "config.yaml": "yaml"}[name]
     assert not any(f["rule"].startswith("AUD-FILE") for f in report["findings"])
 
 

@@ -40,6 +40,7 @@ FORMAT_MODULES: tuple[str, ...] = (
     "jinja",
     "python_code",
     "tf_pbtxt",
+    "yaml_config",
     "json_config",
 )
 

@@ -52,8 +52,8 @@ EXPECTED_BY_EXTENSION: dict[str, frozenset[str]] = {
     ".json": frozenset({"json", "empty"}),
     ".txt": _TEXT,
     ".md": _TEXT | {"modelcard"},
-    ".yaml": _TEXT,
-    ".yml": _TEXT,
+    ".yaml": _TEXT | {"yaml"},
+    ".yml": _TEXT | {"yaml"},
     ".jinja": _TEXT | {"jinja"},
     ".model": frozenset({"sentencepiece", "text"}),  # tiktoken vocabularies are text
     ".msgpack": frozenset({"msgpack"}),
