@@ -169,3 +169,40 @@ def test_policy_check_rejects_a_tampered_attested_sbom(run_cli, attested):
     run = run_cli("policy", "check", sbom, "--policy", BASELINE, "--attestation", att,
                   "--key", pub)
     assert run.code == 1 and "not the attested SBOM" in run.err
+
+
+def _cache_snapshot(root: Path, files: dict[str, bytes]) -> Path:
+    """A Hugging Face cache repo whose snapshot entries link into its blobs/."""
+    import hashlib
+
+    repo = root / "models--acme--tiny"
+    commit = "a" * 40
+    snap = repo / "snapshots" / commit
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    for name, data in files.items():
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        link = snap / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(Path("../../blobs") / blob.name if "/" not in name
+                        else Path("../../../blobs") / blob.name)
+    return snap
+
+
+def test_signed_hf_cache_snapshot_verifies_through_its_blob_links(run_cli, tmp_path):
+    from tests.builders import safetensors_bytes
+
+    snap = _cache_snapshot(tmp_path / "hub", {
+        "config.json": b'{"model_type": "llama"}',
+        "model.safetensors": safetensors_bytes({"w": ("F32", [4, 4])}),
+    })
+    key = pki.ec_key()
+    priv = pki.write_private(key, tmp_path / "key.pem")
+    pub = pki.write_public(key, tmp_path / "pub.pem")
+    sig = tmp_path / "model.sig"
+    assert run_cli("sign", snap, "--key", priv, "-o", sig).code == 0
+    run, doc = _scan(run_cli, snap, "--key", pub, "--signature", sig)
+    assert doc["models"][0]["facts"]["signature"]["status"] == "verified", doc["models"][0]
+    assert run.code == 0, run.out

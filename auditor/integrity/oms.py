@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from auditor.sources.local import is_cache_blob_link
+
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_V1 = "https://model_signing/signature/v1.0"
 PREDICATE_LEGACY = "https://model_signing/Digests/v0.1"
@@ -185,7 +187,11 @@ def _parse_legacy(subjects: Any) -> Statement:
 
 
 def model_files(root: Path, ignore: frozenset[str], *, allow_symlinks: bool) -> list[str]:
-    """Relative POSIX paths of the files a signature covers (ignored paths excluded)."""
+    """Relative POSIX paths of the files a signature covers (ignored paths excluded).
+
+    A Hugging Face cache snapshot is all links into the repo's `blobs/`: those
+    are the cache's layout, not symlinks the signer chose, so they count as files.
+    """
     if root.is_file():
         return ["."]
     out = []
@@ -193,7 +199,7 @@ def model_files(root: Path, ignore: frozenset[str], *, allow_symlinks: bool) -> 
         rel = path.relative_to(root).as_posix()
         if _ignored(rel, ignore):
             continue
-        if path.is_symlink() and not allow_symlinks:
+        if path.is_symlink() and not allow_symlinks and not is_cache_blob_link(path):
             raise StatementError(f"{rel} is a symlink (not allowed in a signed model)")
         if path.is_file():
             out.append(rel)

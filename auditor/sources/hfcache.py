@@ -21,6 +21,7 @@ from pathlib import Path
 
 from auditor.errors import UsageError
 from auditor.integrity.hashing import GIT_SHA1
+from auditor.integrity.model_signature import check_model_signature
 from auditor.model import FileReport, Finding, ModelReport, ScanResult
 from auditor.scan.context import ScanOptions
 from auditor.scan.engine import RULES_VERSION, NoProgress, Progress, scan_entries
@@ -207,9 +208,11 @@ def snapshot_model(
                     "pinned": requested is None or is_commit(requested),
                     "refs": refs_to(folder, commit), "tree_listing": listing is not None}
     facts["lineage"] = lineage.declared(facts.get("card"))
+    facts["signature"], sig_findings = check_model_signature(
+        snapshot, files, options.signature, options.trust)  # type: ignore[arg-type]
     model = ModelReport(
         name=repo_id, root=str(snapshot), source="hf-cache", files=tuple(files),
-        findings=tuple(findings), facts=facts, revision=commit,
+        findings=tuple(findings + sig_findings), facts=facts, revision=commit,
     )
     return model, read
 

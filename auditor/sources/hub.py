@@ -33,6 +33,7 @@ from auditor import __version__
 from auditor.atomicio import write_atomic
 from auditor.errors import LimitExceeded, SourceError, UsageError
 from auditor.integrity.hashing import GIT_SHA1, new_hasher
+from auditor.integrity.model_signature import check_model_signature
 from auditor.model import Coverage, FileReport, Finding, ModelReport, ScanResult, Severity
 from auditor.scan import rules as scan_rules
 from auditor.scan.context import ScanOptions
@@ -182,6 +183,10 @@ def scan_hub(
         mode = {"mode": "download"}
     files, findings = _attach(files, findings, hub_findings(record))
     facts = model_facts(files)
+    if not settings.remote_only:
+        facts["signature"], sig_findings = check_model_signature(
+            Path(root), files, options.signature, options.trust)  # type: ignore[arg-type]
+        findings += sig_findings
     facts["hub"] = {**record.facts, **mode}
     facts["lineage"], cycles = lineage.resolve(
         ref.repo_id, record.facts["card_data"], lambda name: _lookup(name, settings),

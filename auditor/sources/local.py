@@ -79,6 +79,12 @@ def _hf_blobs_dir(link: Path) -> Path | None:
     return None
 
 
+def is_cache_blob_link(link: Path) -> bool:
+    """A Hugging Face cache snapshot entry linking into its own repository's `blobs/`."""
+    blobs = _hf_blobs_dir(link)
+    return blobs is not None and _inside(Path(os.path.realpath(link)), blobs.resolve())
+
+
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
@@ -123,9 +129,7 @@ def list_files(target: Path, exclude: tuple[str, ...] = ()) -> Listing:
 def _classify(path: Path, rel: str, root: Path) -> tuple[Entry | None, Finding | None]:
     if path.is_symlink():
         target = Path(os.path.realpath(path))
-        blobs = _hf_blobs_dir(path)
-        allowed = _inside(target, root) or (blobs is not None and _inside(target, blobs.resolve()))
-        if not allowed:
+        if not (_inside(target, root) or is_cache_blob_link(path)):
             return None, SYMLINK_ESCAPE.finding(rel, f"{rel} -> {os.readlink(path)}")
         if not target.exists():
             return None, BROKEN_LINK.finding(rel, f"{rel} -> {os.readlink(path)}")
