@@ -372,3 +372,18 @@ def test_real_torch_zip_checkpoint_views_are_clean(tmp_path):
     with open(path, "rb") as f:
         result = dispatch(f, ctx)
     assert result.findings == [], [(f.rule, f.detail) for f in result.findings]
+
+
+def test_many_distinct_unknown_imports_are_summarised():
+    body = b"".join(sglobal(f"mod{i}", "Cls") + POP for i in range(150))
+    found = rules(scan(p4(body + NONE)))
+    assert len(found["AUD-PKL-002"]) == 101
+    assert "50 more unknown imports" in found["AUD-PKL-002"][-1].detail
+
+
+def test_many_small_pickles_in_one_stream_stay_cheap():
+    data = b"".join(pickle.dumps(i, protocol=2) for i in range(50_000))
+    started = time.monotonic()
+    result = scan(data)
+    assert time.monotonic() - started < 5
+    assert "50000 pickles" in rules(result)["AUD-PKL-011"][0].detail

@@ -56,6 +56,8 @@ def plausible(head: bytes) -> bool:
                 return len(head) >= HEAD_BYTES  # cut by the engine's head, not the file's end
         except (PickleError, LimitExceeded):
             return _ran_payload(env)
+        except Exception:  # a stream that crashes the sniffer is scanned, never skipped
+            return True
         else:
             return True
     return False

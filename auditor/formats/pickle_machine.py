@@ -17,6 +17,7 @@ import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, BinaryIO
 
 from auditor.errors import LimitExceeded
@@ -29,6 +30,8 @@ from auditor.scan.limits import Limits
 CHUNK = 1 << 20
 KEEP = 4096  # longest string or bytes value kept (names are far shorter)
 MAX_REPORTS_PER_RULE = 20
+MAX_IMPORT_FINDINGS = 100  # per tier; the rest are summarised in one finding
+MAX_DISTINCT_IMPORTS = 100_000
 _MISSING = object()
 _OCTAL = re.compile(r"([+-]?)0([0-7]+)")
 
@@ -161,6 +164,8 @@ class ImportLog:
     def record(self, verdict: Verdict, opcode: str, at: int) -> None:
         use = self.uses.get(verdict.path)
         if use is None:
+            if len(self.uses) >= MAX_DISTINCT_IMPORTS:
+                raise LimitExceeded(f"more than {MAX_DISTINCT_IMPORTS} distinct imports", at)
             use = self.uses[verdict.path] = Use(verdict, opcode, at)
         use.count += 1
 
@@ -172,15 +177,22 @@ class ImportLog:
 
     def flush(self, report: Report) -> None:
         """Turn the log into findings (once per stream, also when parsing stopped early)."""
-        for path, use in sorted(self.uses.items()):
+        shown: dict[Tier, int] = {}
+        for path, use in sorted(self.uses.items(), key=lambda kv: (kv[1].at, kv[0])):
             tier = use.verdict.tier
             rule = R.TIER_RULES.get(tier)
-            if rule is not None:
+            shown[tier] = shown.get(tier, 0) + 1
+            if rule is not None and shown[tier] <= MAX_IMPORT_FINDINGS:
                 report(rule, _use_detail(path, use), use.at, tier.severity)
-            if use.verdict.odd_name:
+            if use.verdict.odd_name and shown[tier] <= MAX_IMPORT_FINDINGS:
                 sev = max(Severity.HIGH, tier.severity or Severity.HIGH)
                 report(R.ODD_NAME, f"{use.opcode} @{use.at} names {path!r} with whitespace, NULs, "
                        "look-alike or non-identifier characters", use.at, sev)
+        for tier, count in shown.items():
+            rule = R.TIER_RULES.get(tier)
+            if rule is not None and count > MAX_IMPORT_FINDINGS:
+                report(rule, f"{count - MAX_IMPORT_FINDINGS} more {tier.value} imports not listed "
+                       "one by one", None, tier.severity)
         self.uses.clear()
 
 
@@ -406,17 +418,7 @@ class Machine:
         self.memo_extra: dict[int, Any] = {}  # any other key
         self.proto = 0
         self.frame_end: int | None = None
-        self.table: list[tuple[Op, Callable[[Op, int], Any], Callable[[Any, int], Any]] | None]
-        self.table = [None] * 256
-        readers = {
-            Arg.NONE: self._arg_none, Arg.U1: self._arg_u1, Arg.U2: self._arg_u2,
-            Arg.U4: self._arg_u4, Arg.I4: self._arg_i4, Arg.U8: self._arg_u8,
-            Arg.F8: self._arg_f8, Arg.LINE: self._arg_line, Arg.LINES2: self._arg_lines2,
-            Arg.LEN1: self._arg_len1, Arg.LEN4: self._arg_len4, Arg.LEN4S: self._arg_len4s,
-            Arg.LEN8: self._arg_len8,
-        }
-        for op in BY_CODE.values():
-            self.table[op.code] = (op, readers[op.arg], getattr(self, "_op_" + op.name.lower()))
+        self.table = _dispatch_table()
 
     def run(self) -> Any:
         """Run to STOP. The common opcodes of big pickles take an inlined fast path when
@@ -582,10 +584,10 @@ class Machine:
         if entry is None:
             raise PickleError(f"invalid opcode 0x{code:02x}", at)
         op, reader, handler = entry
-        arg = reader(op, at)
+        arg = reader(self, op, at)
         if self.frame_end is not None and inp.base + inp.pos >= self.frame_end:
             self._frame_passed(at, inp.base + inp.pos)
-        return handler(arg, at)
+        return handler(self, arg, at)
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -1093,6 +1095,24 @@ class Machine:
                              f"@{self.frame_end}", at)
         self.inp.enter_frame(arg, at)
         self.frame_end = self.inp.offset + arg
+
+
+_READERS = {
+    Arg.NONE: "_arg_none", Arg.U1: "_arg_u1", Arg.U2: "_arg_u2", Arg.U4: "_arg_u4",
+    Arg.I4: "_arg_i4", Arg.U8: "_arg_u8", Arg.F8: "_arg_f8", Arg.LINE: "_arg_line",
+    Arg.LINES2: "_arg_lines2", Arg.LEN1: "_arg_len1", Arg.LEN4: "_arg_len4",
+    Arg.LEN4S: "_arg_len4s", Arg.LEN8: "_arg_len8",
+}
+
+
+@cache
+def _dispatch_table() -> tuple[tuple[Op, Callable[..., Any], Callable[..., Any]] | None, ...]:
+    """Opcode byte -> (op, argument reader, handler), built once from the opcode table."""
+    table: list[tuple[Op, Callable[..., Any], Callable[..., Any]] | None] = [None] * 256
+    for op in BY_CODE.values():
+        table[op.code] = (op, getattr(Machine, _READERS[op.arg]),
+                          getattr(Machine, "_op_" + op.name.lower()))
+    return tuple(table)
 
 
 def _c_int(text: str) -> int:
