@@ -35,6 +35,28 @@ def _emit(text: str, output: Path | None) -> None:
         write_atomic(output, text)
 
 
+def _hub_options(func):
+    """The Hub source flags shared by scan and gate."""
+    options = [
+        click.option("--download/--remote-only", default=True,
+                     help="hf://: download and verify every file [default], or audit headers "
+                     "in place with range requests (no weights downloaded)."),
+        click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
+                     help="Hugging Face cache [HF_HUB_CACHE, or HF_HOME/hub]."),
+        click.option("--endpoint", metavar="URL",
+                     help="Hub endpoint [HF_ENDPOINT, config hub-endpoint, or "
+                     "https://huggingface.co]."),
+        click.option("--token", metavar="TOKEN",
+                     help="Hub access token [HF_TOKEN]; never printed."),
+        click.option("--offline", is_flag=True,
+                     help="Never touch the network; hf:// is read from the cache "
+                     "[HF_HUB_OFFLINE=1]."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def _verify_options(func):
     """The verification flags shared by verify, scan and gate (one vocabulary everywhere)."""
     options = [
@@ -85,16 +107,7 @@ def cli() -> None:
 @click.option("--revision", default=None,
               help="hf:// and hf-cache://: branch, tag, refs/pr/N or commit [main]; a local "
               "folder: the commit it holds, when not inferable.")
-@click.option("--download/--remote-only", default=True,
-              help="hf://: download and verify every file [default], or audit headers in place "
-              "with range requests (no weights downloaded).")
-@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Hugging Face cache [HF_HUB_CACHE, or HF_HOME/hub].")
-@click.option("--endpoint", metavar="URL",
-              help="Hub endpoint [HF_ENDPOINT, config hub-endpoint, or https://huggingface.co].")
-@click.option("--token", metavar="TOKEN", help="Hub access token [HF_TOKEN]; never printed.")
-@click.option("--offline", is_flag=True,
-              help="Never touch the network; hf:// is read from the cache [HF_HUB_OFFLINE=1].")
+@_hub_options
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Config file [default: ./auditor.toml or [tool.auditor] in ./pyproject.toml].")
 @click.option("--sbom", "sbom_path", type=click.Path(path_type=Path),
@@ -408,7 +421,7 @@ def policy_test(folder: Path) -> int:
               help="Files scanned in parallel [config or: number of CPUs].")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Config file [default: ./auditor.toml or [tool.auditor] in ./pyproject.toml].")
-@click.option("--offline", is_flag=True, help="Never touch the network [HF_HUB_OFFLINE=1].")
+@_hub_options
 @click.option("--signature", type=click.Path(path_type=Path, dir_okay=False),
               help="OMS signature to verify [default: model.sig in the model folder].")
 @_verify_options
@@ -418,7 +431,8 @@ def policy_test(folder: Path) -> int:
 def gate(
     target: str, policies: tuple[Path, ...], fmt: str, output: Path | None, fail_on: str,
     sbom_path: Path | None, reproducible: bool, revision: str | None,
-    exclude: tuple[str, ...], jobs: int | None, config_path: Path | None, offline: bool,
+    exclude: tuple[str, ...], jobs: int | None, config_path: Path | None, download: bool,
+    cache_dir: Path | None, endpoint: str | None, token: str | None, offline: bool,
     signature: Path | None, key: Path | None, certificate_chain: tuple[Path, ...],
     trust_config: Path | None, identity: str | None, issuer: str | None,
     attestation: Path | None,
@@ -454,7 +468,10 @@ def gate(
         safe_imports=config.safe_imports, known_ml_imports=config.known_ml_imports,
         revision=revision, signature=signature, trust=trust,
     )
-    settings = hub_settings(config_endpoint=config.hub_endpoint, offline=offline)
+    settings = hub_settings(
+        endpoint=endpoint, config_endpoint=config.hub_endpoint, token=token,
+        cache_dir=cache_dir, offline=offline, remote_only=not download,
+    )
     result = scan_target(target, options, settings)
     documents = pipeline.sbom_documents(result, sbom_path, reproducible=reproducible)
     verdict = pipeline.judge(loaded, documents)
