@@ -31,9 +31,13 @@ from auditor.model import FileReport, Finding, ModelReport, ScanResult, Severity
 from auditor.scan import crossfile
 from auditor.scan.context import ScanOptions
 from auditor.scan.engine import RULES_VERSION, NoProgress, local_model, scan_file
-from auditor.scan.modelfacts import model_facts
-from auditor.sources import lineage
-from auditor.sources.hfcache import _blob_facts, _check_blob, blob_claims, refs_to, tree_listing
+from auditor.sources.hfcache import (
+    _blob_facts,
+    _check_blob,
+    blob_claims,
+    snapshot_report,
+    tree_listing,
+)
 from auditor.sources.local import Entry, Listing, list_files
 from auditor.sources.provenance import Upstream, kept, verify_files
 
@@ -232,13 +236,8 @@ def _hf_model(plan: _Plan, files: list[FileReport], opts: MirrorOptions) -> Mode
         findings += missing
     else:
         files = [_blob_facts(r, plan.claims.get(r.path)) for r in files]
-    facts = model_facts(files)
-    facts["hub"] = {"sha": commit, "requested_revision": None, "pinned": True,
-                    "refs": refs_to(model.repo_folder, commit),
-                    "tree_listing": plan.tree is not None}
-    facts["lineage"] = lineage.declared(facts.get("card"))
-    return ModelReport(name=model.name, root=str(model.root), source="hf-cache",
-                       files=tuple(files), findings=tuple(findings), facts=facts, revision=commit)
+    return snapshot_report(model.repo_folder, commit, None, files, findings, plan.tree,
+                           opts.scan)
 
 
 def _tree_model(plan: _Plan, files: list[FileReport], opts: MirrorOptions) -> ModelReport:

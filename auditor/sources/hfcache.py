@@ -199,6 +199,15 @@ def snapshot_model(
     listing = tree_listing(folder, commit)
     files, findings, read = scan_snapshot(
         snapshot, options, progress, listing, f"trees/{commit}.json", check_blob_names=True)
+    return snapshot_report(folder, commit, requested, files, findings, listing, options), read
+
+
+def snapshot_report(
+    folder: Path, commit: str, requested: str | None, files: list[FileReport],
+    findings: list[Finding], listing: Mapping[str, Upstream] | None, options: ScanOptions,
+) -> ModelReport:
+    """A scanned snapshot's model report: hub facts, lineage, signature (the mirror reuses it)."""
+    snapshot = folder / "snapshots" / commit
     repo_id = repo_id_of(folder)
     if requested is not None and not is_commit(requested):
         findings.append(UNPINNED.finding("", f"{requested!r} resolved to commit {commit} "
@@ -210,11 +219,10 @@ def snapshot_model(
     facts["lineage"] = lineage.declared(facts.get("card"))
     facts["signature"], sig_findings = check_model_signature(
         snapshot, files, options.signature, options.trust)  # type: ignore[arg-type]
-    model = ModelReport(
+    return ModelReport(
         name=repo_id, root=str(snapshot), source="hf-cache", files=tuple(files),
         findings=tuple(findings + sig_findings), facts=facts, revision=commit,
     )
-    return model, read
 
 
 def scan_cache_path(path: Path, options: ScanOptions, progress: Progress | None = None
