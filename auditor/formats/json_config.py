@@ -31,13 +31,21 @@ DUPLICATE_KEY = Rule(
     "different values (a chat template, an auto_map entry).",
     "Remove the duplicate keys.",
 )
-RULES = (INVALID, DUPLICATE_KEY)
+SHARD_OUTSIDE = Rule(
+    "AUD-JSON-003", Severity.HIGH, "Shard index names a file outside the model folder",
+    "Loaders join each weight_map entry to the model folder and load it; an absolute or '..' "
+    "name makes them unpickle or map a file the audit never saw (another model, a planted "
+    "pickle).",
+    "Name shards as plain files of the model folder; refuse the model until then.",
+)
+RULES = (INVALID, DUPLICATE_KEY, SHARD_OUTSIDE)
 
 _BOM = b"\xef\xbb\xbf"
 _CONFIG_KEYS = ("model_type", "architectures", "torch_dtype", "quantization_config", "auto_map",
                 "_name_or_path", "transformers_version")
 # Top-level values the checks read.
-_KEPT = frozenset(_CONFIG_KEYS) | {"chat_template", "custom_pipelines"}
+_KEPT = frozenset(_CONFIG_KEYS) | {"chat_template", "custom_pipelines", "weight_map"}
+MAX_SHARD_FINDINGS = 20
 # Parsed into objects up to this size (configs); bigger files are streamed: json.loads
 # would need some ten times their size in memory.
 FULL_PARSE_BYTES = 4 * 1024 * 1024
@@ -75,11 +83,23 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         ctx.result.facts.update(_facts(doc))
         if "auto_map" in doc or "custom_pipelines" in doc:  # trust_remote_code imports these
             python_code.check_config(doc, ctx)
+        if "weight_map" in doc:  # *.index.json of sharded checkpoints
+            _check_weight_map(doc["weight_map"], ctx)
         if "chat_template" in doc:  # tokenizer_config.json, chat_template.json
             names = templates.review_config_value(ctx, doc["chat_template"], "chat_template")
             ctx.result.facts["chat_templates"] = names
             ctx.result.facts["has_chat_template"] = bool(names)
     return ctx.result
+
+
+def _check_weight_map(weight_map: Any, ctx: ScanContext) -> None:
+    """Shards must be plain relative names: the loader joins them to the model folder."""
+    values = weight_map.values() if isinstance(weight_map, dict) else [weight_map]
+    shards = sorted({v for v in values if isinstance(v, str)})
+    bad = [repr(v) for v in values if not isinstance(v, str)]
+    bad += [repr(v) for v in shards if python_code.path_outside(v)]
+    for detail in bad[:MAX_SHARD_FINDINGS]:
+        ctx.add(SHARD_OUTSIDE, f"weight_map entry {detail}")
 
 
 def _replay(head: bytes, f: BinaryIO) -> Callable[[int], bytes]:
