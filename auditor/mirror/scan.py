@@ -32,14 +32,14 @@ from auditor.scan import crossfile
 from auditor.scan.context import ScanOptions
 from auditor.scan.engine import RULES_VERSION, NoProgress, local_model, scan_file
 from auditor.sources.hfcache import (
-    _blob_facts,
-    _check_blob,
     blob_claims,
+    needs_blob_id,
     snapshot_report,
     tree_listing,
+    verify_snapshot,
 )
 from auditor.sources.local import Entry, Listing, list_files
-from auditor.sources.provenance import Upstream, kept, verify_files
+from auditor.sources.provenance import Upstream
 
 SCHEMA_VERSION = 1
 POLICY_THRESHOLD = Severity.LOW  # as `auditor gate`: any active violation from low up counts
@@ -153,9 +153,7 @@ def _algorithms(relpath: str, options: ScanOptions, tree: dict[str, Upstream] | 
     """The git blob id is hashed too when that is what the cache claims for this file."""
     from auditor.integrity.hashing import GIT_SHA1
 
-    listed = tree.get(relpath) if tree is not None else None
-    claim = claims.get(relpath)
-    if (listed is not None and not listed.sha256) or (claim is not None and claim.blob_id):
+    if needs_blob_id(relpath, tree, claims):
         return tuple(dict.fromkeys((*options.hash_algorithms, GIT_SHA1)))
     return options.hash_algorithms
 
@@ -228,16 +226,10 @@ def _finish(plan: _Plan, state: State, opts: MirrorOptions, key: str, run_id: in
 def _hf_model(plan: _Plan, files: list[FileReport], opts: MirrorOptions) -> ModelReport:
     """A cache snapshot's report, verified as `auditor scan` verifies one (blob names, trees)."""
     model, commit = plan.model, plan.model.commit or ""
-    files = [_check_blob(r, plan.claims.get(r.path), plan.tree) for r in files]
-    findings = list(plan.listing.findings)
-    if plan.tree is not None:
-        files, missing = verify_files(files, kept(plan.tree, opts.scan.exclude),
-                                      f"trees/{commit}.json")
-        findings += missing
-    else:
-        files = [_blob_facts(r, plan.claims.get(r.path)) for r in files]
-    return snapshot_report(model.repo_folder, commit, None, files, findings, plan.tree,
-                           opts.scan)
+    files, missing = verify_snapshot(files, plan.claims, plan.tree, f"trees/{commit}.json",
+                                     opts.scan.exclude, check_blob_names=True)
+    return snapshot_report(model.repo_folder, commit, None, files,
+                           [*plan.listing.findings, *missing], plan.tree, opts.scan)
 
 
 def _tree_model(plan: _Plan, files: list[FileReport], opts: MirrorOptions) -> ModelReport:

@@ -137,29 +137,40 @@ def scan_snapshot(
     claims = blob_claims(snapshot, [(e.relpath, snapshot / e.relpath) for e in found.entries])
     if not (check_blob_names or listing is None):
         claims = {}
-
-    def needs_blob_id(rel: str) -> bool:
-        up = listing.get(rel) if listing is not None else None
-        claim = claims.get(rel)
-        return (up is not None and not up.sha256) or (claim is not None and bool(claim.blob_id))
-
     hashing = dataclasses.replace(
         options, hash_algorithms=tuple(dict.fromkeys((*options.hash_algorithms, GIT_SHA1))))
-    plain, read = scan_entries(
-        tuple(e for e in found.entries if not needs_blob_id(e.relpath)), options, progress)
-    blobs, read_blobs = scan_entries(
-        tuple(e for e in found.entries if needs_blob_id(e.relpath)), hashing, progress)
+    plain, read = scan_entries(tuple(
+        e for e in found.entries if not needs_blob_id(e.relpath, listing, claims)), options,
+        progress)
+    blobs, read_blobs = scan_entries(tuple(
+        e for e in found.entries if needs_blob_id(e.relpath, listing, claims)), hashing, progress)
     files = sorted(plain + blobs, key=lambda r: r.path)
     read += read_blobs
+    files, missing = verify_snapshot(files, claims, listing, origin, options.exclude,
+                                     check_blob_names)
+    return files, [*found.findings, *missing], read
+
+
+def needs_blob_id(
+    rel: str, listing: Mapping[str, Upstream] | None, claims: Mapping[str, Upstream]
+) -> bool:
+    """Whether the file's claimed digest is a git blob id (hashed only where it is needed)."""
+    up = listing.get(rel) if listing is not None else None
+    claim = claims.get(rel)
+    return (up is not None and not up.sha256) or (claim is not None and bool(claim.blob_id))
+
+
+def verify_snapshot(
+    files: list[FileReport], claims: Mapping[str, Upstream],
+    listing: Mapping[str, Upstream] | None, origin: str, exclude: tuple[str, ...],
+    check_blob_names: bool,
+) -> tuple[list[FileReport], list[Finding]]:
+    """Scanned files checked against their blob names and `listing`; plus missing files."""
     if check_blob_names:
         files = [_check_blob(r, claims.get(r.path), listing) for r in files]
-    findings = list(found.findings)
     if listing is not None:
-        files, missing = verify_files(files, kept(listing, options.exclude), origin)
-        findings += missing
-    else:
-        files = [_blob_facts(r, claims.get(r.path)) for r in files]
-    return files, findings, read
+        return verify_files(files, kept(listing, exclude), origin)
+    return [_blob_facts(r, claims.get(r.path)) for r in files], []
 
 
 def _check_blob(
