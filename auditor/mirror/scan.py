@@ -23,6 +23,7 @@ from typing import Any
 
 from auditor.atomicio import write_atomic
 from auditor.errors import UsageError
+from auditor.integrity.hashing import GIT_SHA1
 from auditor.mirror import codec, drift
 from auditor.mirror.discover import MirrorModel, discover
 from auditor.mirror.executor import Executor, Future, Scanned, open_executor, scan_path
@@ -151,8 +152,6 @@ def _plan(model: MirrorModel, state: State, opts: MirrorOptions, key: str, execu
 def _algorithms(relpath: str, options: ScanOptions, tree: dict[str, Upstream] | None,
                 claims: dict[str, Upstream]) -> tuple[str, ...]:
     """The git blob id is hashed too when that is what the cache claims for this file."""
-    from auditor.integrity.hashing import GIT_SHA1
-
     if needs_blob_id(relpath, tree, claims):
         return tuple(dict.fromkeys((*options.hash_algorithms, GIT_SHA1)))
     return options.hash_algorithms
