@@ -242,8 +242,11 @@ def read_directory(f: BinaryIO, size: int, ctx: ScanContext) -> Directory:
         add_at(ctx, OUTSIDE, None, f"{prefix} bytes between the central directory and the end "
                f"record (data prepended to the archive?)", cd_offset)
     entries = _central_entries(f, cd_offset, cd_size, count, ctx)
-    return Directory(entries, cd_offset, max(record_end, end_at + _END.size), count,
-                     len(entries) < count and len(entries) >= ctx.limits.max_members)
+    # The declared count may lie (0xFFFF without zip64): the directory itself says when
+    # reading stopped at the limit.
+    truncated = len(entries) >= ctx.limits.max_members and any(
+        f.rule == members.TOO_MANY.id for f in ctx.result.findings)
+    return Directory(entries, cd_offset, max(record_end, end_at + _END.size), count, truncated)
 
 
 def _central_entries(

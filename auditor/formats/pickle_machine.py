@@ -1090,6 +1090,9 @@ class Machine:
         self.proto = arg
 
     def _op_frame(self, arg: int, at: int) -> None:
+        if arg > self.env.limits.max_string_bytes:  # the loader reads a frame whole
+            raise LimitExceeded(f"FRAME @{at} declares {arg} bytes, over the "
+                                f"{self.env.limits.max_string_bytes}-byte limit", at)
         if self.frame_end is not None and at < self.frame_end:
             self.env.finding(R.FRAME, f"FRAME @{at} starts inside the frame ending "
                              f"@{self.frame_end}", at)

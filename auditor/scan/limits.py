@@ -19,6 +19,6 @@ class Limits:
     max_compression_ratio: int = 200  # expanded / compressed, checked past 10 MiB
     max_pickle_ops: int = 50_000_000
     max_pickle_memo: int = 10_000_000
-    max_pickle_stack: int = 1_000_000
+    max_pickle_stack: int = 100_000  # picklers recurse ~1000 deep: real stacks stay far below
     max_string_bytes: int = 256 * 1024 * 1024  # one string/bytes value inside a format
     max_elements: int = 100_000_000  # one count field (tensors, metadata entries)
