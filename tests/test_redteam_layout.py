@@ -108,3 +108,31 @@ def test_repack_in_an_archive_the_scanner_cannot_open(tmp_path, run_cli, magic):
     code, found = scan(run_cli, folder)
     assert code == 1, found
     assert ("AUD-SCAN-004", "high") in found
+
+
+ST_MODULES = [
+    {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+    {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+]
+
+
+@pytest.mark.parametrize("change", [{"type": "joblib.numpy_pickle"}, {"path": "/tmp/planted"},
+                                    {"path": "../outside"}, {"type": "modeling_custom.Layer"}])
+def test_sentence_transformers_module_list_leaving_the_library(tmp_path, run_cli, change):
+    """sentence-transformers calls import_from_string(type).load(join(folder, path)):
+    `joblib.numpy_pickle` + any path unpickles a file the scan never saw."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    modules = [ST_MODULES[0], {**ST_MODULES[1], **change}]
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "model.safetensors").write_bytes(WEIGHTS)
+    assert_blocked(run_cli, folder, "AUD-JSON-004")
+
+
+def test_sentence_transformers_standard_module_list_passes(tmp_path, run_cli):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "modules.json").write_text(json.dumps(ST_MODULES))
+    (folder / "model.safetensors").write_bytes(WEIGHTS)
+    code, found = scan(run_cli, folder)
+    assert code == 0, found

@@ -38,7 +38,15 @@ SHARD_OUTSIDE = Rule(
     "pickle).",
     "Name shards as plain files of the model folder; refuse the model until then.",
 )
-RULES = (INVALID, DUPLICATE_KEY, SHARD_OUTSIDE)
+ST_MODULE = Rule(
+    "AUD-JSON-004", Severity.HIGH,
+    "modules.json imports a class outside sentence-transformers or a path outside the model",
+    "sentence-transformers imports each module's `type` by its dotted name and calls its "
+    "load(path): any installed function with a load (joblib.numpy_pickle unpickles) runs on "
+    "any file the path names, and custom types are code that was not part of the review.",
+    "Use sentence_transformers module types with paths inside the model folder.",
+)
+RULES = (INVALID, DUPLICATE_KEY, SHARD_OUTSIDE, ST_MODULE)
 
 _BOM = b"\xef\xbb\xbf"
 _CONFIG_KEYS = ("model_type", "architectures", "torch_dtype", "quantization_config", "auto_map",
@@ -46,6 +54,8 @@ _CONFIG_KEYS = ("model_type", "architectures", "torch_dtype", "quantization_conf
 # Top-level values the checks read.
 _KEPT = frozenset(_CONFIG_KEYS) | {"chat_template", "custom_pipelines", "weight_map"}
 MAX_SHARD_FINDINGS = 20
+ST_MODULE_FILE = "modules.json"
+ST_PACKAGE = "sentence_transformers."
 # Parsed into objects up to this size (configs); bigger files are streamed: json.loads
 # would need some ten times their size in memory.
 FULL_PARSE_BYTES = 4 * 1024 * 1024
@@ -79,6 +89,8 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         ctx.add(DUPLICATE_KEY, f"key {key!r} appears more than once")
     if len(repeated) > MAX_DUPLICATE_FINDINGS:
         ctx.add(DUPLICATE_KEY, f"and {len(repeated) - MAX_DUPLICATE_FINDINGS} more duplicated keys")
+    if ctx.name == ST_MODULE_FILE and len(head) <= FULL_PARSE_BYTES:
+        _check_st_modules(value, ctx)
     if doc is not None:
         ctx.result.facts.update(_facts(doc))
         if "auto_map" in doc or "custom_pipelines" in doc:  # trust_remote_code imports these
@@ -100,6 +112,17 @@ def _check_weight_map(weight_map: Any, ctx: ScanContext) -> None:
     bad += [repr(v) for v in shards if python_code.path_outside(v)]
     for detail in bad[:MAX_SHARD_FINDINGS]:
         ctx.add(SHARD_OUTSIDE, f"weight_map entry {detail}")
+
+
+def _check_st_modules(modules: Any, ctx: ScanContext) -> None:
+    """Each sentence-transformers module: a library type, loaded from inside the folder."""
+    for i, module in enumerate(modules if isinstance(modules, list) else [modules]):
+        kind = module.get("type") if isinstance(module, dict) else None
+        path = module.get("path", "") if isinstance(module, dict) else None
+        if not isinstance(kind, str) or not kind.startswith(ST_PACKAGE):
+            ctx.add(ST_MODULE, f"module {i}: type {kind!r}")
+        if not isinstance(path, str) or python_code.path_outside(path):
+            ctx.add(ST_MODULE, f"module {i}: path {path!r}")
 
 
 def _replay(head: bytes, f: BinaryIO) -> Callable[[int], bytes]:
