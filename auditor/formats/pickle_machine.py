@@ -952,9 +952,9 @@ class Machine:
         state = self._pop(at)
         inst = self._top(at)
         if isinstance(inst, Call):
-            inst.state = state
             func = inst.func
-            if isinstance(func, Ref):
+            if isinstance(func, Ref) and func.verdict.tier is Tier.SAFE:
+                inst.state = state  # layouts read it (dtypes, array wrappers); others need not
                 hook = self.env.hooks.get(func.verdict.path)
                 if hook is not None:
                     hook(self, inst, at)
