@@ -432,31 +432,35 @@ class Machine:
         ops = env.ops
         next_check = (ops | 0xFFFF) + 1
         frame_rel = self._frame_rel()
+        extra = self.memo_extra
+        limit = len(buf) - 16
         try:
             while True:
-                if pos + 16 > len(buf):
+                if pos > limit:
                     inp.pos = pos
                     inp._fill(16)
                     buf, pos = inp.buf, inp.pos
                     frame_rel = self._frame_rel()
-                    if pos + 16 > len(buf):  # the last bytes: always the careful path
+                    limit = len(buf) - 16
+                    if pos > limit:  # the last bytes: always the careful path
                         done, buf, pos, frame_rel = self._slow(pos)
+                        limit = len(buf) - 16
                         ops += 1
                         if done is not None:
                             return done[0]
                         continue
                 start = pos
                 code = buf[pos]
-                fence = marks[-1] if marks else 0
                 if code == 0x68 and buf[pos + 1] < len(memo):  # BINGET
                     stack.append(memo[buf[pos + 1]])
                     pos += 2
-                elif code == 0x94 and len(stack) > fence and not self.memo_extra:  # MEMOIZE
+                elif code == 0x94 and not extra \
+                        and len(stack) > (marks[-1] if marks else 0):  # MEMOIZE
                     value = stack[-1]
                     memo.append(_CONTAINER if type(value) is Seq else value)
                     pos += 1
-                elif code == 0x71 and buf[pos + 1] == len(memo) and len(stack) > fence \
-                        and not self.memo_extra:  # BINPUT of the next key
+                elif code == 0x71 and buf[pos + 1] == len(memo) and not extra \
+                        and len(stack) > (marks[-1] if marks else 0):  # BINPUT of the next key
                     value = stack[-1]
                     memo.append(_CONTAINER if type(value) is Seq else value)
                     pos += 2
@@ -469,6 +473,7 @@ class Machine:
                         stack.append(buf[pos + 2 : pos + 2 + n].decode("utf-8", "surrogatepass"))
                     except UnicodeDecodeError:
                         done, buf, pos, frame_rel = self._slow(pos)
+                        limit = len(buf) - 16
                         continue
                     pos += 2 + n
                 elif code == 0x4B:  # BININT1
@@ -486,7 +491,8 @@ class Machine:
                 elif code == 0x4E:  # NONE
                     stack.append(None)
                     pos += 1
-                elif 0x85 <= code <= 0x87 and len(stack) - fence >= code - 0x84:  # TUPLE1-3
+                elif 0x85 <= code <= 0x87 \
+                        and len(stack) - (marks[-1] if marks else 0) >= code - 0x84:  # TUPLE1-3
                     n = code - 0x84
                     items = tuple(stack[-n:])
                     del stack[-n:]
@@ -500,6 +506,7 @@ class Machine:
                     if code == 0x75 and (len(stack) - k) % 2:
                         marks.append(k)
                         done, buf, pos, frame_rel = self._slow(pos)
+                        limit = len(buf) - 16
                         continue
                     room = keep - len(target.items)
                     if room > 0:
@@ -513,7 +520,7 @@ class Machine:
                     stack.append(memo[_U4.unpack_from(buf, pos + 1)[0]])
                     pos += 5
                 elif code == 0x72 and _U4.unpack_from(buf, pos + 1)[0] == len(memo) \
-                        and len(stack) > fence and not self.memo_extra:  # LONG_BINPUT
+                        and len(stack) > (marks[-1] if marks else 0) and not extra:  # LONG_BINPUT
                     value = stack[-1]
                     memo.append(_CONTAINER if type(value) is Seq else value)
                     pos += 5
@@ -529,6 +536,7 @@ class Machine:
                 else:
                     env.ops = ops
                     done, buf, pos, frame_rel = self._slow(pos)
+                    limit = len(buf) - 16
                     ops = env.ops + 1  # a layout hook may have run a nested pickle
                     if done is not None:
                         return done[0]
