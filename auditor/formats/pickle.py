@@ -63,6 +63,15 @@ def plausible(head: bytes) -> bool:
     return False
 
 
+def runs_payload(head: bytes) -> bool:
+    """Would `pickle.load` of these bytes call an import (or import a dangerous one) before
+    the head ends? Decides whether content another format claimed is also a live pickle."""
+    env = Env(tiers=tiers_for(), limits=Limits(), report=ignore)
+    with contextlib.suppress(PickleError, LimitExceeded):
+        Machine(Input(io.BytesIO(head)), env).run()
+    return _ran_payload(env)
+
+
 def _ran_payload(env: Env) -> bool:
     """The loader would already have called an import, or imported a dangerous one."""
     return any(not u.verdict.odd_name and (u.calls or u.verdict.tier is Tier.DANGEROUS)

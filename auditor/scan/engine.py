@@ -20,6 +20,7 @@ from typing import BinaryIO, Protocol
 
 from auditor import __version__
 from auditor.errors import FormatError, LimitExceeded, UsageError
+from auditor.formats import pickle as pickle_format
 from auditor.formats import registry
 from auditor.integrity.hashing import HashingReader
 from auditor.integrity.model_signature import check_model_signature
@@ -78,6 +79,7 @@ def dispatch(stream: BinaryIO, ctx: ScanContext) -> FormatResult:
             break
     else:
         _unparsed(head, ctx)
+    _polyglot_pickle(head, stream, ctx)
     mismatch = sniff.extension_mismatch(ctx.name, ctx.result.format)
     if mismatch is not None:
         ctx.add(
@@ -86,6 +88,16 @@ def dispatch(stream: BinaryIO, ctx: ScanContext) -> FormatResult:
             f"but the content is {ctx.result.format}",
         )
     return ctx.result
+
+
+def _polyglot_pickle(head: bytes, stream: BinaryIO, ctx: ScanContext) -> None:
+    """Bytes another format claimed that `pickle.load` also runs (a tar whose first name is a
+    pickle, a msgpack map hiding one) are analysed as a pickle too: any file can be unpickled."""
+    if ctx.result.format in sniff.PICKLE_FAMILY or not stream.seekable():
+        return
+    if pickle_format.runs_payload(head):
+        stream.seek(0)
+        _run(pickle_format, stream, ctx)
 
 
 def _run(module: ModuleType, stream: BinaryIO, ctx: ScanContext) -> None:

@@ -26,19 +26,19 @@ _UNPARSED_ARCHIVE_MAGIC = {
 
 # Extension -> the content formats that file name may truthfully hold.
 # A format name here is a format module's NAME (or a FormatResult.format).
-_PICKLE_FAMILY = frozenset(
+PICKLE_FAMILY = frozenset(
     {"pickle", "pytorch-zip", "pytorch-legacy", "pytorch-tar", "torchscript", "joblib"}
 )
 _TEXT = frozenset({"text", "json", "empty"})
 EXPECTED_BY_EXTENSION: dict[str, frozenset[str]] = {
     ".safetensors": frozenset({"safetensors"}),
     ".gguf": frozenset({"gguf"}),
-    ".bin": _PICKLE_FAMILY | {"safetensors", "gguf", "unknown"},
-    ".pt": _PICKLE_FAMILY,
-    ".pth": _PICKLE_FAMILY,
-    ".ckpt": _PICKLE_FAMILY | {"safetensors"},
-    ".pkl": _PICKLE_FAMILY,
-    ".pickle": _PICKLE_FAMILY,
+    ".bin": PICKLE_FAMILY | {"safetensors", "gguf", "unknown"},
+    ".pt": PICKLE_FAMILY,
+    ".pth": PICKLE_FAMILY,
+    ".ckpt": PICKLE_FAMILY | {"safetensors"},
+    ".pkl": PICKLE_FAMILY,
+    ".pickle": PICKLE_FAMILY,
     ".joblib": frozenset({"joblib", "pickle", "gzip", "bz2", "xz", "lzma", "zlib"}),
     ".npy": frozenset({"numpy"}),
     ".npz": frozenset({"npz"}),
