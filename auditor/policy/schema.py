@@ -212,8 +212,22 @@ def mark_of(where: str, node: yaml.Node) -> Mark:
     return Mark(where, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader for which a scalar shaped like a date that is none (2020-13-45) stays a
+    string, so the linter names it instead of a ValueError escaping."""
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:  # type: ignore[override]
+        try:
+            return super().construct_yaml_timestamp(node)
+        except (ValueError, OverflowError):
+            return self.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+
+
 def _construct(node: yaml.Node) -> Any:
-    return yaml.SafeLoader("").construct_object(node, deep=True)
+    return _Loader("").construct_object(node, deep=True)
 
 
 def scalar(node: yaml.Node) -> Any:
