@@ -42,6 +42,12 @@ def test_every_common_dtype_is_clean(dtype):
     assert result.facts["storages"] == 1
 
 
+def test_sparse_and_quantized_tensors_are_clean():
+    q = torch.quantize_per_tensor(torch.rand(4), 0.1, 10, torch.quint8)
+    result = scan(save({"sparse": torch.eye(3).to_sparse(), "q": q}))
+    assert result.format == "pytorch-legacy" and result.findings == []
+
+
 def test_storage_bytes_that_look_like_opcodes_are_not_opcodes():
     data = torch.frombuffer(bytearray(b"cos\nsystem\n(S'x'\ntR."), dtype=torch.uint8)
     assert scan(save([data.clone()])).findings == []

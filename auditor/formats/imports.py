@@ -73,6 +73,7 @@ SAFE: tuple[str, ...] = (
         "_rebuild_device_tensor_from_numpy", "_rebuild_device_tensor_from_cpu_tensor",
     )),
     "torch._tensor._rebuild_from_type_v2", "torch._utils._rebuild_from_type_v2",
+    "torch.serialization._get_layout",  # maps a layout's name to the layout object only
     *(f"torch.{n}Storage" for n in _TORCH_STORAGES),
     "torch.storage.UntypedStorage", "torch.storage.TypedStorage", "torch.Size", "torch.device",
     "torch.nn.parameter.Parameter", "torch.Tensor",
