@@ -26,6 +26,10 @@ INDIRECT = {
     "sys-modules-constant": ("import sys\nsys.modules['os'].system('id')\n", "AUD-CODE-002"),
     "getattr-os-computed": ("import os\nname = 'sys' + 'tem'\ngetattr(os, name)('id')\n",
                             "AUD-CODE-005"),
+    # aliases made by assignment instead of an import
+    "module-alias-assignment": ("import os\no = os\no.system('id')\n", "AUD-CODE-002"),
+    "walrus-getattr-alias": ("import os\nif (g := getattr):\n    g(os, 'sys' + 'tem')('id')\n",
+                             "AUD-CODE-005"),
     # module re-exports walked through
     "os-path-os-system": ("import os.path\nos.path.os.system('id')\n", "AUD-CODE-002"),
     # code objects and function globals

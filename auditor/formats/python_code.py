@@ -276,6 +276,10 @@ class _Review:
                         self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
             elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 self.defined.add(node.name)
+        for target, value in _simple_assignments(self.nodes):  # `o = os`, `(g := getattr)`
+            name = self.resolve(value)
+            if name is not None and target not in self.aliases:
+                self.aliases[target] = name
         self.tainted = self._tainted_names()
 
     def rule(self, name: str | None) -> Rule | None:
@@ -465,6 +469,19 @@ def dangerous_name(name: str | None) -> Rule | None:
             if fnmatch.fnmatchcase(prefix, pattern):
                 return rule
     return None
+
+
+def _simple_assignments(nodes: list[ast.AST]) -> Iterator[tuple[str, ast.AST]]:
+    """(name, value) of `name = a.b` and `(name := a.b)`: aliases made without an import."""
+    for node in nodes:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.NamedExpr):
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and isinstance(value, ast.Name | ast.Attribute):
+            yield target.id, value
 
 
 def _reexported(name: str) -> Rule | None:
