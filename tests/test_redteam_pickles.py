@@ -112,7 +112,21 @@ def test_protocol0_first_opcode_longer_than_the_sniff_window(tmp_path, run_cli, 
     assert_blocked(run_cli, tmp_path, {"weights.dat": data}, "AUD-PKL-001")
 
 
-@pytest.mark.parametrize("build", [broken_protocol0, long_first_opcode])
+def broken_inst(canary: Path) -> bytes:
+    """INST imports and calls in one opcode; garbage follows."""
+    return b"(S'touch " + str(canary).encode() + b"'\nios\nsystem\n" + b"trailing words\n"
+
+
+def broken_obj(canary: Path) -> bytes:
+    return b"(cos\nsystem\nS'touch " + str(canary).encode() + b"'\no" + b"trailing words\n"
+
+
+@pytest.mark.parametrize("build", [broken_inst, broken_obj])
+def test_protocol0_call_opcodes_then_garbage_are_not_text(tmp_path, run_cli, build):
+    assert_blocked(run_cli, tmp_path, {"notes": build(tmp_path / "CANARY")}, "AUD-PKL-001")
+
+
+@pytest.mark.parametrize("build", [broken_protocol0, long_first_opcode, broken_inst, broken_obj])
 def test_control_protocol0_hiding_places_run_in_the_loader(tmp_path, build):
     canary = tmp_path / "CANARY"
     loads_in_child(build(canary))
