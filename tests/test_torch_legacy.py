@@ -42,6 +42,15 @@ def test_every_common_dtype_is_clean(dtype):
     assert result.facts["storages"] == 1
 
 
+def test_whole_model_save_calls_its_module_classes_through_persistent_ids():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
+    result = scan(save(model))
+    assert result.format == "pytorch-legacy"
+    assert {f.rule for f in result.findings} == {"AUD-PKL-003"}
+    assert any("torch.nn.modules.linear.Linear" in f.detail and "called by NEWOBJ" in f.detail
+               for f in result.findings)
+
+
 def test_sparse_and_quantized_tensors_are_clean():
     q = torch.quantize_per_tensor(torch.rand(4), 0.1, 10, torch.quint8)
     result = scan(save({"sparse": torch.eye(3).to_sparse(), "q": q}))

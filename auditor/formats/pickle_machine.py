@@ -1088,6 +1088,11 @@ class Machine:
         value = Persistent(pid, at)
         if self.env.collect_persistent:
             self.env.persistent.append(value)
+        if isinstance(pid, tuple) and len(pid) > 1 and pid[0] == "module" \
+                and isinstance(pid[1], (Ref, Unresolved)):
+            # legacy torch.load answers ('module', cls, source file, source) with cls itself
+            self._push(pid[1])
+            return
         self._push(value)
 
     # -- protocol and framing ------------------------------------------------------------
