@@ -84,3 +84,21 @@ def test_zlib_compressed_dump_is_scanned_inside(tmp_path):
     assert not [f for f in clean.findings if f.severity >= Severity.HIGH]
     evil = scan(dump(tmp_path, {"w": np.ones(4), "p": Payload()}, compress=("zlib", 3)))
     assert any(f.rule == "AUD-PKL-001" for f in evil.findings)
+
+
+def test_common_sklearn_estimators_stay_known_ml(tmp_path):
+    sklearn = pytest.importorskip("sklearn")
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import SVC
+
+    rng = np.random.RandomState(0)
+    x, y = rng.rand(40, 3), (rng.rand(40) > 0.5).astype(int)
+    models = [HistGradientBoostingClassifier(max_iter=3).fit(x, y),
+              KNeighborsClassifier(algorithm="kd_tree").fit(x, y),
+              KNeighborsClassifier(algorithm="ball_tree").fit(x, y), SVC().fit(x, y),
+              TfidfVectorizer().fit(["apple banana", "banana cherry"])]
+    result = scan(dump(tmp_path, models))
+    assert sklearn and max(f.severity for f in result.findings) == Severity.MEDIUM, [
+        (f.rule, f.detail) for f in result.findings if f.severity > Severity.MEDIUM]

@@ -10,7 +10,8 @@ import is graded from these tables, never from branches in the parser:
 
 Entries are full dotted paths (`module.qualname`). A path ending in `.*`
 covers a package and its submodules, but for `safe`/`known-ml` only a plain
-class-like name directly in it (one component, CapWords for `known-ml`), so
+class-like name directly in it (one component, CapWords — after any leading
+underscore — for `known-ml`), so
 a wildcard never admits an attribute walk (`sklearn.base.np.load`). A
 dangerous entry covers its submodules and attributes, its private twin
 (`_operator` for `operator`), and every attribute walk that passes through it
@@ -125,6 +126,9 @@ KNOWN_ML: tuple[str, ...] = (
         "IntervalStrategy", "SchedulerType", "HubStrategy", "SaveStrategy", "FSDPOption",
     )),
     "accelerate.utils.dataclasses.DistributedType",
+    # scikit-learn's Cython helpers that rebuild its tree and metric objects
+    *(f"sklearn.{m}.newObj" for m in ("neighbors._kd_tree", "neighbors._ball_tree",
+                                      "metrics._dist_metrics")),
 )
 
 # Curated, to grade severity: each category says what the import would let a pickle do.
@@ -287,7 +291,7 @@ def _in_package(path: str, name: str, packages: tuple[str, ...], class_only: boo
     """A plain (undotted) name directly inside a listed package or its submodules."""
     if "." in name or not _IDENT.match(name):
         return False
-    if class_only and not name[:1].isupper():
+    if class_only and not name.lstrip("_")[:1].isupper():
         return False
     return any(path.startswith(pkg + ".") for pkg in packages)
 
