@@ -22,6 +22,9 @@ class ScanOptions:
     jobs: int = 2
     exclude: tuple[str, ...] = ()
     hash_algorithms: tuple[str, ...] = ("sha256",)
+    # Files whose git blob id is also computed in the same pass (a cache or Hub listing names
+    # them by it); by relative path, so one scan of a folder serves both kinds of file.
+    git_blob_paths: frozenset[str] = frozenset()
     limits: Limits = field(default_factory=Limits)
     # Pickle import tiers added by the user's config, as "module.qualname" or "module.*".
     safe_imports: tuple[str, ...] = ()

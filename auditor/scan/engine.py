@@ -22,7 +22,7 @@ from auditor import __version__
 from auditor.errors import FormatError, LimitExceeded, UsageError
 from auditor.formats import pickle as pickle_format
 from auditor.formats import registry
-from auditor.integrity.hashing import HashingReader
+from auditor.integrity.hashing import GIT_SHA1, HashingReader
 from auditor.integrity.model_signature import check_model_signature
 from auditor.model import Coverage, FileReport, FormatResult, ModelReport, Rule, ScanResult
 from auditor.scan import crossfile, rules, sniff
@@ -150,7 +150,10 @@ def scan_file(entry: Entry, options: ScanOptions, progress: Progress) -> tuple[F
         return _report(entry, ctx.result, {}, 0, "special"), 0
     try:
         with _open_regular(entry.path) as raw:
-            reader = HashingReader(raw, options.hash_algorithms, progress.advance)
+            algorithms = options.hash_algorithms
+            if entry.relpath in options.git_blob_paths:
+                algorithms = tuple(dict.fromkeys((*algorithms, GIT_SHA1)))
+            reader = HashingReader(raw, algorithms, progress.advance)
             # Larger than the sniffed head, so sniffing then seeking to 0 stays in the buffer.
             buffered = io.BufferedReader(reader, 2 * sniff.HEAD_BYTES)
             dispatch(buffered, ctx)  # type: ignore[arg-type]

@@ -137,15 +137,9 @@ def scan_snapshot(
     claims = blob_claims(snapshot, [(e.relpath, snapshot / e.relpath) for e in found.entries])
     if not (check_blob_names or listing is None):
         claims = {}
-    hashing = dataclasses.replace(
-        options, hash_algorithms=tuple(dict.fromkeys((*options.hash_algorithms, GIT_SHA1))))
-    plain, read = scan_entries(tuple(
-        e for e in found.entries if not needs_blob_id(e.relpath, listing, claims)), options,
-        progress)
-    blobs, read_blobs = scan_entries(tuple(
-        e for e in found.entries if needs_blob_id(e.relpath, listing, claims)), hashing, progress)
-    files = sorted(plain + blobs, key=lambda r: r.path)
-    read += read_blobs
+    hashing = dataclasses.replace(options, git_blob_paths=frozenset(
+        e.relpath for e in found.entries if needs_blob_id(e.relpath, listing, claims)))
+    files, read = scan_entries(found.entries, hashing, progress)  # one pass: cross-file checks
     files, missing = verify_snapshot(files, claims, listing, origin, options.exclude,
                                      check_blob_names)
     return files, [*found.findings, *missing], read
