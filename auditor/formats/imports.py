@@ -124,7 +124,10 @@ KNOWN_ML: tuple[str, ...] = (
     "transformers.training_args_seq2seq.Seq2SeqTrainingArguments",
     *(f"transformers.trainer_utils.{n}" for n in (
         "IntervalStrategy", "SchedulerType", "HubStrategy", "SaveStrategy", "FSDPOption",
+        "EvaluationStrategy", "ShardedDDPOption",
     )),
+    # training_args.bin (torch.save of TrainingArguments) in many model repositories
+    "transformers.trainer_pt_utils.AcceleratorConfig", "transformers.debug_utils.DebugOption",
     "accelerate.utils.dataclasses.DistributedType",
     # scikit-learn's Cython helpers that rebuild its tree and metric objects
     *(f"sklearn.{m}.newObj" for m in ("neighbors._kd_tree", "neighbors._ball_tree",
