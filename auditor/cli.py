@@ -57,6 +57,26 @@ def _hub_options(func):
     return func
 
 
+def _scan_flags(func):
+    """The flags shared by every command that scans (scan, gate, mirror scan)."""
+    options = [
+        click.option("--exclude", multiple=True, metavar="GLOB",
+                     help="Skip files whose path or name matches GLOB (repeatable)."),
+        click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+                     help="Files scanned in parallel [config or: number of CPUs]."),
+        click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+                     help="Config file [default: ./auditor.toml or [tool.auditor] in "
+                     "./pyproject.toml]."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+_OUTPUT = click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+                       help="Write to this file (atomically) instead of stdout.")
+
+
 def _verify_options(func):
     """The verification flags shared by verify, scan and gate (one vocabulary everywhere)."""
     options = [
@@ -100,16 +120,11 @@ def cli() -> None:
               help="Write the report to this file (atomically) instead of stdout.")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="Exit 1 when a finding is at or above this severity [config or: high].")
-@click.option("--exclude", multiple=True, metavar="GLOB",
-              help="Skip files whose path or name matches GLOB (repeatable).")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-              help="Files scanned in parallel [config or: number of CPUs].")
+@_scan_flags
 @click.option("--revision", default=None,
               help="hf:// and hf-cache://: branch, tag, refs/pr/N or commit [main]; a local "
               "folder: the commit it holds, when not inferable.")
 @_hub_options
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Config file [default: ./auditor.toml or [tool.auditor] in ./pyproject.toml].")
 @click.option("--sbom", "sbom_path", type=click.Path(path_type=Path),
               help="Also write a CycloneDX ML-BOM to this file (into this folder: one per model).")
 @click.option("--spec", type=click.Choice(["1.5", "1.6"]), default="1.6", show_default=True,
@@ -134,21 +149,15 @@ def scan(
     issuer: str | None,
 ) -> int:
     """Scan a model file or folder and report what loading it could do."""
-    import os
-
     from auditor.config import load_config
     from auditor.integrity.signing import trust_from_options
-    from auditor.scan.context import ScanOptions
     from auditor.sources.hubclient import hub_settings
     from auditor.sources.resolve import scan_target
 
     config = load_config(config_path)
     threshold = Severity.parse(fail_on) if fail_on else config.fail_on
-    options = ScanOptions(
-        jobs=jobs or config.jobs or os.cpu_count() or 2,
-        exclude=config.exclude + exclude,
-        safe_imports=config.safe_imports,
-        known_ml_imports=config.known_ml_imports,
+    options = config.scan_options(
+        jobs, exclude,
         revision=revision,
         hash_algorithms=("sha256", *sorted(set(extra_hashes))),
         signature=signature,
@@ -179,8 +188,8 @@ def scan(
 
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text",
-              show_default=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False))
+              show_default=True, help="A table for the terminal, or the docs/rules.md page.")
+@_OUTPUT
 def rules(fmt: str, output: Path | None) -> int:
     """List every rule id with its severity, why it matters and how to fix it."""
     from auditor import rules as catalogue
@@ -203,7 +212,7 @@ def rules(fmt: str, output: Path | None) -> int:
               "password.")
 @click.option("--certificate", type=click.Path(path_type=Path, dir_okay=False),
               help="Signing certificate (PEM) for the certificate method.")
-@click.option("--certificate-chain", "--chain", "chain", multiple=True,
+@click.option("--certificate-chain", "chain", multiple=True,
               type=click.Path(path_type=Path, dir_okay=False),
               help="Intermediate/CA certificates to embed (certificate method).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
@@ -234,8 +243,8 @@ def sign(model: Path, key: Path, password_env: str | None, certificate: Path | N
 @click.option("--allow-unsigned-files", is_flag=True,
               help="Do not fail on files present but not covered by the signature.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False))
+              show_default=True, help="Result format.")
+@_OUTPUT
 def verify(model: Path, signature: Path | None, key: Path | None,
            certificate_chain: tuple[Path, ...], trust_config: Path | None, identity: str | None,
            issuer: str | None, allow_unsigned_files: bool, fmt: str, output: Path | None) -> int:
@@ -270,7 +279,8 @@ def verify(model: Path, signature: Path | None, key: Path | None,
               help="Private key (PEM, ECDSA P-256/P-384/P-521).")
 @click.option("--password-env", metavar="VAR", help="Environment variable holding the key's "
               "password.")
-@click.option("--certificate", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--certificate", type=click.Path(path_type=Path, dir_okay=False),
+              help="Signing certificate (PEM) to embed, instead of a bare key.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Attestation file [default: SBOM.intoto.json].")
 def attest(sbom: Path, key: Path, password_env: str | None, certificate: Path | None,
@@ -296,8 +306,8 @@ def sbom() -> None:
 @click.argument("old", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("new", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False))
+              show_default=True, help="Change list format.")
+@_OUTPUT
 def sbom_diff(old: Path, new: Path, fmt: str, output: Path | None) -> int:
     """What changed between two SBOMs (exit 1 when anything did, 0 when identical)."""
     from auditor.sbom import diff
@@ -306,7 +316,6 @@ def sbom_diff(old: Path, new: Path, fmt: str, output: Path | None) -> int:
     render = diff.render_json if fmt == "json" else diff.render_text
     _emit(render(changes, str(old), str(new)), output)
     return EXIT_FAIL if changes else EXIT_PASS
-
 
 
 @sbom.command("validate")
@@ -322,6 +331,7 @@ def sbom_validate(files: tuple[Path, ...]) -> int:
         failed += error is not None
     return EXIT_FAIL if failed else EXIT_PASS
 
+
 _POLICY_FORMATS = click.Choice(["text", "json", "sarif", "junit"])
 
 
@@ -333,8 +343,7 @@ def _policy_options(func):
                      help="Policy file (repeatable; later files may add waivers and lineage)."),
         click.option("--format", "fmt", type=_POLICY_FORMATS, default="text", show_default=True,
                      help="Verdict format."),
-        click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
-                     help="Write the verdict to this file (atomically) instead of stdout."),
+        _OUTPUT,
         click.option("--fail-on", type=click.Choice(SEVERITIES), default="low",
                      show_default=True,
                      help="Exit 1 when an unwaived violation is at or above this severity."),
@@ -414,13 +423,9 @@ def policy_test(folder: Path) -> int:
               help="Also write the CycloneDX SBOM the verdict was computed from.")
 @click.option("--reproducible", is_flag=True, help="Same input, same SBOM bytes.")
 @click.option("--revision", default=None,
-              help="hf://: branch, tag or commit [main]; a local folder: the commit it holds.")
-@click.option("--exclude", multiple=True, metavar="GLOB",
-              help="Skip files whose path or name matches GLOB (repeatable).")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-              help="Files scanned in parallel [config or: number of CPUs].")
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Config file [default: ./auditor.toml or [tool.auditor] in ./pyproject.toml].")
+              help="hf:// and hf-cache://: branch, tag, refs/pr/N or commit [main]; a local "
+              "folder: the commit it holds, when not inferable.")
+@_scan_flags
 @_hub_options
 @click.option("--signature", type=click.Path(path_type=Path, dir_okay=False),
               help="OMS signature to verify [default: model.sig in the model folder].")
@@ -438,13 +443,10 @@ def gate(
     attestation: Path | None,
 ) -> int:
     """Scan → SBOM → policy in one step: may this model be deployed?"""
-    import os
-
     from auditor.config import load_config
     from auditor.integrity.signing import trust_from_options
     from auditor.policy import gate as pipeline
     from auditor.policy.engine import load_policies
-    from auditor.scan.context import ScanOptions
     from auditor.sources.hubclient import hub_settings
     from auditor.sources.resolve import scan_target
 
@@ -463,11 +465,8 @@ def gate(
                               model_location=str(attestation)), output)
         return EXIT_FAIL if verdict.fails(threshold) else EXIT_PASS
     config = load_config(config_path)
-    options = ScanOptions(
-        jobs=jobs or config.jobs or os.cpu_count() or 2, exclude=config.exclude + exclude,
-        safe_imports=config.safe_imports, known_ml_imports=config.known_ml_imports,
-        revision=revision, signature=signature, trust=trust,
-    )
+    options = config.scan_options(jobs, exclude, revision=revision, signature=signature,
+                                  trust=trust)
     settings = hub_settings(
         endpoint=endpoint, config_endpoint=config.hub_endpoint, token=token,
         cache_dir=cache_dir, offline=offline, remote_only=not download,
@@ -500,35 +499,23 @@ def mirror() -> None:
               help="Policy file every model's SBOM is judged against (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Summary format.")
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the summary to this file (atomically) instead of stdout.")
+@_OUTPUT
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="Exit 1 when a NEW finding is at or above this severity [config or: high].")
 @click.option("--executor", metavar="dask://HOST:PORT",
               help="Scan files on a Dask cluster whose workers see ROOT at the same path "
               "[local threads].")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-              help="Files scanned in parallel locally [config or: number of CPUs].")
-@click.option("--exclude", multiple=True, metavar="GLOB",
-              help="Skip files whose path or name matches GLOB (repeatable).")
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Config file [default: ./auditor.toml or [tool.auditor] in ./pyproject.toml].")
+@_scan_flags
 def mirror_scan(root: Path, state_path: Path, sboms: Path | None, policies: tuple[Path, ...],
                 fmt: str, output: Path | None, fail_on: str | None, executor: str | None,
                 jobs: int | None, exclude: tuple[str, ...], config_path: Path | None) -> int:
     """Rescan what changed in a mirror, detect drift, write SBOMs; exit 1 on new violations."""
-    import os
-
     from auditor.config import load_config
     from auditor.mirror import scan as mirror_run
     from auditor.mirror import summary
-    from auditor.scan.context import ScanOptions
 
     config = load_config(config_path)
-    options = ScanOptions(
-        jobs=jobs or config.jobs or os.cpu_count() or 2, exclude=config.exclude + exclude,
-        safe_imports=config.safe_imports, known_ml_imports=config.known_ml_imports,
-    )
+    options = config.scan_options(jobs, exclude)
     state_path = state_path.absolute()
     result = mirror_run.run(mirror_run.MirrorOptions(
         root=root.absolute(), state=state_path, sboms=(sboms or state_path.parent / "sboms"
@@ -545,8 +532,8 @@ def mirror_scan(root: Path, state_path: Path, sboms: Path | None, policies: tupl
               default=Path("auditor-mirror.db"), show_default=True,
               help="SQLite state written by 'auditor mirror scan'.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False))
+              show_default=True, help="Status format.")
+@_OUTPUT
 def mirror_status(state_path: Path, fmt: str, output: Path | None) -> int:
     """Each mirrored model's latest verdict and history."""
     import json

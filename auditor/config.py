@@ -10,10 +10,13 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor.errors import ConfigError
 from auditor.model import Severity
+
+if TYPE_CHECKING:
+    from auditor.scan.context import ScanOptions
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,20 @@ class Config:
     safe_imports: tuple[str, ...] = ()
     known_ml_imports: tuple[str, ...] = ()
     hub_endpoint: str | None = None
+
+    def scan_options(self, jobs: int | None, exclude: tuple[str, ...], **more: Any) -> ScanOptions:
+        """The ScanOptions of a run: flags over this config over defaults.
+
+        One place for every command that scans, so scan, gate and mirror scan cannot drift.
+        """
+        import os
+
+        from auditor.scan.context import ScanOptions
+
+        return ScanOptions(
+            jobs=jobs or self.jobs or os.cpu_count() or 2, exclude=self.exclude + exclude,
+            safe_imports=self.safe_imports, known_ml_imports=self.known_ml_imports, **more,
+        )
 
 
 _KEYS = {"fail-on", "exclude", "jobs", "safe-imports", "known-ml-imports", "hub-endpoint"}
