@@ -100,6 +100,14 @@ def test_mutated_inputs_never_crash_a_parser(target):
     check()
 
 
+@pytest.mark.parametrize("name", ["model.onnx", "model.h5"])
+def test_a_truncated_hdf5_superblock_is_malformed_not_a_crash(name):
+    """Found by atheris (bench/fuzz, onnx target): the superblock was indexed past its end."""
+    result = scan(name, bytes.fromhex("894844460d0a1a0a000000ff4f07"))
+    assert result.coverage == Coverage.ERROR
+    assert any("truncated superblock" in f.detail for f in result.findings)
+
+
 @FUZZ
 @given(st.binary(max_size=512), st.sampled_from(sorted({t.name for t in TARGETS.values()})))
 def test_arbitrary_bytes_under_any_name_never_crash(data, name):

@@ -116,7 +116,9 @@ class _Reader:
 
     def root_attributes(self, start: int, ctx: ScanContext) -> dict[str, Any]:
         sb = self.read(start, min(96, self.size - start))
-        version = sb[8] if len(sb) > 8 else -1
+        if len(sb) < 16:  # signature, versions and the two size fields
+            raise FormatError("truncated superblock", start, MALFORMED)
+        version = sb[8]
         self.superblock_version = version
         if version in (0, 1):
             self.offsets, self.lengths = sb[13], sb[14]
