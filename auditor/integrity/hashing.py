@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable
 
 CHUNK = 1 << 20
 GIT_SHA1 = "git-sha1"  # git's blob id (the Hub's `blobId`): sha1 over "blob <size>\0" + content
-SUPPORTED = ("sha256", "sha384", "sha512", GIT_SHA1)
 
 
 def new_hasher(name: str, size: int) -> hashlib._Hash:

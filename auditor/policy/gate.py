@@ -18,8 +18,6 @@ from auditor.policy.engine import PolicySet, evaluate
 from auditor.policy.verdict import Verdict
 from auditor.sbom.facts import models_from_sbom
 
-FORMATS = ("text", "json", "sarif", "junit")
-
 
 def sbom_documents(
     result: ScanResult, sbom_path: Path | None, *, reproducible: bool
@@ -60,7 +58,7 @@ def judge(
 
 def render(verdict: Verdict, fmt: str, fail_on: Severity, *, base: str = "",
            model_location: str = "") -> str:
-    """The verdict in one of FORMATS (reporters are imported only when chosen)."""
+    """The verdict as text, json, sarif or junit (reporters are imported only when chosen)."""
     if fmt == "json":
         from auditor.report import verdict_json
 
