@@ -311,8 +311,9 @@ def sbom() -> None:
 def sbom_diff(old: Path, new: Path, fmt: str, output: Path | None) -> int:
     """What changed between two SBOMs (exit 1 when anything did, 0 when identical)."""
     from auditor.sbom import diff
+    from auditor.sbom.facts import read_sbom
 
-    changes = diff.diff(diff.load(old), diff.load(new))
+    changes = diff.diff(read_sbom(old), read_sbom(new))
     render = diff.render_json if fmt == "json" else diff.render_text
     _emit(render(changes, str(old), str(new)), output)
     return EXIT_FAIL if changes else EXIT_PASS
@@ -371,6 +372,7 @@ def policy_check(sboms: tuple[Path, ...], policies: tuple[Path, ...], fmt: str,
     """Judge CycloneDX SBOMs (auditor's or another tool's) against policies."""
     from auditor.policy import gate
     from auditor.policy.engine import load_policies
+    from auditor.sbom.facts import read_sbom
 
     loaded = load_policies(list(policies))
     if attestation is not None:
@@ -383,7 +385,7 @@ def policy_check(sboms: tuple[Path, ...], policies: tuple[Path, ...], fmt: str,
         if trust is None:
             raise UsageError("--attestation needs --key or --certificate-chain to check it")
         verify_attestation(attestation, trust, sboms[0])
-    verdict = gate.judge(loaded, [(str(p), gate.read_sbom(p)) for p in sboms])
+    verdict = gate.judge(loaded, [(str(p), read_sbom(p)) for p in sboms])
     threshold = Severity.parse(fail_on)
     location = str(sboms[0]) if len(sboms) == 1 else ""
     _emit(gate.render(verdict, fmt, threshold, model_location=location), output)

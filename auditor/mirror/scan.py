@@ -271,8 +271,9 @@ def _policy(policies: Any, opts: MirrorOptions, report: ModelReport, doc: dict[s
     if known is not None:
         return known
     from auditor.policy import gate
+    from auditor.sbom.facts import read_sbom
 
-    verdict = gate.judge(policies, [(str(sbom), doc or gate.read_sbom(sbom))], today=opts.today)
+    verdict = gate.judge(policies, [(str(sbom), doc or read_sbom(sbom))], today=opts.today)
     violations = sorted(
         ({"rule": v.rule, "severity": v.severity.label, "file": v.file, "message": v.message}
          for v in verdict.failing(POLICY_THRESHOLD)),

@@ -8,15 +8,13 @@ hands on: policy never sees the scanner's objects.
 from __future__ import annotations
 
 import datetime
-import json
 from pathlib import Path
 from typing import Any
 
-from auditor.errors import UsageError
 from auditor.model import ScanResult, Severity
 from auditor.policy.engine import PolicySet, evaluate
 from auditor.policy.verdict import Verdict
-from auditor.sbom.facts import models_from_sbom
+from auditor.sbom.facts import models_from_sbom, read_sbom
 
 
 def sbom_documents(
@@ -34,17 +32,6 @@ def sbom_documents(
     paths = cyclonedx.write_sboms(result, sbom_path, spec="1.6", output_format="json",
                                   reproducible=reproducible)
     return [(str(p), read_sbom(p)) for p in paths]
-
-
-def read_sbom(path: Path) -> dict[str, Any]:
-    """A CycloneDX JSON file; unreadable or not JSON is a usage error naming the file."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read SBOM: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise UsageError(f"{path}: not JSON: {exc}") from None
 
 
 def judge(

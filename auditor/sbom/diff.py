@@ -11,12 +11,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
-
-from auditor.errors import UsageError
-
-MAX_SBOM_BYTES = 256 * 1024 * 1024
 
 # Model-level aspects compared (read from metadata.component), in report order.
 MODEL_FIELDS = ("name", "licence", "revision", "publisher", "purl", "lineage", "signature")
@@ -31,27 +26,6 @@ class Change:
     subject: str
     old: str | None = None
     new: str | None = None
-
-
-def load(path: Path) -> dict[str, Any]:
-    """A CycloneDX JSON document, or UsageError naming the file (exit 2)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_SBOM_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_SBOM_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_SBOM_BYTES} bytes")
-    try:
-        doc = json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not UTF-8 ({exc.reason})") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg} "
-                         "(sbom diff reads CycloneDX JSON)") from None
-    if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
-        raise UsageError(f"{path}: not a CycloneDX document (no \"bomFormat\": \"CycloneDX\")")
-    return doc
 
 
 def diff(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:

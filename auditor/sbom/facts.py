@@ -16,8 +16,10 @@ fact name a rule uses against them, and docs/policy.md describes each one.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from auditor.errors import UsageError
@@ -26,6 +28,7 @@ UNKNOWN = "unknown"
 TRI_STATES = ("true", "false", UNKNOWN)
 SEVERITIES = ("critical", "high", "medium", "low", "info", UNKNOWN)
 COVERAGES = ("scanned", "partial", "unsupported", "error", UNKNOWN)
+MAX_SBOM_BYTES = 256 * 1024 * 1024
 
 # The documented facts: variable -> field -> one-line meaning (docs/policy.md has the detail).
 MODEL_FIELDS: dict[str, str] = {
@@ -125,6 +128,31 @@ class ModelFacts:
     lineage: tuple[dict[str, Any], ...]
     files: tuple[dict[str, Any], ...]
     findings: tuple[dict[str, Any], ...]
+
+
+def read_sbom(path: Path) -> dict[str, Any]:
+    """A CycloneDX JSON file from disk, or UsageError naming the file (exit 2).
+
+    The one reader for every command that takes an SBOM (policy check, gate,
+    sbom diff, mirror), so they refuse the same inputs with the same messages.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_SBOM_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read SBOM: {exc.strerror or exc}") from None
+    if len(data) > MAX_SBOM_BYTES:
+        raise UsageError(f"{path}: larger than {MAX_SBOM_BYTES} bytes")
+    try:
+        doc = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg} "
+                         "(SBOMs are read as CycloneDX JSON)") from None
+    if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
+        raise UsageError(f"{path}: not a CycloneDX document (no \"bomFormat\": \"CycloneDX\")")
+    return doc
 
 
 def models_from_sbom(doc: Any, where: str) -> list[ModelFacts]:
