@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-from auditor.errors import FormatError, LimitExceeded
+from auditor.errors import FormatError
 from auditor.formats import templates
 from auditor.model import FormatResult
 from auditor.scan.context import ScanContext
 from auditor.scan.sniff import is_text
+from auditor.scan.streams import read_capped
 
 NAME = "jinja"
 RULES = ()  # findings come from auditor.formats.templates (AUD-TPL-*)
@@ -27,10 +28,8 @@ def sniff(head: bytes, name: str) -> bool:
 
 
 def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
-    limit = templates.MAX_TEMPLATE_CHARS * 4  # UTF-8 bytes of the longest reviewable template
-    data = f.read(limit + 1)
-    if len(data) > limit:
-        raise LimitExceeded(f"template larger than {limit} bytes")
+    # at most 4 UTF-8 bytes a character: the longest template the reviewer accepts
+    data = read_capped(f, templates.MAX_TEMPLATE_CHARS * 4, "template")
     try:
         source = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -28,6 +28,7 @@ from auditor.formats import python_code
 from auditor.formats.jsonutil import loads_strict
 from auditor.model import FormatResult, Rule, Severity
 from auditor.scan.context import ScanContext
+from auditor.scan.streams import read_capped
 
 NAME = "keras"
 
@@ -157,10 +158,7 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
 
 
 def _read_json(member: BinaryIO, name: str, ctx: ScanContext) -> Any:
-    limit = ctx.limits.max_json_bytes
-    data = member.read(limit + 1)
-    if len(data) > limit:
-        raise LimitExceeded(f"{name} larger than {limit} bytes")
+    data = read_capped(member, ctx.limits.max_json_bytes, name)
     try:
         doc, _ = loads_strict(data, what=name)
     except LimitExceeded:

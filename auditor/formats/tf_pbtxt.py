@@ -15,11 +15,11 @@ import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from auditor.errors import LimitExceeded
 from auditor.formats import tf_savedmodel
 from auditor.model import FormatResult
 from auditor.scan import sniff as sniffing
 from auditor.scan.context import ScanContext
+from auditor.scan.streams import read_capped
 
 NAME = "tf-pbtxt"
 RULES = ()  # raises the TensorFlow rules of tf_savedmodel
@@ -37,10 +37,7 @@ def sniff(head: bytes, name: str) -> bool:
 
 
 def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
-    limit = ctx.limits.max_json_bytes
-    text = f.read(limit + 1)
-    if len(text) > limit:
-        raise LimitExceeded(f"text graph larger than {limit} bytes")
+    text = read_capped(f, ctx.limits.max_json_bytes, "text graph")
     ops: dict[str, int] = {}
     for line, op in operators(text):
         ops[op] = ops.get(op, 0) + 1

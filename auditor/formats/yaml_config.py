@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-from auditor.errors import FormatError, LimitExceeded
+from auditor.errors import FormatError
 from auditor.model import FormatResult, Rule, Severity
 from auditor.scan import sniff as sniffing
 from auditor.scan.context import ScanContext
+from auditor.scan.streams import read_capped
 
 NAME = "yaml"
 
@@ -48,10 +49,7 @@ def sniff(head: bytes, name: str) -> bool:
 def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
     import yaml
 
-    limit = ctx.limits.max_json_bytes
-    data = f.read(limit + 1)
-    if len(data) > limit:
-        raise LimitExceeded(f"YAML larger than {limit} bytes")
+    data = read_capped(f, ctx.limits.max_json_bytes, "YAML")
     parser = yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader
     tags = 0
     try:

@@ -1,10 +1,25 @@
-"""Stream adapters that let containers hand members to the engine without copying."""
+"""Stream helpers: adapters that let containers hand members to the engine without copying,
+and the capped read of formats parsed whole."""
 
 from __future__ import annotations
 
 import io
 import os
 from typing import BinaryIO
+
+from auditor.errors import LimitExceeded
+
+
+def read_capped(f: BinaryIO, limit: int, what: str) -> bytes:
+    """All of a stream that a format parses whole, or LimitExceeded past `limit` bytes.
+
+    Reads one byte more than the limit, so an over-limit file is refused
+    without ever holding more than `limit` + 1 bytes.
+    """
+    data = f.read(limit + 1)
+    if len(data) > limit:
+        raise LimitExceeded(f"{what} larger than {limit} bytes")
+    return data
 
 
 class SliceReader(io.RawIOBase):
