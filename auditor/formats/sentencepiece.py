@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError
+from auditor.formats.protowire import I32, I64, LEN, VARINT
 from auditor.model import FormatResult, Rule, Severity
 from auditor.scan.context import ScanContext
 
@@ -41,7 +42,6 @@ RULES = (MALFORMED, BOUNDS, UNKNOWN_FIELD)
 
 MAX_BYTES = 64 * 1024 * 1024
 MAX_PIECES = 1_000_000  # the largest real vocabularies are ~260k pieces
-VARINT, I64, LEN, I32 = 0, 1, 2, 5
 
 # ModelProto top-level field -> (name, wire type)
 TOP_FIELDS: dict[int, tuple[str, int]] = {
