@@ -35,17 +35,18 @@ def tar_polyglot(canary: Path) -> bytes:
     return buf.getvalue()
 
 
-def msgpack_polyglot(canary: Path) -> bytes:
+def msgpack_polyglot(canary: Path, skip_hi: int = 0x01) -> bytes:
     """A valid 14-entry msgpack map; to the unpickler its first bytes are BINBYTES8 over
-    the map's entries, and the payload's ASCII bytes are msgpack fixints in an array."""
+    the map's entries, and the payload's ASCII bytes are msgpack fixints in an array.
+    The first key is the 7 length bytes after the fixstr(7) marker, so they stay ASCII."""
     tail = b"0" + payload(canary)  # POP the bytes object, then the payload
-    length = 0xA7 | 0x01 << 8  # low byte: fixstr(7) marker of the first key
+    length = 0xA7 | skip_hi << 8
     body = bytearray()
     for i in range(12):
         body += b"\xa3" + f"k{i:02d}".encode() + b"\x01"
     body += b"\xa3end" + b"\xdc" + struct.pack(">H", len(tail))
-    pad = length - len(body) - 3
-    first_value = b"\xda" + struct.pack(">H", pad) + b"a" * pad
+    pad = length - len(body) - 5
+    first_value = b"\xdb" + struct.pack(">I", pad) + b"a" * pad
     return b"\x8e" + struct.pack("<Q", length) + first_value + bytes(body) + tail
 
 
@@ -98,3 +99,29 @@ def test_ordinary_tar_and_msgpack_are_not_pickles(tmp_path, run_cli):
     result = run_cli("scan", folder, "--format", "json")
     files = json.loads(result.out)["models"][0]["files"]
     assert not any(f["rule"].startswith("AUD-PKL") for fr in files for f in fr["findings"])
+
+
+def far_msgpack_polyglot(canary: Path) -> bytes:
+    """The same polyglot with a BINBYTES8 skip that ends past the engine's 64 KiB head."""
+    return msgpack_polyglot(canary, skip_hi=0x0200)
+
+
+@pytest.mark.xfail(strict=True, reason="the polyglot check reads only the 64 KiB head (one pass "
+                   "per file); a skip that ends beyond it hides the payload")
+def test_polyglot_with_payload_beyond_the_head(tmp_path, run_cli):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "weights.dat").write_bytes(far_msgpack_polyglot(tmp_path / "CANARY"))
+    result = run_cli("scan", folder, "--format", "json")
+    assert result.code == 1
+
+
+def test_control_far_polyglot_is_live_and_valid_msgpack(tmp_path):
+    msgpack = pytest.importorskip("msgpack")
+    canary = tmp_path / "CANARY"
+    data = far_msgpack_polyglot(canary)
+    assert len(msgpack.unpackb(data)) == 14
+    subprocess.run([sys.executable, "-c", "import pickle, sys\n"
+                    "pickle.loads(sys.stdin.buffer.read())"], input=data, capture_output=True,
+                   timeout=60)
+    assert canary.exists()
