@@ -34,6 +34,14 @@ def run_cli(capsys):
     return run
 
 
+@pytest.fixture
+def canary(tmp_path):
+    """A path a payload would create if executed; the test fails if it ever appears."""
+    path = tmp_path / "CANARY"
+    yield path
+    assert not path.exists(), "a scanned payload was executed"
+
+
 @pytest.fixture(autouse=True)
 def _isolate_env(monkeypatch, tmp_path_factory):
     """No test talks to the real Hub or reads the developer's config."""

@@ -12,13 +12,6 @@ from tests.test_archive_zip import HAS_PICKLE, at, rules, scan
 from tests.zip_builders import canary_pickle
 
 
-@pytest.fixture
-def canary(tmp_path):
-    path = tmp_path / "CANARY"
-    yield path
-    assert not path.exists(), "a scanned payload was executed"
-
-
 def make_tar(members: list[tarfile.TarInfo | tuple[str, bytes]], fmt=tarfile.PAX_FORMAT) -> bytes:
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=fmt) as tar:

@@ -32,13 +32,6 @@ def at(report, rule: str) -> list:
     return [f for f in report.findings if f.rule == rule]
 
 
-@pytest.fixture
-def canary(tmp_path):
-    path = tmp_path / "CANARY"
-    yield path
-    assert not path.exists(), "a scanned payload was executed"
-
-
 def write(tmp_path, data: bytes, name: str = "a.zip"):
     path = tmp_path / name
     path.write_bytes(data)

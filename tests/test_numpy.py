@@ -12,13 +12,6 @@ from tests.zip_builders import ZMember, build_zip, canary_pickle
 np = pytest.importorskip("numpy")
 
 
-@pytest.fixture
-def canary(tmp_path):
-    path = tmp_path / "CANARY"
-    yield path
-    assert not path.exists(), "a scanned payload was executed"
-
-
 def npy(header: str, body: bytes, version: int = 1) -> bytes:
     raw = header.encode("latin-1")
     raw += b" " * (-(len(raw) + 11) % 64) + b"\n"

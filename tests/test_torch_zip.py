@@ -16,13 +16,6 @@ from tests.zip_builders import ZMember, benign_pickle, build_zip, canary_pickle
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture
-def canary(tmp_path):
-    path = tmp_path / "CANARY"
-    yield path
-    assert not path.exists(), "a scanned payload was executed"
-
-
 def _net():
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
