@@ -1,4 +1,4 @@
-"""auditor and the OMS reference implementation (model_signing 1.1.1) accept each other's signatures.
+"""auditor and the OMS reference (model_signing 1.1.1) accept each other's signatures.
 
 Runs when the `interop` extra is installed (`pip install -e '.[interop]'`); CI installs it.
 """

@@ -45,7 +45,7 @@ def test_unsigned_model_records_unsigned_without_failing(run_cli, tmp_path):
 
 def test_signature_without_trust_material_is_unknown_not_verified(run_cli, signed):
     model, _, _ = signed
-    run, doc = _scan(run_cli, model)
+    _, doc = _scan(run_cli, model)
     assert doc["models"][0]["facts"]["signature"]["status"] == "unknown"
     assert any(f["rule"] == "AUD-SIG-006" for f in doc["models"][0]["findings"])
 
@@ -64,7 +64,7 @@ def test_tampered_signed_model_fails_the_scan_with_a_critical_finding(run_cli, s
 def test_file_added_after_signing_is_reported_as_not_covered(run_cli, signed):
     model, _, pub = signed
     (model / "chat_template.jinja").write_text("{{ messages }}")
-    run, doc = _scan(run_cli, model, "--key", pub)
+    _, doc = _scan(run_cli, model, "--key", pub)
     assert any(f["rule"] == "AUD-SIG-002" and f["file"] == "chat_template.jinja"
                for f in doc["models"][0]["findings"])
 
@@ -83,7 +83,7 @@ def test_attest_then_verify_round_trip(tmp_path, signed, run_cli):
     from auditor.integrity.attest import verify_attestation
     from auditor.integrity.signing import KeyTrust, load_public_key
 
-    model, priv, pub = signed
+    _, priv, pub = signed
     sbom = tmp_path / "bom.json"
     sbom.write_text(json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1}))
     run = run_cli("attest", sbom, "--key", priv)
