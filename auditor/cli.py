@@ -154,7 +154,7 @@ def scan(
     from auditor.sources.hubclient import hub_settings
     from auditor.sources.resolve import scan_target
 
-    config = load_config(config_path)
+    config = load_config(config_path, scanned=target)
     threshold = Severity.parse(fail_on) if fail_on else config.fail_on
     options = config.scan_options(
         jobs, exclude,
@@ -383,7 +383,8 @@ def policy_check(sboms: tuple[Path, ...], policies: tuple[Path, ...], fmt: str,
             raise UsageError("--attestation covers exactly one SBOM")
         trust = trust_from_options(key, certificate_chain, trust_config, identity, issuer)
         if trust is None:
-            raise UsageError("--attestation needs --key or --certificate-chain to check it")
+            raise UsageError("--attestation needs --key, --certificate-chain or --trust-config "
+                             "to check it")
         verify_attestation(attestation, trust, sboms[0])
     verdict = gate.judge(loaded, [(str(p), read_sbom(p)) for p in sboms])
     threshold = Severity.parse(fail_on)
@@ -458,7 +459,8 @@ def gate(
         from auditor.integrity import attest
 
         if trust is None:
-            raise UsageError("--attestation needs --key or --certificate-chain to check it")
+            raise UsageError("--attestation needs --key, --certificate-chain or --trust-config "
+                             "to check it")
         attested = attest.verify_attestation(attestation, trust)
         attest.check_target_matches(attested, Path(target))
         verdict = pipeline.judge(loaded, [(f"{attestation} (attested)", attested)])
@@ -466,7 +468,7 @@ def gate(
         _emit(pipeline.render(verdict, fmt, threshold, base=target,
                               model_location=str(attestation)), output)
         return EXIT_FAIL if verdict.fails(threshold) else EXIT_PASS
-    config = load_config(config_path)
+    config = load_config(config_path, scanned=target)
     options = config.scan_options(jobs, exclude, revision=revision, signature=signature,
                                   trust=trust)
     settings = hub_settings(
@@ -516,7 +518,7 @@ def mirror_scan(root: Path, state_path: Path, sboms: Path | None, policies: tupl
     from auditor.mirror import scan as mirror_run
     from auditor.mirror import summary
 
-    config = load_config(config_path)
+    config = load_config(config_path, scanned=str(root))
     options = config.scan_options(jobs, exclude)
     state_path = state_path.absolute()
     result = mirror_run.run(mirror_run.MirrorOptions(

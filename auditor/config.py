@@ -47,20 +47,41 @@ class Config:
 _KEYS = {"fail-on", "exclude", "jobs", "safe-imports", "known-ml-imports", "hub-endpoint"}
 
 
-def load_config(explicit: Path | None = None, cwd: Path | None = None) -> Config:
-    """Read the config file if there is one; a missing default file means defaults."""
+def load_config(
+    explicit: Path | None = None, cwd: Path | None = None, scanned: str | None = None
+) -> Config:
+    """Read the config file if there is one; a missing default file means defaults.
+
+    A file found implicitly inside the folder being scanned (`scanned`, or the
+    folder of a scanned file) is refused: a model that ships its own
+    `auditor.toml` (safe-imports, exclude, fail-on) would configure its own audit.
+    """
     if explicit is not None:
         return _parse(explicit, _read(explicit), None)
     cwd = cwd or Path.cwd()
     own = cwd / "auditor.toml"
     if own.is_file():
+        _refuse_inside(own, scanned)
         return _parse(own, _read(own), None)
     pyproject = cwd / "pyproject.toml"
     if pyproject.is_file():
         table = _read(pyproject).get("tool", {}).get("auditor")
         if table is not None:
+            _refuse_inside(pyproject, scanned)
             return _parse(pyproject, table, "tool.auditor")
     return Config()
+
+
+def _refuse_inside(found: Path, scanned: str | None) -> None:
+    if scanned is None or "://" in scanned:
+        return
+    target = Path(scanned).resolve()
+    folder = target if target.is_dir() else target.parent
+    if found.resolve().is_relative_to(folder):
+        raise ConfigError(
+            f"{found}: config file inside the scanned folder {folder} (a model could configure "
+            "its own audit); pass --config explicitly to use it"
+        )
 
 
 def _read(path: Path) -> dict[str, Any]:
