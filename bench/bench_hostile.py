@@ -1,0 +1,83 @@
+"""Time and memory of each hostile input of tests/test_hostile_budget.py, at the default limits.
+
+    python bench/bench_hostile.py [--no-peak]
+
+Each input is built in memory, written to a temporary folder and scanned as
+a local file (`scan_local`, one job): wall time without tracing, then the
+`tracemalloc` peak in a second, traced scan (tracing slows allocation-heavy
+scans several times, so it is not timed). Targets: under 1 s and 50 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import struct
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from auditor.scan.context import ScanOptions
+from auditor.scan.engine import scan_local
+from tests import test_hostile_budget as h
+
+INPUTS = {
+    "safetensors header length 2^63": ("model.safetensors", lambda: h.q(2**63) + b"{}"),
+    "GGUF tensor count 2^63": ("model.gguf", lambda: h.gguf(2**63, 0)),
+    "pickle BINBYTES8 length 2^63": ("model.pkl", lambda: b"\x80\x04\x8e" + h.q(2**63)),
+    "pickle FRAME length 2^63": ("model.pkl", lambda: b"\x80\x04\x95" + h.q(2**63) + b"N."),
+    "GGUF metadata count 10^9": ("model.gguf", lambda: h.gguf(0, 10**9)),
+    "GGUF array length 10^9": ("model.gguf", lambda: h.gguf(0, 1, h.gguf_key(
+        "tokenizer.ggml.tokens", 9) + struct.pack("<I", 8) + h.q(10**9))),
+    "GGUF string length 1 GiB": ("model.gguf", lambda: h.gguf(0, 1, h.gguf_key(
+        "general.name", 8) + h.q(1 << 30) + b"x" * 64)),
+    "pickle BINUNICODE length 1 GiB": ("model.pkl", lambda: b"\x80\x02X" + struct.pack(
+        "<I", 1 << 30) + b"abc"),
+    "pickle 10^6 MARKs": ("model.pkl", lambda: b"\x80\x02" + b"(" * 10**6 + b"N."),
+    "pickle 10^6 nested lists": ("model.pkl", lambda: b"\x80\x02" + b"]" * 10**6
+                                 + b"a" * (10**6 - 1) + b"."),
+    "JSON 10^6 deep": ("config.json", lambda: b"[" * 10**6 + b"]" * 10**6),
+    "zip in zip, 12 deep": ("model.zip", lambda: h.nested_zip(12)),
+    "zip bomb 1000:1 (64 MiB pickle)": ("model.pt", lambda: h.zip_bomb(64 << 20)),
+    "gzip bomb 1000:1 (64 MiB)": ("weights.gz", lambda: gzip.compress(bytes(64 << 20), 9)),
+    "pickle billion laughs (DUP/GET)": ("model.pkl", h.laughs),
+    "pickle 10^6 DUPs": ("model.pkl", lambda: b"\x80\x02N" + b"2" * 10**6 + b"."),
+    "pickle 10^6 GETs": ("model.pkl", lambda: b"\x80\x02]q\x00" + b"h\x00" * 10**6 + b"."),
+    "zip, 100,000 members": ("model.zip", lambda: h.zip_of_empty_members(100_000, 0xFFFF)),
+    "tar, 100,000 members": ("model.tar", lambda: h.tar_of_empty_members(100_000)),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--no-peak", action="store_true", help="skip the traced second scan")
+    args = parser.parse_args()
+    print("| input | size | time | peak (tracemalloc) | finding |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, (name, build) in INPUTS.items():
+            path = Path(tmp) / name
+            data = build()
+            path.write_bytes(data)
+            start = time.perf_counter()
+            result = scan_local(path, ScanOptions(jobs=1))
+            elapsed = time.perf_counter() - start
+            peak = "-"
+            if not args.no_peak:
+                tracemalloc.start()
+                scan_local(path, ScanOptions(jobs=1))
+                peak = f"{tracemalloc.get_traced_memory()[1] / 1e6:.1f} MB"
+                tracemalloc.stop()
+            (report,) = result.models[0].files
+            rules = ", ".join(sorted({f.rule for f in report.findings}))
+            print(f"| {label} | {len(data):,} B | {elapsed:.3f} s | {peak} | {rules} |",
+                  flush=True)
+            path.unlink()
+
+
+if __name__ == "__main__":
+    main()
