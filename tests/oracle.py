@@ -7,7 +7,11 @@ every (module, name) the loader asks for is recorded and answered with an
 inert stub class, so REDUCE / NEWOBJ / OBJ / INST / BUILD / SETITEM on it
 only record an event. `persistent_load` answers with a stub too, and a few
 copyreg extension codes are registered to stub names, so EXT opcodes reach
-`find_class` as they would in a process that registered them.
+`find_class` as they would in a process that registered them. Every blob is
+loaded twice, as the C loader reads a file frame by frame (`torch.load`'s
+BytesIO) and as it reads one whole buffer (`pickle.loads`, or a file whose
+`peek()` shows everything): where frames are violated the two differ, and
+the events of both count.
 
 Containment: the child runs isolated (`python -I`, a temporary working
 directory, no network namespace where `unshare -n` is allowed, sockets
