@@ -104,11 +104,6 @@ def system_call(canary: str, *, via: Callable[[str, str], bytes] = sglobal) -> b
     return call(via("os", "system"), u(shell(canary)))
 
 
-def framed(body: bytes) -> bytes:
-    """Protocol 4 with one correct frame around the body."""
-    return proto(4) + frame(len(body)) + body
-
-
 # ---- cases -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
