@@ -78,7 +78,7 @@ _OUTPUT = click.option("-o", "--output", type=click.Path(path_type=Path, dir_oka
 
 
 def _verify_options(func):
-    """The verification flags shared by verify, scan and gate (one vocabulary everywhere)."""
+    """The verification flags of verify, scan, gate and policy check (one vocabulary)."""
     options = [
         click.option("--key", type=click.Path(path_type=Path, dir_okay=False),
                      help="Trusted public key (PEM) for key-method signatures."),
