@@ -9,6 +9,17 @@ from pathlib import Path
 DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8, "U8": 1}
 
 
+def varint(n: int) -> bytes:
+    """A protobuf base-128 varint: the one encoder of the hand-written protobuf fixtures."""
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
 def safetensors_bytes(
     tensors: dict[str, tuple[str, list[int]]],
     metadata: dict[str, str] | None = None,

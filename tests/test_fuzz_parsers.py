@@ -34,6 +34,7 @@ from auditor.policy.engine import evaluate, load_policies
 from auditor.sbom.facts import models_from_sbom
 from auditor.scan.context import ScanOptions
 from auditor.scan.engine import scan_stream
+from tests.builders import varint
 from tests.fuzz_seeds import TARGETS
 
 INTERNAL = "AUD-SCAN-007"
@@ -277,24 +278,15 @@ def test_generated_templates_never_crash(text):
 
 # ---- protobuf (ONNX, SavedModel) ---------------------------------------------------------
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
 @st.composite
 def protobuf(draw: st.DrawFn, depth: int = 0) -> bytes:
     parts = []
     for _ in range(draw(st.integers(0, 6))):
         field = draw(st.integers(1, 20))
         wire = draw(st.sampled_from((0, 1, 2, 5, 3, 6)))
-        key = _varint(field << 3 | wire)
+        key = varint(field << 3 | wire)
         if wire == 0:
-            parts.append(key + _varint(draw(st.integers(0, 2**64 - 1))))
+            parts.append(key + varint(draw(st.integers(0, 2**64 - 1))))
         elif wire == 1:
             parts.append(key + draw(st.binary(min_size=8, max_size=8)))
         elif wire == 5:
@@ -303,7 +295,7 @@ def protobuf(draw: st.DrawFn, depth: int = 0) -> bytes:
             body = draw(protobuf(depth + 1)) if depth < 3 and draw(st.booleans()) else draw(
                 st.binary(max_size=12))
             length = draw(st.sampled_from((len(body), len(body), len(body) + 5, 2**40)))
-            parts.append(key + _varint(length) + body)
+            parts.append(key + varint(length) + body)
         else:
             parts.append(key)
     return b"".join(parts)

@@ -12,24 +12,16 @@ import pytest
 from auditor.model import FileReport
 from auditor.scan.context import ScanOptions
 from auditor.scan.engine import scan_local
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
+from tests.builders import varint
 
 
 def i(num: int, value: int) -> bytes:
-    return _varint(num << 3) + _varint(value)
+    return varint(num << 3) + varint(value)
 
 
 def s(num: int, value: str | bytes) -> bytes:
     raw = value.encode() if isinstance(value, str) else value
-    return _varint(num << 3 | 2) + _varint(len(raw)) + raw
+    return varint(num << 3 | 2) + varint(len(raw)) + raw
 
 
 def m(num: int, *parts: bytes) -> bytes:

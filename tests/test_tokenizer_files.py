@@ -16,23 +16,13 @@ import pytest
 
 from auditor.scan.context import ScanOptions
 from auditor.scan.engine import scan_local
-from tests.builders import safetensors_bytes, write_tiny_model
+from tests.builders import safetensors_bytes, varint, write_tiny_model
 from tests.test_gguf import dispatch_bytes, mutations
 
 msgpack = pytest.importorskip("msgpack")
 
 
 # -- a hand-written protobuf encoder for SentencePiece ModelProto ----------------------------
-
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
 
 def field(number: int, wire: int, payload: bytes | int) -> bytes:
     key = varint(number << 3 | wire)
