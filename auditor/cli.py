@@ -95,6 +95,22 @@ def _verify_options(func):
     return func
 
 
+def _signer_options(func):
+    """The signer's flags shared by sign and attest."""
+    options = [
+        click.option("--key", required=True, type=click.Path(path_type=Path, dir_okay=False),
+                     help="Private key (PEM, ECDSA P-256/P-384/P-521)."),
+        click.option("--password-env", metavar="VAR",
+                     help="Environment variable holding the key's password."),
+        click.option("--certificate", type=click.Path(path_type=Path, dir_okay=False),
+                     help="Signing certificate (PEM) to embed: the certificate method instead "
+                     "of a bare key."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def _password(password_env: str | None) -> bytes | None:
     """A key password from the named environment variable (never from the command line)."""
     import os
@@ -206,12 +222,7 @@ def rules(fmt: str, output: Path | None) -> int:
 
 @cli.command()
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--key", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="Private key (PEM, ECDSA P-256/P-384/P-521).")
-@click.option("--password-env", metavar="VAR", help="Environment variable holding the key's "
-              "password.")
-@click.option("--certificate", type=click.Path(path_type=Path, dir_okay=False),
-              help="Signing certificate (PEM) for the certificate method.")
+@_signer_options
 @click.option("--certificate-chain", "chain", multiple=True,
               type=click.Path(path_type=Path, dir_okay=False),
               help="Intermediate/CA certificates to embed (certificate method).")
@@ -275,12 +286,7 @@ def verify(model: Path, signature: Path | None, key: Path | None,
 
 @cli.command()
 @click.argument("sbom", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--key", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="Private key (PEM, ECDSA P-256/P-384/P-521).")
-@click.option("--password-env", metavar="VAR", help="Environment variable holding the key's "
-              "password.")
-@click.option("--certificate", type=click.Path(path_type=Path, dir_okay=False),
-              help="Signing certificate (PEM) to embed, instead of a bare key.")
+@_signer_options
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Attestation file [default: SBOM.intoto.json].")
 def attest(sbom: Path, key: Path, password_env: str | None, certificate: Path | None,
