@@ -7,7 +7,9 @@ configuration error, 3 internal or I/O error.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -23,6 +25,18 @@ from auditor.errors import (
 from auditor.model import Severity
 
 SEVERITIES = [s.label for s in Severity]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _together(*options: Callable[[F], F]) -> Callable[[F], F]:
+    """Several click options as one decorator, listed in help order: a flag block written once."""
+
+    def apply(func: F) -> F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return apply
 
 
 def _emit(text: str, output: Path | None) -> None:
@@ -35,80 +49,64 @@ def _emit(text: str, output: Path | None) -> None:
         write_atomic(output, text)
 
 
-def _hub_options(func):
-    """The Hub source flags shared by scan and gate."""
-    options = [
-        click.option("--download/--remote-only", default=True,
-                     help="hf://: download and verify every file [default], or audit headers "
-                     "in place with range requests (no weights downloaded)."),
-        click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
-                     help="Hugging Face cache [HF_HUB_CACHE, or HF_HOME/hub]."),
-        click.option("--endpoint", metavar="URL",
-                     help="Hub endpoint [HF_ENDPOINT, config hub-endpoint, or "
-                     "https://huggingface.co]."),
-        click.option("--token", metavar="TOKEN",
-                     help="Hub access token [HF_TOKEN]; never printed."),
-        click.option("--offline", is_flag=True,
-                     help="Never touch the network; hf:// is read from the cache "
-                     "[HF_HUB_OFFLINE=1]."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+# The Hub source flags shared by scan and gate.
+_hub_options = _together(
+    click.option("--download/--remote-only", default=True,
+                 help="hf://: download and verify every file [default], or audit headers "
+                 "in place with range requests (no weights downloaded)."),
+    click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
+                 help="Hugging Face cache [HF_HUB_CACHE, or HF_HOME/hub]."),
+    click.option("--endpoint", metavar="URL",
+                 help="Hub endpoint [HF_ENDPOINT, config hub-endpoint, or "
+                 "https://huggingface.co]."),
+    click.option("--token", metavar="TOKEN",
+                 help="Hub access token [HF_TOKEN]; never printed."),
+    click.option("--offline", is_flag=True,
+                 help="Never touch the network; hf:// is read from the cache "
+                 "[HF_HUB_OFFLINE=1]."),
+)
 
 
-def _scan_flags(func):
-    """The flags shared by every command that scans (scan, gate, mirror scan)."""
-    options = [
-        click.option("--exclude", multiple=True, metavar="GLOB",
-                     help="Skip files whose path or name matches GLOB (repeatable)."),
-        click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-                     help="Files scanned in parallel [config or: number of CPUs]."),
-        click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-                     help="Config file [default: ./auditor.toml or [tool.auditor] in "
-                     "./pyproject.toml]."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+# The flags shared by every command that scans (scan, gate, mirror scan).
+_scan_flags = _together(
+    click.option("--exclude", multiple=True, metavar="GLOB",
+                 help="Skip files whose path or name matches GLOB (repeatable)."),
+    click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+                 help="Files scanned in parallel [config or: number of CPUs]."),
+    click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+                 help="Config file [default: ./auditor.toml or [tool.auditor] in "
+                 "./pyproject.toml]."),
+)
 
 
 _OUTPUT = click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
                        help="Write to this file (atomically) instead of stdout.")
 
 
-def _verify_options(func):
-    """The verification flags of verify, scan, gate and policy check (one vocabulary)."""
-    options = [
-        click.option("--key", type=click.Path(path_type=Path, dir_okay=False),
-                     help="Trusted public key (PEM) for key-method signatures."),
-        click.option("--certificate-chain", multiple=True,
-                     type=click.Path(path_type=Path, dir_okay=False),
-                     help="Trusted CA certificate(s) for certificate-method signatures."),
-        click.option("--trust-config", type=click.Path(path_type=Path, dir_okay=False),
-                     help="Sigstore client trust config (or trusted root) for keyless bundles."),
-        click.option("--identity", help="Expected signer identity (certificate SAN)."),
-        click.option("--issuer", help="Expected issuer (OIDC issuer or certificate issuer)."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+# The verification flags of verify, scan, gate and policy check (one vocabulary).
+_verify_options = _together(
+    click.option("--key", type=click.Path(path_type=Path, dir_okay=False),
+                 help="Trusted public key (PEM) for key-method signatures."),
+    click.option("--certificate-chain", multiple=True,
+                 type=click.Path(path_type=Path, dir_okay=False),
+                 help="Trusted CA certificate(s) for certificate-method signatures."),
+    click.option("--trust-config", type=click.Path(path_type=Path, dir_okay=False),
+                 help="Sigstore client trust config (or trusted root) for keyless bundles."),
+    click.option("--identity", help="Expected signer identity (certificate SAN)."),
+    click.option("--issuer", help="Expected issuer (OIDC issuer or certificate issuer)."),
+)
 
 
-def _signer_options(func):
-    """The signer's flags shared by sign and attest."""
-    options = [
-        click.option("--key", required=True, type=click.Path(path_type=Path, dir_okay=False),
-                     help="Private key (PEM, ECDSA P-256/P-384/P-521)."),
-        click.option("--password-env", metavar="VAR",
-                     help="Environment variable holding the key's password."),
-        click.option("--certificate", type=click.Path(path_type=Path, dir_okay=False),
-                     help="Signing certificate (PEM) to embed: the certificate method instead "
-                     "of a bare key."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+# The signer's flags shared by sign and attest.
+_signer_options = _together(
+    click.option("--key", required=True, type=click.Path(path_type=Path, dir_okay=False),
+                 help="Private key (PEM, ECDSA P-256/P-384/P-521)."),
+    click.option("--password-env", metavar="VAR",
+                 help="Environment variable holding the key's password."),
+    click.option("--certificate", type=click.Path(path_type=Path, dir_okay=False),
+                 help="Signing certificate (PEM) to embed: the certificate method instead "
+                 "of a bare key."),
+)
 
 
 def _password(password_env: str | None) -> bytes | None:
@@ -342,22 +340,18 @@ def sbom_validate(files: tuple[Path, ...]) -> int:
 _POLICY_FORMATS = click.Choice(["text", "json", "sarif", "junit"])
 
 
-def _policy_options(func):
-    """The verdict flags shared by `policy check` and `gate`."""
-    options = [
-        click.option("--policy", "policies", multiple=True, required=True,
-                     type=click.Path(path_type=Path, dir_okay=False),
-                     help="Policy file (repeatable; later files may add waivers and lineage)."),
-        click.option("--format", "fmt", type=_POLICY_FORMATS, default="text", show_default=True,
-                     help="Verdict format."),
-        _OUTPUT,
-        click.option("--fail-on", type=click.Choice(SEVERITIES), default="low",
-                     show_default=True,
-                     help="Exit 1 when an unwaived violation is at or above this severity."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+# The verdict flags shared by `policy check` and `gate`.
+_policy_options = _together(
+    click.option("--policy", "policies", multiple=True, required=True,
+                 type=click.Path(path_type=Path, dir_okay=False),
+                 help="Policy file (repeatable; later files may add waivers and lineage)."),
+    click.option("--format", "fmt", type=_POLICY_FORMATS, default="text", show_default=True,
+                 help="Verdict format."),
+    _OUTPUT,
+    click.option("--fail-on", type=click.Choice(SEVERITIES), default="low",
+                 show_default=True,
+                 help="Exit 1 when an unwaived violation is at or above this severity."),
+)
 
 
 @cli.group()
