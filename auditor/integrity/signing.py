@@ -26,7 +26,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from auditor.atomicio import write_atomic
 from auditor.errors import UsageError
 from auditor.integrity import dsse, oms
-from auditor.integrity.hashing import CHUNK
+from auditor.integrity.hashing import CHUNK, digest_file
 
 DEFAULT_SIGNATURE = "model.sig"
 
@@ -153,14 +153,7 @@ def hash_files(root: Path, names: list[str], algorithm: str = "sha256") -> dict[
     """Digest each file once, in parallel (hashlib releases the GIL)."""
 
     def one(name: str) -> tuple[str, str]:
-        path = root if name == "." else root / name
-        h = hashlib.new(algorithm)
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        with open(path, "rb", buffering=0) as f:
-            while n := f.readinto(view):
-                h.update(view[:n])
-        return name, h.hexdigest()
+        return name, digest_file(root if name == "." else root / name, algorithm)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         return dict(pool.map(one, names))
