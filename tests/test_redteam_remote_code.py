@@ -61,6 +61,7 @@ INDIRECT = {
 
 BENIGN = """\
 import re
+import sys
 import torch
 from pathlib import Path
 from torch import nn
@@ -74,6 +75,7 @@ def helper():
 
 
 globals()[helper.__name__] = helper
+THIS = sys.modules[__name__]
 
 
 class TinyModel(nn.Module):

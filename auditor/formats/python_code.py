@@ -368,7 +368,7 @@ class _Review:
     def _reflective(self, node: ast.AST) -> Iterator[tuple[Rule, str, int]]:
         """`__builtins__[name]` with a computed name; `f.__globals__`, `code.replace(co_code=)`."""
         if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) \
-                and not isinstance(node.slice, ast.Constant):
+                and not isinstance(node.slice, ast.Constant) and not _own_module(node.slice):
             base = self.resolve(node.value)
             if base in _REFLECTIVE_BASES:
                 yield DYNAMIC_IMPORT, f"{base}[<computed name>]", node.lineno
@@ -482,6 +482,11 @@ def _simple_assignments(nodes: list[ast.AST]) -> Iterator[tuple[str, ast.AST]]:
             continue
         if isinstance(target, ast.Name) and isinstance(value, ast.Name | ast.Attribute):
             yield target.id, value
+
+
+def _own_module(node: ast.AST) -> bool:
+    """`sys.modules[__name__]`: the file's own module, not a name computed to import."""
+    return isinstance(node, ast.Name) and node.id == "__name__"
 
 
 def _reexported(name: str) -> Rule | None:
