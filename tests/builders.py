@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import json
+import random
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8, "U8": 1}
+
+
+def damaged(base: bytes, rng: random.Random, count: int, flips: int) -> Iterator[bytes]:
+    """`count` copies of `base` with 1 to `flips` random bytes changed, one in five also cut short.
+
+    The damage of the never-crash tests: whatever comes out, the scanner must
+    answer with findings, never an internal error.
+    """
+    for _ in range(count):
+        data = bytearray(base)
+        for _ in range(rng.randint(1, flips)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        yield bytes(data[: rng.randrange(len(data))] if rng.random() < 0.2 else data)
 
 
 def varint(n: int) -> bytes:

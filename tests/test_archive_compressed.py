@@ -10,6 +10,7 @@ import zlib
 
 import pytest
 
+from tests.builders import damaged
 from tests.test_archive_zip import HAS_PICKLE, at, rules, scan
 from tests.zip_builders import benign_pickle, canary_pickle
 
@@ -153,11 +154,7 @@ def test_corrupted_streams_never_crash_the_scanner(tmp_path, kind):
 
     compress, name = COMPRESSORS[kind]
     base = compress(benign_pickle() * 20)
-    rng = random.Random(11)
     path = tmp_path / name
-    for _ in range(60):
-        data = bytearray(base)
-        for _ in range(rng.randint(1, 4)):
-            data[rng.randrange(len(data))] = rng.randrange(256)
-        path.write_bytes(bytes(data[: rng.randrange(len(data))] if rng.random() < 0.2 else data))
+    for data in damaged(base, random.Random(11), 60, flips=4):
+        path.write_bytes(data)
         assert "AUD-SCAN-007" not in rules(scan(path))

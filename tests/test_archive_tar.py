@@ -8,6 +8,7 @@ import tarfile
 
 import pytest
 
+from tests.builders import damaged
 from tests.test_archive_zip import HAS_PICKLE, at, rules, scan
 from tests.zip_builders import canary_pickle
 
@@ -125,11 +126,7 @@ def test_corrupted_tars_never_crash_the_scanner(tmp_path):
 
     base = make_tar([("a.txt", b"x" * 700), ("dir/" * 30 + "b.pkl", b"\x80\x02N."),
                      special("l", tarfile.SYMTYPE, "a.txt")])
-    rng = random.Random(3)
     path = tmp_path / "a.tar"
-    for _ in range(150):
-        data = bytearray(base)
-        for _ in range(rng.randint(1, 6)):
-            data[rng.randrange(len(data))] = rng.randrange(256)
-        path.write_bytes(bytes(data[: rng.randrange(len(data))] if rng.random() < 0.2 else data))
+    for data in damaged(base, random.Random(3), 150, flips=6):
+        path.write_bytes(data)
         assert "AUD-SCAN-007" not in rules(scan(path))

@@ -13,6 +13,7 @@ import pytest
 from auditor.scan.context import ScanOptions
 from auditor.scan.engine import scan_local
 from auditor.scan.limits import Limits
+from tests.builders import damaged
 from tests.zip_builders import ZMember, benign_pickle, build_zip, canary_pickle
 
 HAS_PICKLE = importlib.util.find_spec("auditor.formats.pickle") is not None
@@ -299,15 +300,9 @@ def test_random_corruption_never_crashes_the_scanner(tmp_path):
     """Fail closed: mutated zips give findings, never an internal error."""
     base = build_zip([ZMember("a.txt", b"hello\n" * 20), ZMember("b.pkl", benign_pickle(), 8),
                       ZMember("c/d.txt", b"x" * 300, 8, descriptor=True)])
-    rng = random.Random(1234)
     path = tmp_path / "m.zip"
-    for _ in range(150):
-        data = bytearray(base)
-        for _ in range(rng.randint(1, 6)):
-            data[rng.randrange(len(data))] = rng.randrange(256)
-        if rng.random() < 0.2:
-            data = data[: rng.randrange(len(data))]
-        path.write_bytes(bytes(data))
+    for data in damaged(base, random.Random(1234), 150, flips=6):
+        path.write_bytes(data)
         report = scan(path)
         assert "AUD-SCAN-007" not in rules(report), report.findings
 

@@ -6,6 +6,7 @@ import struct
 
 import pytest
 
+from tests.builders import damaged
 from tests.test_archive_zip import HAS_PICKLE, at, rules, scan
 from tests.zip_builders import ZMember, build_zip, canary_pickle
 
@@ -154,10 +155,6 @@ def test_corrupted_npy_and_npz_never_crash_the_scanner(tmp_path):
     rng = random.Random(5)
     for base, name in ((arrays.getvalue(), "a.npy"), (packed.read_bytes(), "a.npz")):
         path = tmp_path / name
-        for _ in range(100):
-            data = bytearray(base)
-            for _ in range(rng.randint(1, 6)):
-                data[rng.randrange(len(data))] = rng.randrange(256)
-            path.write_bytes(bytes(data[: rng.randrange(len(data))] if rng.random() < 0.2
-                                   else data))
+        for data in damaged(base, rng, 100, flips=6):
+            path.write_bytes(data)
             assert "AUD-SCAN-007" not in rules(scan(path))

@@ -10,6 +10,7 @@ import zipfile
 
 import pytest
 
+from tests.builders import damaged
 from tests.test_archive_zip import HAS_PICKLE, at, rules, scan
 from tests.zip_builders import ZMember, benign_pickle, build_zip, canary_pickle
 
@@ -295,14 +296,8 @@ def test_corrupted_checkpoints_never_crash_the_scanner(tmp_path):
     path = tmp_path / "model.pt"
     torch.save(_optimizer_state(), path)
     base = path.read_bytes()
-    rng = random.Random(7)
-    for _ in range(120):
-        data = bytearray(base)
-        for _ in range(rng.randint(1, 8)):
-            data[rng.randrange(len(data))] = rng.randrange(256)
-        if rng.random() < 0.2:
-            data = data[: rng.randrange(len(data))]
-        path.write_bytes(bytes(data))
+    for data in damaged(base, random.Random(7), 120, flips=8):
+        path.write_bytes(data)
         assert "AUD-SCAN-007" not in rules(scan(path))
 
 
