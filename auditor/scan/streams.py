@@ -22,19 +22,14 @@ def read_capped(f: BinaryIO, limit: int, what: str) -> bytes:
     return data
 
 
-class SliceReader(io.RawIOBase):
-    """A seekable window [start, start+length) over a seekable stream.
+class SizedReader(io.RawIOBase):
+    """A readable, seekable raw stream of known size: position and seeking written once.
 
-    Used for members stored uncompressed inside a container: the member is
-    scanned in place, never copied to memory or disk.
+    Subclasses set `_size` and `_pos` and implement `readinto`.
     """
 
-    def __init__(self, base: BinaryIO, start: int, length: int) -> None:
-        super().__init__()
-        self._base = base
-        self._start = start
-        self._length = length
-        self._pos = 0
+    _size: int
+    _pos: int
 
     def readable(self) -> bool:
         return True
@@ -46,16 +41,31 @@ class SliceReader(io.RawIOBase):
         return self._pos
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._length}[whence]
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
         pos = base + offset
         if pos < 0:
             raise ValueError("negative seek position")
         self._pos = pos
         return pos
 
+
+class SliceReader(SizedReader):
+    """A seekable window [start, start+length) over a seekable stream.
+
+    Used for members stored uncompressed inside a container: the member is
+    scanned in place, never copied to memory or disk.
+    """
+
+    def __init__(self, base: BinaryIO, start: int, length: int) -> None:
+        super().__init__()
+        self._base = base
+        self._start = start
+        self._size = length
+        self._pos = 0
+
     def readinto(self, b) -> int:  # type: ignore[override]
         view = memoryview(b).cast("B")
-        want = max(0, min(len(view), self._length - self._pos))
+        want = max(0, min(len(view), self._size - self._pos))
         if want == 0:
             return 0
         self._base.seek(self._start + self._pos)

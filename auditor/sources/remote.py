@@ -9,13 +9,12 @@ whole of a multi-GB file gets a limit finding, not a silent full download.
 
 from __future__ import annotations
 
-import io
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from auditor.errors import LimitExceeded
+from auditor.scan.streams import SizedReader
 
 MIN_CHUNK = 64 * 1024
 MAX_CHUNK = 8 * 1024 * 1024
@@ -38,7 +37,7 @@ class Transfer:
             self.requests += 1
 
 
-class RemoteFile(io.RawIOBase):
+class RemoteFile(SizedReader):
     def __init__(self, fetch: Fetch, size: int, budget: int, name: str = "") -> None:
         super().__init__()
         self._fetch = fetch
@@ -51,22 +50,6 @@ class RemoteFile(io.RawIOBase):
         self._chunk = MIN_CHUNK
         self._last_end = -1
         self.fetched = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self._pos = base + offset
-        return self._pos
 
     def readinto(self, b) -> int:  # type: ignore[override]
         view = memoryview(b).cast("B")
