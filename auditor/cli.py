@@ -205,7 +205,7 @@ def scan(
               show_default=True, help="A table for the terminal, or the docs/rules.md page.")
 @_OUTPUT
 def rules(fmt: str, output: Path | None) -> int:
-    """List every rule id with its severity, why it matters and how to fix it."""
+    """List every rule id, severity and title (markdown adds why it matters and the fix)."""
     from auditor import rules as catalogue
 
     if fmt == "markdown":
