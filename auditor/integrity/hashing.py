@@ -150,8 +150,3 @@ def digest_file(path: str | os.PathLike[str], algorithm: str = "sha256") -> str:
         while n := f.readinto(view):
             h.update(view[:n])
     return h.hexdigest()
-
-
-def git_blob_sha1(data: bytes) -> str:
-    """The id git (and the Hub's `blobId`) gives a regular file's content."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
