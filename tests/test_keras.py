@@ -12,18 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from auditor.model import FileReport
-from auditor.scan.context import ScanOptions
-from auditor.scan.engine import scan_local
-
-
-def _scan(target: Path) -> dict[str, FileReport]:
-    result = scan_local(target, ScanOptions(jobs=1))
-    return {f.path: f for f in result.models[0].files}
-
-
-def _rules(report: FileReport) -> list[str]:
-    return sorted(f.rule for f in report.findings)
+from tests.scan_helpers import rule_ids, scan_files
 
 
 def _obj(module, class_name, config, registered=None) -> dict:
@@ -70,7 +59,7 @@ def _lambda_code(body: str = "lambda x: x") -> str:
 
 def test_clean_keras_file_passes(tmp_path, run_cli):
     _keras_file(tmp_path / "model.keras", _sequential())
-    report = _scan(tmp_path)["model.keras"]
+    report = scan_files(tmp_path)["model.keras"]
     assert report.format == "keras" and report.findings == ()
     assert report.facts["model_class"] == "Sequential"
     assert report.facts["keras_version"] == "3.9.0"
@@ -84,8 +73,8 @@ def test_lambda_with_bytecode_is_critical(tmp_path):
                                     "config": {"code": _lambda_code(), "defaults": None,
                                                "closure": None}}})
     _keras_file(tmp_path / "model.keras", _sequential(lam))
-    report = _scan(tmp_path)["model.keras"]
-    assert _rules(report) == ["AUD-KERAS-001"]
+    report = scan_files(tmp_path)["model.keras"]
+    assert rule_ids(report) == ["AUD-KERAS-001"]
     assert report.findings[0].severity.label == "critical"
     assert "marshalled code object" in report.findings[0].detail
 
@@ -94,7 +83,7 @@ def test_lambda_naming_a_function_is_high(tmp_path):
     lam = _obj("keras.layers", "Lambda", {
         "function": _obj("my_project.fns", "function", "scale", "function")})
     _keras_file(tmp_path / "model.keras", _sequential(lam))
-    assert "AUD-KERAS-002" in _rules(_scan(tmp_path)["model.keras"])
+    assert "AUD-KERAS-002" in rule_ids(scan_files(tmp_path)["model.keras"])
 
 
 @pytest.mark.parametrize(("obj", "severity"), [
@@ -105,7 +94,7 @@ def test_lambda_naming_a_function_is_high(tmp_path):
 ])
 def test_object_from_outside_keras_is_flagged(tmp_path, obj, severity):
     _keras_file(tmp_path / "model.keras", _sequential(obj))
-    report = _scan(tmp_path)["model.keras"]
+    report = scan_files(tmp_path)["model.keras"]
     (finding,) = report.findings
     assert finding.rule == "AUD-KERAS-003" and finding.severity.label == severity
 
@@ -117,20 +106,20 @@ def test_object_from_outside_keras_is_flagged(tmp_path, obj, severity):
 ])
 def test_non_modelling_keras_api_is_critical(tmp_path, obj):
     _keras_file(tmp_path / "model.keras", _sequential(obj))
-    assert _rules(_scan(tmp_path)["model.keras"]) == ["AUD-KERAS-004"]
+    assert rule_ids(scan_files(tmp_path)["model.keras"]) == ["AUD-KERAS-004"]
 
 
 def test_keras_hub_registered_classes_are_not_custom(tmp_path):
     backbone = _obj("keras_hub.src.models.gemma.gemma_backbone", "GemmaBackbone",
                     {"vocabulary_size": 8}, "keras_hub>GemmaBackbone")
     _keras_file(tmp_path / "model.keras", _sequential(backbone))
-    assert _scan(tmp_path)["model.keras"].findings == ()
+    assert scan_files(tmp_path)["model.keras"].findings == ()
 
 
 def test_registered_custom_object_is_medium(tmp_path):
     _keras_file(tmp_path / "model.keras", _sequential(
         _obj(None, "MyLayer", {"units": 3}, "my_pkg>MyLayer")))
-    (finding,) = _scan(tmp_path)["model.keras"].findings
+    (finding,) = scan_files(tmp_path)["model.keras"].findings
     assert finding.rule == "AUD-KERAS-005" and finding.severity.label == "medium"
 
 
@@ -141,7 +130,7 @@ def test_registered_custom_object_is_medium(tmp_path):
 def test_vocabulary_path_is_flagged(tmp_path, vocabulary, severity):
     lookup = _obj("keras.layers", "StringLookup", {"vocabulary": vocabulary})
     _keras_file(tmp_path / "model.keras", _sequential(lookup))
-    (finding,) = _scan(tmp_path)["model.keras"].findings
+    (finding,) = scan_files(tmp_path)["model.keras"].findings
     assert finding.rule == "AUD-KERAS-006" and finding.severity.label == severity
     assert vocabulary in finding.detail
 
@@ -149,29 +138,29 @@ def test_vocabulary_path_is_flagged(tmp_path, vocabulary, severity):
 def test_inline_vocabulary_list_is_fine(tmp_path):
     lookup = _obj("keras.layers", "StringLookup", {"vocabulary": ["a", "b"]})
     _keras_file(tmp_path / "model.keras", _sequential(lookup))
-    assert _scan(tmp_path)["model.keras"].findings == ()
+    assert scan_files(tmp_path)["model.keras"].findings == ()
 
 
 def test_members_are_scanned_by_the_engine(tmp_path):
     _keras_file(tmp_path / "model.keras", _sequential(),
                 extra={"assets/helper.py": "import os\nos.system('id')\n"})
-    report = _scan(tmp_path)["model.keras"]
-    assert "AUD-CODE-002" in _rules(report)
+    report = scan_files(tmp_path)["model.keras"]
+    assert "AUD-CODE-002" in rule_ids(report)
     assert any(f.location.member == "assets/helper.py" for f in report.findings)
 
 
 @pytest.mark.parametrize(("config", "weights"), [(None, True), ("{not json", True)])
 def test_malformed_keras_is_high(tmp_path, config, weights):
     _keras_file(tmp_path / "model.keras", config, weights=weights)
-    report = _scan(tmp_path)["model.keras"]
-    assert report.coverage.value == "error" and "AUD-KERAS-008" in _rules(report)
+    report = scan_files(tmp_path)["model.keras"]
+    assert report.coverage.value == "error" and "AUD-KERAS-008" in rule_ids(report)
 
 
 def test_truncated_keras_zip_is_high(tmp_path):
     path = _keras_file(tmp_path / "model.keras", _sequential())
     path.write_bytes(path.read_bytes()[:200])
-    report = _scan(tmp_path)["model.keras"]
-    assert report.format == "keras" and "AUD-KERAS-008" in _rules(report)
+    report = scan_files(tmp_path)["model.keras"]
+    assert report.format == "keras" and "AUD-KERAS-008" in rule_ids(report)
 
 
 def _legacy_h5(path: Path, config, libver: str = "earliest", as_str: bool = False) -> None:
@@ -190,9 +179,9 @@ KERAS2_CONFIG = {"class_name": "Sequential", "config": {"name": "s", "layers": [
 @pytest.mark.parametrize(("libver", "as_str"), [("earliest", False), ("latest", True)])
 def test_legacy_h5_is_reviewed_and_medium(tmp_path, run_cli, libver, as_str):
     _legacy_h5(tmp_path / "model.h5", KERAS2_CONFIG, libver, as_str)
-    report = _scan(tmp_path)["model.h5"]
+    report = scan_files(tmp_path)["model.h5"]
     assert report.format == "keras-h5"
-    assert _rules(report) == ["AUD-KERAS-007"]
+    assert rule_ids(report) == ["AUD-KERAS-007"]
     assert report.facts["keras_version"] == "2.15.0" and report.facts["backend"] == "tensorflow"
     assert run_cli("scan", tmp_path).code == 0
 
@@ -205,14 +194,14 @@ def test_legacy_h5_lambda_is_critical_and_never_run(tmp_path):
         "name": "l", "function": [code, None, None], "function_type": "lambda",
         "module": "__main__"}})
     _legacy_h5(tmp_path / "model.h5", config)
-    report = _scan(tmp_path)["model.h5"]
-    assert _rules(report) == ["AUD-KERAS-001", "AUD-KERAS-007"]
+    report = scan_files(tmp_path)["model.h5"]
+    assert rule_ids(report) == ["AUD-KERAS-001", "AUD-KERAS-007"]
     assert not canary.exists()
 
 
 def test_weights_only_h5_is_plain_hdf5(tmp_path):
     _weights_h5(tmp_path / "weights.h5")
-    report = _scan(tmp_path)["weights.h5"]
+    report = scan_files(tmp_path)["weights.h5"]
     assert report.format == "hdf5" and report.findings == ()
 
 
@@ -221,8 +210,8 @@ def test_dense_attribute_storage_is_partial(tmp_path):
         for i in range(20):
             f.attrs[f"a{i}"] = i
         f.attrs["model_config"] = json.dumps(KERAS2_CONFIG)
-    report = _scan(tmp_path)["model.h5"]
-    assert report.coverage.value == "partial" and "AUD-KERAS-010" in _rules(report)
+    report = scan_files(tmp_path)["model.h5"]
+    assert report.coverage.value == "partial" and "AUD-KERAS-010" in rule_ids(report)
 
 
 def test_corrupt_root_address_is_malformed(tmp_path):
@@ -231,15 +220,15 @@ def test_corrupt_root_address_is_malformed(tmp_path):
     data = bytearray(path.read_bytes())
     data[64:72] = (2**40).to_bytes(8, "little")  # superblock v0: root object header address
     path.write_bytes(bytes(data))
-    report = _scan(tmp_path)["model.h5"]
-    assert report.coverage.value == "error" and _rules(report) == ["AUD-KERAS-009"]
+    report = scan_files(tmp_path)["model.h5"]
+    assert report.coverage.value == "error" and rule_ids(report) == ["AUD-KERAS-009"]
 
 
 def test_truncated_h5_is_malformed(tmp_path):
     path = tmp_path / "model.h5"
     _legacy_h5(path, KERAS2_CONFIG)
     path.write_bytes(path.read_bytes()[:700])
-    assert "AUD-KERAS-009" in _rules(_scan(tmp_path)["model.h5"])
+    assert "AUD-KERAS-009" in rule_ids(scan_files(tmp_path)["model.h5"])
 
 
 def test_files_saved_by_keras_itself(tmp_path, monkeypatch):
@@ -254,7 +243,7 @@ def test_files_saved_by_keras_itself(tmp_path, monkeypatch):
     model.save(tmp_path / "clean.h5")
     lam = keras.Sequential([keras.Input((3,)), keras.layers.Lambda(lambda t: t * 2)])
     lam.save(tmp_path / "lambda.keras")
-    files = _scan(tmp_path)
+    files = scan_files(tmp_path)
     assert files["clean.keras"].findings == ()
-    assert _rules(files["clean.h5"]) == ["AUD-KERAS-007"]
-    assert _rules(files["lambda.keras"]) == ["AUD-KERAS-001"]
+    assert rule_ids(files["clean.h5"]) == ["AUD-KERAS-007"]
+    assert rule_ids(files["lambda.keras"]) == ["AUD-KERAS-001"]

@@ -12,18 +12,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from auditor.model import FileReport
-from auditor.scan.context import ScanOptions
-from auditor.scan.engine import scan_local
-
-
-def _scan(target: Path) -> dict[str, FileReport]:
-    result = scan_local(target, ScanOptions(jobs=1))
-    return {f.path: f for f in result.models[0].files}
-
-
-def _rules(report: FileReport) -> list[str]:
-    return sorted(f.rule for f in report.findings)
+from tests.scan_helpers import rule_ids, scan_files
 
 
 def _model(nodes, initializers=(), functions=(), opsets=None) -> onnx.ModelProto:
@@ -42,7 +31,7 @@ def _add_model() -> onnx.ModelProto:
 
 def test_helper_model_is_clean_with_facts(tmp_path, run_cli):
     onnx.save_model(_add_model(), tmp_path / "model.onnx")
-    report = _scan(tmp_path)["model.onnx"]
+    report = scan_files(tmp_path)["model.onnx"]
     assert report.format == "onnx" and report.findings == ()
     assert report.facts["producer"] == "unit-test"
     assert report.facts["opsets"] == {"ai.onnx": 17}
@@ -54,8 +43,8 @@ def test_custom_domain_operator_is_high(tmp_path):
     node = helper.make_node("Decrypt", ["X"], ["Y"], domain="evil.ops", name="d")
     model = _model([node], opsets=[helper.make_opsetid("", 17), helper.make_opsetid("evil.ops", 1)])
     onnx.save_model(model, tmp_path / "m.onnx")
-    report = _scan(tmp_path)["m.onnx"]
-    assert _rules(report) == ["AUD-ONNX-002"]
+    report = scan_files(tmp_path)["m.onnx"]
+    assert rule_ids(report) == ["AUD-ONNX-002"]
     assert "evil.ops::Decrypt" in report.findings[0].detail
     assert report.facts["domains"] == ["evil.ops"]
 
@@ -63,7 +52,7 @@ def test_custom_domain_operator_is_high(tmp_path):
 def test_microsoft_contrib_operator_is_low(tmp_path):
     node = helper.make_node("FusedGemm", ["X", "X"], ["Y"], domain="com.microsoft")
     onnx.save_model(_model([node]), tmp_path / "m.onnx")
-    (finding,) = _scan(tmp_path)["m.onnx"].findings
+    (finding,) = scan_files(tmp_path)["m.onnx"].findings
     assert finding.rule == "AUD-ONNX-003" and finding.severity.label == "low"
 
 
@@ -75,8 +64,8 @@ def test_custom_op_inside_if_subgraph_is_found(tmp_path):
     else_graph = helper.make_graph([helper.make_node("Identity", ["X"], ["Y"])], "else", [], [out])
     cond = helper.make_node("If", ["C"], ["Y"], then_branch=then_graph, else_branch=else_graph)
     onnx.save_model(_model([cond]), tmp_path / "m.onnx")
-    report = _scan(tmp_path)["m.onnx"]
-    assert _rules(report) == ["AUD-ONNX-002"]
+    report = scan_files(tmp_path)["m.onnx"]
+    assert rule_ids(report) == ["AUD-ONNX-002"]
     assert "native.lib::Run" in report.findings[0].detail
     assert "If.then_branch" in report.findings[0].detail
     assert report.facts["graphs"] == 3
@@ -90,7 +79,7 @@ def test_model_local_function_is_not_a_custom_op(tmp_path):
     model = _model([node], functions=[fn],
                    opsets=[helper.make_opsetid("", 17), helper.make_opsetid("local.fn", 1)])
     onnx.save_model(model, tmp_path / "m.onnx")
-    report = _scan(tmp_path)["m.onnx"]
+    report = scan_files(tmp_path)["m.onnx"]
     assert report.findings == ()
     assert report.facts["functions"] == 1 and report.facts["graphs"] == 2
 
@@ -100,7 +89,7 @@ def test_custom_op_inside_a_function_body_is_found(tmp_path):
     fn = helper.make_function("local.fn", "F", ["a"], ["b"], body, [helper.make_opsetid("", 17)])
     node = helper.make_node("F", ["X"], ["Y"], domain="local.fn")
     onnx.save_model(_model([node], functions=[fn]), tmp_path / "m.onnx")
-    assert _rules(_scan(tmp_path)["m.onnx"]) == ["AUD-ONNX-002"]
+    assert rule_ids(scan_files(tmp_path)["m.onnx"]) == ["AUD-ONNX-002"]
 
 
 def _save_external(folder: Path, name: str = "model.onnx", location: str = "weights.bin") -> None:
@@ -111,7 +100,7 @@ def _save_external(folder: Path, name: str = "model.onnx", location: str = "weig
 
 def test_external_data_file_belongs_to_the_model(tmp_path, run_cli):
     _save_external(tmp_path)
-    files = _scan(tmp_path)
+    files = scan_files(tmp_path)
     model, data = files["model.onnx"], files["weights.bin"]
     assert model.findings == ()
     assert model.facts["external_data"][0]["location"] == "weights.bin"
@@ -123,7 +112,7 @@ def test_external_data_file_belongs_to_the_model(tmp_path, run_cli):
 def test_unreferenced_binary_stays_unknown(tmp_path):
     _save_external(tmp_path)
     (tmp_path / "other.bin").write_bytes(b"\x01\x02\x03" * 10)
-    assert _rules(_scan(tmp_path)["other.bin"]) == ["AUD-SCAN-003"]
+    assert rule_ids(scan_files(tmp_path)["other.bin"]) == ["AUD-SCAN-003"]
 
 
 def _retarget(path: Path, location: str, extra: dict[str, str] | None = None) -> None:
@@ -141,38 +130,38 @@ def _retarget(path: Path, location: str, extra: dict[str, str] | None = None) ->
 def test_external_location_escaping_the_folder_is_high(tmp_path, location):
     _save_external(tmp_path)
     _retarget(tmp_path / "model.onnx", location)
-    report = _scan(tmp_path)["model.onnx"]
-    assert "AUD-ONNX-004" in _rules(report)
+    report = scan_files(tmp_path)["model.onnx"]
+    assert "AUD-ONNX-004" in rule_ids(report)
     assert repr(location) in report.findings[0].detail
 
 
 def test_missing_external_file_is_flagged(tmp_path):
     _save_external(tmp_path)
     _retarget(tmp_path / "model.onnx", "gone.bin")
-    assert _rules(_scan(tmp_path)["model.onnx"]) == ["AUD-ONNX-007"]
+    assert rule_ids(scan_files(tmp_path)["model.onnx"]) == ["AUD-ONNX-007"]
 
 
 def test_external_reference_past_end_of_file_is_flagged(tmp_path):
     _save_external(tmp_path)
     _retarget(tmp_path / "model.onnx", "weights.bin", {"offset": "4", "length": "4096"})
-    files = _scan(tmp_path)
-    assert _rules(files["model.onnx"]) == ["AUD-ONNX-008"]
+    files = scan_files(tmp_path)
+    assert rule_ids(files["model.onnx"]) == ["AUD-ONNX-008"]
     assert "4..4100" in files["model.onnx"].findings[0].detail
 
 
 def test_external_entry_with_bad_offset_is_flagged(tmp_path):
     _save_external(tmp_path)
     _retarget(tmp_path / "model.onnx", "weights.bin", {"offset": "-1", "evil": "x"})
-    detail = _scan(tmp_path)["model.onnx"].findings[0].detail
+    detail = scan_files(tmp_path)["model.onnx"].findings[0].detail
     assert "'-1' is not a number" in detail and "unknown key 'evil'" in detail
 
 
 def test_truncated_model_is_malformed(tmp_path):
     data = _add_model().SerializeToString()
     (tmp_path / "m.onnx").write_bytes(data[: len(data) - 5])
-    report = _scan(tmp_path)["m.onnx"]
+    report = scan_files(tmp_path)["m.onnx"]
     assert report.format == "onnx" and report.coverage.value == "error"
-    assert _rules(report) == ["AUD-ONNX-001"]
+    assert rule_ids(report) == ["AUD-ONNX-001"]
 
 
 def test_wrong_wire_type_is_malformed(tmp_path):
@@ -180,22 +169,22 @@ def test_wrong_wire_type_is_malformed(tmp_path):
     # ir_version, producer_name ... then a graph whose first node field is a varint
     data += b"\x3a\x02\x08\x01"
     (tmp_path / "m.onnx").write_bytes(bytes(data))
-    report = _scan(tmp_path)["m.onnx"]
-    assert _rules(report) == ["AUD-ONNX-001"]
+    report = scan_files(tmp_path)["m.onnx"]
+    assert rule_ids(report) == ["AUD-ONNX-001"]
     assert "wire type" in report.findings[0].detail
 
 
 def test_other_protobufs_are_not_claimed(tmp_path):
     # field 1 varint then a binary field 2: a SavedModel-like head, no graph/opset field
     (tmp_path / "x.bin").write_bytes(b"\x08\x01\x12\x04\x0a\x02\x08\x01")
-    assert _scan(tmp_path)["x.bin"].format != "onnx"
+    assert scan_files(tmp_path)["x.bin"].format != "onnx"
 
 
 def test_huge_length_fails_fast(tmp_path):
     head = _add_model().SerializeToString()[:12]
     (tmp_path / "m.onnx").write_bytes(b"\x08\x07\x3a\xff\xff\xff\xff\x0f" + head)
-    report = _scan(tmp_path)["m.onnx"]
-    assert report.coverage.value == "error" and _rules(report) == ["AUD-ONNX-001"]
+    report = scan_files(tmp_path)["m.onnx"]
+    assert report.coverage.value == "error" and rule_ids(report) == ["AUD-ONNX-001"]
 
 
 def test_embedded_weights_are_skipped_not_held(tmp_path):
@@ -203,7 +192,7 @@ def test_embedded_weights_are_skipped_not_held(tmp_path):
     model = _model([helper.make_node("Add", ["X", "W"], ["Y"])], [big])
     onnx.save_model(model, tmp_path / "m.onnx")
     tracemalloc.start()
-    report = _scan(tmp_path)["m.onnx"]
+    report = scan_files(tmp_path)["m.onnx"]
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert report.findings == ()
@@ -224,6 +213,6 @@ def test_torch_exported_model_is_clean(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(net, (torch.zeros(1, 4),), tmp_path / "net.onnx", dynamo=False)
-    report = _scan(tmp_path)["net.onnx"]
+    report = scan_files(tmp_path)["net.onnx"]
     assert report.format == "onnx" and report.findings == ()
     assert report.facts["producer"].startswith("pytorch")

@@ -9,22 +9,12 @@ from pathlib import Path
 import pytest
 
 from auditor.model import FileReport
-from auditor.scan.context import ScanOptions
-from auditor.scan.engine import scan_local
-
-
-def _scan(target: Path) -> dict[str, FileReport]:
-    result = scan_local(target, ScanOptions(jobs=1))
-    return {f.path: f for f in result.models[0].files}
+from tests.scan_helpers import rule_ids, scan_files
 
 
 def _code(tmp_path: Path, source: str, name: str = "modeling_x.py") -> FileReport:
     (tmp_path / name).write_text(textwrap.dedent(source))
-    return _scan(tmp_path)[name]
-
-
-def _rules(report: FileReport) -> list[str]:
-    return sorted(f.rule for f in report.findings)
+    return scan_files(tmp_path)[name]
 
 
 BENIGN = '''
@@ -59,7 +49,7 @@ class TinyModel(nn.Module):
 def test_benign_modeling_code_is_medium_only(tmp_path, run_cli):
     report = _code(tmp_path, BENIGN)
     assert report.format == "python"
-    assert _rules(report) == ["AUD-CODE-001"]
+    assert rule_ids(report) == ["AUD-CODE-001"]
     assert report.findings[0].severity.label == "medium"
     assert report.facts["imports"] == ["importlib", "math", "torch"]
     assert report.facts["calls"] == [] and report.facts["urls"] == []
@@ -85,7 +75,7 @@ def test_benign_modeling_code_is_medium_only(tmp_path, run_cli):
 ])
 def test_process_execution_is_critical(tmp_path, source):
     report = _code(tmp_path, source)
-    assert "AUD-CODE-002" in _rules(report)
+    assert "AUD-CODE-002" in rule_ids(report)
     assert max(f.severity.label for f in report.findings if f.rule == "AUD-CODE-002") \
         == "critical"
 
@@ -95,8 +85,8 @@ def test_exec_of_base64_blob_is_critical(tmp_path):
         import base64
         exec(base64.b64decode("cHJpbnQoMSk="))
     """)
-    assert "AUD-CODE-004" in _rules(report)
-    assert "AUD-CODE-003" in _rules(report)
+    assert "AUD-CODE-004" in rule_ids(report)
+    assert "AUD-CODE-003" in rule_ids(report)
 
 
 def test_blob_through_variables_is_followed(tmp_path):
@@ -106,18 +96,18 @@ def test_blob_through_variables_is_followed(tmp_path):
         payload = zlib.decompress(raw)
         code_obj = compile(payload, "x", "exec")
     """)
-    assert "AUD-CODE-004" in _rules(report)
+    assert "AUD-CODE-004" in rule_ids(report)
 
 
 def test_marshal_of_hex_blob_is_critical(tmp_path):
     report = _code(tmp_path, "import marshal\nf = marshal.loads(bytes.fromhex('e3'))\n")
-    assert {"AUD-CODE-004", "AUD-CODE-008"} <= set(_rules(report))
+    assert {"AUD-CODE-004", "AUD-CODE-008"} <= set(rule_ids(report))
 
 
 def test_builtins_indirection_is_resolved(tmp_path):
     report = _code(tmp_path, "import builtins\nbuiltins.eval('1')\n__builtins__['exec']('1')\n"
                    "globals()['__builtins__']['compile']('1', 'f', 'exec')\n")
-    assert _rules(report).count("AUD-CODE-003") == 3
+    assert rule_ids(report).count("AUD-CODE-003") == 3
 
 
 @pytest.mark.parametrize(("source", "rule"), [
@@ -135,33 +125,33 @@ def test_builtins_indirection_is_resolved(tmp_path):
 ])
 def test_dangerous_calls_each_raise_their_rule(tmp_path, source, rule):
     report = _code(tmp_path, source)
-    assert rule in _rules(report)
+    assert rule in rule_ids(report)
     assert report.facts["calls"] or rule == "AUD-CODE-009"
 
 
 def test_writes_inside_the_folder_and_reads_are_not_flagged(tmp_path):
     report = _code(tmp_path, "open('vocab.txt', 'w').write('x')\nopen('/etc/hostname').read()\n")
-    assert _rules(report) == ["AUD-CODE-001"]
+    assert rule_ids(report) == ["AUD-CODE-001"]
 
 
 def test_urls_in_code_are_low_and_listed(tmp_path):
     report = _code(tmp_path, "ENDPOINT = 'https://collector.example/upload'\n")
-    assert _rules(report) == ["AUD-CODE-001", "AUD-CODE-010"]
+    assert rule_ids(report) == ["AUD-CODE-001", "AUD-CODE-010"]
     assert report.facts["urls"] == ["https://collector.example/upload"]
 
 
 def test_syntax_error_fails_closed(tmp_path):
     report = _code(tmp_path, "def broken(:\n    pass\n")
     assert report.coverage.value == "error"
-    assert "AUD-CODE-011" in _rules(report)
+    assert "AUD-CODE-011" in rule_ids(report)
     assert "line 1" in next(f.detail for f in report.findings if f.rule == "AUD-CODE-011")
 
 
 def test_binary_named_py_is_not_python(tmp_path):
     (tmp_path / "x.py").write_bytes(b"\x00\x01\x02binary")
-    report = _scan(tmp_path)["x.py"]
+    report = scan_files(tmp_path)["x.py"]
     assert report.format != "python"
-    assert "AUD-FILE-001" in _rules(report)
+    assert "AUD-FILE-001" in rule_ids(report)
 
 
 def test_code_is_never_imported_or_run(tmp_path, run_cli):
@@ -193,30 +183,30 @@ def test_auto_map_with_local_module_is_medium(tmp_path):
                        "AutoModel": "modeling_x.XModel"})
     (tmp_path / "configuration_x.py").write_text("class XConfig:\n    pass\n")
     (tmp_path / "modeling_x.py").write_text("class XModel:\n    pass\n")
-    config = _scan(tmp_path)["config.json"]
-    assert _rules(config) == ["AUD-CODE-012"]
+    config = scan_files(tmp_path)["config.json"]
+    assert rule_ids(config) == ["AUD-CODE-012"]
     assert "modeling_x.XModel" in config.findings[0].detail
 
 
 def test_auto_map_module_missing_from_folder(tmp_path):
     _config(tmp_path, {"AutoModel": "modeling_x.XModel"})
-    config = _scan(tmp_path)["config.json"]
-    assert _rules(config) == ["AUD-CODE-012", "AUD-CODE-015"]
+    config = scan_files(tmp_path)["config.json"]
+    assert rule_ids(config) == ["AUD-CODE-012", "AUD-CODE-015"]
     assert "modeling_x.py" in config.findings[1].detail
 
 
 def test_auto_map_from_another_repository_is_high(tmp_path):
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"auto_map": {
         "AutoTokenizer": ["other-org/other-repo--tokenization_y.YTokenizer", None]}}))
-    report = _scan(tmp_path)["tokenizer_config.json"]
-    assert _rules(report) == ["AUD-CODE-012", "AUD-CODE-013"]
+    report = scan_files(tmp_path)["tokenizer_config.json"]
+    assert rule_ids(report) == ["AUD-CODE-012", "AUD-CODE-013"]
     assert "other-org/other-repo" in report.findings[1].detail
 
 
 @pytest.mark.parametrize("ref", ["/tmp/evil.Evil", "../up.Evil", "no_class", "a b.C"])
 def test_malformed_or_escaping_auto_map_is_high(tmp_path, ref):
     _config(tmp_path, {"AutoModel": ref})
-    assert "AUD-CODE-014" in _rules(_scan(tmp_path)["config.json"])
+    assert "AUD-CODE-014" in rule_ids(scan_files(tmp_path)["config.json"])
 
 
 def test_exception_names_of_dangerous_modules_are_not_findings(tmp_path):
@@ -229,15 +219,15 @@ def test_exception_names_of_dangerous_modules_are_not_findings(tmp_path):
             except (subprocess.CalledProcessError, requests.exceptions.HTTPError):
                 return None
     """)
-    assert _rules(report) == ["AUD-CODE-001"]
+    assert rule_ids(report) == ["AUD-CODE-001"]
 
 
 def test_custom_pipelines_are_remote_code_too(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"custom_pipelines": {
         "pair-classification": {"impl": "pair_pipeline.PairPipeline", "pt": ["AutoModel"]},
         "other": {"impl": "someone/else--evil_pipe.Pipe"}}}))
-    report = _scan(tmp_path)["config.json"]
-    assert _rules(report) == ["AUD-CODE-012", "AUD-CODE-013", "AUD-CODE-015"]
+    report = scan_files(tmp_path)["config.json"]
+    assert rule_ids(report) == ["AUD-CODE-012", "AUD-CODE-013", "AUD-CODE-015"]
     assert "pair_pipeline.py" in next(f.detail for f in report.findings
                                       if f.rule == "AUD-CODE-015")
     assert set(report.facts["custom_pipelines"]) == {"pair-classification", "other"}

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from auditor.model import FileReport
-from auditor.scan.context import ScanOptions
-from auditor.scan.engine import scan_local
 from tests.builders import varint
+from tests.scan_helpers import rule_ids, scan_files
 
 
 def i(num: int, value: int) -> bytes:
@@ -63,18 +62,9 @@ CHECKPOINT = (
 )
 
 
-def _scan(target: Path) -> dict[str, FileReport]:
-    result = scan_local(target, ScanOptions(jobs=1))
-    return {f.path: f for f in result.models[0].files}
-
-
 def _write(tmp_path: Path, data: bytes, name: str = "saved_model.pb") -> FileReport:
     (tmp_path / name).write_bytes(data)
-    return _scan(tmp_path)[name]
-
-
-def _rules(report: FileReport) -> list[str]:
-    return sorted(f.rule for f in report.findings)
+    return scan_files(tmp_path)[name]
 
 
 def test_plain_savedmodel_with_checkpoint_ops_is_clean(tmp_path, run_cli):
@@ -103,7 +93,7 @@ def test_pyfunc_in_the_function_library_is_flagged(tmp_path):
 @pytest.mark.parametrize("op", ["WriteFile", "CreateSummaryFileWriter", "DebugIdentityV2"])
 def test_file_writing_ops_are_flagged(tmp_path, op):
     report = _write(tmp_path, saved_model(*CHECKPOINT, node("w", op, "x")))
-    assert _rules(report) == ["AUD-TF-003"]
+    assert rule_ids(report) == ["AUD-TF-003"]
 
 
 def test_checkpoint_op_with_constant_outside_path_is_flagged(tmp_path):
@@ -119,7 +109,7 @@ def test_checkpoint_op_with_constant_outside_path_is_flagged(tmp_path):
 def test_print_to_file_is_flagged(tmp_path, stream, flagged):
     report = _write(tmp_path, saved_model(
         node("print", "PrintV2", "x", attrs={"output_stream": s(2, stream)})))
-    assert _rules(report) == (["AUD-TF-003"] if flagged else [])
+    assert rule_ids(report) == (["AUD-TF-003"] if flagged else [])
 
 
 def test_asset_path_escaping_is_flagged(tmp_path):
@@ -132,12 +122,12 @@ def test_truncated_savedmodel_is_malformed(tmp_path):
     data = saved_model(*CHECKPOINT)
     report = _write(tmp_path, data[:-7])
     assert report.format == "tf-savedmodel" and report.coverage.value == "error"
-    assert _rules(report) == ["AUD-TF-005"]
+    assert rule_ids(report) == ["AUD-TF-005"]
 
 
 def test_hostile_length_fails_fast(tmp_path):
     report = _write(tmp_path, i(1, 1) + b"\x12\xff\xff\xff\xff\xff\xff\xff\xff\x7f\x0a")
-    assert _rules(report) == ["AUD-TF-005"]
+    assert rule_ids(report) == ["AUD-TF-005"]
 
 
 def test_variables_folder_belongs_to_the_savedmodel(tmp_path):
@@ -145,7 +135,7 @@ def test_variables_folder_belongs_to_the_savedmodel(tmp_path):
     (tmp_path / "variables").mkdir()
     (tmp_path / "variables" / "variables.index").write_bytes(b"\x00\x01\x02\x03" * 8)
     (tmp_path / "variables" / "variables.data-00000-of-00001").write_bytes(bytes(range(256)))
-    files = _scan(tmp_path)
+    files = scan_files(tmp_path)
     for name in ("variables/variables.index", "variables/variables.data-00000-of-00001"):
         assert files[name].format == "tf-variables" and files[name].findings == ()
 
@@ -165,7 +155,7 @@ def test_keras_metadata_lambda_is_critical(tmp_path):
              s(5, json.dumps(layer)))
     report = _write(tmp_path, data, "keras_metadata.pb")
     assert report.format == "tf-keras-metadata"
-    assert _rules(report) == ["AUD-KERAS-001"]
+    assert rule_ids(report) == ["AUD-KERAS-001"]
 
 
 def test_frozen_graphdef_is_checked_too(tmp_path):

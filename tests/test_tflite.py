@@ -11,6 +11,7 @@ import pytest
 from auditor.model import FileReport
 from auditor.scan.context import ScanOptions
 from auditor.scan.engine import scan_local
+from tests.scan_helpers import rule_ids
 
 Thunk = Callable[["Builder"], int]
 
@@ -117,10 +118,6 @@ def _scan(tmp_path: Path, data: bytes) -> FileReport:
     return {f.path: f for f in result.models[0].files}["model.tflite"]
 
 
-def _rules(report: FileReport) -> list[str]:
-    return sorted(f.rule for f in report.findings)
-
-
 def test_builtin_only_model_is_clean(tmp_path, run_cli):
     report = _scan(tmp_path, model([opcode(ADD), opcode(CONV_2D)],
                                    [operator(0), operator(1), operator(0)]))
@@ -143,24 +140,24 @@ def test_custom_operator_is_high(tmp_path):
                                             ("FlexPyFunc", "AUD-TFL-003")])
 def test_flex_operators_are_flagged(tmp_path, name, rule):
     report = _scan(tmp_path, model([opcode(CUSTOM, name)], [operator(0)]))
-    assert _rules(report) == [rule]
+    assert rule_ids(report) == [rule]
 
 
 def test_opcode_index_out_of_range_is_malformed(tmp_path):
     report = _scan(tmp_path, model([opcode(ADD)], [operator(5)]))
-    assert report.coverage.value == "error" and _rules(report) == ["AUD-TFL-004"]
+    assert report.coverage.value == "error" and rule_ids(report) == ["AUD-TFL-004"]
 
 
 def test_root_offset_outside_the_file_is_malformed(tmp_path):
     data = bytearray(model([opcode(ADD)], [operator(0)]))
     struct.pack_into("<I", data, 0, 2**31)
-    assert _rules(_scan(tmp_path, bytes(data))) == ["AUD-TFL-004"]
+    assert rule_ids(_scan(tmp_path, bytes(data))) == ["AUD-TFL-004"]
 
 
 def test_truncated_model_is_malformed(tmp_path):
     data = model([opcode(ADD), opcode(CUSTOM, "X")], [operator(0)])
     report = _scan(tmp_path, data[: len(data) // 2])
-    assert report.format == "tflite" and "AUD-TFL-004" in _rules(report)
+    assert report.format == "tflite" and "AUD-TFL-004" in rule_ids(report)
 
 
 def test_hostile_vector_length_is_a_limit(tmp_path):
@@ -173,7 +170,7 @@ def test_hostile_vector_length_is_a_limit(tmp_path):
     struct.pack_into("<I", data, vec, 0xFFFFFFF0)
     report = _scan(tmp_path, bytes(data))
     assert report.coverage.value == "partial"
-    assert _rules(report) == ["AUD-SCAN-002"]
+    assert rule_ids(report) == ["AUD-SCAN-002"]
 
 
 def test_inline_buffers_inside_the_file_are_fine(tmp_path):
@@ -189,4 +186,4 @@ def test_buffer_beyond_the_file_is_malformed(tmp_path, hostile):
         at = data.index(blob)
         struct.pack_into("<I", data, at, 1 << 20)
     report = _scan(tmp_path, bytes(data))
-    assert _rules(report) == ["AUD-TFL-004"]
+    assert rule_ids(report) == ["AUD-TFL-004"]
