@@ -109,6 +109,16 @@ _signer_options = _together(
 )
 
 
+def _trust(key: Path | None, certificate_chain: tuple[Path, ...], trust_config: Path | None,
+           identity: str | None, issuer: str | None) -> object | None:
+    """What the verify flags trust; the signing code (and `cryptography`) loads only if asked."""
+    if not (key or certificate_chain or trust_config):
+        return None
+    from auditor.integrity.signing import trust_from_options
+
+    return trust_from_options(key, certificate_chain, trust_config, identity, issuer)
+
+
 def _password(password_env: str | None) -> bytes | None:
     """A key password from the named environment variable (never from the command line)."""
     import os
@@ -164,7 +174,6 @@ def scan(
 ) -> int:
     """Scan a model file or folder and report what loading it could do."""
     from auditor.config import load_config
-    from auditor.integrity.signing import trust_from_options
     from auditor.sources.hubclient import hub_settings
     from auditor.sources.resolve import scan_target
 
@@ -175,7 +184,7 @@ def scan(
         revision=revision,
         hash_algorithms=("sha256", *sorted(set(extra_hashes))),
         signature=signature,
-        trust=trust_from_options(key, certificate_chain, trust_config, identity, issuer),
+        trust=_trust(key, certificate_chain, trust_config, identity, issuer),
     )
     progress = None
     if fmt == "text" and sys.stderr.isatty():
@@ -237,8 +246,7 @@ def sign(model: Path, key: Path, password_env: str | None, certificate: Path | N
     certs = signing.load_certificates(((certificate,) if certificate else ()) + chain)
     if chain and not certificate:
         raise UsageError("--certificate-chain needs --certificate (the signing certificate)")
-    target = output or (model / signing.DEFAULT_SIGNATURE if model.is_dir()
-                        else model.with_name(signing.DEFAULT_SIGNATURE))
+    target = output or signing.default_signature(model)
     digests = signing.sign_model(model, private, target, certificates=certs, compat=compat)
     click.echo(f"signed {len(digests)} file(s) of {model} -> {target}")
     return EXIT_PASS
@@ -267,17 +275,12 @@ def verify(model: Path, signature: Path | None, key: Path | None,
     trust = signing.trust_from_options(key, certificate_chain, trust_config, identity, issuer)
     if trust is None:
         raise UsageError("verify needs --key, --certificate-chain or --trust-config")
-    sig = signature or (model / signing.DEFAULT_SIGNATURE if model.is_dir()
-                        else model.with_name(signing.DEFAULT_SIGNATURE))
+    sig = signature or signing.default_signature(model)
     result = signing.verify_model(model, sig, trust, allow_unsigned_files=allow_unsigned_files)
     if fmt == "json":
         text = json.dumps(result.as_facts(), indent=2) + "\n"
     else:
-        lines = [f"{result.status}: {model} signed by {result.signer} ({result.method} method, "
-                 f"{len(result.covered)} file(s) covered)"]
-        lines += [f"  problem: {p.message}" for p in result.problems]
-        lines += [f"  warning: {w}" for w in result.warnings]
-        text = "\n".join(lines) + "\n"
+        text = result.render_text(model)
     _emit(text, output)
     return EXIT_PASS if result.status == "verified" else EXIT_FAIL
 
@@ -377,11 +380,9 @@ def policy_check(sboms: tuple[Path, ...], policies: tuple[Path, ...], fmt: str,
     loaded = load_policies(list(policies))
     if attestation is not None:
         from auditor.integrity.attest import verify_attestation
-        from auditor.integrity.signing import trust_from_options
-
         if len(sboms) != 1:
             raise UsageError("--attestation covers exactly one SBOM")
-        trust = trust_from_options(key, certificate_chain, trust_config, identity, issuer)
+        trust = _trust(key, certificate_chain, trust_config, identity, issuer)
         if trust is None:
             raise UsageError("--attestation needs --key, --certificate-chain or --trust-config "
                              "to check it")
@@ -447,14 +448,13 @@ def gate(
 ) -> int:
     """Scan → SBOM → policy in one step: may this model be deployed?"""
     from auditor.config import load_config
-    from auditor.integrity.signing import trust_from_options
     from auditor.policy import gate as pipeline
     from auditor.policy.engine import load_policies
     from auditor.sources.hubclient import hub_settings
     from auditor.sources.resolve import scan_target
 
     loaded = load_policies(list(policies))  # a broken policy fails before any scanning
-    trust = trust_from_options(key, certificate_chain, trust_config, identity, issuer)
+    trust = _trust(key, certificate_chain, trust_config, identity, issuer)
     if attestation is not None:
         from auditor.integrity import attest
 

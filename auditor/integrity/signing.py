@@ -26,9 +26,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from auditor.atomicio import write_atomic
 from auditor.errors import UsageError
 from auditor.integrity import dsse, oms
+from auditor.integrity.oms import DEFAULT_SIGNATURE
 from auditor.integrity.hashing import CHUNK, digest_file
 
-DEFAULT_SIGNATURE = "model.sig"
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,19 @@ class Verification:
                          for p in self.problems],
             "warnings": list(self.warnings),
         }
+
+    def render_text(self, model: Path) -> str:
+        """The human summary `auditor verify` prints: status line, then problems and warnings."""
+        lines = [f"{self.status}: {model} signed by {self.signer} ({self.method} method, "
+                 f"{len(self.covered)} file(s) covered)"]
+        lines += [f"  problem: {p.message}" for p in self.problems]
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines) + "\n"
+
+
+def default_signature(model: Path) -> Path:
+    """Where a model's signature lives unless told: inside a folder, beside a single file."""
+    return model / DEFAULT_SIGNATURE if model.is_dir() else model.with_name(DEFAULT_SIGNATURE)
 
 
 # ---------------------------------------------------------------- keys and certificates
