@@ -217,13 +217,7 @@ def rules(fmt: str, output: Path | None) -> int:
     """List every rule id, severity and title (markdown adds why it matters and the fix)."""
     from auditor import rules as catalogue
 
-    if fmt == "markdown":
-        text = catalogue.markdown()
-    else:
-        text = "".join(
-            f"{r.id:14} {r.severity.label:8} {r.title}\n" for r in catalogue.catalogue().values()
-        )
-    _emit(text, output)
+    _emit(catalogue.markdown() if fmt == "markdown" else catalogue.text(), output)
     return EXIT_PASS
 
 

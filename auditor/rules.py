@@ -36,6 +36,11 @@ def catalogue() -> dict[str, Rule]:
     return dict(sorted(rules.items()))
 
 
+def text() -> str:
+    """`auditor rules`: one line per rule, id, severity and title in columns."""
+    return "".join(f"{r.id:14} {r.severity.label:8} {r.title}\n" for r in catalogue().values())
+
+
 def markdown() -> str:
     """`docs/rules.md`: one section per area, one row per rule."""
     lines = [
