@@ -8,11 +8,15 @@ against is `unknown`, never `verified`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor.errors import UsageError
-from auditor.integrity.signing import DEFAULT_SIGNATURE, Trust, verify_model
+from auditor.integrity.oms import DEFAULT_SIGNATURE
 from auditor.model import FileReport, Finding, Rule, Severity
+
+if TYPE_CHECKING:
+    from auditor.integrity.signing import Trust
+
 
 CHANGED = Rule(
     "AUD-SIG-001", Severity.CRITICAL, "File does not match its signature",
@@ -68,6 +72,8 @@ def check_model_signature(
         if signature is not None:
             raise UsageError(f"{signature}: signature file not found")
         return {"status": "unsigned", "method": None, "signer": None, "covered": []}, []
+    from auditor.integrity.signing import verify_model  # cryptography: only for signed models
+
     digests = {f.path: f.sha256 for f in files if f.sha256}
     result = verify_model(root, sig, trust, digests=digests)
     sig_name = _display(sig, root)

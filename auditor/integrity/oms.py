@@ -21,6 +21,7 @@ from auditor.sources.local import is_cache_blob_link
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_V1 = "https://model_signing/signature/v1.0"
 PREDICATE_LEGACY = "https://model_signing/Digests/v0.1"
+DEFAULT_SIGNATURE = "model.sig"  # where OMS tools put a model's signature
 DEFAULT_IGNORED = frozenset({".git", ".github", ".gitignore", ".gitattributes"})
 HASHES = {"sha256", "blake2b"}
 

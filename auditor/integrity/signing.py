@@ -26,9 +26,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from auditor.atomicio import write_atomic
 from auditor.errors import UsageError
 from auditor.integrity import dsse, oms
-from auditor.integrity.oms import DEFAULT_SIGNATURE
 from auditor.integrity.hashing import CHUNK, digest_file
-
+from auditor.integrity.oms import DEFAULT_SIGNATURE
 
 
 @dataclass(frozen=True)
