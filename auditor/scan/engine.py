@@ -72,14 +72,17 @@ def dispatch(stream: BinaryIO, ctx: ScanContext) -> FormatResult:
             stream = ReplayReader(head, stream)  # type: ignore[assignment]
     except OSError as exc:
         return _fail(ctx, rules.UNREADABLE, f"read failed: {exc}", Coverage.ERROR)
-    for module in registry():
-        if module.sniff(head, ctx.name):
-            ctx.result.format = module.NAME
-            _run(module, stream, ctx)
-            break
-    else:
+    if not head:  # nothing for a format module to claim (archives hold many empty members)
         _unparsed(head, ctx)
-    _polyglot_pickle(head, stream, ctx)
+    else:
+        for module in registry():
+            if module.sniff(head, ctx.name):
+                ctx.result.format = module.NAME
+                _run(module, stream, ctx)
+                break
+        else:
+            _unparsed(head, ctx)
+        _polyglot_pickle(head, stream, ctx)
     mismatch = sniff.extension_mismatch(ctx.name, ctx.result.format)
     if mismatch is not None:
         ctx.add(
