@@ -11,7 +11,7 @@ import zlib
 import pytest
 
 from tests.builders import damaged
-from tests.test_archive_zip import HAS_PICKLE, at, rules, scan
+from tests.test_archive_zip import at, rules, scan
 from tests.zip_builders import benign_pickle, canary_pickle
 
 COMPRESSORS = {
@@ -32,9 +32,8 @@ def test_wrapped_malicious_pickle_is_found(tmp_path, canary, kind):
     assert report.format == kind
     inner = name.rsplit(".", 1)[0] if kind != "zlib" else name
     assert report.facts["decompressed_bytes"] == len(canary_pickle(canary))
-    if HAS_PICKLE:
-        assert any(f.severity.label == "critical" and f.location.member == inner
-                   for f in report.findings), report.findings
+    assert any(f.severity.label == "critical" and f.location.member == inner
+               for f in report.findings), report.findings
 
 
 @pytest.mark.parametrize("kind", sorted(COMPRESSORS))
@@ -44,8 +43,7 @@ def test_wrapped_benign_pickle_passes(tmp_path, kind):
     path.write_bytes(compress(benign_pickle(4)))
     report = scan(path)
     assert not {r for r in rules(report) if r.startswith("AUD-ARC")}
-    if HAS_PICKLE:
-        assert report.worst is None or report.worst.label in ("info", "low", "medium")
+    assert report.worst is None or report.worst.label in ("info", "low", "medium")
 
 
 @pytest.mark.parametrize("compress", ["zlib", "gzip", "bz2", "xz", "lzma"])
@@ -57,8 +55,7 @@ def test_joblib_compressed_numeric_dumps_pass(tmp_path, run_cli, compress):
     report = scan(path)
     assert report.format == compress
     assert not {r for r in rules(report) if r.startswith("AUD-ARC")}
-    if HAS_PICKLE:
-        assert run_cli("scan", path).code == 0, report.findings
+    assert run_cli("scan", path).code == 0, report.findings
 
 
 def test_old_joblib_zf_stream_is_read(tmp_path, canary):
@@ -69,8 +66,7 @@ def test_old_joblib_zf_stream_is_read(tmp_path, canary):
     report = scan(path)
     assert report.format == "zlib"
     assert "AUD-ARC-020" not in rules(report)
-    if HAS_PICKLE:
-        assert any(f.severity.label == "critical" for f in report.findings)
+    assert any(f.severity.label == "critical" for f in report.findings)
 
 
 def test_zf_length_mismatch_is_flagged(tmp_path):

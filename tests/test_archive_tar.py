@@ -9,7 +9,7 @@ import tarfile
 import pytest
 
 from tests.builders import damaged
-from tests.test_archive_zip import HAS_PICKLE, at, rules, scan
+from tests.test_archive_zip import at, rules, scan
 from tests.zip_builders import canary_pickle
 
 
@@ -45,9 +45,8 @@ def test_plain_tar_members_are_scanned(tmp_path, canary):
     report = scan(write(tmp_path, data))
     assert report.format == "tar"
     assert report.facts["members"] == 2
-    if HAS_PICKLE:
-        assert any(f.severity.label == "critical" and f.location.member == "weights/evil.pkl"
-                   for f in report.findings)
+    assert any(f.severity.label == "critical" and f.location.member == "weights/evil.pkl"
+               for f in report.findings)
 
 
 @pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
@@ -55,17 +54,15 @@ def test_long_member_names_are_read(tmp_path, canary, fmt):
     name = "deep/" * 40 + "evil.pkl"
     report = scan(write(tmp_path, make_tar([(name, canary_pickle(canary))], fmt)))
     assert report.facts["members"] == 1
-    if HAS_PICKLE:
-        assert any(f.location.member == name for f in report.findings)
+    assert any(f.location.member == name for f in report.findings)
 
 
 def test_compressed_tar_is_streamed(tmp_path, canary):
     data = gzip.compress(make_tar([("evil.pkl", canary_pickle(canary)), ("a.txt", b"x\n")]))
     report = scan(write(tmp_path, data, "a.tar.gz"))
     assert report.format == "gzip"
-    if HAS_PICKLE:
-        assert any(f.location.member == "a.tar/evil.pkl" and f.severity.label == "critical"
-                   for f in report.findings)
+    assert any(f.location.member == "a.tar/evil.pkl" and f.severity.label == "critical"
+               for f in report.findings)
 
 
 @pytest.mark.parametrize(("member", "rule"), [

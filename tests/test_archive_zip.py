@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import random
 import stat
@@ -15,8 +14,6 @@ from auditor.scan.engine import scan_local
 from auditor.scan.limits import Limits
 from tests.builders import damaged
 from tests.zip_builders import ZMember, benign_pickle, build_zip, canary_pickle
-
-HAS_PICKLE = importlib.util.find_spec("auditor.formats.pickle") is not None
 
 
 def scan(path, **limits):
@@ -41,9 +38,8 @@ def write(tmp_path, data: bytes, name: str = "a.zip"):
 
 def assert_payload_found(report, member: str) -> None:
     """The malicious pickle member reached the pickle analysis (when it exists)."""
-    if HAS_PICKLE:
-        assert any(f.severity.label == "critical" and f.location.member == member
-                   for f in report.findings), report.findings
+    assert any(f.severity.label == "critical" and f.location.member == member
+               for f in report.findings), report.findings
 
 
 def test_clean_zip_scans_every_member_through_the_engine(tmp_path):
@@ -53,8 +49,7 @@ def test_clean_zip_scans_every_member_through_the_engine(tmp_path):
     assert report.coverage.value == "scanned"
     assert report.facts["members"] == 2
     assert not {r for r in rules(report) if r.startswith("AUD-ARC")}
-    if HAS_PICKLE:
-        assert report.verdict == "clean" or report.worst.label in ("info", "low")
+    assert report.verdict == "clean" or report.worst.label in ("info", "low")
 
 
 def test_malicious_member_is_located_inside_the_zip(tmp_path, canary):

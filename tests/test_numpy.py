@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from tests.builders import damaged
-from tests.test_archive_zip import HAS_PICKLE, at, rules, scan
+from tests.test_archive_zip import at, rules, scan
 from tests.zip_builders import ZMember, build_zip, canary_pickle
 
 np = pytest.importorskip("numpy")
@@ -71,9 +71,8 @@ def test_malicious_object_array_is_flagged(tmp_path, canary):
                          canary_pickle(canary, protocol=3)))
     report = scan(path)
     assert "AUD-NPY-003" in rules(report)
-    if HAS_PICKLE:
-        assert any(f.severity.label == "critical" and f.location.member == "object-array.pkl"
-                   for f in report.findings)
+    assert any(f.severity.label == "critical" and f.location.member == "object-array.pkl"
+               for f in report.findings)
 
 
 def test_object_field_in_a_structured_dtype_counts_as_object(tmp_path, canary):
@@ -91,9 +90,8 @@ def test_npz_with_malicious_object_member_is_flagged(tmp_path, canary):
     report = scan(path)
     assert report.format == "npz"
     assert at(report, "AUD-NPY-003")[0].location.member == "x.npy"
-    if HAS_PICKLE:
-        assert any(f.severity.label == "critical" and
-                   f.location.member == "x.npy/object-array.pkl" for f in report.findings)
+    assert any(f.severity.label == "critical" and
+               f.location.member == "x.npy/object-array.pkl" for f in report.findings)
 
 
 @pytest.mark.parametrize(("extra", "what"), [(b"\x00" * 40, "trailing"), (None, "missing")])

@@ -11,7 +11,7 @@ import zipfile
 import pytest
 
 from tests.builders import damaged
-from tests.test_archive_zip import HAS_PICKLE, at, rules, scan
+from tests.test_archive_zip import at, rules, scan
 from tests.zip_builders import ZMember, benign_pickle, build_zip, canary_pickle
 
 torch = pytest.importorskip("torch")
@@ -50,8 +50,7 @@ def test_real_torch_save_outputs_pass_the_default_gate(tmp_path, run_cli, kind, 
     assert report.coverage.value == "scanned"
     assert report.facts["storages"] >= 1
     assert not {r for r in rules(report) if r.startswith(("AUD-ARC", "AUD-PT"))}
-    if HAS_PICKLE:
-        assert run_cli("scan", path).code == 0
+    assert run_cli("scan", path).code == 0
 
 
 def _scripted(tmp_path):
@@ -86,8 +85,7 @@ def test_torchscript_archive_passes_with_code_noted(tmp_path, run_cli):
     assert report.format == "torchscript"
     assert at(report, "AUD-PT-002")[0].severity.label == "medium"
     assert "AUD-PT-003" not in rules(report)
-    if HAS_PICKLE:
-        assert run_cli("scan", path).code == 0
+    assert run_cli("scan", path).code == 0
 
 
 def _rewrite(path, replace: dict[str, bytes], add: dict[str, bytes] | None = None):
@@ -119,9 +117,8 @@ def test_malicious_data_pkl_is_flagged(tmp_path, canary):
     torch.save({"w": torch.ones(2)}, path)
     _rewrite(path, {"model/data.pkl": canary_pickle(canary)})
     report = scan(path)
-    if HAS_PICKLE:
-        assert any(f.severity.label == "critical" and f.location.member == "model/data.pkl"
-                   for f in report.findings)
+    assert any(f.severity.label == "critical" and f.location.member == "model/data.pkl"
+               for f in report.findings)
 
 
 @pytest.mark.parametrize("name", ["model/extra.pkl", "model/constants.pkl", "model/aux_state",
@@ -131,9 +128,8 @@ def test_every_pickle_member_is_scanned_whatever_its_name(tmp_path, canary, name
     torch.save({"w": torch.ones(2)}, path)
     _rewrite(path, {}, add={name: canary_pickle(canary, protocol=4)})
     report = scan(path)
-    if HAS_PICKLE:
-        assert any(f.severity.label == "critical" and f.location.member == name
-                   for f in report.findings), report.findings
+    assert any(f.severity.label == "critical" and f.location.member == name
+               for f in report.findings), report.findings
 
 
 def test_storage_holding_a_pickle_is_flagged_and_scanned(tmp_path, canary):
@@ -143,8 +139,7 @@ def test_storage_holding_a_pickle_is_flagged_and_scanned(tmp_path, canary):
     report = scan(path)
     (finding,) = at(report, "AUD-PT-001")
     assert finding.location.member == "model/data/0"
-    if HAS_PICKLE:
-        assert any(f.severity.label == "critical" for f in report.findings)
+    assert any(f.severity.label == "critical" for f in report.findings)
 
 
 def test_bookkeeping_member_with_binary_content_is_flagged(tmp_path):
@@ -165,8 +160,7 @@ def test_crc_tampered_data_pkl_is_flagged_and_still_scanned(tmp_path, canary):
     path.write_bytes(bytes(data))
     report = scan(path)
     assert "AUD-ARC-002" in rules(report)
-    if HAS_PICKLE:
-        assert any(f.severity.label == "critical" for f in report.findings)
+    assert any(f.severity.label == "critical" for f in report.findings)
 
 
 def test_local_name_tampering_on_a_real_checkpoint_is_flagged(tmp_path, canary):
@@ -180,8 +174,7 @@ def test_local_name_tampering_on_a_real_checkpoint_is_flagged(tmp_path, canary):
     report = scan(path)
     assert "AUD-ARC-001" in rules(report)
     assert report.format == "pytorch-zip"
-    if HAS_PICKLE:
-        assert any(f.severity.label == "critical" for f in report.findings)
+    assert any(f.severity.label == "critical" for f in report.findings)
 
 
 def test_flipped_flags_on_a_real_checkpoint_are_flagged(tmp_path):
@@ -241,15 +234,13 @@ def test_legacy_tar_checkpoint_passes(tmp_path):
 
     path = tmp_path / "old.pt"
     path.write_bytes(_legacy_tar(_legacy_records()))
-    # The legacy tensor type classes (torch.FloatTensor ...) are not yet in the safe tier.
-    options = ScanOptions(jobs=1, safe_imports=("torch.FloatTensor",))
+    options = ScanOptions(jobs=1)
     (report,) = scan_local(path, options).models[0].files
     assert report.format == "pytorch-tar"
     assert report.facts["members"] == 4
     assert report.coverage.value == "scanned"
-    if HAS_PICKLE:
-        assert report.worst is None or report.worst.label in ("info", "low", "medium"), \
-            report.findings
+    assert report.worst is None or report.worst.label in ("info", "low", "medium"), \
+        report.findings
 
 
 def test_legacy_tar_malicious_pickle_member_is_flagged(tmp_path, canary):
@@ -258,18 +249,16 @@ def test_legacy_tar_malicious_pickle_member_is_flagged(tmp_path, canary):
     path = tmp_path / "old.pt"
     path.write_bytes(_legacy_tar(members))
     report = scan(path)
-    if HAS_PICKLE:
-        assert any(f.severity.label == "critical" and f.location.member == "pickle"
-                   for f in report.findings)
+    assert any(f.severity.label == "critical" and f.location.member == "pickle"
+               for f in report.findings)
 
 
 def test_legacy_tar_storage_record_is_analysed(tmp_path, canary):
     path = tmp_path / "old.pt"
     path.write_bytes(_legacy_tar(_legacy_records(storage_record=canary_pickle(canary))))
     report = scan(path)
-    if HAS_PICKLE:
-        assert any(f.severity.label == "critical" and f.location.member == "storages"
-                   for f in report.findings)
+    assert any(f.severity.label == "critical" and f.location.member == "storages"
+               for f in report.findings)
 
 
 def test_legacy_tar_data_after_the_records_is_flagged(tmp_path):
@@ -307,9 +296,8 @@ def test_broken_stream_with_payload_first_is_flagged(tmp_path, canary):
     torch.save({"w": torch.ones(2)}, path)
     _rewrite(path, {"model/data.pkl": canary_pickle(canary)[:-1] + b"\xff\xfe garbage"})
     report = scan(path)
-    if HAS_PICKLE:
-        assert any(f.severity.label == "critical" and f.location.member == "model/data.pkl"
-                   for f in report.findings), report.findings
+    assert any(f.severity.label == "critical" and f.location.member == "model/data.pkl"
+               for f in report.findings), report.findings
 
 
 def test_hidden_member_named_like_a_storage_is_scanned_in_full(tmp_path, canary):

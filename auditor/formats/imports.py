@@ -76,6 +76,8 @@ SAFE: tuple[str, ...] = (
     "torch._tensor._rebuild_from_type_v2", "torch._utils._rebuild_from_type_v2",
     "torch.serialization._get_layout",  # maps a layout's name to the layout object only
     *(f"torch.{n}Storage" for n in _TORCH_STORAGES),
+    # the tensor type classes legacy tar checkpoints (torch < 0.4) name in their tensor records
+    *(f"torch.{n}Tensor" for n in _TORCH_STORAGES if n != "Untyped"),
     "torch.storage.UntypedStorage", "torch.storage.TypedStorage", "torch.Size", "torch.device",
     "torch.nn.parameter.Parameter", "torch.Tensor",
     *(f"torch.{n}" for n in _TORCH_DTYPES),
