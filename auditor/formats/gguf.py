@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats import templates
+from auditor.formats.bounded import ForwardReader
 from auditor.model import FormatResult, Rule, Severity
 from auditor.scan.context import ScanContext
 
@@ -130,9 +131,10 @@ class _Limit(LimitExceeded):
 
 
 @dataclass
-class _Reader:
+class _Reader(ForwardReader):
     """Bounded little- or big-endian reader that knows how many bytes the file has left."""
 
+    bounds_rule = BOUNDS
     f: BinaryIO
     size: int | None
     header_limit: int
@@ -147,26 +149,6 @@ class _Reader:
         if self.pos + n > self.header_limit:
             raise _Limit(f"{what}: header larger than the {self.header_limit}-byte limit",
                          self.pos)
-
-    def take(self, n: int, what: str) -> bytes:
-        self.room(n, what)
-        data = self.f.read(n)
-        if len(data) < n:
-            raise FormatError(f"{what}: file ends at offset {self.pos + len(data)}", self.pos,
-                              BOUNDS)
-        self.pos += n
-        return data
-
-    def skip(self, n: int, what: str) -> None:
-        self.room(n, what)
-        left = n
-        while left:
-            got = len(self.f.read(min(left, 1 << 20)))
-            if got == 0:
-                raise FormatError(f"{what}: file ends at offset {self.pos + n - left}",
-                                  self.pos, BOUNDS)
-            left -= got
-        self.pos += n
 
     def skip_strings(self, n: int, what: str, limit: int) -> None:
         """Skip `n` length-prefixed strings: vocabularies hold 100k+ of them.

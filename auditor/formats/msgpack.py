@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
+from auditor.formats.bounded import ForwardReader
 from auditor.model import FormatResult, Rule, Severity
 from auditor.scan.context import ScanContext
 
@@ -63,7 +64,8 @@ DTYPE_BITS: dict[str, int] = {
 
 
 @dataclass
-class _Reader:
+class _Reader(ForwardReader):
+    bounds_rule = BOUNDS
     f: BinaryIO
     end: int | None  # bytes this value may use, None when unknown
     pos: int = 0
@@ -72,25 +74,6 @@ class _Reader:
         if self.end is not None and n > self.end - self.pos:
             raise FormatError(f"{what} of {n} bytes at offset {self.pos} runs past the end "
                               f"({self.end - self.pos} bytes left)", self.pos, BOUNDS)
-
-    def take(self, n: int, what: str) -> bytes:
-        self.room(n, what)
-        data = self.f.read(n)
-        if len(data) < n:
-            raise FormatError(f"{what}: data ends at offset {self.pos + len(data)}", self.pos,
-                              BOUNDS)
-        self.pos += n
-        return data
-
-    def skip(self, n: int, what: str) -> None:
-        self.room(n, what)
-        left = n
-        while left:
-            got = len(self.f.read(min(left, 1 << 20)))
-            if not got:
-                raise FormatError(f"{what}: data ends early", self.pos, BOUNDS)
-            left -= got
-        self.pos += n
 
     def uint(self, width: int, what: str) -> int:
         return int.from_bytes(self.take(width, what), "big")
