@@ -200,7 +200,7 @@ def scan(
         from auditor.report import json as report
     else:
         from auditor.report import text as report  # type: ignore[no-redef]
-    _emit(report.render(result, threshold), output)
+    _emit(report.to_text(result, threshold), output)
     if sbom_path is not None:
         from auditor.sbom.cyclonedx import write_sboms
 
@@ -315,8 +315,8 @@ def sbom_diff(old: Path, new: Path, fmt: str, output: Path | None) -> int:
     from auditor.sbom.facts import read_sbom
 
     changes = diff.diff(read_sbom(old), read_sbom(new))
-    render = diff.render_json if fmt == "json" else diff.render_text
-    _emit(render(changes, str(old), str(new)), output)
+    show = diff.render_json if fmt == "json" else diff.render_text
+    _emit(show(changes, str(old), str(new)), output)
     return EXIT_FAIL if changes else EXIT_PASS
 
 
@@ -384,7 +384,7 @@ def policy_check(sboms: tuple[Path, ...], policies: tuple[Path, ...], fmt: str,
     verdict = gate.judge(loaded, [(str(p), read_sbom(p)) for p in sboms])
     threshold = Severity.parse(fail_on)
     location = str(sboms[0]) if len(sboms) == 1 else ""
-    _emit(gate.render(verdict, fmt, threshold, model_location=location), output)
+    _emit(gate.to_text(verdict, fmt, threshold, model_location=location), output)
     return EXIT_FAIL if verdict.fails(threshold) else EXIT_PASS
 
 
@@ -410,7 +410,7 @@ def policy_test(folder: Path) -> int:
     from auditor.policy import testing
 
     results = testing.run_tests(folder)
-    click.echo(testing.render(results), nl=False)
+    click.echo(testing.to_text(results), nl=False)
     return EXIT_PASS if all(r.passed for r in results) else EXIT_FAIL
 
 
@@ -459,7 +459,7 @@ def gate(
         attest.check_target_matches(attested, Path(target))
         verdict = pipeline.judge(loaded, [(f"{attestation} (attested)", attested)])
         threshold = Severity.parse(fail_on)
-        _emit(pipeline.render(verdict, fmt, threshold, base=target,
+        _emit(pipeline.to_text(verdict, fmt, threshold, base=target,
                               model_location=str(attestation)), output)
         return EXIT_FAIL if verdict.fails(threshold) else EXIT_PASS
     config = load_config(config_path, scanned=target)
@@ -475,7 +475,7 @@ def gate(
     threshold = Severity.parse(fail_on)
     local = not target.startswith(("hf://", "hf-cache://"))
     location = str(sbom_path) if sbom_path else target
-    _emit(pipeline.render(verdict, fmt, threshold, base=target if local else "",
+    _emit(pipeline.to_text(verdict, fmt, threshold, base=target if local else "",
                           model_location=location), output)
     return EXIT_FAIL if verdict.fails(threshold) else EXIT_PASS
 

@@ -121,7 +121,7 @@ def test_internal_error_exits_3(run_cli, clean_model, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("engine bug")
 
-    monkeypatch.setattr("auditor.report.text.render", boom)
+    monkeypatch.setattr("auditor.report.text.to_text", boom)
     run = run_cli("scan", clean_model)
     assert run.code == 3
     assert "internal error: RuntimeError: engine bug" in run.err

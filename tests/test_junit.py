@@ -30,7 +30,7 @@ def _render(tmp_path: Path, doc: dict, extra: str = "") -> ET.Element:
         paths.append(tmp_path / "x.yaml")
     verdict = evaluate(load_policies(paths), models_from_sbom(doc, "s.json"), sbom="s.json",
                        today=datetime.date(2026, 12, 1))
-    return ET.fromstring(junit.render(verdict, Severity.LOW))
+    return ET.fromstring(junit.to_text(verdict, Severity.LOW))
 
 
 def test_one_test_case_per_rule_and_model(tmp_path):

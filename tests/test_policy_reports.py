@@ -43,7 +43,7 @@ def _verdict(tmp_path: Path):
 
 
 def test_text_verdict_gives_reasons_fixes_and_every_waiver_state(tmp_path):
-    text = verdict_text.render(_verdict(tmp_path), Severity.LOW)
+    text = verdict_text.to_text(_verdict(tmp_path), Severity.LOW)
     assert "CRITICAL   GEO-001    Qwen/Qwen2.5-7B (finetune, depth 1) is published by Qwen" in text
     assert "fix: Choose a model whose whole lineage is outside restricted jurisdictions." in text
     assert "waived     GEO-002" in text and "by dana@example.com until 2027-01-31" in text
@@ -57,7 +57,7 @@ def test_text_verdict_gives_reasons_fixes_and_every_waiver_state(tmp_path):
 
 
 def test_json_verdict_lists_the_lineage_with_tripped_rules_and_outcomes(tmp_path):
-    doc = json.loads(verdict_json.render(_verdict(tmp_path), Severity.LOW))
+    doc = json.loads(verdict_json.to_text(_verdict(tmp_path), Severity.LOW))
     assert doc["verdict"] == "fail"
     (model,) = doc["models"]
     assert [(e["name"], e["publisher"], e["jurisdiction"], e["tier"], e["tripped"])
@@ -79,8 +79,8 @@ def test_json_verdict_lists_the_lineage_with_tripped_rules_and_outcomes(tmp_path
 def test_a_fail_on_threshold_above_every_violation_passes(tmp_path):
     verdict = _verdict(tmp_path)
     assert verdict.fails(Severity.CRITICAL)
-    assert json.loads(verdict_json.render(verdict, Severity.CRITICAL))["summary"]["failing"] == 1
+    assert json.loads(verdict_json.to_text(verdict, Severity.CRITICAL))["summary"]["failing"] == 1
     passing = model_sbom("meta-llama/Llama-3.1-8B", signature="verified")
     ok = evaluate(load_policies([GEO]), models_from_sbom(passing, "s"), sbom="s",
                   today=datetime.date(2026, 12, 1))
-    assert "verdict: PASS" in verdict_text.render(ok, Severity.LOW)
+    assert "verdict: PASS" in verdict_text.to_text(ok, Severity.LOW)

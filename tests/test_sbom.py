@@ -12,7 +12,7 @@ from cyclonedx.validation import make_schemabased_validator
 from cyclonedx.validation.json import JsonStrictValidator
 
 from auditor.model import Coverage, FileReport, Finding, Location, ModelReport, ScanResult, Severity
-from auditor.sbom.cyclonedx import SbomError, check_references, render, to_cyclonedx, write_sboms
+from auditor.sbom.cyclonedx import SbomError, check_references, to_cyclonedx, to_text, write_sboms
 from tests.builders import write_tiny_model
 from tests.sbom_models import write_merged, write_with_findings
 
@@ -134,7 +134,7 @@ def test_xml_with_findings_and_nested_lineage_validates():
     ]
     model, result = _report(files=[_file("model.bin", "pytorch-zip", [finding])],
                             facts={"lineage": lineage, "card": {"datasets": ["org/data"]}})
-    text = render(to_cyclonedx(model, result), "xml")
+    text = to_text(to_cyclonedx(model, result), "xml")
     assert_valid_xml(text)
     assert "<id>AUD-PKL-001</id>" in text and "<cwe>502</cwe>" in text
     assert f"pkg:huggingface/base/root@{'b' * 40}" in text
@@ -495,4 +495,4 @@ def test_reference_check_catches_dangling_affects():
 def test_render_json_round_trips_the_document():
     model, result = _report(files=[_file("a.safetensors")])
     doc = to_cyclonedx(model, result, reproducible=True)
-    assert json.loads(render(doc, "json")) == doc
+    assert json.loads(to_text(doc, "json")) == doc

@@ -79,7 +79,7 @@ def scan_key(options: ScanOptions) -> str:
 
 
 def run(opts: MirrorOptions) -> dict[str, Any]:
-    """Scan the mirror once; return the run summary (see `summary.render`)."""
+    """Scan the mirror once; return the run summary (see `summary.render_run`)."""
     policies = None
     if opts.policies:
         from auditor.policy.engine import load_policies
@@ -249,12 +249,12 @@ def _sbom(report: ModelReport, path: Path, known_sha256: str | None
     on_disk = _sha256_of(path)
     if known_sha256 is not None and on_disk == known_sha256:
         return None, known_sha256, False
-    from auditor.sbom.cyclonedx import render, to_cyclonedx
+    from auditor.sbom.cyclonedx import to_cyclonedx, to_text
 
     result = ScanResult(target=report.root, models=(report,), bytes_read=0, elapsed_s=0.0,
                         rules_version=RULES_VERSION)
     doc = to_cyclonedx(report, result, reproducible=True)
-    text = render(doc, "json").encode()
+    text = to_text(doc, "json").encode()
     digest = hashlib.sha256(text).hexdigest()
     if digest == on_disk:
         return doc, digest, False

@@ -43,21 +43,21 @@ def judge(
     return evaluate(policies, models, sbom=label, today=today or datetime.date.today())
 
 
-def render(verdict: Verdict, fmt: str, fail_on: Severity, *, base: str = "",
+def to_text(verdict: Verdict, fmt: str, fail_on: Severity, *, base: str = "",
            model_location: str = "") -> str:
     """The verdict as text, json, sarif or junit (reporters are imported only when chosen)."""
     if fmt == "json":
         from auditor.report import verdict_json
 
-        return verdict_json.render(verdict, fail_on)
+        return verdict_json.to_text(verdict, fail_on)
     if fmt == "sarif":
         from auditor.report import sarif
 
-        return sarif.render(verdict, fail_on, base=base, model_location=model_location)
+        return sarif.to_text(verdict, fail_on, base=base, model_location=model_location)
     if fmt == "junit":
         from auditor.report import junit
 
-        return junit.render(verdict, fail_on)
+        return junit.to_text(verdict, fail_on)
     from auditor.report import verdict_text
 
-    return verdict_text.render(verdict, fail_on)
+    return verdict_text.to_text(verdict, fail_on)

@@ -137,7 +137,7 @@ def _strings(where: str, node: yaml.Node | None, problems: list[Problem], what: 
     return value
 
 
-def render(results: list[CaseResult]) -> str:
+def to_text(results: list[CaseResult]) -> str:
     """One line per case (like `opa test -v`), failures explained, then a count."""
     lines = []
     for r in results:

@@ -90,5 +90,5 @@ def to_dict(result: ScanResult, fail_on: Severity) -> dict[str, Any]:
     }
 
 
-def render(result: ScanResult, fail_on: Severity) -> str:
+def to_text(result: ScanResult, fail_on: Severity) -> str:
     return json.dumps(to_dict(result, fail_on), indent=2, sort_keys=False) + "\n"

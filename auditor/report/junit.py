@@ -38,7 +38,7 @@ def _case(suite: ET.Element, verdict: Verdict, rule: RuleSpec, model: str,
     return state
 
 
-def render(verdict: Verdict, fail_on: Severity) -> str:
+def to_text(verdict: Verdict, fail_on: Severity) -> str:
     root = ET.Element("testsuites", name="auditor policy")
     totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
     for policy in dict.fromkeys(r.policy for r in verdict.rules):

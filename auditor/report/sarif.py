@@ -103,7 +103,7 @@ def to_dict(verdict: Verdict, fail_on: Severity, *, base: str = "",
     }
 
 
-def render(verdict: Verdict, fail_on: Severity, *, base: str = "",
+def to_text(verdict: Verdict, fail_on: Severity, *, base: str = "",
            model_location: str = "") -> str:
     return json.dumps(to_dict(verdict, fail_on, base=base, model_location=model_location),
                       indent=2) + "\n"

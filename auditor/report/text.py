@@ -47,7 +47,7 @@ def _model_lines(model: ModelReport, fail_on: Severity) -> list[str]:
     return lines
 
 
-def render(result: ScanResult, fail_on: Severity) -> str:
+def to_text(result: ScanResult, fail_on: Severity) -> str:
     lines: list[str] = []
     for model in result.models:
         lines += _model_lines(model, fail_on)

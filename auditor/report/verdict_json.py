@@ -91,5 +91,5 @@ def to_dict(verdict: Verdict, fail_on: Severity) -> dict[str, Any]:
     }
 
 
-def render(verdict: Verdict, fail_on: Severity) -> str:
+def to_text(verdict: Verdict, fail_on: Severity) -> str:
     return json.dumps(to_dict(verdict, fail_on), indent=2) + "\n"

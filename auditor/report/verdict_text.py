@@ -42,7 +42,7 @@ def _lineage_lines(model: ModelVerdict) -> list[str]:
     return lines
 
 
-def render(verdict: Verdict, fail_on: Severity) -> str:
+def to_text(verdict: Verdict, fail_on: Severity) -> str:
     lines = [f"policies: {', '.join(verdict.policies)}", f"sbom: {verdict.sbom}", ""]
     for model in verdict.models:
         pinned = "pinned" if model.pinned else "NOT pinned"

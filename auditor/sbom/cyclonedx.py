@@ -98,7 +98,7 @@ def to_cyclonedx(
     return doc
 
 
-def render(doc: dict[str, Any], output_format: str) -> str:
+def to_text(doc: dict[str, Any], output_format: str) -> str:
     """The document as text: JSON as built, or XML (validated against the XSD)."""
     if output_format == "json":
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
@@ -202,7 +202,7 @@ def write_sboms(
                          "existing folder to get one SBOM per model")
     for model, path in zip(result.models, paths, strict=True):
         doc = to_cyclonedx(model, result, spec=spec, reproducible=reproducible)
-        write_atomic(path, render(doc, output_format))
+        write_atomic(path, to_text(doc, output_format))
     return paths
 
 
