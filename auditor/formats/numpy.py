@@ -4,7 +4,7 @@ An .npy file is a magic, a version, a header that is a Python dict literal
 (`descr`, `fortran_order`, `shape`) and the array bytes. The header is read
 with `ast.literal_eval` on at most the size numpy itself accepts, which
 builds literals and never calls anything. An object array (`|O` anywhere in
-the dtype) is a pickle after the header — `np.load(allow_pickle=True)`
+the dtype) is a pickle after the header — `np.load` with `allow_pickle` enabled
 unpickles it — so those bytes go to the engine as a member. A numeric
 array's byte count must match its shape and dtype: a shorter file does not
 load, a longer one carries bytes nothing reads. An .npz is a zip of .npy
@@ -42,14 +42,14 @@ SIZE = Rule(
     "Re-save the array with numpy.save.",
 )
 OBJECT = Rule(
-    "AUD-NPY-003", Severity.MEDIUM, "Object array: loading needs allow_pickle=True",
-    "An object-dtype array is stored as a pickle, and np.load(allow_pickle=True) runs it; the "
-    "pickle was scanned, but whoever loads it must switch numpy's protection off.",
+    "AUD-NPY-003", Severity.MEDIUM, "Object array: loading needs allow_pickle enabled",
+    "An object-dtype array is stored as a pickle, and np.load with allow_pickle enabled runs "
+    "it; the pickle was scanned, but whoever loads it must switch numpy's protection off.",
     "Store numeric arrays, or convert the objects to a data format (JSON, safetensors).",
 )
 HEADER_SIZE = Rule(
     "AUD-NPY-004", Severity.HIGH, ".npy header larger than numpy accepts",
-    "numpy refuses headers over 10,000 bytes unless allow_pickle=True is passed, which also "
+    "numpy refuses headers over 10,000 bytes unless allow_pickle is enabled, which also "
     "enables pickles: an oversized header pushes users to switch protection off.",
     "Re-save the array with numpy.save.",
 )
