@@ -14,6 +14,8 @@ import pytest
 
 from tests.scan_helpers import rule_ids, scan_files
 
+KERAS_SAVED = Path(__file__).parent / "data" / "keras"
+
 
 def _obj(module, class_name, config, registered=None) -> dict:
     return {"module": module, "class_name": class_name, "config": config,
@@ -231,19 +233,16 @@ def test_truncated_h5_is_malformed(tmp_path):
     assert "AUD-KERAS-009" in rule_ids(scan_files(tmp_path)["model.h5"])
 
 
-def test_files_saved_by_keras_itself(tmp_path, monkeypatch):
-    """Runs when Keras (3, torch backend) is installed: real writer output, clean and Lambda."""
-    monkeypatch.setenv("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
-    inp = keras.Input((4,))
-    out = keras.layers.Dense(2, activation="softmax")(keras.layers.Dense(8)(inp))
-    model = keras.Model(inp, out)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.save(tmp_path / "clean.keras")
-    model.save(tmp_path / "clean.h5")
-    lam = keras.Sequential([keras.Input((3,)), keras.layers.Lambda(lambda t: t * 2)])
-    lam.save(tmp_path / "lambda.keras")
+def test_files_saved_by_keras_itself(tmp_path):
+    """Keras's own output (tests/data/keras, saved by Keras 3): clean, legacy .h5 and Lambda."""
+    for name in ("clean.keras", "clean.h5", "lambda.keras"):
+        (tmp_path / name).write_bytes((KERAS_SAVED / name).read_bytes())
     files = scan_files(tmp_path)
-    assert files["clean.keras"].findings == ()
+    assert sorted(files) == ["clean.h5", "clean.keras", "lambda.keras"]
+    assert files["clean.keras"].format == "keras" and files["clean.keras"].findings == ()
+    assert files["clean.keras"].facts["model_class"] == "Functional"
+    assert files["clean.h5"].format == "keras-h5"
     assert rule_ids(files["clean.h5"]) == ["AUD-KERAS-007"]
+    assert files["clean.h5"].facts["backend"] == "torch"
     assert rule_ids(files["lambda.keras"]) == ["AUD-KERAS-001"]
+    assert all(f.coverage.value == "scanned" for f in files.values())
