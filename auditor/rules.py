@@ -15,12 +15,12 @@ from auditor.model import Rule
 
 # Modules outside formats/ that declare RULES.
 RULE_MODULES: tuple[str, ...] = (
-    "auditor.scan.rules",
+    "auditor.formats.scan_rules",
     "auditor.sources.local",
     "auditor.integrity.model_signature",
-    "auditor.sources.provenance",
-    "auditor.formats.templates",
-    "auditor.mirror.drift",
+    "auditor.integrity.provenance",
+    "auditor.formats.code.templates",
+    "auditor.integrity.drift",
 )
 
 

@@ -41,11 +41,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from auditor.errors import FormatError, LimitExceeded
-from auditor.formats import pickle_rules
-from auditor.formats.imports import classify, tiers_for
-from auditor.formats.pickle import analyse_both_ways
-from auditor.formats.pickle_machine import Env
-from auditor.scan.limits import Limits
+from auditor.formats._lib.limits import Limits
+from auditor.formats.pickle import rules as pickle_rules
+from auditor.formats.pickle.imports import classify, tiers_for
+from auditor.formats.pickle.machine import Env
+from auditor.formats.pickle.plain import analyse_both_ways
 
 EXT_MODULE = "oracle_ext"  # copyreg extension codes resolve to (EXT_MODULE, f"code{n}")
 EXT_CODES = (1, 2, 3, 200, 255, 256, 257, 4660, 65535, 65536, 123456, 0x7FFFFFFF)

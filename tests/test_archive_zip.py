@@ -9,9 +9,9 @@ import zipfile
 
 import pytest
 
+from auditor.formats._lib.limits import Limits
 from auditor.scan.context import ScanOptions
 from auditor.scan.engine import scan_local
-from auditor.scan.limits import Limits
 from tests.builders import damaged
 from tests.zip_builders import ZMember, benign_pickle, build_zip, canary_pickle
 

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auditor.errors import AuditorError, ConfigError
-from auditor.formats.pickle_ops import BY_CODE, Arg
+from auditor.formats.pickle.ops import BY_CODE, Arg
 from auditor.integrity import dsse, oms
 from auditor.model import Coverage, FormatResult
 from auditor.policy.engine import evaluate, load_policies

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from auditor.formats import gguf as mod
+from auditor.formats._lib.limits import Limits
+from auditor.formats.weights import gguf as mod
 from auditor.scan.context import ScanOptions
 from auditor.scan.engine import scan_local
-from auditor.scan.limits import Limits
 
 U8, BOOL, U32, STRING, ARRAY, U64 = 0, 7, 4, 8, 9, 10
 F32, Q8_0 = 0, 8
@@ -341,10 +341,10 @@ def mutations(data: bytes, seed: int, count: int):
 def dispatch_bytes(name: str, data: bytes):
     import io
 
-    from auditor.scan.context import ScanContext
+    from auditor.formats.contract import FormatOptions, ScanContext
     from auditor.scan.engine import dispatch
 
-    ctx = ScanContext(file=name, name=name, size=len(data), options=ScanOptions(),
+    ctx = ScanContext(file=name, name=name, size=len(data), options=FormatOptions(),
                       dispatch=dispatch)
     return dispatch(io.BytesIO(data), ctx)
 

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from auditor.formats._lib.limits import Limits
 from auditor.model import Coverage, FileReport, Severity
 from auditor.scan.context import ScanOptions
 from auditor.scan.engine import scan_local
-from auditor.scan.limits import Limits
 from tests import pickle_corpus as corpus
 
 PEAK_BYTES = 50 * 1024 * 1024

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
+from auditor.formats.contract import FormatOptions, ScanContext
 from auditor.model import Severity
-from auditor.scan.context import ScanContext, ScanOptions
 from auditor.scan.engine import dispatch
 
 joblib = pytest.importorskip("joblib")
@@ -22,7 +22,7 @@ def dump(tmp_path, value, **kwargs) -> bytes:
 
 
 def scan(data: bytes, name: str = "model.joblib"):
-    ctx = ScanContext(file=name, name=name, size=len(data), options=ScanOptions(),
+    ctx = ScanContext(file=name, name=name, size=len(data), options=FormatOptions(),
                       dispatch=dispatch)
     return dispatch(io.BytesIO(data), ctx)
 

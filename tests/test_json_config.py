@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditor.errors import FormatError
-from auditor.formats.json_config import FULL_PARSE_BYTES, MAX_DUPLICATE_FINDINGS
-from auditor.formats.jsonstream import scan_json
+from auditor.formats._lib.jsonstream import scan_json
+from auditor.formats._lib.limits import Limits
+from auditor.formats.code.json_config import FULL_PARSE_BYTES, MAX_DUPLICATE_FINDINGS
 from auditor.model import Coverage, FileReport, Severity
 from auditor.scan.context import ScanOptions
 from auditor.scan.engine import scan_local
-from auditor.scan.limits import Limits
 from tests.builders import TINY_CONFIG
 
 

@@ -102,7 +102,7 @@ def test_wrong_field_type_is_a_low_finding_and_left_out(run_cli, tmp_path):
 
 
 def test_front_matter_over_the_limit_is_partial(run_cli, tmp_path):
-    from auditor.formats.modelcard import MAX_FRONT_MATTER
+    from auditor.formats.code.modelcard import MAX_FRONT_MATTER
 
     text = "---\n" + "# padding line\n" * (MAX_FRONT_MATTER // 15 + 10) + "---\n"
     report = _card(run_cli, tmp_path, text)

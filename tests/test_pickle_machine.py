@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from auditor.formats import imports
-from auditor.formats import pickle as pickle_format
+from auditor.formats._lib.limits import Limits
+from auditor.formats.contract import FormatOptions, ScanContext
+from auditor.formats.pickle import imports
+from auditor.formats.pickle import plain as pickle_format
 from auditor.model import Coverage, Severity
-from auditor.scan.context import ScanContext, ScanOptions
 from auditor.scan.engine import dispatch
-from auditor.scan.limits import Limits
 from tests.pickle_corpus import (
     APPENDS,
     BUILD,
@@ -49,7 +49,7 @@ from tests.pickle_corpus import (
 
 
 def scan(data: bytes, name: str = "model.pkl", container: str | None = None, **options):
-    ctx = ScanContext(file=name, name=name, size=len(data), options=ScanOptions(**options),
+    ctx = ScanContext(file=name, name=name, size=len(data), options=FormatOptions(**options),
                       dispatch=dispatch, container=container)
     return dispatch(io.BytesIO(data), ctx)
 
@@ -368,7 +368,7 @@ def test_real_torch_zip_checkpoint_views_are_clean(tmp_path):
     path = tmp_path / "model.pt"
     torch.save(obj, path)
     ctx = ScanContext(file="model.pt", name="model.pt", size=path.stat().st_size,
-                      options=ScanOptions(), dispatch=dispatch)
+                      options=FormatOptions(), dispatch=dispatch)
     with open(path, "rb") as f:
         result = dispatch(f, ctx)
     assert result.findings == [], [(f.rule, f.detail) for f in result.findings]

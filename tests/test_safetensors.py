@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
+from auditor.formats.contract import FormatOptions, ScanContext
 from auditor.model import Coverage, FileReport, Severity
-from auditor.scan.context import ScanContext, ScanOptions
+from auditor.scan.context import ScanOptions
 from auditor.scan.engine import dispatch, scan_local
 
 F32X2 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
@@ -93,7 +94,7 @@ def test_huge_header_length_is_refused_fast_without_allocating(tmp_path):
 
 def test_huge_header_length_in_a_stream_of_unknown_size_hits_the_limit():
     # Members of containers may have no known size: the header limit still applies.
-    ctx = ScanContext(file="a.zip", name="w.safetensors", size=None, options=ScanOptions(),
+    ctx = ScanContext(file="a.zip", name="w.safetensors", size=None, options=FormatOptions(),
                       dispatch=dispatch, member="w.safetensors")
     result = dispatch(io.BytesIO(raw_file({"a": F32X2}, bytes(8), length=2**63)), ctx)
     assert [f.rule for f in result.findings] == ["AUD-ST-002"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor.formats import templates
+from auditor.formats.code import templates
 from auditor.scan.context import ScanOptions
 from auditor.scan.engine import scan_local
 

@@ -213,7 +213,7 @@ def test_corrupted_files_never_crash_the_parser(name):
 
 
 def test_msgpack_value_budget_is_a_limit(tmp_path, monkeypatch):
-    from auditor.formats import msgpack as mod
+    from auditor.formats.weights import msgpack as mod
 
     monkeypatch.setattr(mod, "MAX_VALUES", 100)
     data = msgpack.packb({"params": list(range(200))}, use_bin_type=True)

@@ -9,9 +9,9 @@ import struct
 
 import pytest
 
-from auditor.formats import torch_legacy
+from auditor.formats.contract import FormatOptions, ScanContext
+from auditor.formats.pickle import torch_legacy
 from auditor.model import Severity
-from auditor.scan.context import ScanContext, ScanOptions
 from auditor.scan.engine import dispatch
 
 torch = pytest.importorskip("torch")
@@ -24,7 +24,7 @@ def save(obj, protocol: int = 2) -> bytes:
 
 
 def scan(data: bytes, name: str = "model.pt"):
-    ctx = ScanContext(file=name, name=name, size=len(data), options=ScanOptions(),
+    ctx = ScanContext(file=name, name=name, size=len(data), options=FormatOptions(),
                       dispatch=dispatch)
     return dispatch(io.BytesIO(data), ctx)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from auditor.formats import onnx, python_code, tf_savedmodel
+from auditor.formats.code import python as python_code
+from auditor.formats.weights import onnx, tf_savedmodel
 from auditor.model import FileReport
 
 Check = Callable[[dict[str, FileReport]], None]

@@ -20,15 +20,17 @@ from typing import BinaryIO, Protocol
 
 from auditor import __version__
 from auditor.errors import FormatError, LimitExceeded, UsageError
-from auditor.formats import pickle as pickle_format
 from auditor.formats import registry
+from auditor.formats import scan_rules as rules
+from auditor.formats._lib.streams import ReplayReader
+from auditor.formats.contract import HEAD_BYTES, ScanContext
+from auditor.formats.pickle import plain as pickle_format
 from auditor.integrity.hashing import GIT_SHA1, HashingReader
 from auditor.integrity.model_signature import check_model_signature
 from auditor.model import Coverage, FileReport, FormatResult, ModelReport, Rule, ScanResult
-from auditor.scan import crossfile, rules, sniff
-from auditor.scan.context import ScanContext, ScanOptions
+from auditor.scan import crossfile, sniff
+from auditor.scan.context import ScanOptions
 from auditor.scan.modelfacts import model_facts
-from auditor.scan.streams import ReplayReader
 from auditor.sources.local import Entry, Listing, list_files, model_identity
 
 RULES_VERSION = f"{__version__}+rules.1"
@@ -65,7 +67,7 @@ def dispatch(stream: BinaryIO, ctx: ScanContext) -> FormatResult:
         ctx.result.format = "nested"
         return ctx.result
     try:
-        head = stream.read(sniff.HEAD_BYTES)
+        head = stream.read(HEAD_BYTES)
         if stream.seekable():
             stream.seek(0)
         else:
@@ -145,7 +147,7 @@ def scan_file(entry: Entry, options: ScanOptions, progress: Progress) -> tuple[F
     progress.file_started(entry.relpath)
     ctx = ScanContext(
         file=entry.relpath, name=entry.relpath.rsplit("/", 1)[-1], size=entry.size,
-        options=options, dispatch=dispatch,
+        options=options.formats, dispatch=dispatch,
     )
     if entry.problem is not None:
         ctx.result.findings.append(entry.problem)
@@ -158,7 +160,7 @@ def scan_file(entry: Entry, options: ScanOptions, progress: Progress) -> tuple[F
                 algorithms = tuple(dict.fromkeys((*algorithms, GIT_SHA1)))
             reader = HashingReader(raw, algorithms, progress.advance)
             # Larger than the sniffed head, so sniffing then seeking to 0 stays in the buffer.
-            buffered = io.BufferedReader(reader, 2 * sniff.HEAD_BYTES)
+            buffered = io.BufferedReader(reader, 2 * HEAD_BYTES)
             dispatch(buffered, ctx)  # type: ignore[arg-type]
             digests, size = reader.finish()
             read = reader.bytes_read
@@ -179,7 +181,7 @@ def scan_stream(
     (remote digests are upstream-reported, fetched buffers are hashed whole).
     """
     ctx = ScanContext(
-        file=relpath, name=relpath.rsplit("/", 1)[-1], size=size, options=options,
+        file=relpath, name=relpath.rsplit("/", 1)[-1], size=size, options=options.formats,
         dispatch=dispatch,
     )
     return dispatch(stream, ctx)

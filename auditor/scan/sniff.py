@@ -7,7 +7,7 @@ checked against the formats that extension may legitimately hold.
 
 from __future__ import annotations
 
-HEAD_BYTES = 64 * 1024
+from auditor.formats._lib.text import is_text
 
 # Magic numbers of content we recognise but do not parse.
 _IMAGE_MAGIC = {
@@ -104,15 +104,3 @@ def classify_unparsed(head: bytes) -> str:
 def is_unparsed_archive(fmt: str) -> bool:
     return fmt in _UNPARSED_ARCHIVE_MAGIC.values()
 
-
-def is_text(head: bytes) -> bool:
-    """UTF-8 without NULs or control bytes other than whitespace (a truncated last char is fine)."""
-    if b"\x00" in head:
-        return False
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 3:
-            return False
-        text = head[: exc.start].decode("utf-8")
-    return all(c >= " " or c in "\t\n\r\f\v" for c in text)

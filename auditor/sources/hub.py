@@ -32,10 +32,10 @@ from typing import Any
 from auditor import __version__
 from auditor.atomicio import write_atomic
 from auditor.errors import LimitExceeded, SourceError, UsageError
+from auditor.formats import scan_rules
 from auditor.integrity.hashing import GIT_SHA1, new_hasher
 from auditor.integrity.model_signature import check_model_signature
 from auditor.model import Coverage, FileReport, Finding, ModelReport, ScanResult, Severity
-from auditor.scan import rules as scan_rules
 from auditor.scan.context import ScanOptions
 from auditor.scan.engine import RULES_VERSION, NoProgress, Progress, scan_stream
 from auditor.scan.modelfacts import model_facts

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from auditor.errors import LimitExceeded
-from auditor.scan.streams import SizedReader
+from auditor.formats._lib.streams import SizedReader
 
 MIN_CHUNK = 64 * 1024
 MAX_CHUNK = 8 * 1024 * 1024

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-from auditor.formats import archive_compressed, archive_members, archive_tar, archive_zip
-from auditor.formats import numpy as numpy_format
-from auditor.formats import torch as torch_format
+from auditor.formats.archives import compressed as archive_compressed
+from auditor.formats.archives import members as archive_members
+from auditor.formats.archives import tar as archive_tar
+from auditor.formats.archives import zip as archive_zip
+from auditor.formats.contract import ScanContext
+from auditor.formats.pickle import numpy as numpy_format
+from auditor.formats.pickle import torch_zip as torch_format
 from auditor.model import FormatResult
-from auditor.scan.context import ScanContext
 
 NAME = "zip"
 

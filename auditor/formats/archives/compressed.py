@@ -24,11 +24,11 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
-from auditor.formats.archive_members import add_at
+from auditor.formats._lib.limits import Limits
+from auditor.formats._lib.streams import ReplayReader
+from auditor.formats.archives.members import add_at
+from auditor.formats.contract import ScanContext
 from auditor.model import Rule, Severity
-from auditor.scan.context import ScanContext
-from auditor.scan.limits import Limits
-from auditor.scan.streams import ReplayReader
 
 BOMB = Rule(
     "AUD-ARC-015", Severity.HIGH, "Decompression limit exceeded (possible bomb)",

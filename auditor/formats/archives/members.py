@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from auditor.formats._lib.streams import ReplayReader
+from auditor.formats.contract import ScanContext
 from auditor.model import Rule, Severity
-from auditor.scan.context import ScanContext
-from auditor.scan.streams import ReplayReader
 
 TRAVERSAL = Rule(
     "AUD-ARC-010", Severity.HIGH, "Archive member path escapes the extraction folder",

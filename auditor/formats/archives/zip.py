@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
-from auditor.formats import archive_members as members
-from auditor.formats.archive_compressed import BOMB, CORRUPT, Budget, DecompressReader
-from auditor.formats.archive_members import CrcReader, Layout, Role, add_at
+from auditor.formats._lib.streams import SliceReader
+from auditor.formats.archives import members
+from auditor.formats.archives.compressed import BOMB, CORRUPT, Budget, DecompressReader
+from auditor.formats.archives.members import CrcReader, Layout, Role, add_at
+from auditor.formats.contract import ScanContext
 from auditor.model import Rule, Severity
-from auditor.scan.context import ScanContext
-from auditor.scan.streams import SliceReader
 
 DIFFERENTIAL = Rule(
     "AUD-ARC-001", Severity.HIGH, "Zip local header disagrees with the central directory",

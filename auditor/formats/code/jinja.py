@@ -13,14 +13,14 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from auditor.errors import FormatError
-from auditor.formats import templates
+from auditor.formats._lib.streams import read_capped
+from auditor.formats._lib.text import is_text
+from auditor.formats.code import templates
+from auditor.formats.contract import ScanContext
 from auditor.model import FormatResult
-from auditor.scan.context import ScanContext
-from auditor.scan.sniff import is_text
-from auditor.scan.streams import read_capped
 
 NAME = "jinja"
-RULES = ()  # findings come from auditor.formats.templates (AUD-TPL-*)
+RULES = ()  # findings come from auditor.formats.code.templates (AUD-TPL-*)
 
 
 def sniff(head: bytes, name: str) -> bool:

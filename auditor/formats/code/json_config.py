@@ -11,11 +11,12 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
-from auditor.formats import python_code, templates
-from auditor.formats.jsonstream import scan_json
-from auditor.formats.jsonutil import loads_strict
+from auditor.formats._lib.jsonstream import scan_json
+from auditor.formats._lib.jsonutil import loads_strict
+from auditor.formats.code import python as python_code
+from auditor.formats.code import templates
+from auditor.formats.contract import ScanContext
 from auditor.model import FormatResult, Rule, Severity
-from auditor.scan.context import ScanContext
 
 NAME = "json"
 

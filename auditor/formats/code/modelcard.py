@@ -19,8 +19,8 @@ import re
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
+from auditor.formats.contract import ScanContext
 from auditor.model import FormatResult, Rule, Severity
-from auditor.scan.context import ScanContext
 
 NAME = "modelcard"
 

@@ -28,9 +28,9 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
+from auditor.formats._lib.text import is_text
+from auditor.formats.contract import ScanContext
 from auditor.model import FileReport, FormatResult, Rule, Severity
-from auditor.scan import sniff as sniffing
-from auditor.scan.context import ScanContext
 
 NAME = "python"
 
@@ -211,7 +211,7 @@ _AUTO_MAP_REF = re.compile(
 
 
 def sniff(head: bytes, name: str) -> bool:
-    return name.lower().endswith(".py") and sniffing.is_text(head)
+    return name.lower().endswith(".py") and is_text(head)
 
 
 def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:

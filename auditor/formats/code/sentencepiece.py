@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError
-from auditor.formats.protowire import I32, I64, LEN, VARINT
+from auditor.formats._lib.protowire import I32, I64, LEN, VARINT
+from auditor.formats.contract import ScanContext
 from auditor.model import FormatResult, Rule, Severity
-from auditor.scan.context import ScanContext
 
 NAME = "sentencepiece"
 

@@ -30,8 +30,8 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
+from auditor.formats.contract import ScanContext
 from auditor.model import Rule, Severity
-from auditor.scan.context import ScanContext
 
 INTERNALS = Rule(
     "AUD-TPL-001", Severity.CRITICAL, "Chat template reaches Python internals",

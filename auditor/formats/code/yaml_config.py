@@ -15,10 +15,10 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from auditor.errors import FormatError
+from auditor.formats._lib.streams import read_capped
+from auditor.formats._lib.text import is_text
+from auditor.formats.contract import ScanContext
 from auditor.model import FormatResult, Rule, Severity
-from auditor.scan import sniff as sniffing
-from auditor.scan.context import ScanContext
-from auditor.scan.streams import read_capped
 
 NAME = "yaml"
 
@@ -43,7 +43,7 @@ _EXTENSIONS = (".yaml", ".yml")
 
 
 def sniff(head: bytes, name: str) -> bool:
-    return name.lower().endswith(_EXTENSIONS) and sniffing.is_text(head)
+    return name.lower().endswith(_EXTENSIONS) and is_text(head)
 
 
 def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:

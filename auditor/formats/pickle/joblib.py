@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from auditor.formats.pickle_machine import (
+from auditor.formats.pickle.machine import (
     Call,
     Machine,
     Opaque,

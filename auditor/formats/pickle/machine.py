@@ -21,11 +21,11 @@ from functools import cache
 from typing import Any, BinaryIO
 
 from auditor.errors import LimitExceeded
-from auditor.formats import pickle_rules as R
-from auditor.formats.imports import Tier, Tiers, Verdict, classify
-from auditor.formats.pickle_ops import BY_CODE, HIGHEST_PROTOCOL, Arg, Op
+from auditor.formats._lib.limits import Limits
+from auditor.formats.pickle import rules as R
+from auditor.formats.pickle.imports import Tier, Tiers, Verdict, classify
+from auditor.formats.pickle.ops import BY_CODE, HIGHEST_PROTOCOL, Arg, Op
 from auditor.model import Rule, Severity
-from auditor.scan.limits import Limits
 
 CHUNK = 1 << 20
 KEEP = 4096  # longest string or bytes value kept (names are far shorter)

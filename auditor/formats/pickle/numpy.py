@@ -21,11 +21,11 @@ from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError
-from auditor.formats import archive_zip
-from auditor.formats.archive_members import Layout, Role, peek
+from auditor.formats._lib.streams import SliceReader
+from auditor.formats.archives import zip as archive_zip
+from auditor.formats.archives.members import Layout, Role, peek
+from auditor.formats.contract import ScanContext
 from auditor.model import FormatResult, Rule, Severity
-from auditor.scan.context import ScanContext
-from auditor.scan.streams import SliceReader
 
 NAME = "numpy"
 

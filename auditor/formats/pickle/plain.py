@@ -15,14 +15,15 @@ import io
 from typing import BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
-from auditor.formats import joblib, pickle_rules, pickle_torch
-from auditor.formats.imports import Tier, tiers_for
-from auditor.formats.pickle_machine import Env, Input, Machine, PickleError, Truncated
-from auditor.formats.pickle_ops import HIGHEST_PROTOCOL
+from auditor.formats._lib.limits import Limits
+from auditor.formats.contract import HEAD_BYTES, ScanContext
+from auditor.formats.pickle import joblib
+from auditor.formats.pickle import rules as pickle_rules
+from auditor.formats.pickle import torch_views as pickle_torch
+from auditor.formats.pickle.imports import Tier, tiers_for
+from auditor.formats.pickle.machine import Env, Input, Machine, PickleError, Truncated
+from auditor.formats.pickle.ops import HIGHEST_PROTOCOL
 from auditor.model import FormatResult, Rule, Severity
-from auditor.scan.context import ScanContext
-from auditor.scan.limits import Limits
-from auditor.scan.sniff import HEAD_BYTES
 
 NAME = "pickle"
 RULES = pickle_rules.RULES + joblib.RULES + pickle_torch.RULES

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auditor.formats.imports import Tier
+from auditor.formats.pickle.imports import Tier
 from auditor.model import Rule, Severity
 
 DANGEROUS_IMPORT = Rule(

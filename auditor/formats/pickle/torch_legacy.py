@@ -18,10 +18,12 @@ import struct
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError
-from auditor.formats import pickle as pickle_format
-from auditor.formats import pickle_rules
-from auditor.formats.imports import tiers_for
-from auditor.formats.pickle_machine import (
+from auditor.formats._lib.limits import Limits
+from auditor.formats.contract import ScanContext
+from auditor.formats.pickle import plain as pickle_format
+from auditor.formats.pickle import rules as pickle_rules
+from auditor.formats.pickle.imports import tiers_for
+from auditor.formats.pickle.machine import (
     Env,
     Input,
     Machine,
@@ -31,8 +33,6 @@ from auditor.formats.pickle_machine import (
     Seq,
 )
 from auditor.model import FormatResult, Rule, Severity
-from auditor.scan.context import ScanContext
-from auditor.scan.limits import Limits
 
 NAME = "pytorch-legacy"
 

@@ -19,13 +19,13 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
-from auditor.formats import pickle as pickle_format
-from auditor.formats import torch_legacy
-from auditor.formats.archive_members import member_path
-from auditor.formats.pickle_machine import Env, Input, Machine, PickleError, Ref
+from auditor.formats import scan_rules
+from auditor.formats.archives.members import member_path
+from auditor.formats.contract import ScanContext
+from auditor.formats.pickle import plain as pickle_format
+from auditor.formats.pickle import torch_legacy
+from auditor.formats.pickle.machine import Env, Input, Machine, PickleError, Ref
 from auditor.model import Coverage
-from auditor.scan import rules as scan_rules
-from auditor.scan.context import ScanContext
 
 _INT64 = struct.Struct("<q")
 _MAX_NDIM = 64

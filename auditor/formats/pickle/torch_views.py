@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor.formats.pickle_machine import Call, Machine, Persistent
+from auditor.formats.pickle.machine import Call, Machine, Persistent
 from auditor.model import Rule, Severity
 
 VIEW = Rule(

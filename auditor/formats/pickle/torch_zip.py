@@ -21,12 +21,15 @@ import struct
 from collections.abc import Sequence
 from typing import BinaryIO
 
-from auditor.formats import archive_members, archive_tar, archive_zip, torch_tar
-from auditor.formats.archive_members import Layout, Role, add_at
+from auditor.formats import scan_rules
+from auditor.formats._lib.streams import ReplayReader
+from auditor.formats.archives import members as archive_members
+from auditor.formats.archives import tar as archive_tar
+from auditor.formats.archives import zip as archive_zip
+from auditor.formats.archives.members import Layout, Role, add_at
+from auditor.formats.contract import ScanContext
+from auditor.formats.pickle import torch_tar
 from auditor.model import FormatResult, Rule, Severity
-from auditor.scan import rules as scan_rules
-from auditor.scan.context import ScanContext
-from auditor.scan.streams import ReplayReader
 
 NAME = "pytorch-zip"
 

@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
-from auditor.formats import keras
-from auditor.formats.jsonutil import loads_strict
+from auditor.formats._lib.jsonutil import loads_strict
+from auditor.formats.contract import ScanContext
+from auditor.formats.weights import keras
 from auditor.model import FormatResult, Rule, Severity
-from auditor.scan.context import ScanContext
 
 NAME = "hdf5"
 

@@ -24,11 +24,11 @@ import zlib
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
-from auditor.formats import python_code
-from auditor.formats.jsonutil import loads_strict
+from auditor.formats._lib.jsonutil import loads_strict
+from auditor.formats._lib.streams import read_capped
+from auditor.formats.code import python as python_code
+from auditor.formats.contract import ScanContext
 from auditor.model import FormatResult, Rule, Severity
-from auditor.scan.context import ScanContext
-from auditor.scan.streams import read_capped
 
 NAME = "keras"
 

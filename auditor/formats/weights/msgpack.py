@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
-from auditor.formats.bounded import ForwardReader
+from auditor.formats._lib.bounded import ForwardReader
+from auditor.formats.contract import ScanContext
 from auditor.model import FormatResult, Rule, Severity
-from auditor.scan.context import ScanContext
 
 NAME = "msgpack"
 

@@ -21,10 +21,17 @@ import re
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError
-from auditor.formats.protowire import LEN, VARINT, Field, Schema, read_head_fields, read_message
+from auditor.formats import scan_rules
+from auditor.formats._lib.protowire import (
+    LEN,
+    VARINT,
+    Field,
+    Schema,
+    read_head_fields,
+    read_message,
+)
+from auditor.formats.contract import ScanContext
 from auditor.model import Coverage, FileReport, FormatResult, Rule, Severity
-from auditor.scan import rules as scan_rules
-from auditor.scan.context import ScanContext
 
 NAME = "onnx"
 

@@ -12,9 +12,9 @@ import struct
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
-from auditor.formats.jsonutil import loads_strict
+from auditor.formats._lib.jsonutil import loads_strict
+from auditor.formats.contract import ScanContext
 from auditor.model import FormatResult, Rule, Severity
-from auditor.scan.context import ScanContext
 
 NAME = "safetensors"
 

@@ -15,11 +15,11 @@ import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from auditor.formats import tf_savedmodel
+from auditor.formats._lib.streams import read_capped
+from auditor.formats._lib.text import is_text
+from auditor.formats.contract import ScanContext
+from auditor.formats.weights import tf_savedmodel
 from auditor.model import FormatResult
-from auditor.scan import sniff as sniffing
-from auditor.scan.context import ScanContext
-from auditor.scan.streams import read_capped
 
 NAME = "tf-pbtxt"
 RULES = ()  # raises the TensorFlow rules of tf_savedmodel
@@ -33,7 +33,7 @@ _TOKEN = re.compile(
 
 
 def sniff(head: bytes, name: str) -> bool:
-    return name.lower().endswith(".pbtxt") and sniffing.is_text(head)
+    return name.lower().endswith(".pbtxt") and is_text(head)
 
 
 def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:

@@ -23,13 +23,21 @@ import re
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
-from auditor.formats import keras, python_code
-from auditor.formats.jsonutil import loads_strict
-from auditor.formats.protowire import LEN, VARINT, Field, Schema, read_head_fields, read_message
+from auditor.formats import scan_rules
+from auditor.formats._lib.jsonutil import loads_strict
+from auditor.formats._lib.protowire import (
+    LEN,
+    VARINT,
+    Field,
+    Schema,
+    read_head_fields,
+    read_message,
+)
+from auditor.formats._lib.streams import ReplayReader
+from auditor.formats.code import python as python_code
+from auditor.formats.contract import ScanContext
+from auditor.formats.weights import keras
 from auditor.model import Coverage, FileReport, FormatResult, Rule, Severity
-from auditor.scan import rules as scan_rules
-from auditor.scan.context import ScanContext
-from auditor.scan.streams import ReplayReader
 
 NAME = "tf-savedmodel"
 

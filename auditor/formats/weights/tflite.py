@@ -15,9 +15,9 @@ import struct
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
-from auditor.formats import tf_savedmodel
+from auditor.formats.contract import ScanContext
+from auditor.formats.weights import tf_savedmodel
 from auditor.model import FormatResult, Rule, Severity
-from auditor.scan.context import ScanContext
 
 NAME = "tflite"
 
