@@ -323,14 +323,17 @@ def sbom_diff(old: Path, new: Path, fmt: str, output: Path | None) -> int:
 @sbom.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 def sbom_validate(files: tuple[Path, ...]) -> int:
-    """Validate CycloneDX JSON or XML files against the official schema (offline)."""
-    from auditor.sbom.cyclonedx import validate_file
+    """Validate CycloneDX JSON or XML files against the official schema (offline) and
+    auditor's properties against their table (exit 1 when any file is invalid)."""
+    from auditor.sbom.validation import validate_file
 
     failed = 0
     for path in files:
-        error = validate_file(path)
-        click.echo(f"{path}: {'valid' if error is None else 'INVALID: ' + error}")
-        failed += error is not None
+        result = validate_file(path)
+        note = f" ({result.note})" if result.note else ""
+        shown = "valid" if result.valid else "INVALID: " + "; ".join(result.problems)
+        click.echo(f"{path}: {shown}{note}")
+        failed += not result.valid
     return EXIT_FAIL if failed else EXIT_PASS
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 from pathlib import Path
@@ -9,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from auditor.errors import UsageError
-from auditor.policy.engine import evaluate, load_policies
-from auditor.sbom.facts import FACT_FIELDS, models_from_sbom
+from auditor.policy.engine import cel_value, evaluate, load_policies
+from auditor.sbom.factkinds import FACT_FIELDS, SignatureFacts
+from auditor.sbom.facts import models_from_sbom
 from tests.sbom_factory import (
     ancestor,
     file_component,
@@ -44,40 +46,40 @@ def judge(paths: list[Path], doc: dict, today: datetime.date = TODAY):
 # --- facts ----------------------------------------------------------------------------------
 
 
-def test_every_documented_fact_is_present_for_our_sbom_and_a_third_party_one():
+def test_every_documented_fact_is_a_field_of_its_record_and_the_reader_sets_it():
     for doc in (model_sbom(), third_party_sbom()):
         facts = models_from_sbom(doc, "x")[0]
-        assert set(facts.model) | {"jurisdiction", "tier", "lineage_tier"} == set(
-            FACT_FIELDS["model"])
-        assert set(facts.signature) == set(FACT_FIELDS["signature"])
-        for f in facts.files:
-            assert set(f) == set(FACT_FIELDS["file"])
-        for e in facts.lineage:
-            assert set(e) | {"organisation", "jurisdiction", "tier"} == set(
-                FACT_FIELDS["ancestor"])
+        records = {"model": [facts.model], "signature": [facts.signature],
+                   "file": facts.files, "ancestor": facts.lineage}
+        for variable, items in records.items():
+            for item in items:
+                assert [f.name for f in dataclasses.fields(item)] == list(FACT_FIELDS[variable])
+        bound = cel_value(facts.model)
+        assert set(bound) == set(FACT_FIELDS["model"])
+        assert isinstance(bound["formats"], list) and isinstance(bound["coverage"], dict)
 
 
 def test_third_party_sbom_facts_are_explicitly_unknown():
     facts = models_from_sbom(third_party_sbom("org/m"), "x")[0]
-    assert facts.model["publisher"] == "org"  # from the Hub-style name
+    assert facts.model.publisher == "org"  # from the Hub-style name
     for key in ("revision", "license", "remote_code", "upstream_match", "verdict", "source"):
-        assert facts.model[key] == "unknown", key
-    assert facts.model["pinned"] is False
-    assert facts.signature == {"status": "unknown", "method": "unknown", "signer": "unknown"}
+        assert getattr(facts.model, key) == "unknown", key
+    assert facts.model.pinned is False
+    assert facts.signature == SignatureFacts("unknown", "unknown", "unknown")
     (f,) = facts.files
-    assert (f["format"], f["coverage"], f["weights"], f["sha256"]) == (
+    assert (f.format, f.coverage, f.weights, f.sha256) == (
         "unknown", "unknown", "unknown", sha("w"))
-    assert facts.model["sbom_tool"] == "other-tool"
+    assert facts.model.sbom_tool == "other-tool"
 
 
 def test_publisher_comes_from_standard_fields_in_order():
     doc = third_party_sbom("x/y", publisher="Real Publisher")
-    assert models_from_sbom(doc, "x")[0].model["publisher"] == "Real Publisher"
+    assert models_from_sbom(doc, "x")[0].model.publisher == "Real Publisher"
     doc["components"][0].pop("publisher")
     doc["components"][0]["purl"] = "pkg:huggingface/purl-org/y@" + "a" * 40
     facts = models_from_sbom(doc, "x")[0]
-    assert facts.model["publisher"] == "purl-org"
-    assert facts.model["revision"] == "a" * 40 and facts.model["pinned"] is True
+    assert facts.model.publisher == "purl-org"
+    assert facts.model.revision == "a" * 40 and facts.model.pinned is True
 
 
 def test_an_sbom_without_a_model_is_a_usage_error():
@@ -92,11 +94,11 @@ def test_findings_attach_to_their_files_and_counts_are_aggregated():
     doc = model_sbom(findings=[finding("AUD-X-001", "critical", "model.safetensors"),
                                finding("AUD-X-002", "low", None)])
     facts = models_from_sbom(doc, "x")[0]
-    assert [(f["rule"], f["file"]) for f in facts.findings] == [
+    assert [(f.rule, f.file) for f in facts.findings] == [
         ("AUD-X-001", "model.safetensors"), ("AUD-X-002", "")]
-    assert facts.model["findings"]["critical"] == 1 and facts.model["worst"] == "critical"
-    weights = next(f for f in facts.files if f["path"] == "model.safetensors")
-    assert (weights["findings"], weights["worst"]) == (1, "critical")
+    assert facts.model.findings["critical"] == 1 and facts.model.worst == "critical"
+    weights = next(f for f in facts.files if f.path == "model.safetensors")
+    assert (weights.findings, weights.worst) == (1, "critical")
 
 
 # --- evaluation -----------------------------------------------------------------------------

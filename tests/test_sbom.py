@@ -12,7 +12,8 @@ from cyclonedx.validation import make_schemabased_validator
 from cyclonedx.validation.json import JsonStrictValidator
 
 from auditor.model import Coverage, FileReport, Finding, Location, ModelReport, ScanResult, Severity
-from auditor.sbom.cyclonedx import SbomError, check_references, to_cyclonedx, to_text, write_sboms
+from auditor.sbom.cyclonedx import check_references, to_cyclonedx, to_text, write_sboms
+from auditor.sbom.schemas import SbomError
 from tests.builders import write_tiny_model
 from tests.sbom_models import write_merged, write_with_findings
 
@@ -142,7 +143,8 @@ def test_xml_with_findings_and_nested_lineage_validates():
 
 
 def test_an_invalid_item_in_a_later_validation_slice_is_caught():
-    from auditor.sbom.cyclonedx import VALIDATE_SLICE, validate
+    from auditor.sbom.cyclonedx import validate
+    from auditor.sbom.schemas import VALIDATE_SLICE
 
     files = [_file(f"shard-{i:04d}.safetensors") for i in range(VALIDATE_SLICE + 20)]
     model, result = _report(files=files)

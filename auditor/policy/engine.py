@@ -9,6 +9,9 @@ dominant cost, so each component gets one `cel.Context` per set of facts its
 rules read, and a rule is given only the facts it reads (the data files, the
 biggest, only to rules that read `data`).
 
+Facts arrive as typed records (sbom/factkinds.py); `cel_value` alone turns
+them into the maps and lists CEL binds, once per model and component.
+
 Fail closed: a rule that cannot be evaluated (a runtime error, a non-boolean
 result) is a violation carrying the error, never a pass. Waivers apply by
 rule id plus model name or file digest, and only until their expiry date;
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,8 @@ from auditor.errors import ConfigError
 from auditor.policy.lint import PLACEHOLDER, SCOPE_VARIABLES, compile_rule, lint_policy
 from auditor.policy.schema import PolicyFile, RuleSpec, Waiver, raise_first
 from auditor.policy.verdict import ModelVerdict, Verdict, Violation
-from auditor.sbom.facts import UNKNOWN, ModelFacts
+from auditor.sbom.factkinds import LineageEntry, ModelFacts, ModelInfo
+from auditor.sbom.properties import UNKNOWN
 
 TIERS = ("restricted", "elevated", "standard")
 _TIER_RANK = {"restricted": 3, "elevated": 2, UNKNOWN: 1, "standard": 0}
@@ -124,10 +128,10 @@ def evaluate(
     verdicts: list[ModelVerdict] = []
     for facts in models:
         lineage = build_lineage(facts, policies)
-        model = dict(facts.model)
-        model["jurisdiction"] = lineage[0]["jurisdiction"]
-        model["tier"] = lineage[0]["tier"]
-        model["lineage_tier"] = max((e["tier"] for e in lineage), key=_TIER_RANK.__getitem__)
+        model = dataclasses.replace(
+            facts.model, jurisdiction=lineage[0].jurisdiction, tier=lineage[0].tier,
+            lineage_tier=max((e.tier for e in lineage), key=_TIER_RANK.__getitem__),
+        )
         found = list(_evaluate_model(policies, facts, model, lineage))
         violations += found
         tripped: dict[str, list[str]] = {}
@@ -135,10 +139,11 @@ def evaluate(
             if v.ancestor:
                 tripped.setdefault(v.ancestor, []).append(v.rule)
         verdicts.append(ModelVerdict(
-            name=model["name"], revision=model["revision"], pinned=model["pinned"],
-            publisher=model["publisher"], jurisdiction=model["jurisdiction"], tier=model["tier"],
-            lineage_tier=model["lineage_tier"],
-            lineage=tuple({**e, "tripped": tripped.get(e["name"], [])} for e in lineage),
+            name=model.name, revision=model.revision, pinned=model.pinned,
+            publisher=model.publisher, jurisdiction=model.jurisdiction, tier=model.tier,
+            lineage_tier=model.lineage_tier,
+            lineage=tuple({**cel_value(e), "tripped": tripped.get(e.name, [])}
+                          for e in lineage),
         ))
     judged, expired, unused = apply_waivers(violations, policies.waivers, today)
     return Verdict(
@@ -149,38 +154,36 @@ def evaluate(
     )
 
 
-def build_lineage(facts: ModelFacts, policies: PolicySet) -> list[dict[str, Any]]:
+def build_lineage(facts: ModelFacts, policies: PolicySet) -> list[LineageEntry]:
     """The model and its ancestors up to `lineage_depth`, declared parents added, origin applied."""
     depth = policies.lineage_depth
-    entries = [dict(e) for e in facts.lineage if e["depth"] <= depth]
-    names = {e["name"].lower() for e in entries}
+    entries = [e for e in facts.lineage if e.depth <= depth]
+    names = {e.name.lower() for e in entries}
     queue = list(entries)
     while queue:
         child = queue.pop(0)
-        for parent in policies.declared_parents.get(child["name"].lower(), ()):
-            if parent.lower() in names or child["depth"] + 1 > depth:
+        for parent in policies.declared_parents.get(child.name.lower(), ()):
+            if parent.lower() in names or child.depth + 1 > depth:
                 continue
-            entry = {
-                "name": parent,
-                "publisher": parent.split("/", 1)[0] if "/" in parent else UNKNOWN,
-                "version": UNKNOWN, "relation": "declared", "depth": child["depth"] + 1,
-                "resolved": UNKNOWN, "declared": True,
-            }
+            entry = LineageEntry(
+                name=parent,
+                publisher=parent.split("/", 1)[0] if "/" in parent else UNKNOWN,
+                version=UNKNOWN, relation="declared", depth=child.depth + 1,
+                resolved=UNKNOWN, declared=True,
+            )
             names.add(parent.lower())
             entries.append(entry)
             queue.append(entry)
     if depth >= 1:  # a re-upload or quantisation still names the organisation it came from
-        known = {_key(e["publisher"]) for e in entries}
-        for org in facts.model.get("declared_origins", []):
+        known = {_key(e.publisher) for e in entries}
+        for org in facts.model.declared_origins:
             if _key(org) not in known:
                 known.add(_key(org))
-                entries.append({
-                    "name": org, "publisher": org, "version": UNKNOWN, "relation": "origin",
-                    "depth": 1, "resolved": UNKNOWN, "declared": False,
-                })
-    for entry in entries:
-        entry.update(origin(entry["publisher"], policies.data))
-    return entries
+                entries.append(LineageEntry(
+                    name=org, publisher=org, version=UNKNOWN, relation="origin",
+                    depth=1, resolved=UNKNOWN, declared=False,
+                ))
+    return [dataclasses.replace(e, **origin(e.publisher, policies.data)) for e in entries]
 
 
 def _key(name: str) -> str:
@@ -204,32 +207,47 @@ def origin(publisher: str, data: dict[str, Any]) -> dict[str, str]:
     return {"organisation": organisation, "jurisdiction": jurisdiction, "tier": tier}
 
 
+def cel_value(value: Any) -> Any:
+    """Typed facts → the plain maps and lists CEL binds (and messages are filled from).
+
+    The one place facts change shape: records become maps keyed by field
+    name, tuples become lists.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: cel_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {k: cel_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [cel_value(v) for v in value]
+    return value
+
+
 def _components(
-    scope: str, facts: ModelFacts, lineage: list[dict[str, Any]]
+    scope: str, facts: ModelFacts, lineage: list[LineageEntry]
 ) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
     """(extra variables, where) for each component a rule of `scope` is evaluated on."""
     if scope == "model":
         yield {}, {}
     elif scope == "lineage":
         for entry in lineage:
-            yield {"ancestor": entry}, {"ancestor": entry["name"]}
+            yield {"ancestor": cel_value(entry)}, {"ancestor": entry.name}
     elif scope == "file":
         for f in facts.files:
-            yield {"file": f}, {"file": f["path"], "sha256": f["sha256"]}
+            yield {"file": cel_value(f)}, {"file": f.path, "sha256": f.sha256}
     else:
-        digests = {f["path"]: f["sha256"] for f in facts.files}
+        digests = {f.path: f.sha256 for f in facts.files}
         for finding in facts.findings:
-            path = finding["file"]
-            yield {"finding": finding}, {"file": path, "sha256": digests.get(path, "")}
+            path = finding.file
+            yield {"finding": cel_value(finding)}, {"file": path, "sha256": digests.get(path, "")}
 
 
 def _evaluate_model(
-    policies: PolicySet, facts: ModelFacts, model: dict[str, Any], lineage: list[dict[str, Any]]
+    policies: PolicySet, facts: ModelFacts, model: ModelInfo, lineage: list[LineageEntry]
 ) -> Iterator[Violation]:
     import cel
 
-    base = {"model": model, "signature": facts.signature, "lineage": lineage,
-            "data": policies.data}
+    base = {"model": cel_value(model), "signature": cel_value(facts.signature),
+            "lineage": cel_value(lineage), "data": policies.data}
     by_scope: dict[str, list[CompiledRule]] = {}
     for rule in policies.rules:
         by_scope.setdefault(rule.spec.scope, []).append(rule)
@@ -249,7 +267,7 @@ def _evaluate_model(
                 except Exception as exc:  # the library raises several types; all fail closed
                     error = f"{type(exc).__name__}: {exc}"
                 if error or result == (rule.spec.kind == "deny"):
-                    yield _violation(rule.spec, model["name"], variables, where, error)
+                    yield _violation(rule.spec, model.name, variables, where, error)
 
 
 def _violation(

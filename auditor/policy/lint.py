@@ -2,7 +2,7 @@
 
 Schema (policy/schema.py), then every CEL expression compiled, then every fact
 name a rule or message uses checked against the documented facts
-(sbom/facts.py tables) and the variables its scope binds. A misspelt fact
+(the fact records of sbom/factkinds.py) and the variables its scope binds. A misspelt fact
 would otherwise fail at evaluation time on every model — or, inside `has()`,
 quietly read as absent. Every problem is `file:line:col: message`.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.policy.schema import PolicyFile, Problem, RuleSpec, parse_policy
-from auditor.sbom.facts import FACT_FIELDS
+from auditor.sbom.factkinds import FACT_FIELDS
 
 # Variables each scope binds (docs/policy.md, "Scopes").
 _COMMON = ("model", "signature", "lineage", "data")

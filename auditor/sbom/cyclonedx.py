@@ -8,8 +8,8 @@ the official schema. A post-processed document is never loaded back through
 the library (it would drop the added parts); XML is made from the library's
 own XML of the same document, with the same parts added in schema order.
 
-Property names are fixed in docs/architecture.md and listed with their
-meaning in docs/sbom.md.
+Every `auditor:*` property is emitted through the table in properties.py,
+which docs/sbom.md is tested against.
 """
 
 from __future__ import annotations
@@ -20,21 +20,22 @@ import os
 import re
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from auditor import __version__
 from auditor.atomicio import write_atomic
-from auditor.errors import AuditorError, UsageError
+from auditor.errors import UsageError
 from auditor.model import FileReport, Finding, ModelReport, ScanResult
 from auditor.sbom import licenses
+from auditor.sbom import properties as P
+from auditor.sbom.schemas import WRITE_SPECS, SbomError, json_error, schema_version
 from auditor.scan.modelfacts import is_code, is_weights, model_facts
 
 if TYPE_CHECKING:
     from cyclonedx.model.component import Component
 
-SPECS = ("1.5", "1.6")
 HUB_URL = "https://huggingface.co"
 # UUID5 namespace for serial numbers derived from content (a fixed random UUID of our own).
 SERIAL_NAMESPACE = uuid.UUID("6f1c0b5e-2d7a-4c8e-9b3f-5a4e8d2c1f07")
@@ -47,12 +48,8 @@ CWE_BY_AREA = {
     "TPL": 1336,  # template injection
     "CODE": 94,  # code injection
 }
+QUANTIZATION = "cdx:ai-ml:model:hyperparameter:quantization"
 _COMMIT = re.compile(r"\A[0-9a-fA-F]{40}\Z")
-VALIDATE_SLICE = 100  # list items per schema validation pass (see `validate`)
-
-
-class SbomError(AuditorError):
-    """The SBOM we generated is not valid CycloneDX: a bug, never the user's input."""
 
 
 def to_cyclonedx(
@@ -72,8 +69,9 @@ def to_cyclonedx(
     from cyclonedx.output import make_outputter
     from cyclonedx.schema import OutputFormat
 
-    if spec not in SPECS:
-        raise UsageError(f"unsupported CycloneDX version {spec!r} (expected {', '.join(SPECS)})")
+    if spec not in WRITE_SPECS:
+        raise UsageError(f"unsupported CycloneDX version {spec!r} "
+                         f"(expected {', '.join(WRITE_SPECS)})")
     facts = {**model_facts(model.files), **model.facts}
     bom = _bom(model, result, facts)
     text = make_outputter(bom, OutputFormat.JSON, schema_version(spec)).output_as_string()
@@ -110,61 +108,10 @@ def to_text(doc: dict[str, Any], output_format: str) -> str:
 
 
 def validate(doc: dict[str, Any]) -> None:
-    """Raise SbomError unless `doc` validates against its spec's strict JSON schema.
-
-    The schema's `uniqueItems` makes the validator compare every pair of
-    components (seconds for a thousand files), so long lists are validated in
-    slices of VALIDATE_SLICE: every item is still validated, and uniqueness
-    follows from the unique bom-refs `check_references` enforces.
-    """
-    from cyclonedx.validation.json import JsonStrictValidator
-
-    validator = JsonStrictValidator(schema_version(doc["specVersion"]))
-    for part in _slices(doc):
-        error = validator.validate_str(json.dumps(part))
-        if error is not None:
-            raise SbomError(f"generated SBOM is not valid CycloneDX {doc['specVersion']}: {error}")
-
-
-def validate_file(path: Path) -> str | None:
-    """None when `path` is a valid CycloneDX JSON or XML document, else why not."""
-    from cyclonedx.schema import OutputFormat
-    from cyclonedx.validation import make_schemabased_validator
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read: {exc}") from None
-    if text.lstrip().startswith("<"):
-        match = re.search(r'xmlns="http://cyclonedx.org/schema/bom/(1\.\d)"', text)
-        if not match:
-            return "not a CycloneDX XML document"
-        validator = make_schemabased_validator(OutputFormat.XML, schema_version(match[1]))
-        error = validator.validate_str(text)
-        return None if error is None else str(error)
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return f"not JSON: {exc}"
-    if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
-        return "not a CycloneDX JSON document"
-    try:
-        schema_version(str(doc.get("specVersion")))
-        validate(doc)
-    except (SbomError, UsageError) as exc:
-        return str(exc)
-    return None
-
-
-def _slices(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    lists = {k: doc[k] for k in ("components", "dependencies", "vulnerabilities") if doc.get(k)}
-    count = max((len(v) for v in lists.values()), default=0)
-    for start in range(0, max(count, 1), VALIDATE_SLICE):
-        part = {k: v for k, v in doc.items() if k not in lists}
-        for key, items in lists.items():
-            if items[start:start + VALIDATE_SLICE]:
-                part[key] = items[start:start + VALIDATE_SLICE]
-        yield part
+    """Raise SbomError unless `doc` validates against its spec's strict JSON schema."""
+    error = json_error(doc, doc["specVersion"])
+    if error is not None:
+        raise SbomError(f"generated SBOM is not valid CycloneDX {doc['specVersion']}: {error}")
 
 
 def check_references(doc: dict[str, Any]) -> None:
@@ -238,7 +185,6 @@ def _bom(model: ModelReport, result: ScanResult, facts: dict[str, Any]) -> Any:
 
 
 def _model_component(model: ModelReport, result: ScanResult, facts: dict[str, Any]) -> Component:
-    from cyclonedx.model import Property
     from cyclonedx.model.component import Component, ComponentType, Pedigree
     from cyclonedx.model.contact import OrganizationalEntity
 
@@ -258,52 +204,53 @@ def _model_component(model: ModelReport, result: ScanResult, facts: dict[str, An
         external_references=_model_links(model, commit, card),
         pedigree=Pedigree(ancestors=ancestors) if ancestors else None,
         tags=_strings(card.get("tags")) or None,
-        properties=[Property(name=k, value=v) for k, v in _model_properties(model, result, facts)],
+        properties=_properties(_model_properties(model, result, facts)),
     )
 
 
 def _model_properties(
     model: ModelReport, result: ScanResult, facts: dict[str, Any]
-) -> Iterator[tuple[str, str]]:
+) -> Iterator[tuple[P.Property, str]]:
     hub = facts.get("hub", {})
     requested = hub.get("requested_revision") or model.revision
     commit = _commit(model, facts)
-    yield "auditor:source", model.source
+    yield P.SOURCE, model.source
     if requested:
-        yield "auditor:revision:requested", str(requested)
+        yield P.REVISION_REQUESTED, str(requested)
     if commit:
-        yield "auditor:revision:commit", commit
+        yield P.REVISION_COMMIT, commit
     pinned = isinstance(requested, str) and _COMMIT.match(requested) is not None
-    yield "auditor:revision:pinned", _tri(pinned)
+    yield P.REVISION_PINNED, P.tri(pinned)
     publisher = _publisher(model, facts)
     if publisher:
-        yield "auditor:origin:publisher", publisher
+        yield P.ORIGIN_PUBLISHER, publisher
     for origin in facts.get("declared_origins", []):
-        yield "auditor:origin:declared", origin
+        yield P.ORIGIN_DECLARED, origin
     worst = model.worst
-    yield "auditor:scan:verdict", "clean" if worst is None else worst.label
+    yield P.SCAN_VERDICT, "clean" if worst is None else worst.label
     for coverage, count in model.coverage_counts().items():
-        yield f"auditor:scan:coverage:{coverage}", str(count)
+        yield P.SCAN_COVERAGE_COUNT[coverage], str(count)
     limits = model.coverage_counts()["partial"] > 0 or any(
         f.rule == "AUD-SCAN-002" for f in model.all_findings()
     )
-    yield "auditor:scan:limits-hit", _tri(limits)
-    yield "auditor:scan:rules-version", result.rules_version
-    yield "auditor:formats", ",".join(facts.get("formats", []))
+    yield P.SCAN_LIMITS_HIT, P.tri(limits)
+    yield P.SCAN_RULES_VERSION, result.rules_version
+    yield P.FORMATS, ",".join(facts.get("formats", []))
     remote = facts.get("remote_code", {})
-    yield "auditor:remote-code", _tri(bool(remote.get("present")))
+    yield P.REMOTE_CODE, P.tri(bool(remote.get("present")))
     for path in remote.get("files", []):
-        yield "auditor:remote-code:file", path
+        yield P.REMOTE_CODE_FILE, path
     signature = facts.get("signature", {})
-    yield "auditor:signature:status", str(signature.get("status") or "unknown")
-    for key in ("method", "signer"):
-        if signature.get(key):
-            yield f"auditor:signature:{key}", str(signature[key])
-    yield "auditor:upstream:sha256-match", _model_upstream(model)
+    yield P.SIGNATURE_STATUS, str(signature.get("status") or P.UNKNOWN)
+    if signature.get("method"):
+        yield P.SIGNATURE_METHOD, str(signature["method"])
+    if signature.get("signer"):
+        yield P.SIGNATURE_SIGNER, str(signature["signer"])
+    yield P.UPSTREAM_MATCH, _model_upstream(model)
 
 
 def _file_component(report: FileReport, facts: dict[str, Any]) -> Component:
-    from cyclonedx.model import HashAlgorithm, HashType, Property
+    from cyclonedx.model import HashAlgorithm, HashType
     from cyclonedx.model.component import Component, ComponentType
 
     hashes = [
@@ -313,26 +260,25 @@ def _file_component(report: FileReport, facts: dict[str, Any]) -> Component:
     upstream = report.facts.get("upstream") or {}
     covered = facts.get("signature", {}).get("covered")
     props = [
-        ("auditor:size", str(report.size)),
-        ("auditor:format", report.format),
-        ("auditor:weights", _tri(is_weights(report.format))),
-        ("auditor:scan:coverage", report.coverage.value),
-        ("auditor:scan:verdict", report.verdict),
-        ("auditor:upstream:sha256-match", _tri(upstream.get("match"))),
-        ("auditor:signature:covered",
-         _tri(report.path in covered) if isinstance(covered, list) else "unknown"),
-        ("auditor:remote-code", _tri(is_code(report))),
+        (P.SIZE, str(report.size)),
+        (P.FORMAT, report.format),
+        (P.WEIGHTS, P.tri(is_weights(report.format))),
+        (P.SCAN_COVERAGE, report.coverage.value),
+        (P.SCAN_VERDICT, report.verdict),
+        (P.UPSTREAM_MATCH, P.tri(upstream.get("match"))),
+        (P.SIGNATURE_COVERED,
+         P.tri(report.path in covered) if isinstance(covered, list) else P.UNKNOWN),
+        (P.REMOTE_CODE, P.tri(is_code(report))),
     ]
     if upstream.get("sha256"):
-        props.append(("auditor:upstream:sha256", str(upstream["sha256"])))
+        props.append((P.UPSTREAM_SHA256, str(upstream["sha256"])))
     return Component(
         type=ComponentType.FILE, name=report.path, bom_ref=_file_ref(report.path),
-        hashes=hashes, properties=[Property(name=k, value=v) for k, v in props],
+        hashes=hashes, properties=_properties(props),
     )
 
 
 def _vulnerabilities(model: ModelReport, paths: set[str]) -> list[Any]:
-    from cyclonedx.model import Property
     from cyclonedx.model.vulnerability import (
         BomTarget,
         Vulnerability,
@@ -351,11 +297,11 @@ def _vulnerabilities(model: ModelReport, paths: set[str]) -> list[Any]:
     for n, finding in enumerate(findings, 1):
         rule = rules.get(finding.rule)
         target = _file_ref(finding.file) if finding.file in paths else _model_ref(model)
-        props = [("auditor:location:file", finding.file)]
+        props = [(P.LOCATION_FILE, finding.file)]
         if finding.location.member:
-            props.append(("auditor:location:member", finding.location.member))
+            props.append((P.LOCATION_MEMBER, finding.location.member))
         if finding.location.offset is not None:
-            props.append(("auditor:location:offset", str(finding.location.offset)))
+            props.append((P.LOCATION_OFFSET, str(finding.location.offset)))
         cwe = CWE_BY_AREA.get(finding.rule.split("-")[1])
         out.append(Vulnerability(
             bom_ref=f"finding-{n}",
@@ -370,7 +316,7 @@ def _vulnerabilities(model: ModelReport, paths: set[str]) -> list[Any]:
             detail=_evidence(finding),
             recommendation=rule.fix if rule else None,
             affects=[BomTarget(ref=target)],
-            properties=[Property(name=k, value=v) for k, v in props],
+            properties=_properties(props),
         ))
     return out
 
@@ -381,7 +327,6 @@ def _ancestors(lineage: list[dict[str, Any]]) -> list[Component]:
     An entry of depth d+1 is a base of the entry named by its `child` key, or
     (without one) of the nearest preceding entry of depth d: depth-first order.
     """
-    from cyclonedx.model import Property
     from cyclonedx.model.component import Component, ComponentType, Pedigree
 
     depths = [d if isinstance(d := e.get("depth", 1), int) and d > 0 else 1 for e in lineage]
@@ -404,12 +349,11 @@ def _ancestors(lineage: list[dict[str, Any]]) -> list[Component]:
             type=ComponentType.MACHINE_LEARNING_MODEL, name=name, bom_ref=f"ancestor-{i + 1}",
             version=commit, publisher=publisher, purl=_purl(name, commit),
             pedigree=Pedigree(ancestors=parents) if parents else None,
-            properties=[
-                Property(name="auditor:lineage:relation",
-                         value=str(entry.get("relation") or "unknown")),
-                Property(name="auditor:lineage:resolved", value=_tri(entry.get("resolved"))),
-                Property(name="auditor:lineage:depth", value=str(depths[i])),
-            ],
+            properties=_properties([
+                (P.LINEAGE_RELATION, str(entry.get("relation") or P.UNKNOWN)),
+                (P.LINEAGE_RESOLVED, P.tri(entry.get("resolved"))),
+                (P.LINEAGE_DEPTH, str(depths[i])),
+            ]),
         )
 
     return [component(i) for i in bases.get(None, [])]
@@ -453,27 +397,28 @@ def _add_model_card(component: dict[str, Any], model: ModelReport, facts: dict[s
     if considerations:
         model_card["considerations"] = considerations
     if props:
-        model_card["properties"] = [{"name": k, "value": v} for k, v in props]
+        model_card["properties"] = props
     if len(model_card) > 1:
         component["modelCard"] = model_card
 
 
-def _card_properties(facts: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """Standard `cdx:ai-ml` properties, where the facts give them."""
+def _card_properties(facts: dict[str, Any]) -> Iterator[dict[str, str]]:
+    """Standard `cdx:ai-ml` properties where the facts give them, then the card's own."""
     card = facts.get("card", {})
     config = facts.get("config", {})
     if facts.get("parameters"):
-        yield "cdx:ai-ml:model:parameter:count", str(facts["parameters"])
+        yield {"name": "cdx:ai-ml:model:parameter:count", "value": str(facts["parameters"])}
     quant = config.get("quantization_config")
     if isinstance(quant, dict) and isinstance(quant.get("quant_method"), str):
-        yield "cdx:ai-ml:model:hyperparameter:quantization", quant["quant_method"]
+        yield {"name": QUANTIZATION, "value": quant["quant_method"]}
     for quantization in facts.get("gguf", {}).get("quantizations", []):
-        yield "cdx:ai-ml:model:hyperparameter:quantization", quantization
+        yield {"name": QUANTIZATION, "value": quantization}
     for language in _strings(card.get("language")):
-        yield "cdx:ai-ml:model:language", language
-    for key in ("library_name", "base_model_relation"):
+        yield {"name": "cdx:ai-ml:model:language", "value": language}
+    for key, prop in (("library_name", P.CARD_LIBRARY_NAME),
+                      ("base_model_relation", P.CARD_BASE_MODEL_RELATION)):
         if isinstance(card.get(key), str):
-            yield f"auditor:card:{key.replace('_', '-')}", card[key]
+            yield P.emit(prop, card[key])
 
 
 def _add_dataset_data(components: list[dict[str, Any]]) -> None:
@@ -611,8 +556,11 @@ def _finding_key(finding: Finding) -> tuple[Any, ...]:
             finding.rule, finding.detail)
 
 
-def _tri(value: object) -> str:
-    return "unknown" if value is None else "true" if value else "false"
+def _properties(pairs: Iterable[tuple[P.Property, str]]) -> list[Any]:
+    """Library properties from (table entry, value) pairs, each value checked by the table."""
+    from cyclonedx.model import Property
+
+    return [Property(**P.emit(prop, value)) for prop, value in pairs]
 
 
 def _model_ref(model: ModelReport) -> str:
@@ -635,12 +583,6 @@ def _quote(text: str) -> str:
 
 def _file_stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("/", "__")) or "model"
-
-
-def schema_version(spec: str) -> Any:
-    from cyclonedx.schema import SchemaVersion
-
-    return {"1.5": SchemaVersion.V1_5, "1.6": SchemaVersion.V1_6}[spec]
 
 
 def _source_date_epoch() -> int | None:

@@ -13,6 +13,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from auditor.sbom import properties as P
+
 # Model-level aspects compared (read from metadata.component), in report order.
 MODEL_FIELDS = ("name", "licence", "revision", "publisher", "purl", "lineage", "signature")
 
@@ -86,11 +88,11 @@ def _model(doc: dict[str, Any]) -> dict[str, str | None]:
     return {
         "name": _str(component.get("name")),
         "licence": _join(sorted(_licence(x) for x in _list(component.get("licenses")))),
-        "revision": _str(component.get("version")) or props.get("auditor:revision:commit"),
-        "publisher": _str(component.get("publisher")) or props.get("auditor:origin:publisher"),
+        "revision": _str(component.get("version")) or props.get(P.REVISION_COMMIT.name),
+        "publisher": _str(component.get("publisher")) or props.get(P.ORIGIN_PUBLISHER.name),
         "purl": _str(component.get("purl")),
         "lineage": _join(_lineage(component, 1)),
-        "signature": props.get("auditor:signature:status"),
+        "signature": props.get(P.SIGNATURE_STATUS.name),
     }
 
 
@@ -98,7 +100,7 @@ def _lineage(component: dict[str, Any], depth: int) -> list[str]:
     out: list[str] = []
     for ancestor in _list(_dict(component.get("pedigree")).get("ancestors")):
         ancestor = _dict(ancestor)
-        relation = _properties(ancestor).get("auditor:lineage:relation", "unknown")
+        relation = _properties(ancestor).get(P.LINEAGE_RELATION.name, P.UNKNOWN)
         version = f"@{ancestor['version']}" if ancestor.get("version") else ""
         out.append(f"{'>' * depth} {ancestor.get('name')}{version} ({relation})")
         out.extend(_lineage(ancestor, depth + 1))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from auditor.sbom.schemas import SbomError, schema_version, xml_error
+
 # JSON list key -> XML element name of each item (a wrapper element named after the key).
 LIST_ITEMS = {
     "users": "user",
@@ -28,10 +30,7 @@ def to_xml(doc: dict[str, Any]) -> str:
     from cyclonedx.model.bom import Bom
     from cyclonedx.output import make_outputter
     from cyclonedx.schema import OutputFormat
-    from cyclonedx.validation import make_schemabased_validator
     from lxml import etree
-
-    from auditor.sbom.cyclonedx import SbomError, schema_version
 
     plain = copy.deepcopy(doc)
     model_card = plain["metadata"]["component"].pop("modelCard", None)
@@ -81,7 +80,7 @@ def to_xml(doc: dict[str, Any]) -> str:
             insert(component, element("data", item), AFTER_DATA)
     etree.indent(root, space="  ")
     out = etree.tostring(root, xml_declaration=True, encoding="UTF-8").decode("utf-8") + "\n"
-    error = make_schemabased_validator(OutputFormat.XML, schema).validate_str(out)
+    error = xml_error(out, doc["specVersion"])
     if error is not None:
         raise SbomError(f"generated XML SBOM is not valid CycloneDX {doc['specVersion']}: {error}")
     return out

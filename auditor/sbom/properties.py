@@ -1,0 +1,183 @@
+"""The one table of `auditor:*` CycloneDX properties: name, place, type, allowed values, meaning.
+
+The writer (cyclonedx.py) emits auditor properties only through `emit`, the
+reader (facts.py) and `auditor sbom diff` look them up through the constants
+below, `auditor sbom validate` checks a document's auditor properties with
+`check`, and docs/sbom.md's property tables are tested against `PROPERTIES`.
+So a property cannot be renamed, or given a new value, in one place only.
+
+Values are strings, as CycloneDX properties are. Tri-states are `true`,
+`false` or `unknown` (`unknown`: not known, never "no").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from auditor.errors import AuditorError
+
+PREFIX = "auditor:"
+UNKNOWN = "unknown"
+
+# Where a property may appear: the model component, its modelCard, a file
+# component, a pedigree ancestor, a vulnerability (finding).
+MODEL, CARD, FILE, ANCESTOR, FINDING = "model", "model-card", "file", "ancestor", "finding"
+PLACES = (MODEL, CARD, FILE, ANCESTOR, FINDING)
+
+# Value types.
+STRING, TRI_STATE, INTEGER, ENUM, CSV = "string", "tri-state", "integer", "enum", "csv"
+TRI_STATES = ("true", "false", UNKNOWN)
+SEVERITY_LABELS = ("critical", "high", "medium", "low", "info")
+VERDICTS = ("clean", *SEVERITY_LABELS)
+COVERAGES = ("scanned", "partial", "unsupported", "error")
+SOURCES = ("local", "hf-cache", "hub")
+# What integrity/signing.py's verifier reports (`unknown`: present but not checked, or no
+# signature facts at all) plus `unsigned` (integrity/model_signature.py: no signature file).
+SIGNATURE_STATUSES = ("verified", "invalid", "untrusted", "unsigned", UNKNOWN)
+
+
+@dataclass(frozen=True)
+class Property:
+    """One `auditor:*` property as written and read."""
+
+    name: str
+    places: tuple[str, ...]
+    kind: str  # STRING, TRI_STATE, INTEGER, ENUM (see `values`) or CSV (comma-separated)
+    meaning: str
+    values: tuple[str, ...] = ()  # the allowed values of an ENUM (TRI_STATE: TRI_STATES)
+    repeated: bool = False  # may appear more than once on one component
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        return TRI_STATES if self.kind == TRI_STATE else self.values
+
+    def problem(self, value: object) -> str | None:
+        """Why `value` is not a valid value of this property, or None."""
+        if not isinstance(value, str):
+            return f"{self.name}: value must be a string"
+        if self.allowed and value not in self.allowed:
+            return (f"{self.name}: {value!r} is not one of {', '.join(self.allowed)}")
+        if self.kind == INTEGER and not value.isdigit():
+            return f"{self.name}: {value!r} is not a non-negative integer"
+        return None
+
+
+def _p(name: str, places: tuple[str, ...], kind: str, meaning: str,
+       values: tuple[str, ...] = (), repeated: bool = False) -> Property:
+    return Property(PREFIX + name, places, kind, meaning, values, repeated)
+
+
+SOURCE = _p("source", (MODEL,), ENUM, "where the bytes were read from", SOURCES)
+REVISION_REQUESTED = _p("revision:requested", (MODEL,), STRING,
+                        "the revision asked for (Hub requested revision, else the model's)")
+REVISION_COMMIT = _p("revision:commit", (MODEL,), STRING, "the commit (40 hex), when known")
+REVISION_PINNED = _p("revision:pinned", (MODEL,), TRI_STATE,
+                     "the requested revision is a full commit id (a branch or tag is not)")
+ORIGIN_PUBLISHER = _p("origin:publisher", (MODEL,), STRING,
+                      "the publisher: Hub author, else the org part of an org/name model name")
+ORIGIN_DECLARED = _p("origin:declared", (MODEL,), STRING,
+                     "an organisation the artifacts name as their origin (card model_creator, "
+                     "GGUF general.organization)", repeated=True)
+SCAN_VERDICT = _p("scan:verdict", (MODEL, FILE), ENUM,
+                  "clean, or the highest severity found", VERDICTS)
+SCAN_COVERAGE = _p("scan:coverage", (FILE,), ENUM,
+                   "how far the scan looked inside the file: scanned, partial (a limit hit), "
+                   "unsupported (hashed, not parsed), error (unreadable or malformed)", COVERAGES)
+SCAN_COVERAGE_COUNT = {
+    coverage: _p(f"scan:coverage:{coverage}", (MODEL,), INTEGER,
+                 f"number of files with coverage {coverage}")
+    for coverage in COVERAGES
+}
+SCAN_LIMITS_HIT = _p("scan:limits-hit", (MODEL,), TRI_STATE,
+                     "a parser limit was reached anywhere (a partial file or AUD-SCAN-002)")
+SCAN_RULES_VERSION = _p("scan:rules-version", (MODEL,), STRING, "version of auditor's rule set")
+FORMATS = _p("formats", (MODEL,), CSV,
+             "the weight formats present, comma-separated; empty when none")
+REMOTE_CODE = _p("remote-code", (MODEL, FILE), TRI_STATE,
+                 "loading could import shipped code (model); the file is such code (file)")
+REMOTE_CODE_FILE = _p("remote-code:file", (MODEL,), STRING, "a shipped code file",
+                      repeated=True)
+SIGNATURE_STATUS = _p("signature:status", (MODEL,), ENUM,
+                      "result of the signature check (unknown: not checked)", SIGNATURE_STATUSES)
+SIGNATURE_METHOD = _p("signature:method", (MODEL,), STRING,
+                      "signing method (key, certificate, sigstore), when a signature was checked")
+SIGNATURE_SIGNER = _p("signature:signer", (MODEL,), STRING,
+                      "who signed, when a signature was checked")
+SIGNATURE_COVERED = _p("signature:covered", (FILE,), TRI_STATE,
+                       "the checked signature covers this file (unknown: none checked)")
+UPSTREAM_MATCH = _p("upstream:sha256-match", (MODEL, FILE), TRI_STATE,
+                    "the digest equals the one upstream (the Hub) lists; for the model: false "
+                    "if any file differs, true if every file matched")
+UPSTREAM_SHA256 = _p("upstream:sha256", (FILE,), STRING,
+                     "the SHA-256 upstream lists for this path (Hub sources)")
+SIZE = _p("size", (FILE,), INTEGER, "size in bytes")
+FORMAT = _p("format", (FILE,), STRING,
+            "content format found by sniffing the bytes, never the extension")
+WEIGHTS = _p("weights", (FILE,), TRI_STATE, "the file is in a weight format")
+CARD_LIBRARY_NAME = _p("card:library-name", (CARD,), STRING, "the card's library_name")
+CARD_BASE_MODEL_RELATION = _p("card:base-model-relation", (CARD,), STRING,
+                              "the card's base_model_relation")
+LINEAGE_RELATION = _p("lineage:relation", (ANCESTOR,), STRING,
+                      "how the model derives from this ancestor (finetune, quantized, merge, "
+                      "adapter, distillation, as stated, or unknown)")
+LINEAGE_RESOLVED = _p("lineage:resolved", (ANCESTOR,), TRI_STATE,
+                      "the ancestor was looked up on the Hub (false: only declared)")
+LINEAGE_DEPTH = _p("lineage:depth", (ANCESTOR,), INTEGER, "1 = direct base, 2 = its base ...")
+LOCATION_FILE = _p("location:file", (FINDING,), STRING, "the file the finding is about")
+LOCATION_MEMBER = _p("location:member", (FINDING,), STRING,
+                     "the archive member path, when inside a container")
+LOCATION_OFFSET = _p("location:offset", (FINDING,), INTEGER,
+                     "byte offset in the file or member, when known")
+
+PROPERTIES: tuple[Property, ...] = (
+    SOURCE, REVISION_REQUESTED, REVISION_COMMIT, REVISION_PINNED, ORIGIN_PUBLISHER,
+    ORIGIN_DECLARED, SCAN_VERDICT, *SCAN_COVERAGE_COUNT.values(), SCAN_LIMITS_HIT,
+    SCAN_RULES_VERSION, FORMATS, REMOTE_CODE, REMOTE_CODE_FILE, SIGNATURE_STATUS,
+    SIGNATURE_METHOD, SIGNATURE_SIGNER, UPSTREAM_MATCH, SIZE, FORMAT, WEIGHTS, SCAN_COVERAGE,
+    UPSTREAM_SHA256, SIGNATURE_COVERED, CARD_LIBRARY_NAME, CARD_BASE_MODEL_RELATION,
+    LINEAGE_RELATION, LINEAGE_RESOLVED, LINEAGE_DEPTH, LOCATION_FILE, LOCATION_MEMBER,
+    LOCATION_OFFSET,
+)
+BY_NAME: dict[str, Property] = {p.name: p for p in PROPERTIES}
+
+
+class PropertyError(AuditorError):
+    """auditor wrote a property the table does not allow: a bug, never the user's input."""
+
+
+def emit(prop: Property, value: str) -> dict[str, str]:
+    """A `{name, value}` property for the writer, checked against the table."""
+    problem = prop.problem(value)
+    if problem is not None:
+        raise PropertyError(f"generated SBOM property {problem}")
+    return {"name": prop.name, "value": value}
+
+
+def tri(value: object) -> str:
+    """None → unknown, truthy → true, falsy → false."""
+    return UNKNOWN if value is None else "true" if value else "false"
+
+
+def check(properties: list[object], place: str) -> Iterator[tuple[int, str]]:
+    """(index, problem) for each auditor property of a component at `place` the table refuses.
+
+    Other tools' properties (any name not starting with `auditor:`) are not ours to judge.
+    """
+    seen: set[str] = set()
+    for i, item in enumerate(properties):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name.startswith(PREFIX):
+            continue
+        prop = BY_NAME.get(name)
+        if prop is None:
+            yield i, f"unknown auditor property {name!r}"
+            continue
+        if place not in prop.places:
+            yield i, f"{name} does not belong on a {place} (only {', '.join(prop.places)})"
+        problem = prop.problem(item.get("value"))  # type: ignore[union-attr]
+        if problem is not None:
+            yield i, problem
+        if name in seen and not prop.repeated:
+            yield i, f"{name} repeated (it may appear once)"
+        seen.add(name)
