@@ -1,0 +1,200 @@
+"""The SBOM reader: every valid CycloneDX layout is read, every malformed document refused.
+
+One table, each row a document and what the reader must make of it: the
+facts a policy would see, or exit 2 with one line naming the file and the
+JSON path. Key rows also run through `auditor policy check --policy
+policies/baseline.yaml`, which must never PASS a malformed document nor
+crash on one (exit 3).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditor.errors import UsageError
+from auditor.sbom.facts import models_from_sbom, read_sbom
+from tests import sbom_documents as D
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = ROOT / "policies" / "baseline.yaml"
+
+
+@dataclass(frozen=True)
+class Seen:
+    """Per model: (name, [(file path, sha256, findings on it)], [(rule, severity, file)])."""
+
+    models: list[tuple[str, list[tuple[str, str, int]], list[tuple[str, str, str]]]]
+
+
+@dataclass(frozen=True)
+class Refused:
+    message: str  # must appear in the one-line error, after the file name
+
+
+def summary(doc_or_path: Any, where: str = "sbom.json") -> list:
+    models = models_from_sbom(doc_or_path, where)
+    return [
+        (m.model.name, sorted((f.path, f.sha256, f.findings) for f in m.files),
+         sorted((f.rule, f.severity, f.file) for f in m.findings))
+        for m in models
+    ]
+
+
+WITH_FINDINGS_FILES = [
+    (f["name"], f["hashes"][0]["content"], 1 if f["name"] in ("blob.bin", "extra.safetensors")
+     else 0)
+    for f in D.golden("with-findings.cdx.json")["components"] if f["type"] == "file"
+]
+WITH_FINDINGS = Seen([("with-findings", sorted(WITH_FINDINGS_FILES), [
+    ("AUD-SCAN-003", "high", "blob.bin"), ("AUD-ST-006", "high", "extra.safetensors")])])
+
+good = D.lib4sbom()
+ROWS: dict[str, tuple[Any, Seen | Refused]] = {
+    # --- valid, foreign and ours -------------------------------------------------------------
+    "golden-json": (D.golden("with-findings.cdx.json"), WITH_FINDINGS),
+    "golden-xml": ((D.GOLDEN / "tiny-model-xml.cdx.xml").read_bytes(),
+                   Seen(summary(D.golden("tiny-model.cdx.json")))),
+    "lib4sbom-dependencies": (good, Seen([("acme/model", [
+        ("config.json", D.SHA_B, 0), ("model.bin", D.SHA_A, 1)],
+        [("PICKLE-1", "critical", "model.bin")])])),
+    "cdxgen-metadata-model": (D.cdxgen(), Seen([("acme/model", [
+        ("weights.safetensors", D.SHA_A, 0)], [])])),
+    "syft-spec-1.4": (D.syft(), Seen([("acme/model", [("model.onnx", D.SHA_A, 1)],
+                                       [("CVE-X", "medium", "model.onnx")])])),
+    "aisbom-nested": (D.aisbom(), Seen([("acme/model", [("pytorch_model.bin", D.SHA_A, 1)],
+                                         [("AISBOM-PICKLE", "high", "pytorch_model.bin")])])),
+    "files-nested-in-metadata-model": (D.nested_in_metadata(), WITH_FINDINGS),
+    "two-models": (D.two_models(), Seen([
+        ("org/one", [("a.bin", D.SHA_A, 0)], []),
+        ("org/two", [("b.bin", D.SHA_B, 1)], [("CVE-X", "critical", "b.bin")])])),
+    "spec-1.2": (D.spec_1_2(), Seen([("acme/model", [("w.bin", D.SHA_A, 0)], [])])),
+    "spec-1.7": (D.spec_1_7(), Seen([("acme/model", [("w.bin", D.SHA_A, 0)], [])])),
+    "finding-without-affects": (D.unaffected_finding(), Seen([
+        ("acme/model", [], [("CVE-X", "high", "")])])),
+    "foreign-xml": (D.foreign_xml(), Seen([("acme/xml-model", [("model.pkl", D.SHA_A, 1)],
+                                            [("X-1", "critical", "model.pkl")])])),
+    # --- malformed ---------------------------------------------------------------------------
+    "components-as-object": (D.mutate(good, ("components",), {"a": good["components"][0]}),
+                             Refused("$.components: expected a list, got an object")),
+    "component-as-string": (D.mutate(good, ("components", 1), "model.bin"),
+                            Refused("$.components[1]: expected an object, got a string")),
+    "bom-ref-list": (D.mutate(good, ("components", 1, "bom-ref"), ["f-1"]),
+                     Refused("$.components[1].bom-ref: expected a string, got a list")),
+    "duplicate-bom-ref": (D.mutate(good, ("components", 2, "bom-ref"), "f-1"),
+                          Refused("$.components[2].bom-ref: duplicate 'f-1'")),
+    "dangling-affects": (D.mutate(good, ("vulnerabilities", 0, "affects", 0, "ref"), "ghost"),
+                         Refused("$.vulnerabilities[0].affects[0].ref: 'ghost' names no "
+                                 "component")),
+    "dangling-depends-on": (D.mutate(good, ("dependencies", 1, "dependsOn", 0), "gone"),
+                            Refused("$.dependencies[1].dependsOn[0]: 'gone' names no")),
+    "missing-bom-ref-linked-file": (D.mutate(good, ("components", 1, "bom-ref"), None),
+                                    Refused("$.dependencies[1].dependsOn[0]: 'f-1' names no")),
+    "orphan-file-among-models": (
+        D.mutate(D.two_models(), ("components", 2), D.file("f-9", "loose.bin")),
+        Refused("$.components[2]: file component belongs to no model")),
+    "spec-9.9": (D.mutate(good, ("specVersion",), "9.9"),
+                 Refused("$.specVersion: unsupported CycloneDX version '9.9'")),
+    "spec-missing": (D.mutate(good, ("specVersion",), None), Refused("$.specVersion: missing")),
+    "spec-number": (D.mutate(good, ("specVersion",), 1.6),
+                    Refused("$.specVersion: unsupported CycloneDX version a number")),
+    "property-value-list": (
+        D.mutate(good, ("components", 1, "properties"), [{"name": "x", "value": ["a"]}]),
+        Refused("$.components[1].properties[0].value: expected a string, got a list")),
+    "property-without-name": (D.mutate(good, ("components", 1, "properties"), [{"value": "v"}]),
+                              Refused("$.components[1].properties[0].name: missing")),
+    "component-without-name": (D.mutate(good, ("components", 2, "name"), None),
+                               Refused("$.components[2].name: missing")),
+    "vulnerabilities-as-object": (D.mutate(good, ("vulnerabilities",), {}),
+                                  Refused("$.vulnerabilities: expected a list, got an object")),
+    "ratings-as-string": (D.mutate(good, ("vulnerabilities", 0, "ratings"), "high"),
+                          Refused("$.vulnerabilities[0].ratings: expected a list")),
+    "affects-without-ref": (D.mutate(good, ("vulnerabilities", 0, "affects"), [{}]),
+                            Refused("$.vulnerabilities[0].affects[0].ref: missing")),
+    "hash-content-number": (D.mutate(good, ("components", 1, "hashes", 0, "content"), 5),
+                            Refused("$.components[1].hashes[0].content: expected a string")),
+    "metadata-as-list": (D.mutate(good, ("metadata",), []),
+                         Refused("$.metadata: expected an object, got a list")),
+    "nested-components-as-object": (
+        D.mutate(D.aisbom(), ("components", 0, "components"), {}),
+        Refused("$.components[0].components: expected a list")),
+    "doctype-xml": (D.doctype_xml(), Refused("DOCTYPE or ENTITY declaration is refused")),
+    "xml-unknown-version": (D.foreign_xml().replace(b"bom/1.5", b"bom/9.9"),
+                            Refused("$.specVersion: unsupported CycloneDX version '9.9'")),
+}
+
+
+def write(tmp_path: Path, doc: Any) -> Path:
+    if isinstance(doc, bytes):
+        path = tmp_path / "sbom.xml"
+        path.write_bytes(doc)
+    else:
+        path = tmp_path / "sbom.json"
+        path.write_text(json.dumps(doc))
+    return path
+
+
+def test_the_table_has_at_least_twenty_documents_foreign_and_malformed():
+    kinds = [type(expected) for _, expected in ROWS.values()]
+    assert len(ROWS) >= 20 and kinds.count(Seen) >= 8 and kinds.count(Refused) >= 12
+
+
+@pytest.mark.parametrize("row", sorted(ROWS))
+def test_reader(row, tmp_path):
+    doc, expected = ROWS[row]
+    path = write(tmp_path, doc)
+    if isinstance(expected, Seen):
+        assert summary(read_sbom(path), str(path)) == expected.models
+        return
+    with pytest.raises(UsageError) as caught:
+        models_from_sbom(read_sbom(path), str(path))
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert expected.message in message
+
+
+# The measured cases of issue 14, through the command line: exit 2 (refused) or a verdict that
+# sees what the document holds, never PASS on what it could not read and never exit 3.
+CLI_ROWS = {
+    "components-as-object": 2, "bom-ref-list": 2, "dangling-affects": 2, "spec-9.9": 2,
+    "property-value-list": 2, "doctype-xml": 2,
+    "files-nested-in-metadata-model": 1, "lib4sbom-dependencies": 1, "aisbom-nested": 1,
+}
+
+
+@pytest.mark.parametrize("row", sorted(CLI_ROWS))
+def test_policy_check_exit_codes(row, run_cli, tmp_path):
+    doc, _ = ROWS[row]
+    path = write(tmp_path, doc)
+    run = run_cli("policy", "check", path, "--policy", BASELINE, "--format", "json")
+    assert run.code == CLI_ROWS[row], run.err
+    if run.code == 2:
+        (line,) = run.err.strip().splitlines()
+        assert str(path) in line
+    else:
+        rules = {v["rule"] for m in json.loads(run.out)["models"] for v in m["violations"]}
+        assert "BASE-001" in rules  # the high or critical finding on a file was seen
+
+
+def test_golden_xml_gives_exactly_the_facts_of_its_json():
+    facts = [models_from_sbom(read_sbom(D.GOLDEN / name), name)
+             for name in ("tiny-model.cdx.json", "tiny-model-xml.cdx.xml")]
+    assert facts[0] == facts[1]
+
+
+def test_golden_xml_is_judged_like_its_json(run_cli):
+    runs = [run_cli("policy", "check", D.GOLDEN / name, "--policy", BASELINE)
+            for name in ("tiny-model.cdx.json", "tiny-model-xml.cdx.xml")]
+    assert [r.code for r in runs] == [0, 0], [r.err for r in runs]
+
+
+def test_lib4sbom_file_hashes_reach_the_verdict(run_cli, tmp_path):
+    path = write(tmp_path, D.lib4sbom())
+    run = run_cli("policy", "check", path, "--policy", BASELINE, "--format", "json")
+    violations = json.loads(run.out)["models"][0]["violations"]
+    assert {(v["rule"], v["file"], v["sha256"]) for v in violations
+            if v["rule"] == "BASE-001"} == {("BASE-001", "model.bin", D.SHA_A)}
