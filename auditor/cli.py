@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 
 import click
 
-from auditor import __version__
 from auditor.errors import (
     EXIT_FAIL,
     EXIT_INTERNAL,
@@ -23,6 +22,8 @@ from auditor.errors import (
     UsageError,
 )
 from auditor.model import Severity
+from auditor.report import SCAN_REPORTERS, VERDICT_REPORTERS
+from auditor.version import __version__
 
 SEVERITIES = [s.label for s in Severity]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -138,7 +139,7 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("target")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+@click.option("--format", "fmt", type=click.Choice(list(SCAN_REPORTERS)), default="text",
               show_default=True, help="Report format.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the report to this file (atomically) instead of stdout.")
@@ -173,9 +174,10 @@ def scan(
     issuer: str | None,
 ) -> int:
     """Scan a model file or folder and report what loading it could do."""
+    from auditor import pipeline
     from auditor.config import load_config
+    from auditor.report import render_scan
     from auditor.sources.hubclient import hub_settings
-    from auditor.sources.resolve import scan_target
 
     config = load_config(config_path, scanned=target)
     threshold = Severity.parse(fail_on) if fail_on else config.fail_on
@@ -195,17 +197,11 @@ def scan(
         endpoint=endpoint, config_endpoint=config.hub_endpoint, token=token,
         cache_dir=cache_dir, offline=offline, remote_only=not download,
     )
-    result = scan_target(target, options, settings, progress)
-    if fmt == "json":
-        from auditor.report import json as report
-    else:
-        from auditor.report import text as report  # type: ignore[no-redef]
-    _emit(report.to_text(result, threshold), output)
+    result = pipeline.scan(target, options, settings, progress)
+    _emit(render_scan(result, fmt, threshold), output)
     if sbom_path is not None:
-        from auditor.sbom.cyclonedx import write_sboms
-
-        write_sboms(result, sbom_path, spec=spec, output_format=output_format,
-                    reproducible=reproducible)
+        pipeline.write_sboms(result, sbom_path, spec=spec, output_format=output_format,
+                             reproducible=reproducible)
     return EXIT_FAIL if result.fails(threshold) else EXIT_PASS
 
 
@@ -337,7 +333,6 @@ def sbom_validate(files: tuple[Path, ...]) -> int:
     return EXIT_FAIL if failed else EXIT_PASS
 
 
-_POLICY_FORMATS = click.Choice(["text", "json", "sarif", "junit"])
 
 
 # The verdict flags shared by `policy check` and `gate`.
@@ -345,8 +340,8 @@ _policy_options = _together(
     click.option("--policy", "policies", multiple=True, required=True,
                  type=click.Path(path_type=Path, dir_okay=False),
                  help="Policy file (repeatable; later files may add waivers and lineage)."),
-    click.option("--format", "fmt", type=_POLICY_FORMATS, default="text", show_default=True,
-                 help="Verdict format."),
+    click.option("--format", "fmt", type=click.Choice(list(VERDICT_REPORTERS)), default="text",
+                 show_default=True, help="Verdict format."),
     _OUTPUT,
     click.option("--fail-on", type=click.Choice(SEVERITIES), default="low",
                  show_default=True,
@@ -370,11 +365,10 @@ def policy_check(sboms: tuple[Path, ...], policies: tuple[Path, ...], fmt: str,
                  certificate_chain: tuple[Path, ...], trust_config: Path | None,
                  identity: str | None, issuer: str | None) -> int:
     """Judge CycloneDX SBOMs (auditor's or another tool's) against policies."""
-    from auditor.policy import gate
-    from auditor.policy.engine import load_policies
-    from auditor.sbom.facts import read_sbom
+    from auditor import pipeline
+    from auditor.report import Where, render_verdict
 
-    loaded = load_policies(list(policies))
+    loaded = pipeline.load_policies(policies)
     if attestation is not None:
         from auditor.integrity.attest import verify_attestation
         if len(sboms) != 1:
@@ -384,10 +378,10 @@ def policy_check(sboms: tuple[Path, ...], policies: tuple[Path, ...], fmt: str,
             raise UsageError("--attestation needs --key, --certificate-chain or --trust-config "
                              "to check it")
         verify_attestation(attestation, trust, sboms[0])
-    verdict = gate.judge(loaded, [(str(p), read_sbom(p)) for p in sboms])
+    verdict = pipeline.check_sboms(loaded, sboms)
     threshold = Severity.parse(fail_on)
     location = str(sboms[0]) if len(sboms) == 1 else ""
-    _emit(gate.to_text(verdict, fmt, threshold, model_location=location), output)
+    _emit(render_verdict(verdict, fmt, threshold, Where(model_location=location)), output)
     return EXIT_FAIL if verdict.fails(threshold) else EXIT_PASS
 
 
@@ -444,27 +438,22 @@ def gate(
     attestation: Path | None,
 ) -> int:
     """Scan → SBOM → policy in one step: may this model be deployed?"""
+    from auditor import pipeline
     from auditor.config import load_config
-    from auditor.policy import gate as pipeline
-    from auditor.policy.engine import load_policies
+    from auditor.report import Where, render_verdict
     from auditor.sources.hubclient import hub_settings
-    from auditor.sources.resolve import scan_target
 
-    loaded = load_policies(list(policies))  # a broken policy fails before any scanning
+    loaded = pipeline.load_policies(policies)  # a broken policy fails before any scanning
     trust = _trust(key, certificate_chain, trust_config, identity, issuer)
+    threshold = Severity.parse(fail_on)
     if attestation is not None:
-        from auditor.integrity import attest
-
         if trust is None:
             raise UsageError("--attestation needs --key, --certificate-chain or --trust-config "
                              "to check it")
-        attested = attest.verify_attestation(attestation, trust)
-        attest.check_target_matches(attested, Path(target))
-        verdict = pipeline.judge(loaded, [(f"{attestation} (attested)", attested)])
-        threshold = Severity.parse(fail_on)
-        _emit(pipeline.to_text(verdict, fmt, threshold, base=target,
-                              model_location=str(attestation)), output)
-        return EXIT_FAIL if verdict.fails(threshold) else EXIT_PASS
+        judged = pipeline.gate_attested(Path(target), loaded, attestation, trust)
+        where = Where(base=target, model_location=str(attestation))
+        _emit(render_verdict(judged.verdict, fmt, threshold, where), output)
+        return EXIT_FAIL if judged.fails(threshold) else EXIT_PASS
     config = load_config(config_path, scanned=target)
     options = config.scan_options(jobs, exclude, revision=revision, signature=signature,
                                   trust=trust)
@@ -472,15 +461,12 @@ def gate(
         endpoint=endpoint, config_endpoint=config.hub_endpoint, token=token,
         cache_dir=cache_dir, offline=offline, remote_only=not download,
     )
-    result = scan_target(target, options, settings)
-    documents = pipeline.sbom_documents(result, sbom_path, reproducible=reproducible)
-    verdict = pipeline.judge(loaded, documents)
-    threshold = Severity.parse(fail_on)
+    judged = pipeline.gate(target, loaded, options, settings, sbom_path=sbom_path,
+                           reproducible=reproducible)
     local = not target.startswith(("hf://", "hf-cache://"))
-    location = str(sbom_path) if sbom_path else target
-    _emit(pipeline.to_text(verdict, fmt, threshold, base=target if local else "",
-                          model_location=location), output)
-    return EXIT_FAIL if verdict.fails(threshold) else EXIT_PASS
+    where = Where(base=target if local else "", model_location=str(sbom_path or target))
+    _emit(render_verdict(judged.verdict, fmt, threshold, where), output)
+    return EXIT_FAIL if judged.fails(threshold) else EXIT_PASS
 
 
 @cli.group()

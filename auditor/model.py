@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -102,6 +103,20 @@ class Rule:
             detail=detail,
             location=Location(member=member, offset=offset),
         )
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One file of a model on disk, as a source lists it and the engine reads it.
+
+    `relpath` is how it is reported, `path` how it is opened (links resolved);
+    `problem` is set for a file that must not be opened (a FIFO, a device).
+    """
+
+    relpath: str
+    path: Path
+    size: int
+    problem: Finding | None = None
 
 
 @dataclass

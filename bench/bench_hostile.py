@@ -3,7 +3,7 @@
     python bench/bench_hostile.py [--no-peak]
 
 Each input is built in memory, written to a temporary folder and scanned as
-a local file (`scan_local`, one job): wall time without tracing, then the
+a local file (`pipeline.scan`, one job): wall time without tracing, then the
 `tracemalloc` peak in a second, traced scan (tracing slows allocation-heavy
 scans several times, so it is not timed). Targets: under 1 s and 50 MB.
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from auditor import pipeline
 from auditor.scan.context import ScanOptions
-from auditor.scan.engine import scan_local
 from tests import test_hostile_budget as h
 
 INPUTS = {
@@ -64,12 +64,12 @@ def main() -> None:
             data = build()
             path.write_bytes(data)
             start = time.perf_counter()
-            result = scan_local(path, ScanOptions(jobs=1))
+            result = pipeline.scan(path, ScanOptions(jobs=1))
             elapsed = time.perf_counter() - start
             peak = "-"
             if not args.no_peak:
                 tracemalloc.start()
-                scan_local(path, ScanOptions(jobs=1))
+                pipeline.scan(path, ScanOptions(jobs=1))
                 peak = f"{tracemalloc.get_traced_memory()[1] / 1e6:.1f} MB"
                 tracemalloc.stop()
             (report,) = result.models[0].files

@@ -67,7 +67,7 @@ def versions(venv: Path) -> dict[str, str]:
     out = subprocess.run([str(venv / "bin" / "pip"), "list", "--format=freeze"],
                          capture_output=True, text=True).stdout
     pins = dict(line.split("==", 1) for line in out.splitlines() if "==" in line)
-    from auditor import __version__
+    from auditor.version import __version__
 
     return {"auditor": __version__, **{p: pins.get(p, "?") for p in PEERS}}
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from auditor import pipeline
 from auditor.model import FileReport
 from auditor.scan.context import ScanOptions
-from auditor.scan.engine import scan_local
 
 
 def scan_files(target: Path) -> dict[str, FileReport]:
     """Each file's report by its path, from a one-thread scan of `target` (one model)."""
-    result = scan_local(target, ScanOptions(jobs=1))
+    result = pipeline.scan(target, ScanOptions(jobs=1))
     return {f.path: f for f in result.models[0].files}
 
 

@@ -9,15 +9,15 @@ import zipfile
 
 import pytest
 
+from auditor import pipeline
 from auditor.formats._lib.limits import Limits
 from auditor.scan.context import ScanOptions
-from auditor.scan.engine import scan_local
 from tests.builders import damaged
 from tests.zip_builders import ZMember, benign_pickle, build_zip, canary_pickle
 
 
 def scan(path, **limits):
-    result = scan_local(path, ScanOptions(jobs=1, limits=Limits(**limits)))
+    result = pipeline.scan(path, ScanOptions(jobs=1, limits=Limits(**limits)))
     (report,) = result.models[0].files
     return report
 

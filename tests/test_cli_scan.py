@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor import __version__
+from auditor.version import __version__
 from tests.builders import safetensors_bytes, write_tiny_model
 
 TOP_KEYS = {"schema", "auditor", "target", "verdict", "fail_on", "worst", "summary", "models"}
@@ -246,11 +246,11 @@ def test_progress_on_a_tty_only_for_text_output(run_cli, clean_model, monkeypatc
 
 
 def test_terminal_progress_survives_a_parallel_scan_and_keeps_stdout_clean(clean_model, capsys):
+    from auditor import pipeline
     from auditor.progress import TerminalProgress
     from auditor.scan.context import ScanOptions
-    from auditor.scan.engine import scan_local
 
-    scan_local(clean_model, ScanOptions(jobs=2), TerminalProgress())
+    pipeline.scan(clean_model, ScanOptions(jobs=2), TerminalProgress())
     captured = capsys.readouterr()
     assert captured.out == ""
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from auditor import pipeline
 from auditor.model import Severity
 from auditor.scan.context import ScanOptions
-from auditor.scan.engine import scan_local
 from tests import oracle, pickle_grammar
 from tests import pickle_corpus as corpus
 
@@ -111,7 +111,7 @@ def test_an_import_only_a_file_load_performs_is_graded(tmp_path):
     assert ("os", "system") in run.imports and ("os", "decoysystem") in run.imports
     path = tmp_path / "model.pkl"
     path.write_bytes(blob)
-    (report,) = scan_local(path, ScanOptions(jobs=1)).models[0].files
+    (report,) = pipeline.scan(path, ScanOptions(jobs=1)).models[0].files
     assert report.worst == Severity.CRITICAL
     assert any(f.rule == "AUD-PKL-001" and "os.system" in f.detail for f in report.findings)
 
@@ -124,7 +124,7 @@ def test_a_file_load_import_inside_a_torch_zip_is_graded(tmp_path):
         zf.writestr("archive/version", b"3\n")
     path = tmp_path / "model.pt"
     path.write_bytes(buf.getvalue())
-    (report,) = scan_local(path, ScanOptions(jobs=1)).models[0].files
+    (report,) = pipeline.scan(path, ScanOptions(jobs=1)).models[0].files
     assert any(f.rule == "AUD-PKL-001" and "os.system" in f.detail for f in report.findings), [
         (f.rule, f.detail) for f in report.findings]
 
@@ -168,7 +168,7 @@ def test_torch_zip_tricks_are_graded_as_the_loader_reads_them_and_flagged(tmp_pa
     assert run.imports == [("os", "system")]
     path = tmp_path / case.filename
     path.write_bytes(case.data)
-    (report,) = scan_local(path, ScanOptions(jobs=1)).models[0].files
+    (report,) = pipeline.scan(path, ScanOptions(jobs=1)).models[0].files
     details = " ".join(f.detail for f in report.findings)
     assert "os.system" in details
     assert any(f.rule.startswith("AUD-ARC-") for f in report.findings)
@@ -185,5 +185,5 @@ def test_a_real_torch_save_reads_the_same_through_zipfile_and_the_loader_view(tm
     (run,) = oracle.run_loader([pkl])
     assert ("torch._utils", "_rebuild_tensor_v2") in run.imports
     assert oracle.compare(run, oracle.analyse_static(pkl)) == []
-    (report,) = scan_local(path, ScanOptions(jobs=1)).models[0].files
+    (report,) = pipeline.scan(path, ScanOptions(jobs=1)).models[0].files
     assert report.findings == ()

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from auditor import pipeline
 from auditor.errors import UsageError
-from auditor.model import Coverage, FileReport, ScanResult, Severity
+from auditor.model import Artifact, Coverage, FileReport, ScanResult, Severity
 from auditor.scan import engine
 from auditor.scan.context import ScanOptions
-from auditor.scan.engine import NoProgress, scan_file, scan_local
-from auditor.sources.local import Entry
+from auditor.scan.engine import NoProgress, scan_file
 from tests.builders import safetensors_bytes, write_tiny_model
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -27,7 +27,7 @@ WEIGHTS = safetensors_bytes({"w": ("F32", [4, 4])})
 
 
 def scan(target: Path, **options) -> ScanResult:
-    return scan_local(target, ScanOptions(**{"jobs": 1, **options}))
+    return pipeline.scan(target, ScanOptions(**{"jobs": 1, **options}))
 
 
 def files_of(result: ScanResult) -> dict[str, FileReport]:
@@ -351,7 +351,7 @@ def test_fifo_named_directly_is_a_finding_and_never_opened(tmp_path):
 def test_fifo_swapped_in_after_the_listing_does_not_hang(tmp_path):
     fifo = tmp_path / "model.safetensors"
     os.mkfifo(fifo)
-    entry = Entry("model.safetensors", fifo, 100)  # listed while it was a regular file
+    entry = Artifact("model.safetensors", fifo, 100)  # listed while it was a regular file
     report, read = run_with_timeout(lambda: scan_file(entry, ScanOptions(), NoProgress()))
     assert rules_of(report) == ["AUD-SCAN-006"]
     assert "not a regular file" in report.findings[0].detail
@@ -365,7 +365,7 @@ def test_symlink_swapped_in_after_the_listing_is_not_followed(tmp_path):
     link = tmp_path / "model" / "config.json"
     link.parent.mkdir()
     link.symlink_to(secret)
-    report, read = scan_file(Entry("config.json", link, 10), ScanOptions(), NoProgress())
+    report, read = scan_file(Artifact("config.json", link, 10), ScanOptions(), NoProgress())
     assert rules_of(report) == ["AUD-SCAN-006"]
     assert report.sha256 == ""
     assert read == 0
@@ -415,7 +415,7 @@ def test_parallel_and_serial_scans_give_identical_reports(tmp_path):
 
 
 def test_interrupt_stops_the_scan_without_scanning_the_remaining_files(tmp_path, monkeypatch):
-    entries = tuple(Entry(f"f{i}", tmp_path / f"f{i}", 100 - i) for i in range(40))
+    entries = tuple(Artifact(f"f{i}", tmp_path / f"f{i}", 100 - i) for i in range(40))
     started: list[str] = []
 
     def slow_scan(entry, options, progress):

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from auditor import pipeline
 from auditor.formats._lib.limits import Limits
 from auditor.formats.weights import gguf as mod
 from auditor.scan.context import ScanOptions
-from auditor.scan.engine import scan_local
 
 U8, BOOL, U32, STRING, ARRAY, U64 = 0, 7, 4, 8, 9, 10
 F32, Q8_0 = 0, 8
@@ -93,7 +93,7 @@ def scan_bytes(tmp_path: Path, data: bytes, name: str = "model.gguf", **limits: 
     path = tmp_path / name
     path.write_bytes(data)
     options = ScanOptions(jobs=1, limits=Limits(**limits))
-    report = scan_local(path, options).models[0].files[0]
+    report = pipeline.scan(path, options).models[0].files[0]
     return {"format": report.format, "coverage": report.coverage.value,
             "rules": sorted({f.rule for f in report.findings}), "findings": report.findings,
             "facts": report.facts}
@@ -271,7 +271,7 @@ def test_hostile_sizes_are_refused_fast_without_allocating(tmp_path, variant):
     tracemalloc.start()
     started = time.perf_counter()
     try:
-        report = scan_local(path, ScanOptions(jobs=1)).models[0].files[0]
+        report = pipeline.scan(path, ScanOptions(jobs=1)).models[0].files[0]
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -308,7 +308,7 @@ def test_model_facts_gather_gguf_quantizations_and_chat_templates(tmp_path):
     writer_file(folder / "tiny-Q8_0.gguf")
     g = _base().kv("general.file_type", U32, int(gguf.LlamaFileType.MOSTLY_Q4_K_M))
     (folder / "tiny-Q4_K_M.gguf").write_bytes(g.build())
-    model = scan_local(folder, ScanOptions(jobs=1)).models[0]
+    model = pipeline.scan(folder, ScanOptions(jobs=1)).models[0]
     assert model.facts["gguf"] == {
         "architectures": ["llama"], "quantizations": ["Q4_K_M", "Q8_0"],
         "base_models": [{"name": "Tiny Base", "organization": "example-org",
@@ -370,7 +370,7 @@ def test_large_file_is_read_about_once_and_the_digest_is_the_files(tmp_path):
     path = tmp_path / "big.gguf"
     path.write_bytes(_base().kv("tokens", ARRAY, (STRING, ["t"] * 10_000))
                      .tensor("w", [4, 1 << 20]).build())
-    result = scan_local(path, ScanOptions(jobs=1))
+    result = pipeline.scan(path, ScanOptions(jobs=1))
     report = result.models[0].files[0]
     assert report.findings == ()
     # the header is re-read once after sniffing; the 16 MiB data area only once

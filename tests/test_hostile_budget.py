@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from auditor import pipeline
 from auditor.formats._lib.limits import Limits
 from auditor.model import Coverage, FileReport, Severity
 from auditor.scan.context import ScanOptions
-from auditor.scan.engine import scan_local
 from tests import pickle_corpus as corpus
 
 PEAK_BYTES = 50 * 1024 * 1024
@@ -108,7 +108,7 @@ def measure(tmp_path: Path, name: str, data: bytes, limits: Limits | None = None
     options = ScanOptions(jobs=1, limits=limits or Limits())
     tracemalloc.start()
     try:
-        result = scan_local(path, options)
+        result = pipeline.scan(path, options)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -10,20 +10,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from auditor import pipeline
 from auditor.errors import FormatError
 from auditor.formats._lib.jsonstream import scan_json
 from auditor.formats._lib.limits import Limits
 from auditor.formats.code.json_config import FULL_PARSE_BYTES, MAX_DUPLICATE_FINDINGS
 from auditor.model import Coverage, FileReport, Severity
 from auditor.scan.context import ScanOptions
-from auditor.scan.engine import scan_local
 from tests.builders import TINY_CONFIG
 
 
 def scan_json_file(tmp_path, content: bytes, name: str = "config.json", **options) -> FileReport:
     path = tmp_path / name
     path.write_bytes(content)
-    (report,) = scan_local(path, ScanOptions(jobs=1, **options)).models[0].files
+    (report,) = pipeline.scan(path, ScanOptions(jobs=1, **options)).models[0].files
     return report
 
 

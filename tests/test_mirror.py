@@ -10,6 +10,7 @@ import pytest
 
 from auditor.mirror import scan as mirror_scan
 from auditor.mirror.state import exclusive
+from auditor.scan import engine
 from tests.builders import write_tiny_model
 from tests.hubfixtures import C1, C2, tiny_files
 from tests.test_hub_cache import blob_of, make_cache
@@ -90,7 +91,7 @@ def test_unchanged_rescan_reads_no_file_content(run_cli, tree, tmp_path, monkeyp
     def no_reading(path):
         raise AssertionError(f"{path} was opened for scanning")
 
-    monkeypatch.setattr("auditor.scan.engine._open_regular", no_reading)
+    monkeypatch.setattr(engine, "_open_regular", no_reading)
     result, summary = mirror(run_cli, tree, state)
     assert result.code == 0, result.err
     s = summary["summary"]

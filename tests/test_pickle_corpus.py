@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from auditor import pipeline
 from auditor.model import Severity
 from auditor.scan.context import ScanOptions
-from auditor.scan.engine import scan_local
 from tests import pickle_corpus as corpus
 
 CANARY = "/nonexistent/auditor-canary"
@@ -17,7 +17,7 @@ CANARY = "/nonexistent/auditor-canary"
 def scan_case(tmp_path: Path, case: corpus.Case):
     path = tmp_path / case.filename
     path.write_bytes(case.data)
-    result = scan_local(path, ScanOptions(jobs=1))
+    result = pipeline.scan(path, ScanOptions(jobs=1))
     (report,) = result.models[0].files
     return report
 

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
+from auditor import pipeline
 from auditor.formats.contract import FormatOptions, ScanContext
 from auditor.model import Coverage, FileReport, Severity
 from auditor.scan.context import ScanOptions
-from auditor.scan.engine import dispatch, scan_local
+from auditor.scan.engine import dispatch
 
 F32X2 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
 
@@ -31,7 +32,7 @@ def raw_file(header: dict | list | bytes, data: bytes = b"", *, length: int | No
 def scan_bytes(tmp_path: Path, content: bytes, name: str = "model.safetensors") -> FileReport:
     path = tmp_path / name
     path.write_bytes(content)
-    (report,) = scan_local(path, ScanOptions(jobs=1)).models[0].files
+    (report,) = pipeline.scan(path, ScanOptions(jobs=1)).models[0].files
     return report
 
 
@@ -49,7 +50,7 @@ def test_files_written_by_the_safetensors_library_are_clean(tmp_path):
         "scalar": np.array(1.5, dtype=np.float64),
     }
     save_file(tensors, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
-    (report,) = scan_local(tmp_path, ScanOptions(jobs=1)).models[0].files
+    (report,) = pipeline.scan(tmp_path, ScanOptions(jobs=1)).models[0].files
     assert report.findings == ()
     assert report.coverage == Coverage.SCANNED
     assert report.format == "safetensors"

@@ -137,9 +137,9 @@ def attested(tmp_path, signed, run_cli):
 
 def test_gate_trusts_an_attested_sbom_without_rescanning(run_cli, attested, monkeypatch):
     model, pub, _, att = attested
-    import auditor.sources.resolve as resolve
+    from auditor import pipeline
 
-    monkeypatch.setattr(resolve, "scan_target", lambda *a, **k: pytest.fail("rescanned"))
+    monkeypatch.setattr(pipeline, "scan", lambda *a, **k: pytest.fail("rescanned"))
     run = run_cli("gate", model, "--policy", BASELINE, "--attestation", att, "--key", pub)
     assert run.code == 0, run.out + run.err
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from auditor import pipeline
 from auditor.formats.code import templates
 from auditor.scan.context import ScanOptions
-from auditor.scan.engine import scan_local
 
 FIXTURES = Path(__file__).parent / "data" / "chat_templates"
 FAMILIES = {p.stem.removesuffix("_style"): p.read_text() for p in FIXTURES.glob("*_style.jinja")}
@@ -131,7 +131,7 @@ def _model(tmp_path: Path, payload: str) -> Path:
 def test_canary_template_is_flagged_in_every_source_and_never_rendered(tmp_path, payload):
     canary = tmp_path / "canary"
     folder = _model(tmp_path, payload.replace("CANARY", str(canary)))
-    result = scan_local(folder, ScanOptions(jobs=1))
+    result = pipeline.scan(folder, ScanOptions(jobs=1))
     files = {f.path: f for f in result.models[0].files}
     for name in ("chat_template.jinja", "tokenizer_config.json"):
         assert files[name].worst is not None and files[name].worst.label == "critical", name
@@ -158,7 +158,7 @@ def test_jinja_file_padded_past_the_sniff_window_is_still_reviewed(tmp_path):
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "chat_template.jinja").write_text("\n" * 70_000 + "{{ x.__class__ }}")
-    report = scan_local(folder, ScanOptions(jobs=1)).models[0].files[0]
+    report = pipeline.scan(folder, ScanOptions(jobs=1)).models[0].files[0]
     assert report.format == "jinja"
     assert [f.rule for f in report.findings] == ["AUD-TPL-001"]
 
@@ -167,7 +167,7 @@ def test_null_chat_template_is_no_template(tmp_path):
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": None}))
-    report = scan_local(folder, ScanOptions(jobs=1)).models[0].files[0]
+    report = pipeline.scan(folder, ScanOptions(jobs=1)).models[0].files[0]
     assert report.findings == () and report.facts["chat_templates"] == []
     assert report.facts["has_chat_template"] is False
 
@@ -177,7 +177,7 @@ def test_malformed_chat_template_value_is_flagged(tmp_path, value):
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": value}))
-    report = scan_local(folder, ScanOptions(jobs=1)).models[0].files[0]
+    report = pipeline.scan(folder, ScanOptions(jobs=1)).models[0].files[0]
     assert "AUD-TPL-007" in {f.rule for f in report.findings}
 
 
@@ -186,7 +186,7 @@ def test_invalid_utf8_jinja_file_fails_closed(tmp_path):
     folder.mkdir()
     (folder / "chat_template.jinja").write_bytes(b"{{ messages }}\n" + b"ok" * 10)
     (folder / "bad.jinja").write_bytes(b"{{ messages }}\xff\xfe{{ x }}")
-    files = {f.path: f for f in scan_local(folder, ScanOptions(jobs=1)).models[0].files}
+    files = {f.path: f for f in pipeline.scan(folder, ScanOptions(jobs=1)).models[0].files}
     assert files["chat_template.jinja"].findings == ()
     assert files["bad.jinja"].coverage.value in ("error", "unsupported")
     assert files["bad.jinja"].findings
@@ -197,7 +197,7 @@ def test_too_many_named_templates_is_a_limit_not_a_long_scan(tmp_path):
     folder.mkdir()
     many = [{"name": f"t{i}", "template": "{{ x }}"} for i in range(10_000)]
     (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": many}))
-    report = scan_local(folder, ScanOptions(jobs=1)).models[0].files[0]
+    report = pipeline.scan(folder, ScanOptions(jobs=1)).models[0].files[0]
     assert [f.rule for f in report.findings] == ["AUD-TPL-008"]
     assert report.coverage.value == "partial"
 

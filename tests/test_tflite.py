@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from auditor import pipeline
 from auditor.model import FileReport
 from auditor.scan.context import ScanOptions
-from auditor.scan.engine import scan_local
 from tests.scan_helpers import rule_ids
 
 Thunk = Callable[["Builder"], int]
@@ -114,7 +114,7 @@ ADD, CONV_2D, CUSTOM = 0, 3, 32
 
 def _scan(tmp_path: Path, data: bytes) -> FileReport:
     (tmp_path / "model.tflite").write_bytes(data)
-    result = scan_local(tmp_path, ScanOptions(jobs=1))
+    result = pipeline.scan(tmp_path, ScanOptions(jobs=1))
     return {f.path: f for f in result.models[0].files}["model.tflite"]
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from auditor import pipeline
 from auditor.scan.context import ScanOptions
-from auditor.scan.engine import scan_local
 from tests.builders import safetensors_bytes, varint, write_tiny_model
 from tests.test_gguf import dispatch_bytes, mutations
 
@@ -64,7 +64,7 @@ def flax_checkpoint(**tensors: tuple[str, tuple[int, ...], bytes]) -> bytes:
 def scan_one(tmp_path: Path, name: str, data: bytes, **limits: int) -> object:
     path = tmp_path / name
     path.write_bytes(data)
-    return scan_local(path, ScanOptions(jobs=1)).models[0].files[0]
+    return pipeline.scan(path, ScanOptions(jobs=1)).models[0].files[0]
 
 
 def rules_of(report: object) -> set[str]:
@@ -171,7 +171,7 @@ def test_hostile_msgpack_sizes_are_refused_without_allocating(tmp_path, variant)
     path.write_bytes(MSGP_VARIANTS[variant][0])
     tracemalloc.start()
     try:
-        report = scan_local(path, ScanOptions(jobs=1)).models[0].files[0]
+        report = pipeline.scan(path, ScanOptions(jobs=1)).models[0].files[0]
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -188,13 +188,13 @@ def test_flipped_flags_on_a_real_checkpoint_are_flagged(tmp_path):
 
 
 def test_scan_reads_storage_bytes_only_in_the_hashing_pass(tmp_path):
+    from auditor import pipeline
     from auditor.scan.context import ScanOptions
-    from auditor.scan.engine import scan_local
 
     path = tmp_path / "big.pt"
     torch.save({f"layer{i}": torch.zeros(1024 * 1024) for i in range(24)}, path)  # ~100 MB
     size = path.stat().st_size
-    result = scan_local(path, ScanOptions(jobs=1))
+    result = pipeline.scan(path, ScanOptions(jobs=1))
     overhead = result.bytes_read - size
     assert 0 <= overhead < 256 * 1024, overhead
 
@@ -229,13 +229,13 @@ def _legacy_records(storage_record=None, trailing: bytes = b"") -> dict[str, byt
 
 
 def test_legacy_tar_checkpoint_passes(tmp_path):
+    from auditor import pipeline
     from auditor.scan.context import ScanOptions
-    from auditor.scan.engine import scan_local
 
     path = tmp_path / "old.pt"
     path.write_bytes(_legacy_tar(_legacy_records()))
     options = ScanOptions(jobs=1)
-    (report,) = scan_local(path, options).models[0].files
+    (report,) = pipeline.scan(path, options).models[0].files
     assert report.format == "pytorch-tar"
     assert report.facts["members"] == 4
     assert report.coverage.value == "scanned"

@@ -9,46 +9,48 @@ the extra is missing, the result says the signature was not checked.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from auditor.integrity import dsse
 
-if TYPE_CHECKING:
-    from auditor.integrity.signing import SigstoreTrust, _Check
+# Why a bundle did not verify: (problem kind, message), in the vocabulary of signing.Problem.
+Failure = tuple[str, str]
 
 
-def verify_keyless(bundle: dsse.Bundle, trust: SigstoreTrust, check: _Check) -> bool:
+def verify_keyless(
+    bundle: dsse.Bundle, trust_config: Path, identity: str, issuer: str
+) -> Failure | None:
+    """None when the bundle verifies for `identity`/`issuer` under `trust_config`.
+
+    Takes plain values, not the signing module's types, so that this optional
+    path depends on nothing above it.
+    """
     try:
         from sigstore.errors import Error as SigstoreError
         from sigstore.models import Bundle, ClientTrustConfig, TrustedRoot
         from sigstore.verify import Verifier, policy
     except ImportError:
-        check.fail("unchecked", "Sigstore bundle not checked: install the extra "
-                   "`pip install 'model-auditor[sigstore]'`")
-        return False
+        return ("unchecked", "Sigstore bundle not checked: install the extra "
+                "`pip install 'model-auditor[sigstore]'`")
     try:
-        doc = json.loads(trust.trust_config.read_text())
+        doc = json.loads(trust_config.read_text())
     except (OSError, ValueError) as exc:
-        check.fail("certificate", f"{trust.trust_config}: unreadable trust config: {exc}")
-        return False
+        return ("certificate", f"{trust_config}: unreadable trust config: {exc}")
     try:
         if isinstance(doc, dict) and "trustedRoot" in doc:
             trusted_root = ClientTrustConfig.from_json(json.dumps(doc)).trusted_root
         else:
-            trusted_root = TrustedRoot.from_file(str(trust.trust_config))
+            trusted_root = TrustedRoot.from_file(str(trust_config))
         verifier = Verifier(trusted_root=trusted_root)
         sig_bundle = Bundle.from_json(bundle.raw)
-        identity = policy.Identity(identity=trust.identity, issuer=trust.issuer)
-        payload_type, payload = verifier.verify_dsse(sig_bundle, identity)
+        expected = policy.Identity(identity=identity, issuer=issuer)
+        payload_type, payload = verifier.verify_dsse(sig_bundle, expected)
     except SigstoreError as exc:
-        check.fail("identity" if "SAN" in str(exc) or "issuer" in str(exc).lower()
-                   else "certificate", f"Sigstore verification failed: {exc}")
-        return False
+        return ("identity" if "SAN" in str(exc) or "issuer" in str(exc).lower()
+                else "certificate", f"Sigstore verification failed: {exc}")
     except (ValueError, KeyError) as exc:
-        check.fail("certificate", f"{trust.trust_config}: not a Sigstore trust config: {exc}")
-        return False
+        return ("certificate", f"{trust_config}: not a Sigstore trust config: {exc}")
     if payload != bundle.payload or payload_type != bundle.payload_type:
-        check.fail("bundle", "Sigstore verified a different payload than the envelope holds")
-        return False
-    return True
+        return ("bundle", "Sigstore verified a different payload than the envelope holds")
+    return None
 

@@ -1,10 +1,12 @@
 """Upstream provenance: are these bytes the ones the publisher released at this commit?
 
-Rules `AUD-PROV-*` and the comparison shared by every Hub-shaped source:
-each scanned file's locally computed digests (sha256 and git blob id, from
-the scan's single read pass) against what a listing claims — the Hub's
-`lfs.sha256` / `blobId` for the pinned commit, or a cache's `trees/{commit}.json`
-— plus the set of files itself (missing and extra files).
+Rules `AUD-PROV-*` and the verifiers shared by every Hub-shaped source: each
+scanned file's locally computed digests (sha256 and git blob id, from the
+scan's single read pass) against what a source claims — the Hub's
+`lfs.sha256` / `blobId` for the pinned commit, a cache's `trees/{commit}.json`,
+the digest a cache blob is named by — plus the set of files itself (missing
+and extra files), and the Hub's own scanners as corroboration. Sources only
+state claims; the comparison is made here, after the scan.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from auditor.integrity.hashing import GIT_SHA1
-from auditor.model import FileReport, Finding, Rule, Severity
-from auditor.sources.local import _excluded
+from auditor.model import Coverage, FileReport, Finding, Rule, Severity
 
 SHA256_MISMATCH = Rule(
     "AUD-PROV-001", Severity.CRITICAL, "File content differs from the publisher's (sha256)",
@@ -98,11 +100,6 @@ class Upstream:
                 "match": match, "digest_source": digest_source}
 
 
-def kept(listing: Mapping[str, Upstream], exclude: tuple[str, ...]) -> dict[str, Upstream]:
-    """The listing without the files the user excluded (they are neither scanned nor missing)."""
-    return {path: up for path, up in listing.items() if not _excluded(path, exclude)}
-
-
 def compare(report: FileReport, up: Upstream, origin: str) -> tuple[bool | None, list[Finding]]:
     """Match the local digests against the claimed ones; None when nothing could be compared."""
     sha256 = report.digests.get("sha256")
@@ -154,3 +151,126 @@ def verify_files(
         for path in sorted(set(listing) - seen)
     ]
     return out, missing
+
+
+def needs_blob_id(
+    rel: str, listing: Mapping[str, Upstream] | None, claims: Mapping[str, Upstream]
+) -> bool:
+    """Whether the file's claimed digest is a git blob id (hashed only where it is needed)."""
+    up = listing.get(rel) if listing is not None else None
+    claim = claims.get(rel)
+    return (up is not None and not up.sha256) or (claim is not None and bool(claim.blob_id))
+
+
+def verify_snapshot(
+    files: list[FileReport], claims: Mapping[str, Upstream],
+    listing: Mapping[str, Upstream] | None, origin: str, check_blob_names: bool,
+) -> tuple[list[FileReport], list[Finding]]:
+    """Scanned files checked against their blob names and `listing`; plus missing files.
+
+    `listing` is already without the files the user excluded.
+    """
+    if check_blob_names:
+        files = [_check_blob(r, claims.get(r.path), listing) for r in files]
+    if listing is not None:
+        return verify_files(files, listing, origin)
+    return [_blob_facts(r, claims.get(r.path)) for r in files], []
+
+
+def _check_blob(
+    report: FileReport, claim: Upstream | None, listing: Mapping[str, Upstream] | None
+) -> FileReport:
+    if claim is None:
+        if listing is None or report.path not in listing:
+            finding = UNVERIFIABLE.finding(report.path, "not a link to a digest-named blob and "
+                                           "not in the tree listing")
+            return dataclasses.replace(report, findings=(*report.findings, finding))
+        return report
+    match, _ = compare(report, claim, "its blob name")
+    listed = listing.get(report.path) if listing is not None else None
+    caught_by_listing = listed is not None and compare(report, listed, "")[0] is False
+    if match is False and not caught_by_listing:
+        local = report.digests.get("sha256") if claim.sha256 else report.digests.get(GIT_SHA1)
+        finding = BLOB_TAMPERED.finding(
+            report.path, f"blob named {claim.sha256 or claim.blob_id} holds content with "
+            f"{'sha256' if claim.sha256 else 'git blob id'} {local}")
+        return dataclasses.replace(report, findings=(*report.findings, finding))
+    return report
+
+
+def _blob_facts(report: FileReport, claim: Upstream | None) -> FileReport:
+    facts = dict(report.facts)
+    if claim is not None:
+        facts["upstream"] = claim.facts(compare(report, claim, "")[0], "local")
+    digests = {k: v for k, v in report.digests.items() if k != GIT_SHA1}
+    return dataclasses.replace(report, facts=facts, digests=digests)
+
+
+def verify_fetched(report: FileReport, up: Upstream, origin: str) -> FileReport:
+    """A file fetched whole and hashed here, checked against the listing's claim for it."""
+    match, mismatches = compare(report, up, origin)
+    return dataclasses.replace(
+        report, findings=(*report.findings, *mismatches),
+        facts={**report.facts, "upstream": up.facts(match, "local")},
+        digests={k: v for k, v in report.digests.items() if k != GIT_SHA1})
+
+
+def upstream_reported(report: FileReport, up: Upstream) -> FileReport:
+    """A file parsed in place but not hashed: its digest is the one upstream reports."""
+    return dataclasses.replace(
+        report, facts={**report.facts, "upstream": up.facts(None, "upstream-reported")})
+
+
+def upstream_digests(up: Upstream) -> dict[str, str]:
+    """The digests a file not hashed here is recorded with (upstream's, when it gave one)."""
+    return {"sha256": up.sha256} if up.sha256 else {}
+
+
+def not_fetched(up: Upstream) -> FileReport:
+    """A file a remote-only audit did not read: listed with upstream's digest, not inspected."""
+    size = up.size or 0
+    finding = NOT_FETCHED.finding(up.path, f"{size} bytes; its upstream digest is recorded")
+    return FileReport(up.path, size, upstream_digests(up), "not-fetched", Coverage.UNSUPPORTED,
+                      (finding,), {"upstream": up.facts(None, "upstream-reported")})
+
+
+def unpinned(requested: str, commit: str, where: str = "") -> Finding:
+    """A branch or tag was asked for: the audit holds for `commit` only."""
+    return UNPINNED.finding("", f"{requested!r} resolved to commit {commit}{where}")
+
+
+# The Hub's scan levels and statuses -> the severity of our corroborating finding.
+HUB_LEVELS: dict[str, Severity] = {
+    "unsafe": Severity.HIGH,
+    "dangerous": Severity.HIGH,
+    "infected": Severity.CRITICAL,
+    "caution": Severity.MEDIUM,
+    "suspicious": Severity.MEDIUM,
+}
+
+
+def hub_scanner_findings(
+    repo_status: Mapping[str, Any] | None, file_status: Mapping[str, Mapping[str, Any]]
+) -> dict[str, list[Finding]]:
+    """Corroborating findings from the Hub's own scanners, by file (never clearing ours)."""
+    out: dict[str, list[Finding]] = {}
+    levels: dict[str, list[str]] = {}
+    for issue in (repo_status or {}).get("filesWithIssues") or []:
+        if isinstance(issue, dict) and isinstance(issue.get("path"), str):
+            levels.setdefault(issue["path"], []).append(str(issue.get("level", "")))
+    for path, status in file_status.items():
+        levels.setdefault(path, []).append(str(status.get("status", "")))
+        pickles = status.get("pickle_import_scan") or {}
+        if isinstance(pickles, dict):
+            levels[path].append(str(pickles.get("highestSafetyLevel", "")))
+        av = status.get("av_scan") or {}
+        if isinstance(av, dict) and av.get("virusFound"):
+            levels[path].append("infected")
+    for path, said in sorted(levels.items()):
+        graded = [s.lower() for s in said if s.lower() in HUB_LEVELS]
+        if graded:
+            worst = max(graded, key=lambda s: HUB_LEVELS[s])
+            out.setdefault(path, []).append(HUB_FLAGGED.finding(
+                path, f"the Hub's scanners report: {', '.join(sorted(set(graded)))}",
+                severity=HUB_LEVELS[worst]))
+    return out

@@ -310,7 +310,10 @@ def _check_signer(bundle: dsse.Bundle, trust: Trust | None, check: _Check) -> tu
             return signer, False
         from auditor.integrity.keyless import verify_keyless
 
-        return signer, verify_keyless(bundle, trust, check)
+        failure = verify_keyless(bundle, trust.trust_config, trust.identity, trust.issuer)
+        if failure is not None:
+            check.fail(*failure)
+        return signer, failure is None
     if not isinstance(trust, CertificateTrust):
         if trust is not None:
             check.fail("certificate", "signature uses the certificate method: verify it with "

@@ -17,9 +17,9 @@ from typing import Any, Protocol
 from auditor.errors import SourceError, UsageError
 from auditor.mirror import codec
 from auditor.mirror.state import StatKey, stat_key
+from auditor.model import Artifact
 from auditor.scan.context import ScanOptions
 from auditor.scan.engine import NoProgress, scan_file
-from auditor.sources.local import Entry
 
 DASK_SCHEME = "dask://"
 
@@ -33,7 +33,7 @@ class Scanned:
     stat: StatKey | None  # None when the file changed while it was read: not cached
 
 
-def scan_path(entry: Entry, options: ScanOptions) -> Scanned:
+def scan_path(entry: Artifact, options: ScanOptions) -> Scanned:
     """Scan one file (runs on a worker). The stat is trusted only if reading did not change it."""
     try:
         before: StatKey | None = stat_key(entry.path)

@@ -23,24 +23,21 @@ from typing import Any
 
 from auditor.atomicio import write_atomic
 from auditor.errors import UsageError
+from auditor.integrity import drift
 from auditor.integrity.hashing import GIT_SHA1
-from auditor.mirror import codec, drift
+from auditor.integrity.provenance import needs_blob_id
+from auditor.mirror import codec
 from auditor.mirror.discover import MirrorModel, discover
 from auditor.mirror.executor import Executor, Future, Scanned, open_executor, scan_path
 from auditor.mirror.state import ModelRow, State, StatKey, exclusive, stat_key
-from auditor.model import FileReport, Finding, ModelReport, ScanResult, Severity
+from auditor.model import Artifact, FileReport, Finding, ModelReport, Severity
+from auditor.pipeline import judge, model_from_files, model_sbom
 from auditor.scan import crossfile
 from auditor.scan.context import ScanOptions
-from auditor.scan.engine import RULES_VERSION, NoProgress, local_model, scan_file
-from auditor.sources.hfcache import (
-    blob_claims,
-    needs_blob_id,
-    snapshot_report,
-    tree_listing,
-    verify_snapshot,
-)
-from auditor.sources.local import Entry, Listing, list_files
-from auditor.sources.provenance import Upstream
+from auditor.scan.engine import RULES_VERSION, NoProgress, scan_file
+from auditor.sources.contract import Claims, OnDisk
+from auditor.sources.hfcache import CacheSnapshot
+from auditor.sources.local import LocalFolder, list_files
 
 SCHEMA_VERSION = 1
 POLICY_THRESHOLD = Severity.LOW  # as `auditor gate`: any active violation from low up counts
@@ -63,11 +60,11 @@ class _Plan:
     """A model's files: reports already known (JSON) or futures of scans in flight."""
 
     model: MirrorModel
-    listing: Listing
-    tree: dict[str, Upstream] | None
-    claims: dict[str, Upstream]
+    source: CacheSnapshot | LocalFolder
+    artifacts: OnDisk
+    claims: Claims
     # (entry, its report when known, the scan in flight, whether this model submitted it)
-    files: list[tuple[Entry, dict[str, Any] | None, Future | None, bool]]
+    files: list[tuple[Artifact, dict[str, Any] | None, Future | None, bool]]
 
 
 def scan_key(options: ScanOptions) -> str:
@@ -125,13 +122,13 @@ def run(opts: MirrorOptions) -> dict[str, Any]:
 
 def _plan(model: MirrorModel, state: State, opts: MirrorOptions, key: str, executor: Executor,
           inflight: dict[tuple[Any, ...], Future]) -> _Plan:
+    source = (CacheSnapshot(model.repo_folder, model.commit) if model.commit
+              else LocalFolder(model.root, name=model.name))
     listing = list_files(model.root, opts.scan.exclude)
-    tree = tree_listing(model.repo_folder, model.commit) if model.commit else None
-    claims = blob_claims(model.root, [(e.relpath, model.root / e.relpath)
-                                      for e in listing.entries]) if model.commit else {}
-    files: list[tuple[Entry, dict[str, Any] | None, Future | None, bool]] = []
+    claims = source.claims()
+    files: list[tuple[Artifact, dict[str, Any] | None, Future | None, bool]] = []
     for entry in sorted(listing.entries, key=lambda e: -e.size):
-        algorithms = _algorithms(entry.relpath, opts.scan, tree, claims)
+        algorithms = _algorithms(entry.relpath, opts.scan, claims)
         if entry.problem is not None:  # never opened: nothing to read, nothing to cache
             report, _ = scan_file(entry, opts.scan, NoProgress())
             files.append((entry, codec.file_to_json(report), None, False))
@@ -146,18 +143,17 @@ def _plan(model: MirrorModel, state: State, opts: MirrorOptions, key: str, execu
             options = dataclasses.replace(opts.scan, hash_algorithms=algorithms)
             inflight[ident] = executor.submit(scan_path, entry, options)
         files.append((entry, None, inflight[ident], owner))
-    return _Plan(model, listing, tree, claims, files)
+    return _Plan(model, source, source.on_disk(listing), claims, files)
 
 
-def _algorithms(relpath: str, options: ScanOptions, tree: dict[str, Upstream] | None,
-                claims: dict[str, Upstream]) -> tuple[str, ...]:
+def _algorithms(relpath: str, options: ScanOptions, claims: Claims) -> tuple[str, ...]:
     """The git blob id is hashed too when that is what the cache claims for this file."""
-    if needs_blob_id(relpath, tree, claims):
+    if needs_blob_id(relpath, claims.listing, claims.blob_names or {}):
         return tuple(dict.fromkeys((*options.hash_algorithms, GIT_SHA1)))
     return options.hash_algorithms
 
 
-def _cached(entry: Entry, state: State, key: str, algorithms: tuple[str, ...]
+def _cached(entry: Artifact, state: State, key: str, algorithms: tuple[str, ...]
             ) -> dict[str, Any] | None:
     try:
         stat = stat_key(entry.path)
@@ -189,7 +185,11 @@ def _finish(plan: _Plan, state: State, opts: MirrorOptions, key: str, run_id: in
         assert known is not None  # a file is either known or being scanned
         reports.append(codec.file_from_json(known))
     files = crossfile.link(reports)
-    report = _hf_model(plan, files, opts) if model.commit else _tree_model(plan, files, opts)
+    if not model.commit:  # a result cached for a cache snapshot may carry its git blob id
+        files = [dataclasses.replace(f, digests={k: v for k, v in f.digests.items()
+                                                 if k in opts.scan.hash_algorithms})
+                 for f in files]
+    report = model_from_files(plan.source, plan.artifacts, files, opts.scan)
     previous = state.model(model.key)
     same_revision = previous is not None and previous.revision == report.revision
     recorded = state.baseline(model.key) if same_revision else None
@@ -222,23 +222,6 @@ def _finish(plan: _Plan, state: State, opts: MirrorOptions, key: str, run_id: in
     return outcome
 
 
-def _hf_model(plan: _Plan, files: list[FileReport], opts: MirrorOptions) -> ModelReport:
-    """A cache snapshot's report, verified as `auditor scan` verifies one (blob names, trees)."""
-    model, commit = plan.model, plan.model.commit or ""
-    files, missing = verify_snapshot(files, plan.claims, plan.tree, f"trees/{commit}.json",
-                                     opts.scan.exclude, check_blob_names=True)
-    return snapshot_report(model.repo_folder, commit, None, files,
-                           [*plan.listing.findings, *missing], plan.tree, opts.scan)
-
-
-def _tree_model(plan: _Plan, files: list[FileReport], opts: MirrorOptions) -> ModelReport:
-    # A result cached for a cache snapshot may carry its git blob id: not a digest of ours here.
-    files = [dataclasses.replace(f, digests={k: v for k, v in f.digests.items()
-                                             if k in opts.scan.hash_algorithms}) for f in files]
-    report = local_model(plan.model.root, plan.listing, files, opts.scan)
-    return dataclasses.replace(report, name=plan.model.name)
-
-
 def _sbom(report: ModelReport, path: Path, known_sha256: str | None
           ) -> tuple[dict[str, Any] | None, str, bool]:
     """(document when it was built, sha256 of the SBOM bytes, whether the file was written).
@@ -249,12 +232,8 @@ def _sbom(report: ModelReport, path: Path, known_sha256: str | None
     on_disk = _sha256_of(path)
     if known_sha256 is not None and on_disk == known_sha256:
         return None, known_sha256, False
-    from auditor.sbom.cyclonedx import to_cyclonedx, to_text
-
-    result = ScanResult(target=report.root, models=(report,), bytes_read=0, elapsed_s=0.0,
-                        rules_version=RULES_VERSION)
-    doc = to_cyclonedx(report, result, reproducible=True)
-    text = to_text(doc, "json").encode()
+    doc, json_text = model_sbom(report)
+    text = json_text.encode()
     digest = hashlib.sha256(text).hexdigest()
     if digest == on_disk:
         return doc, digest, False
@@ -270,10 +249,9 @@ def _policy(policies: Any, opts: MirrorOptions, report: ModelReport, doc: dict[s
         return None
     if known is not None:
         return known
-    from auditor.policy import gate
     from auditor.sbom.facts import read_sbom
 
-    verdict = gate.judge(policies, [(str(sbom), doc or read_sbom(sbom))], today=opts.today)
+    verdict = judge(policies, [(str(sbom), doc or read_sbom(sbom))], today=opts.today)
     violations = sorted(
         ({"rule": v.rule, "severity": v.severity.label, "file": v.file, "message": v.message}
          for v in verdict.failing(POLICY_THRESHOLD)),

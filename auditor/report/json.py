@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from auditor import __version__
 from auditor.model import FileReport, Finding, ModelReport, ScanResult, Severity
+from auditor.report import NOWHERE, Where
 from auditor.rules import catalogue
+from auditor.version import __version__
 
 SCHEMA_VERSION = 1
 
@@ -90,5 +91,5 @@ def to_dict(result: ScanResult, fail_on: Severity) -> dict[str, Any]:
     }
 
 
-def to_text(result: ScanResult, fail_on: Severity) -> str:
+def to_text(result: ScanResult, fail_on: Severity, where: Where = NOWHERE) -> str:
     return json.dumps(to_dict(result, fail_on), indent=2, sort_keys=False) + "\n"

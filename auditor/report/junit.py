@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from auditor.model import Severity
 from auditor.policy.schema import RuleSpec
 from auditor.policy.verdict import Verdict
+from auditor.report import NOWHERE, Where
 from auditor.report.verdict_json import outcome
 
 _COUNTED = {"fail": "failures", "error": "errors", "waived": "skipped"}
@@ -38,7 +39,7 @@ def _case(suite: ET.Element, verdict: Verdict, rule: RuleSpec, model: str,
     return state
 
 
-def to_text(verdict: Verdict, fail_on: Severity) -> str:
+def to_text(verdict: Verdict, fail_on: Severity, where: Where = NOWHERE) -> str:
     root = ET.Element("testsuites", name="auditor policy")
     totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
     for policy in dict.fromkeys(r.policy for r in verdict.rules):

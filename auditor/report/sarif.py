@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from auditor import __version__
 from auditor.model import Severity
 from auditor.policy.verdict import Verdict, Violation
+from auditor.report import NOWHERE, Where
+from auditor.version import __version__
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 # GitHub ranks security alerts by this numeric property (CVSS-like scale).
@@ -103,7 +104,6 @@ def to_dict(verdict: Verdict, fail_on: Severity, *, base: str = "",
     }
 
 
-def to_text(verdict: Verdict, fail_on: Severity, *, base: str = "",
-           model_location: str = "") -> str:
-    return json.dumps(to_dict(verdict, fail_on, base=base, model_location=model_location),
-                      indent=2) + "\n"
+def to_text(verdict: Verdict, fail_on: Severity, where: Where = NOWHERE) -> str:
+    return json.dumps(to_dict(verdict, fail_on, base=where.base,
+                              model_location=where.model_location), indent=2) + "\n"

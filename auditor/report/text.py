@@ -7,6 +7,7 @@ files that were not looked inside.
 from __future__ import annotations
 
 from auditor.model import Coverage, FileReport, Finding, ModelReport, ScanResult, Severity
+from auditor.report import NOWHERE, Where
 from auditor.report.json import severity_counts
 from auditor.rules import catalogue
 
@@ -47,7 +48,7 @@ def _model_lines(model: ModelReport, fail_on: Severity) -> list[str]:
     return lines
 
 
-def to_text(result: ScanResult, fail_on: Severity) -> str:
+def to_text(result: ScanResult, fail_on: Severity, where: Where = NOWHERE) -> str:
     lines: list[str] = []
     for model in result.models:
         lines += _model_lines(model, fail_on)

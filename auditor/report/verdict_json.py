@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from auditor import __version__
 from auditor.model import Severity
 from auditor.policy.schema import Waiver
 from auditor.policy.verdict import Verdict, Violation
+from auditor.report import NOWHERE, Where
+from auditor.version import __version__
 
 SCHEMA_VERSION = 1
 
@@ -91,5 +92,5 @@ def to_dict(verdict: Verdict, fail_on: Severity) -> dict[str, Any]:
     }
 
 
-def to_text(verdict: Verdict, fail_on: Severity) -> str:
+def to_text(verdict: Verdict, fail_on: Severity, where: Where = NOWHERE) -> str:
     return json.dumps(to_dict(verdict, fail_on), indent=2) + "\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from auditor.model import Severity
 from auditor.policy.verdict import ModelVerdict, Verdict, Violation
+from auditor.report import NOWHERE, Where
 
 
 def _violation_lines(v: Violation, fail_on: Severity) -> list[str]:
@@ -42,7 +43,7 @@ def _lineage_lines(model: ModelVerdict) -> list[str]:
     return lines
 
 
-def to_text(verdict: Verdict, fail_on: Severity) -> str:
+def to_text(verdict: Verdict, fail_on: Severity, where: Where = NOWHERE) -> str:
     lines = [f"policies: {', '.join(verdict.policies)}", f"sbom: {verdict.sbom}", ""]
     for model in verdict.models:
         pinned = "pinned" if model.pinned else "NOT pinned"

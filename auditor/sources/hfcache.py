@@ -1,43 +1,32 @@
-"""Hugging Face caches and mirrors on disk, verified fully offline.
+"""Hugging Face caches and mirrors on disk as a source, fully offline.
 
 Layout (`HF_HUB_CACHE`): `models--{org}--{name}/blobs/{digest}`,
 `snapshots/{commit}/{path}` (links into blobs), `refs/{revision}` (a commit),
-and `trees/{commit}.json` (the listing the server gave at download). Each
-snapshot file is scanned once, computing sha256 and the git blob id in the
-same pass, then checked against the tree listing (missing, extra, changed
-files) and against the digest its blob is named by. This proves the cache is
-unchanged since download and consistent with the server it came from — not
-that the server was honest; `hf://` scans compare with the Hub itself.
+and `trees/{commit}.json` (the listing the server gave at download). A
+snapshot's claims are that listing and the digest each blob is named by; the
+pipeline hashes each file once (sha256 and, where a claim needs it, the git
+blob id in the same pass) and `auditor.integrity.provenance` checks them
+(missing, extra, changed files). This proves the cache is unchanged since
+download and consistent with the server it came from — not that the server
+was honest; `hf://` scans compare with the Hub itself.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import time
 from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from auditor.errors import UsageError
-from auditor.integrity.hashing import GIT_SHA1
-from auditor.integrity.model_signature import check_model_signature
-from auditor.model import FileReport, Finding, ModelReport, ScanResult
-from auditor.scan.context import ScanOptions
-from auditor.scan.engine import RULES_VERSION, NoProgress, Progress, scan_entries
-from auditor.scan.modelfacts import model_facts
+from auditor.integrity.provenance import Upstream
 from auditor.sources import lineage
+from auditor.sources.contract import Claims, Identity, Lineage, Listing, OnDisk
 from auditor.sources.hubclient import is_commit
 from auditor.sources.local import list_files
-from auditor.sources.provenance import (
-    BLOB_TAMPERED,
-    UNPINNED,
-    UNVERIFIABLE,
-    Upstream,
-    compare,
-    kept,
-    verify_files,
-)
 
 REPO_PREFIX = "models--"
 
@@ -106,134 +95,72 @@ def tree_listing(folder: Path, commit: str) -> dict[str, Upstream] | None:
         return None
 
 
-def blob_claims(snapshot: Path, entries: list[tuple[str, Path]]) -> dict[str, Upstream]:
+def blob_claims(snapshot: Path) -> dict[str, Upstream]:
     """What each snapshot link's blob name claims: sha256 (64 hex) or git blob id (40 hex)."""
     claims: dict[str, Upstream] = {}
-    for rel, link in entries:
-        if not link.is_symlink():
-            continue
-        name = Path(os.readlink(link)).name
-        if len(name) == 64 and all(c in "0123456789abcdef" for c in name):
-            claims[rel] = Upstream(rel, None, None, name)
-        elif is_commit(name):
-            claims[rel] = Upstream(rel, None, name, None)
+    for dirpath, _, names in os.walk(snapshot):
+        for name in names:
+            link = Path(dirpath) / name
+            if not link.is_symlink():
+                continue
+            rel = link.relative_to(snapshot).as_posix()
+            blob = Path(os.readlink(link)).name
+            if len(blob) == 64 and all(c in "0123456789abcdef" for c in blob):
+                claims[rel] = Upstream(rel, None, None, blob)
+            elif is_commit(blob):
+                claims[rel] = Upstream(rel, None, blob, None)
     return claims
 
 
-def scan_snapshot(
-    snapshot: Path,
-    options: ScanOptions,
-    progress: Progress,
-    listing: Mapping[str, Upstream] | None,
-    origin: str,
-    check_blob_names: bool,
-) -> tuple[list[FileReport], list[Finding], int]:
-    """Scan a snapshot folder, verifying each file against `listing` and its blob name.
+@dataclass(frozen=True)
+class CacheSnapshot:
+    """One cached snapshot as a source (`hf-cache`): its tree listing and blob names as claims.
 
-    The git blob id costs as much as sha256 to compute, so it is computed
-    (in the same pass) only for files whose claimed digest is a blob id.
+    `requested` is the revision asked for (None when the snapshot was named
+    directly, by its folder or by a mirror).
     """
-    found = list_files(snapshot, options.exclude)
-    claims = blob_claims(snapshot, [(e.relpath, snapshot / e.relpath) for e in found.entries])
-    if not (check_blob_names or listing is None):
-        claims = {}
-    hashing = dataclasses.replace(options, git_blob_paths=frozenset(
-        e.relpath for e in found.entries if needs_blob_id(e.relpath, listing, claims)))
-    files, read = scan_entries(found.entries, hashing, progress)  # one pass: cross-file checks
-    files, missing = verify_snapshot(files, claims, listing, origin, options.exclude,
-                                     check_blob_names)
-    return files, [*found.findings, *missing], read
+
+    folder: Path
+    commit: str
+    requested: str | None = None
+
+    @property
+    def snapshot(self) -> Path:
+        return self.folder / "snapshots" / self.commit
+
+    @property
+    def identity(self) -> Identity:
+        return Identity(name=repo_id_of(self.folder), kind="hf-cache", revision=self.commit,
+                        requested=self.requested,
+                        pinned=self.requested is None or is_commit(self.requested),
+                        resolved_in=" in the local cache")
+
+    @cached_property
+    def _listing(self) -> dict[str, Upstream] | None:
+        return tree_listing(self.folder, self.commit)
+
+    def claims(self) -> Claims:
+        return Claims(listing=self._listing, listing_origin=f"trees/{self.commit}.json",
+                      blob_names=blob_claims(self.snapshot))
+
+    def artifacts(self, exclude: tuple[str, ...]) -> OnDisk:
+        return self.on_disk(list_files(self.snapshot, exclude))
+
+    def on_disk(self, listing: Listing) -> OnDisk:
+        """These files, listed by the caller, as this snapshot's artifacts."""
+        return OnDisk(root=str(self.snapshot), listing=listing, signed_at=self.snapshot)
+
+    def hub_facts(self) -> dict[str, Any]:
+        return {"sha": self.commit, "requested_revision": self.requested,
+                "pinned": self.identity.pinned, "refs": refs_to(self.folder, self.commit),
+                "tree_listing": self._listing is not None}
+
+    def lineage(self, card: Mapping[str, Any] | None) -> Lineage:
+        return lineage.declared(card), []
 
 
-def needs_blob_id(
-    rel: str, listing: Mapping[str, Upstream] | None, claims: Mapping[str, Upstream]
-) -> bool:
-    """Whether the file's claimed digest is a git blob id (hashed only where it is needed)."""
-    up = listing.get(rel) if listing is not None else None
-    claim = claims.get(rel)
-    return (up is not None and not up.sha256) or (claim is not None and bool(claim.blob_id))
-
-
-def verify_snapshot(
-    files: list[FileReport], claims: Mapping[str, Upstream],
-    listing: Mapping[str, Upstream] | None, origin: str, exclude: tuple[str, ...],
-    check_blob_names: bool,
-) -> tuple[list[FileReport], list[Finding]]:
-    """Scanned files checked against their blob names and `listing`; plus missing files."""
-    if check_blob_names:
-        files = [_check_blob(r, claims.get(r.path), listing) for r in files]
-    if listing is not None:
-        return verify_files(files, kept(listing, exclude), origin)
-    return [_blob_facts(r, claims.get(r.path)) for r in files], []
-
-
-def _check_blob(
-    report: FileReport, claim: Upstream | None, listing: Mapping[str, Upstream] | None
-) -> FileReport:
-    if claim is None:
-        if listing is None or report.path not in listing:
-            finding = UNVERIFIABLE.finding(report.path, "not a link to a digest-named blob and "
-                                           "not in the tree listing")
-            return dataclasses.replace(report, findings=(*report.findings, finding))
-        return report
-    match, _ = compare(report, claim, "its blob name")
-    listed = listing.get(report.path) if listing is not None else None
-    caught_by_listing = listed is not None and compare(report, listed, "")[0] is False
-    if match is False and not caught_by_listing:
-        local = report.digests.get("sha256") if claim.sha256 else report.digests.get(GIT_SHA1)
-        finding = BLOB_TAMPERED.finding(
-            report.path, f"blob named {claim.sha256 or claim.blob_id} holds content with "
-            f"{'sha256' if claim.sha256 else 'git blob id'} {local}")
-        return dataclasses.replace(report, findings=(*report.findings, finding))
-    return report
-
-
-def _blob_facts(report: FileReport, claim: Upstream | None) -> FileReport:
-    facts = dict(report.facts)
-    if claim is not None:
-        facts["upstream"] = claim.facts(compare(report, claim, "")[0], "local")
-    digests = {k: v for k, v in report.digests.items() if k != GIT_SHA1}
-    return dataclasses.replace(report, facts=facts, digests=digests)
-
-
-def snapshot_model(
-    folder: Path, commit: str, requested: str | None, options: ScanOptions, progress: Progress
-) -> tuple[ModelReport, int]:
-    """One cached snapshot as a model report (source `hf-cache`)."""
-    snapshot = folder / "snapshots" / commit
-    listing = tree_listing(folder, commit)
-    files, findings, read = scan_snapshot(
-        snapshot, options, progress, listing, f"trees/{commit}.json", check_blob_names=True)
-    return snapshot_report(folder, commit, requested, files, findings, listing, options), read
-
-
-def snapshot_report(
-    folder: Path, commit: str, requested: str | None, files: list[FileReport],
-    findings: list[Finding], listing: Mapping[str, Upstream] | None, options: ScanOptions,
-) -> ModelReport:
-    """A scanned snapshot's model report: hub facts, lineage, signature (the mirror reuses it)."""
-    snapshot = folder / "snapshots" / commit
-    repo_id = repo_id_of(folder)
-    if requested is not None and not is_commit(requested):
-        findings.append(UNPINNED.finding("", f"{requested!r} resolved to commit {commit} "
-                                         "in the local cache"))
-    facts = model_facts(files)
-    facts["hub"] = {"sha": commit, "requested_revision": requested,
-                    "pinned": requested is None or is_commit(requested),
-                    "refs": refs_to(folder, commit), "tree_listing": listing is not None}
-    facts["lineage"] = lineage.declared(facts.get("card"))
-    facts["signature"], sig_findings = check_model_signature(
-        snapshot, files, options.signature, options.trust)  # type: ignore[arg-type]
-    return ModelReport(
-        name=repo_id, root=str(snapshot), source="hf-cache", files=tuple(files),
-        findings=tuple(findings + sig_findings), facts=facts, revision=commit,
-    )
-
-
-def scan_cache_path(path: Path, options: ScanOptions, progress: Progress | None = None
-                    ) -> ScanResult:
+def snapshots_at(path: Path) -> list[CacheSnapshot]:
     """A cache root (every model), a `models--org--name` folder, or one snapshot folder."""
-    started = time.monotonic()
     kind = cache_kind(path)
     if kind == "snapshot":
         targets = [(path.parent.parent, path.name)]
@@ -244,33 +171,14 @@ def scan_cache_path(path: Path, options: ScanOptions, progress: Progress | None 
                    for s in sorted((f / "snapshots").iterdir()) if s.is_dir()]
     if not targets:
         raise UsageError(f"{path}: Hugging Face cache without any snapshot to scan")
-    return _result(str(path), targets, None, options, progress or NoProgress(), started)
+    return [CacheSnapshot(folder, commit) for folder, commit in targets]
 
 
-def scan_cache_ref(
-    repo_id: str, revision: str, cache_dir: Path, options: ScanOptions,
-    progress: Progress | None = None, target: str | None = None,
-) -> ScanResult:
+def snapshot_of(repo_id: str, revision: str, cache_dir: Path) -> CacheSnapshot:
     """`hf-cache://org/name@rev` (and `hf://` in offline mode): one snapshot, no network."""
-    started = time.monotonic()
     folder = repo_folder(cache_dir, repo_id)
     commit = resolve_ref(folder, revision) if folder.is_dir() else None
     if commit is None or not (folder / "snapshots" / commit).is_dir():
         raise UsageError(f"{repo_id}@{revision}: not in the Hugging Face cache at {cache_dir} "
                          "(download it first, or scan hf://… without --offline)")
-    return _result(target or f"hf-cache://{repo_id}@{revision}", [(folder, commit)], revision,
-                   options, progress or NoProgress(), started)
-
-
-def _result(
-    target: str, snapshots: list[tuple[Path, str]], requested: str | None,
-    options: ScanOptions, progress: Progress, started: float,
-) -> ScanResult:
-    models: list[ModelReport] = []
-    total = 0
-    for folder, commit in snapshots:
-        model, read = snapshot_model(folder, commit, requested, options, progress)
-        models.append(model)
-        total += read
-    return ScanResult(target=target, models=tuple(models), bytes_read=total,
-                      elapsed_s=time.monotonic() - started, rules_version=RULES_VERSION)
+    return CacheSnapshot(folder, commit, revision)

@@ -19,37 +19,30 @@ The Hub's own scan verdicts can add findings; they never remove one.
 
 from __future__ import annotations
 
-import dataclasses
-import io
 import shutil
-import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from auditor import __version__
 from auditor.atomicio import write_atomic
-from auditor.errors import LimitExceeded, SourceError, UsageError
-from auditor.formats import scan_rules
-from auditor.integrity.hashing import GIT_SHA1, new_hasher
-from auditor.integrity.model_signature import check_model_signature
-from auditor.model import Coverage, FileReport, Finding, ModelReport, ScanResult, Severity
-from auditor.scan.context import ScanOptions
-from auditor.scan.engine import RULES_VERSION, NoProgress, Progress, scan_stream
-from auditor.scan.modelfacts import model_facts
+from auditor.errors import SourceError, UsageError
+from auditor.integrity.provenance import Upstream
 from auditor.sources import hfcache, lineage
-from auditor.sources.hubclient import HubSettings, call, client, is_commit
-from auditor.sources.provenance import (
-    HUB_FLAGGED,
-    NOT_FETCHED,
-    UNPINNED,
-    Upstream,
-    compare,
-    kept,
+from auditor.sources.contract import (
+    Artifacts,
+    Claims,
+    Identity,
+    Lineage,
+    OnDisk,
+    Plan,
+    Remote,
+    RemoteArtifact,
 )
-from auditor.sources.remote import RemoteFile, Transfer
+from auditor.sources.hubclient import HubSettings, call, client, is_commit
+from auditor.sources.local import kept, list_files
+from auditor.sources.remote import Transfer
+from auditor.version import __version__
 
 # Remote-only: which files are read in place, fetched whole, or left alone (data, not branches).
 RANGE_READ = frozenset({
@@ -64,16 +57,6 @@ WHOLE = frozenset({
 WHOLE_MAX = 32 * 1024 * 1024  # large tokenizer.json files reach tens of MB
 ANY_SMALL = 64 * 1024  # anything this small costs less than one read-ahead
 RANGE_BUDGET = 64 * 1024 * 1024  # per file: a module wanting more gets a limit finding
-
-# The Hub's scan levels and statuses -> the severity of our corroborating finding.
-HUB_LEVELS: dict[str, Severity] = {
-    "unsafe": Severity.HIGH,
-    "dangerous": Severity.HIGH,
-    "infected": Severity.CRITICAL,
-    "caution": Severity.MEDIUM,
-    "suspicious": Severity.MEDIUM,
-}
-
 
 @dataclass(frozen=True)
 class HubRef:
@@ -130,88 +113,66 @@ def fetch_record(ref: HubRef, settings: HubSettings) -> RepoRecord:
     return RepoRecord(ref, commit, files, facts, security)
 
 
-def hub_findings(record: RepoRecord) -> dict[str, list[Finding]]:
-    """Corroborating findings from the Hub's own scanners and the revision's pinning, by file."""
-    out: dict[str, list[Finding]] = {}
-    if not is_commit(record.ref.revision):
-        out.setdefault("", []).append(UNPINNED.finding(
-            "", f"{record.ref.revision!r} resolved to commit {record.commit}"))
-    levels: dict[str, list[str]] = {}
-    repo_status = record.facts["security"]["repo"] or {}
-    for issue in repo_status.get("filesWithIssues") or []:
-        if isinstance(issue, dict) and isinstance(issue.get("path"), str):
-            levels.setdefault(issue["path"], []).append(str(issue.get("level", "")))
-    for path, status in record.security.items():
-        levels.setdefault(path, []).append(str(status.get("status", "")))
-        pickles = status.get("pickle_import_scan") or {}
-        if isinstance(pickles, dict):
-            levels[path].append(str(pickles.get("highestSafetyLevel", "")))
-        av = status.get("av_scan") or {}
-        if isinstance(av, dict) and av.get("virusFound"):
-            levels[path].append("infected")
-    for path, said in sorted(levels.items()):
-        graded = [s.lower() for s in said if s.lower() in HUB_LEVELS]
-        if graded:
-            worst = max(graded, key=lambda s: HUB_LEVELS[s])
-            out.setdefault(path, []).append(HUB_FLAGGED.finding(
-                path, f"the Hub's scanners report: {', '.join(sorted(set(graded)))}",
-                severity=HUB_LEVELS[worst]))
-    return out
+class HubRepo:
+    """`hf://` as a source: the Hub's record of one commit, its files downloaded or read in place.
+
+    The record is fetched when the source is opened; `artifacts` downloads the
+    commit into the cache, or (remote-only) plans range reads and counts the
+    bytes they transfer.
+    """
+
+    def __init__(self, record: RepoRecord, settings: HubSettings, jobs: int) -> None:
+        self.record = record
+        self.settings = settings
+        self.jobs = jobs
+        self._transfer: Transfer | None = None  # set once remote-only artifacts are handed out
+
+    @property
+    def identity(self) -> Identity:
+        ref = self.record.ref
+        return Identity(name=ref.repo_id, kind="hub", revision=self.record.commit,
+                        requested=ref.revision, pinned=is_commit(ref.revision))
+
+    def claims(self) -> Claims:
+        record = self.record
+        return Claims(listing=record.files,
+                      listing_origin=f"the Hub's listing for {record.commit}",
+                      scanner_repo=record.facts["security"]["repo"],
+                      scanner_files=record.security)
+
+    def artifacts(self, exclude: tuple[str, ...]) -> Artifacts:
+        record, settings = self.record, self.settings
+        if not settings.remote_only:
+            snapshot = download(record, settings, self.jobs)
+            return OnDisk(root=str(snapshot), listing=list_files(snapshot, exclude),
+                          signed_at=snapshot)
+        transfer = Transfer()
+        fetcher = _fetcher(record, settings, transfer)
+        files = tuple(
+            RemoteArtifact(up.path, up.size or 0, _plan(up), up, fetcher(up.path), RANGE_BUDGET)
+            for up in kept(record.files, exclude).values())
+        self._transfer = transfer
+        return Remote(root=f"{settings.endpoint}/{record.ref.repo_id}/tree/{record.commit}",
+                      files=files, origin="the Hub's listing", transfer=transfer)
+
+    def hub_facts(self) -> dict[str, Any]:
+        mode: dict[str, Any] = {"mode": "download"}
+        if self.settings.remote_only:  # bytes counted while the artifacts were read
+            sent, total = self._transfer.bytes if self._transfer else 0, self.record.total_size
+            mode = {"mode": "remote-only", "transfer": {
+                "bytes": sent, "repo_bytes": total, "ratio": sent / total if total else 0.0}}
+        return {**self.record.facts, **mode}
+
+    def lineage(self, card: Mapping[str, Any] | None) -> Lineage:
+        """Resolved from the card data the Hub records (not the scanned README)."""
+        settings = self.settings
+        return lineage.resolve(self.record.ref.repo_id, self.record.facts["card_data"],
+                               lambda name: _lookup(name, settings), settings.lineage_depth)
 
 
-def scan_hub(
-    ref: HubRef, options: ScanOptions, settings: HubSettings, progress: Progress | None = None
-) -> ScanResult:
-    """Scan `hf://` — from the cache when offline, never touching the network then."""
-    if settings.offline:
-        return hfcache.scan_cache_ref(ref.repo_id, ref.revision, settings.cache_dir, options,
-                                      progress, target=str(ref))
-    started = time.monotonic()
-    record = fetch_record(ref, settings)
-    if settings.remote_only:
-        files, findings, read = scan_remote(record, options, settings)  # bytes transferred
-        root = f"{settings.endpoint}/{ref.repo_id}/tree/{record.commit}"
-        mode = {"mode": "remote-only", "transfer": {
-            "bytes": read, "repo_bytes": record.total_size,
-            "ratio": read / record.total_size if record.total_size else 0.0}}
-    else:
-        snapshot = download(record, settings, options.jobs)
-        files, findings, read = hfcache.scan_snapshot(
-            snapshot, options, progress or NoProgress(), record.files,
-            f"the Hub's listing for {record.commit}", check_blob_names=False)
-        root = str(snapshot)
-        mode = {"mode": "download"}
-    files, findings = _attach(files, findings, hub_findings(record))
-    facts = model_facts(files)
-    if not settings.remote_only:
-        facts["signature"], sig_findings = check_model_signature(
-            Path(root), files, options.signature, options.trust)  # type: ignore[arg-type]
-        findings += sig_findings
-    facts["hub"] = {**record.facts, **mode}
-    facts["lineage"], cycles = lineage.resolve(
-        ref.repo_id, record.facts["card_data"], lambda name: _lookup(name, settings),
-        settings.lineage_depth)
-    model = ModelReport(
-        name=ref.repo_id, root=root, source="hub", files=tuple(files),
-        findings=tuple(findings + cycles), facts=facts, revision=record.commit,
-    )
-    return ScanResult(target=str(ref), models=(model,), bytes_read=read,
-                      elapsed_s=time.monotonic() - started, rules_version=RULES_VERSION)
-
-
-def _attach(
-    files: list[FileReport], findings: list[Finding], extra: dict[str, list[Finding]]
-) -> tuple[list[FileReport], list[Finding]]:
-    """Put per-file findings on their file report; the rest stay model-level."""
-    by_path = {r.path: r for r in files}
-    model_level = list(findings)
-    for path, found in extra.items():
-        if path in by_path:
-            r = by_path[path]
-            by_path[path] = dataclasses.replace(r, findings=(*r.findings, *found))
-        else:
-            model_level += found
-    return [by_path[r.path] for r in files], model_level
+def open_hub(ref: HubRef, settings: HubSettings, jobs: int) -> HubRepo:
+    """The Hub source for `ref`, its revision resolved to a commit (one metadata request)."""
+    return HubRepo(fetch_record(ref, settings), settings, jobs)
 
 
 def _lookup(name: str, settings: HubSettings) -> lineage.BaseInfo | None:
@@ -269,26 +230,7 @@ def download(record: RepoRecord, settings: HubSettings, jobs: int) -> Path:
     return Path(path)
 
 
-def scan_remote(
-    record: RepoRecord, options: ScanOptions, settings: HubSettings
-) -> tuple[list[FileReport], list[Finding], int]:
-    """Header-only audit: range reads and small whole files; bytes transferred are counted."""
-    transfer = Transfer()
-    fetcher = _fetcher(record, settings, transfer)
-
-    def one(up: Upstream) -> FileReport:
-        return _remote_file(up, fetcher(up.path), options)
-
-    ups = sorted(kept(record.files, options.exclude).values(), key=lambda u: -(u.size or 0))
-    if options.jobs > 1 and len(ups) > 1:
-        with ThreadPoolExecutor(max_workers=options.jobs) as pool:
-            files = list(pool.map(one, ups))
-    else:
-        files = [one(u) for u in ups]
-    return sorted(files, key=lambda r: r.path), [], transfer.bytes
-
-
-def _plan(up: Upstream) -> str:
+def _plan(up: Upstream) -> Plan:
     size = up.size or 0
     ext = "." + up.path.rsplit(".", 1)[-1].lower() if "." in up.path else ""
     if size <= ANY_SMALL:
@@ -299,42 +241,6 @@ def _plan(up: Upstream) -> str:
             size <= WHOLE_MAX:
         return "whole"
     return "skip"
-
-
-def _remote_file(
-    up: Upstream, fetch: Callable[[int, int], bytes], options: ScanOptions
-) -> FileReport:
-    size = up.size or 0
-    plan = _plan(up)
-    if plan == "whole":
-        data = fetch(0, size) if size else b""
-        digests = {name: new_hasher(name, len(data)) for name in (*options.hash_algorithms,
-                                                                  GIT_SHA1)}
-        for h in digests.values():
-            h.update(data)
-        hexes = {k: h.hexdigest() for k, h in digests.items()}
-        result = scan_stream(up.path, io.BytesIO(data), len(data), options)
-        report = FileReport(up.path, len(data), hexes, result.format, result.coverage,
-                            tuple(result.findings), result.facts)
-        match, mismatches = compare(report, up, "the Hub's listing")
-        facts = {**result.facts, "upstream": up.facts(match, "local")}
-        return dataclasses.replace(
-            report, findings=(*report.findings, *mismatches), facts=facts,
-            digests={k: v for k, v in hexes.items() if k != GIT_SHA1})
-    digests = {"sha256": up.sha256} if up.sha256 else {}
-    facts: dict[str, Any] = {"upstream": up.facts(None, "upstream-reported")}
-    if plan == "skip":
-        finding = NOT_FETCHED.finding(up.path, f"{size} bytes; its upstream digest is recorded")
-        return FileReport(up.path, size, digests, "not-fetched", Coverage.UNSUPPORTED,
-                          (finding,), facts)
-    stream = io.BufferedReader(RemoteFile(fetch, size, RANGE_BUDGET, up.path), 1 << 16)
-    try:
-        result = scan_stream(up.path, stream, size, options)
-    except LimitExceeded as exc:  # the budget ran out while sniffing, before any module ran
-        limit = scan_rules.LIMIT.finding(up.path, str(exc), offset=exc.offset)
-        return FileReport(up.path, size, digests, "unknown", Coverage.PARTIAL, (limit,), facts)
-    return FileReport(up.path, size, digests, result.format, result.coverage,
-                      tuple(result.findings), {**result.facts, **facts})
 
 
 def _fetcher(

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from auditor.integrity.provenance import LINEAGE_CYCLE
 from auditor.model import Finding
-from auditor.sources.provenance import LINEAGE_CYCLE
 
 
 @dataclass(frozen=True)

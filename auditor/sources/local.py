@@ -12,11 +12,16 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
 from auditor.errors import UsageError
-from auditor.model import Finding, Rule, Severity
+from auditor.integrity.cachelinks import inside, is_cache_blob_link
+from auditor.model import Artifact, Finding, Rule, Severity
+from auditor.sources.contract import Claims, Identity, Listing, OnDisk
 
 SYMLINK_ESCAPE = Rule(
     "AUD-SRC-001", Severity.HIGH, "Symlink points outside the model folder (not followed)",
@@ -45,23 +50,7 @@ UNLISTABLE = Rule(
 RULES = (SYMLINK_ESCAPE, SPECIAL_FILE, BROKEN_LINK, UNLISTABLE)
 
 SKIPPED_DIRS = frozenset({".git"})
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One file to scan: `relpath` as reported, `path` as opened (links resolved)."""
-
-    relpath: str
-    path: Path
-    size: int
-    problem: Finding | None = None  # set for entries that must not be opened
-
-
-@dataclass(frozen=True)
-class Listing:
-    root: Path
-    entries: tuple[Entry, ...]
-    findings: tuple[Finding, ...]
+T = TypeVar("T")
 
 
 def _excluded(relpath: str, patterns: tuple[str, ...]) -> bool:
@@ -69,24 +58,9 @@ def _excluded(relpath: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(relpath, p) or fnmatch.fnmatchcase(base, p) for p in patterns)
 
 
-def _hf_blobs_dir(link: Path) -> Path | None:
-    """`models--org--name/blobs` when `link` lies under that repo's `snapshots/`."""
-    for parent in link.parents:
-        if parent.name == "snapshots" and parent.parent.name.startswith(
-            ("models--", "datasets--", "spaces--")
-        ):
-            return parent.parent / "blobs"
-    return None
-
-
-def is_cache_blob_link(link: Path) -> bool:
-    """A Hugging Face cache snapshot entry linking into its own repository's `blobs/`."""
-    blobs = _hf_blobs_dir(link)
-    return blobs is not None and _inside(Path(os.path.realpath(link)), blobs.resolve())
-
-
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
+def kept(listing: Mapping[str, T], exclude: tuple[str, ...]) -> dict[str, T]:
+    """A listing without the files the user excluded (they are neither scanned nor missing)."""
+    return {path: v for path, v in listing.items() if not _excluded(path, exclude)}
 
 
 def list_files(target: Path, exclude: tuple[str, ...] = ()) -> Listing:
@@ -108,7 +82,7 @@ def list_files(target: Path, exclude: tuple[str, ...] = ()) -> Listing:
                 if (here / d).is_symlink():
                     candidates.append(here / d)
             candidates.extend(here / f for f in sorted(filenames))
-    entries: list[Entry] = []
+    entries: list[Artifact] = []
     findings: list[Finding] = []
     for path in candidates:
         rel = path.name if single else path.relative_to(root).as_posix()
@@ -126,10 +100,10 @@ def list_files(target: Path, exclude: tuple[str, ...] = ()) -> Listing:
     return Listing(root=root, entries=tuple(entries), findings=tuple(findings))
 
 
-def _classify(path: Path, rel: str, root: Path) -> tuple[Entry | None, Finding | None]:
+def _classify(path: Path, rel: str, root: Path) -> tuple[Artifact | None, Finding | None]:
     if path.is_symlink():
         target = Path(os.path.realpath(path))
-        if not (_inside(target, root) or is_cache_blob_link(path)):
+        if not (inside(target, root) or is_cache_blob_link(path)):
             return None, SYMLINK_ESCAPE.finding(rel, f"{rel} -> {os.readlink(path)}")
         if not target.exists():
             return None, BROKEN_LINK.finding(rel, f"{rel} -> {os.readlink(path)}")
@@ -139,15 +113,15 @@ def _classify(path: Path, rel: str, root: Path) -> tuple[Entry | None, Finding |
     try:
         st = path.stat()
     except OSError:  # the engine opens it and reports the error as AUD-SCAN-006
-        return Entry(rel, path, 0), None
+        return Artifact(rel, path, 0), None
     if not stat.S_ISREG(st.st_mode):
         kind = (
             "FIFO" if stat.S_ISFIFO(st.st_mode)
             else "socket" if stat.S_ISSOCK(st.st_mode)
             else "device"
         )
-        return Entry(rel, path, 0, problem=SPECIAL_FILE.finding(rel, f"{rel} is a {kind}")), None
-    return Entry(rel, path, st.st_size), None
+        return Artifact(rel, path, 0, problem=SPECIAL_FILE.finding(rel, f"{rel} is a {kind}")), None
+    return Artifact(rel, path, st.st_size), None
 
 
 def model_identity(target: Path, root: Path) -> tuple[str, str | None]:
@@ -188,3 +162,44 @@ def _git_commit(root: Path) -> str | None:
 
 def _is_commit(text: str) -> bool:
     return len(text) == 40 and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+@dataclass(frozen=True)
+class LocalFolder:
+    """A file or folder on disk as a source: named by where it sits, no upstream claims.
+
+    `revision` is what the user says the folder holds (when not inferable);
+    `name` overrides the folder's name (a mirror knows a model as org/name).
+    """
+
+    target: Path
+    revision: str | None = None
+    name: str | None = None
+
+    @cached_property
+    def identity(self) -> Identity:
+        root = self.target.resolve() if self.target.is_dir() else self.target.parent.resolve()
+        name, revision = model_identity(self.target, root)
+        return Identity(name=self.name or name, kind="local",
+                        revision=self.revision or revision)
+
+    def claims(self) -> Claims:
+        return Claims()
+
+    def artifacts(self, exclude: tuple[str, ...]) -> OnDisk:
+        listing = list_files(self.target, exclude)
+        if not listing.entries and not listing.findings:
+            raise UsageError(f"{self.target}: nothing to scan (empty folder, or everything "
+                             "excluded)")
+        return self.on_disk(listing)
+
+    def on_disk(self, listing: Listing) -> OnDisk:
+        """These files, listed by the caller, as this folder's artifacts."""
+        signed_at = self.target if self.target.is_file() else listing.root
+        return OnDisk(root=str(listing.root), listing=listing, signed_at=signed_at)
+
+    def hub_facts(self) -> None:
+        return None
+
+    def lineage(self, card: Mapping[str, object] | None) -> None:
+        return None

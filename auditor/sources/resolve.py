@@ -11,12 +11,11 @@ import re
 from pathlib import Path
 
 from auditor.errors import UsageError
-from auditor.model import ScanResult
-from auditor.scan.context import ScanOptions
-from auditor.scan.engine import Progress, scan_local
 from auditor.sources import hfcache
-from auditor.sources.hub import HubRef, scan_hub
+from auditor.sources.contract import Source
+from auditor.sources.hub import HubRef, open_hub
 from auditor.sources.hubclient import HubSettings
+from auditor.sources.local import LocalFolder
 
 HUB_SCHEME = "hf://"
 CACHE_SCHEME = "hf-cache://"
@@ -33,17 +32,23 @@ def parse_ref(target: str, scheme: str, revision: str | None) -> HubRef:
     return HubRef(repo, rev or revision or "main")
 
 
-def scan_target(
-    target: str, options: ScanOptions, settings: HubSettings, progress: Progress | None = None
-) -> ScanResult:
-    if target.startswith(HUB_SCHEME):
-        return scan_hub(parse_ref(target, HUB_SCHEME, options.revision), options, settings,
-                        progress)
-    if target.startswith(CACHE_SCHEME):
-        ref = parse_ref(target, CACHE_SCHEME, options.revision)
-        return hfcache.scan_cache_ref(ref.repo_id, ref.revision, settings.cache_dir, options,
-                                      progress, target=target)
+def open_target(
+    target: str | Path, revision: str | None, settings: HubSettings, jobs: int
+) -> tuple[str, list[Source]]:
+    """The target as reported, and the source of each model it names (a cache root: many).
+
+    A `Path` is always a local file or folder; a string may name a Hub or cache
+    repository. `hf://` in offline mode is read from the cache, never the network.
+    """
+    if isinstance(target, str) and target.startswith(HUB_SCHEME):
+        ref = parse_ref(target, HUB_SCHEME, revision)
+        if settings.offline:
+            return str(ref), [hfcache.snapshot_of(ref.repo_id, ref.revision, settings.cache_dir)]
+        return str(ref), [open_hub(ref, settings, jobs)]
+    if isinstance(target, str) and target.startswith(CACHE_SCHEME):
+        ref = parse_ref(target, CACHE_SCHEME, revision)
+        return target, [hfcache.snapshot_of(ref.repo_id, ref.revision, settings.cache_dir)]
     path = Path(target)
     if hfcache.cache_kind(path) is not None:
-        return hfcache.scan_cache_path(path, options, progress)
-    return scan_local(path, options, progress)
+        return str(path), list(hfcache.snapshots_at(path))
+    return str(path), [LocalFolder(path, revision)]

@@ -1,0 +1,312 @@
+"""The one composition: target → source → artifacts → scan → verifiers → ModelReport → SBOM →
+policy → reporter.
+
+Every command (scan, gate, policy check, mirror scan) and the Python API
+(`auditor.scan`, `auditor.gate`) go through these functions, so the order of
+the stages, and what each stage is given, is written down once:
+
+1. the target names one source per model (`auditor.sources`), which says who
+   the model is and what upstream claims, and hands over its artifacts;
+2. the engine reads each artifact once (`auditor.scan`), hashing as it parses;
+3. the verifiers (`auditor.integrity`) hold the scanned files against the
+   claims (upstream digests, blob names, the Hub's scanners) and the OMS
+   signature;
+4. the `ModelReport` is built here, and only here;
+5. the SBOM is written from the report, and policy judges the SBOM, never the
+   report;
+6. a reporter from `auditor.report` renders the result or the verdict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from auditor.integrity import provenance
+from auditor.integrity.hashing import GIT_SHA1
+from auditor.integrity.model_signature import check_model_signature
+from auditor.model import FileReport, Finding, ModelReport, ScanResult, Severity
+from auditor.scan import engine
+from auditor.scan.context import ScanOptions
+from auditor.scan.modelfacts import model_facts
+from auditor.sources.contract import OnDisk, Remote, RemoteArtifact, Source
+from auditor.sources.hubclient import HubSettings, hub_settings
+from auditor.sources.local import kept
+from auditor.sources.resolve import open_target
+
+if TYPE_CHECKING:
+    from auditor.policy.engine import PolicySet
+    from auditor.policy.verdict import Verdict
+
+if TYPE_CHECKING:
+    pass
+
+Document = tuple[str, dict[str, Any]]  # (label shown in verdicts, CycloneDX JSON)
+
+
+# --- scan: source → artifacts → engine → verifiers → ModelReport --------------------------------
+
+
+def scan(
+    target: str | os.PathLike[str],
+    options: ScanOptions | None = None,
+    hub: HubSettings | None = None,
+    progress: engine.Progress | None = None,
+) -> ScanResult:
+    """Scan a model: a local file or folder, a Hugging Face cache, or `hf://org/name[@rev]`.
+
+    A path-like target is always local; a string may use the `hf://` and
+    `hf-cache://` schemes. `hub` defaults to the standard Hugging Face
+    environment variables (HF_ENDPOINT, HF_TOKEN, HF_HUB_CACHE, HF_HUB_OFFLINE).
+    """
+    options = options or ScanOptions()
+    hub = hub or hub_settings()
+    progress = progress or engine.NoProgress()
+    started = time.monotonic()
+    label, sources = open_target(
+        target if isinstance(target, str) else Path(target), options.revision, hub, options.jobs)
+    models: list[ModelReport] = []
+    total = 0
+    for source in sources:
+        model, read = scan_source(source, options, progress)
+        models.append(model)
+        total += read
+    return ScanResult(target=label, models=tuple(models), bytes_read=total,
+                      elapsed_s=time.monotonic() - started, rules_version=engine.RULES_VERSION)
+
+
+def scan_source(
+    source: Source, options: ScanOptions, progress: engine.Progress
+) -> tuple[ModelReport, int]:
+    """One model: its artifacts read once each, verified, assembled; and the bytes read."""
+    artifacts = source.artifacts(options.exclude)
+    if isinstance(artifacts, Remote):
+        files = _read_remote(artifacts, options)
+        return _assemble(source, files, [], artifacts.root, None, options), artifacts.transfer.bytes
+    entries = artifacts.listing.entries
+    claims = source.claims()
+    blob_paths = frozenset(
+        e.relpath for e in entries
+        if provenance.needs_blob_id(e.relpath, claims.listing, claims.blob_names or {}))
+    hashing = dataclasses.replace(options, git_blob_paths=blob_paths)
+    files, read = engine.scan_entries(entries, hashing, progress)  # one pass, cross-file checks
+    return model_from_files(source, artifacts, files, options), read
+
+
+def model_from_files(
+    source: Source, artifacts: OnDisk, files: list[FileReport], options: ScanOptions
+) -> ModelReport:
+    """A model report from its scanned files on disk (the mirror scans them its own way)."""
+    claims = source.claims()
+    missing: list[Finding] = []
+    if claims.listing is not None or claims.blob_names is not None:
+        listing = kept(claims.listing, options.exclude) if claims.listing is not None else None
+        files, missing = provenance.verify_snapshot(
+            files, claims.blob_names or {}, listing, claims.listing_origin,
+            check_blob_names=claims.blob_names is not None)
+    findings = [*artifacts.listing.findings, *missing]
+    return _assemble(source, files, findings, artifacts.root, artifacts.signed_at, options)
+
+
+def _read_remote(remote: Remote, options: ScanOptions) -> list[FileReport]:
+    """Remote-only: each file read whole, parsed in place or only listed, biggest first."""
+
+    def one(artifact: RemoteArtifact) -> FileReport:
+        expected = artifact.expected
+        if artifact.plan == "whole":
+            report = engine.scan_bytes(artifact.path, artifact.read_all(), options, (GIT_SHA1,))
+            return provenance.verify_fetched(report, expected, remote.origin)
+        if artifact.plan == "skip":
+            return provenance.not_fetched(expected)
+        report = engine.scan_reader(artifact.path, artifact.open(), artifact.size, options,
+                                    provenance.upstream_digests(expected))
+        return provenance.upstream_reported(report, expected)
+
+    order = sorted(remote.files, key=lambda a: -a.size)
+    if options.jobs > 1 and len(order) > 1:
+        with ThreadPoolExecutor(max_workers=options.jobs) as pool:
+            files = list(pool.map(one, order))
+    else:
+        files = [one(a) for a in order]
+    return sorted(files, key=lambda r: r.path)
+
+
+def _assemble(
+    source: Source, files: list[FileReport], findings: list[Finding], root: str,
+    signed_at: Path | None, options: ScanOptions,
+) -> ModelReport:
+    """The one place a `ModelReport` is built: pinning, Hub scanners, signature, lineage.
+
+    `signed_at` is where the OMS signature is looked for; None when the files
+    were not read from disk (a remote-only audit has no signature to check).
+    """
+    identity, claims = source.identity, source.claims()
+    extra: dict[str, list[Finding]] = {}
+    if not identity.pinned and identity.requested and identity.revision:
+        extra[""] = [provenance.unpinned(identity.requested, identity.revision,
+                                         identity.resolved_in)]
+    for path, flagged in provenance.hub_scanner_findings(
+            claims.scanner_repo, claims.scanner_files).items():
+        extra.setdefault(path, []).extend(flagged)
+    files, findings = _attach(files, findings, extra)
+    facts = model_facts(files)
+    if signed_at is not None:
+        facts["signature"], signature_findings = check_model_signature(
+            signed_at, files, options.signature, options.trust)  # type: ignore[arg-type]
+        findings += signature_findings
+    hub = source.hub_facts()
+    if hub is not None:
+        facts["hub"] = hub
+    lineage = source.lineage(facts.get("card"))
+    if lineage is not None:
+        facts["lineage"], cycles = lineage
+        findings += cycles
+    return ModelReport(name=identity.name, root=root, source=identity.kind, files=tuple(files),
+                       findings=tuple(findings), facts=facts, revision=identity.revision)
+
+
+def _attach(
+    files: list[FileReport], findings: list[Finding], extra: dict[str, list[Finding]]
+) -> tuple[list[FileReport], list[Finding]]:
+    """Put per-file findings on their file report; the rest stay model-level."""
+    by_path = {r.path: r for r in files}
+    model_level = list(findings)
+    for path, found in extra.items():
+        if path in by_path:
+            r = by_path[path]
+            by_path[path] = dataclasses.replace(r, findings=(*r.findings, *found))
+        else:
+            model_level += found
+    return [by_path[r.path] for r in files], model_level
+
+
+# --- SBOM → policy → verdict ---------------------------------------------------------------
+
+
+def write_sboms(
+    result: ScanResult, path: Path, *, spec: str = "1.6", output_format: str = "json",
+    reproducible: bool = False,
+) -> list[Path]:
+    """One CycloneDX ML-BOM per model: `path` itself, or one file per model inside a folder."""
+    from auditor.sbom.cyclonedx import write_sboms as write
+
+    return write(result, path, spec=spec, output_format=output_format, reproducible=reproducible)
+
+
+def sbom_documents(
+    result: ScanResult, sbom_path: Path | None, *, reproducible: bool
+) -> list[Document]:
+    """(label, CycloneDX JSON) per model; written first and read back when `sbom_path` is set.
+
+    What policy judges is the SBOM exactly as handed on, never the scanner's objects.
+    """
+    from auditor.sbom import cyclonedx
+    from auditor.sbom.facts import read_sbom
+
+    if sbom_path is None:
+        return [
+            (f"{result.target} (SBOM of {m.name}, not written)",
+             cyclonedx.to_cyclonedx(m, result, reproducible=reproducible))
+            for m in result.models
+        ]
+    paths = write_sboms(result, sbom_path, reproducible=reproducible)
+    return [(str(p), read_sbom(p)) for p in paths]
+
+
+def model_sbom(model: ModelReport) -> tuple[dict[str, Any], str]:
+    """A reproducible SBOM of one model on its own (the mirror keeps one per model): (doc, JSON)."""
+    from auditor.sbom.cyclonedx import to_cyclonedx, to_text
+
+    result = ScanResult(target=model.root, models=(model,), bytes_read=0, elapsed_s=0.0,
+                        rules_version=engine.RULES_VERSION)
+    doc = to_cyclonedx(model, result, reproducible=True)
+    return doc, to_text(doc, "json")
+
+
+def load_policies(paths: Sequence[str | os.PathLike[str]]) -> PolicySet:
+    """Policy files, validated and compiled (a broken policy fails before anything is scanned)."""
+    from auditor.policy.engine import load_policies as load
+
+    return load([Path(p) for p in paths])
+
+
+def judge(
+    policies: PolicySet, documents: Sequence[Document], today: datetime.date | None = None
+) -> Verdict:
+    """The verdict of `policies` over SBOM documents (auditor's or another tool's)."""
+    from auditor.policy.engine import evaluate
+    from auditor.sbom.facts import models_from_sbom
+
+    models = [m for label, doc in documents for m in models_from_sbom(doc, label)]
+    label = ", ".join(label for label, _ in documents)
+    return evaluate(policies, models, sbom=label, today=today or datetime.date.today())
+
+
+def check_sboms(
+    policies: PolicySet, sboms: Sequence[Path], today: datetime.date | None = None
+) -> Verdict:
+    """`auditor policy check`: SBOM files read from disk and judged."""
+    from auditor.sbom.facts import read_sbom
+
+    return judge(policies, [(str(p), read_sbom(p)) for p in sboms], today)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """What `gate` decided, and from what: the scan (None when an attested SBOM was judged),
+    the SBOM documents policy read, and the verdict."""
+
+    scan: ScanResult | None
+    documents: tuple[Document, ...]
+    verdict: Verdict
+
+    def fails(self, fail_on: Severity = Severity.LOW) -> bool:
+        return self.verdict.fails(fail_on)
+
+
+def gate(
+    target: str | os.PathLike[str],
+    policies: PolicySet | Sequence[str | os.PathLike[str]],
+    options: ScanOptions | None = None,
+    hub: HubSettings | None = None,
+    *,
+    sbom_path: Path | None = None,
+    reproducible: bool = False,
+    today: datetime.date | None = None,
+) -> GateResult:
+    """Scan → SBOM → policy: may this model be deployed? (`auditor gate`).
+
+    The policies are loaded first: a broken policy fails before anything is scanned.
+    """
+    loaded = _loaded(policies)
+    result = scan(target, options, hub)
+    documents = sbom_documents(result, sbom_path, reproducible=reproducible)
+    return GateResult(result, tuple(documents), judge(loaded, documents, today))
+
+
+def gate_attested(
+    target: Path, policies: PolicySet | Sequence[str | os.PathLike[str]], attestation: Path,
+    trust: object, today: datetime.date | None = None,
+) -> GateResult:
+    """Judge an attested SBOM instead of rescanning; `target`'s files must match its hashes."""
+    from auditor.integrity import attest
+
+    loaded = _loaded(policies)
+    attested = attest.verify_attestation(attestation, trust)  # type: ignore[arg-type]
+    attest.check_target_matches(attested, target)
+    documents = ((f"{attestation} (attested)", attested),)
+    return GateResult(None, documents, judge(loaded, documents, today))
+
+
+def _loaded(policies: PolicySet | Sequence[str | os.PathLike[str]]) -> PolicySet:
+    """Policies as given: already loaded (the CLI loads them before anything else), or paths."""
+    from auditor.policy.engine import PolicySet
+
+    return policies if isinstance(policies, PolicySet) else load_policies(policies)

@@ -1,0 +1,124 @@
+"""What every source says: who the model is, what upstream claims, and which artifacts it has.
+
+A source never scans and never judges. It names the model (name, revision,
+the revision asked for), states what upstream claims about it — the file
+listing with sizes and digests, the digest each cache blob is named by, the
+Hub's own record and scanner verdicts — each claim with where it came from,
+and hands over its artifacts: files on disk for the engine to read, or, for a
+remote-only audit, ranged readers with a plan per file (read whole, read in
+place, skip) and the digest each file is expected to have. The pipeline scans
+the artifacts and the verifiers in `auditor.integrity` hold the result
+against the claims.
+
+Adding a source is one module with one class that satisfies `Source`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, Protocol
+
+from auditor.integrity.provenance import Upstream
+from auditor.model import Artifact, Finding
+from auditor.sources.remote import Fetch, RemoteFile, Transfer
+
+Plan = Literal["whole", "range", "skip"]
+Lineage = tuple[list[dict[str, Any]], list[Finding]]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the model is: `kind` is the report's source (`local`, `hf-cache`, `hub`)."""
+
+    name: str
+    kind: str
+    revision: str | None  # the commit the artifacts are at; None for an unpinned folder
+    requested: str | None = None  # the revision asked for (a branch or tag, or a commit)
+    pinned: bool = True  # False: `requested` named a branch or tag, resolved to `revision`
+    resolved_in: str = ""  # where the name was resolved, for the message (" in the local cache")
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What upstream states about the files, each statement with where it came from."""
+
+    # Files upstream lists at this revision (path -> size and digests); None: no listing.
+    listing: Mapping[str, Upstream] | None = None
+    listing_origin: str = ""  # e.g. "trees/<commit>.json", "the Hub's listing for <commit>"
+    # The digest each cache blob is named by (origin: "its blob name"); None: not a cache.
+    blob_names: Mapping[str, Upstream] | None = None
+    # The Hub's scanners: the repository's status and each file's, as the Hub reports them.
+    scanner_repo: Mapping[str, Any] | None = None
+    scanner_files: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A folder walk: the files to read and what the walk itself found (links, FIFOs)."""
+
+    root: Path
+    entries: tuple[Artifact, ...]
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True)
+class OnDisk:
+    """Artifacts as files on disk, read by the engine in one pass each."""
+
+    root: str  # where the model is, as reported
+    listing: Listing
+    signed_at: Path  # the folder (or single file) whose OMS signature is checked
+
+
+@dataclass(frozen=True)
+class RemoteArtifact:
+    """One file of a remote-only audit: how it is read, and the digest upstream reports."""
+
+    path: str
+    size: int
+    plan: Plan  # whole: fetched and hashed; range: parsed in place; skip: listed only
+    expected: Upstream
+    fetch: Fetch
+    budget: int  # bytes a range read may transfer before the parser gets a limit finding
+
+    def read_all(self) -> bytes:
+        return self.fetch(0, self.size) if self.size else b""
+
+    def open(self) -> BinaryIO:
+        raw = RemoteFile(self.fetch, self.size, self.budget, self.path)
+        return io.BufferedReader(raw, 1 << 16)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Remote:
+    """Artifacts left where they are: read through range requests, counted in `transfer`."""
+
+    root: str
+    files: tuple[RemoteArtifact, ...]
+    origin: str  # what the fetched files' digests are compared with
+    transfer: Transfer
+
+
+Artifacts = OnDisk | Remote
+
+
+class Source(Protocol):
+    """A model's origin: identity and claims first, artifacts when asked (they may download)."""
+
+    @property
+    def identity(self) -> Identity: ...
+
+    def claims(self) -> Claims: ...
+
+    def artifacts(self, exclude: tuple[str, ...]) -> Artifacts: ...
+
+    def hub_facts(self) -> dict[str, Any] | None:
+        """The model's `hub` fact (None when not from a Hub), complete once artifacts were read."""
+        ...
+
+    def lineage(self, card: Mapping[str, Any] | None) -> Lineage | None:
+        """Base models the card declares (resolved where the source can look them up)."""
+        ...
