@@ -213,8 +213,10 @@ def cel_value(value: Any) -> Any:
     The one place facts change shape: records become maps keyed by field
     name, tuples become lists.
     """
+    if isinstance(value, str | int | float):
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: cel_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {k: cel_value(v) for k, v in vars(value).items()}  # fields, in order
     if isinstance(value, Mapping):
         return {k: cel_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
