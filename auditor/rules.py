@@ -1,37 +1,39 @@
-"""The rule catalogue: every rule id auditor can raise, gathered from the modules that raise it.
+"""The rule catalogue: every rule id auditor can raise, gathered from where it is declared.
 
-Rules are data declared next to the code that raises them (`RULES` tuples);
-this module only collects them, for reporters (why/fix text), `auditor rules`
-and `docs/rules.md` (generated from here, checked by a test).
+Rules are data declared next to the code that raises them: each format's
+`FormatSpec.rules`, and the `RULES` of the rooms that are not formats (listed
+here, typed, by import). This module only collects them, for reporters
+(why/fix text), `auditor rules` and `docs/rules.md` (generated from here,
+checked by a test).
 """
 
 from __future__ import annotations
 
-import importlib
 from functools import cache
 
-from auditor.formats import registry
+from auditor.formats import scan_rules
+from auditor.formats.registry import SPECS
+from auditor.integrity import drift, model_signature, provenance
 from auditor.model import Rule
+from auditor.sources import local
 
-# Modules outside formats/ that declare RULES.
-RULE_MODULES: tuple[str, ...] = (
-    "auditor.formats.scan_rules",
-    "auditor.sources.local",
-    "auditor.integrity.model_signature",
-    "auditor.integrity.provenance",
-    "auditor.formats.code.templates",
-    "auditor.integrity.drift",
+# The rules of the rooms that are not formats: the engine's, the sources', integrity's.
+ROOM_RULES: tuple[tuple[Rule, ...], ...] = (
+    scan_rules.RULES,
+    local.RULES,
+    model_signature.RULES,
+    provenance.RULES,
+    drift.RULES,
 )
 
 
 @cache
 def catalogue() -> dict[str, Rule]:
     rules: dict[str, Rule] = {}
-    modules = [importlib.import_module(m) for m in RULE_MODULES] + list(registry())
-    for module in modules:
-        for rule in module.RULES:
+    for declared in (*ROOM_RULES, *(spec.rules for spec in SPECS)):
+        for rule in declared:
             if rule.id in rules and rules[rule.id] != rule:
-                raise RuntimeError(f"rule id {rule.id} declared twice ({module.__name__})")
+                raise RuntimeError(f"rule id {rule.id} declared twice, differently")
             rules[rule.id] = rule
     return dict(sorted(rules.items()))
 

@@ -7,7 +7,6 @@ import io
 import json
 import struct
 
-from auditor.formats import FORMAT_MODULES
 from tests.builders import safetensors_bytes
 from tests.hubfixtures import files_by_path, findings, serve  # noqa: F401
 from tests.hubserver import HubFile, HubRepo
@@ -148,9 +147,7 @@ def test_remote_only_pytorch_zip_reads_the_pickle_not_the_storages(
     hub = serve([repo_with([HubFile("pytorch_model.bin", data)])])
     result, report = scan_remote(run_cli, tmp_path)
     assert report is not None, result.err
-    if "torch" in FORMAT_MODULES or "archive" in FORMAT_MODULES:
-        assert files_by_path(report)["pytorch_model.bin"]["format"] in (
-            "pytorch-zip", "zip")
+    assert files_by_path(report)["pytorch_model.bin"]["format"] == "pytorch-zip"
     assert hub.content_bytes < len(data) // 10
 
 

@@ -24,14 +24,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from auditor import __version__
 from auditor.atomicio import write_atomic
 from auditor.errors import UsageError
+from auditor.formats.contract import FormatId
 from auditor.model import FileReport, Finding, ModelReport, ScanResult
 from auditor.sbom import licenses
 from auditor.sbom import properties as P
 from auditor.sbom.schemas import WRITE_SPECS, SbomError, json_error, schema_version
 from auditor.scan.modelfacts import is_code, is_weights, model_facts
-from auditor.version import __version__
 
 if TYPE_CHECKING:
     from cyclonedx.model.component import Component
@@ -464,7 +465,7 @@ def _licences(model: ModelReport, facts: dict[str, Any]) -> list[Any]:
     from cyclonedx.model.license import DisjunctiveLicense
 
     declared = sorted({f.facts["license"] for f in model.files
-                       if f.format == "gguf" and isinstance(f.facts.get("license"), str)})
+                       if f.format == FormatId.GGUF and isinstance(f.facts.get("license"), str)})
     stated = licenses.from_card(facts.get("card", {})) or licenses.from_card(
         {"license": declared}
     )

@@ -12,22 +12,25 @@ import errno
 import io
 import os
 import stat
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import ModuleType
 from typing import BinaryIO, Protocol
 
-from auditor.errors import FormatError, LimitExceeded
-from auditor.formats import registry
+from auditor import __version__
+from auditor.errors import FormatError, LimitExceeded, UsageError
 from auditor.formats import scan_rules as rules
 from auditor.formats._lib.streams import ReplayReader
-from auditor.formats.contract import HEAD_BYTES, ScanContext
+from auditor.formats.contract import HEAD_BYTES, FormatId, FormatSpec, ScanContext
 from auditor.formats.pickle import plain as pickle_format
-from auditor.integrity.hashing import GIT_SHA1, HashingReader, new_hasher
-from auditor.model import Artifact, Coverage, FileReport, FormatResult, Rule
+from auditor.formats.registry import SPECS
+from auditor.integrity.hashing import GIT_SHA1, HashingReader
+from auditor.integrity.model_signature import check_model_signature
+from auditor.model import Coverage, FileReport, FormatResult, ModelReport, Rule, ScanResult
 from auditor.scan import crossfile, sniff
 from auditor.scan.context import ScanOptions
-from auditor.version import __version__
+from auditor.scan.modelfacts import model_facts
+from auditor.sources.local import Entry, Listing, list_files, model_identity
 
 RULES_VERSION = f"{__version__}+rules.1"
 
@@ -60,7 +63,7 @@ def dispatch(stream: BinaryIO, ctx: ScanContext) -> FormatResult:
     if ctx.depth > ctx.limits.max_depth:
         ctx.add(rules.LIMIT, f"nesting deeper than {ctx.limits.max_depth} containers")
         ctx.result.coverage = Coverage.PARTIAL
-        ctx.result.format = "nested"
+        ctx.result.format = FormatId.NESTED
         return ctx.result
     try:
         head = stream.read(HEAD_BYTES)
@@ -73,10 +76,10 @@ def dispatch(stream: BinaryIO, ctx: ScanContext) -> FormatResult:
     if not head:  # nothing for a format module to claim (archives hold many empty members)
         _unparsed(head, ctx)
     else:
-        for module in registry():
-            if module.sniff(head, ctx.name):
-                ctx.result.format = module.NAME
-                _run(module, stream, ctx)
+        for spec in SPECS:
+            if spec.sniff(head, ctx.name):
+                ctx.result.format = spec.id
+                _run(spec, stream, ctx)
                 break
         else:
             _unparsed(head, ctx)
@@ -98,20 +101,20 @@ def _polyglot_pickle(head: bytes, stream: BinaryIO, ctx: ScanContext) -> None:
         return
     if pickle_format.runs_payload(head):
         stream.seek(0)
-        _run(pickle_format, stream, ctx)
+        _run(pickle_format.SPEC, stream, ctx)
 
 
-def _run(module: ModuleType, stream: BinaryIO, ctx: ScanContext) -> None:
+def _run(spec: FormatSpec, stream: BinaryIO, ctx: ScanContext) -> None:
     try:
-        module.scan(stream, ctx)
+        spec.scan(stream, ctx)
     except LimitExceeded as exc:
         _fail(ctx, rules.LIMIT, str(exc), Coverage.PARTIAL, exc.offset)
     except FormatError as exc:
-        _fail(ctx, exc.rule or rules.MALFORMED, f"{module.NAME}: {exc}", Coverage.ERROR, exc.offset)
+        _fail(ctx, exc.rule or rules.MALFORMED, f"{spec.id}: {exc}", Coverage.ERROR, exc.offset)
     except OSError as exc:
         _fail(ctx, rules.UNREADABLE, f"read failed: {exc}", Coverage.ERROR)
     except Exception as exc:  # fail closed on our own bugs too
-        _fail(ctx, rules.INTERNAL, f"{module.NAME} parser: {type(exc).__name__}: {exc}",
+        _fail(ctx, rules.INTERNAL, f"{spec.id} parser: {type(exc).__name__}: {exc}",
               Coverage.ERROR)
 
 
@@ -127,10 +130,10 @@ def _fail(
 def _unparsed(head: bytes, ctx: ScanContext) -> None:
     fmt = sniff.classify_unparsed(head)
     ctx.result.format = fmt
-    if fmt == "empty":
+    if fmt == FormatId.EMPTY:
         return  # nothing inside to hide anything; extension checks still apply
     ctx.result.coverage = Coverage.UNSUPPORTED
-    if fmt in ("text", "image"):
+    if fmt in (FormatId.TEXT, FormatId.IMAGE):
         ctx.add(rules.NOT_PARSED, f"{fmt} content")
     elif sniff.is_unparsed_archive(fmt):
         ctx.add(rules.UNSUPPORTED_ARCHIVE, f"{fmt} archive")
@@ -138,7 +141,7 @@ def _unparsed(head: bytes, ctx: ScanContext) -> None:
         ctx.add(rules.UNKNOWN_BINARY, f"first bytes: {head[:16].hex()}")
 
 
-def scan_file(entry: Artifact, options: ScanOptions, progress: Progress) -> tuple[FileReport, int]:
+def scan_file(entry: Entry, options: ScanOptions, progress: Progress) -> tuple[FileReport, int]:
     """Scan one top-level file; return its report and the bytes read from disk."""
     progress.file_started(entry.relpath)
     ctx = ScanContext(
@@ -148,7 +151,7 @@ def scan_file(entry: Artifact, options: ScanOptions, progress: Progress) -> tupl
     if entry.problem is not None:
         ctx.result.findings.append(entry.problem)
         ctx.result.coverage = Coverage.ERROR
-        return _report(entry, ctx.result, {}, 0, "special"), 0
+        return _report(entry, ctx.result, {}, 0, FormatId.SPECIAL), 0
     try:
         with _open_regular(entry.path) as raw:
             algorithms = options.hash_algorithms
@@ -164,7 +167,8 @@ def scan_file(entry: Artifact, options: ScanOptions, progress: Progress) -> tupl
         if not any(f.rule == rules.UNREADABLE.id for f in ctx.result.findings):
             ctx.add(rules.UNREADABLE, f"{exc.strerror or exc}")  # once, however often it failed
         ctx.result.coverage = Coverage.ERROR
-        return _report(entry, ctx.result, {}, entry.size, ctx.result.format or "unreadable"), 0
+        fmt = ctx.result.format or FormatId.UNREADABLE
+        return _report(entry, ctx.result, {}, entry.size, fmt), 0
     return _report(entry, ctx.result, digests, size, ctx.result.format), read
 
 
@@ -181,36 +185,6 @@ def scan_stream(
         dispatch=dispatch,
     )
     return dispatch(stream, ctx)
-
-
-def scan_bytes(
-    relpath: str, data: bytes, options: ScanOptions, extra_algorithms: tuple[str, ...] = ()
-) -> FileReport:
-    """A file fetched whole into memory: hashed and scanned as a file on disk would be."""
-    hashers = {name: new_hasher(name, len(data))
-               for name in dict.fromkeys((*options.hash_algorithms, *extra_algorithms))}
-    for h in hashers.values():
-        h.update(data)
-    result = scan_stream(relpath, io.BytesIO(data), len(data), options)
-    return FileReport(relpath, len(data), {k: h.hexdigest() for k, h in hashers.items()},
-                      result.format, result.coverage, tuple(result.findings), result.facts)
-
-
-def scan_reader(
-    relpath: str, stream: BinaryIO, size: int, options: ScanOptions, digests: dict[str, str]
-) -> FileReport:
-    """Bytes parsed in place but not hashed here (a ranged reader); `digests` are the caller's.
-
-    A reader may refuse to deliver more (a transfer budget) before any format
-    module ran: that is a limit finding on a file of unknown format.
-    """
-    try:
-        result = scan_stream(relpath, stream, size, options)
-    except LimitExceeded as exc:
-        limit = rules.LIMIT.finding(relpath, str(exc), offset=exc.offset)
-        return FileReport(relpath, size, digests, "unknown", Coverage.PARTIAL, (limit,), {})
-    return FileReport(relpath, size, digests, result.format, result.coverage,
-                      tuple(result.findings), result.facts)
 
 
 def _open_regular(path: Path) -> io.FileIO:
@@ -233,7 +207,7 @@ def _open_regular(path: Path) -> io.FileIO:
 
 
 def _report(
-    entry: Artifact, result: FormatResult, digests: dict[str, str], size: int, fmt: str
+    entry: Entry, result: FormatResult, digests: dict[str, str], size: int, fmt: str
 ) -> FileReport:
     return FileReport(
         path=entry.relpath, size=size, digests=digests, format=fmt, coverage=result.coverage,
@@ -241,8 +215,41 @@ def _report(
     )
 
 
+def scan_local(
+    target: Path, options: ScanOptions, progress: Progress | None = None
+) -> ScanResult:
+    """Scan a local file or folder as one model."""
+    progress = progress or NoProgress()
+    started = time.monotonic()
+    listing = list_files(target, options.exclude)
+    if not listing.entries and not listing.findings:
+        raise UsageError(f"{target}: nothing to scan (empty folder, or everything excluded)")
+    files, bytes_read = scan_entries(listing.entries, options, progress)
+    return ScanResult(
+        target=str(target), models=(local_model(target, listing, files, options),),
+        bytes_read=bytes_read, elapsed_s=time.monotonic() - started, rules_version=RULES_VERSION,
+    )
+
+
+def local_model(
+    target: Path, listing: Listing, files: list[FileReport], options: ScanOptions
+) -> ModelReport:
+    """A local file or folder's model report from its scanned files (the mirror reuses this)."""
+    name, revision = model_identity(target, listing.root)
+    facts = model_facts(files)
+    facts["signature"], sig_findings = check_model_signature(
+        target if target.is_file() else listing.root, files, options.signature,
+        options.trust,  # type: ignore[arg-type]
+    )
+    return ModelReport(
+        name=name, root=str(listing.root), source="local", files=tuple(files),
+        findings=listing.findings + tuple(sig_findings), revision=options.revision or revision,
+        facts=facts,
+    )
+
+
 def scan_entries(
-    entries: tuple[Artifact, ...], options: ScanOptions, progress: Progress
+    entries: tuple[Entry, ...], options: ScanOptions, progress: Progress
 ) -> tuple[list[FileReport], int]:
     """Scan files in parallel, biggest first so that the last one finishing is small."""
     progress.start(sum(e.size for e in entries), len(entries))

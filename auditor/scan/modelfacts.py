@@ -11,27 +11,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from auditor.formats.contract import FormatId
 from auditor.model import FileReport
 
-# Content formats that hold weights (a FormatResult.format or format module NAME).
+# Content formats that hold weights.
 WEIGHT_FORMATS = frozenset({
-    "safetensors", "gguf", "pickle", "pytorch-zip", "pytorch-legacy", "pytorch-tar",
-    "torchscript", "numpy", "npz", "joblib", "onnx", "keras", "keras-h5", "hdf5", "tflite",
-    "tf-savedmodel", "msgpack",
+    FormatId.SAFETENSORS, FormatId.GGUF, FormatId.PICKLE, FormatId.PYTORCH_ZIP,
+    FormatId.PYTORCH_LEGACY, FormatId.PYTORCH_TAR, FormatId.TORCHSCRIPT, FormatId.NUMPY,
+    FormatId.NPZ, FormatId.JOBLIB, FormatId.ONNX, FormatId.KERAS, FormatId.KERAS_H5,
+    FormatId.HDF5, FormatId.TFLITE, FormatId.TF_SAVEDMODEL, FormatId.MSGPACK,
 })
 
 # Top-level file name (lower-cased) and the format it must have -> the model fact it provides.
-FILE_FACTS: tuple[tuple[str, str, str], ...] = (
-    ("readme.md", "modelcard", "card"),
-    ("config.json", "json", "config"),
-    ("generation_config.json", "json", "generation_config"),
-    ("tokenizer_config.json", "json", "tokenizer_config"),
+FILE_FACTS: tuple[tuple[str, FormatId, str], ...] = (
+    ("readme.md", FormatId.MODELCARD, "card"),
+    ("config.json", FormatId.JSON, "config"),
+    ("generation_config.json", FormatId.JSON, "generation_config"),
+    ("tokenizer_config.json", FormatId.JSON, "tokenizer_config"),
 )
 
 # (format, fact key) of organisations the artifacts themselves name as their origin.
-DECLARED_ORIGIN: tuple[tuple[str, str], ...] = (
-    ("modelcard", "model_creator"),
-    ("gguf", "organization"),
+DECLARED_ORIGIN: tuple[tuple[FormatId, str], ...] = (
+    (FormatId.MODELCARD, "model_creator"),
+    (FormatId.GGUF, "organization"),
 )
 
 
@@ -41,7 +43,7 @@ def is_weights(fmt: str) -> bool:
 
 def is_code(report: FileReport) -> bool:
     """A Python file a `trust_remote_code` loader could import."""
-    return report.format == "python" or report.path.lower().endswith(".py")
+    return report.format == FormatId.PYTHON or report.path.lower().endswith(".py")
 
 
 def model_facts(files: Sequence[FileReport]) -> dict[str, Any]:
@@ -83,7 +85,7 @@ def _remote_code(files: Sequence[FileReport], facts: dict[str, Any]) -> dict[str
 
 def _gguf(files: Sequence[FileReport]) -> dict[str, Any]:
     """What the GGUF files say of the model: llama.cpp repositories often have no config.json."""
-    ggufs = [f.facts for f in files if f.format == "gguf"]
+    ggufs = [f.facts for f in files if f.format == FormatId.GGUF]
     if not ggufs:
         return {}
     bases: list[Any] = []

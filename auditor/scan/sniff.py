@@ -8,6 +8,7 @@ checked against the formats that extension may legitimately hold.
 from __future__ import annotations
 
 from auditor.formats._lib.text import is_text
+from auditor.formats.contract import UNPARSED_ARCHIVES, FormatId
 
 # Magic numbers of content we recognise but do not parse.
 _IMAGE_MAGIC = {
@@ -17,57 +18,65 @@ _IMAGE_MAGIC = {
     b"GIF89a": "gif",
 }
 _UNPARSED_ARCHIVE_MAGIC = {
-    b"7z\xbc\xaf\x27\x1c": "7z",
-    b"Rar!\x1a\x07": "rar",
-    b"\x28\xb5\x2f\xfd": "zstd",
-    b"\x04\x22\x4d\x18": "lz4",
-    b"MSCF": "cab",
+    b"7z\xbc\xaf\x27\x1c": FormatId.SEVEN_Z,
+    b"Rar!\x1a\x07": FormatId.RAR,
+    b"\x28\xb5\x2f\xfd": FormatId.ZSTD,
+    b"\x04\x22\x4d\x18": FormatId.LZ4,
+    b"MSCF": FormatId.CAB,
 }
 
 # Extension -> the content formats that file name may truthfully hold.
-# A format name here is a format module's NAME (or a FormatResult.format).
-PICKLE_FAMILY = frozenset(
-    {"pickle", "pytorch-zip", "pytorch-legacy", "pytorch-tar", "torchscript", "joblib"}
-)
-_TEXT = frozenset({"text", "json", "empty"})
-EXPECTED_BY_EXTENSION: dict[str, frozenset[str]] = {
-    ".safetensors": frozenset({"safetensors"}),
-    ".gguf": frozenset({"gguf"}),
-    ".bin": PICKLE_FAMILY | {"safetensors", "gguf", "unknown"},
+PICKLE_FAMILY = frozenset({
+    FormatId.PICKLE, FormatId.PYTORCH_ZIP, FormatId.PYTORCH_LEGACY, FormatId.PYTORCH_TAR,
+    FormatId.TORCHSCRIPT, FormatId.JOBLIB,
+})
+_TEXT = frozenset({FormatId.TEXT, FormatId.JSON, FormatId.EMPTY})
+EXPECTED_BY_EXTENSION: dict[str, frozenset[FormatId]] = {
+    ".safetensors": frozenset({FormatId.SAFETENSORS}),
+    ".gguf": frozenset({FormatId.GGUF}),
+    ".bin": PICKLE_FAMILY | {FormatId.SAFETENSORS, FormatId.GGUF, FormatId.UNKNOWN},
     ".pt": PICKLE_FAMILY,
     ".pth": PICKLE_FAMILY,
-    ".ckpt": PICKLE_FAMILY | {"safetensors"},
+    ".ckpt": PICKLE_FAMILY | {FormatId.SAFETENSORS},
     ".pkl": PICKLE_FAMILY,
     ".pickle": PICKLE_FAMILY,
-    ".joblib": frozenset({"joblib", "pickle", "gzip", "bz2", "xz", "lzma", "zlib"}),
-    ".npy": frozenset({"numpy"}),
-    ".npz": frozenset({"npz"}),
-    ".onnx": frozenset({"onnx"}),
-    ".pb": frozenset({"tf-savedmodel", "tf-graphdef", "tf-keras-metadata", "tf-fingerprint"}),
-    ".tflite": frozenset({"tflite"}),
-    ".pbtxt": frozenset({"tf-pbtxt"}),
-    ".keras": frozenset({"keras"}),
-    ".h5": frozenset({"hdf5", "keras-h5"}),
-    ".hdf5": frozenset({"hdf5", "keras-h5"}),
-    ".json": frozenset({"json", "empty"}),
+    ".joblib": frozenset({
+        FormatId.JOBLIB, FormatId.PICKLE, FormatId.GZIP, FormatId.BZ2, FormatId.XZ, FormatId.LZMA,
+        FormatId.ZLIB,
+    }),
+    ".npy": frozenset({FormatId.NUMPY}),
+    ".npz": frozenset({FormatId.NPZ}),
+    ".onnx": frozenset({FormatId.ONNX}),
+    ".pb": frozenset({
+        FormatId.TF_SAVEDMODEL, FormatId.TF_GRAPHDEF, FormatId.TF_KERAS_METADATA,
+        FormatId.TF_FINGERPRINT,
+    }),
+    ".tflite": frozenset({FormatId.TFLITE}),
+    ".pbtxt": frozenset({FormatId.TF_PBTXT}),
+    ".keras": frozenset({FormatId.KERAS}),
+    ".h5": frozenset({FormatId.HDF5, FormatId.KERAS_H5}),
+    ".hdf5": frozenset({FormatId.HDF5, FormatId.KERAS_H5}),
+    ".json": frozenset({FormatId.JSON, FormatId.EMPTY}),
     ".txt": _TEXT,
-    ".md": _TEXT | {"modelcard"},
-    ".yaml": _TEXT | {"yaml"},
-    ".yml": _TEXT | {"yaml"},
-    ".jinja": _TEXT | {"jinja"},
-    ".model": frozenset({"sentencepiece", "text"}),  # tiktoken vocabularies are text
-    ".msgpack": frozenset({"msgpack"}),
-    ".py": _TEXT | {"python"},
-    ".zip": frozenset({"zip", "pytorch-zip", "torchscript", "npz", "keras"}),
-    ".tar": frozenset({"tar", "pytorch-tar"}),
-    ".gz": frozenset({"gzip"}),
-    ".tgz": frozenset({"gzip"}),
-    ".bz2": frozenset({"bz2"}),
-    ".xz": frozenset({"xz"}),
-    ".lzma": frozenset({"lzma"}),
-    ".png": frozenset({"image"}),
-    ".jpg": frozenset({"image"}),
-    ".jpeg": frozenset({"image"}),
+    ".md": _TEXT | {FormatId.MODELCARD},
+    ".yaml": _TEXT | {FormatId.YAML},
+    ".yml": _TEXT | {FormatId.YAML},
+    ".jinja": _TEXT | {FormatId.JINJA},
+    ".model": frozenset({FormatId.SENTENCEPIECE, FormatId.TEXT}),  # tiktoken vocabularies are text
+    ".msgpack": frozenset({FormatId.MSGPACK}),
+    ".py": _TEXT | {FormatId.PYTHON},
+    ".zip": frozenset({
+        FormatId.ZIP, FormatId.PYTORCH_ZIP, FormatId.TORCHSCRIPT, FormatId.NPZ, FormatId.KERAS,
+    }),
+    ".tar": frozenset({FormatId.TAR, FormatId.PYTORCH_TAR}),
+    ".gz": frozenset({FormatId.GZIP}),
+    ".tgz": frozenset({FormatId.GZIP}),
+    ".bz2": frozenset({FormatId.BZ2}),
+    ".xz": frozenset({FormatId.XZ}),
+    ".lzma": frozenset({FormatId.LZMA}),
+    ".png": frozenset({FormatId.IMAGE}),
+    ".jpg": frozenset({FormatId.IMAGE}),
+    ".jpeg": frozenset({FormatId.IMAGE}),
 }
 
 
@@ -76,7 +85,7 @@ def extension_of(name: str) -> str:
     return name[dot:].lower() if dot > 0 else ""
 
 
-def extension_mismatch(name: str, fmt: str) -> frozenset[str] | None:
+def extension_mismatch(name: str, fmt: str) -> frozenset[FormatId] | None:
     """The formats `name`'s extension promises, when `fmt` is not one of them."""
     expected = EXPECTED_BY_EXTENSION.get(extension_of(name))
     if expected is None or fmt in expected:
@@ -84,23 +93,23 @@ def extension_mismatch(name: str, fmt: str) -> frozenset[str] | None:
     return expected
 
 
-def classify_unparsed(head: bytes) -> str:
+def classify_unparsed(head: bytes) -> FormatId:
     """Name what no format module claimed: empty, text, image, an archive, or unknown."""
     if not head:
-        return "empty"
+        return FormatId.EMPTY
     for magic, name in _UNPARSED_ARCHIVE_MAGIC.items():
         if head.startswith(magic):
             return name
     for magic, _ in _IMAGE_MAGIC.items():
         if head.startswith(magic):
-            return "image"
+            return FormatId.IMAGE
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return "image"
+        return FormatId.IMAGE
     if is_text(head):
-        return "text"
-    return "unknown"
+        return FormatId.TEXT
+    return FormatId.UNKNOWN
 
 
 def is_unparsed_archive(fmt: str) -> bool:
-    return fmt in _UNPARSED_ARCHIVE_MAGIC.values()
+    return fmt in UNPARSED_ARCHIVES
 

@@ -27,7 +27,7 @@ from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.limits import Limits
 from auditor.formats._lib.streams import ReplayReader
 from auditor.formats.archives.members import add_at
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, ScanContext
 from auditor.model import Rule, Severity
 
 BOMB = Rule(
@@ -191,22 +191,22 @@ def drain(reader: BinaryIO) -> None:
         pass
 
 
-def kind_of(head: bytes) -> str | None:
+def kind_of(head: bytes) -> FormatId | None:
     """The compression format of a stream by its magic, checked by decoding a little."""
     if head.startswith(b"\x1f\x8b\x08"):
-        return "gzip"
+        return FormatId.GZIP
     if head.startswith(b"BZh") and head[3:4] in b"123456789" and head[4:10] in (
         b"1AY&SY", b"\x17rE8P\x90"
     ):
-        return "bz2"
+        return FormatId.BZ2
     if head.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
+        return FormatId.XZ
     if _is_zf(head):
-        return "zlib"
+        return FormatId.ZLIB
     if len(head) >= 2 and head[0] == 0x78 and (head[0] << 8 | head[1]) % 31 == 0:
-        return "zlib" if _decodes("zlib", head) else None
+        return FormatId.ZLIB if _decodes("zlib", head) else None
     if head[:1] == b"\x5d" and len(head) >= 13 and _plausible_lzma_alone(head):
-        return "lzma" if _decodes("lzma", head) else None
+        return FormatId.LZMA if _decodes("lzma", head) else None
     return None
 
 
@@ -243,7 +243,7 @@ def inner_name(name: str) -> str:
     return name
 
 
-def scan_compressed(f: BinaryIO, ctx: ScanContext, kind: str) -> None:
+def scan_compressed(f: BinaryIO, ctx: ScanContext, kind: FormatId) -> None:
     """Hand the decompressed stream to the engine, then read it to its end."""
     ctx.result.format = kind
     declared = None

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from auditor.formats._lib.streams import ReplayReader
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, ScanContext
 from auditor.model import Rule, Severity
 
 TRAVERSAL = Rule(
@@ -85,21 +85,22 @@ Handler = Callable[[ScanContext, str, BinaryIO, "int | None"], None]
 class Layout:
     """A kind of container recognised from its member names.
 
-    `detect(names)` returns the format name (e.g. "torchscript") or None;
-    `role(name)` classifies a member; `handlers` handle the non-SCAN roles.
+    `detect(names)` returns the format (e.g. torchscript) or None, one of
+    `formats`; `role(name)` classifies a member; `handlers` handle the non-SCAN roles.
     """
 
-    detect: Callable[[Sequence[str]], str | None]
+    detect: Callable[[Sequence[str]], FormatId | None]
     role: Callable[[str], Role]
+    formats: tuple[FormatId, ...]
     handlers: dict[Role, Handler] = field(default_factory=dict)
 
 
-GENERIC = Layout(detect=lambda names: None, role=lambda name: Role.SCAN)
+GENERIC = Layout(detect=lambda names: None, role=lambda name: Role.SCAN, formats=())
 
 
 def choose_layout(
-    layouts: Sequence[Layout], names: Sequence[str], default: str
-) -> tuple[Layout, str]:
+    layouts: Sequence[Layout], names: Sequence[str], default: FormatId
+) -> tuple[Layout, FormatId]:
     """The first layout that recognises `names`, else the generic one named `default`."""
     for layout in layouts:
         fmt = layout.detect(names)

@@ -19,7 +19,7 @@ from auditor.formats._lib.streams import SliceReader
 from auditor.formats.archives import members
 from auditor.formats.archives.compressed import BOMB, CORRUPT
 from auditor.formats.archives.members import Layout, add_at
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, ScanContext
 from auditor.model import Rule, Severity
 
 MALFORMED = Rule(
@@ -216,7 +216,7 @@ class _Window(io.RawIOBase):
 def scan_tar(f: BinaryIO, ctx: ScanContext, layouts: Sequence[Layout]) -> None:
     """Scan every member of a tar, streaming: the layout is chosen from the first name."""
     cursor = _Cursor(f)
-    layout, fmt = members.GENERIC, "tar"
+    layout, fmt = members.GENERIC, FormatId.TAR
     ctx.result.format = fmt
     names: list[str] = []
     limit = ctx.limits.max_members
@@ -227,7 +227,7 @@ def scan_tar(f: BinaryIO, ctx: ScanContext, layouts: Sequence[Layout]) -> None:
             ctx.limit_hit()
             break
         if not names:
-            layout, fmt = members.choose_layout(layouts, [member.name], "tar")
+            layout, fmt = members.choose_layout(layouts, [member.name], FormatId.TAR)
             ctx.result.format = fmt
         names.append(member.name)
         _scan_member(f, cursor, member, layout, ctx)

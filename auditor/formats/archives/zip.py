@@ -35,7 +35,7 @@ from auditor.formats._lib.streams import SliceReader
 from auditor.formats.archives import members
 from auditor.formats.archives.compressed import BOMB, CORRUPT, Budget, DecompressReader
 from auditor.formats.archives.members import CrcReader, Layout, Role, add_at
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, ScanContext
 from auditor.model import Rule, Severity
 
 DIFFERENTIAL = Rule(
@@ -505,7 +505,7 @@ def _scan_seekable(f: BinaryIO, ctx: ScanContext, layouts: Sequence[Layout]) -> 
         add_at(ctx, HIDDEN, entry.name, "local header with no central directory entry",
                entry.offset)
     names = [e.name for e in entries]
-    layout, fmt = members.choose_layout(layouts, names, "zip")
+    layout, fmt = members.choose_layout(layouts, names, FormatId.ZIP)
     ctx.result.format = fmt
     members.check_duplicates(ctx, names)
     budget = Budget(ctx.limits, size)

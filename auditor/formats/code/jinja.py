@@ -16,11 +16,10 @@ from auditor.errors import FormatError
 from auditor.formats._lib.streams import read_capped
 from auditor.formats._lib.text import is_text
 from auditor.formats.code import templates
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, FormatSpec, ScanContext
 from auditor.model import FormatResult
 
-NAME = "jinja"
-RULES = ()  # findings come from auditor.formats.code.templates (AUD-TPL-*)
+RULES = templates.RULES  # the chat-template rules; GGUF and JSON configs raise them too
 
 
 def sniff(head: bytes, name: str) -> bool:
@@ -38,3 +37,9 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
     templates.review_into(ctx, source, where="template")
     ctx.result.facts["has_chat_template"] = True
     return ctx.result
+
+
+SPEC = FormatSpec(
+    id=FormatId.JINJA, sniff=sniff, scan=scan, container=False, rules=RULES,
+    facts=(),
+)

@@ -15,10 +15,8 @@ from auditor.formats._lib.jsonstream import scan_json
 from auditor.formats._lib.jsonutil import loads_strict
 from auditor.formats.code import python as python_code
 from auditor.formats.code import templates
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, FormatSpec, ScanContext
 from auditor.model import FormatResult, Rule, Severity
-
-NAME = "json"
 
 INVALID = Rule(
     "AUD-JSON-001", Severity.HIGH, "Invalid JSON",
@@ -145,3 +143,9 @@ def _facts(doc: dict[str, Any]) -> dict[str, Any]:
     if "chat_template" in doc:
         facts["has_chat_template"] = True
     return facts
+
+
+SPEC = FormatSpec(
+    id=FormatId.JSON, sniff=sniff, scan=scan, container=False, rules=RULES,
+    facts=(),
+)

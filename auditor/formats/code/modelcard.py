@@ -19,10 +19,8 @@ import re
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, FormatSpec, ScanContext
 from auditor.model import FormatResult, Rule, Severity
-
-NAME = "modelcard"
 
 MALFORMED = Rule(
     "AUD-CARD-001", Severity.MEDIUM, "Model card front matter is malformed",
@@ -194,3 +192,9 @@ def _considerations(body: str) -> dict[str, str]:
 
 def _kind(value: Any) -> str:
     return {dict: "mapping", list: "list", str: "string"}.get(type(value), type(value).__name__)
+
+
+SPEC = FormatSpec(
+    id=FormatId.MODELCARD, sniff=sniff, scan=scan, container=False, rules=RULES,
+    facts=(),
+)

@@ -29,10 +29,8 @@ from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.text import is_text
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, FormatSpec, ScanContext
 from auditor.model import FileReport, FormatResult, Rule, Severity
-
-NAME = "python"
 
 CODE_PRESENT = Rule(
     "AUD-CODE-001", Severity.MEDIUM, "Python code shipped with the model (remote code)",
@@ -566,3 +564,9 @@ def check_auto_map_modules(files: dict[str, FileReport]) -> None:
                 missing.append(AUTO_MAP_MISSING.finding(path, f"{key}: {ref} -> {module}"))
         if missing:
             files[path] = dataclasses.replace(report, findings=report.findings + tuple(missing))
+
+
+SPEC = FormatSpec(
+    id=FormatId.PYTHON, sniff=sniff, scan=scan, container=False, rules=RULES,
+    facts=(),
+)

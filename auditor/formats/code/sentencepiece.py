@@ -14,10 +14,8 @@ from typing import Any, BinaryIO
 
 from auditor.errors import FormatError
 from auditor.formats._lib.protowire import I32, I64, LEN, VARINT
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, FormatSpec, ScanContext
 from auditor.model import FormatResult, Rule, Severity
-
-NAME = "sentencepiece"
 
 MALFORMED = Rule(
     "AUD-TOK-001", Severity.HIGH, "SentencePiece model is malformed",
@@ -218,3 +216,9 @@ def _varint(buf: bytes, i: int, base: int) -> tuple[int, int]:
         shift += 7
         if shift >= 70:
             raise FormatError("varint longer than 10 bytes", base + start, MALFORMED)
+
+
+SPEC = FormatSpec(
+    id=FormatId.SENTENCEPIECE, sniff=sniff, scan=scan, container=False, rules=RULES,
+    facts=(),
+)

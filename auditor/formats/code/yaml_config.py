@@ -17,10 +17,8 @@ from typing import BinaryIO
 from auditor.errors import FormatError
 from auditor.formats._lib.streams import read_capped
 from auditor.formats._lib.text import is_text
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, FormatSpec, ScanContext
 from auditor.model import FormatResult, Rule, Severity
-
-NAME = "yaml"
 
 PYTHON_TAG = Rule(
     "AUD-YAML-001", Severity.CRITICAL, "YAML config carries Python object tags",
@@ -67,3 +65,9 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         raise FormatError(f"{where}{problem}", None, MALFORMED) from None
     ctx.result.facts["python_tags"] = tags
     return ctx.result
+
+
+SPEC = FormatSpec(
+    id=FormatId.YAML, sniff=sniff, scan=scan, container=False, rules=RULES,
+    facts=(),
+)

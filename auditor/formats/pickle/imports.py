@@ -26,6 +26,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
 
+from auditor.formats.contract import FormatId
 from auditor.model import Severity
 
 
@@ -254,7 +255,7 @@ def classify(module: str, name: str, tiers: Tiers, container: str | None = None)
     walk_start = len(module.split("."))
     if path in tiers.user_exact:
         return Verdict(tiers.user_exact[path], path, "listed in the configuration", odd)
-    if container == "torchscript" and (
+    if container == FormatId.TORCHSCRIPT and (
         path in tiers.torchscript or _in_package(path, name, tiers.torchscript_packages, False)
     ):
         return Verdict(Tier.SAFE, path, "", odd)

@@ -24,10 +24,8 @@ from auditor.errors import FormatError
 from auditor.formats._lib.streams import SliceReader
 from auditor.formats.archives import zip as archive_zip
 from auditor.formats.archives.members import Layout, Role, peek
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, FormatSpec, ScanContext
 from auditor.model import FormatResult, Rule, Severity
-
-NAME = "numpy"
 
 HEADER = Rule(
     "AUD-NPY-001", Severity.HIGH, "Invalid .npy header",
@@ -186,9 +184,16 @@ def _uint(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def detect_npz(names: Sequence[str]) -> str | None:
+def detect_npz(names: Sequence[str]) -> FormatId | None:
     """np.savez writes only `<key>.npy` members."""
-    return "npz" if names and all(n.endswith(".npy") for n in names) else None
+    return FormatId.NPZ if names and all(n.endswith(".npy") for n in names) else None
 
 
-NPZ_LAYOUT = Layout(detect=detect_npz, role=lambda name: Role.SCAN)
+NPZ_LAYOUT = Layout(detect=detect_npz, role=lambda name: Role.SCAN, formats=(FormatId.NPZ,))
+
+
+SPEC = FormatSpec(
+    id=FormatId.NUMPY, sniff=sniff, scan=scan, container=True, rules=RULES,
+    facts=(),
+    refines=(FormatId.NPZ,),
+)

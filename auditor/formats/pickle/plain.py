@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.limits import Limits
-from auditor.formats.contract import HEAD_BYTES, ScanContext
+from auditor.formats.contract import HEAD_BYTES, FormatId, FormatSpec, ScanContext
 from auditor.formats.pickle import joblib
 from auditor.formats.pickle import rules as pickle_rules
 from auditor.formats.pickle import torch_views as pickle_torch
@@ -25,7 +25,6 @@ from auditor.formats.pickle.machine import Env, Input, Machine, PickleError, Tru
 from auditor.formats.pickle.ops import HIGHEST_PROTOCOL
 from auditor.model import FormatResult, Rule, Severity
 
-NAME = "pickle"
 RULES = pickle_rules.RULES + joblib.RULES + pickle_torch.RULES
 
 SNIFF_BYTES = 4096
@@ -152,4 +151,11 @@ def finish(env: Env, ctx: ScanContext) -> None:
     ctx.result.facts["imports"] = [f"{p} ({t})" for p, t in imports[:MAX_FACT_IMPORTS]]
     ctx.result.facts["opcodes"] = env.ops
     if "joblib" in env.layouts:
-        ctx.result.format = "joblib"
+        ctx.result.format = FormatId.JOBLIB
+
+
+SPEC = FormatSpec(
+    id=FormatId.PICKLE, sniff=sniff, scan=scan, container=False, rules=RULES,
+    facts=(),
+    refines=(FormatId.JOBLIB,),
+)

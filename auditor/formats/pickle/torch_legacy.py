@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 from auditor.errors import FormatError
 from auditor.formats._lib.limits import Limits
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, FormatSpec, ScanContext
 from auditor.formats.pickle import plain as pickle_format
 from auditor.formats.pickle import rules as pickle_rules
 from auditor.formats.pickle.imports import tiers_for
@@ -33,8 +33,6 @@ from auditor.formats.pickle.machine import (
     Seq,
 )
 from auditor.model import FormatResult, Rule, Severity
-
-NAME = "pytorch-legacy"
 
 MAGIC = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
@@ -162,3 +160,9 @@ def _element_size(entry: tuple[Any, Any] | None, key: str, at: int) -> int:
 
 def _is_int(value: Any, expected: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value == expected
+
+
+SPEC = FormatSpec(
+    id=FormatId.PYTORCH_LEGACY, sniff=sniff, scan=scan, container=False, rules=RULES,
+    facts=(),
+)

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats import scan_rules
 from auditor.formats.archives.members import member_path
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, ScanContext
 from auditor.formats.pickle import plain as pickle_format
 from auditor.formats.pickle import torch_legacy
 from auditor.formats.pickle.machine import Env, Input, Machine, PickleError, Ref
@@ -37,7 +37,7 @@ def scan_records(ctx: ScanContext, name: str, stream: BinaryIO, size: int | None
         file=ctx.file, name=name, size=size, options=ctx.options, dispatch=ctx.dispatch,
         member=member_path(ctx, name), depth=ctx.depth + 1, container=ctx.result.format,
     )
-    child.result.format = "pickle"
+    child.result.format = FormatId.PICKLE
     walk: Callable[[Input, Env], int] = _storages if name == "storages" else _tensors
     env = pickle_format.new_env(child)
     inp = Input(stream)

@@ -27,11 +27,9 @@ from auditor.formats.archives import members as archive_members
 from auditor.formats.archives import tar as archive_tar
 from auditor.formats.archives import zip as archive_zip
 from auditor.formats.archives.members import Layout, Role, add_at
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, FormatSpec, ScanContext
 from auditor.formats.pickle import torch_tar
 from auditor.model import FormatResult, Rule, Severity
-
-NAME = "pytorch-zip"
 
 STORAGE_CONTENT = Rule(
     "AUD-PT-001", Severity.MEDIUM, "Tensor storage starts like a pickle or an archive",
@@ -115,14 +113,14 @@ def _prefix_and_rest(name: str) -> tuple[str, str]:
     return prefix, rest
 
 
-def detect_zip(names: Sequence[str]) -> str | None:
+def detect_zip(names: Sequence[str]) -> FormatId | None:
     """pytorch-zip when `<archive>/data.pkl` exists; torchscript with code/ or constants.pkl."""
     rests = {_prefix_and_rest(n)[1] for n in names if "/" in n}
     if "data.pkl" not in rests and "constants.pkl" not in rests:
         return None
     if "constants.pkl" in rests or any(r.startswith("code/") for r in rests):
-        return "torchscript"
-    return NAME
+        return FormatId.TORCHSCRIPT
+    return FormatId.PYTORCH_ZIP
 
 
 def zip_role(name: str) -> Role:
@@ -136,8 +134,8 @@ def zip_role(name: str) -> Role:
     return Role.SCAN
 
 
-def detect_tar(names: Sequence[str]) -> str | None:
-    return "pytorch-tar" if _TAR_MEMBERS & set(names) else None
+def detect_tar(names: Sequence[str]) -> FormatId | None:
+    return FormatId.PYTORCH_TAR if _TAR_MEMBERS & set(names) else None
 
 
 def _scan_rest(
@@ -194,11 +192,18 @@ def _code(ctx: ScanContext, name: str, stream: BinaryIO, size: int | None) -> No
 
 
 ZIP_LAYOUT = Layout(
-    detect=detect_zip, role=zip_role,
+    detect=detect_zip, role=zip_role, formats=(FormatId.PYTORCH_ZIP, FormatId.TORCHSCRIPT),
     handlers={Role.STORAGE: _storage, Role.METADATA: _bookkeeping, Role.CODE: _code},
 )
 TAR_LAYOUT = Layout(
-    detect=detect_tar,
+    detect=detect_tar, formats=(FormatId.PYTORCH_TAR,),
     role=lambda name: Role.RECORDS if name in ("storages", "tensors") else Role.SCAN,
     handlers={Role.RECORDS: torch_tar.scan_records},
+)
+
+
+SPEC = FormatSpec(
+    id=FormatId.PYTORCH_ZIP, sniff=sniff, scan=scan, container=True, rules=RULES,
+    facts=(),
+    refines=(FormatId.TORCHSCRIPT, FormatId.PYTORCH_TAR),
 )

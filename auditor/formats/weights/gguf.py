@@ -18,10 +18,8 @@ from typing import Any, BinaryIO
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.bounded import ForwardReader
 from auditor.formats.code import templates
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, FormatSpec, ScanContext
 from auditor.model import FormatResult, Rule, Severity
-
-NAME = "gguf"
 
 HEADER = Rule(
     "AUD-GGUF-001", Severity.HIGH, "GGUF header is invalid",
@@ -522,3 +520,9 @@ def _review_templates(header: _Header, ctx: ScanContext) -> None:
     for name, source, at in found[:templates.MAX_TEMPLATES]:
         key = TEMPLATE_KEY if name == "default" else f"{TEMPLATE_KEY}.{name}"
         templates.review_into(ctx, source, where=f"GGUF metadata {key}", offset=at)
+
+
+SPEC = FormatSpec(
+    id=FormatId.GGUF, sniff=sniff, scan=scan, container=False, rules=RULES,
+    facts=(),
+)

@@ -22,11 +22,9 @@ from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.jsonutil import loads_strict
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, FormatSpec, ScanContext
 from auditor.formats.weights import keras
 from auditor.model import FormatResult, Rule, Severity
-
-NAME = "hdf5"
 
 MALFORMED = Rule(
     "AUD-KERAS-009", Severity.HIGH, "HDF5 file structure is invalid",
@@ -80,7 +78,7 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
             facts[key] = attrs[key].decode("utf-8", "replace")
     config = attrs.get("model_config")
     if isinstance(config, bytes):
-        ctx.result.format = "keras-h5"
+        ctx.result.format = FormatId.KERAS_H5
         try:
             doc, _ = loads_strict(config, what="model_config attribute")
         except LimitExceeded:
@@ -301,3 +299,10 @@ class _Reader:
 
 def _uint(data: bytes, at: int, width: int) -> int:
     return int.from_bytes(data[at : at + width], "little")
+
+
+SPEC = FormatSpec(
+    id=FormatId.HDF5, sniff=sniff, scan=scan, container=False, rules=RULES,
+    facts=(),
+    refines=(FormatId.KERAS_H5,),
+)

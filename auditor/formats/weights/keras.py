@@ -27,10 +27,8 @@ from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.jsonutil import loads_strict
 from auditor.formats._lib.streams import read_capped
 from auditor.formats.code import python as python_code
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, FormatSpec, ScanContext
 from auditor.model import FormatResult, Rule, Severity
-
-NAME = "keras"
 
 LAMBDA_CODE = Rule(
     "AUD-KERAS-001", Severity.CRITICAL, "Keras Lambda with embedded Python bytecode",
@@ -257,3 +255,8 @@ def _describe_code(code: Any) -> str:
     kind = "marshalled code object" if raw[:1] in (b"\xe3", b"c") else "encoded function"
     return f"{kind}, {len(raw)} bytes"
 
+
+SPEC = FormatSpec(
+    id=FormatId.KERAS, sniff=sniff, scan=scan, container=True, rules=RULES,
+    facts=(),
+)

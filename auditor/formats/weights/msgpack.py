@@ -17,10 +17,8 @@ from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.bounded import ForwardReader
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, FormatSpec, ScanContext
 from auditor.model import FormatResult, Rule, Severity
-
-NAME = "msgpack"
 
 MALFORMED = Rule(
     "AUD-MSGP-001", Severity.HIGH, "msgpack data is malformed",
@@ -243,3 +241,9 @@ def _ndarray(r: _Reader, at: int, ctx: ScanContext, facts: _Facts, depth: int) -
     facts.tensors += 1
     facts.parameters += count
     facts.dtypes.add(dtype)
+
+
+SPEC = FormatSpec(
+    id=FormatId.MSGPACK, sniff=sniff, scan=scan, container=False, rules=RULES,
+    facts=(),
+)

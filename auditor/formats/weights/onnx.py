@@ -30,10 +30,8 @@ from auditor.formats._lib.protowire import (
     read_head_fields,
     read_message,
 )
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, FormatSpec, ScanContext
 from auditor.model import Coverage, FileReport, FormatResult, Rule, Severity
-
-NAME = "onnx"
 
 MALFORMED = Rule(
     "AUD-ONNX-001", Severity.HIGH, "ONNX model is malformed",
@@ -316,7 +314,7 @@ def link_external_data(files: dict[str, FileReport]) -> None:
     past the end of its file is a finding on the ONNX model.
     """
     for path, report in list(files.items()):
-        refs = report.facts.get("external_data") if report.format == NAME else None
+        refs = report.facts.get("external_data") if report.format == FormatId.ONNX else None
         if not refs:
             continue
         folder = posixpath.dirname(path)
@@ -351,3 +349,9 @@ def _as_external_data(report: FileReport, model: str) -> FileReport:
         findings=tuple(f for f in report.findings if f.rule != scan_rules.UNKNOWN_BINARY.id),
         facts={**report.facts, "onnx_model": owners},
     )
+
+
+SPEC = FormatSpec(
+    id=FormatId.ONNX, sniff=sniff, scan=scan, container=False, rules=RULES,
+    facts=(),
+)

@@ -13,10 +13,8 @@ from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.jsonutil import loads_strict
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, FormatSpec, ScanContext
 from auditor.model import FormatResult, Rule, Severity
-
-NAME = "safetensors"
 
 HEADER = Rule(
     "AUD-ST-001", Severity.HIGH, "safetensors header is invalid",
@@ -198,3 +196,9 @@ def _check_metadata(meta: Any, ctx: ScanContext) -> None:
 
 def _uint(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+SPEC = FormatSpec(
+    id=FormatId.SAFETENSORS, sniff=sniff, scan=scan, container=False, rules=RULES,
+    facts=(),
+)

@@ -17,11 +17,10 @@ from typing import BinaryIO
 
 from auditor.formats._lib.streams import read_capped
 from auditor.formats._lib.text import is_text
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, FormatSpec, ScanContext
 from auditor.formats.weights import tf_savedmodel
 from auditor.model import FormatResult
 
-NAME = "tf-pbtxt"
 RULES = ()  # raises the TensorFlow rules of tf_savedmodel
 
 # Text-format tokens: whitespace, comments, quoted strings (either quote, C escapes), names.
@@ -85,3 +84,9 @@ def _unquote(token: bytes) -> bytes:
         return codecs.escape_decode(token[1:-1])[0]
     except ValueError:  # an invalid escape: the loader rejects it; keep the raw text
         return token[1:-1]
+
+
+SPEC = FormatSpec(
+    id=FormatId.TF_PBTXT, sniff=sniff, scan=scan, container=False, rules=RULES,
+    facts=(),
+)

@@ -35,11 +35,9 @@ from auditor.formats._lib.protowire import (
 )
 from auditor.formats._lib.streams import ReplayReader
 from auditor.formats.code import python as python_code
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, FormatSpec, ScanContext
 from auditor.formats.weights import keras
 from auditor.model import Coverage, FileReport, FormatResult, Rule, Severity
-
-NAME = "tf-savedmodel"
 
 PYTHON_OP = Rule(
     "AUD-TF-001", Severity.HIGH, "TensorFlow graph calls Python functions (PyFunc)",
@@ -165,7 +163,7 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         raise FormatError("protobuf member of unknown size cannot be bounded", 0, MALFORMED)
     base = ctx.name.lower()
     if base == "fingerprint.pb":
-        ctx.result.format = "tf-fingerprint"
+        ctx.result.format = FormatId.TF_FINGERPRINT
         return ctx.result
     first = f.read(1)
     if f.seekable():
@@ -181,10 +179,10 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
     except FormatError as exc:
         raise FormatError(str(exc), exc.offset, MALFORMED) from None
     if root == "KerasMetadata":
-        ctx.result.format = "tf-keras-metadata"
+        ctx.result.format = FormatId.TF_KERAS_METADATA
         _keras_metadata(doc, ctx)
     elif root == "GraphDef":
-        ctx.result.format = "tf-graphdef"
+        ctx.result.format = FormatId.TF_GRAPHDEF
         count, ops = _check_graph(doc, ctx)
         ctx.result.facts.update({"operators": count, "op_types": sorted(ops)})
     else:
@@ -293,12 +291,19 @@ def _strings(node: dict[str, Any]) -> list[str]:
 
 def link_variables(files: dict[str, FileReport]) -> None:
     """Model-level pass: `variables/variables.*` next to a SavedModel are its tensor data."""
-    models = {posixpath.dirname(p) for p, r in files.items() if r.format == NAME}
+    models = {posixpath.dirname(p) for p, r in files.items() if r.format == FormatId.TF_SAVEDMODEL}
     for path, report in list(files.items()):
         folder, base = posixpath.split(path)
         if (posixpath.basename(folder) == "variables" and _VARIABLES.match(base)
-                and posixpath.dirname(folder) in models and report.format == "unknown"):
+                and posixpath.dirname(folder) in models and report.format == FormatId.UNKNOWN):
             files[path] = dataclasses.replace(
                 report, format="tf-variables", coverage=Coverage.SCANNED,
                 findings=tuple(f for f in report.findings
                                if f.rule != scan_rules.UNKNOWN_BINARY.id))
+
+
+SPEC = FormatSpec(
+    id=FormatId.TF_SAVEDMODEL, sniff=sniff, scan=scan, container=False, rules=RULES,
+    facts=(),
+    refines=(FormatId.TF_GRAPHDEF, FormatId.TF_KERAS_METADATA, FormatId.TF_FINGERPRINT),
+)

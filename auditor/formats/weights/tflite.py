@@ -15,11 +15,9 @@ import struct
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
-from auditor.formats.contract import ScanContext
+from auditor.formats.contract import FormatId, FormatSpec, ScanContext
 from auditor.formats.weights import tf_savedmodel
 from auditor.model import FormatResult, Rule, Severity
-
-NAME = "tflite"
 
 CUSTOM_OP = Rule(
     "AUD-TFL-001", Severity.HIGH, "TFLite custom operator (native kernel required)",
@@ -192,3 +190,9 @@ class _FlatBuffer:
             return self.read(start, length).decode("utf-8")
         except UnicodeDecodeError:
             raise FormatError("string is not valid UTF-8", start, MALFORMED) from None
+
+
+SPEC = FormatSpec(
+    id=FormatId.TFLITE, sniff=sniff, scan=scan, container=False, rules=RULES,
+    facts=(),
+)
