@@ -24,7 +24,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from auditor import __version__
 from auditor.atomicio import write_atomic
 from auditor.errors import UsageError
 from auditor.formats.contract import FormatId
@@ -33,6 +32,7 @@ from auditor.sbom import licenses
 from auditor.sbom import properties as P
 from auditor.sbom.schemas import WRITE_SPECS, SbomError, json_error, schema_version
 from auditor.scan.modelfacts import is_code, is_weights, model_facts
+from auditor.version import __version__
 
 if TYPE_CHECKING:
     from cyclonedx.model.component import Component

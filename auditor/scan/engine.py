@@ -12,25 +12,21 @@ import errno
 import io
 import os
 import stat
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from auditor import __version__
-from auditor.errors import FormatError, LimitExceeded, UsageError
+from auditor.errors import FormatError, LimitExceeded
 from auditor.formats import scan_rules as rules
 from auditor.formats._lib.streams import ReplayReader
 from auditor.formats.contract import HEAD_BYTES, FormatId, FormatSpec, ScanContext
 from auditor.formats.pickle import plain as pickle_format
 from auditor.formats.registry import SPECS
-from auditor.integrity.hashing import GIT_SHA1, HashingReader
-from auditor.integrity.model_signature import check_model_signature
-from auditor.model import Coverage, FileReport, FormatResult, ModelReport, Rule, ScanResult
+from auditor.integrity.hashing import GIT_SHA1, HashingReader, new_hasher
+from auditor.model import Artifact, Coverage, FileReport, FormatResult, Rule
 from auditor.scan import crossfile, sniff
 from auditor.scan.context import ScanOptions
-from auditor.scan.modelfacts import model_facts
-from auditor.sources.local import Entry, Listing, list_files, model_identity
+from auditor.version import __version__
 
 RULES_VERSION = f"{__version__}+rules.1"
 
@@ -141,7 +137,7 @@ def _unparsed(head: bytes, ctx: ScanContext) -> None:
         ctx.add(rules.UNKNOWN_BINARY, f"first bytes: {head[:16].hex()}")
 
 
-def scan_file(entry: Entry, options: ScanOptions, progress: Progress) -> tuple[FileReport, int]:
+def scan_file(entry: Artifact, options: ScanOptions, progress: Progress) -> tuple[FileReport, int]:
     """Scan one top-level file; return its report and the bytes read from disk."""
     progress.file_started(entry.relpath)
     ctx = ScanContext(
@@ -187,6 +183,36 @@ def scan_stream(
     return dispatch(stream, ctx)
 
 
+def scan_bytes(
+    relpath: str, data: bytes, options: ScanOptions, extra_algorithms: tuple[str, ...] = ()
+) -> FileReport:
+    """A file fetched whole into memory: hashed and scanned as a file on disk would be."""
+    hashers = {name: new_hasher(name, len(data))
+               for name in dict.fromkeys((*options.hash_algorithms, *extra_algorithms))}
+    for h in hashers.values():
+        h.update(data)
+    result = scan_stream(relpath, io.BytesIO(data), len(data), options)
+    return FileReport(relpath, len(data), {k: h.hexdigest() for k, h in hashers.items()},
+                      result.format, result.coverage, tuple(result.findings), result.facts)
+
+
+def scan_reader(
+    relpath: str, stream: BinaryIO, size: int, options: ScanOptions, digests: dict[str, str]
+) -> FileReport:
+    """Bytes parsed in place but not hashed here (a ranged reader); `digests` are the caller's.
+
+    A reader may refuse to deliver more (a transfer budget) before any format
+    module ran: that is a limit finding on a file of unknown format.
+    """
+    try:
+        result = scan_stream(relpath, stream, size, options)
+    except LimitExceeded as exc:
+        limit = rules.LIMIT.finding(relpath, str(exc), offset=exc.offset)
+        return FileReport(relpath, size, digests, "unknown", Coverage.PARTIAL, (limit,), {})
+    return FileReport(relpath, size, digests, result.format, result.coverage,
+                      tuple(result.findings), result.facts)
+
+
 def _open_regular(path: Path) -> io.FileIO:
     """Open a listed file for reading, refusing whatever replaced it since the listing.
 
@@ -207,7 +233,7 @@ def _open_regular(path: Path) -> io.FileIO:
 
 
 def _report(
-    entry: Entry, result: FormatResult, digests: dict[str, str], size: int, fmt: str
+    entry: Artifact, result: FormatResult, digests: dict[str, str], size: int, fmt: str
 ) -> FileReport:
     return FileReport(
         path=entry.relpath, size=size, digests=digests, format=fmt, coverage=result.coverage,
@@ -215,41 +241,8 @@ def _report(
     )
 
 
-def scan_local(
-    target: Path, options: ScanOptions, progress: Progress | None = None
-) -> ScanResult:
-    """Scan a local file or folder as one model."""
-    progress = progress or NoProgress()
-    started = time.monotonic()
-    listing = list_files(target, options.exclude)
-    if not listing.entries and not listing.findings:
-        raise UsageError(f"{target}: nothing to scan (empty folder, or everything excluded)")
-    files, bytes_read = scan_entries(listing.entries, options, progress)
-    return ScanResult(
-        target=str(target), models=(local_model(target, listing, files, options),),
-        bytes_read=bytes_read, elapsed_s=time.monotonic() - started, rules_version=RULES_VERSION,
-    )
-
-
-def local_model(
-    target: Path, listing: Listing, files: list[FileReport], options: ScanOptions
-) -> ModelReport:
-    """A local file or folder's model report from its scanned files (the mirror reuses this)."""
-    name, revision = model_identity(target, listing.root)
-    facts = model_facts(files)
-    facts["signature"], sig_findings = check_model_signature(
-        target if target.is_file() else listing.root, files, options.signature,
-        options.trust,  # type: ignore[arg-type]
-    )
-    return ModelReport(
-        name=name, root=str(listing.root), source="local", files=tuple(files),
-        findings=listing.findings + tuple(sig_findings), revision=options.revision or revision,
-        facts=facts,
-    )
-
-
 def scan_entries(
-    entries: tuple[Entry, ...], options: ScanOptions, progress: Progress
+    entries: tuple[Artifact, ...], options: ScanOptions, progress: Progress
 ) -> tuple[list[FileReport], int]:
     """Scan files in parallel, biggest first so that the last one finishing is small."""
     progress.start(sum(e.size for e in entries), len(entries))
