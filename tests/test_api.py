@@ -1,0 +1,61 @@
+"""The Python API: a pipeline embeds auditor through `auditor.scan` and `auditor.gate` alone."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import auditor
+from tests.builders import write_tiny_model
+
+BASELINE = Path(__file__).resolve().parent.parent / "policies" / "baseline.yaml"
+
+
+def test_scan_returns_the_report_of_each_model(tmp_path):
+    model = write_tiny_model(tmp_path / "model")
+    result = auditor.scan(model)
+    (report,) = result.models
+    assert report.name == "model"
+    assert {f.path for f in report.files} >= {"model.safetensors", "config.json"}
+    assert result.worst is None
+
+
+def test_scan_of_a_path_string_finds_what_the_cli_finds(tmp_path):
+    model = write_tiny_model(tmp_path / "model")
+    (model / "extra.safetensors").write_bytes(b"\x00\x01" * 100)  # not safetensors at all
+    result = auditor.scan(str(model))
+    assert {(f.rule, f.file) for f in result.all_findings()} == {
+        ("AUD-SCAN-003", "extra.safetensors"), ("AUD-FILE-001", "extra.safetensors")}
+    assert result.fails(result.worst)
+
+
+def test_gate_judges_the_sbom_against_policy_files(tmp_path):
+    model = write_tiny_model(tmp_path / "model")
+    judged = auditor.gate(model, [BASELINE], sbom_path=tmp_path / "model.cdx.json")
+    assert not judged.fails()
+    assert judged.verdict.policies == (str(BASELINE),)
+    assert [label for label, _ in judged.documents] == [str(tmp_path / "model.cdx.json")]
+    assert (tmp_path / "model.cdx.json").is_file()
+
+
+def test_gate_fails_a_model_with_a_dangerous_pickle(tmp_path):
+    model = write_tiny_model(tmp_path / "model")
+    (model / "payload.pkl").write_bytes(b"cos\nsystem\n(S'true'\ntR.")
+    judged = auditor.gate(model, [BASELINE])
+    assert judged.fails()
+    assert judged.verdict.active()
+
+
+def test_importing_auditor_does_not_load_the_scanner():
+    code = ("import sys, auditor, auditor.model; "
+            "print(any(m.startswith(('auditor.pipeline', 'auditor.scan')) for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_the_scan_subpackage_does_not_hide_the_scan_function():
+    from auditor.scan import engine  # binds nothing over auditor.scan
+
+    assert callable(auditor.scan)
+    assert engine.RULES_VERSION
