@@ -145,6 +145,18 @@ def doctype_xml() -> bytes:
             b'<bom xmlns="http://cyclonedx.org/schema/bom/1.6"><components/></bom>\n')
 
 
+def deep_json(levels: int) -> str:
+    """JSON text of components nested `levels` deep: past what a recursive reader follows."""
+    head = '{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": '
+    item = '[{"type": "library", "name": "l", "components": '
+    return head + item * levels + "[]" + "}]" * levels + "}"
+
+
+def deep_xml(levels: int) -> bytes:
+    return (b'<bom xmlns="http://cyclonedx.org/schema/bom/1.6">' + b"<a>" * levels
+            + b"</a>" * levels + b"</bom>")
+
+
 def mutate(doc: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
     """A copy of `doc` with the item at `path` replaced (None deletes it; one past the end of
     a list appends)."""

@@ -123,6 +123,8 @@ ROWS: dict[str, tuple[Any, Seen | Refused]] = {
         D.mutate(D.aisbom(), ("components", 0, "components"), {}),
         Refused("$.components[0].components: expected a list")),
     "doctype-xml": (D.doctype_xml(), Refused("DOCTYPE or ENTITY declaration is refused")),
+    "nested-too-deeply": (D.deep_json(5000), Refused("nested too deeply")),
+    "xml-nested-too-deeply": (D.deep_xml(5000), Refused("nested too deeply")),
     "xml-unknown-version": (D.foreign_xml().replace(b"bom/1.5", b"bom/9.9"),
                             Refused("$.specVersion: unsupported CycloneDX version '9.9'")),
 }
@@ -134,7 +136,7 @@ def write(tmp_path: Path, doc: Any) -> Path:
         path.write_bytes(doc)
     else:
         path = tmp_path / "sbom.json"
-        path.write_text(json.dumps(doc))
+        path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
     return path
 
 

@@ -53,7 +53,10 @@ def read_sbom(path: Path) -> dict[str, Any]:
     if len(data) > MAX_SBOM_BYTES:
         raise UsageError(f"{path}: larger than {MAX_SBOM_BYTES} bytes")
     if looks_like_xml(data):
-        return to_json_shape(data, str(path))
+        try:
+            return to_json_shape(data, str(path))
+        except RecursionError:
+            raise UsageError(f"{path}: nested too deeply to be an SBOM") from None
     try:
         doc = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
@@ -74,7 +77,10 @@ def models_from_sbom(doc: Any, where: str) -> list[ModelFacts]:
     Raises UsageError (exit 2) when the document is malformed (naming the
     JSON path) or describes no model: judging nothing must not look like a pass.
     """
-    models = layout(doc, where)
+    try:
+        models = layout(doc, where)
+    except RecursionError:
+        raise UsageError(f"{where}: nested too deeply to be an SBOM") from None
     tool = _tool_name(doc.get("metadata") or {})
     return [_model_facts(m, tool) for m in models]
 
