@@ -1,6 +1,6 @@
 """CycloneDX 1.6 SBOM documents for policy tests, built by code.
 
-They carry the properties docs/architecture.md fixes ("SBOM properties"), so
+They carry the properties of auditor/sbom/properties.py (the one table of them), so
 policy tests do not depend on the scanner. `python -m tests.sbom_factory`
 rewrites the SBOM fixtures of `policies/tests/` (a test checks they match).
 """
