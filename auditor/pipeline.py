@@ -45,9 +45,6 @@ if TYPE_CHECKING:
     from auditor.policy.engine import PolicySet
     from auditor.policy.verdict import Verdict
 
-if TYPE_CHECKING:
-    pass
-
 Document = tuple[str, dict[str, Any]]  # (label shown in verdicts, CycloneDX JSON)
 
 

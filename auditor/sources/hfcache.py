@@ -139,9 +139,13 @@ class CacheSnapshot:
     def _listing(self) -> dict[str, Upstream] | None:
         return tree_listing(self.folder, self.commit)
 
-    def claims(self) -> Claims:
+    @cached_property
+    def _claims(self) -> Claims:  # read once per audit: the walk costs a stat per file
         return Claims(listing=self._listing, listing_origin=f"trees/{self.commit}.json",
                       blob_names=blob_claims(self.snapshot))
+
+    def claims(self) -> Claims:
+        return self._claims
 
     def artifacts(self, exclude: tuple[str, ...]) -> OnDisk:
         return self.on_disk(list_files(self.snapshot, exclude))
