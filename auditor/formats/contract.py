@@ -46,7 +46,7 @@ class FormatId(enum.StrEnum):
     TF_PBTXT = "tf-pbtxt"
     YAML = "yaml"
     JSON = "json"
-    # Refinements: what a spec's scan reports once it has seen more than the head.
+    # Refinements: what a spec reports once it has seen more than the head (or the folder).
     TORCHSCRIPT = "torchscript"
     PYTORCH_TAR = "pytorch-tar"
     NPZ = "npz"
@@ -61,6 +61,8 @@ class FormatId(enum.StrEnum):
     XZ = "xz"
     LZMA = "lzma"
     ZLIB = "zlib"
+    ONNX_EXTERNAL_DATA = "onnx-external-data"  # by the cross-file check of an ONNX model
+    TF_VARIABLES = "tf-variables"  # by the cross-file check of a SavedModel
     # Unparsed classes: content no spec claimed, named by its magic bytes.
     EMPTY = "empty"
     TEXT = "text"

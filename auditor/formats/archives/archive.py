@@ -56,6 +56,8 @@ def spec(zip_layouts: tuple[Layout, ...], tar_layouts: tuple[Layout, ...]) -> Fo
     layouts = zip_layouts + tar_layouts
     return FormatSpec(
         id=FormatId.ZIP, sniff=sniff, scan=_Archives(zip_layouts, tar_layouts).scan,
-        container=True, rules=RULES, facts=(),
+        container=True, rules=RULES,
+        facts=("members", "hidden_members", "crc_unverified", "decompressed_bytes", "storages",
+               "records"),
         refines=(FormatId.TAR, *_COMPRESSED, *(f for layout in layouts for f in layout.formats)),
     )

@@ -41,5 +41,5 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
 
 SPEC = FormatSpec(
     id=FormatId.JINJA, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=(),
+    facts=("has_chat_template",),
 )

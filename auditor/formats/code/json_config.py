@@ -147,5 +147,5 @@ def _facts(doc: dict[str, Any]) -> dict[str, Any]:
 
 SPEC = FormatSpec(
     id=FormatId.JSON, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=(),
+    facts=(*_CONFIG_KEYS, "has_chat_template", "chat_templates", "custom_pipelines"),
 )

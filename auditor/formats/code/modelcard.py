@@ -196,5 +196,5 @@ def _kind(value: Any) -> str:
 
 SPEC = FormatSpec(
     id=FormatId.MODELCARD, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=(),
+    facts=(*FIELDS, "considerations"),
 )

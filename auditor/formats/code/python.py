@@ -568,5 +568,5 @@ def check_auto_map_modules(files: dict[str, FileReport]) -> None:
 
 SPEC = FormatSpec(
     id=FormatId.PYTHON, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=(),
+    facts=("remote_code", "calls", "imports", "urls"),
 )

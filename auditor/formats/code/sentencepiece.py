@@ -220,5 +220,5 @@ def _varint(buf: bytes, i: int, base: int) -> tuple[int, int]:
 
 SPEC = FormatSpec(
     id=FormatId.SENTENCEPIECE, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=(),
+    facts=("model_type", "vocab_size", "byte_fallback", "normalizer", "pieces", "piece_types"),
 )

@@ -69,5 +69,5 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
 
 SPEC = FormatSpec(
     id=FormatId.YAML, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=(),
+    facts=("python_tags",),
 )

@@ -194,6 +194,6 @@ NPZ_LAYOUT = Layout(detect=detect_npz, role=lambda name: Role.SCAN, formats=(For
 
 SPEC = FormatSpec(
     id=FormatId.NUMPY, sniff=sniff, scan=scan, container=True, rules=RULES,
-    facts=(),
+    facts=("dtype", "shape", "members", "hidden_members", "crc_unverified"),
     refines=(FormatId.NPZ,),
 )

@@ -156,6 +156,6 @@ def finish(env: Env, ctx: ScanContext) -> None:
 
 SPEC = FormatSpec(
     id=FormatId.PICKLE, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=(),
+    facts=("pickles", "imports", "opcodes"),
     refines=(FormatId.JOBLIB,),
 )

@@ -164,5 +164,5 @@ def _is_int(value: Any, expected: int) -> bool:
 
 SPEC = FormatSpec(
     id=FormatId.PYTORCH_LEGACY, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=(),
+    facts=("imports", "opcodes", "storages"),
 )

@@ -204,6 +204,6 @@ TAR_LAYOUT = Layout(
 
 SPEC = FormatSpec(
     id=FormatId.PYTORCH_ZIP, sniff=sniff, scan=scan, container=True, rules=RULES,
-    facts=(),
+    facts=("storages", "members", "hidden_members", "crc_unverified"),
     refines=(FormatId.TORCHSCRIPT, FormatId.PYTORCH_TAR),
 )

@@ -524,5 +524,7 @@ def _review_templates(header: _Header, ctx: ScanContext) -> None:
 
 SPEC = FormatSpec(
     id=FormatId.GGUF, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=(),
+    facts=("gguf_version", "metadata_entries", "tensors", "parameters", "dtypes", "architecture",
+           "name", "license", "organization", "file_type", "quantization", "base_models",
+           "has_chat_template", "chat_templates"),
 )

@@ -303,6 +303,7 @@ def _uint(data: bytes, at: int, width: int) -> int:
 
 SPEC = FormatSpec(
     id=FormatId.HDF5, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=(),
+    facts=("hdf5_superblock", "root_attributes", "keras_version", "backend", "model_class",
+           "classes", "modules"),
     refines=(FormatId.KERAS_H5,),
 )

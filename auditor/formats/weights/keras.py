@@ -258,5 +258,5 @@ def _describe_code(code: Any) -> str:
 
 SPEC = FormatSpec(
     id=FormatId.KERAS, sniff=sniff, scan=scan, container=True, rules=RULES,
-    facts=(),
+    facts=("model_class", "classes", "modules", "keras_version", "date_saved", "members"),
 )

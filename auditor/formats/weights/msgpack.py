@@ -245,5 +245,5 @@ def _ndarray(r: _Reader, at: int, ctx: ScanContext, facts: _Facts, depth: int) -
 
 SPEC = FormatSpec(
     id=FormatId.MSGPACK, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=(),
+    facts=("tensors", "parameters", "dtypes"),
 )

@@ -92,7 +92,6 @@ STANDARD_DOMAINS = frozenset(
 )
 VENDOR_DOMAINS = frozenset({"com.microsoft", "com.microsoft.nchwc", "com.ms.internal.nhwc"})
 MAX_PROTOBUF = 2**31 - 1
-EXTERNAL_DATA_FORMAT = "onnx-external-data"
 EXTERNAL_KEYS = frozenset({"location", "offset", "length", "checksum", "basepath"})
 
 # The parts of onnx.proto the checks need (field numbers from onnx.proto3).
@@ -339,12 +338,12 @@ def link_external_data(files: dict[str, FileReport]) -> None:
 
 
 def _as_external_data(report: FileReport, model: str) -> FileReport:
-    if report.format not in ("unknown", "empty", EXTERNAL_DATA_FORMAT):
+    if report.format not in (FormatId.UNKNOWN, FormatId.EMPTY, FormatId.ONNX_EXTERNAL_DATA):
         return report  # content some format claimed (a pickle, say) keeps its own verdict
     owners = sorted({*report.facts.get("onnx_model", []), model})
     return dataclasses.replace(
         report,
-        format=EXTERNAL_DATA_FORMAT,
+        format=FormatId.ONNX_EXTERNAL_DATA,
         coverage=Coverage.SCANNED,
         findings=tuple(f for f in report.findings if f.rule != scan_rules.UNKNOWN_BINARY.id),
         facts={**report.facts, "onnx_model": owners},
@@ -353,5 +352,7 @@ def _as_external_data(report: FileReport, model: str) -> FileReport:
 
 SPEC = FormatSpec(
     id=FormatId.ONNX, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=(),
+    refines=(FormatId.ONNX_EXTERNAL_DATA,),
+    facts=("ir_version", "producer", "opsets", "domains", "operators", "graphs", "functions",
+           "external_data"),
 )

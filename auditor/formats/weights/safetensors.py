@@ -200,5 +200,5 @@ def _uint(value: Any) -> bool:
 
 SPEC = FormatSpec(
     id=FormatId.SAFETENSORS, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=(),
+    facts=("tensors", "parameters", "dtypes", "metadata"),
 )

@@ -88,5 +88,5 @@ def _unquote(token: bytes) -> bytes:
 
 SPEC = FormatSpec(
     id=FormatId.TF_PBTXT, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=(),
+    facts=("operators", "op_types"),
 )

@@ -297,13 +297,15 @@ def link_variables(files: dict[str, FileReport]) -> None:
         if (posixpath.basename(folder) == "variables" and _VARIABLES.match(base)
                 and posixpath.dirname(folder) in models and report.format == FormatId.UNKNOWN):
             files[path] = dataclasses.replace(
-                report, format="tf-variables", coverage=Coverage.SCANNED,
+                report, format=FormatId.TF_VARIABLES, coverage=Coverage.SCANNED,
                 findings=tuple(f for f in report.findings
                                if f.rule != scan_rules.UNKNOWN_BINARY.id))
 
 
 SPEC = FormatSpec(
     id=FormatId.TF_SAVEDMODEL, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=(),
-    refines=(FormatId.TF_GRAPHDEF, FormatId.TF_KERAS_METADATA, FormatId.TF_FINGERPRINT),
+    facts=("schema_version", "tensorflow_version", "tags", "operators", "op_types", "layers",
+           "classes"),
+    refines=(FormatId.TF_GRAPHDEF, FormatId.TF_KERAS_METADATA, FormatId.TF_FINGERPRINT,
+             FormatId.TF_VARIABLES),
 )

@@ -194,5 +194,6 @@ class _FlatBuffer:
 
 SPEC = FormatSpec(
     id=FormatId.TFLITE, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=(),
+    facts=("schema_version", "description", "subgraphs", "operator_codes", "operators",
+           "builtin_codes", "custom_ops", "metadata"),
 )
