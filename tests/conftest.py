@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 from auditor.cli import main
 
 _SBOM_PATCH = pytest.StashKey[pytest.MonkeyPatch]()
+
+# Hypothesis: the default profile is the same inputs on every run and machine, bounded, and
+# never slowed or failed by a busy machine; `HYPOTHESIS_PROFILE=fuzz` searches far longer,
+# from a fresh seed each run, and keeps what it finds (in .hypothesis/, ignored by git) so a
+# failure replays on the next run.
+_SLOW_INPUTS_ARE_FINE = [HealthCheck.too_slow, HealthCheck.data_too_large]
+settings.register_profile("ci", max_examples=100, derandomize=True, deadline=None,
+                          database=None, print_blob=True,
+                          suppress_health_check=_SLOW_INPUTS_ARE_FINE)
+settings.register_profile("fuzz", max_examples=5000, derandomize=False, deadline=None,
+                          database=DirectoryBasedExampleDatabase(".hypothesis/examples"),
+                          suppress_health_check=_SLOW_INPUTS_ARE_FINE)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @dataclass

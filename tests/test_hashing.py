@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from auditor.integrity.hashing import HashingReader, digest_file
@@ -60,7 +60,6 @@ def apply(stream, data: bytes, ops) -> int:
     return reread
 
 
-@settings(max_examples=300, deadline=None)
 @given(data=st.binary(max_size=500), ops=operations, chunk=st.integers(1, 64))
 def test_any_seeks_and_reads_then_finish_give_the_file_digest(data, ops, chunk):
     with file_with(data) as raw:
@@ -77,7 +76,6 @@ def test_any_seeks_and_reads_then_finish_give_the_file_digest(data, ops, chunk):
     assert reader.bytes_read <= len(data) + reread
 
 
-@settings(max_examples=100, deadline=None)
 @given(data=st.binary(max_size=3000), ops=operations)
 def test_digest_is_right_through_the_engines_read_buffer(data, ops):
     with file_with(data) as raw:
