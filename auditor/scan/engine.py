@@ -208,7 +208,7 @@ def scan_reader(
         result = scan_stream(relpath, stream, size, options)
     except LimitExceeded as exc:
         limit = rules.LIMIT.finding(relpath, str(exc), offset=exc.offset)
-        return FileReport(relpath, size, digests, "unknown", Coverage.PARTIAL, (limit,), {})
+        return FileReport(relpath, size, digests, FormatId.UNKNOWN, Coverage.PARTIAL, (limit,), {})
     return FileReport(relpath, size, digests, result.format, result.coverage,
                       tuple(result.findings), result.facts)
 
