@@ -1,4 +1,9 @@
-"""Rules the engine itself raises: coverage, fail-closed errors, lying extensions."""
+"""Rules shared by every format and the engine: coverage, fail-closed errors, lying extensions.
+
+They live with the formats because formats raise some of them (a limit hit inside
+a member, a malformed stream) and the engine raises the rest on a format's behalf
+(`FormatError` becomes MALFORMED, a crash INTERNAL) or for content no format claims.
+"""
 
 from __future__ import annotations
 
