@@ -34,7 +34,7 @@ JUSTIFIED = {
     ("atomicio.py", "os.replace"): "the rename that makes write_atomic atomic",
     ("mirror/state.py", "open(a)"): "the mirror's lock file: held, never written",
     ("mirror/state.py", "sqlite3.connect"): "SQLite's journal makes each transaction atomic",
-    ("formats/archive_zip.py", "tempfile.SpooledTemporaryFile"): "an anonymous spool, not an "
+    ("formats/archives/zip.py", "tempfile.SpooledTemporaryFile"): "an anonymous spool, not an "
                                                                   "output",
 }
 
