@@ -12,8 +12,6 @@ the scanner.
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import Any
 
 from auditor.version import __version__
@@ -30,20 +28,3 @@ def __getattr__(name: str) -> Any:
 
         return getattr(pipeline, name)
     raise AttributeError(f"module 'auditor' has no attribute {name!r}")
-
-
-class _Package(types.ModuleType):
-    """`auditor.scan` names the public function and the subpackage `auditor/scan/`.
-
-    Importing a subpackage binds it as an attribute of its parent, which would
-    hide the function; that one binding is declined. The subpackage stays
-    importable by its dotted name (`from auditor.scan import engine`).
-    """
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if name in _API and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

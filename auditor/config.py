@@ -16,7 +16,7 @@ from auditor.errors import ConfigError
 from auditor.model import Severity
 
 if TYPE_CHECKING:
-    from auditor.scan.context import ScanOptions
+    from auditor.scanning.options import ScanOptions
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Config:
         """
         import os
 
-        from auditor.scan.context import ScanOptions
+        from auditor.scanning.options import ScanOptions
 
         return ScanOptions(
             jobs=jobs or self.jobs or os.cpu_count() or 2, exclude=self.exclude + exclude,

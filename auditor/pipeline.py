@@ -7,7 +7,7 @@ the stages, and what each stage is given, is written down once:
 
 1. the target names one source per model (`auditor.sources`), which says who
    the model is and what upstream claims, and hands over its artifacts;
-2. the engine reads each artifact once (`auditor.scan`), hashing as it parses;
+2. the engine reads each artifact once (`auditor.scanning`), hashing as it parses;
 3. the verifiers (`auditor.integrity`) hold the scanned files against the
    claims (upstream digests, blob names, the Hub's scanners) and the OMS
    signature;
@@ -29,13 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from auditor.formats.contract import FormatId
 from auditor.integrity import provenance
 from auditor.integrity.hashing import GIT_SHA1
 from auditor.integrity.model_signature import check_model_signature
-from auditor.model import FileReport, Finding, ModelReport, ScanResult, Severity
-from auditor.scan import engine
-from auditor.scan.context import ScanOptions
-from auditor.scan.modelfacts import model_facts
+from auditor.integrity.provenance import Upstream
+from auditor.model import Coverage, FileReport, Finding, ModelReport, ScanResult, Severity
+from auditor.scanning import engine
+from auditor.scanning.modelfacts import model_facts
+from auditor.scanning.options import ScanOptions
 from auditor.sources.contract import OnDisk, Remote, RemoteArtifact, Source
 from auditor.sources.hubclient import HubSettings, hub_settings
 from auditor.sources.local import kept
@@ -121,7 +123,7 @@ def _read_remote(remote: Remote, options: ScanOptions) -> list[FileReport]:
             report = engine.scan_bytes(artifact.path, artifact.read_all(), options, (GIT_SHA1,))
             return provenance.verify_fetched(report, expected, remote.origin)
         if artifact.plan == "skip":
-            return provenance.not_fetched(expected)
+            return _not_fetched(expected)
         report = engine.scan_reader(artifact.path, artifact.open(), artifact.size, options,
                                     provenance.upstream_digests(expected))
         return provenance.upstream_reported(report, expected)
@@ -133,6 +135,16 @@ def _read_remote(remote: Remote, options: ScanOptions) -> list[FileReport]:
     else:
         files = [one(a) for a in order]
     return sorted(files, key=lambda r: r.path)
+
+
+def _not_fetched(up: Upstream) -> FileReport:
+    """A file a remote-only audit did not read: listed with upstream's digest, not inspected."""
+    size = up.size or 0
+    finding = provenance.NOT_FETCHED.finding(
+        up.path, f"{size} bytes; its upstream digest is recorded")
+    return FileReport(up.path, size, provenance.upstream_digests(up), FormatId.NOT_FETCHED,
+                      Coverage.UNSUPPORTED, (finding,),
+                      {"upstream": up.facts(None, "upstream-reported")})
 
 
 def _assemble(

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from auditor import pipeline
-from auditor.scan.context import ScanOptions
+from auditor.scanning.options import ScanOptions
 from tests import test_hostile_budget as h
 
 INPUTS = {

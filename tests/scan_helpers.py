@@ -6,7 +6,7 @@ from pathlib import Path
 
 from auditor import pipeline
 from auditor.model import FileReport
-from auditor.scan.context import ScanOptions
+from auditor.scanning.options import ScanOptions
 
 
 def scan_files(target: Path) -> dict[str, FileReport]:

@@ -11,7 +11,7 @@ import pytest
 
 from auditor import pipeline
 from auditor.formats._lib.limits import Limits
-from auditor.scan.context import ScanOptions
+from auditor.scanning.options import ScanOptions
 from tests.builders import damaged
 from tests.zip_builders import ZMember, benign_pickle, build_zip, canary_pickle
 

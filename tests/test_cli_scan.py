@@ -248,7 +248,7 @@ def test_progress_on_a_tty_only_for_text_output(run_cli, clean_model, monkeypatc
 def test_terminal_progress_survives_a_parallel_scan_and_keeps_stdout_clean(clean_model, capsys):
     from auditor import pipeline
     from auditor.progress import TerminalProgress
-    from auditor.scan.context import ScanOptions
+    from auditor.scanning.options import ScanOptions
 
     pipeline.scan(clean_model, ScanOptions(jobs=2), TerminalProgress())
     captured = capsys.readouterr()

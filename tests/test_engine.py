@@ -17,9 +17,9 @@ import pytest
 from auditor import pipeline
 from auditor.errors import UsageError
 from auditor.model import Artifact, Coverage, FileReport, ScanResult, Severity
-from auditor.scan import engine
-from auditor.scan.context import ScanOptions
-from auditor.scan.engine import NoProgress, scan_file
+from auditor.scanning import engine
+from auditor.scanning.engine import NoProgress, scan_file
+from auditor.scanning.options import ScanOptions
 from tests.builders import safetensors_bytes, write_tiny_model
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()

@@ -17,8 +17,8 @@ from auditor.formats.contract import (
     ScanContext,
 )
 from auditor.formats.registry import SPECS
-from auditor.scan import sniff
-from auditor.scan.engine import dispatch
+from auditor.scanning import sniff
+from auditor.scanning.engine import dispatch
 from tests.builders import safetensors_bytes
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -32,8 +32,8 @@ from auditor.integrity import dsse, oms
 from auditor.model import Coverage, FormatResult
 from auditor.policy.engine import evaluate, load_policies
 from auditor.sbom.facts import models_from_sbom
-from auditor.scan.context import ScanOptions
-from auditor.scan.engine import scan_stream
+from auditor.scanning.engine import scan_stream
+from auditor.scanning.options import ScanOptions
 from tests.builders import varint
 from tests.fuzz_seeds import TARGETS
 

@@ -13,7 +13,7 @@ import pytest
 from auditor import pipeline
 from auditor.formats._lib.limits import Limits
 from auditor.formats.weights import gguf as mod
-from auditor.scan.context import ScanOptions
+from auditor.scanning.options import ScanOptions
 
 U8, BOOL, U32, STRING, ARRAY, U64 = 0, 7, 4, 8, 9, 10
 F32, Q8_0 = 0, 8
@@ -342,7 +342,7 @@ def dispatch_bytes(name: str, data: bytes):
     import io
 
     from auditor.formats.contract import FormatOptions, ScanContext
-    from auditor.scan.engine import dispatch
+    from auditor.scanning.engine import dispatch
 
     ctx = ScanContext(file=name, name=name, size=len(data), options=FormatOptions(),
                       dispatch=dispatch)

@@ -25,7 +25,7 @@ import pytest
 from auditor import pipeline
 from auditor.formats._lib.limits import Limits
 from auditor.model import Coverage, FileReport, Severity
-from auditor.scan.context import ScanOptions
+from auditor.scanning.options import ScanOptions
 from tests import pickle_corpus as corpus
 
 PEAK_BYTES = 50 * 1024 * 1024

@@ -9,7 +9,7 @@ import pytest
 
 from auditor.formats.contract import FormatOptions, ScanContext
 from auditor.model import Severity
-from auditor.scan.engine import dispatch
+from auditor.scanning.engine import dispatch
 
 joblib = pytest.importorskip("joblib")
 np = pytest.importorskip("numpy")

@@ -16,7 +16,7 @@ from auditor.formats._lib.jsonstream import scan_json
 from auditor.formats._lib.limits import Limits
 from auditor.formats.code.json_config import FULL_PARSE_BYTES, MAX_DUPLICATE_FINDINGS
 from auditor.model import Coverage, FileReport, Severity
-from auditor.scan.context import ScanOptions
+from auditor.scanning.options import ScanOptions
 from tests.builders import TINY_CONFIG
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from auditor.mirror import scan as mirror_scan
 from auditor.mirror.state import exclusive
-from auditor.scan import engine
+from auditor.scanning import engine
 from tests.builders import write_tiny_model
 from tests.hubfixtures import C1, C2, tiny_files
 from tests.test_hub_cache import blob_of, make_cache

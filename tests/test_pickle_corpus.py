@@ -8,7 +8,7 @@ import pytest
 
 from auditor import pipeline
 from auditor.model import Severity
-from auditor.scan.context import ScanOptions
+from auditor.scanning.options import ScanOptions
 from tests import pickle_corpus as corpus
 
 CANARY = "/nonexistent/auditor-canary"

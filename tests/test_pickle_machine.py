@@ -14,7 +14,7 @@ from auditor.formats.contract import FormatOptions, ScanContext
 from auditor.formats.pickle import imports
 from auditor.formats.pickle import plain as pickle_format
 from auditor.model import Coverage, Severity
-from auditor.scan.engine import dispatch
+from auditor.scanning.engine import dispatch
 from tests.pickle_corpus import (
     APPENDS,
     BUILD,

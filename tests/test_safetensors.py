@@ -16,8 +16,8 @@ from safetensors.numpy import save_file
 from auditor import pipeline
 from auditor.formats.contract import FormatOptions, ScanContext
 from auditor.model import Coverage, FileReport, Severity
-from auditor.scan.context import ScanOptions
-from auditor.scan.engine import dispatch
+from auditor.scanning.engine import dispatch
+from auditor.scanning.options import ScanOptions
 
 F32X2 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
 

@@ -16,7 +16,7 @@ import pytest
 
 from auditor import pipeline
 from auditor.formats.code import templates
-from auditor.scan.context import ScanOptions
+from auditor.scanning.options import ScanOptions
 
 FIXTURES = Path(__file__).parent / "data" / "chat_templates"
 FAMILIES = {p.stem.removesuffix("_style"): p.read_text() for p in FIXTURES.glob("*_style.jinja")}

@@ -10,7 +10,7 @@ import pytest
 
 from auditor import pipeline
 from auditor.model import FileReport
-from auditor.scan.context import ScanOptions
+from auditor.scanning.options import ScanOptions
 from tests.scan_helpers import rule_ids
 
 Thunk = Callable[["Builder"], int]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from auditor import pipeline
-from auditor.scan.context import ScanOptions
+from auditor.scanning.options import ScanOptions
 from tests.builders import safetensors_bytes, varint, write_tiny_model
 from tests.test_gguf import dispatch_bytes, mutations
 

@@ -12,7 +12,7 @@ import pytest
 from auditor.formats.contract import FormatOptions, ScanContext
 from auditor.formats.pickle import torch_legacy
 from auditor.model import Severity
-from auditor.scan.engine import dispatch
+from auditor.scanning.engine import dispatch
 
 torch = pytest.importorskip("torch")
 

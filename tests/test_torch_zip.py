@@ -189,7 +189,7 @@ def test_flipped_flags_on_a_real_checkpoint_are_flagged(tmp_path):
 
 def test_scan_reads_storage_bytes_only_in_the_hashing_pass(tmp_path):
     from auditor import pipeline
-    from auditor.scan.context import ScanOptions
+    from auditor.scanning.options import ScanOptions
 
     path = tmp_path / "big.pt"
     torch.save({f"layer{i}": torch.zeros(1024 * 1024) for i in range(24)}, path)  # ~100 MB
@@ -230,7 +230,7 @@ def _legacy_records(storage_record=None, trailing: bytes = b"") -> dict[str, byt
 
 def test_legacy_tar_checkpoint_passes(tmp_path):
     from auditor import pipeline
-    from auditor.scan.context import ScanOptions
+    from auditor.scanning.options import ScanOptions
 
     path = tmp_path / "old.pt"
     path.write_bytes(_legacy_tar(_legacy_records()))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditor.integrity.hashing import GIT_SHA1
-from auditor.model import Coverage, FileReport, Finding, Rule, Severity
+from auditor.model import FileReport, Finding, Rule, Severity
 
 SHA256_MISMATCH = Rule(
     "AUD-PROV-001", Severity.CRITICAL, "File content differs from the publisher's (sha256)",
@@ -224,14 +224,6 @@ def upstream_reported(report: FileReport, up: Upstream) -> FileReport:
 def upstream_digests(up: Upstream) -> dict[str, str]:
     """The digests a file not hashed here is recorded with (upstream's, when it gave one)."""
     return {"sha256": up.sha256} if up.sha256 else {}
-
-
-def not_fetched(up: Upstream) -> FileReport:
-    """A file a remote-only audit did not read: listed with upstream's digest, not inspected."""
-    size = up.size or 0
-    finding = NOT_FETCHED.finding(up.path, f"{size} bytes; its upstream digest is recorded")
-    return FileReport(up.path, size, upstream_digests(up), "not-fetched", Coverage.UNSUPPORTED,
-                      (finding,), {"upstream": up.facts(None, "upstream-reported")})
 
 
 def unpinned(requested: str, commit: str, where: str = "") -> Finding:

@@ -18,8 +18,8 @@ from auditor.errors import SourceError, UsageError
 from auditor.mirror import codec
 from auditor.mirror.state import StatKey, stat_key
 from auditor.model import Artifact
-from auditor.scan.context import ScanOptions
-from auditor.scan.engine import NoProgress, scan_file
+from auditor.scanning.engine import NoProgress, scan_file
+from auditor.scanning.options import ScanOptions
 
 DASK_SCHEME = "dask://"
 

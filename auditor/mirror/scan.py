@@ -32,9 +32,9 @@ from auditor.mirror.executor import Executor, Future, Scanned, open_executor, sc
 from auditor.mirror.state import ModelRow, State, StatKey, exclusive, stat_key
 from auditor.model import Artifact, FileReport, Finding, ModelReport, Severity
 from auditor.pipeline import judge, model_from_files, model_sbom
-from auditor.scan import crossfile
-from auditor.scan.context import ScanOptions
-from auditor.scan.engine import RULES_VERSION, NoProgress, scan_file
+from auditor.scanning import crossfile
+from auditor.scanning.engine import RULES_VERSION, NoProgress, scan_file
+from auditor.scanning.options import ScanOptions
 from auditor.sources.contract import Claims, OnDisk
 from auditor.sources.hfcache import CacheSnapshot
 from auditor.sources.local import LocalFolder, list_files

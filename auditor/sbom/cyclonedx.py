@@ -31,7 +31,7 @@ from auditor.model import FileReport, Finding, ModelReport, ScanResult
 from auditor.sbom import licenses
 from auditor.sbom import properties as P
 from auditor.sbom.schemas import WRITE_SPECS, SbomError, json_error, schema_version
-from auditor.scan.modelfacts import is_code, is_weights, model_facts
+from auditor.scanning.modelfacts import is_code, is_weights, model_facts
 from auditor.version import __version__
 
 if TYPE_CHECKING:

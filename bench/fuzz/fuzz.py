@@ -23,8 +23,8 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from auditor.scan.context import ScanOptions
-    from auditor.scan.engine import scan_stream  # imports every format module too
+    from auditor.scanning.engine import scan_stream  # imports every format module too
+    from auditor.scanning.options import ScanOptions
 
 from tests.fuzz_seeds import TARGETS  # seeds are not instrumented
 

@@ -24,8 +24,8 @@ from auditor.formats.pickle import plain as pickle_format
 from auditor.formats.registry import SPECS
 from auditor.integrity.hashing import GIT_SHA1, HashingReader, new_hasher
 from auditor.model import Artifact, Coverage, FileReport, FormatResult, Rule
-from auditor.scan import crossfile, sniff
-from auditor.scan.context import ScanOptions
+from auditor.scanning import crossfile, sniff
+from auditor.scanning.options import ScanOptions
 from auditor.version import __version__
 
 RULES_VERSION = f"{__version__}+rules.1"
