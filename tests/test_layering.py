@@ -38,3 +38,26 @@ def test_the_contract_catches_an_import_from_a_lower_floor_to_a_higher_one(
     config = tmp_path / "upside-down.importlinter"
     config.write_text(f"{head}layers =\n{upside_down}\n\n{tail}")
     assert _lint(config, monkeypatch) != 0
+
+
+def _layers(config_text: str) -> list[set[str]]:
+    """The `layers =` block of the contract, top floor first, each floor a set of rooms."""
+    block = config_text.partition("layers =\n")[2].partition("\n\n")[0]
+    return [{room.strip() for room in line.split("|")} for line in block.splitlines()]
+
+
+def _floors_in_architecture_doc() -> list[set[str]]:
+    """The floors table of docs/architecture.md as module names (`sources/` -> auditor.sources)."""
+    rows = []
+    for line in (ROOT / "docs" / "architecture.md").read_text().splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) > 3 and cells[1].isdigit():
+            names = [n.strip(" `") for n in cells[2].split("∥")]
+            rows.append({"auditor." + n.removesuffix("/").removesuffix(".py") for n in names})
+    return rows
+
+
+def test_the_floors_drawn_in_the_architecture_doc_are_the_contract_s() -> None:
+    drawn = _floors_in_architecture_doc()
+    assert drawn, "docs/architecture.md has no floors table"
+    assert drawn == _layers((ROOT / ".importlinter").read_text())
