@@ -35,7 +35,7 @@ from auditor.integrity.hashing import GIT_SHA1
 from auditor.integrity.model_signature import check_model_signature
 from auditor.integrity.provenance import Upstream
 from auditor.model import Coverage, FileReport, Finding, ModelReport, ScanResult, Severity
-from auditor.scanning import engine
+from auditor.scanning import crossfile, engine
 from auditor.scanning.modelfacts import model_facts
 from auditor.scanning.options import ScanOptions
 from auditor.sources.contract import OnDisk, Remote, RemoteArtifact, Source
@@ -87,7 +87,7 @@ def scan_source(
     """One model: its artifacts read once each, verified, assembled; and the bytes read."""
     artifacts = source.artifacts(options.exclude)
     if isinstance(artifacts, Remote):
-        files = _read_remote(artifacts, options)
+        files = crossfile.link(_read_remote(artifacts, options))
         return _assemble(source, files, [], artifacts.root, None, options), artifacts.transfer.bytes
     entries = artifacts.listing.entries
     claims = source.claims()
@@ -95,14 +95,19 @@ def scan_source(
         e.relpath for e in entries
         if provenance.needs_blob_id(e.relpath, claims.listing, claims.blob_names or {}))
     hashing = dataclasses.replace(options, git_blob_paths=blob_paths)
-    files, read = engine.scan_entries(entries, hashing, progress)  # one pass, cross-file checks
+    files, read = engine.scan_entries(entries, hashing, progress)  # one pass per file
     return model_from_files(source, artifacts, files, options), read
 
 
 def model_from_files(
     source: Source, artifacts: OnDisk, files: list[FileReport], options: ScanOptions
 ) -> ModelReport:
-    """A model report from its scanned files on disk (the mirror scans them its own way)."""
+    """A model report from its scanned files on disk (the mirror scans them its own way).
+
+    The cross-file checks run here, once every file of the model is in, so the
+    one-off scan and the mirror's incremental one see the same model.
+    """
+    files = crossfile.link(files)
     claims = source.claims()
     missing: list[Finding] = []
     if claims.listing is not None or claims.blob_names is not None:

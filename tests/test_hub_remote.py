@@ -186,3 +186,21 @@ def test_remote_only_flags_a_malicious_pickle_without_running_it(
     assert any(f["severity"] == "critical" for f in weights["findings"])
     assert not canary.exists()
     assert hub.content_bytes < len(data) + 64 * 1024
+
+
+def test_remote_only_audits_run_the_cross_file_checks_too(run_cli, serve, tmp_path):  # noqa: F811
+    """An auto_map module missing from the repository is seen without downloading anything."""
+    config = b'{"model_type": "x", "auto_map": {"AutoModel": "modeling_x.XModel"}}\n'
+    serve([repo_with([HubFile("config.json", config)])])
+    _, report = scan_remote(run_cli, tmp_path)
+    missing = findings(report, "AUD-CODE-015")
+    assert [f["file"] for f in missing] == ["config.json"]
+
+
+def test_a_remote_module_that_is_present_is_not_reported_missing(run_cli, serve, tmp_path):  # noqa: F811
+    config = b'{"model_type": "x", "auto_map": {"AutoModel": "modeling_x.XModel"}}\n'
+    serve([repo_with([HubFile("config.json", config),
+                      HubFile("modeling_x.py", b"class XModel:\n    pass\n")])])
+    _, report = scan_remote(run_cli, tmp_path)
+    assert findings(report, "AUD-CODE-015") == []
+    assert findings(report, "AUD-CODE-012")  # the auto_map itself is still remote code

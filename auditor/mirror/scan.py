@@ -32,7 +32,6 @@ from auditor.mirror.executor import Executor, Future, Scanned, open_executor, sc
 from auditor.mirror.state import ModelRow, State, StatKey, exclusive, stat_key
 from auditor.model import Artifact, FileReport, Finding, ModelReport, Severity
 from auditor.pipeline import judge, model_from_files, model_sbom
-from auditor.scanning import crossfile
 from auditor.scanning.engine import RULES_VERSION, NoProgress, scan_file
 from auditor.scanning.options import ScanOptions
 from auditor.sources.contract import Claims, OnDisk
@@ -184,7 +183,7 @@ def _finish(plan: _Plan, state: State, opts: MirrorOptions, key: str, run_id: in
                 read += scanned.bytes_read
         assert known is not None  # a file is either known or being scanned
         reports.append(codec.file_from_json(known))
-    files = crossfile.link(reports)
+    files = reports
     if not model.commit:  # a result cached for a cache snapshot may carry its git blob id
         files = [dataclasses.replace(f, digests={k: v for k, v in f.digests.items()
                                                  if k in opts.scan.hash_algorithms})

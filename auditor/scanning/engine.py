@@ -24,7 +24,7 @@ from auditor.formats.pickle import plain as pickle_format
 from auditor.formats.registry import SPECS
 from auditor.integrity.hashing import GIT_SHA1, HashingReader, new_hasher
 from auditor.model import Artifact, Coverage, FileReport, FormatResult, Rule
-from auditor.scanning import crossfile, sniff
+from auditor.scanning import sniff
 from auditor.scanning.options import ScanOptions
 from auditor.version import __version__
 
@@ -258,5 +258,4 @@ def scan_entries(
                 pool.shutdown(wait=False, cancel_futures=True)
     finally:
         progress.finish()
-    reports = crossfile.link(sorted((r for r, _ in done), key=lambda r: r.path))
-    return reports, sum(n for _, n in done)
+    return sorted((r for r, _ in done), key=lambda r: r.path), sum(n for _, n in done)
