@@ -442,6 +442,7 @@ def gate(
     from auditor.config import load_config
     from auditor.report import Where, render_verdict
     from auditor.sources.hubclient import hub_settings
+    from auditor.sources.resolve import is_local
 
     loaded = pipeline.load_policies(policies)  # a broken policy fails before any scanning
     trust = _trust(key, certificate_chain, trust_config, identity, issuer)
@@ -463,8 +464,7 @@ def gate(
     )
     judged = pipeline.gate(target, loaded, options, settings, sbom_path=sbom_path,
                            reproducible=reproducible)
-    local = not target.startswith(("hf://", "hf-cache://"))
-    where = Where(base=target if local else "", model_location=str(sbom_path or target))
+    where = Where(base=target if is_local(target) else "", model_location=str(sbom_path or target))
     _emit(render_verdict(judged.verdict, fmt, threshold, where), output)
     return EXIT_FAIL if judged.fails(threshold) else EXIT_PASS
 

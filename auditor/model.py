@@ -47,6 +47,64 @@ class Coverage(enum.StrEnum):
     ERROR = "error"
 
 
+class FormatId(enum.StrEnum):
+    """Every format name in reports and SBOMs (`auditor:format`); the values never change."""
+
+    # Formats with a spec (one module each), in no particular order.
+    SAFETENSORS = "safetensors"
+    GGUF = "gguf"
+    NUMPY = "numpy"
+    PYTORCH_ZIP = "pytorch-zip"
+    KERAS = "keras"
+    HDF5 = "hdf5"
+    ONNX = "onnx"
+    TF_SAVEDMODEL = "tf-savedmodel"
+    TFLITE = "tflite"
+    SENTENCEPIECE = "sentencepiece"
+    MSGPACK = "msgpack"
+    ZIP = "zip"
+    PYTORCH_LEGACY = "pytorch-legacy"
+    PICKLE = "pickle"
+    MODELCARD = "modelcard"
+    JINJA = "jinja"
+    PYTHON = "python"
+    TF_PBTXT = "tf-pbtxt"
+    YAML = "yaml"
+    JSON = "json"
+    # Refinements: what a spec reports once it has seen more than the head (or the folder).
+    TORCHSCRIPT = "torchscript"
+    PYTORCH_TAR = "pytorch-tar"
+    NPZ = "npz"
+    JOBLIB = "joblib"
+    KERAS_H5 = "keras-h5"
+    TF_GRAPHDEF = "tf-graphdef"
+    TF_KERAS_METADATA = "tf-keras-metadata"
+    TF_FINGERPRINT = "tf-fingerprint"
+    TAR = "tar"
+    GZIP = "gzip"
+    BZ2 = "bz2"
+    XZ = "xz"
+    LZMA = "lzma"
+    ZLIB = "zlib"
+    ONNX_EXTERNAL_DATA = "onnx-external-data"  # by the cross-file check of an ONNX model
+    TF_VARIABLES = "tf-variables"  # by the cross-file check of a SavedModel
+    # Unparsed classes: content no spec claimed, named by its magic bytes.
+    EMPTY = "empty"
+    TEXT = "text"
+    IMAGE = "image"
+    UNKNOWN = "unknown"
+    SEVEN_Z = "7z"
+    RAR = "rar"
+    ZSTD = "zstd"
+    LZ4 = "lz4"
+    CAB = "cab"
+    # Not scanned: no spec ran on these bytes.
+    NESTED = "nested"  # past the container depth limit
+    SPECIAL = "special"  # not a regular file (FIFO, device, escaping link)
+    UNREADABLE = "unreadable"  # the file could not be read
+    NOT_FETCHED = "not-fetched"  # a remote file not downloaded (remote audits)
+
+
 @dataclass(frozen=True)
 class Location:
     """Where inside a file: an archive member path (`a.zip/b/data.pkl`) and a byte offset."""
@@ -126,7 +184,7 @@ class FormatResult:
     findings: list[Finding] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
     coverage: Coverage = Coverage.SCANNED
-    format: str = ""  # set by the engine to the module's NAME; a module may refine it
+    format: FormatId | None = None  # set by the engine to the spec's id; a spec may refine it
 
 
 @dataclass(frozen=True)
@@ -134,7 +192,7 @@ class FileReport:
     path: str
     size: int
     digests: dict[str, str]
-    format: str
+    format: FormatId
     coverage: Coverage
     findings: tuple[Finding, ...] = ()
     facts: dict[str, Any] = field(default_factory=dict)

@@ -29,12 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from auditor.formats.contract import FormatId
 from auditor.integrity import provenance
 from auditor.integrity.hashing import GIT_SHA1
 from auditor.integrity.model_signature import check_model_signature
 from auditor.integrity.provenance import Upstream
-from auditor.model import Coverage, FileReport, Finding, ModelReport, ScanResult, Severity
+from auditor.model import Coverage, FileReport, Finding, FormatId, ModelReport, ScanResult, Severity
 from auditor.scanning import crossfile, engine
 from auditor.scanning.modelfacts import model_facts
 from auditor.scanning.options import ScanOptions

@@ -9,14 +9,13 @@ import re
 from pathlib import Path
 
 from auditor.formats.contract import (
-    NOT_SCANNED,
     UNPARSED,
     UNPARSED_ARCHIVES,
-    FormatId,
     FormatOptions,
     ScanContext,
 )
 from auditor.formats.registry import SPECS
+from auditor.model import FormatId
 from auditor.scanning import sniff
 from auditor.scanning.engine import dispatch
 from tests.builders import safetensors_bytes
@@ -36,9 +35,11 @@ def test_every_format_id_is_reachable_and_each_spec_declared_once():
     ids = [spec.id for spec in SPECS]
     assert len(ids) == len(set(ids)), "a format id is declared by two specs"
     refined = {f for spec in SPECS for f in spec.refines}
-    reachable = set(ids) | refined | UNPARSED | NOT_SCANNED
+    # Set by the engine and the pipeline when no spec ran on the bytes.
+    not_scanned = {FormatId.NESTED, FormatId.SPECIAL, FormatId.UNREADABLE, FormatId.NOT_FETCHED}
+    reachable = set(ids) | refined | UNPARSED | not_scanned
     assert set(FormatId) == reachable, f"unreachable: {sorted(set(FormatId) - reachable)}"
-    assert not (set(ids) | refined) & (UNPARSED | NOT_SCANNED), "a parsed format is also unparsed"
+    assert not (set(ids) | refined) & (UNPARSED | not_scanned), "a parsed format is unparsed"
 
 
 def test_more_specific_sniffers_come_first():
@@ -86,15 +87,23 @@ def test_a_scan_sets_only_the_facts_its_spec_declares():
         assert not undeclared, f"{name} ({result.format}) sets undeclared facts {undeclared}"
 
 
-def _format_literals(tree: ast.AST, names: tuple[str, ...]) -> list[tuple[int, str]]:
-    """String literals compared with or assigned to a format (`.format`, `format=`, `names`)."""
+def _format_literals(tree: ast.AST, names: tuple[str, ...], content_room: bool
+                     ) -> list[tuple[int, str]]:
+    """String literals used as a format name.
+
+    Everywhere: compared with or assigned to a format (`.format`, `format=`,
+    `names`), or the format argument of `FileReport(...)` given by position. In
+    the rooms that handle content (formats, scanning), also any dict key,
+    `==`/`in` operand or positional call argument spelled like a format: there
+    such a literal names one.
+    """
     values = {f.value for f in FormatId}
 
     def is_format(node: ast.AST) -> bool:
         return (isinstance(node, ast.Attribute) and node.attr == "format") or (
             isinstance(node, ast.Name) and node.id in names)
 
-    def literals(node: ast.AST) -> list[ast.Constant]:
+    def literals(node: ast.AST | None) -> list[ast.Constant]:
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             return [node]
         if isinstance(node, ast.Tuple | ast.List | ast.Set):
@@ -104,28 +113,62 @@ def _format_literals(tree: ast.AST, names: tuple[str, ...]) -> list[tuple[int, s
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare) and (
-            is_format(node.left) or any(is_format(c) for c in node.comparators)
+            content_room or is_format(node.left) or any(is_format(c) for c in node.comparators)
         ):
             sides = [node.left, *node.comparators]
         elif (isinstance(node, ast.Assign) and any(is_format(t) for t in node.targets)) or (
             isinstance(node, ast.keyword) and node.arg == "format"
         ):
             sides = [node.value]
+        elif isinstance(node, ast.Call) and content_room:
+            sides = [a for a in node.args if isinstance(a, ast.Constant)]  # not sets of names
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
+            node.func.id == "FileReport" and len(node.args) > 3
+        ):
+            sides = [node.args[3]]
+        elif isinstance(node, ast.Dict) and content_room:
+            sides = list(node.keys)  # type: ignore[arg-type]
         else:
             continue
         found += [(c.lineno, c.value) for side in sides for c in literals(side)
                   if c.value in values]
-    return found
+    return sorted(found)
+
+
+def _offenders(root: Path) -> list[str]:
+    offenders = []
+    for path in sorted((root / "auditor").rglob("*.py")):
+        rel = path.relative_to(root)
+        content_room = rel.parts[1] in ("formats", "scanning")
+        # Elsewhere `fmt` names an output format (text, json ...), not content.
+        names = ("fmt", "kind") if content_room else ()
+        for line, value in _format_literals(ast.parse(path.read_text()), names, content_room):
+            offenders.append(f"{rel}:{line}: {value!r}")
+    return offenders
 
 
 def test_no_format_name_is_spelled_as_a_string_outside_the_enum():
-    offenders = []
-    for path in sorted((ROOT / "auditor").rglob("*.py")):
-        if path.name == "contract.py" and path.parent.name == "formats":
-            continue
-        # Elsewhere `fmt` names an output format (text, json ...), not content.
-        names = ("fmt", "kind") if path.parent.parent.name in ("formats", "scan") or (
-            path.parent.name in ("formats", "scan")) else ()
-        for line, value in _format_literals(ast.parse(path.read_text()), names):
-            offenders.append(f"{path.relative_to(ROOT)}:{line}: {value!r}")
+    offenders = _offenders(ROOT)
     assert not offenders, "use FormatId instead of:\n" + "\n".join(offenders)
+
+
+def test_the_spelling_check_catches_every_form(tmp_path):
+    room = tmp_path / "auditor" / "formats"
+    room.mkdir(parents=True)
+    (room / "x.py").write_text(
+        'TABLE = {"gzip": 1}\n'
+        'ok = "joblib" in layouts\n'
+        'same = kind == "zlib"\n'
+        'r = FileReport("p", 1, {}, "pickle", c)\n'
+        'result.format = "onnx"\n'
+        'env.layouts.add("joblib")\n')
+    (tmp_path / "auditor" / "elsewhere.py").write_text(
+        'r = FileReport("p", 1, {}, "pickle", c)\n'
+        'REPORTERS = {"text": 1, "json": 2}\n'
+        'if fmt == "json": pass\n')
+    assert _offenders(tmp_path) == [
+        "auditor/elsewhere.py:1: 'pickle'",
+        "auditor/formats/x.py:1: 'gzip'", "auditor/formats/x.py:2: 'joblib'",
+        "auditor/formats/x.py:3: 'zlib'", "auditor/formats/x.py:4: 'pickle'",
+        "auditor/formats/x.py:5: 'onnx'", "auditor/formats/x.py:6: 'joblib'",
+    ]

@@ -325,3 +325,13 @@ def test_file_added_to_or_removed_from_a_pinned_snapshot_is_drift(run_cli, hub, 
     drift = {(d["rule"], d["file"]) for d in by_key(summary)[f"org/other@{C2}"]["drift"]}
     assert drift == {("AUD-MIR-002", "helper.py"), ("AUD-MIR-003", "config.json")}
     assert not by_key(summary)[f"org/tiny@{C2}"]["drift"]
+
+
+def test_a_report_read_back_from_the_state_names_its_format_by_format_id():
+    from auditor.mirror import codec
+    from auditor.model import Coverage, FileReport, FormatId
+
+    report = FileReport("m.safetensors", 8, {"sha256": "ab" * 32}, FormatId.SAFETENSORS,
+                        Coverage.SCANNED)
+    back = codec.file_from_json(json.loads(codec.dumps(codec.file_to_json(report))))
+    assert back == report and type(back.format) is FormatId

@@ -5,79 +5,21 @@ rules it owns and the facts it emits); `auditor.formats.registry` lists the spec
 in sniff order. At scan time the engine gives `scan` the stream and a
 `ScanContext`: where the bytes are, the `FormatOptions` of this run, and a way
 back into the engine for archive members. Every format name the scanner can
-report is a `FormatId`, so no other module spells one as a string.
+report is an `auditor.model.FormatId`, so no module spells one as a string;
+the sets of them the sniffer classifies into (`UNPARSED`, …) are here.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from auditor.formats._lib.limits import Limits
-from auditor.model import Coverage, Finding, FormatResult, Rule, Severity
+from auditor.model import Coverage, Finding, FormatId, FormatResult, Rule, Severity
 
 # How many first bytes the engine reads to sniff; a sniffer's `head` is at most this long.
 HEAD_BYTES = 64 * 1024
-
-
-class FormatId(enum.StrEnum):
-    """Every format name in reports and SBOMs (`auditor:format`); the values never change."""
-
-    # Formats with a spec (one module each), in no particular order.
-    SAFETENSORS = "safetensors"
-    GGUF = "gguf"
-    NUMPY = "numpy"
-    PYTORCH_ZIP = "pytorch-zip"
-    KERAS = "keras"
-    HDF5 = "hdf5"
-    ONNX = "onnx"
-    TF_SAVEDMODEL = "tf-savedmodel"
-    TFLITE = "tflite"
-    SENTENCEPIECE = "sentencepiece"
-    MSGPACK = "msgpack"
-    ZIP = "zip"
-    PYTORCH_LEGACY = "pytorch-legacy"
-    PICKLE = "pickle"
-    MODELCARD = "modelcard"
-    JINJA = "jinja"
-    PYTHON = "python"
-    TF_PBTXT = "tf-pbtxt"
-    YAML = "yaml"
-    JSON = "json"
-    # Refinements: what a spec reports once it has seen more than the head (or the folder).
-    TORCHSCRIPT = "torchscript"
-    PYTORCH_TAR = "pytorch-tar"
-    NPZ = "npz"
-    JOBLIB = "joblib"
-    KERAS_H5 = "keras-h5"
-    TF_GRAPHDEF = "tf-graphdef"
-    TF_KERAS_METADATA = "tf-keras-metadata"
-    TF_FINGERPRINT = "tf-fingerprint"
-    TAR = "tar"
-    GZIP = "gzip"
-    BZ2 = "bz2"
-    XZ = "xz"
-    LZMA = "lzma"
-    ZLIB = "zlib"
-    ONNX_EXTERNAL_DATA = "onnx-external-data"  # by the cross-file check of an ONNX model
-    TF_VARIABLES = "tf-variables"  # by the cross-file check of a SavedModel
-    # Unparsed classes: content no spec claimed, named by its magic bytes.
-    EMPTY = "empty"
-    TEXT = "text"
-    IMAGE = "image"
-    UNKNOWN = "unknown"
-    SEVEN_Z = "7z"
-    RAR = "rar"
-    ZSTD = "zstd"
-    LZ4 = "lz4"
-    CAB = "cab"
-    # Not scanned: no spec ran on these bytes.
-    NESTED = "nested"  # past the container depth limit
-    SPECIAL = "special"  # not a regular file (FIFO, device, escaping link)
-    UNREADABLE = "unreadable"  # the file could not be read
-    NOT_FETCHED = "not-fetched"  # a remote file not downloaded (remote audits)
 
 
 # Archives we recognise by magic but do not open (their members stay unaudited).
@@ -86,9 +28,6 @@ UNPARSED_ARCHIVES = frozenset({
 })
 UNPARSED = frozenset({FormatId.EMPTY, FormatId.TEXT, FormatId.IMAGE, FormatId.UNKNOWN}
                      ) | UNPARSED_ARCHIVES
-NOT_SCANNED = frozenset({
-    FormatId.NESTED, FormatId.SPECIAL, FormatId.UNREADABLE, FormatId.NOT_FETCHED,
-})
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from auditor.model import Coverage, FileReport, Finding, Location, ModelReport, Severity
+from auditor.model import Coverage, FileReport, Finding, FormatId, Location, ModelReport, Severity
 
 
 def finding_to_json(f: Finding) -> dict[str, Any]:
@@ -33,8 +33,8 @@ def file_to_json(r: FileReport) -> dict[str, Any]:
 
 
 def file_from_json(d: dict[str, Any]) -> FileReport:
-    return FileReport(path=d["path"], size=d["size"], digests=d["digests"], format=d["format"],
-                      coverage=Coverage(d["coverage"]),
+    return FileReport(path=d["path"], size=d["size"], digests=d["digests"],
+                      format=FormatId(d["format"]), coverage=Coverage(d["coverage"]),
                       findings=tuple(finding_from_json(f) for f in d["findings"]),
                       facts=d["facts"])
 

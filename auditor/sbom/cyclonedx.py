@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditor.atomicio import write_atomic
 from auditor.errors import UsageError
-from auditor.formats.contract import FormatId
-from auditor.model import FileReport, Finding, ModelReport, ScanResult
+from auditor.model import FileReport, Finding, FormatId, ModelReport, ScanResult
 from auditor.sbom import licenses
 from auditor.sbom import properties as P
 from auditor.sbom.schemas import WRITE_SPECS, SbomError, json_error, schema_version

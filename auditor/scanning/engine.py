@@ -19,11 +19,11 @@ from typing import BinaryIO, Protocol
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats import scan_rules as rules
 from auditor.formats._lib.streams import ReplayReader
-from auditor.formats.contract import HEAD_BYTES, FormatId, FormatSpec, ScanContext
+from auditor.formats.contract import HEAD_BYTES, FormatSpec, ScanContext
 from auditor.formats.pickle import plain as pickle_format
 from auditor.formats.registry import SPECS
 from auditor.integrity.hashing import GIT_SHA1, HashingReader, new_hasher
-from auditor.model import Artifact, Coverage, FileReport, FormatResult, Rule
+from auditor.model import Artifact, Coverage, FileReport, FormatId, FormatResult, Rule
 from auditor.scanning import sniff
 from auditor.scanning.options import ScanOptions
 from auditor.version import __version__

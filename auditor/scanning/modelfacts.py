@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from auditor.formats.contract import FormatId
-from auditor.model import FileReport
+from auditor.model import FileReport, FormatId
 
 # Content formats that hold weights.
 WEIGHT_FORMATS = frozenset({

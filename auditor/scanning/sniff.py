@@ -8,7 +8,8 @@ checked against the formats that extension may legitimately hold.
 from __future__ import annotations
 
 from auditor.formats._lib.text import is_text
-from auditor.formats.contract import UNPARSED_ARCHIVES, FormatId
+from auditor.formats.contract import UNPARSED_ARCHIVES
+from auditor.model import FormatId
 
 # Magic numbers of content we recognise but do not parse.
 _IMAGE_MAGIC = {

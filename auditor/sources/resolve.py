@@ -32,6 +32,11 @@ def parse_ref(target: str, scheme: str, revision: str | None) -> HubRef:
     return HubRef(repo, rev or revision or "main")
 
 
+def is_local(target: str) -> bool:
+    """Whether a target string names a local file or folder (it has no `hf://`-like scheme)."""
+    return not target.startswith((HUB_SCHEME, CACHE_SCHEME))
+
+
 def open_target(
     target: str | Path, revision: str | None, settings: HubSettings, jobs: int
 ) -> tuple[str, list[Source]]:

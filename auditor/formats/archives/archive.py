@@ -19,8 +19,8 @@ from auditor.formats.archives import members as archive_members
 from auditor.formats.archives import tar as archive_tar
 from auditor.formats.archives import zip as archive_zip
 from auditor.formats.archives.members import Layout
-from auditor.formats.contract import FormatId, FormatSpec, ScanContext
-from auditor.model import FormatResult
+from auditor.formats.contract import FormatSpec, ScanContext
+from auditor.model import FormatId, FormatResult
 
 RULES = archive_zip.RULES + archive_members.RULES + archive_tar.RULES + archive_compressed.RULES
 

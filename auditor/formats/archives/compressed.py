@@ -21,14 +21,14 @@ import io
 import lzma
 import zlib
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.limits import Limits
 from auditor.formats._lib.streams import ReplayReader
 from auditor.formats.archives.members import add_at
-from auditor.formats.contract import FormatId, ScanContext
-from auditor.model import Rule, Severity
+from auditor.formats.contract import ScanContext
+from auditor.model import FormatId, Rule, Severity
 
 BOMB = Rule(
     "AUD-ARC-015", Severity.HIGH, "Decompression limit exceeded (possible bomb)",
@@ -55,16 +55,21 @@ RATIO_FLOOR = 10 * 1024 * 1024
 CHUNK = 64 * 1024
 ZF_HEADER = 2 + 19  # b"ZF" + the hex length field joblib pads to 19 bytes
 
-_FACTORIES: dict[str, Callable[[], Any]] = {
-    "gzip": lambda: zlib.decompressobj(31),
-    "zlib": lambda: zlib.decompressobj(15),
-    "deflate": lambda: zlib.decompressobj(-15),
-    "bz2": bz2.BZ2Decompressor,
-    "xz": lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ),
-    "lzma": lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE),
+# Raw deflate, as zip members hold it: a codec only, never the format of a file.
+DEFLATE = "deflate"
+Codec = FormatId | Literal["deflate"]
+
+_FACTORIES: dict[Codec, Callable[[], Any]] = {
+    FormatId.GZIP: lambda: zlib.decompressobj(31),
+    FormatId.ZLIB: lambda: zlib.decompressobj(15),
+    DEFLATE: lambda: zlib.decompressobj(-15),
+    FormatId.BZ2: bz2.BZ2Decompressor,
+    FormatId.XZ: lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ),
+    FormatId.LZMA: lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE),
 }
 # Formats whose readers accept several streams one after another, by the stream's magic.
-_NEXT_STREAM_MAGIC = {"gzip": b"\x1f\x8b", "bz2": b"BZh", "xz": b"\xfd7zXZ\x00"}
+_NEXT_STREAM_MAGIC = {FormatId.GZIP: b"\x1f\x8b", FormatId.BZ2: b"BZh",
+                      FormatId.XZ: b"\xfd7zXZ\x00"}
 _ERRORS = (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError)
 # File-name endings a compressor adds, stripped to name the member inside.
 _SUFFIXES = (".gz", ".gzip", ".bz2", ".xz", ".lzma", ".z", ".zlib")
@@ -102,7 +107,7 @@ class DecompressReader(io.RawIOBase):
     """
 
     def __init__(
-        self, source: BinaryIO, kind: str, limits: Limits, budget: Budget | None = None,
+        self, source: BinaryIO, kind: Codec, limits: Limits, budget: Budget | None = None,
         what: str = "",
     ) -> None:
         super().__init__()
@@ -204,9 +209,9 @@ def kind_of(head: bytes) -> FormatId | None:
     if _is_zf(head):
         return FormatId.ZLIB
     if len(head) >= 2 and head[0] == 0x78 and (head[0] << 8 | head[1]) % 31 == 0:
-        return FormatId.ZLIB if _decodes("zlib", head) else None
+        return FormatId.ZLIB if _decodes(FormatId.ZLIB, head) else None
     if head[:1] == b"\x5d" and len(head) >= 13 and _plausible_lzma_alone(head):
-        return FormatId.LZMA if _decodes("lzma", head) else None
+        return FormatId.LZMA if _decodes(FormatId.LZMA, head) else None
     return None
 
 
@@ -223,7 +228,7 @@ def _plausible_lzma_alone(head: bytes) -> bool:
     return dict_size >= 4096 and (unpacked == 2**64 - 1 or unpacked < 2**48)
 
 
-def _decodes(kind: str, head: bytes) -> bool:
+def _decodes(kind: FormatId, head: bytes) -> bool:
     """A weak magic (zlib's two bytes, lzma-alone's one) confirmed by decoding the head."""
     try:
         _FACTORIES[kind]().decompress(head[:CHUNK], 256)

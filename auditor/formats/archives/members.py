@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from auditor.formats._lib.streams import ReplayReader
-from auditor.formats.contract import FormatId, ScanContext
-from auditor.model import Rule, Severity
+from auditor.formats.contract import ScanContext
+from auditor.model import FormatId, Rule, Severity
 
 TRAVERSAL = Rule(
     "AUD-ARC-010", Severity.HIGH, "Archive member path escapes the extraction folder",

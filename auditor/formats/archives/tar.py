@@ -19,8 +19,8 @@ from auditor.formats._lib.streams import SliceReader
 from auditor.formats.archives import members
 from auditor.formats.archives.compressed import BOMB, CORRUPT
 from auditor.formats.archives.members import Layout, add_at
-from auditor.formats.contract import FormatId, ScanContext
-from auditor.model import Rule, Severity
+from auditor.formats.contract import ScanContext
+from auditor.model import FormatId, Rule, Severity
 
 MALFORMED = Rule(
     "AUD-ARC-018", Severity.HIGH, "Malformed tar header",

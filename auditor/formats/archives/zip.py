@@ -33,10 +33,17 @@ from typing import BinaryIO
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.streams import SliceReader
 from auditor.formats.archives import members
-from auditor.formats.archives.compressed import BOMB, CORRUPT, Budget, DecompressReader
+from auditor.formats.archives.compressed import (
+    BOMB,
+    CORRUPT,
+    DEFLATE,
+    Budget,
+    Codec,
+    DecompressReader,
+)
 from auditor.formats.archives.members import CrcReader, Layout, Role, add_at
-from auditor.formats.contract import FormatId, ScanContext
-from auditor.model import Rule, Severity
+from auditor.formats.contract import ScanContext
+from auditor.model import FormatId, Rule, Severity
 
 DIFFERENTIAL = Rule(
     "AUD-ARC-001", Severity.HIGH, "Zip local header disagrees with the central directory",
@@ -114,7 +121,7 @@ _FLAG_NAMES = {0: "encrypted", 4: "enhanced deflate", 5: "patched data",
                6: "strong encryption", 13: "masked header"}
 _USUAL_FLAGS = (1 << 1) | (1 << 2) | (1 << 3) | (1 << 11)
 _UNIX = 3
-_METHODS = {0: None, 8: "deflate", 12: "bz2"}
+_METHODS: dict[int, Codec | None] = {0: None, 8: DEFLATE, 12: FormatId.BZ2}
 _SPOOL_MEMORY = 8 * 1024 * 1024
 _SCAN_CHUNK = 1 << 20
 

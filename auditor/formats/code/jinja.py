@@ -16,8 +16,8 @@ from auditor.errors import FormatError
 from auditor.formats._lib.streams import read_capped
 from auditor.formats._lib.text import is_text
 from auditor.formats.code import templates
-from auditor.formats.contract import FormatId, FormatSpec, ScanContext
-from auditor.model import FormatResult
+from auditor.formats.contract import FormatSpec, ScanContext
+from auditor.model import FormatId, FormatResult
 
 RULES = templates.RULES  # the chat-template rules; GGUF and JSON configs raise them too
 

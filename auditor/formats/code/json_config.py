@@ -15,8 +15,8 @@ from auditor.formats._lib.jsonstream import scan_json
 from auditor.formats._lib.jsonutil import loads_strict
 from auditor.formats.code import python as python_code
 from auditor.formats.code import templates
-from auditor.formats.contract import FormatId, FormatSpec, ScanContext
-from auditor.model import FormatResult, Rule, Severity
+from auditor.formats.contract import FormatSpec, ScanContext
+from auditor.model import FormatId, FormatResult, Rule, Severity
 
 INVALID = Rule(
     "AUD-JSON-001", Severity.HIGH, "Invalid JSON",

@@ -19,8 +19,8 @@ import re
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
-from auditor.formats.contract import FormatId, FormatSpec, ScanContext
-from auditor.model import FormatResult, Rule, Severity
+from auditor.formats.contract import FormatSpec, ScanContext
+from auditor.model import FormatId, FormatResult, Rule, Severity
 
 MALFORMED = Rule(
     "AUD-CARD-001", Severity.MEDIUM, "Model card front matter is malformed",

@@ -29,8 +29,8 @@ from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.text import is_text
-from auditor.formats.contract import FormatId, FormatSpec, ScanContext
-from auditor.model import FileReport, FormatResult, Rule, Severity
+from auditor.formats.contract import FormatSpec, ScanContext
+from auditor.model import FileReport, FormatId, FormatResult, Rule, Severity
 
 CODE_PRESENT = Rule(
     "AUD-CODE-001", Severity.MEDIUM, "Python code shipped with the model (remote code)",

@@ -14,8 +14,8 @@ from typing import Any, BinaryIO
 
 from auditor.errors import FormatError
 from auditor.formats._lib.protowire import I32, I64, LEN, VARINT
-from auditor.formats.contract import FormatId, FormatSpec, ScanContext
-from auditor.model import FormatResult, Rule, Severity
+from auditor.formats.contract import FormatSpec, ScanContext
+from auditor.model import FormatId, FormatResult, Rule, Severity
 
 MALFORMED = Rule(
     "AUD-TOK-001", Severity.HIGH, "SentencePiece model is malformed",

@@ -17,8 +17,8 @@ from typing import BinaryIO
 from auditor.errors import FormatError
 from auditor.formats._lib.streams import read_capped
 from auditor.formats._lib.text import is_text
-from auditor.formats.contract import FormatId, FormatSpec, ScanContext
-from auditor.model import FormatResult, Rule, Severity
+from auditor.formats.contract import FormatSpec, ScanContext
+from auditor.model import FormatId, FormatResult, Rule, Severity
 
 PYTHON_TAG = Rule(
     "AUD-YAML-001", Severity.CRITICAL, "YAML config carries Python object tags",

@@ -26,8 +26,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
 
-from auditor.formats.contract import FormatId
-from auditor.model import Severity
+from auditor.model import FormatId, Severity
 
 
 class Tier(enum.Enum):

@@ -22,7 +22,7 @@ from auditor.formats.pickle.machine import (
     Ref,
     Seq,
 )
-from auditor.model import Rule, Severity
+from auditor.model import FormatId, Rule, Severity
 
 WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
 
@@ -41,7 +41,7 @@ ARRAY = Opaque("joblib array")
 
 def after_build(machine: Machine, wrapper: Call, at: int) -> None:
     """Consume the array data that follows a wrapper's BUILD; leave the array on the stack."""
-    machine.env.layouts.add("joblib")
+    machine.env.layouts.add(FormatId.JOBLIB)
     state = _dict(wrapper.state)
     if state is None:
         raise PickleError("NumpyArrayWrapper state is not a dict", at, LAYOUT)

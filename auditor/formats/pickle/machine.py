@@ -25,7 +25,7 @@ from auditor.formats._lib.limits import Limits
 from auditor.formats.pickle import rules as R
 from auditor.formats.pickle.imports import Tier, Tiers, Verdict, classify
 from auditor.formats.pickle.ops import BY_CODE, HIGHEST_PROTOCOL, Arg, Op
-from auditor.model import Rule, Severity
+from auditor.model import FormatId, Rule, Severity
 
 CHUNK = 1 << 20
 KEEP = 4096  # longest string or bytes value kept (names are far shorter)
@@ -228,7 +228,7 @@ class Env:
     imports: ImportLog = field(default_factory=ImportLog)
     shadowed: set[str] = field(default_factory=set)  # names this stream redefined
     ops: int = 0
-    layouts: set[str] = field(default_factory=set)  # raw-data layouts met (e.g. "joblib")
+    layouts: set[FormatId] = field(default_factory=set)  # raw-data layouts met (joblib)
     _reports: dict[str, int] = field(default_factory=dict)
     _cache: dict[tuple[str, str], Verdict] = field(default_factory=dict)
 

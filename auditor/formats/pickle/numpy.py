@@ -24,8 +24,8 @@ from auditor.errors import FormatError
 from auditor.formats._lib.streams import SliceReader
 from auditor.formats.archives import zip as archive_zip
 from auditor.formats.archives.members import Layout, Role, peek
-from auditor.formats.contract import FormatId, FormatSpec, ScanContext
-from auditor.model import FormatResult, Rule, Severity
+from auditor.formats.contract import FormatSpec, ScanContext
+from auditor.model import FormatId, FormatResult, Rule, Severity
 
 HEADER = Rule(
     "AUD-NPY-001", Severity.HIGH, "Invalid .npy header",

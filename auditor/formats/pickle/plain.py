@@ -16,14 +16,14 @@ from typing import BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.limits import Limits
-from auditor.formats.contract import HEAD_BYTES, FormatId, FormatSpec, ScanContext
+from auditor.formats.contract import HEAD_BYTES, FormatSpec, ScanContext
 from auditor.formats.pickle import joblib
 from auditor.formats.pickle import rules as pickle_rules
 from auditor.formats.pickle import torch_views as pickle_torch
 from auditor.formats.pickle.imports import Tier, tiers_for
 from auditor.formats.pickle.machine import Env, Input, Machine, PickleError, Truncated
 from auditor.formats.pickle.ops import HIGHEST_PROTOCOL
-from auditor.model import FormatResult, Rule, Severity
+from auditor.model import FormatId, FormatResult, Rule, Severity
 
 RULES = pickle_rules.RULES + joblib.RULES + pickle_torch.RULES
 
@@ -150,7 +150,7 @@ def finish(env: Env, ctx: ScanContext) -> None:
     env.imports.flush(env.report)
     ctx.result.facts["imports"] = [f"{p} ({t})" for p, t in imports[:MAX_FACT_IMPORTS]]
     ctx.result.facts["opcodes"] = env.ops
-    if "joblib" in env.layouts:
+    if FormatId.JOBLIB in env.layouts:
         ctx.result.format = FormatId.JOBLIB
 
 

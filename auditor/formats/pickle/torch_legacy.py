@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 from auditor.errors import FormatError
 from auditor.formats._lib.limits import Limits
-from auditor.formats.contract import FormatId, FormatSpec, ScanContext
+from auditor.formats.contract import FormatSpec, ScanContext
 from auditor.formats.pickle import plain as pickle_format
 from auditor.formats.pickle import rules as pickle_rules
 from auditor.formats.pickle.imports import tiers_for
@@ -32,7 +32,7 @@ from auditor.formats.pickle.machine import (
     Ref,
     Seq,
 )
-from auditor.model import FormatResult, Rule, Severity
+from auditor.model import FormatId, FormatResult, Rule, Severity
 
 MAGIC = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001

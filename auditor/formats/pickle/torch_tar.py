@@ -21,11 +21,11 @@ from typing import Any, BinaryIO
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats import scan_rules
 from auditor.formats.archives.members import member_path
-from auditor.formats.contract import FormatId, ScanContext
+from auditor.formats.contract import ScanContext
 from auditor.formats.pickle import plain as pickle_format
 from auditor.formats.pickle import torch_legacy
 from auditor.formats.pickle.machine import Env, Input, Machine, PickleError, Ref
-from auditor.model import Coverage
+from auditor.model import Coverage, FormatId
 
 _INT64 = struct.Struct("<q")
 _MAX_NDIM = 64

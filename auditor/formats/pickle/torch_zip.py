@@ -27,9 +27,9 @@ from auditor.formats.archives import members as archive_members
 from auditor.formats.archives import tar as archive_tar
 from auditor.formats.archives import zip as archive_zip
 from auditor.formats.archives.members import Layout, Role, add_at
-from auditor.formats.contract import FormatId, FormatSpec, ScanContext
+from auditor.formats.contract import FormatSpec, ScanContext
 from auditor.formats.pickle import torch_tar
-from auditor.model import FormatResult, Rule, Severity
+from auditor.model import FormatId, FormatResult, Rule, Severity
 
 STORAGE_CONTENT = Rule(
     "AUD-PT-001", Severity.MEDIUM, "Tensor storage starts like a pickle or an archive",

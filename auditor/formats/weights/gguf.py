@@ -18,8 +18,8 @@ from typing import Any, BinaryIO
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.bounded import ForwardReader
 from auditor.formats.code import templates
-from auditor.formats.contract import FormatId, FormatSpec, ScanContext
-from auditor.model import FormatResult, Rule, Severity
+from auditor.formats.contract import FormatSpec, ScanContext
+from auditor.model import FormatId, FormatResult, Rule, Severity
 
 HEADER = Rule(
     "AUD-GGUF-001", Severity.HIGH, "GGUF header is invalid",

@@ -22,9 +22,9 @@ from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.jsonutil import loads_strict
-from auditor.formats.contract import FormatId, FormatSpec, ScanContext
+from auditor.formats.contract import FormatSpec, ScanContext
 from auditor.formats.weights import keras
-from auditor.model import FormatResult, Rule, Severity
+from auditor.model import FormatId, FormatResult, Rule, Severity
 
 MALFORMED = Rule(
     "AUD-KERAS-009", Severity.HIGH, "HDF5 file structure is invalid",

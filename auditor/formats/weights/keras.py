@@ -27,8 +27,8 @@ from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.jsonutil import loads_strict
 from auditor.formats._lib.streams import read_capped
 from auditor.formats.code import python as python_code
-from auditor.formats.contract import FormatId, FormatSpec, ScanContext
-from auditor.model import FormatResult, Rule, Severity
+from auditor.formats.contract import FormatSpec, ScanContext
+from auditor.model import FormatId, FormatResult, Rule, Severity
 
 LAMBDA_CODE = Rule(
     "AUD-KERAS-001", Severity.CRITICAL, "Keras Lambda with embedded Python bytecode",

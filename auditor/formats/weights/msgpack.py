@@ -17,8 +17,8 @@ from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.bounded import ForwardReader
-from auditor.formats.contract import FormatId, FormatSpec, ScanContext
-from auditor.model import FormatResult, Rule, Severity
+from auditor.formats.contract import FormatSpec, ScanContext
+from auditor.model import FormatId, FormatResult, Rule, Severity
 
 MALFORMED = Rule(
     "AUD-MSGP-001", Severity.HIGH, "msgpack data is malformed",

@@ -30,8 +30,8 @@ from auditor.formats._lib.protowire import (
     read_head_fields,
     read_message,
 )
-from auditor.formats.contract import FormatId, FormatSpec, ScanContext
-from auditor.model import Coverage, FileReport, FormatResult, Rule, Severity
+from auditor.formats.contract import FormatSpec, ScanContext
+from auditor.model import Coverage, FileReport, FormatId, FormatResult, Rule, Severity
 
 MALFORMED = Rule(
     "AUD-ONNX-001", Severity.HIGH, "ONNX model is malformed",

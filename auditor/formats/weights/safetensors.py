@@ -13,8 +13,8 @@ from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.jsonutil import loads_strict
-from auditor.formats.contract import FormatId, FormatSpec, ScanContext
-from auditor.model import FormatResult, Rule, Severity
+from auditor.formats.contract import FormatSpec, ScanContext
+from auditor.model import FormatId, FormatResult, Rule, Severity
 
 HEADER = Rule(
     "AUD-ST-001", Severity.HIGH, "safetensors header is invalid",

@@ -17,9 +17,9 @@ from typing import BinaryIO
 
 from auditor.formats._lib.streams import read_capped
 from auditor.formats._lib.text import is_text
-from auditor.formats.contract import FormatId, FormatSpec, ScanContext
+from auditor.formats.contract import FormatSpec, ScanContext
 from auditor.formats.weights import tf_savedmodel
-from auditor.model import FormatResult
+from auditor.model import FormatId, FormatResult
 
 RULES = ()  # raises the TensorFlow rules of tf_savedmodel
 

@@ -35,9 +35,9 @@ from auditor.formats._lib.protowire import (
 )
 from auditor.formats._lib.streams import ReplayReader
 from auditor.formats.code import python as python_code
-from auditor.formats.contract import FormatId, FormatSpec, ScanContext
+from auditor.formats.contract import FormatSpec, ScanContext
 from auditor.formats.weights import keras
-from auditor.model import Coverage, FileReport, FormatResult, Rule, Severity
+from auditor.model import Coverage, FileReport, FormatId, FormatResult, Rule, Severity
 
 PYTHON_OP = Rule(
     "AUD-TF-001", Severity.HIGH, "TensorFlow graph calls Python functions (PyFunc)",

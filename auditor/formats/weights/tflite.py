@@ -15,9 +15,9 @@ import struct
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
-from auditor.formats.contract import FormatId, FormatSpec, ScanContext
+from auditor.formats.contract import FormatSpec, ScanContext
 from auditor.formats.weights import tf_savedmodel
-from auditor.model import FormatResult, Rule, Severity
+from auditor.model import FormatId, FormatResult, Rule, Severity
 
 CUSTOM_OP = Rule(
     "AUD-TFL-001", Severity.HIGH, "TFLite custom operator (native kernel required)",
