@@ -33,11 +33,20 @@ from auditor.integrity import provenance
 from auditor.integrity.hashing import GIT_SHA1
 from auditor.integrity.model_signature import check_model_signature
 from auditor.integrity.provenance import Upstream
-from auditor.model import Coverage, FileReport, Finding, FormatId, ModelReport, ScanResult, Severity
+from auditor.model import (
+    Artifact,
+    Coverage,
+    FileReport,
+    Finding,
+    FormatId,
+    ModelReport,
+    ScanResult,
+    Severity,
+)
 from auditor.scanning import crossfile, engine
 from auditor.scanning.modelfacts import model_facts
 from auditor.scanning.options import ScanOptions
-from auditor.sources.contract import OnDisk, Remote, RemoteArtifact, Source
+from auditor.sources.contract import Claims, OnDisk, Remote, RemoteArtifact, Source
 from auditor.sources.hubclient import HubSettings, hub_settings
 from auditor.sources.local import kept
 from auditor.sources.resolve import open_target
@@ -89,22 +98,33 @@ def scan_source(
         files = crossfile.link(_read_remote(artifacts, options))
         return _assemble(source, files, [], artifacts.root, None, options), artifacts.transfer.bytes
     entries = artifacts.listing.entries
-    claims = source.claims()
-    blob_paths = frozenset(
-        e.relpath for e in entries
-        if provenance.needs_blob_id(e.relpath, claims.listing, claims.blob_names or {}))
-    hashing = dataclasses.replace(options, git_blob_paths=blob_paths)
-    files, read = engine.scan_entries(entries, hashing, progress)  # one pass per file
+    reading = hashing(options, entries, source.claims())
+    files, read = engine.scan_entries(entries, reading, progress)  # one pass per file
     return model_from_files(source, artifacts, files, options), read
 
 
+def hashing(options: ScanOptions, entries: Sequence[Artifact], claims: Claims) -> ScanOptions:
+    """The options a model's files are read with: wherever a claim names a file by its git
+    blob id (a cache blob name, a tree or Hub listing), that id is hashed in the same pass.
+
+    `ScanOptions.algorithms_for(relpath)` then says which digests one file gets.
+    """
+    blob_names = claims.blob_names or {}
+    return dataclasses.replace(options, git_blob_paths=frozenset(
+        e.relpath for e in entries
+        if provenance.needs_blob_id(e.relpath, claims.listing, blob_names)))
+
+
 def model_from_files(
-    source: Source, artifacts: OnDisk, files: list[FileReport], options: ScanOptions
+    source: Source, artifacts: OnDisk, files: list[FileReport], options: ScanOptions,
+    also: Sequence[Finding] = (),
 ) -> ModelReport:
     """A model report from its scanned files on disk (the mirror scans them its own way).
 
     The cross-file checks run here, once every file of the model is in, so the
-    one-off scan and the mirror's incremental one see the same model.
+    one-off scan and the mirror's incremental one see the same model. `also`:
+    model-level findings the caller made about these files (the mirror's drift
+    between runs), listed after the model's own.
     """
     files = crossfile.link(files)
     claims = source.claims()
@@ -115,7 +135,7 @@ def model_from_files(
             files, claims.blob_names or {}, listing, claims.listing_origin,
             check_blob_names=claims.blob_names is not None)
     findings = [*artifacts.listing.findings, *missing]
-    return _assemble(source, files, findings, artifacts.root, artifacts.signed_at, options)
+    return _assemble(source, files, findings, artifacts.root, artifacts.signed_at, options, also)
 
 
 def _read_remote(remote: Remote, options: ScanOptions) -> list[FileReport]:
@@ -153,7 +173,7 @@ def _not_fetched(up: Upstream) -> FileReport:
 
 def _assemble(
     source: Source, files: list[FileReport], findings: list[Finding], root: str,
-    signed_at: Path | None, options: ScanOptions,
+    signed_at: Path | None, options: ScanOptions, also: Sequence[Finding] = (),
 ) -> ModelReport:
     """The one place a `ModelReport` is built: pinning, Hub scanners, signature, lineage.
 
@@ -181,6 +201,7 @@ def _assemble(
     if lineage is not None:
         facts["lineage"], cycles = lineage
         findings += cycles
+    findings += also
     return ModelReport(name=identity.name, root=root, source=identity.kind, files=tuple(files),
                        findings=tuple(findings), facts=facts, revision=identity.revision)
 

@@ -28,11 +28,6 @@ class MirrorModel:
     root: Path  # the folder scanned: a snapshot, or the model folder
     commit: str | None = None  # the snapshot's commit (hf-cache)
 
-    @property
-    def repo_folder(self) -> Path:
-        """`models--org--name` for a cache snapshot."""
-        return self.root.parent.parent
-
 
 def discover(root: Path, skip: Iterable[Path] = ()) -> list[MirrorModel]:
     """Every model under `root`, sorted by key; `skip` are folders that are ours (sboms)."""

@@ -1,12 +1,14 @@
 """One incremental pass over a mirror: discover, rescan what changed, judge, record.
 
-Per model: list its files; a file whose stat the state knows, with a result
-for this rules version, is not read; the others go to the executor. Once a
-model's files are in, the model report is assembled exactly as a one-off
-scan would (cross-file checks, cache verification, model facts), compared
-with the state for drift and new findings, its SBOM rewritten if its bytes
-change and judged by the policies, and everything is committed in one
-transaction. Scans of later models run while earlier ones are committed.
+Per model: its source (`sources.resolve.model_folder`) lists its files, and
+the pipeline says which digests each gets (`pipeline.hashing`); a file whose
+stat the state knows, with a result for this rules version, is not read; the
+others go to the executor. Once a model's files are in, they are compared with
+the state for drift, and the pipeline assembles the model report exactly as a
+one-off scan would (cross-file checks, cache verification, model facts), with
+the drift findings passed in; its SBOM is rewritten if its bytes change and
+judged by the policies, and everything is committed in one transaction. Scans
+of later models run while earlier ones are committed.
 """
 
 from __future__ import annotations
@@ -24,19 +26,16 @@ from typing import Any
 from auditor.atomicio import write_atomic
 from auditor.errors import UsageError
 from auditor.integrity import drift
-from auditor.integrity.hashing import GIT_SHA1
-from auditor.integrity.provenance import needs_blob_id
 from auditor.mirror import codec
 from auditor.mirror.discover import MirrorModel, discover
 from auditor.mirror.executor import Executor, Future, Scanned, open_executor, scan_path
 from auditor.mirror.state import ModelRow, State, StatKey, exclusive, stat_key
 from auditor.model import Artifact, FileReport, Finding, ModelReport, Severity
-from auditor.pipeline import judge, model_from_files, model_sbom
-from auditor.scanning.engine import RULES_VERSION, NoProgress, scan_file
+from auditor.pipeline import hashing, judge, model_from_files, model_sbom
+from auditor.scanning.engine import RULES_VERSION
 from auditor.scanning.options import ScanOptions
-from auditor.sources.contract import Claims, OnDisk
-from auditor.sources.hfcache import CacheSnapshot
-from auditor.sources.local import LocalFolder, list_files
+from auditor.sources.contract import OnDisk, Source
+from auditor.sources.resolve import model_folder
 
 SCHEMA_VERSION = 1
 POLICY_THRESHOLD = Severity.LOW  # as `auditor gate`: any active violation from low up counts
@@ -59,9 +58,9 @@ class _Plan:
     """A model's files: reports already known (JSON) or futures of scans in flight."""
 
     model: MirrorModel
-    source: CacheSnapshot | LocalFolder
+    source: Source
     artifacts: OnDisk
-    claims: Claims
+    reading: ScanOptions  # the run's options with this model's hashing choice
     # (entry, its report when known, the scan in flight, whether this model submitted it)
     files: list[tuple[Artifact, dict[str, Any] | None, Future | None, bool]]
 
@@ -121,16 +120,15 @@ def run(opts: MirrorOptions) -> dict[str, Any]:
 
 def _plan(model: MirrorModel, state: State, opts: MirrorOptions, key: str, executor: Executor,
           inflight: dict[tuple[Any, ...], Future]) -> _Plan:
-    source = (CacheSnapshot(model.repo_folder, model.commit) if model.commit
-              else LocalFolder(model.root, name=model.name))
-    listing = list_files(model.root, opts.scan.exclude)
-    claims = source.claims()
+    source = model_folder(model.root, model.name)
+    artifacts = source.artifacts(opts.scan.exclude)
+    assert isinstance(artifacts, OnDisk)  # a mirror's models are folders on disk
+    reading = hashing(opts.scan, artifacts.listing.entries, source.claims())
     files: list[tuple[Artifact, dict[str, Any] | None, Future | None, bool]] = []
-    for entry in sorted(listing.entries, key=lambda e: -e.size):
-        algorithms = _algorithms(entry.relpath, opts.scan, claims)
+    for entry in sorted(artifacts.listing.entries, key=lambda e: -e.size):
+        algorithms = reading.algorithms_for(entry.relpath)
         if entry.problem is not None:  # never opened: nothing to read, nothing to cache
-            report, _ = scan_file(entry, opts.scan, NoProgress())
-            files.append((entry, codec.file_to_json(report), None, False))
+            files.append((entry, scan_path(entry, reading).report, None, False))
             continue
         cached = _cached(entry, state, key, algorithms)
         if cached is not None:
@@ -139,17 +137,9 @@ def _plan(model: MirrorModel, state: State, opts: MirrorOptions, key: str, execu
         ident = (entry.path, entry.relpath, algorithms)  # a blob shared by snapshots: once
         owner = ident not in inflight
         if owner:
-            options = dataclasses.replace(opts.scan, hash_algorithms=algorithms)
-            inflight[ident] = executor.submit(scan_path, entry, options)
+            inflight[ident] = executor.submit(scan_path, entry, reading)
         files.append((entry, None, inflight[ident], owner))
-    return _Plan(model, source, source.on_disk(listing), claims, files)
-
-
-def _algorithms(relpath: str, options: ScanOptions, claims: Claims) -> tuple[str, ...]:
-    """The git blob id is hashed too when that is what the cache claims for this file."""
-    if needs_blob_id(relpath, claims.listing, claims.blob_names or {}):
-        return tuple(dict.fromkeys((*options.hash_algorithms, GIT_SHA1)))
-    return options.hash_algorithms
+    return _Plan(model, source, artifacts, reading, files)
 
 
 def _cached(entry: Artifact, state: State, key: str, algorithms: tuple[str, ...]
@@ -186,16 +176,16 @@ def _finish(plan: _Plan, state: State, opts: MirrorOptions, key: str, run_id: in
     files = reports
     if not model.commit:  # a result cached for a cache snapshot may carry its git blob id
         files = [dataclasses.replace(f, digests={k: v for k, v in f.digests.items()
-                                                 if k in opts.scan.hash_algorithms})
+                                                 if k in plan.reading.hash_algorithms})
                  for f in files]
-    report = model_from_files(plan.source, plan.artifacts, files, opts.scan)
+    revision = plan.source.identity.revision
     previous = state.model(model.key)
-    same_revision = previous is not None and previous.revision == report.revision
+    same_revision = previous is not None and previous.revision == revision
     recorded = state.baseline(model.key) if same_revision else None
     current = {f.path: f.sha256 or (recorded or {}).get(f.path, ("", ""))[1]
-               for f in report.files}
-    moved = drift.compare(current, recorded, pinned=report.revision is not None)
-    report = dataclasses.replace(report, findings=(*report.findings, *moved.findings))
+               for f in sorted(files, key=lambda f: f.path)}
+    moved = drift.compare(current, recorded, pinned=revision is not None)
+    report = model_from_files(plan.source, plan.artifacts, files, opts.scan, also=moved.findings)
     fingerprint = codec.model_fingerprint(report, key)
     sbom_name = _sbom_name(model)
     unchanged = previous is not None and previous.fingerprint == fingerprint

@@ -22,7 +22,7 @@ from auditor.formats._lib.streams import ReplayReader
 from auditor.formats.contract import HEAD_BYTES, FormatSpec, ScanContext
 from auditor.formats.pickle import plain as pickle_format
 from auditor.formats.registry import SPECS
-from auditor.integrity.hashing import GIT_SHA1, HashingReader, new_hasher
+from auditor.integrity.hashing import HashingReader, new_hasher
 from auditor.model import Artifact, Coverage, FileReport, FormatId, FormatResult, Rule
 from auditor.scanning import sniff
 from auditor.scanning.options import ScanOptions
@@ -150,10 +150,7 @@ def scan_file(entry: Artifact, options: ScanOptions, progress: Progress) -> tupl
         return _report(entry, ctx.result, {}, 0, FormatId.SPECIAL), 0
     try:
         with _open_regular(entry.path) as raw:
-            algorithms = options.hash_algorithms
-            if entry.relpath in options.git_blob_paths:
-                algorithms = tuple(dict.fromkeys((*algorithms, GIT_SHA1)))
-            reader = HashingReader(raw, algorithms, progress.advance)
+            reader = HashingReader(raw, options.algorithms_for(entry.relpath), progress.advance)
             # Larger than the sniffed head, so sniffing then seeking to 0 stays in the buffer.
             buffered = io.BufferedReader(reader, 2 * HEAD_BYTES)
             dispatch(buffered, ctx)  # type: ignore[arg-type]

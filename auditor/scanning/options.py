@@ -7,6 +7,7 @@ from pathlib import Path
 
 from auditor.formats._lib.limits import Limits
 from auditor.formats.contract import FormatOptions
+from auditor.integrity.hashing import GIT_SHA1
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,12 @@ class ScanOptions:
     # OMS signature to check (default: model.sig in the model folder) and who is trusted.
     signature: Path | None = None
     trust: object | None = None  # auditor.integrity.signing.Trust
+
+    def algorithms_for(self, relpath: str) -> tuple[str, ...]:
+        """The digests a file is read with: ours, plus its git blob id where a claim needs it."""
+        if relpath in self.git_blob_paths:
+            return tuple(dict.fromkeys((*self.hash_algorithms, GIT_SHA1)))
+        return self.hash_algorithms
 
     @property
     def formats(self) -> FormatOptions:

@@ -24,7 +24,7 @@ from typing import Any
 from auditor.errors import UsageError
 from auditor.integrity.provenance import Upstream
 from auditor.sources import lineage
-from auditor.sources.contract import Claims, Identity, Lineage, Listing, OnDisk
+from auditor.sources.contract import Claims, Identity, Lineage, OnDisk
 from auditor.sources.hubclient import is_commit
 from auditor.sources.local import list_files
 
@@ -148,10 +148,7 @@ class CacheSnapshot:
         return self._claims
 
     def artifacts(self, exclude: tuple[str, ...]) -> OnDisk:
-        return self.on_disk(list_files(self.snapshot, exclude))
-
-    def on_disk(self, listing: Listing) -> OnDisk:
-        """These files, listed by the caller, as this snapshot's artifacts."""
+        listing = list_files(self.snapshot, exclude)
         return OnDisk(root=str(self.snapshot), listing=listing, signed_at=self.snapshot)
 
     def hub_facts(self) -> dict[str, Any]:

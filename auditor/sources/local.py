@@ -169,12 +169,15 @@ class LocalFolder:
     """A file or folder on disk as a source: named by where it sits, no upstream claims.
 
     `revision` is what the user says the folder holds (when not inferable);
-    `name` overrides the folder's name (a mirror knows a model as org/name).
+    `name` overrides the folder's name (a mirror knows a model as org/name);
+    `allow_empty`: a folder with nothing to scan is a model without files (a
+    mirror's model folder may be emptied), not a usage error.
     """
 
     target: Path
     revision: str | None = None
     name: str | None = None
+    allow_empty: bool = False
 
     @cached_property
     def identity(self) -> Identity:
@@ -188,13 +191,9 @@ class LocalFolder:
 
     def artifacts(self, exclude: tuple[str, ...]) -> OnDisk:
         listing = list_files(self.target, exclude)
-        if not listing.entries and not listing.findings:
+        if not listing.entries and not listing.findings and not self.allow_empty:
             raise UsageError(f"{self.target}: nothing to scan (empty folder, or everything "
                              "excluded)")
-        return self.on_disk(listing)
-
-    def on_disk(self, listing: Listing) -> OnDisk:
-        """These files, listed by the caller, as this folder's artifacts."""
         signed_at = self.target if self.target.is_file() else listing.root
         return OnDisk(root=str(listing.root), listing=listing, signed_at=signed_at)
 

@@ -37,6 +37,14 @@ def is_local(target: str) -> bool:
     return not target.startswith((HUB_SCHEME, CACHE_SCHEME))
 
 
+def model_folder(folder: Path, name: str) -> Source:
+    """A model folder of a mirror: a cache snapshot is verified as one, pinned to its commit;
+    any other folder is a local model known as `name`, possibly with no files left."""
+    if hfcache.cache_kind(folder) == "snapshot":
+        return hfcache.CacheSnapshot(folder.parent.parent, folder.name)
+    return LocalFolder(folder, name=name, allow_empty=True)
+
+
 def open_target(
     target: str | Path, revision: str | None, settings: HubSettings, jobs: int
 ) -> tuple[str, list[Source]]:
