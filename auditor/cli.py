@@ -22,7 +22,7 @@ from auditor.errors import (
     UsageError,
 )
 from auditor.model import Severity
-from auditor.report import SCAN_REPORTERS, VERDICT_REPORTERS
+from auditor.report import DATA_FORMATS, SCAN_REPORTERS, VERDICT_REPORTERS
 from auditor.version import __version__
 
 SEVERITIES = [s.label for s in Severity]
@@ -249,7 +249,7 @@ def sign(model: Path, key: Path, password_env: str | None, certificate: Path | N
 @_verify_options
 @click.option("--allow-unsigned-files", is_flag=True,
               help="Do not fail on files present but not covered by the signature.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+@click.option("--format", "fmt", type=click.Choice(DATA_FORMATS), default="text",
               show_default=True, help="Result format.")
 @_OUTPUT
 def verify(model: Path, signature: Path | None, key: Path | None,
@@ -302,7 +302,7 @@ def sbom() -> None:
 @sbom.command("diff")
 @click.argument("old", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("new", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+@click.option("--format", "fmt", type=click.Choice(DATA_FORMATS), default="text",
               show_default=True, help="Change list format.")
 @_OUTPUT
 def sbom_diff(old: Path, new: Path, fmt: str, output: Path | None) -> int:
@@ -484,7 +484,7 @@ def mirror() -> None:
 @click.option("--policy", "policies", multiple=True,
               type=click.Path(path_type=Path, dir_okay=False),
               help="Policy file every model's SBOM is judged against (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+@click.option("--format", "fmt", type=click.Choice(DATA_FORMATS), default="text",
               show_default=True, help="Summary format.")
 @_OUTPUT
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
@@ -518,7 +518,7 @@ def mirror_scan(root: Path, state_path: Path, sboms: Path | None, policies: tupl
 @click.option("--state", "state_path", type=click.Path(path_type=Path, dir_okay=False),
               default=Path("auditor-mirror.db"), show_default=True,
               help="SQLite state written by 'auditor mirror scan'.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+@click.option("--format", "fmt", type=click.Choice(DATA_FORMATS), default="text",
               show_default=True, help="Status format.")
 @_OUTPUT
 def mirror_status(state_path: Path, fmt: str, output: Path | None) -> int:

@@ -60,3 +60,29 @@ def test_waived_cases_are_skipped_and_broken_rules_are_errors(tmp_path):
     assert suites["production"].get("skipped") == "1"
     assert suites["x"].find("./testcase/error") is not None
     assert root.get("errors") == "1"
+
+
+# --- the scan result as JUnit (`auditor scan --format junit`) ---------------------------------
+
+
+def test_scan_junit_suite_per_model_case_per_file_failing_at_fail_on(run_cli, tmp_path):
+    import pickle
+    import xml.etree.ElementTree as ET
+
+    from tests.builders import write_tiny_model
+
+    model = write_tiny_model(tmp_path / "model")
+    (model / "evil.pkl").write_bytes(pickle.dumps(eval, protocol=2)[:-1] + b"(S'1'\ntR.")
+    files = sorted(p.relative_to(model).as_posix() for p in model.rglob("*") if p.is_file())
+    run = run_cli("scan", model, "--format", "junit", "--fail-on", "critical")
+    root = ET.fromstring(run.out)
+    suites = root.findall("testsuite")
+    assert len(suites) == 1 and suites[0].get("name") == "model"
+    cases = {c.get("name"): c for c in suites[0].findall("testcase")}
+    assert set(cases) - {"(model)"} == set(files)
+    failed = {name for name, c in cases.items() if c.find("failure") is not None}
+    assert failed == {"evil.pkl"}
+    assert "AUD-PKL" in cases["evil.pkl"].find("failure").text
+    assert suites[0].get("failures") == root.get("failures") == "1"
+    assert suites[0].get("tests") == str(len(cases))
+    assert run.code == 1

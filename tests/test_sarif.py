@@ -84,3 +84,70 @@ def test_a_passing_verdict_is_valid_sarif_with_no_results(tmp_path):
     jsonschema.validate(doc, SCHEMA)
     assert doc["runs"][0]["results"] == []
     assert doc["runs"][0]["invocations"][0]["properties"]["verdict"] == "pass"
+
+
+# --- the scan result as SARIF (`auditor scan --format sarif`) ---------------------------------
+
+
+def _scanned_sarif(run_cli, tmp_path: Path) -> tuple[dict, Path]:
+    import pickle
+
+    from tests.builders import write_tiny_model
+
+    model = write_tiny_model(tmp_path / "model")
+    (model / "sub dir").mkdir()
+    (model / "sub dir" / "evil #1.pkl").write_bytes(
+        pickle.dumps(eval, protocol=2)[:-1] + b"(S'1'\ntR.")  # a call: not a safe global
+    run = run_cli("scan", model, "--format", "sarif")
+    assert run.code == 1, run.err
+    return json.loads(run.out), model
+
+
+def test_scan_sarif_is_valid_and_one_result_per_finding(run_cli, tmp_path):
+    from auditor.pipeline import scan
+
+    doc, model = _scanned_sarif(run_cli, tmp_path)
+    jsonschema.validate(doc, SCHEMA)
+    run = doc["runs"][0]
+    findings = scan(model).all_findings()
+    assert len(run["results"]) == len(findings) > 0
+    rules = run["tool"]["driver"]["rules"]
+    assert len({r["id"] for r in rules}) == len(rules)
+    for result in run["results"]:
+        assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+        assert result["level"] in ("error", "warning", "note")
+    assert {r["ruleId"] for r in run["results"]} == {r["id"] for r in rules}
+
+
+def test_scan_sarif_rules_come_from_the_catalogue_and_locations_are_relative(run_cli, tmp_path):
+    from auditor.rules import catalogue
+
+    doc, model = _scanned_sarif(run_cli, tmp_path)
+    run = doc["runs"][0]
+    known = catalogue()
+    for rule in run["tool"]["driver"]["rules"]:
+        assert known[rule["id"]].fix in rule["help"]["text"]
+        assert rule["fullDescription"]["text"] == known[rule["id"]].why
+    evil = [r for r in run["results"]
+            if r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            == "sub%20dir/evil%20%231.pkl"]
+    assert evil and all(r["level"] == "error" for r in evil)  # critical/high → error
+    base = evil[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uriBaseId"]
+    root = run["originalUriBaseIds"][base]["uri"]
+    assert root == model.resolve().as_uri() + "/"
+    assert run["invocations"][0]["properties"]["verdict"] == "fail"
+
+
+def test_every_command_offers_the_formats_of_its_subject(run_cli):
+    from auditor.report import DATA_FORMATS, SCAN_REPORTERS, VERDICT_REPORTERS
+
+    assert set(SCAN_REPORTERS) == set(VERDICT_REPORTERS) == {"text", "json", "sarif", "junit"}
+    for command, formats in ((("scan",), SCAN_REPORTERS), (("gate",), VERDICT_REPORTERS),
+                             (("policy", "check"), VERDICT_REPORTERS),
+                             (("mirror", "scan"), DATA_FORMATS),
+                             (("mirror", "status"), DATA_FORMATS), (("verify",), DATA_FORMATS),
+                             (("sbom", "diff"), DATA_FORMATS)):
+        help_text = run_cli(*command, "--help").out
+        choice = help_text.split("--format", 1)[1].split("]", 1)[0]
+        assert choice.strip(" [").split("|") == list(formats), (command, choice)
+    assert run_cli("scan", ".", "--format", "xml").code == 2

@@ -32,11 +32,16 @@ class Where:
 
 NOWHERE = Where()
 
-# --format value -> module under auditor.report.
-SCAN_REPORTERS: dict[str, str] = {"text": "text", "json": "json"}
+# --format value -> module under auditor.report; the keys are the commands' --format choices.
+SCAN_REPORTERS: dict[str, str] = {
+    "text": "text", "json": "json", "sarif": "scan_sarif", "junit": "scan_junit",
+}
 VERDICT_REPORTERS: dict[str, str] = {
     "text": "verdict_text", "json": "verdict_json", "sarif": "sarif", "junit": "junit",
 }
+# Commands whose subject is neither a scan nor a verdict (mirror runs, signature checks, SBOM
+# diffs) print it as text or as JSON, under the same two names.
+DATA_FORMATS = ("text", "json")
 
 
 def render_scan(result: ScanResult, fmt: str, fail_on: Severity) -> str:

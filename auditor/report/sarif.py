@@ -15,20 +15,7 @@ from typing import Any
 from auditor.model import Severity
 from auditor.policy.verdict import Verdict, Violation
 from auditor.report import NOWHERE, Where
-from auditor.version import __version__
-
-SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
-# GitHub ranks security alerts by this numeric property (CVSS-like scale).
-_SECURITY_SEVERITY = {
-    Severity.CRITICAL: "9.5", Severity.HIGH: "8.0", Severity.MEDIUM: "5.5",
-    Severity.LOW: "3.0", Severity.INFO: "0.0",
-}
-
-
-def _level(severity: Severity) -> str:
-    if severity >= Severity.HIGH:
-        return "error"
-    return "warning" if severity == Severity.MEDIUM else "note"
+from auditor.report.sarif_log import SECURITY_SEVERITY, level, log
 
 
 def _uri(base: str, path: str) -> str:
@@ -41,7 +28,7 @@ def _result(v: Violation, index: int, base: str, model_location: str) -> dict[st
     result: dict[str, Any] = {
         "ruleId": v.rule,
         "ruleIndex": index,
-        "level": _level(v.severity),
+        "level": level(v.severity),
         "message": {"text": v.message + (f" Fix: {v.fix}" if v.fix else "")},
         "locations": [{
             "physicalLocation": {"artifactLocation": {"uri": uri}},
@@ -78,30 +65,17 @@ def to_dict(verdict: Verdict, fail_on: Severity, *, base: str = "",
             "fullDescription": {"text": r.description or r.message},
             "help": {"text": r.fix or r.description or r.id,
                      "markdown": f"**{r.id}** ({r.policy}): {r.description}\n\nFix: {r.fix}"},
-            "defaultConfiguration": {"level": _level(r.severity)},
+            "defaultConfiguration": {"level": level(r.severity)},
             "properties": {"policy": r.policy, "scope": r.scope,
-                           "security-severity": _SECURITY_SEVERITY[r.severity],
+                           "security-severity": SECURITY_SEVERITY[r.severity],
                            "tags": ["security", "supply-chain", r.policy]},
         }
         for r in verdict.rules
     ]
     location = model_location or verdict.sbom
-    return {
-        "$schema": SCHEMA_URI,
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "auditor", "version": __version__, "semanticVersion": __version__,
-                "rules": rules,
-            }},
-            "invocations": [{
-                "executionSuccessful": True,
-                "properties": {"verdict": "fail" if verdict.fails(fail_on) else "pass",
-                               "failOn": fail_on.label, "policies": list(verdict.policies)},
-            }],
-            "results": [_result(v, index[v.rule], base, location) for v in verdict.violations],
-        }],
-    }
+    return log(rules, [_result(v, index[v.rule], base, location) for v in verdict.violations],
+               {"verdict": "fail" if verdict.fails(fail_on) else "pass",
+                "failOn": fail_on.label, "policies": list(verdict.policies)})
 
 
 def to_text(verdict: Verdict, fail_on: Severity, where: Where = NOWHERE) -> str:

@@ -1,0 +1,89 @@
+"""A scan result as SARIF 2.1.0: one result per finding, its rule from the catalogue.
+
+Rules come from `auditor.rules.catalogue()` (title, why as the description,
+fix as the help text), only those some finding raised. Each finding is located
+at its file as a relative, percent-encoded URI against the model's root
+(`uriBaseId` MODEL<n>, declared in `originalUriBaseIds` as an absolute URI), so
+a dashboard links the right file whichever machine scanned it; model-level
+findings point at the model root itself. A member inside an archive and a byte
+offset are kept as properties (and the offset as a region of a top-level file).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from auditor.model import Finding, ModelReport, Rule, ScanResult, Severity
+from auditor.report import NOWHERE, Where
+from auditor.report.sarif_log import SECURITY_SEVERITY, level, log
+from auditor.rules import catalogue
+
+
+def _rule(rule: Rule) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "name": rule.id.replace("-", ""),
+        "shortDescription": {"text": rule.title},
+        "fullDescription": {"text": rule.why},
+        "help": {"text": f"{rule.why} Fix: {rule.fix}",
+                 "markdown": f"**{rule.id}**: {rule.title}\n\n{rule.why}\n\nFix: {rule.fix}"},
+        "defaultConfiguration": {"level": level(rule.severity)},
+        "properties": {"security-severity": SECURITY_SEVERITY[rule.severity],
+                       "tags": ["security", "supply-chain"]},
+    }
+
+
+def _base_uri(root: str) -> str:
+    """The model root as an absolute URI ending in a slash (SARIF's rule for base URIs)."""
+    if "://" in root:
+        return root.rstrip("/") + "/"
+    return Path(root).resolve().as_uri().rstrip("/") + "/"
+
+
+def _result(f: Finding, model: ModelReport, index: int, base_id: str) -> dict[str, Any]:
+    physical: dict[str, Any] = {
+        "artifactLocation": {"uri": quote(f.file, safe="/") if f.file else "",
+                             "uriBaseId": base_id}}
+    if f.file and f.location.member is None and f.location.offset is not None:
+        physical["region"] = {"byteOffset": f.location.offset}
+    properties: dict[str, Any] = {"model": model.name, "severity": f.severity.label}
+    if f.location.member is not None:
+        properties["member"] = f.location.member
+    if f.location.offset is not None:
+        properties["offset"] = f.location.offset
+    return {
+        "ruleId": f.rule,
+        "ruleIndex": index,
+        "level": level(f.severity),
+        "message": {"text": f"{f.title}: {f.detail}" if f.detail else f.title},
+        "locations": [{"physicalLocation": physical,
+                       "logicalLocations": [{"name": model.name, "kind": "module"}]}],
+        "partialFingerprints": {"auditorFinding/v1": "|".join(
+            (f.rule, model.name, f.file, f.location.member or "", f.detail))},
+        "properties": properties,
+    }
+
+
+def to_dict(result: ScanResult, fail_on: Severity) -> dict[str, Any]:
+    known = catalogue()
+    raised = sorted({f.rule for m in result.models for f in m.all_findings()})
+    rules = [_rule(known.get(r) or Rule(r, Severity.INFO, r, "", "")) for r in raised]
+    index = {r: i for i, r in enumerate(raised)}
+    bases: dict[str, dict[str, str]] = {}
+    results = []
+    for n, model in enumerate(result.models):
+        base_id = f"MODEL{n}"
+        bases[base_id] = {"uri": _base_uri(model.root)}
+        results += [_result(f, model, index[f.rule], base_id) for f in model.all_findings()]
+    return log(rules, results,
+               {"verdict": "fail" if result.fails(fail_on) else "pass",
+                "failOn": fail_on.label, "target": result.target,
+                "rulesVersion": result.rules_version},
+               originalUriBaseIds=bases)
+
+
+def to_text(result: ScanResult, fail_on: Severity, where: Where = NOWHERE) -> str:
+    return json.dumps(to_dict(result, fail_on), indent=2) + "\n"
