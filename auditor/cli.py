@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -24,6 +24,9 @@ from auditor.errors import (
 from auditor.model import Severity
 from auditor.report import DATA_FORMATS, SCAN_REPORTERS, VERDICT_REPORTERS
 from auditor.version import __version__
+
+if TYPE_CHECKING:
+    from auditor.integrity.signing import Trust
 
 SEVERITIES = [s.label for s in Severity]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -111,7 +114,7 @@ _signer_options = _together(
 
 
 def _trust(key: Path | None, certificate_chain: tuple[Path, ...], trust_config: Path | None,
-           identity: str | None, issuer: str | None) -> object | None:
+           identity: str | None, issuer: str | None) -> Trust | None:
     """What the verify flags trust; the signing code (and `cryptography`) loads only if asked."""
     if not (key or certificate_chain or trust_config):
         return None

@@ -52,6 +52,7 @@ from auditor.sources.local import kept
 from auditor.sources.resolve import open_target
 
 if TYPE_CHECKING:
+    from auditor.integrity.signing import Trust
     from auditor.policy.engine import PolicySet
     from auditor.policy.verdict import Verdict
 
@@ -192,7 +193,7 @@ def _assemble(
     facts = model_facts(files)
     if signed_at is not None:
         facts["signature"], signature_findings = check_model_signature(
-            signed_at, files, options.signature, options.trust)  # type: ignore[arg-type]
+            signed_at, files, options.signature, options.trust)
         findings += signature_findings
     hub = source.hub_facts()
     if hub is not None:
@@ -228,7 +229,11 @@ def write_sboms(
     result: ScanResult, path: Path, *, spec: str = "1.6", output_format: str = "json",
     reproducible: bool = False,
 ) -> list[Path]:
-    """One CycloneDX ML-BOM per model: `path` itself, or one file per model inside a folder."""
+    """One CycloneDX ML-BOM per model, as `auditor scan --sbom` writes them.
+
+    An existing folder gets one file per model, named after it; any other
+    `path` is the file itself (a target holding several models needs a folder).
+    """
     from auditor.sbom.cyclonedx import write_sboms as write
 
     return write(result, path, spec=spec, output_format=output_format, reproducible=reproducible)
@@ -264,10 +269,18 @@ def model_sbom(model: ModelReport) -> tuple[dict[str, Any], str]:
     return doc, to_text(doc, "json")
 
 
-def load_policies(paths: Sequence[str | os.PathLike[str]]) -> PolicySet:
-    """Policy files, validated and compiled (a broken policy fails before anything is scanned)."""
+PolicyPaths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+
+def load_policies(paths: PolicyPaths) -> PolicySet:
+    """Policy files, validated and compiled (a broken policy fails before anything is scanned).
+
+    One path (a `str` or a path object) is one policy file, never a sequence of characters.
+    """
     from auditor.policy.engine import load_policies as load
 
+    if isinstance(paths, str | os.PathLike):
+        return load([Path(paths)])
     return load([Path(p) for p in paths])
 
 
@@ -307,7 +320,7 @@ class GateResult:
 
 def gate(
     target: str | os.PathLike[str],
-    policies: PolicySet | Sequence[str | os.PathLike[str]],
+    policies: PolicySet | PolicyPaths,
     options: ScanOptions | None = None,
     hub: HubSettings | None = None,
     *,
@@ -326,20 +339,20 @@ def gate(
 
 
 def gate_attested(
-    target: Path, policies: PolicySet | Sequence[str | os.PathLike[str]], attestation: Path,
-    trust: object, today: datetime.date | None = None,
+    target: Path, policies: PolicySet | PolicyPaths, attestation: Path,
+    trust: Trust, today: datetime.date | None = None,
 ) -> GateResult:
     """Judge an attested SBOM instead of rescanning; `target`'s files must match its hashes."""
     from auditor.integrity import attest
 
     loaded = _loaded(policies)
-    attested = attest.verify_attestation(attestation, trust)  # type: ignore[arg-type]
+    attested = attest.verify_attestation(attestation, trust)
     attest.check_target_matches(attested, target)
     documents = ((f"{attestation} (attested)", attested),)
     return GateResult(None, documents, judge(loaded, documents, today))
 
 
-def _loaded(policies: PolicySet | Sequence[str | os.PathLike[str]]) -> PolicySet:
+def _loaded(policies: PolicySet | PolicyPaths) -> PolicySet:
     """Policies as given: already loaded (the CLI loads them before anything else), or paths."""
     from auditor.policy.engine import PolicySet
 

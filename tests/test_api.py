@@ -60,3 +60,22 @@ def test_the_engine_room_and_the_scan_function_live_side_by_side():
 
     assert callable(auditor.scan)
     assert engine.RULES_VERSION
+
+
+def test_gate_takes_one_policy_path_as_one_policy(tmp_path):
+    model = write_tiny_model(tmp_path / "model")
+    for policy in (str(BASELINE), BASELINE):
+        judged = auditor.gate(model, policy)
+        assert judged.verdict.policies == (str(BASELINE),)
+        assert not judged.fails()
+
+
+def test_write_sboms_into_an_existing_folder_or_to_a_file(tmp_path):
+    from auditor.pipeline import write_sboms
+
+    result = auditor.scan(write_tiny_model(tmp_path / "model"))
+    folder = tmp_path / "sboms"
+    folder.mkdir()
+    assert write_sboms(result, folder) == [folder / "model.cdx.json"]
+    assert write_sboms(result, tmp_path / "one.json") == [tmp_path / "one.json"]
+    assert (tmp_path / "one.json").is_file()

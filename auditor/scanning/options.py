@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from auditor.formats._lib.limits import Limits
 from auditor.formats.contract import FormatOptions
 from auditor.integrity.hashing import GIT_SHA1
+
+if TYPE_CHECKING:
+    from auditor.integrity.signing import Trust
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,7 @@ class ScanOptions:
     revision: str | None = None
     # OMS signature to check (default: model.sig in the model folder) and who is trusted.
     signature: Path | None = None
-    trust: object | None = None  # auditor.integrity.signing.Trust
+    trust: Trust | None = None
 
     def algorithms_for(self, relpath: str) -> tuple[str, ...]:
         """The digests a file is read with: ours, plus its git blob id where a claim needs it."""
