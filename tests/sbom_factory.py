@@ -196,6 +196,7 @@ def fixtures() -> dict[str, dict[str, Any]]:
         "distilled.json": model_sbom("acme/distilled-7b", **verified),
         "elevated-unknown.json": model_sbom("nobody-knows/model-x", **verified),
         "third-party.json": third_party_sbom(),
+        "no-files.json": model_sbom("acme/empty", files=[], **verified),
     }
 
 

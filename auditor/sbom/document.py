@@ -2,8 +2,17 @@
 
 Any valid CycloneDX 1.2–1.7 is accepted whatever its layout: the model in
 `metadata.component` or in `components`, files nested under the model or
-flat and linked to it through `dependencies` (lib4sbom, cdxgen, Syft,
-AIsbom), findings in `vulnerabilities` pointing at files or the model.
+flat and linked to it through `dependencies` (lib4sbom, cdxgen), findings in
+`vulnerabilities` pointing at files or the model. A `metadata.component` that
+is not a model (Syft's scanned directory, a lib4sbom bundle) is the subject
+of the BOM, not a file. A file no model claims (Syft lists files flat, with no
+link to the package found in them) belongs to the model in
+`metadata.component`, else to every model: unclaimed must not mean unjudged.
+
+References may be BOM-Links (`urn:cdx:<serial>/<version>#<bom-ref>`). A link
+into this very document (its serialNumber and version) is resolved to the
+component it names; a link to another BOM names something this reader cannot
+see, so a finding about it bears on every model here (fail closed).
 
 A document that is not well formed is refused with one UsageError (exit 2)
 naming the file and the JSON path, e.g. `sbom.json: $.components[3].bom-ref:
@@ -14,16 +23,21 @@ otherwise turn into a finding nobody sees, and a policy check would pass.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from auditor.errors import UsageError
 from auditor.sbom.schemas import READ_SPECS
 
 MODEL_TYPE = "machine-learning-model"
 FILE_TYPE = "file"
-BOM_LINK = "urn:cdx:"  # a reference into another BOM: not ours to resolve
+BOM_LINK = "urn:cdx:"  # a BOM-Link: into this document, or into another BOM
+_LINK = re.compile(r"urn:cdx:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+                   r"/([1-9][0-9]*)(?:#(.+))?\Z")
+_SERIAL = re.compile(r"urn:uuid:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\Z")
 
 
 @dataclass
@@ -72,6 +86,7 @@ def layout(doc: Any, where: str) -> list[ModelLayout]:
         check.fail("$.specVersion", f"unsupported CycloneDX version {_show(spec)} "
                    f"(expected {READ_SPECS[0]} to {READ_SPECS[-1]})")
     refs = check.bom_refs(top)
+    check.identity(top)
     metadata = check.optional_object(top, "metadata", "$")
     check.tools(metadata)
     components: list[Component] = []
@@ -88,13 +103,10 @@ def layout(doc: Any, where: str) -> list[ModelLayout]:
     by_ref = {c.ref: c for c in components if c.ref is not None}
     files = {id(m): _files_of(m, by_ref, graph) for m in models}
     held = {id(f) for fs in files.values() for f in fs}
-    loose = [c for c in components if c.type == FILE_TYPE and id(c) not in held]
-    if loose:
-        owner = root if root is not None and root.is_model else (
-            models[0] if len(models) == 1 else None)
-        if owner is None:
-            check.fail(loose[0].path, "file component belongs to no model (nest it in one, or "
-                       "link it with a bom-ref and dependencies)")
+    loose = [c for c in components
+             if c.type == FILE_TYPE and id(c) not in held and c is not root]
+    owners = [root] if root is not None and root.is_model else models
+    for owner in owners:
         files[id(owner)] += loose
     return [
         ModelLayout(m.data, tuple(f.data for f in files[id(m)]),
@@ -135,20 +147,19 @@ def _reach(
 
 def _findings(
     model: Component, files: dict[int, list[Component]], models: list[Component],
-    vulns: list[tuple[dict[str, Any], list[str]]], by_ref: dict[str, Component],
+    vulns: list[tuple[dict[str, Any], list[str | None]]], by_ref: dict[str, Component],
     graph: dict[str, list[str]],
 ) -> Iterator[Finding]:
-    """The findings that bear on `model`. A finding on something no model holds, or naming
-    nothing at all, bears on every model: unattributed must not mean unseen."""
+    """The findings that bear on `model`. A finding on something no model holds, on another
+    BOM (target None), or naming nothing at all, bears on every model: unattributed must not
+    mean unseen."""
     mine = {id(f): f for f in files[id(model)]}
     parts = {id(c) for c in _reach(model, by_ref, graph)}
     anywhere = {id(f) for fs in files.values() for f in fs} | {
         id(c) for m in models for c in _reach(m, by_ref, graph)} | {id(m) for m in models}
     for vuln, targets in vulns:
-        local = [t for t in targets if not t.startswith(BOM_LINK)]
-        if targets and not local:
-            continue  # about components of another BOM only
-        hits = [by_ref.get(t) for t in local]  # None: a service, ancestor, model card ...
+        # None: another BOM, a service, an ancestor, a model card ...
+        hits = [by_ref.get(t) if t is not None else None for t in targets]
         paths = list(dict.fromkeys(_name(c) for c in hits if c is not None and id(c) in mine))
         if paths:
             yield from (Finding(vuln, p) for p in paths)
@@ -167,6 +178,7 @@ class _Check:
 
     def __init__(self, where: str) -> None:
         self.where = where
+        self.own: tuple[str, int] | None = None  # (serial uuid, version) of this document
 
     def fail(self, path: str, message: str) -> Any:
         raise UsageError(f"{self.where}: {path}: {message}")
@@ -215,6 +227,15 @@ class _Check:
                 self.fail(path, f"duplicate {value!r}")
             seen.add(value)
         return seen
+
+    def identity(self, doc: dict[str, Any]) -> None:
+        """serialNumber and version, which a BOM-Link into this document must match."""
+        self.string(doc, "serialNumber", "$")
+        version = doc.get("version", 1)
+        if not isinstance(version, int) or isinstance(version, bool):
+            self.fail("$.version", f"expected an integer, got {_kind(version)}")
+        serial = _SERIAL.match(doc.get("serialNumber") or "")
+        self.own = (serial[1], version) if serial else None
 
     def tools(self, metadata: dict[str, Any]) -> None:
         tools = metadata.get("tools")
@@ -291,16 +312,16 @@ class _Check:
             at = f"$.dependencies[{i}]"
             self.object(item, at)
             self.string(item, "ref", at, required=True)
-            self._resolves(item["ref"], f"{at}.ref", refs)
-            targets = self.strings(item, "dependsOn", at)
-            for j, target in enumerate(targets):
-                self._resolves(target, f"{at}.dependsOn[{j}]", refs)
-            graph.setdefault(item["ref"], []).extend(targets)
+            ref = self.target(item["ref"], f"{at}.ref", refs)
+            targets = [self.target(t, f"{at}.dependsOn[{j}]", refs)
+                       for j, t in enumerate(self.strings(item, "dependsOn", at))]
+            if ref is not None:
+                graph.setdefault(ref, []).extend(t for t in targets if t is not None)
         return graph
 
     def vulnerabilities(
         self, doc: dict[str, Any], refs: set[str]
-    ) -> list[tuple[dict[str, Any], list[str]]]:
+    ) -> list[tuple[dict[str, Any], list[str | None]]]:
         out = []
         for i, item in enumerate(self.optional_list(doc, "vulnerabilities", "$")):
             at = f"$.vulnerabilities[{i}]"
@@ -312,19 +333,32 @@ class _Check:
                 self.object(rating, f"{at}.ratings[{j}]")
                 self.string(rating, "severity", f"{at}.ratings[{j}]")
             self.properties(item, at)
-            targets = []
+            targets: list[str | None] = []
             for j, affect in enumerate(self.optional_list(item, "affects", at)):
                 where = f"{at}.affects[{j}]"
                 self.object(affect, where)
                 self.string(affect, "ref", where, required=True)
-                self._resolves(affect["ref"], f"{where}.ref", refs)
-                targets.append(affect["ref"])
+                targets.append(self.target(affect["ref"], f"{where}.ref", refs))
             out.append((item, targets))
         return out
 
-    def _resolves(self, ref: str, path: str, refs: set[str]) -> None:
-        if ref not in refs and not ref.startswith(BOM_LINK):
-            self.fail(path, f"{ref!r} names no component (no such bom-ref)")
+    def target(self, ref: str, path: str, refs: set[str]) -> str | None:
+        """The bom-ref `ref` names in this document; None for another BOM (or this whole
+        one). A reference to nothing is refused."""
+        if not ref.startswith(BOM_LINK):
+            if ref not in refs:
+                self.fail(path, f"{ref!r} names no component (no such bom-ref)")
+            return ref
+        link = _LINK.match(ref)
+        if link is None:
+            self.fail(path, f"{ref!r} is not a BOM-Link (urn:cdx:<serial>/<version>#<bom-ref>)")
+        if self.own != (link[1], int(link[2])) or link[3] is None:
+            return None
+        local = unquote(link[3])
+        if local not in refs:
+            self.fail(path, f"{ref!r} links into this BOM but names no component "
+                      "(no such bom-ref)")
+        return local
 
 
 def _bom_refs(value: Any, path: str) -> Iterator[tuple[str, Any]]:

@@ -11,14 +11,12 @@ findings belong to which model) and its well-formedness are document.py's.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from auditor.errors import UsageError
 from auditor.sbom import properties as P
-from auditor.sbom.cdxml import looks_like_xml, to_json_shape
 from auditor.sbom.document import ModelLayout, layout
 from auditor.sbom.factkinds import (
     COVERAGES,
@@ -30,12 +28,21 @@ from auditor.sbom.factkinds import (
     ModelInfo,
     SignatureFacts,
 )
+from auditor.sbom.loading import parse, read_bytes
 from auditor.sbom.properties import TRI_STATES, UNKNOWN
 
-MAX_SBOM_BYTES = 256 * 1024 * 1024
-
 _COMMIT = re.compile(r"^[0-9a-fA-F]{40}$")
+# A finding's severity is the worst its ratings give (several raters may score one
+# vulnerability). CycloneDX's `none` is a rating of no severity: info. A rating that gives
+# none (`unknown`, missing, or a value outside the enum) is unknown, which ranks below
+# critical and high and above medium: it may be either, so it must not lose to a medium.
 _SEVERITY_ALIASES = {"none": "info"}
+_SEVERITY_RANK = ("critical", "high", UNKNOWN, "medium", "low", "info")
+# AIsbom (github.com/Lab700xOrg/aisbom) writes each model file as a machine-learning-model
+# component and its verdict on it in this property, e.g. "CRITICAL (RCE Detected: ...)",
+# "MEDIUM (Pickle Present)", "LOW" or "UNKNOWN"; it writes no `vulnerabilities`.
+AISBOM_RISK = "aisbom:risk"
+AISBOM_LEVELS = ("critical", "high", "medium", "low")
 Props = dict[str, list[str]]
 
 
@@ -43,29 +50,10 @@ def read_sbom(path: Path) -> dict[str, Any]:
     """A CycloneDX JSON or XML file from disk as its JSON shape, or UsageError naming the file.
 
     The one reader for every command that takes an SBOM (policy check, gate,
-    sbom diff, mirror), so they refuse the same inputs with the same messages.
+    sbom diff, mirror), so they refuse the same inputs with the same messages;
+    the limits are loading.py's, shared with `auditor sbom validate`.
     """
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_SBOM_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read SBOM: {exc.strerror or exc}") from None
-    if len(data) > MAX_SBOM_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_SBOM_BYTES} bytes")
-    if looks_like_xml(data):
-        try:
-            return to_json_shape(data, str(path))
-        except RecursionError:
-            raise UsageError(f"{path}: nested too deeply to be an SBOM") from None
-    try:
-        doc = json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not UTF-8 ({exc.reason})") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg} "
-                         "(SBOMs are read as CycloneDX JSON or XML)") from None
-    except RecursionError:
-        raise UsageError(f"{path}: nested too deeply to be an SBOM") from None
+    doc = parse(read_bytes(path), str(path))
     if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
         raise UsageError(f"{path}: not a CycloneDX document (no \"bomFormat\": \"CycloneDX\")")
     return doc
@@ -89,6 +77,9 @@ def _model_facts(found: ModelLayout, tool: str) -> ModelFacts:
     comp = found.component
     props = _props(comp)
     findings = [_finding_facts(f.data, f.file) for f in found.findings]
+    findings += _aisbom_findings(comp, "")
+    for part in found.files:
+        findings += _aisbom_findings(part, _str(part.get("name")))
     by_file: dict[str, list[str]] = {}
     for finding in findings:
         by_file.setdefault(finding.file, []).append(finding.severity)
@@ -169,14 +160,11 @@ def _file_facts(comp: dict[str, Any], by_file: dict[str, list[str]]) -> FileFact
 
 def _finding_facts(vuln: dict[str, Any], path: str) -> FindingFacts:
     props = _props(vuln)
-    ratings = vuln.get("ratings") or []
-    severity = _str(ratings[0].get("severity")).lower() if ratings else UNKNOWN
-    severity = _SEVERITY_ALIASES.get(severity, severity)
     offset = _first(_get(props, P.LOCATION_OFFSET))
     source = vuln.get("source") or {}
     return FindingFacts(
         rule=_str(vuln.get("id")),
-        severity=severity if severity in SEVERITIES else UNKNOWN,
+        severity=_rated(vuln.get("ratings") or []),
         file=path,
         title=_text(vuln.get("description")),
         detail=_text(vuln.get("detail")),
@@ -185,6 +173,28 @@ def _finding_facts(vuln: dict[str, Any], path: str) -> FindingFacts:
         offset=int(offset) if offset.isdigit() else -1,
         source=_str(source.get("name")),
     )
+
+
+def _rated(ratings: list[dict[str, Any]]) -> str:
+    """The worst severity any rating gives; unknown when there is none (see _SEVERITY_RANK)."""
+    found = set()
+    for rating in ratings:
+        value = _str(rating.get("severity")).lower()
+        value = _SEVERITY_ALIASES.get(value, value)
+        found.add(value if value in SEVERITIES else UNKNOWN)
+    return next((s for s in _SEVERITY_RANK if s in found), UNKNOWN)
+
+
+def _aisbom_findings(comp: dict[str, Any], path: str) -> list[FindingFacts]:
+    """AIsbom's risk verdict on a component as a finding on it (source `aisbom`)."""
+    out = []
+    for value in _props(comp).get(AISBOM_RISK, []):
+        level = value.strip().split(" ", 1)[0].lower()
+        out.append(FindingFacts(
+            rule="AISBOM-RISK", severity=level if level in AISBOM_LEVELS else UNKNOWN,
+            file=path, title=f"AIsbom risk: {value.strip() or UNKNOWN}", detail=value,
+            fix="", member="", offset=-1, source="aisbom"))
+    return out
 
 
 def _ancestor(comp: dict[str, Any], props: Props, depth: int, relation: str) -> LineageEntry:
@@ -305,7 +315,7 @@ def _tool_name(metadata: dict[str, Any]) -> str:
 
 
 def _worst(severities: list[str]) -> str:
-    for severity in SEVERITIES:
+    for severity in _SEVERITY_RANK:
         if severity in severities:
             return severity
     return "none"

@@ -23,7 +23,6 @@ UNKNOWN = "unknown"
 # Where a property may appear: the model component, its modelCard, a file
 # component, a pedigree ancestor, a vulnerability (finding).
 MODEL, CARD, FILE, ANCESTOR, FINDING = "model", "model-card", "file", "ancestor", "finding"
-PLACES = (MODEL, CARD, FILE, ANCESTOR, FINDING)
 
 # Value types.
 STRING, TRI_STATE, INTEGER, ENUM, CSV = "string", "tri-state", "integer", "enum", "csv"

@@ -8,6 +8,7 @@ just to reach a schema.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,8 @@ from auditor.errors import AuditorError
 WRITE_SPECS = ("1.5", "1.6")  # what `--spec` offers: the ML parts we write exist in both
 READ_SPECS = ("1.2", "1.3", "1.4", "1.5", "1.6", "1.7")  # what the reader accepts
 VALIDATE_SLICE = 100  # list items per schema validation pass (see `json_error`)
+ERROR_CHARS = 240  # longest schema message shown
+_LIST_ITEM = re.compile(r"^(\$\.(?:components|dependencies|vulnerabilities))\[(\d+)\]")
 
 
 class SbomError(AuditorError):
@@ -48,7 +51,8 @@ def newest_known(spec: str) -> str | None:
 
 
 def json_error(doc: dict[str, Any], spec: str) -> str | None:
-    """None when `doc` validates against `spec`'s strict JSON schema, else the error.
+    """None when `doc` validates against `spec`'s strict JSON schema, else one line: the
+    schema's message (cut at ERROR_CHARS) and the JSON path of the offending value.
 
     The schema's `uniqueItems` makes the validator compare every pair of
     components (seconds for a thousand files), so long lists are validated in
@@ -58,23 +62,36 @@ def json_error(doc: dict[str, Any], spec: str) -> str | None:
     from cyclonedx.validation.json import JsonStrictValidator
 
     validator = JsonStrictValidator(schema_version(spec))
-    for part in _slices(doc):
+    for start, part in _slices(doc):
         error = validator.validate_str(json.dumps(part))
         if error is not None:
-            return str(error)
+            found = error.data
+            item = _LIST_ITEM.match(found.json_path)
+            path = found.json_path if item is None else (
+                f"{item[1]}[{int(item[2]) + start}]{found.json_path[item.end():]}")
+            return f"{path}: {_cut(found.message)}"
     return None
 
 
 def xml_error(text: str, spec: str) -> str | None:
-    """None when `text` validates against `spec`'s XSD, else the error."""
+    """None when `text` validates against `spec`'s XSD, else one line: line number and the
+    schema's message (cut at ERROR_CHARS)."""
     from cyclonedx.schema import OutputFormat
     from cyclonedx.validation import make_schemabased_validator
 
     error = make_schemabased_validator(OutputFormat.XML, schema_version(spec)).validate_str(text)
-    return None if error is None else str(error)
+    if error is None:
+        return None
+    return f"line {error.data.line}: {_cut(error.data.message)}"
 
 
-def _slices(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def _cut(message: str) -> str:
+    """One line of at most ERROR_CHARS: a schema message can quote a whole component."""
+    line = " ".join(message.split())
+    return line if len(line) <= ERROR_CHARS else line[:ERROR_CHARS - 1] + "…"
+
+
+def _slices(doc: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
     lists = {k: doc[k] for k in ("components", "dependencies", "vulnerabilities")
              if isinstance(doc.get(k), list) and doc[k]}
     count = max((len(v) for v in lists.values()), default=0)
@@ -83,4 +100,4 @@ def _slices(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
         for key, items in lists.items():
             if items[start:start + VALIDATE_SLICE]:
                 part[key] = items[start:start + VALIDATE_SLICE]
-        yield part
+        yield start, part

@@ -10,8 +10,6 @@ not belong is invalid, so no writer (ours or another) can drift unseen.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +17,10 @@ from typing import Any
 
 from auditor.errors import UsageError
 from auditor.sbom import properties as P
-from auditor.sbom.cdxml import looks_like_xml, to_json_shape
+from auditor.sbom.cdxml import looks_like_xml, xml_text
+from auditor.sbom.loading import parse, read_bytes
 from auditor.sbom.schemas import json_error, newest_known, xml_error
 
-_XML_VERSION = re.compile(rb'xmlns="http://cyclonedx\.org/schema/bom/([^"]*)"')
 _PLACE_BY_TYPE = {"machine-learning-model": P.MODEL, "file": P.FILE}
 
 
@@ -39,46 +37,32 @@ class Validation:
 
 
 def validate_file(path: Path) -> Validation:
-    """Validate one JSON or XML CycloneDX file; UsageError (exit 2) only when unreadable."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if looks_like_xml(data):
-        return _validate_xml(data, str(path))
-    try:
-        doc = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        return Validation((f"not JSON: {exc}",))
-    if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
-        return Validation(("not a CycloneDX JSON document",))
-    spec = doc.get("specVersion")
-    schema, note = _schema_for(spec)
-    if schema is None:
-        return Validation((f"unsupported CycloneDX version {spec!r}",))
-    if schema != spec:
-        doc = {**doc, "specVersion": schema}
-    error = json_error(doc, schema)
-    problems = (f"not valid CycloneDX {schema}: {error}",) if error else ()
-    return Validation(problems + tuple(property_problems(doc)), note)
+    """Validate one JSON or XML CycloneDX file; UsageError (exit 2) only when unreadable.
 
-
-def _validate_xml(data: bytes, where: str) -> Validation:
-    match = _XML_VERSION.search(data)
-    if match is None:
-        return Validation(("not a CycloneDX XML document",))
-    spec = match[1].decode("ascii", "replace")
-    schema, note = _schema_for(spec)
-    if schema is None:
-        return Validation((f"unsupported CycloneDX version {spec!r}",))
+    Read with read_sbom's limits (loading.py): a document too large, nested too
+    deeply, with a duplicate JSON key or an XML DTD is invalid, one line each.
+    """
+    data = read_bytes(path)
+    where = str(path)
     try:
-        doc = to_json_shape(data, where)
+        doc = parse(data, where)
+        if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
+            return Validation(("not a CycloneDX document (no \"bomFormat\": \"CycloneDX\")",))
+        spec = doc.get("specVersion")
+        schema, note = _schema_for(spec)
+        if schema is None:
+            return Validation((f"unsupported CycloneDX version {spec!r}",))
+        if looks_like_xml(data):
+            text = xml_text(data, where)
+            if schema != spec:
+                text = text.replace(f"/schema/bom/{spec}", f"/schema/bom/{schema}")
+            error = xml_error(text, schema)
+        else:
+            error = json_error(doc if schema == spec else {**doc, "specVersion": schema}, schema)
     except UsageError as exc:
-        return Validation((str(exc).removeprefix(f"{where}: "),))
-    text = data.decode("utf-8", "replace")
-    if schema != spec:
-        text = text.replace(f"/schema/bom/{spec}", f"/schema/bom/{schema}")
-    error = xml_error(text, schema)
+        return Validation((str(exc).removeprefix(where).lstrip(": "),))
+    except RecursionError:
+        return Validation(("nested too deeply to be validated",))
     problems = (f"not valid CycloneDX {schema}: {error}",) if error else ()
     return Validation(problems + tuple(property_problems(doc)), note)
 
