@@ -142,6 +142,9 @@ class Rule:
     title: str
     why: str
     fix: str
+    # Why this finding is fair on a file a real trainer wrote (a medium a reviewer would
+    # agree with); empty for rules that should never fire on benign checkpoints.
+    benign: str = ""
 
     def finding(
         self,
