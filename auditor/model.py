@@ -74,6 +74,7 @@ class FormatId(enum.StrEnum):
     # Refinements: what a spec reports once it has seen more than the head (or the folder).
     TORCHSCRIPT = "torchscript"
     PYTORCH_TAR = "pytorch-tar"
+    PYTORCH_EXPORT = "pytorch-export"  # a torch.export .pt2 archive
     NPZ = "npz"
     JOBLIB = "joblib"
     KERAS_H5 = "keras-h5"

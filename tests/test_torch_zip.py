@@ -317,3 +317,104 @@ def test_protocol_1_pickle_disguised_as_a_storage_is_flagged(tmp_path, canary):
     torch.save({"w": torch.ones(64)}, path)
     _rewrite(path, {"model/data/0": b"(" + canary_pickle(canary, protocol=0)})
     assert "AUD-PT-001" in rules(scan(path))
+
+
+# --- TorchScript code is parsed: strings and comments never count ------------------------------
+
+def test_torchscript_strings_and_comments_naming_dangerous_functions_are_clean(tmp_path):
+    from tests.benign.torchscript import _scripted as write_scripted
+
+    write_scripted(tmp_path)
+    for path in (tmp_path / "guarded.pt", tmp_path / "tagged.pt"):
+        with zipfile.ZipFile(path) as z:
+            code = b"".join(z.read(n) for n in z.namelist() if n.endswith(".py"))
+        assert b"builtins.eval" in code or b"__import__" in code  # the text is there …
+        assert "AUD-PT-003" not in rules(scan(path))  # … and is not a reference
+
+
+@pytest.mark.parametrize("line, what", [
+    ("    return os.system('id')", "system module"),
+    ("    return builtins.eval(x)", "system module"),
+    ("    return __builtins__['exec']('1')", "dynamic import"),
+    ("    return __import__('os').popen('id')", "dynamic import"),
+    ("    return importlib.import_module('os')", "dynamic import"),
+    ("    return eval('1')", "eval/exec"),
+    ("    return open('/etc/passwd').read()", "file open"),
+    ("    return torch.from_file('/etc/shadow', size=4)", "from_file"),
+    ("    import subprocess", "import statement"),
+    ("    return os . system ( 'id' ) # a syntax error follows: (", "system module"),
+])
+def test_torchscript_real_references_are_flagged_in_several_spellings(tmp_path, line, what):
+    from auditor.formats.pickle.torchscript_code import suspicious
+
+    source = "def forward(self, x):\n    _0 = \"os.system is fine in a string\"\n" + line + "\n"
+    if "syntax error" in line:
+        source += "def broken(:\n"
+    assert any(what in u.what for u in suspicious(source)), suspicious(source)
+    path = _scripted(tmp_path)
+    with zipfile.ZipFile(path) as z:
+        member = next(n for n in z.namelist() if "/code/" in n and n.endswith(".py"))
+    _rewrite(path, {member: source.encode()})
+    found = at(scan(path), "AUD-PT-003")
+    assert found and all(f.location.member == member for f in found)
+
+
+def test_torchscript_source_that_cannot_be_tokenized_is_flagged():
+    from auditor.formats.pickle.torchscript_code import suspicious
+
+    assert [u.what for u in suspicious("def f(x):\n    return '''os.system\n")] == [
+        "source that cannot be read as code"]
+
+
+# --- torch.export archives ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from tests.benign.torch_export import _export
+
+    folder = tmp_path_factory.mktemp("pt2")
+    _export(folder)
+    return folder
+
+
+def test_torch_export_archives_are_recognised_and_clean(exported):
+    for path in sorted(exported.glob("*.pt2")):
+        report = scan(path)
+        assert report.format == "pytorch-export"
+        assert report.coverage.value == "scanned"
+        assert report.facts["storages"] >= 2  # raw weight bytes, judged as storages
+        assert [f for f in report.findings if f.severity.label != "info"] == []
+
+
+def _program_member(path):
+    with zipfile.ZipFile(path) as z:
+        return next(n for n in z.namelist() if "/models/" in n and n.endswith(".json"))
+
+
+@pytest.mark.parametrize("target", [
+    "torch.os.system", "torch.serialization.pickle.loads", "_operator.call",
+    "torch._C._pickle_load_obj",
+])
+def test_export_program_node_target_outside_operators_is_flagged(tmp_path, exported, target):
+    path = tmp_path / "linear.pt2"
+    path.write_bytes((exported / "linear.pt2").read_bytes())
+    member = _program_member(path)
+    with zipfile.ZipFile(path) as z:
+        program = z.read(member).replace(b'"torch.ops.aten.linear.default"', f'"{target}"'.encode())
+    _rewrite(path, {member: program})
+    found = at(scan(path), "AUD-PT-005")
+    assert [f.location.member for f in found] == [member]
+    assert target in found[0].detail
+
+
+def test_export_pickled_weight_goes_through_the_pickle_analysis(tmp_path, exported, canary):
+    path = tmp_path / "linear.pt2"
+    path.write_bytes((exported / "linear.pt2").read_bytes())
+    with zipfile.ZipFile(path) as z:
+        weight = next(n for n in z.namelist() if "/data/weights/weight_" in n)
+        custom = weight.replace("weights/weight_0", "constants/custom_obj_0")
+    _rewrite(path, {weight: canary_pickle(canary)}, {custom: canary_pickle(canary)})
+    report = scan(path)
+    critical = [f.location.member or "" for f in report.findings if f.severity.label == "critical"]
+    assert any(m.startswith(weight) for m in critical), critical
+    assert any(m.startswith(custom) for m in critical), critical
