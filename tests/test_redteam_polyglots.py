@@ -107,14 +107,18 @@ def far_msgpack_polyglot(canary: Path) -> bytes:
     return msgpack_polyglot(canary, skip_hi=0x0200)
 
 
-@pytest.mark.xfail(strict=True, reason="the polyglot check reads only the 64 KiB head (one pass "
-                   "per file); a skip that ends beyond it hides the payload")
 def test_polyglot_with_payload_beyond_the_head(tmp_path, run_cli):
+    """The head's pickle reading is still going at 64 KiB: it is followed to the payload."""
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "weights.dat").write_bytes(far_msgpack_polyglot(tmp_path / "CANARY"))
     result = run_cli("scan", folder, "--format", "json")
     assert result.code == 1
+    report = json.loads(result.out)["models"][0]["files"][0]
+    assert report["format"] == "msgpack"
+    assert any(f["rule"] == "AUD-PKL-001" and f["severity"] == "critical"
+               for f in report["findings"])
+    assert not (tmp_path / "CANARY").exists()
 
 
 def test_control_far_polyglot_is_live_and_valid_msgpack(tmp_path):

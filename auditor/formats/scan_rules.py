@@ -49,6 +49,13 @@ INTERNAL = Rule(
     "The scanner hit a bug on this file; it fails closed rather than pass what it did not finish.",
     "Report the file to the auditor maintainers; inspect it by hand meanwhile.",
 )
+POLYGLOT_UNFOLLOWED = Rule(
+    "AUD-SCAN-008", Severity.HIGH, "File also reads as a pickle that could not be followed",
+    "The file's first bytes are a pickle stream still running when the scan's head ended "
+    "(a long BINBYTES/BINUNICODE skip over the claimed format); reading on stopped at a limit, "
+    "so a payload after the skip was not ruled out. pickle.load runs whatever follows.",
+    "Inspect the file by hand; never unpickle it. Re-save it with its framework's writer.",
+)
 EXTENSION_MISMATCH = Rule(
     "AUD-FILE-001", Severity.HIGH, "File extension does not match its content",
     "Loaders pick a parser by content while people and some scanners trust the extension: a "
@@ -58,5 +65,5 @@ EXTENSION_MISMATCH = Rule(
 
 RULES = (
     MALFORMED, LIMIT, UNKNOWN_BINARY, UNSUPPORTED_ARCHIVE, NOT_PARSED, UNREADABLE, INTERNAL,
-    EXTENSION_MISMATCH,
+    POLYGLOT_UNFOLLOWED, EXTENSION_MISMATCH,
 )

@@ -92,10 +92,24 @@ def dispatch(stream: BinaryIO, ctx: ScanContext) -> FormatResult:
 
 def _polyglot_pickle(head: bytes, stream: BinaryIO, ctx: ScanContext) -> None:
     """Bytes another format claimed that `pickle.load` also runs (a tar whose first name is a
-    pickle, a msgpack map hiding one) are analysed as a pickle too: any file can be unpickled."""
+    pickle, a msgpack map hiding one) are analysed as a pickle too: any file can be unpickled.
+
+    The head decides for almost every file: its pickle reading breaks within a few
+    bytes. When it is still going where the head ends (a BINBYTES8 skip over the
+    cover format, its payload further on), the reading is followed through the
+    whole stream; if a limit stops it first, the file is not called clean.
+    """
     if ctx.result.format in sniff.PICKLE_FAMILY or not stream.seekable():
         return
-    if pickle_format.runs_payload(head):
+    runs = pickle_format.runs_payload(head)
+    if not runs and len(head) >= HEAD_BYTES and pickle_format.plausible(head):
+        stream.seek(0)
+        runs = pickle_format.runs_payload_in(stream)
+        if runs is None:
+            ctx.add(rules.POLYGLOT_UNFOLLOWED, "the pickle reading of this file passed "
+                    f"{HEAD_BYTES} bytes and stopped at a limit")
+            ctx.limit_hit()
+    if runs:
         stream.seek(0)
         _run(pickle_format.SPEC, stream, ctx)
 

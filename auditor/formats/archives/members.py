@@ -35,10 +35,11 @@ ABSOLUTE = Rule(
     "Repack the archive with relative member paths.",
 )
 LINK = Rule(
-    "AUD-ARC-012", Severity.HIGH, "Archive member is a symbolic or hard link",
-    "A link member makes later members or readers write or read through it, outside the "
-    "archive (a link to ~/.ssh, to site-packages); a model archive has no need for links.",
-    "Repack the archive with regular files only.",
+    "AUD-ARC-012", Severity.HIGH, "Archive link points outside the extraction folder",
+    "A symbolic or hard link whose target is absolute or climbs out of the folder (directly "
+    "or through other links) makes the extractor, later members and the loader read or write "
+    "outside it (a link to ~/.ssh, to site-packages). Links that stay inside are not flagged.",
+    "Repack the archive with regular files, or links to members inside it.",
 )
 SPECIAL = Rule(
     "AUD-ARC-013", Severity.HIGH, "Archive member is a device, FIFO or socket",
@@ -143,10 +144,8 @@ def check_name(ctx: ScanContext, name: str, offset: int | None = None) -> None:
 
 
 def check_mode(ctx: ScanContext, name: str, mode: int, offset: int | None = None) -> bool:
-    """Flag link and special-file members by their unix mode; True when it is a regular file."""
-    if stat.S_ISLNK(mode):
-        add_at(ctx, LINK, name, "symbolic link member", offset)
-        return False
+    """Flag special-file members by their unix mode (links are judged by `links`); True when
+    it is a regular file."""
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
         add_at(ctx, SPECIAL, name, f"special file member (mode {mode:o})", offset)
         return False

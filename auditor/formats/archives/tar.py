@@ -18,6 +18,7 @@ from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.streams import SliceReader
 from auditor.formats.archives import members
 from auditor.formats.archives.compressed import BOMB, CORRUPT
+from auditor.formats.archives.links import Links
 from auditor.formats.archives.members import Layout, add_at
 from auditor.formats.contract import ScanContext
 from auditor.model import FormatId, Rule, Severity
@@ -219,6 +220,7 @@ def scan_tar(f: BinaryIO, ctx: ScanContext, layouts: Sequence[Layout]) -> None:
     layout, fmt = members.GENERIC, FormatId.TAR
     ctx.result.format = fmt
     names: list[str] = []
+    links = Links()
     limit = ctx.limits.max_members
     for member in iter_members(cursor, ctx):
         if len(names) >= limit:
@@ -230,21 +232,21 @@ def scan_tar(f: BinaryIO, ctx: ScanContext, layouts: Sequence[Layout]) -> None:
             layout, fmt = members.choose_layout(layouts, [member.name], FormatId.TAR)
             ctx.result.format = fmt
         names.append(member.name)
-        _scan_member(f, cursor, member, layout, ctx)
+        _scan_member(f, cursor, member, layout, ctx, links)
     else:
         _check_end(cursor, ctx)
+    links.report(ctx)
     members.check_duplicates(ctx, names)
     ctx.result.format = members.choose_layout(layouts, names, fmt)[1]
     ctx.result.facts["members"] = len(names)
 
 
 def _scan_member(
-    f: BinaryIO, cursor: _Cursor, member: Member, layout: Layout, ctx: ScanContext
+    f: BinaryIO, cursor: _Cursor, member: Member, layout: Layout, ctx: ScanContext, links: Links
 ) -> None:
     members.check_name(ctx, member.name, member.header)
     if member.type in _LINKS:
-        kind = "hard link" if member.type == ord("1") else "symbolic link"
-        add_at(ctx, members.LINK, member.name, f"{kind} to {member.linkname!r}", member.header)
+        links.add(member.name, member.linkname, member.type == ord("1"), member.header)
         return
     if member.type in _SPECIAL:
         add_at(ctx, members.SPECIAL, member.name, "device or FIFO member", member.header)

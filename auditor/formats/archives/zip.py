@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import io
+import stat
 import struct
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -41,6 +42,7 @@ from auditor.formats.archives.compressed import (
     Codec,
     DecompressReader,
 )
+from auditor.formats.archives.links import MAX_TARGET, Links
 from auditor.formats.archives.members import CrcReader, Layout, Role, add_at
 from auditor.formats.contract import ScanContext
 from auditor.model import FormatId, Rule, Severity
@@ -517,10 +519,12 @@ def _scan_seekable(f: BinaryIO, ctx: ScanContext, layouts: Sequence[Layout]) -> 
     members.check_duplicates(ctx, names)
     budget = Budget(ctx.limits, size)
     stats = {"members": len(entries), "hidden_members": len(hidden), "crc_unverified": 0}
+    links = Links()
     for entry in readable:
-        _scan_entry(f, entry, layout, budget, ctx, stats)
+        _scan_entry(f, entry, layout, budget, ctx, stats, links)
     for entry in hidden:  # whatever its name says, a hidden member is scanned in full
-        _scan_entry(f, entry, members.GENERIC, budget, ctx, stats)
+        _scan_entry(f, entry, members.GENERIC, budget, ctx, stats, links)
+    links.report(ctx)
     ctx.result.facts.update(stats)
 
 
@@ -545,13 +549,39 @@ def _check_overlaps(ctx: ScanContext, entries: list[Entry]) -> None:
             reach, owner = entry.end, entry.name
 
 
+def _add_link(
+    f: BinaryIO, entry: Entry, budget: Budget, ctx: ScanContext, links: Links
+) -> bool:
+    """A unix symlink entry (Info-ZIP `zip -y`): its data is the target `unzip` creates.
+
+    Only `unzip`-style extractors make it a link; Python's zipfile and torch read
+    the same bytes as a file. True when those bytes are a plain path (printable
+    UTF-8, no newline: no pickle or other payload fits); otherwise the caller
+    scans them as a member too.
+    """
+    stream = open_entry(f, entry, budget, ctx)
+    if stream is None:
+        return True
+    try:
+        data = stream.read(MAX_TARGET + 1)
+    except FormatError as exc:
+        _stream_failed(ctx, entry, exc)
+        return True
+    target = data.decode("utf-8", "surrogateescape")
+    links.add(entry.name, target, False, entry.offset)
+    return len(data) <= MAX_TARGET and target.isprintable()
+
+
 def _scan_entry(
     f: BinaryIO, entry: Entry, layout: Layout, budget: Budget, ctx: ScanContext,
-    stats: dict[str, int],
+    stats: dict[str, int], links: Links,
 ) -> None:
     members.check_name(ctx, entry.name, entry.offset)
-    if entry.mode is not None and not members.check_mode(ctx, entry.name, entry.mode,
-                                                         entry.offset):
+    if entry.mode is not None and stat.S_ISLNK(entry.mode):
+        if _add_link(f, entry, budget, ctx, links):
+            return
+    elif entry.mode is not None and not members.check_mode(ctx, entry.name, entry.mode,
+                                                           entry.offset):
         return
     if entry.name.endswith("/") and entry.csize == 0:
         return  # a directory

@@ -72,6 +72,19 @@ def runs_payload(head: bytes) -> bool:
     return _ran_payload(env)
 
 
+def runs_payload_in(f: BinaryIO) -> bool | None:
+    """`runs_payload` over a whole stream, for a head whose pickle reading was still going
+    when the head ended; None when a limit stopped the reading before it ran or broke."""
+    env = Env(tiers=tiers_for(), limits=Limits(), report=ignore)
+    try:
+        Machine(Input(f), env).run()
+    except LimitExceeded:
+        return True if _ran_payload(env) else None
+    except PickleError:
+        pass
+    return _ran_payload(env)
+
+
 def _ran_payload(env: Env) -> bool:
     """The loader would already have called an import, or imported a dangerous one."""
     return any(not u.verdict.odd_name and (u.calls or u.verdict.tier is Tier.DANGEROUS)
