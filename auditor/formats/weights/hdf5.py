@@ -1,29 +1,38 @@
-"""HDF5 (legacy Keras `.h5` models and `model.weights.h5`): the root group read in pure Python.
+"""HDF5 (legacy Keras `.h5`, `model.weights.h5`, pandas/PyTables stores), read in pure Python.
 
-HDF5 is normally parsed by a C library that hostile files can crash, and
-the only part that can carry code is small: a full legacy Keras model keeps
-its architecture as JSON in the root group's `model_config` attribute (with
-any Lambda bytecode inside). So instead of h5py this module reads just that:
-the superblock (versions 0-3), the root object header (v1 or v2, following
-continuation blocks) and its compact attributes, fixed or variable-length
-strings (the latter from the global heap). Every address and size is checked
-against the file before it is read; counts are bounded. The datasets
-themselves are weights: hashed, not parsed.
+Three parts of an HDF5 file make its loader do more than read tensors:
 
-A file with `model_config` is reported as `keras-h5` and its config reviewed
-like a `.keras` config; loading it ignores Keras' safe_mode, which is a finding
-of its own.
+- a full legacy Keras model keeps its architecture as JSON in the root
+  group's `model_config` attribute (with any Lambda bytecode inside),
+  reviewed like a `.keras` config; loading it ignores Keras' safe_mode;
+- datasets with external storage, external links and virtual datasets make
+  the HDF5 library read another file, named inside this one: an absolute or
+  '..' name reads any file of the host;
+- PyTables unpickles object data (`ObjectAtom` rows, which pandas uses for
+  object columns) and every string attribute that ends like a pickle, so
+  those bytes go through the pickle analysis; pickle-looking bytes in other
+  byte datasets too, since custom loaders unpickle them.
+
+The whole object tree is walked (`hdf5_reader`); weights are hashed, not
+parsed. Nothing is read with h5py: the C library is what hostile files crash.
 """
 
 from __future__ import annotations
 
+import io
+import zlib
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.jsonutil import loads_strict
+from auditor.formats.code import python as python_code
 from auditor.formats.contract import FormatSpec, ScanContext
+from auditor.formats.pickle import plain as pickle_plain
 from auditor.formats.weights import keras
+from auditor.formats.weights.hdf5_reader import Attribute, Message, Reader, superblock_offset, uint
 from auditor.model import FormatId, FormatResult, Rule, Severity
 
 MALFORMED = Rule(
@@ -33,46 +42,61 @@ MALFORMED = Rule(
     "Obtain the file again, or re-save it with h5py / Keras.",
 )
 UNPARSED = Rule(
-    "AUD-KERAS-010", Severity.HIGH, "HDF5 root attributes stored in a form not parsed",
-    "Dense (fractal-heap) or shared attribute storage is not read by this scanner, so a "
-    "model_config there was not reviewed.",
-    "Re-save the file with h5py's default (earliest) format, or review it by hand.",
+    "AUD-KERAS-010", Severity.HIGH, "HDF5 content stored in a form not parsed",
+    "Dense (fractal-heap) link or attribute storage, shared messages, newer chunk indexes or "
+    "compression filters this scanner does not decode hide what is there: a model_config, a "
+    "link to another file or pickled object data was not reviewed.",
+    "Re-save the file with h5py's default (earliest) format without exotic filters, or review "
+    "it by hand.",
 )
-RULES = (MALFORMED, UNPARSED)
+OTHER_FILE = Rule(
+    "AUD-KERAS-011", Severity.HIGH, "HDF5 object reads data from another file",
+    "External storage, external links and virtual datasets make the HDF5 library open the "
+    "file they name when the object is read: an absolute or '..' name reads any file of the "
+    "host into the model (a relative name inside the folder is reported as low).",
+    "Re-save the file with the data inside it (h5py copy without external storage/links).",
+)
+RULES = (MALFORMED, UNPARSED, OTHER_FILE)
 
-SIGNATURE = b"\x89HDF\r\n\x1a\n"
 WANTED = ("model_config", "keras_version", "backend", "training_config")
-MAX_MESSAGES = 100_000
-MAX_CHUNKS = 10_000
-_ATTRIBUTE, _ATTRIBUTE_INFO, _CONTINUATION = 0x000C, 0x0015, 0x0010
-_STRING, _VLEN = 3, 9
+MAX_OBJECTS = 1_000_000
+_DATASPACE, _LINK_INFO, _DATATYPE, _LINK, _EXTERNAL = 0x0001, 0x0002, 0x0003, 0x0006, 0x0007
+_LAYOUT, _FILTERS, _ATTRIBUTE, _SYMBOLS, _ATTRIBUTE_INFO = 0x0008, 0x000B, 0x000C, 0x0011, 0x0015
+_FIXED, _STRING, _OPAQUE, _VLEN = 0, 3, 5, 9
+_DEFLATE, _SHUFFLE, _FLETCHER = 1, 2, 3
+_LINK_KINDS = {1: "soft", 64: "external"}
 
 
-def _superblock_offset(head: bytes) -> int | None:
-    """The superblock is at 0 or after a user block of 512 * 2^n bytes."""
-    offset = 0
-    while offset + 8 <= len(head):
-        if head[offset : offset + 8] == SIGNATURE:
-            return offset
-        offset = 512 if offset == 0 else offset * 2
-    return None
+@dataclass
+class _Object:
+    """What the walk keeps of one object header: its messages by type and decoded attributes."""
+
+    path: str
+    messages: dict[int, list[Message]] = field(default_factory=dict)
+    attrs: dict[str, Attribute] = field(default_factory=dict)
+
+    def first(self, mtype: int) -> Message | None:
+        found = self.messages.get(mtype)
+        return found[0] if found else None
 
 
 def sniff(head: bytes, name: str) -> bool:
-    return _superblock_offset(head) is not None
+    return superblock_offset(head) is not None
 
 
 def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
     if ctx.size is None or not f.seekable():
         raise FormatError("HDF5 needs a seekable stream of known size", 0, MALFORMED)
-    reader = _Reader(f, ctx.size)
-    head = reader.read(0, min(ctx.size, 64 * 1024))
-    start = _superblock_offset(head)
+    reader = Reader(f, ctx.size, MALFORMED)
+    start = superblock_offset(reader.read(0, min(ctx.size, 64 * 1024)))
     if start is None:
         raise FormatError("no HDF5 signature", 0, MALFORMED)
-    attrs = reader.root_attributes(start, ctx)
+    walk = _Walk(reader, ctx)
+    root = walk.run(reader.root(start))
+    attrs = {name: _string(reader, a, ctx) for name, a in root.attrs.items() if name in WANTED}
     facts: dict[str, Any] = {"hdf5_superblock": reader.superblock_version,
-                             "root_attributes": sorted(attrs)}
+                             "root_attributes": sorted(root.attrs), "objects": walk.objects,
+                             "pickled_values": walk.pickles}
     for key in ("keras_version", "backend"):
         if isinstance(attrs.get(key), bytes):
             facts[key] = attrs[key].decode("utf-8", "replace")
@@ -91,219 +115,369 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
     return ctx.result
 
 
-class _Reader:
-    """Bounded random access to the file, plus the few HDF5 structures the scan needs."""
+class _Walk:
+    """Every object reachable from the root, each header read once (hard links may loop)."""
 
-    def __init__(self, f: BinaryIO, size: int) -> None:
-        self.f = f
-        self.size = size
-        self.offsets = 8
-        self.lengths = 8
-        self.base = 0
-        self.superblock_version = -1
+    def __init__(self, reader: Reader, ctx: ScanContext) -> None:
+        self.reader = reader
+        self.ctx = ctx
+        self.objects = 0
+        self.pickles = 0
+        self.pickle_bytes = 0
 
-    def read(self, addr: int, n: int) -> bytes:
-        if addr < 0 or n < 0 or addr + n > self.size:
-            raise FormatError(f"structure at {addr} (+{n} bytes) lies outside the "
-                              f"{self.size}-byte file", addr, MALFORMED)
-        self.f.seek(addr)
-        data = self.f.read(n)
-        if len(data) < n:
-            raise FormatError("file shorter than its size", addr, MALFORMED)
-        return data
+    def run(self, root_header: int) -> _Object:
+        seen = {root_header}
+        queue: deque[tuple[str, int]] = deque([("/", root_header)])
+        root: _Object | None = None
+        while queue:
+            path, header = queue.popleft()
+            self.objects += 1
+            if self.objects > MAX_OBJECTS:
+                raise LimitExceeded(f"more than {MAX_OBJECTS} HDF5 objects", header)
+            obj = self._read(path, header)
+            root = root or obj
+            for child, child_header in self._children(obj):
+                if child_header not in seen:
+                    seen.add(child_header)
+                    queue.append((child, child_header))
+            self._dataset(obj)
+        assert root is not None
+        return root
 
-    def root_attributes(self, start: int, ctx: ScanContext) -> dict[str, Any]:
-        sb = self.read(start, min(96, self.size - start))
-        if len(sb) < 16:  # signature, versions and the two size fields
-            raise FormatError("truncated superblock", start, MALFORMED)
-        version = sb[8]
-        self.superblock_version = version
-        if version in (0, 1):
-            self.offsets, self.lengths = sb[13], sb[14]
-            addresses = 24 if version == 0 else 28
-            root = addresses + 5 * self.offsets  # 4 addresses, then the entry's name offset
-        elif version in (2, 3):
-            self.offsets, self.lengths = sb[9], sb[10]
-            addresses = 12
-            root = addresses + 3 * self.offsets
-        else:
-            raise FormatError(f"unknown superblock version {version}", start + 8, MALFORMED)
-        if self.offsets not in (2, 4, 8) or self.lengths not in (2, 4, 8):
-            raise FormatError(f"invalid sizes of offsets/lengths {self.offsets}/{self.lengths}",
-                              start + 9, MALFORMED)
-        if root + self.offsets > len(sb):
-            raise FormatError("truncated superblock", start, MALFORMED)
-        self.base = _uint(sb, addresses, self.offsets)
-        header = self.base + _uint(sb, root, self.offsets)
-        attrs: dict[str, Any] = {}
-        for mtype, addr, size, flags in self._messages(header):
-            if mtype == _ATTRIBUTE_INFO:
-                self._check_dense(addr, size, ctx)
-            elif mtype == _ATTRIBUTE:
-                if flags & 0x02:  # the whole message is shared: stored elsewhere
-                    ctx.add(UNPARSED, f"shared attribute message at {addr}", offset=addr)
-                    ctx.limit_hit()
+    def _read(self, path: str, header: int) -> _Object:
+        obj = _Object(path)
+        for msg in self.reader.messages(header):
+            if msg.type == _ATTRIBUTE:
+                if msg.flags & 0x02:  # the whole message is shared: stored elsewhere
+                    self._unparsed(f"{path}: shared attribute message", msg.addr)
                     continue
-                name, value = self._attribute(addr, size, ctx)
-                attrs[name] = value
-        return attrs
+                attr = self.reader.attribute(msg)
+                obj.attrs[attr.name] = attr
+                self._pickled_attribute(obj, attr, msg.addr)
+            else:
+                obj.messages.setdefault(msg.type, []).append(msg)
+        for msg in obj.messages.get(_ATTRIBUTE_INFO, []):
+            if self._dense(msg, 2 + (2 if self.reader.read(msg.addr, 2)[1] & 1 else 0)):
+                self._unparsed(f"{path}: attributes in dense storage (fractal heap)", msg.addr)
+        return obj
 
-    def _messages(self, header: int) -> Iterator[tuple[int, int, int, int]]:
-        """(type, data address, size, flags) of every message, continuation blocks included."""
-        first = self.read(header, min(16, self.size - header))
-        chunks: list[tuple[int, int]] = []
-        if first[:4] == b"OHDR":
-            flags = first[5]
-            pos = header + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
-            width = 1 << (flags & 3)
-            chunk = _uint(self.read(pos, width), 0, width)
-            chunks.append((pos + width, pos + width + chunk))
-            v2, tracked = True, bool(flags & 0x04)
-        elif first[:1] == b"\x01" and len(first) >= 16:
-            size = _uint(first, 8, 4)
-            chunks.append((header + 16, header + 16 + size))
-            v2, tracked = False, False
+    def _unparsed(self, detail: str, at: int | None) -> None:
+        self.ctx.add(UNPARSED, detail, offset=at)
+        self.ctx.limit_hit()
+
+    def _dense(self, msg: Message, heap_at: int) -> bool:
+        raw = self.reader.read(msg.addr, msg.size)
+        heap = raw[heap_at : heap_at + self.reader.offsets]
+        if len(heap) < self.reader.offsets:
+            raise self.reader.fail("truncated link or attribute info message", msg.addr)
+        return not self.reader.undefined(uint(heap, 0, self.reader.offsets))
+
+    def _children(self, obj: _Object) -> Iterator[tuple[str, int]]:
+        prefix = obj.path.rstrip("/") + "/"
+        for msg in obj.messages.get(_SYMBOLS, []):
+            raw = self.reader.read(msg.addr, 2 * self.reader.offsets)
+            btree = self.reader.base + uint(raw, 0, self.reader.offsets)
+            heap = self.reader.base + uint(raw, self.reader.offsets, self.reader.offsets)
+            for entry in self.reader.group_entries(btree, heap):
+                if entry.header is not None:
+                    yield prefix + entry.name, entry.header
+        for msg in obj.messages.get(_LINK_INFO, []):
+            flags = self.reader.read(msg.addr, 2)[1]
+            if self._dense(msg, 2 + (8 if flags & 1 else 0)):
+                self._unparsed(f"{obj.path}: links in dense storage (fractal heap)", msg.addr)
+        for msg in obj.messages.get(_LINK, []):
+            name, kind, value = self._link(msg)
+            if kind == 0:
+                yield prefix + name, self.reader.base + uint(value, 0, self.reader.offsets)
+            elif kind == 64:
+                target, _, inner = value[1:].partition(b"\x00")
+                linked = inner.split(b"\x00", 1)[0].decode("utf-8", "replace")
+                self._other_file(f"{prefix}{name}: external link to {linked!r} in",
+                                 target.decode("utf-8", "replace"), msg.addr)
+
+    def _link(self, msg: Message) -> tuple[str, int, bytes]:
+        """(name, link type, target bytes) of a link message: hard, soft or external."""
+        raw = self.reader.read(msg.addr, msg.size)
+        if len(raw) < 3 or raw[0] != 1:
+            raise self.reader.fail("link message of an unknown version", msg.addr)
+        flags, pos = raw[1], 2
+        kind = raw[pos] if flags & 0x08 else 0
+        pos += (1 if flags & 0x08 else 0) + (8 if flags & 0x04 else 0) + (1 if flags & 0x10 else 0)
+        width = 1 << (flags & 3)
+        length = uint(raw, pos, width)
+        name = raw[pos + width : pos + width + length].decode("utf-8", "replace")
+        pos += width + length
+        if kind == 0:
+            value = raw[pos : pos + self.reader.offsets]
         else:
-            raise FormatError("root object header has an unknown version", header, MALFORMED)
-        count = done = 0
-        while chunks:
-            done += 1
-            if done > MAX_CHUNKS:
-                raise LimitExceeded(f"more than {MAX_CHUNKS} object header blocks", header)
-            pos, end = chunks.pop(0)
-            if end > self.size:
-                raise FormatError("object header block runs past the end of the file", pos,
-                                  MALFORMED)
-            prefix = (4 + (2 if tracked else 0)) if v2 else 8
-            while pos + prefix <= end:
-                raw = self.read(pos, prefix)
-                if v2:
-                    mtype, size, flags = raw[0], _uint(raw, 1, 2), raw[3]
-                else:
-                    mtype, size, flags = _uint(raw, 0, 2), _uint(raw, 2, 2), raw[4]
-                data = pos + prefix
-                if data + size > end:
-                    raise FormatError(f"header message of {size} bytes overruns its block",
-                                      pos, MALFORMED)
-                count += 1
-                if count > MAX_MESSAGES:
-                    raise LimitExceeded(f"more than {MAX_MESSAGES} header messages", pos)
-                if mtype == _CONTINUATION:
-                    cont = self.read(data, self.offsets + self.lengths)
-                    addr = self.base + _uint(cont, 0, self.offsets)
-                    length = _uint(cont, self.offsets, self.lengths)
-                    if v2:
-                        if self.read(addr, 4) != b"OCHK":
-                            raise FormatError("continuation block without OCHK signature", addr,
-                                              MALFORMED)
-                        chunks.append((addr + 4, addr + length - 4))
-                    else:
-                        chunks.append((addr, addr + length))
-                else:
-                    yield mtype, data, size, flags
-                pos = data + size
+            value = raw[pos + 2 : pos + 2 + uint(raw, pos, 2)]
+        if pos > len(raw) or (kind == 0 and len(value) < self.reader.offsets):
+            raise self.reader.fail("link message fields overrun the message", msg.addr)
+        return name, kind, value
 
-    def _check_dense(self, addr: int, size: int, ctx: ScanContext) -> None:
-        raw = self.read(addr, size)
-        if len(raw) < 2 + self.offsets:
-            raise FormatError("truncated attribute info message", addr, MALFORMED)
-        heap_at = 2 + (2 if raw[1] & 0x01 else 0)
-        heap = raw[heap_at : heap_at + self.offsets]
-        if heap != b"\xff" * self.offsets:
-            ctx.add(UNPARSED, "root group keeps attributes in dense storage (fractal heap)",
-                    offset=addr)
-            ctx.limit_hit()
+    def _other_file(self, what: str, target: str, at: int) -> None:
+        outside = python_code.path_outside(target) or "://" in target
+        self.ctx.add(OTHER_FILE, f"{what} {target!r}", offset=at,
+                     severity=None if outside else Severity.LOW)
 
-    def _attribute(self, addr: int, size: int, ctx: ScanContext) -> tuple[str, Any]:
-        raw = self.read(addr, size)
-        if len(raw) < 8:
-            raise FormatError("truncated attribute message", addr, MALFORMED)
-        version = raw[0]
-        name_size, type_size, space_size = (_uint(raw, i, 2) for i in (2, 4, 6))
-        pad = (lambda n: -(-n // 8) * 8) if version == 1 else (lambda n: n)
-        pos = 9 if version == 3 else 8
-        if version not in (1, 2, 3):
-            raise FormatError(f"attribute message version {version}", addr, MALFORMED)
-        name_raw = raw[pos : pos + name_size]
-        pos += pad(name_size)
-        dtype = raw[pos : pos + type_size]
-        pos += pad(type_size)
-        space = raw[pos : pos + space_size]
-        pos += pad(space_size)
-        if pos > len(raw) or len(dtype) < 8:
-            raise FormatError("attribute message fields overrun the message", addr, MALFORMED)
-        name = name_raw.split(b"\x00", 1)[0].decode("utf-8", "replace")
-        if name not in WANTED:
-            return name, None
-        if version > 1 and raw[1] & 0x03:
-            ctx.add(UNPARSED, f"attribute {name!r} uses a shared datatype or dataspace",
-                    offset=addr)
-            ctx.limit_hit()
-            return name, None
-        return name, self._string_value(raw[pos:], dtype, space, addr, ctx)
+    def _dataset(self, obj: _Object) -> None:
+        for msg in obj.messages.get(_EXTERNAL, []):
+            self._external(obj, msg)
+        layout = obj.first(_LAYOUT)
+        if layout is None:
+            return
+        raw = self.reader.read(layout.addr, layout.size)
+        if raw[:2] == b"\x04\x03":
+            self._virtual(obj, raw, layout.addr)
+            return
+        dtype = obj.first(_DATATYPE)
+        space = obj.first(_DATASPACE)
+        if dtype is None or space is None:
+            return
+        kind = self.reader.read(dtype.addr, dtype.size)
+        if len(kind) < 8:
+            raise self.reader.fail("truncated datatype message", dtype.addr)
+        cls, size = kind[0] & 0x0F, uint(kind, 4, 4)
+        pseudo = obj.attrs.get("PSEUDOATOM")
+        objects = pseudo is not None and _string(self.reader, pseudo, self.ctx) == b"object"
+        if cls == _VLEN and kind[1] & 0x0F == 0 and len(kind) >= 16 and uint(kind, 12, 4) == 1:
+            count = self.reader.elements(self.reader.read(space.addr, space.size), space.addr)
+            data = self._data(obj, raw, layout.addr, count * (8 + self.reader.offsets))
+            for i in range(count if data is not None else 0):
+                ref = data[i * (8 + self.reader.offsets) :]
+                length, heap, index = self.reader.vlen_ref(ref, layout.addr)
+                if length and not self.reader.undefined(heap - self.reader.base):
+                    blob = self.reader.heap_object(heap, index, layout.addr,
+                                                   self._budget(length, layout.addr))
+                    self._pickle(f"{obj.path}[{i}]", blob, objects)
+        elif (cls in (_FIXED, _STRING) and size == 1) or cls == _OPAQUE:
+            head = self._data(obj, raw, layout.addr, 2, quiet=True)
+            if head is not None and _pickle_head(head):
+                count = self.reader.elements(self.reader.read(space.addr, space.size), space.addr)
+                data = self._data(obj, raw, layout.addr, self._budget(count * size, layout.addr))
+                if data is not None:
+                    self._pickle(obj.path, data, False)
 
-    def _string_value(self, data: bytes, dtype: bytes, space: bytes, addr: int,
-                      ctx: ScanContext) -> bytes | None:
-        cls, elem_size = dtype[0] & 0x0F, _uint(dtype, 4, 4)
-        if self._elements(space, addr) != 1:
-            return None
-        if cls == _STRING:
-            if elem_size > len(data):
-                raise FormatError("string attribute larger than its message", addr, MALFORMED)
-            return data[:elem_size].rstrip(b"\x00 ")
-        if cls == _VLEN and dtype[1] & 0x0F == 1:
-            need = 4 + self.offsets + 4
-            if len(data) < need:
-                raise FormatError("variable-length string reference truncated", addr, MALFORMED)
-            length = _uint(data, 0, 4)
-            if length > ctx.limits.max_json_bytes:
-                raise LimitExceeded(f"{length}-byte string attribute", addr)
-            heap = self.base + _uint(data, 4, self.offsets)
-            index = _uint(data, 4 + self.offsets, 4)
-            return self._heap_object(heap, index, addr, length)
+    def _budget(self, length: int, at: int) -> int:
+        self.pickle_bytes += length
+        cap = self.ctx.limits.max_string_bytes
+        if length > cap or self.pickle_bytes > 4 * cap:
+            raise LimitExceeded(f"{self.pickle_bytes} bytes of byte datasets to review", at)
+        return length
+
+    def _pickled_attribute(self, obj: _Object, attr: Attribute, at: int) -> None:
+        """PyTables unpickles any scalar fixed-string attribute whose value ends with '.'."""
+        if attr.shared or attr.dtype[0] & 0x0F != _STRING:
+            return
+        size = uint(attr.dtype, 4, 4)
+        if self.reader.elements(attr.space, at) != 1 or size > len(attr.data):
+            return
+        value = attr.data[:size].rstrip(b"\x00")
+        if value.endswith(b".") and pickle_plain.plausible(value):
+            self._scan_pickle(f"{obj.path}@{attr.name}", value)
+
+    def _pickle(self, where: str, blob: bytes, loaded: bool) -> None:
+        """Object rows are unpickled by PyTables; other bytes only by a custom loader."""
+        if (loaded and pickle_plain.plausible(blob[: pickle_plain.SNIFF_BYTES])) or (
+                _pickle_head(blob) and pickle_plain.runs_payload(blob)):
+            self._scan_pickle(where, blob)
+
+    def _scan_pickle(self, where: str, data: bytes) -> None:
+        self.pickles += 1
+        result = self.ctx.scan_member(where.lstrip("/"), io.BytesIO(data), len(data))
+        self.ctx.merge_member(result)
+
+    def _data(self, obj: _Object, layout: bytes, at: int, want: int,
+              quiet: bool = False) -> bytes | None:
+        """Up to `want` bytes of a dataset's raw data; None (reported unless quiet) if unread."""
+        version, cls = layout[0], layout[1] if len(layout) > 1 and layout[0] in (3, 4) else -1
+        if cls == 0:
+            return layout[4 : 4 + min(uint(layout, 2, 2), want)]
+        if cls == 1:
+            addr = uint(layout, 2, self.reader.offsets)
+            size = uint(layout, 2 + self.reader.offsets, self.reader.lengths)
+            if self.reader.undefined(addr):
+                return b""
+            return self.reader.read(self.reader.base + addr, min(size, want))
+        if cls == 2 and version == 3:
+            return self._chunked(obj, layout, at, want, quiet)
+        if not quiet:
+            self._unparsed(f"{obj.path}: data layout version {version} (class {cls}) not read",
+                           at)
         return None
 
-    def _elements(self, space: bytes, addr: int) -> int:
-        if len(space) < 4:
-            raise FormatError("truncated dataspace", addr, MALFORMED)
-        version, rank = space[0], space[1]
-        if version == 2 and space[3] == 2:
-            return 0  # null dataspace
-        dims_at = 8 if version == 1 else 4
-        if len(space) < dims_at + rank * self.lengths:
-            raise FormatError("truncated dataspace dimensions", addr, MALFORMED)
-        count = 1
-        for i in range(rank):
-            count *= _uint(space, dims_at + i * self.lengths, self.lengths)
-        return count
-
-    def _heap_object(self, collection: int, index: int, addr: int, length: int) -> bytes:
-        header = self.read(collection, 8 + self.lengths)
-        if header[:4] != b"GCOL":
-            raise FormatError("global heap reference without GCOL signature", collection,
-                              MALFORMED)
-        end = collection + _uint(header, 8, self.lengths)
-        pos = collection + 8 + self.lengths
-        for _ in range(MAX_MESSAGES):
-            if pos + 8 + self.lengths > end:
+    def _chunked(self, obj: _Object, layout: bytes, at: int, want: int,
+                 quiet: bool) -> bytes | None:
+        rank = layout[2]
+        btree = uint(layout, 3, self.reader.offsets)
+        dims = [uint(layout, 3 + self.reader.offsets + 4 * i, 4) for i in range(rank)]
+        if len(dims) != 2 or not dims[0]:  # one data dimension and the element size
+            if not quiet:
+                self._unparsed(f"{obj.path}: chunked data of rank {rank - 1} not read", at)
+            return None
+        if self.reader.undefined(btree):
+            return b""
+        filters = self._filters(obj)
+        if filters is None:
+            if not quiet:
+                self._unparsed(f"{obj.path}: chunks compressed by a filter not decoded", at)
+            return None
+        elem, out = dims[1], bytearray()
+        for first, addr, size, mask in sorted(self.reader.chunks(self.reader.base + btree, rank)):
+            start = first * elem
+            if start >= want:
                 break
-            obj = self.read(pos, 8 + self.lengths)
-            number, size = _uint(obj, 0, 2), _uint(obj, 8, self.lengths)
-            if number == 0:
-                break
-            if number == index:
-                return self.read(pos + 8 + self.lengths, min(size, length))
-            pos += 8 + self.lengths + -(-size // 8) * 8
-        raise FormatError(f"global heap object {index} not found", addr, MALFORMED)
+            chunk = _unfilter(self.reader.read(self.reader.base + addr, size), filters, mask,
+                              elem, dims[0] * elem, self.reader)
+            out[start : start + len(chunk)] = chunk
+        return bytes(out[:want])
+
+    def _filters(self, obj: _Object) -> list[int] | None:
+        """Filter ids of the dataset's pipeline, or None when one is not decoded here."""
+        msg = obj.first(_FILTERS)
+        if msg is None:
+            return []
+        raw = self.reader.read(msg.addr, msg.size)
+        version, count = raw[0], raw[1]
+        pos = 8 if version == 1 else 2
+        ids = []
+        for _ in range(count):
+            fid = uint(raw, pos, 2)
+            named = version == 1 or fid >= 256
+            name_len = uint(raw, pos + 2, 2) if named else 0
+            pos += 2 + (2 if named else 0)
+            values = uint(raw, pos + 2, 2)
+            pos += 4 + (-(-name_len // 8) * 8 if version == 1 else name_len)
+            pos += 4 * values + (4 if version == 1 and values % 2 else 0)
+            if fid not in (_DEFLATE, _SHUFFLE, _FLETCHER):
+                return None
+            ids.append(fid)
+        return ids
+
+    def _external(self, obj: _Object, msg: Message) -> None:
+        raw = self.reader.read(msg.addr, msg.size)
+        offsets, lengths = self.reader.offsets, self.reader.lengths
+        if len(raw) < 8 + offsets:
+            raise self.reader.fail("truncated external data files message", msg.addr)
+        used = uint(raw, 6, 2)
+        heap = self.reader.local_heap(self.reader.base + uint(raw, 8, offsets))
+        slot = 3 * lengths
+        if len(raw) < 8 + offsets + used * slot:
+            raise self.reader.fail("external file slots overrun the message", msg.addr)
+        for i in range(used):
+            name_at = uint(raw, 8 + offsets + i * slot, lengths)
+            name = self.reader.heap_string(heap, name_at, msg.addr)
+            self._other_file(f"{obj.path}: dataset stored in external file", name, msg.addr)
+
+    def _virtual(self, obj: _Object, layout: bytes, at: int) -> None:
+        heap = self.reader.base + uint(layout, 2, self.reader.offsets)
+        index = uint(layout, 2 + self.reader.offsets, 4)
+        if self.reader.undefined(heap - self.reader.base):
+            return
+        blob = self.reader.heap_object(heap, index, at, self.ctx.limits.max_json_bytes)
+        version, count = blob[0], uint(blob, 1, self.reader.lengths)
+        pos = 1 + self.reader.lengths
+        names: list[tuple[str, str]] = []
+        for _ in range(count):
+            flags = blob[pos] if version == 1 else 0
+            pos += version == 1
+            source, pos = self._vds_name(blob, pos, flags & 0x01, names, 0, flags & 0x04)
+            dataset, pos = self._vds_name(blob, pos, flags & 0x02, names, 1, 0)
+            names.append((source, dataset))
+            if source != ".":
+                self._other_file(f"{obj.path}: virtual dataset maps {dataset!r} of", source, at)
+            skipped = _skip_selections(blob, pos, 2)
+            if skipped is None:
+                self._unparsed(f"{obj.path}: virtual dataset selection not parsed", at)
+                return
+            pos = skipped
 
 
-def _uint(data: bytes, at: int, width: int) -> int:
-    return int.from_bytes(data[at : at + width], "little")
+    def _vds_name(self, blob: bytes, pos: int, shared: int, names: list[tuple[str, str]],
+                  which: int, same: int) -> tuple[str, int]:
+        """One name of a mapping: inline, '.' (same file) or shared with an earlier mapping."""
+        if same:
+            return ".", pos
+        if shared:
+            origin = uint(blob, pos, self.reader.lengths)
+            if origin >= len(names):
+                raise self.reader.fail("virtual dataset mapping shares a later name", None)
+            return names[origin][which], pos + self.reader.lengths
+        raw, _, _ = blob[pos:].partition(b"\x00")
+        return raw.decode("utf-8", "replace"), pos + len(raw) + 1
+
+
+def _pickle_head(data: bytes) -> bool:
+    return len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5
+
+
+def _unfilter(data: bytes, filters: list[int], mask: int, elem: int, full: int,
+              reader: Reader) -> bytes:
+    """Undo the pipeline in reverse (bit i of `mask` set: filter i was skipped)."""
+    for i in reversed(range(len(filters))):
+        if mask & (1 << i):
+            continue
+        if filters[i] == _DEFLATE:
+            inflater = zlib.decompressobj()
+            try:
+                data = inflater.decompress(data, full)
+            except zlib.error as exc:
+                raise reader.fail(f"deflated chunk: {exc}", None) from None
+        elif filters[i] == _FLETCHER:
+            data = data[:-4]
+        elif elem > 1:
+            n = len(data) // elem
+            data = bytes(data[j * n + k] for k in range(n) for j in range(elem))
+    return data
+
+
+def _skip_selections(blob: bytes, pos: int, count: int) -> int | None:
+    """Position after `count` serialized dataspace selections, or None for a form not read."""
+    for _ in range(count):
+        kind, version = uint(blob, pos, 4), uint(blob, pos + 4, 4)
+        if kind in (0, 3):  # none, all: version, reserved, length
+            pos += 16
+        elif kind == 2 and version == 3:  # hyperslab: flags, encoding size, rank
+            flags, enc, rank = blob[pos + 8], blob[pos + 9], uint(blob, pos + 10, 4)
+            pos += 14
+            if flags & 1:  # regular: start, stride, count, block per dimension
+                pos += 4 * rank * enc
+            else:
+                pos += enc + 2 * rank * enc * uint(blob, pos, enc)
+        elif kind == 2 and version == 1:
+            rank, blocks = uint(blob, pos + 16, 4), uint(blob, pos + 20, 4)
+            pos += 24 + 8 * rank * blocks
+        else:
+            return None
+        if pos > len(blob):
+            return None
+    return pos
+
+
+def _string(reader: Reader, attr: Attribute, ctx: ScanContext) -> bytes | None:
+    """The value of a scalar string attribute (fixed or variable length), else None."""
+    if attr.shared:
+        ctx.add(UNPARSED, f"attribute {attr.name!r} uses a shared datatype or dataspace")
+        ctx.limit_hit()
+        return None
+    cls, size = attr.dtype[0] & 0x0F, uint(attr.dtype, 4, 4)
+    if reader.elements(attr.space, None) != 1:
+        return None
+    if cls == _STRING:
+        if size > len(attr.data):
+            raise reader.fail("string attribute larger than its message", None)
+        return attr.data[:size].rstrip(b"\x00 ")
+    if cls == _VLEN and attr.dtype[1] & 0x0F == 1:
+        length, heap, index = reader.vlen_ref(attr.data, None)
+        if length > ctx.limits.max_json_bytes:
+            raise LimitExceeded(f"{length}-byte string attribute")
+        return reader.heap_object(heap, index, None, length)
+    return None
 
 
 SPEC = FormatSpec(
-    id=FormatId.HDF5, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=("hdf5_superblock", "root_attributes", "keras_version", "backend", "model_class",
-           "classes", "modules"),
+    id=FormatId.HDF5, sniff=sniff, scan=scan, container=True, rules=RULES,
+    facts=("hdf5_superblock", "root_attributes", "objects", "pickled_values", "keras_version",
+           "backend", "model_class", "classes", "modules"),
     refines=(FormatId.KERAS_H5,),
 )

@@ -1,0 +1,311 @@
+"""Bounded reading of the HDF5 structures the scan needs, in pure Python.
+
+HDF5 is normally parsed by a C library that hostile files can crash, so the
+scanner reads only what it judges: the superblock (versions 0-3), object
+headers (v1 or v2, continuation blocks followed), attributes, the groups'
+symbol tables (v1 B-trees, local heaps) and compact links, the global heap,
+and the chunk B-tree of datasets whose bytes must be read. Every address and
+size is checked against the file before it is read; counts are bounded. A
+structure this module does not read is reported by the caller, never skipped
+silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from auditor.errors import FormatError, LimitExceeded
+from auditor.model import Rule
+
+SIGNATURE = b"\x89HDF\r\n\x1a\n"
+MAX_MESSAGES = 100_000
+MAX_CHUNKS = 10_000
+MAX_NODES = 1_000_000  # B-tree nodes, symbol table nodes and chunks of one file
+CONTINUATION = 0x0010
+
+
+@dataclass(frozen=True)
+class Message:
+    """One object header message: its type, where its data starts, its size and flags."""
+
+    type: int
+    addr: int
+    size: int
+    flags: int
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """An attribute's name and raw datatype, dataspace and data (decoded by the caller)."""
+
+    name: str
+    dtype: bytes
+    space: bytes
+    data: bytes
+    shared: bool  # datatype or dataspace stored elsewhere: not decodable here
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A group member from a symbol table: its name and header, or a soft link's target."""
+
+    name: str
+    header: int | None
+    soft: str | None
+
+
+def superblock_offset(head: bytes) -> int | None:
+    """The superblock is at 0 or after a user block of 512 * 2^n bytes."""
+    offset = 0
+    while offset + 8 <= len(head):
+        if head[offset : offset + 8] == SIGNATURE:
+            return offset
+        offset = 512 if offset == 0 else offset * 2
+    return None
+
+
+def uint(data: bytes, at: int, width: int) -> int:
+    return int.from_bytes(data[at : at + width], "little")
+
+
+class Reader:
+    """Bounded random access to the file and the HDF5 structures above."""
+
+    def __init__(self, f: BinaryIO, size: int, malformed: Rule) -> None:
+        self.f = f
+        self.size = size
+        self.malformed = malformed
+        self.offsets = 8
+        self.lengths = 8
+        self.base = 0
+        self.superblock_version = -1
+        self.nodes = 0
+
+    def fail(self, message: str, at: int | None) -> FormatError:
+        return FormatError(message, at, self.malformed)
+
+    def read(self, addr: int, n: int) -> bytes:
+        if addr < 0 or n < 0 or addr + n > self.size:
+            raise self.fail(f"structure at {addr} (+{n} bytes) lies outside the "
+                            f"{self.size}-byte file", addr)
+        self.f.seek(addr)
+        data = self.f.read(n)
+        if len(data) < n:
+            raise self.fail("file shorter than its size", addr)
+        return data
+
+    def undefined(self, addr: int) -> bool:
+        return addr == (1 << (8 * self.offsets)) - 1
+
+    def count_node(self, at: int) -> None:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise LimitExceeded(f"more than {MAX_NODES} B-tree, heap or chunk nodes", at)
+
+    def root(self, start: int) -> int:
+        """Read the superblock at `start`; return the root group's object header address."""
+        sb = self.read(start, min(96, self.size - start))
+        if len(sb) < 16:  # signature, versions and the two size fields
+            raise self.fail("truncated superblock", start)
+        version = sb[8]
+        self.superblock_version = version
+        if version in (0, 1):
+            self.offsets, self.lengths = sb[13], sb[14]
+            addresses = 24 if version == 0 else 28
+            root = addresses + 5 * self.offsets  # 4 addresses, then the entry's name offset
+        elif version in (2, 3):
+            self.offsets, self.lengths = sb[9], sb[10]
+            addresses = 12
+            root = addresses + 3 * self.offsets
+        else:
+            raise self.fail(f"unknown superblock version {version}", start + 8)
+        if self.offsets not in (2, 4, 8) or self.lengths not in (2, 4, 8):
+            raise self.fail(f"invalid sizes of offsets/lengths {self.offsets}/{self.lengths}",
+                            start + 9)
+        if root + self.offsets > len(sb):
+            raise self.fail("truncated superblock", start)
+        self.base = uint(sb, addresses, self.offsets)
+        return self.base + uint(sb, root, self.offsets)
+
+    def messages(self, header: int) -> Iterator[Message]:
+        """Every message of an object header, continuation blocks included."""
+        first = self.read(header, min(16, self.size - header))
+        chunks: list[tuple[int, int]] = []
+        if first[:4] == b"OHDR":
+            flags = first[5]
+            pos = header + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+            width = 1 << (flags & 3)
+            chunk = uint(self.read(pos, width), 0, width)
+            chunks.append((pos + width, pos + width + chunk))
+            v2, tracked = True, bool(flags & 0x04)
+        elif first[:1] == b"\x01" and len(first) >= 16:
+            size = uint(first, 8, 4)
+            chunks.append((header + 16, header + 16 + size))
+            v2, tracked = False, False
+        else:
+            raise self.fail("object header has an unknown version", header)
+        count = done = 0
+        while chunks:
+            done += 1
+            if done > MAX_CHUNKS:
+                raise LimitExceeded(f"more than {MAX_CHUNKS} object header blocks", header)
+            pos, end = chunks.pop(0)
+            if end > self.size:
+                raise self.fail("object header block runs past the end of the file", pos)
+            prefix = (4 + (2 if tracked else 0)) if v2 else 8
+            while pos + prefix <= end:
+                raw = self.read(pos, prefix)
+                if v2:
+                    mtype, size, flags = raw[0], uint(raw, 1, 2), raw[3]
+                else:
+                    mtype, size, flags = uint(raw, 0, 2), uint(raw, 2, 2), raw[4]
+                data = pos + prefix
+                if data + size > end:
+                    raise self.fail(f"header message of {size} bytes overruns its block", pos)
+                count += 1
+                if count > MAX_MESSAGES:
+                    raise LimitExceeded(f"more than {MAX_MESSAGES} header messages", pos)
+                if mtype == CONTINUATION:
+                    cont = self.read(data, self.offsets + self.lengths)
+                    addr = self.base + uint(cont, 0, self.offsets)
+                    length = uint(cont, self.offsets, self.lengths)
+                    if v2:
+                        if self.read(addr, 4) != b"OCHK":
+                            raise self.fail("continuation block without OCHK signature", addr)
+                        chunks.append((addr + 4, addr + length - 4))
+                    else:
+                        chunks.append((addr, addr + length))
+                else:
+                    yield Message(mtype, data, size, flags)
+                pos = data + size
+
+    def attribute(self, msg: Message) -> Attribute:
+        raw = self.read(msg.addr, msg.size)
+        if len(raw) < 8:
+            raise self.fail("truncated attribute message", msg.addr)
+        version = raw[0]
+        if version not in (1, 2, 3):
+            raise self.fail(f"attribute message version {version}", msg.addr)
+        name_size, type_size, space_size = (uint(raw, i, 2) for i in (2, 4, 6))
+        pad = (lambda n: -(-n // 8) * 8) if version == 1 else (lambda n: n)
+        pos = 9 if version == 3 else 8
+        name_raw = raw[pos : pos + name_size]
+        pos += pad(name_size)
+        dtype = raw[pos : pos + type_size]
+        pos += pad(type_size)
+        space = raw[pos : pos + space_size]
+        pos += pad(space_size)
+        if pos > len(raw) or len(dtype) < 8:
+            raise self.fail("attribute message fields overrun the message", msg.addr)
+        name = name_raw.split(b"\x00", 1)[0].decode("utf-8", "replace")
+        shared = version > 1 and bool(raw[1] & 0x03)
+        return Attribute(name, dtype, space, raw[pos:], shared)
+
+    def elements(self, space: bytes, at: int) -> int:
+        """Number of elements of a dataspace message (0 for a null dataspace)."""
+        if len(space) < 4:
+            raise self.fail("truncated dataspace", at)
+        version, rank = space[0], space[1]
+        if version == 2 and space[3] == 2:
+            return 0
+        dims_at = 8 if version == 1 else 4
+        if len(space) < dims_at + rank * self.lengths:
+            raise self.fail("truncated dataspace dimensions", at)
+        count = 1
+        for i in range(rank):
+            count *= uint(space, dims_at + i * self.lengths, self.lengths)
+        return count
+
+    def vlen_ref(self, data: bytes, at: int) -> tuple[int, int, int]:
+        """(length, heap collection, object index) of one variable-length reference."""
+        if len(data) < 8 + self.offsets:
+            raise self.fail("variable-length reference truncated", at)
+        return (uint(data, 0, 4), self.base + uint(data, 4, self.offsets),
+                uint(data, 4 + self.offsets, 4))
+
+    def heap_object(self, collection: int, index: int, at: int, length: int) -> bytes:
+        """Up to `length` bytes of object `index` of a global heap collection."""
+        header = self.read(collection, 8 + self.lengths)
+        if header[:4] != b"GCOL":
+            raise self.fail("global heap reference without GCOL signature", collection)
+        end = collection + uint(header, 8, self.lengths)
+        pos = collection + 8 + self.lengths
+        for _ in range(MAX_MESSAGES):
+            if pos + 8 + self.lengths > end:
+                break
+            obj = self.read(pos, 8 + self.lengths)
+            number, size = uint(obj, 0, 2), uint(obj, 8, self.lengths)
+            if number == 0:
+                break
+            if number == index:
+                return self.read(pos + 8 + self.lengths, min(size, length))
+            pos += 8 + self.lengths + -(-size // 8) * 8
+        raise self.fail(f"global heap object {index} not found", at)
+
+    def local_heap(self, addr: int) -> tuple[int, int]:
+        """(data address, data size) of a local heap (group member and external file names)."""
+        raw = self.read(addr, 8 + 2 * self.lengths + self.offsets)
+        if raw[:4] != b"HEAP":
+            raise self.fail("local heap without HEAP signature", addr)
+        size = uint(raw, 8, self.lengths)
+        data = self.base + uint(raw, 8 + 2 * self.lengths, self.offsets)
+        self.read(data, size)  # bounds check
+        return data, size
+
+    def heap_string(self, heap: tuple[int, int], offset: int, at: int) -> str:
+        data, size = heap
+        if offset >= size:
+            raise self.fail(f"name offset {offset} outside its {size}-byte local heap", at)
+        raw = self.read(data + offset, min(size - offset, 64 * 1024))
+        return raw.split(b"\x00", 1)[0].decode("utf-8", "replace")
+
+    def _btree(self, addr: int, kind: int, key_size: int) -> Iterator[tuple[bytes, int]]:
+        """(key before, child address) of every leaf entry of a v1 B-tree of `kind`."""
+        stack = [addr]
+        while stack:
+            node = stack.pop()
+            self.count_node(node)
+            head = self.read(node, 8 + 2 * self.offsets)
+            if head[:4] != b"TREE" or head[4] != kind:
+                raise self.fail("B-tree node without TREE signature", node)
+            level, used = head[5], uint(head, 6, 2)
+            step = key_size + self.offsets
+            body = self.read(node + len(head), used * step + key_size)
+            for i in range(used):
+                key = body[i * step : i * step + key_size]
+                child = self.base + uint(body, i * step + key_size, self.offsets)
+                if level:
+                    stack.append(child)
+                else:
+                    yield key, child
+
+    def group_entries(self, btree: int, heap_addr: int) -> Iterator[Entry]:
+        """Members of an old-style group: its B-tree's symbol nodes, names from its local heap."""
+        heap = self.local_heap(heap_addr)
+        entry_size = 2 * self.offsets + 24
+        for _, snod in self._btree(btree, 0, self.lengths):
+            self.count_node(snod)
+            head = self.read(snod, 8)
+            if head[:4] != b"SNOD":
+                raise self.fail("symbol table node without SNOD signature", snod)
+            count = uint(head, 6, 2)
+            body = self.read(snod + 8, count * entry_size)
+            for i in range(count):
+                at = i * entry_size
+                name = self.heap_string(heap, uint(body, at, self.offsets), snod)
+                header = self.base + uint(body, at + self.offsets, self.offsets)
+                cache = uint(body, at + 2 * self.offsets, 4)
+                if cache == 2:  # soft link: the target's name is in the heap
+                    target = uint(body, at + 2 * self.offsets + 8, 4)
+                    yield Entry(name, None, self.heap_string(heap, target, snod))
+                else:
+                    yield Entry(name, header, None)
+
+    def chunks(self, btree: int, rank: int) -> Iterator[tuple[int, int, int, int]]:
+        """(first offset, address, size, filter mask) of every chunk of a v1 chunk B-tree."""
+        key_size = 8 + 8 * rank
+        for key, child in self._btree(btree, 1, key_size):
+            self.count_node(child)
+            yield uint(key, 8, 8), child, uint(key, 0, 4), uint(key, 4, 4)
