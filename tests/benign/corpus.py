@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
-from tests.benign import Writer
+from tests.benign import Writer, hdf5, lightning, numpy_legacy, sklearn, trainer
 
-WRITERS: tuple[Writer, ...] = ()
+WRITERS: tuple[Writer, ...] = (
+    *trainer.WRITERS, *lightning.WRITERS, *sklearn.WRITERS, *numpy_legacy.WRITERS,
+    *hdf5.WRITERS,
+)

@@ -75,6 +75,8 @@ LEGACY_H5 = Rule(
     "Keras loads .h5 models without safe_mode (CVE-2025-9905): any Lambda bytecode in them "
     "runs. None was found here, but the format offers no protection if the file changes.",
     "Re-save the model in the .keras format, or ship weights only.",
+    benign="Keras' own model.save('model.h5') writes this format; the note is about what the "
+    "format cannot protect against, not about anything found in the file.",
 )
 MALFORMED = Rule(
     "AUD-KERAS-008", Severity.HIGH, "Keras archive or config is malformed",
