@@ -127,7 +127,7 @@ def model_from_files(
     model-level findings the caller made about these files (the mirror's drift
     between runs), listed after the model's own.
     """
-    files = crossfile.link(files)
+    files = crossfile.link(files, artifacts.listing.context, options)
     claims = source.claims()
     missing: list[Finding] = []
     if claims.listing is not None or claims.blob_names is not None:

@@ -216,3 +216,73 @@ def test_torch_exported_model_is_clean(tmp_path):
     report = scan_files(tmp_path)["net.onnx"]
     assert report.format == "onnx" and report.findings == ()
     assert report.facts["producer"].startswith("pytorch")
+
+
+# --- parts of a model scanned alone: judged with their siblings in view ---------------------------
+
+@pytest.fixture(scope="module")
+def external_folder(tmp_path_factory):
+    from tests.benign.parts import onnx_external
+
+    folder = tmp_path_factory.mktemp("onnx-parts")
+    onnx_external(folder)
+    return folder
+
+
+def test_external_data_file_scanned_alone_belongs_to_the_model_beside_it(external_folder):
+    files = scan_files(external_folder / "model.onnx_data")
+    assert list(files) == ["model.onnx_data"]  # the .onnx is context, not part of the result
+    data = files["model.onnx_data"]
+    assert data.format == "onnx-external-data" and data.findings == ()
+    assert data.facts["onnx_model"] == ["model.onnx"]
+
+
+def test_model_scanned_alone_finds_its_external_data_beside_it(external_folder, run_cli):
+    files = scan_files(external_folder / "model.onnx")
+    assert list(files) == ["model.onnx"] and files["model.onnx"].findings == ()
+    assert run_cli("scan", external_folder / "model.onnx").code == 0
+    assert run_cli("scan", external_folder / "model.onnx_data").code == 0
+
+
+def test_model_scanned_alone_still_checks_bounds_and_missing_files(tmp_path):
+    _save_external(tmp_path)
+    _retarget(tmp_path / "model.onnx", "weights.bin", {"offset": "4", "length": "4096"})
+    assert rule_ids(scan_files(tmp_path / "model.onnx")["model.onnx"]) == ["AUD-ONNX-008"]
+    (tmp_path / "weights.bin").unlink()
+    assert rule_ids(scan_files(tmp_path / "model.onnx")["model.onnx"]) == ["AUD-ONNX-007"]
+
+
+def test_binary_scanned_alone_that_no_sibling_claims_stays_unknown(tmp_path):
+    _save_external(tmp_path)
+    (tmp_path / "other.bin").write_bytes(b"\x01\x02\x03" * 10)
+    assert rule_ids(scan_files(tmp_path / "other.bin")["other.bin"]) == ["AUD-SCAN-003"]
+    (tmp_path / "model.onnx").unlink()
+    assert rule_ids(scan_files(tmp_path / "weights.bin")["weights.bin"]) == ["AUD-SCAN-003"]
+
+
+def test_pickle_named_as_external_data_keeps_its_own_verdict_when_scanned_alone(tmp_path, canary):
+    from tests.zip_builders import canary_pickle
+
+    _save_external(tmp_path)
+    (tmp_path / "weights.bin").write_bytes(canary_pickle(canary))
+    _retarget(tmp_path / "model.onnx", "weights.bin")
+    data = scan_files(tmp_path / "weights.bin")["weights.bin"]
+    assert data.format != "onnx-external-data"
+    assert any(f.severity.label == "critical" for f in data.findings)
+
+
+def test_safetensors_shard_scanned_alone_is_clean(tmp_path, run_cli):
+    import torch
+    from huggingface_hub import save_torch_state_dict  # what save_pretrained shards with
+
+    torch.manual_seed(0)
+    state = {f"layer{i}.weight": torch.randn(32, 32) for i in range(4)}
+    save_torch_state_dict(state, tmp_path, max_shard_size="8KB")
+    assert (tmp_path / "model.safetensors.index.json").is_file()
+    shards = sorted(tmp_path.glob("model-0000*-of-*.safetensors"))
+    assert len(shards) >= 2
+    for shard in shards:
+        files = scan_files(shard)
+        assert list(files) == [shard.name] and files[shard.name].format == "safetensors"
+        assert files[shard.name].findings == ()
+        assert run_cli("scan", shard).code == 0

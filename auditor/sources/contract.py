@@ -62,6 +62,9 @@ class Listing:
     root: Path
     entries: tuple[Artifact, ...]
     findings: tuple[Finding, ...]
+    # A single-file target's siblings: read by the cross-file checks to judge it (the ONNX
+    # model an external-data file belongs to), never part of the reported model.
+    context: tuple[Artifact, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ UNLISTABLE = Rule(
 RULES = (SYMLINK_ESCAPE, SPECIAL_FILE, BROKEN_LINK, UNLISTABLE)
 
 SKIPPED_DIRS = frozenset({".git"})
+MAX_SIBLINGS = 10_000  # files beside a single-file target listed as its context
 T = TypeVar("T")
 
 
@@ -97,7 +98,31 @@ def list_files(target: Path, exclude: tuple[str, ...] = ()) -> Listing:
         rel = Path(os.path.relpath(exc.filename or root, root)).as_posix()
         findings.append(UNLISTABLE.finding(rel, f"{rel}: {exc.strerror or exc}"))
     entries.sort(key=lambda e: e.relpath)
-    return Listing(root=root, entries=tuple(entries), findings=tuple(findings))
+    context = _siblings(target, root, exclude) if single else ()
+    return Listing(root=root, entries=tuple(entries), findings=tuple(findings), context=context)
+
+
+def _siblings(target: Path, root: Path, exclude: tuple[str, ...]) -> tuple[Artifact, ...]:
+    """The regular files beside a single-file target (the rest of its model, if any).
+
+    A part of a model (one shard, an ONNX external-data file, a .onnx whose
+    data sits beside it) is judged with the files that can claim it; they
+    are context for the cross-file checks, never scanned as part of the
+    target. Links that leave the folder and special files are left out, as
+    they would be from a folder scan.
+    """
+    try:
+        names = sorted(p for p in os.listdir(root) if p != target.name)
+    except OSError:
+        return ()
+    context = []
+    for name in names[:MAX_SIBLINGS]:
+        if _excluded(name, exclude):
+            continue
+        entry, finding = _classify(root / name, name, root)
+        if entry is not None and entry.problem is None and finding is None:
+            context.append(entry)
+    return tuple(context)
 
 
 def _classify(path: Path, rel: str, root: Path) -> tuple[Artifact | None, Finding | None]:

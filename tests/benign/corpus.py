@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from tests.benign import Writer, hdf5, lightning, numpy_legacy, sklearn, trainer
+from tests.benign import (
+    Writer,
+    hdf5,
+    lightning,
+    numpy_legacy,
+    parts,
+    peft,
+    sklearn,
+    torch_export,
+    torchscript,
+    trainer,
+)
 
 WRITERS: tuple[Writer, ...] = (
     *trainer.WRITERS, *lightning.WRITERS, *sklearn.WRITERS, *numpy_legacy.WRITERS,
     *hdf5.WRITERS,
+    *torchscript.WRITERS, *torch_export.WRITERS, *peft.WRITERS, *parts.WRITERS,
 )
