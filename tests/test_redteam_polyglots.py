@@ -10,15 +10,20 @@ when unpickled.
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
 import json
 import struct
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.test_archive_zip import scan, write
 
 
 def payload(canary: Path) -> bytes:
@@ -36,16 +41,18 @@ def tar_polyglot(canary: Path) -> bytes:
     return buf.getvalue()
 
 
-def msgpack_polyglot(canary: Path, skip_hi: int = 0x01) -> bytes:
+def msgpack_polyglot(canary: Path, skip_hi: int = 0x01, opcodes: bytes | None = None) -> bytes:
     """A valid 14-entry msgpack map; to the unpickler its first bytes are BINBYTES8 over
     the map's entries, and the payload's ASCII bytes are msgpack fixints in an array.
     The first key is the 7 length bytes after the fixstr(7) marker, so they stay ASCII."""
-    tail = b"0" + payload(canary)  # POP the bytes object, then the payload
+    tail = b"0" + (payload(canary) if opcodes is None else opcodes)  # POP the bytes, then run
     length = 0xA7 | skip_hi << 8
     body = bytearray()
     for i in range(12):
         body += b"\xa3" + f"k{i:02d}".encode() + b"\x01"
-    body += b"\xa3end" + b"\xdc" + struct.pack(">H", len(tail))
+    array = b"\xdc" + struct.pack(">H", len(tail)) if len(tail) < 1 << 16 else (
+        b"\xdd" + struct.pack(">I", len(tail)))
+    body += b"\xa3end" + array
     pad = length - len(body) - 5
     first_value = b"\xdb" + struct.pack(">I", pad) + b"a" * pad
     return b"\x8e" + struct.pack("<Q", length) + first_value + bytes(body) + tail
@@ -130,3 +137,85 @@ def test_control_far_polyglot_is_live_and_valid_msgpack(tmp_path):
                     "pickle.loads(sys.stdin.buffer.read())"], input=data, capture_output=True,
                    timeout=60)
     assert canary.exists()
+
+
+def msgpack_with_huge_string() -> bytes:
+    """The far polyglot whose pickle reading, once past the head, meets a BINUNICODE of
+    2 GiB (its length bytes are msgpack fixints too): the reading stops at a limit before
+    a payload after it could be ruled out."""
+    return msgpack_polyglot(Path("C"), skip_hi=0x0200, opcodes=b"X\x7f\x7f\x7f\x7f")
+
+
+def test_pickle_reading_stopped_by_a_limit_is_not_clean(tmp_path):
+    msgpack = pytest.importorskip("msgpack")
+    data = msgpack_with_huge_string()
+    assert len(msgpack.unpackb(data)) == 14  # the control: a valid msgpack map
+    report = scan(write(tmp_path, data, "flax_model.msgpack"))
+    assert report.format == "msgpack"
+    assert "AUD-SCAN-008" in {f.rule for f in report.findings}
+    assert report.coverage.value == "partial"
+
+
+# Content after the cover format's end: graded as what it is, wherever it sits.
+def _zip_bytes(**kwargs) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("a/config.json", '{"a": 1}\n')
+        zf.writestr("a/notes.txt", "notes\n")
+        if "comment" in kwargs:
+            zf.comment = kwargs["comment"]
+    return buf.getvalue()
+
+
+def _tar_bytes() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("config.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"ok\n"))
+    return buf.getvalue()
+
+
+def _zip_with_gap(pickle: bytes) -> bytes:
+    """A pickle between the members and the central directory (offsets patched)."""
+    data = _zip_bytes()
+    cd = data.rfind(b"PK\x05\x06")
+    cd_offset = struct.unpack_from("<I", data, cd + 16)[0]
+    patched = bytearray(data[:cd_offset] + pickle + data[cd_offset:])
+    end = cd + len(pickle)
+    struct.pack_into("<I", patched, end + 16, cd_offset + len(pickle))
+    return bytes(patched)
+
+
+APPENDED = {
+    "msgpack": ("flax_model.msgpack",
+                lambda p: bytes.fromhex("81a161c3") + p, "after the msgpack value"),
+    "tar": ("bundle.tar", lambda p: _tar_bytes() + p, "after the tar end marker"),
+    "tar.gz-inner": ("bundle.tar.gz", lambda p: gzip.compress(_tar_bytes() + p),
+                     "after the tar end marker"),
+    "gzip": ("model.pkl.gz", lambda p: gzip.compress(b"(lp0\n.") + p, "after the gzip stream"),
+    "bz2": ("model.pkl.bz2", lambda p: bz2.compress(b"(lp0\n.") + p, "after the bz2 stream"),
+    "zip-end": ("bundle.zip", lambda p: _zip_bytes() + p, "after the end record"),
+    "zip-gap": ("bundle.zip", _zip_with_gap, "between members"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(APPENDED))
+def test_pickle_after_the_cover_format_is_graded_as_a_pickle(tmp_path, kind):
+    name, build, where = APPENDED[kind]
+    report = scan(write(tmp_path, build(payload(tmp_path / "CANARY")), name))
+    critical = [f for f in report.findings if f.severity.label == "critical"]
+    assert critical and all(where in (f.location.member or "") for f in critical), \
+        report.findings
+    assert not (tmp_path / "CANARY").exists()
+
+
+@pytest.mark.parametrize(("name", "data"), [
+    ("bundle.zip", _zip_bytes(comment=b"built by the release job, 2026-12-01")),
+    ("bundle.tar", _tar_bytes()),  # tarfile pads to a 10 KiB record with zeros
+    ("bundle.tar.gz", gzip.compress(_tar_bytes())),
+    ("notes.txt.gz", gzip.compress(b"first part\n") + gzip.compress(b"second part\n")),
+])
+def test_padding_comments_and_multi_stream_files_stay_clean(tmp_path, name, data):
+    report = scan(write(tmp_path, data, name))
+    assert not [f for f in report.findings if f.severity.label in ("medium", "high", "critical")]

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, Literal
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.limits import Limits
 from auditor.formats._lib.streams import ReplayReader
+from auditor.formats.archives import leftover
 from auditor.formats.archives.members import add_at
 from auditor.formats.contract import ScanContext
 from auditor.model import FormatId, Rule, Severity
@@ -272,9 +273,21 @@ def scan_compressed(f: BinaryIO, ctx: ScanContext, kind: FormatId) -> None:
         add_at(ctx, CORRUPT, None, str(exc), reader.consumed)
         return
     if reader.trailing:
-        add_at(ctx, TRAILING, None, f"{reader.trailing} bytes after the {kind} stream",
-               reader.consumed - reader.trailing)
+        _trailing(f, ctx, reader.trailing, kind)
     if declared is not None and declared != reader.produced:
         add_at(ctx, CORRUPT, None, f"joblib ZF header declares {declared} bytes, stream holds "
                f"{reader.produced}")
     ctx.result.facts["decompressed_bytes"] = reader.produced
+
+
+def _trailing(f: BinaryIO, ctx: ScanContext, count: int, kind: FormatId) -> None:
+    """Bytes after the last stream: flagged, and scanned as what they are when they can be
+    read again; from a forward-only stream they are gone, so the file is partly analysed."""
+    if not f.seekable():
+        add_at(ctx, TRAILING, None, f"{count} bytes after the {kind} stream (not re-readable: "
+               f"not inspected)")
+        ctx.limit_hit()
+        return
+    end = f.seek(0, 2)
+    add_at(ctx, TRAILING, None, f"{count} bytes after the {kind} stream", end - count)
+    leftover.scan_range(ctx, f, end - count, end, f"after the {kind} stream")

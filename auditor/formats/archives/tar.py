@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
-from auditor.formats._lib.streams import SliceReader
-from auditor.formats.archives import members
+from auditor.formats._lib.streams import ReplayReader, SliceReader
+from auditor.formats.archives import leftover, members
 from auditor.formats.archives.compressed import BOMB, CORRUPT
 from auditor.formats.archives.links import Links
 from auditor.formats.archives.members import Layout, add_at
@@ -269,10 +269,18 @@ def _scan_member(
 
 
 def _check_end(cursor: _Cursor, ctx: ScanContext) -> None:
-    """Anything but zero padding after the end marker is hidden from tar readers."""
-    start = cursor.pos
+    """Anything but zero padding after the end marker is hidden from tar readers: flagged,
+    and scanned from its first non-zero byte as what it is."""
     while chunk := cursor.read(1 << 20):
-        if chunk.strip(b"\x00"):
+        rest = chunk.lstrip(b"\x00")
+        if rest:
+            at = cursor.pos - len(rest)
             add_at(ctx, TRAILING, None, f"non-zero bytes after the end-of-archive marker "
-                   f"(from offset {start})", start)
+                   f"(from offset {at})", at)
+            where = "after the tar end marker"
+            if cursor.seekable:
+                leftover.scan_range(ctx, cursor.f, at, cursor.f.seek(0, 2), where)
+            else:
+                leftover.scan_rest(ctx, ReplayReader(rest, cursor.f), at,  # type: ignore[arg-type]
+                                   where)
             return

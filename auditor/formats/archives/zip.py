@@ -33,7 +33,7 @@ from typing import BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.streams import SliceReader
-from auditor.formats.archives import members
+from auditor.formats.archives import leftover, members
 from auditor.formats.archives.compressed import (
     BOMB,
     CORRUPT,
@@ -420,6 +420,7 @@ def _hidden_entries(
             where = "before the first member" if start == 0 else (
                 "after the end record" if end == size else "between members")
             add_at(ctx, OUTSIDE, None, f"{end - start} bytes {where} (offset {start})", start)
+            leftover.scan_range(ctx, f, start, end, where)
         cursor = start
         offsets = [h for h, _ in hits]
         for at in locals_:

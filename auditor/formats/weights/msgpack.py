@@ -17,6 +17,8 @@ from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.bounded import ForwardReader
+from auditor.formats._lib.streams import ReplayReader
+from auditor.formats.archives import leftover
 from auditor.formats.contract import FormatSpec, ScanContext
 from auditor.model import FormatId, FormatResult, Rule, Severity
 
@@ -106,13 +108,25 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
     r = _Reader(f, ctx.size)
     facts = _Facts()
     _value(r, ctx, facts, 0)
-    if ctx.size is not None and r.pos < ctx.size:
-        ctx.add(MALFORMED, f"{ctx.size - r.pos} bytes after the top-level value", offset=r.pos)
-    elif ctx.size is None and f.read(1):
-        ctx.add(MALFORMED, "bytes after the top-level value", offset=r.pos)
+    _after_value(f, r.pos, ctx)
     ctx.result.facts.update({"tensors": facts.tensors, "parameters": facts.parameters,
                              "dtypes": sorted(facts.dtypes)})
     return ctx.result
+
+
+def _after_value(f: BinaryIO, pos: int, ctx: ScanContext) -> None:
+    """Bytes after the top-level value: flagged, and scanned as what they are (a pickle
+    appended to a checkpoint is graded as a pickle, not only as trailing bytes)."""
+    where = "after the msgpack value"
+    if ctx.size is not None and f.seekable():
+        if pos < ctx.size:
+            ctx.add(MALFORMED, f"{ctx.size - pos} bytes after the top-level value", offset=pos)
+            leftover.scan_range(ctx, f, pos, ctx.size, where)
+        return
+    first = f.read(1)
+    if first:
+        ctx.add(MALFORMED, "bytes after the top-level value", offset=pos)
+        leftover.scan_rest(ctx, ReplayReader(first, f), pos, where)  # type: ignore[arg-type]
 
 
 def _value(r: _Reader, ctx: ScanContext, facts: _Facts, depth: int) -> Any:
