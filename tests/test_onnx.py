@@ -286,3 +286,13 @@ def test_safetensors_shard_scanned_alone_is_clean(tmp_path, run_cli):
         assert list(files) == [shard.name] and files[shard.name].format == "safetensors"
         assert files[shard.name].findings == ()
         assert run_cli("scan", shard).code == 0
+
+
+def test_sibling_linked_from_outside_the_folder_is_no_context(tmp_path):
+    outside, folder = tmp_path / "outside", tmp_path / "model"
+    outside.mkdir()
+    folder.mkdir()
+    _save_external(outside)
+    (folder / "model.onnx").symlink_to(outside / "model.onnx")
+    (folder / "weights.bin").write_bytes((outside / "weights.bin").read_bytes())
+    assert rule_ids(scan_files(folder / "weights.bin")["weights.bin"]) == ["AUD-SCAN-003"]
