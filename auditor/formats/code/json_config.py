@@ -2,7 +2,9 @@
 
 `config.json` and `tokenizer_config.json` decide what a loader does
 (`auto_map` makes `trust_remote_code` import code), so their key facts are
-recorded for the SBOM and later checks.
+recorded for the SBOM and later checks. Other loaders import classes named in
+configs too (`loaders`: diffusers, PEFT, sentence-transformers), and Hydra
+instantiates `_target_` mappings at any depth (`instantiate`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from typing import Any, BinaryIO
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.jsonstream import scan_json
 from auditor.formats._lib.jsonutil import loads_strict
+from auditor.formats.code import instantiate, loaders, templates
 from auditor.formats.code import python as python_code
-from auditor.formats.code import templates
 from auditor.formats.contract import FormatSpec, ScanContext
 from auditor.model import FormatId, FormatResult, Rule, Severity
 
@@ -37,15 +39,7 @@ SHARD_OUTSIDE = Rule(
     "pickle).",
     "Name shards as plain files of the model folder; refuse the model until then.",
 )
-ST_MODULE = Rule(
-    "AUD-JSON-004", Severity.HIGH,
-    "modules.json imports a class outside sentence-transformers or a path outside the model",
-    "sentence-transformers imports each module's `type` by its dotted name and calls its "
-    "load(path): any installed function with a load (joblib.numpy_pickle unpickles) runs on "
-    "any file the path names, and custom types are code that was not part of the review.",
-    "Use sentence_transformers module types with paths inside the model folder.",
-)
-RULES = (INVALID, DUPLICATE_KEY, SHARD_OUTSIDE, ST_MODULE)
+RULES = (INVALID, DUPLICATE_KEY, SHARD_OUTSIDE, *loaders.RULES, *instantiate.RULES)
 
 _BOM = b"\xef\xbb\xbf"
 _CONFIG_KEYS = ("model_type", "architectures", "torch_dtype", "quantization_config", "auto_map",
@@ -53,8 +47,6 @@ _CONFIG_KEYS = ("model_type", "architectures", "torch_dtype", "quantization_conf
 # Top-level values the checks read.
 _KEPT = frozenset(_CONFIG_KEYS) | {"chat_template", "custom_pipelines", "weight_map"}
 MAX_SHARD_FINDINGS = 20
-ST_MODULE_FILE = "modules.json"
-ST_PACKAGE = "sentence_transformers."
 # Parsed into objects up to this size (configs); bigger files are streamed: json.loads
 # would need some ten times their size in memory.
 FULL_PARSE_BYTES = 4 * 1024 * 1024
@@ -88,8 +80,10 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         ctx.add(DUPLICATE_KEY, f"key {key!r} appears more than once")
     if len(repeated) > MAX_DUPLICATE_FINDINGS:
         ctx.add(DUPLICATE_KEY, f"and {len(repeated) - MAX_DUPLICATE_FINDINGS} more duplicated keys")
-    if ctx.name == ST_MODULE_FILE and len(head) <= FULL_PARSE_BYTES:
-        _check_st_modules(value, ctx)
+    if len(head) <= FULL_PARSE_BYTES:  # loaders and Hydra read these from configs, not vocabularies
+        loaders.check(value, ctx)
+        if found := instantiate.report(instantiate.object_sites(value), ctx):
+            ctx.result.facts["instantiation_targets"] = found
     if doc is not None:
         ctx.result.facts.update(_facts(doc))
         if "auto_map" in doc or "custom_pipelines" in doc:  # trust_remote_code imports these
@@ -111,17 +105,6 @@ def _check_weight_map(weight_map: Any, ctx: ScanContext) -> None:
     bad += [repr(v) for v in shards if python_code.path_outside(v)]
     for detail in bad[:MAX_SHARD_FINDINGS]:
         ctx.add(SHARD_OUTSIDE, f"weight_map entry {detail}")
-
-
-def _check_st_modules(modules: Any, ctx: ScanContext) -> None:
-    """Each sentence-transformers module: a library type, loaded from inside the folder."""
-    for i, module in enumerate(modules if isinstance(modules, list) else [modules]):
-        kind = module.get("type") if isinstance(module, dict) else None
-        path = module.get("path", "") if isinstance(module, dict) else None
-        if not isinstance(kind, str) or not kind.startswith(ST_PACKAGE):
-            ctx.add(ST_MODULE, f"module {i}: type {kind!r}")
-        if not isinstance(path, str) or python_code.path_outside(path):
-            ctx.add(ST_MODULE, f"module {i}: path {path!r}")
 
 
 def _replay(head: bytes, f: BinaryIO) -> Callable[[int], bytes]:
@@ -147,5 +130,6 @@ def _facts(doc: dict[str, Any]) -> dict[str, Any]:
 
 SPEC = FormatSpec(
     id=FormatId.JSON, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=(*_CONFIG_KEYS, "has_chat_template", "chat_templates", "custom_pipelines"),
+    facts=(*_CONFIG_KEYS, "has_chat_template", "chat_templates", "custom_pipelines",
+           "instantiation_targets"),
 )

@@ -7,7 +7,8 @@ before 5.4: CVE-2020-14343; Keras `model_from_yaml`: CVE-2021-37678) build
 `!!python/object/apply:os.system [...]` into a call. Text alone would pass
 such a file, so the name claims it and the YAML parser reads it into events:
 tags come out resolved (`%TAG` handles, `!<...>` verbatim tags and
-%-escapes decoded) and nothing is constructed.
+%-escapes decoded) and nothing is constructed. The same events carry the
+Hydra `_target_` mappings (`instantiate`), which are code too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import BinaryIO
 from auditor.errors import FormatError
 from auditor.formats._lib.streams import read_capped
 from auditor.formats._lib.text import is_text
+from auditor.formats.code import instantiate
 from auditor.formats.contract import FormatSpec, ScanContext
 from auditor.model import FormatId, FormatResult, Rule, Severity
 
@@ -33,7 +35,7 @@ MALFORMED = Rule(
     "it too, but other YAML readers may be more lenient.",
     "Fix the YAML syntax.",
 )
-RULES = (PYTHON_TAG, MALFORMED)
+RULES = (PYTHON_TAG, MALFORMED, *instantiate.RULES)
 
 PYTHON_TAG_PREFIX = "tag:yaml.org,2002:python/"
 MAX_TAG_FINDINGS = 5
@@ -50,8 +52,10 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
     data = read_capped(f, ctx.limits.max_json_bytes, "YAML")
     parser = yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader
     tags = 0
+    sites = instantiate.YamlSites()
     try:
         for event in yaml.parse(data, Loader=parser):
+            sites.feed(event)
             tag = getattr(event, "tag", None)
             if isinstance(tag, str) and tag.startswith(PYTHON_TAG_PREFIX):
                 tags += 1
@@ -64,10 +68,12 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise FormatError(f"{where}{problem}", None, MALFORMED) from None
     ctx.result.facts["python_tags"] = tags
+    if found := instantiate.report(sites.sites, ctx):
+        ctx.result.facts["instantiation_targets"] = found
     return ctx.result
 
 
 SPEC = FormatSpec(
     id=FormatId.YAML, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=("python_tags",),
+    facts=("python_tags", "instantiation_targets"),
 )

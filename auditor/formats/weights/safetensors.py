@@ -3,6 +3,8 @@
 A loose header is how a file smuggles bytes past a loader (gaps, trailing
 data, overlapping tensors) or crashes it (lengths beyond the file), so every
 structural rule of the format is checked, each with its own rule id.
+`__metadata__` strings may hold whole configs; their `_target_`s are judged
+like any config's (`code.instantiate`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.jsonutil import loads_strict
+from auditor.formats.code import instantiate
 from auditor.formats.contract import FormatSpec, ScanContext
 from auditor.model import FormatId, FormatResult, Rule, Severity
 
@@ -57,7 +60,7 @@ METADATA = Rule(
     "may be interpreted differently by tools that read it.",
     "Store metadata values as strings.",
 )
-RULES = (HEADER, HEADER_LENGTH, DUPLICATE_KEY, DTYPE, SIZE, LAYOUT, METADATA)
+RULES = (HEADER, HEADER_LENGTH, DUPLICATE_KEY, DTYPE, SIZE, LAYOUT, METADATA, *instantiate.RULES)
 
 MAX_HEADER = 100_000_000  # what the reference loader accepts
 
@@ -192,6 +195,19 @@ def _check_metadata(meta: Any, ctx: ScanContext) -> None:
                 offset=8)
         return
     ctx.result.facts["metadata"] = dict(sorted(meta.items()))
+    _check_targets(meta, ctx)
+
+
+def _check_targets(meta: dict[str, str], ctx: ScanContext) -> None:
+    """Configs kept in metadata strings: an instantiating loader reads them as JSON or YAML."""
+    sites = list(instantiate.object_sites(meta, "__metadata__"))
+    for key, text in meta.items():
+        found, unparsed = instantiate.text_sites(text, f"__metadata__.{key}")
+        sites += found
+        if unparsed:
+            ctx.add(instantiate.COMPUTED, f"__metadata__.{key} mentions _target_ but parses as "
+                    "neither JSON nor YAML", offset=8)
+    instantiate.report(sites, ctx)
 
 
 def _uint(value: Any) -> bool:
