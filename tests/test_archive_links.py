@@ -175,3 +175,41 @@ def test_control_tarfile_follows_an_escaping_chain(tmp_path):
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(dest, filter="fully_trusted")
     assert (outside / "planted.txt").exists()
+
+
+def _unicode_path(name: str, header_name: str) -> bytes:
+    import zlib
+    body = b"\x01" + zlib.crc32(header_name.encode()).to_bytes(4, "little") + name.encode()
+    return (0x7075).to_bytes(2, "little") + len(body).to_bytes(2, "little") + body
+
+
+@pytest.mark.parametrize("upath", ["../../etc/cron.d/job", "/etc/passwd"])
+def test_info_zip_unicode_path_field_is_checked(tmp_path, upath):
+    """unzip extracts under the Unicode Path field's name, not the header's."""
+    data = build_zip([ZMember("safe.txt", b"x\n", extra=_unicode_path(upath, "safe.txt"))])
+    found = {f.rule for f in scan(write(tmp_path, data)).findings}
+    assert found & {"AUD-ARC-010", "AUD-ARC-011"} and "AUD-ARC-001" in found
+
+
+def test_tar_header_name_behind_a_pax_path_is_checked(tmp_path):
+    """A reader that ignores pax records (or GNU long names) uses the ustar name field."""
+    info = tarfile.TarInfo("../../x")
+    info.size = 1
+    info.pax_headers = {"path": "safe.txt"}
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(info, io.BytesIO(b"x"))
+    assert at(scan(write(tmp_path, out.getvalue())), "AUD-ARC-010")
+
+
+def test_info_zip_non_ascii_names_are_clean(tmp_path):
+    zip_tool = shutil.which("zip")
+    if zip_tool is None:
+        pytest.skip("Info-ZIP zip not installed")
+    import subprocess
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "modèle-données.txt").write_text("x\n")
+    subprocess.run([zip_tool, "-q", "-r", str(tmp_path / "b.zip"), "."], cwd=tmp_path / "run",
+                   check=True, env={**os.environ, "LC_ALL": "C.UTF-8"})
+    report = scan(tmp_path / "b.zip")
+    assert not [f for f in report.findings if f.severity.label in ("medium", "high", "critical")]

@@ -178,6 +178,8 @@ def iter_members(cursor: _Cursor, ctx: ScanContext) -> Iterator[Member]:
         name = _text(block[0:100])
         if block[257:262] == b"ustar" and block[345:346] != b"\x00":
             name = _text(block[345:500]) + "/" + name
+        if pax.get("path", long_name) not in (None, name):
+            members.check_name(ctx, name, header)  # what a reader ignoring pax/GNU names uses
         name = pax.get("path", long_name or name)
         link = pax.get("linkpath", long_link or _text(block[157:257]))
         if "size" in pax:

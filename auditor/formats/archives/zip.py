@@ -281,14 +281,33 @@ def _central_entries(
             return entries
         usize, csize, offset = _zip64(extra, [usize, csize, offset], [0xFFFFFFFF] * 3)
         mode = (eattr >> 16) if made_by >> 8 == _UNIX and eattr >> 16 else None
-        entries.append(Entry(_decode(raw_name, flags), raw_name, flags, method, crc, csize,
-                             usize, offset, mode))
+        name = _decode(raw_name, flags)
+        _check_unicode_path(ctx, name, raw_name, extra, offset)
+        entries.append(Entry(name, raw_name, flags, method, crc, csize, usize, offset, mode))
     if pos != end:
         raise FormatError("central directory entries overrun its declared size", pos, MALFORMED)
     if len(entries) != declared:
         add_at(ctx, DIFFERENTIAL, None, f"end record declares {declared} members, the central "
                f"directory holds {len(entries)}", start)
     return entries
+
+
+def _check_unicode_path(
+    ctx: ScanContext, name: str, raw_name: bytes, extra: bytes, offset: int
+) -> None:
+    """Info-ZIP's Unicode Path field (0x7075, central or local): `unzip` writes the member
+    under this name, not the header's, so it is checked for escapes too and a different name
+    is flagged (Info-ZIP also writes it for non-ASCII names already in UTF-8: not a change)."""
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, pos)
+        if tag == 0x7075 and size >= 5:
+            upath = extra[pos + 9 : pos + 4 + size].decode("utf-8", "replace")
+            members.check_name(ctx, upath, offset)
+            if upath != name and upath.encode("utf-8") != raw_name:
+                add_at(ctx, DIFFERENTIAL, name, f"Info-ZIP Unicode Path field names it "
+                       f"{upath!r}; unzip extracts it under that name", offset)
+        pos += 4 + size
 
 
 def read_local(f: BinaryIO, entry: Entry, size: int, ctx: ScanContext) -> bool:
@@ -302,6 +321,7 @@ def read_local(f: BinaryIO, entry: Entry, size: int, ctx: ScanContext) -> bool:
     _, _, flags, method, _, _, crc, csize, usize, nlen, xlen = _LOCAL.unpack(fixed)
     variable = _read_at(f, entry.offset + _LOCAL.size, nlen + xlen)
     raw_name, extra = variable[:nlen], variable[nlen:]
+    _check_unicode_path(ctx, entry.name, entry.raw_name, extra, entry.offset)
     usize, csize = _zip64(extra, [usize, csize], [0xFFFFFFFF] * 2)
     entry.data = entry.offset + _LOCAL.size + nlen + xlen
     diffs = []
