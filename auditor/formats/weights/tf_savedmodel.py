@@ -36,7 +36,7 @@ from auditor.formats._lib.protowire import (
 from auditor.formats._lib.streams import ReplayReader
 from auditor.formats.code import python as python_code
 from auditor.formats.contract import FormatSpec, ScanContext
-from auditor.formats.weights import keras
+from auditor.formats.weights import keras, tf_flow
 from auditor.model import Coverage, FileReport, FormatId, FormatResult, Rule, Severity
 
 PYTHON_OP = Rule(
@@ -107,7 +107,16 @@ PATH_OPS = frozenset({
 })
 # PrintV2 prints to a stream named by an attribute; only a file is a finding.
 PRINT_OP = "PrintV2"
-MAX_CONST_STRINGS = 16
+# The inputs that carry the path, where an operator also takes other strings (default: all).
+PATH_INPUTS: dict[str, tuple[int, ...]] = {
+    "WriteFile": (0,), "Save": (0,), "SaveV2": (0,), "SaveSlices": (0,), "Restore": (0,),
+    "RestoreV2": (0,), "RestoreSlice": (0,), "InitializeTableFromTextFile": (1,),
+    "InitializeTableFromTextFileV2": (1,), "LoadAndRemapMatrix": (0,),
+}
+# Attributes that name what the operator reaches: a registered Python function, a mapped file.
+ARGUMENT_ATTRS = {"PyFunc": "token", "PyFuncStateless": "token", "EagerPyFunc": "token",
+                  "ImmutableConst": "memory_region_name"}
+VERBS = {PYTHON_OP.id: "calls", FILE_READ_OP.id: "reads", FILE_WRITE_OP.id: "writes"}
 
 _NODE: Schema = {
     1: Field("name", "str"), 2: Field("op", "str"), 3: Field("input", "str", True),
@@ -125,11 +134,14 @@ SCHEMAS: dict[str, Schema] = {
     "VersionDef": {1: Field("producer", "int")},
     "NodeDef": _NODE,
     "AttrEntry": {1: Field("key", "str"), 2: Field("value", "AttrValue")},
-    "AttrValue": {2: Field("s", "bytes"), 8: Field("tensor", "TensorProto")},
+    "AttrValue": {2: Field("s", "bytes"), 8: Field("tensor", "TensorProto"),
+                  10: Field("func", "NameAttrList")},
+    "NameAttrList": {1: Field("name", "str")},
     "TensorProto": {8: Field("string_val", "bytes", True)},
     "FunctionDefLibrary": {1: Field("function", "FunctionDef", True)},
     "FunctionDef": {1: Field("signature", "OpDef"), 3: Field("node_def", "NodeDef", True)},
-    "OpDef": {1: Field("name", "str")},
+    "OpDef": {1: Field("name", "str"), 2: Field("input_arg", "ArgDef", True)},
+    "ArgDef": {1: Field("name", "str")},
     "KerasMetadata": {1: Field("nodes", "SavedObject", True)},
     "SavedObject": {3: Field("node_path", "str"), 4: Field("identifier", "str"),
                     5: Field("metadata", "str")},
@@ -237,56 +249,52 @@ def _saved_model(doc: dict[str, Any], ctx: ScanContext) -> None:
 
 def _check_graph(graph: dict[str, Any], ctx: ScanContext) -> tuple[int, set[str]]:
     """Check the graph's nodes and every function of its library; return (nodes, op types)."""
-    scopes = [("graph", graph.get("node", []))]
-    for fn in graph.get("library", {}).get("function", []):
-        label = f"function {fn.get('signature', {}).get('name', '?')}"
-        scopes.append((label, fn.get("node_def", [])))
     count, ops = 0, set()
-    for scope, nodes in scopes:
-        count += len(nodes)
-        ops.update(n.get("op", "") for n in nodes)
-        _check_nodes(scope, nodes, ctx)
+    for scope in tf_flow.scopes(graph):
+        count += len(scope.nodes)
+        ops.update(n.get("op", "") for n in scope.nodes.values())
+        for node in scope.nodes.values():
+            _check_node(scope, node, ctx)
     return count, ops
 
 
-def _check_nodes(scope: str, nodes: list[dict[str, Any]], ctx: ScanContext) -> None:
-    consts = {n.get("name", ""): _strings(n) for n in nodes if n.get("op") == "Const"}
-    for node in nodes:
-        op = node.get("op", "")
-        paths = [s for i in node.get("input", []) for s in consts.get(_source(i), [])]
-        where = f"{scope}: {op} node {node.get('name', '')!r}"
-        shown = f" paths {paths[:3]}" if paths else ""
-        rule = OPS.get(op)
-        if rule is not None:
-            ctx.add(rule, where + shown)
-        elif op in PATH_OPS:
-            odd = [p for p in paths if python_code.path_outside(p) or _URL.match(p)]
-            if odd:
-                ctx.add(ODD_PATH, f"{where} paths {odd[:3]}")
-        elif op == PRINT_OP:
-            stream = _attr(node, "output_stream")
-            if stream.startswith("file://"):
-                ctx.add(FILE_WRITE_OP, f"{where} prints to {stream!r}")
+def _check_node(scope: tf_flow.Scope, node: dict[str, Any], ctx: ScanContext) -> None:
+    op = node.get("op", "")
+    where = f"{scope.label}: {op} node {node.get('name', '')!r}"
+    rule = OPS.get(op)
+    if rule is None and op not in PATH_OPS:
+        stream = tf_flow.attr_string(node, "output_stream") if op == PRINT_OP else ""
+        if stream.startswith("file://"):
+            ctx.add(FILE_WRITE_OP, f"{where} prints to {stream!r}")
+        return
+    inputs = tf_flow.data_inputs(node)
+    chosen = [inputs[i] for i in PATH_INPUTS.get(op, range(len(inputs))) if i < len(inputs)]
+    flows = [tf_flow.resolve(scope, ref) for ref in chosen]
+    paths = [v for f in flows for v in f.values or ()]
+    if rule is None:
+        odd = [p for p in paths if python_code.path_outside(p) or _URL.match(p)]
+        if odd:
+            ctx.add(ODD_PATH, f"{where} uses {_shown(odd)}{_trail(flows)}")
+        return
+    argument = tf_flow.attr_string(node, ARGUMENT_ATTRS.get(op, ""))
+    verb = VERBS[rule.id]
+    if argument:
+        ctx.add(rule, f"{where} {verb} {argument!r}")
+    elif paths:
+        ctx.add(rule, f"{where} {verb} {_shown(paths)}{_trail(flows)}")
+    else:
+        origins = sorted({f.origin for f in flows if f.origin})
+        ctx.add(rule, where + (f" (value from {', '.join(origins)})" if origins else ""))
 
 
-def _source(name: str) -> str:
-    return name.lstrip("^").split(":", 1)[0]
+def _shown(values: list[str]) -> str:
+    return ", ".join(repr(v) for v in values[:3]) + (" ..." if len(values) > 3 else "")
 
 
-def _attr(node: dict[str, Any], key: str) -> str:
-    for entry in node.get("attr", []):
-        if entry.get("key") == key:
-            raw = entry.get("value", {}).get("s", b"")
-            return raw.decode("utf-8", "replace")
-    return ""
-
-
-def _strings(node: dict[str, Any]) -> list[str]:
-    for entry in node.get("attr", []):
-        if entry.get("key") == "value":
-            values = entry.get("value", {}).get("tensor", {}).get("string_val", [])
-            return [v.decode("utf-8", "replace") for v in values[:MAX_CONST_STRINGS]]
-    return []
+def _trail(flows: list[tf_flow.Flow]) -> str:
+    """The longest trail among the inputs, when it is more than a direct constant."""
+    trail = max((f.trail for f in flows if f.values), key=len, default=())
+    return f" ({' → '.join(trail)})" if len(trail) > 1 else ""
 
 
 def link_variables(files: dict[str, FileReport]) -> None:
