@@ -70,6 +70,8 @@ EXPECTED_BY_EXTENSION: dict[str, frozenset[FormatId]] = {
         FormatId.ZIP, FormatId.PYTORCH_ZIP, FormatId.TORCHSCRIPT, FormatId.NPZ, FormatId.KERAS,
     }),
     ".tar": frozenset({FormatId.TAR, FormatId.PYTORCH_TAR}),
+    # `checkpoint.pth.tar`: PyTorch's ImageNet example names torch.save output so
+    ".pth.tar": PICKLE_FAMILY | {FormatId.TAR},
     ".gz": frozenset({FormatId.GZIP}),
     ".tgz": frozenset({FormatId.GZIP}),
     ".bz2": frozenset({FormatId.BZ2}),
@@ -82,6 +84,8 @@ EXPECTED_BY_EXTENSION: dict[str, frozenset[FormatId]] = {
 
 
 def extension_of(name: str) -> str:
+    if name.lower().endswith(".pth.tar"):
+        return ".pth.tar"
     dot = name.rfind(".")
     return name[dot:].lower() if dot > 0 else ""
 

@@ -4,6 +4,10 @@ A pickle can only run code through the callables it imports, so every
 import is graded from these tables, never from branches in the parser:
 
 - `safe`: what real checkpoints need and a loader's safe mode accepts → clean;
+- `rebuilt`: classes an ML framework pickles through the standard reduce
+  protocol without running any of their own code (`REBUILT`, each group
+  saying what the loader does with it and why that is no code execution) →
+  clean while used exactly that way, medium (as `known-ml`) otherwise;
 - `known-ml`: classes of common ML libraries seen in legitimate pickles → medium;
 - `dangerous`: a curated list that grades severity → critical;
 - anything else is `unknown` → high: unknown means unaudited.
@@ -26,11 +30,13 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
 
+from auditor.formats.pickle.introspected import NUMPY_UFUNCS, REEXPORTS
 from auditor.model import FormatId, Severity
 
 
 class Tier(enum.Enum):
     SAFE = "safe"
+    REBUILT = "rebuilt"
     KNOWN_ML = "known-ml"
     UNKNOWN = "unknown"
     DANGEROUS = "dangerous"
@@ -42,6 +48,7 @@ class Tier(enum.Enum):
 
 _TIER_SEVERITY = {
     Tier.SAFE: None,
+    Tier.REBUILT: None,
     Tier.KNOWN_ML: Severity.MEDIUM,
     Tier.UNKNOWN: Severity.HIGH,
     Tier.DANGEROUS: Severity.CRITICAL,
@@ -108,7 +115,7 @@ TORCHSCRIPT_SAFE: tuple[str, ...] = (
 # Seen in legitimate pickles of ML libraries; not proven harmless, so medium.
 KNOWN_ML: tuple[str, ...] = (
     "sklearn.*", "xgboost.*", "lightgbm.*", "catboost.*", "scipy.sparse.*",
-    "torch.nn.modules.*", "omegaconf.*", "argparse.Namespace", "typing.Any",
+    "torch.nn.modules.*", "omegaconf.*",
     "copyreg._reconstructor",  # protocol 0/1 object rebuild; its class arguments are judged
     "numpy.random._pickle.__randomstate_ctor", "numpy.random._pickle.__bit_generator_ctor",
     "numpy.random._pickle.__generator_ctor", "numpy.random.mtrand.RandomState",
@@ -122,18 +129,70 @@ KNOWN_ML: tuple[str, ...] = (
         "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool_", "str_",
         "bytes_", "datetime64", "timedelta64", "void", "generic", "number",
     )),
-    *(f"transformers.training_args.{n}" for n in ("TrainingArguments", "OptimizerNames")),
-    "transformers.training_args_seq2seq.Seq2SeqTrainingArguments",
-    *(f"transformers.trainer_utils.{n}" for n in (
-        "IntervalStrategy", "SchedulerType", "HubStrategy", "SaveStrategy", "FSDPOption",
-        "EvaluationStrategy", "ShardedDDPOption",
-    )),
-    # training_args.bin (torch.save of TrainingArguments) in many model repositories
-    "transformers.trainer_pt_utils.AcceleratorConfig", "transformers.debug_utils.DebugOption",
-    "accelerate.utils.dataclasses.DistributedType",
+    # enums of older transformers releases (training_args.bin files written by them)
+    "transformers.trainer_utils.EvaluationStrategy", "transformers.trainer_utils.ShardedDDPOption",
     # scikit-learn's Cython helpers that rebuild its tree and metric objects
     *(f"sklearn.{m}.newObj" for m in ("neighbors._kd_tree", "neighbors._ball_tree",
                                       "metrics._dist_metrics")),
+)
+
+class Protocol(enum.Enum):
+    """How a `rebuilt` import may be used for the loader to run none of its code."""
+
+    REFERENCE = "reference"  # imported as a value (a type, a ufunc), never called
+    STATE = "state"  # NEWOBJ with no arguments (object.__new__), BUILD with a plain dict
+    CONSTANTS = "constants"  # REDUCE/NEWOBJ with constant arguments only (str, int, ...)
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """A group of `rebuilt` entries: the protocol they are held to and why it runs no code."""
+
+    protocol: Protocol
+    why: str
+    paths: tuple[str, ...]
+
+
+# Verified by tests/test_pickle_imports.py against the installed classes (object.__new__, no
+# __setstate__, no custom __reduce__); used any other way they count as known-ml.
+REBUILT: tuple[Rebuilt, ...] = (
+    Rebuilt(Protocol.STATE,
+            "dataclass-like object: NEWOBJ calls object.__new__ (no __init__), BUILD without a "
+            "__setstate__ only fills __dict__, so none of the class's code runs", (
+                "transformers.training_args.TrainingArguments",
+                "transformers.training_args_seq2seq.Seq2SeqTrainingArguments",
+                "transformers.trainer_pt_utils.AcceleratorConfig",
+                "accelerate.state.PartialState", "accelerate.state.AcceleratorState",
+                "accelerate.utils.dataclasses.DataLoaderConfiguration",
+                "accelerate.utils.dataclasses.GradientAccumulationPlugin",
+                "argparse.Namespace", "omegaconf.base.Metadata",
+                "omegaconf.base.ContainerMetadata",
+            )),
+    Rebuilt(Protocol.CONSTANTS,
+            "Enum member lookup: REDUCE calls the enum class with one constant value, which "
+            "returns an existing member (a str/int comparison), nothing else", (
+                *(f"transformers.training_args.{n}" for n in ("OptimizerNames",)),
+                *(f"transformers.trainer_utils.{n}" for n in (
+                    "IntervalStrategy", "SchedulerType", "HubStrategy", "SaveStrategy",
+                    "FSDPOption")),
+                "transformers.debug_utils.DebugOption",
+                "accelerate.utils.dataclasses.DistributedType",
+                "accelerate.utils.dataclasses.PrecisionType",
+                "accelerate.utils.dataclasses.DynamoBackend",
+            )),
+    Rebuilt(Protocol.CONSTANTS,
+            "pathlib path: the constructor only joins and parses its string parts; no file "
+            "system access (Lightning keeps hyper-parameter paths this way)", (
+                "pathlib.Path", "pathlib.PosixPath", "pathlib.WindowsPath",
+                "pathlib.PurePath", "pathlib.PurePosixPath", "pathlib.PureWindowsPath",
+            )),
+    Rebuilt(Protocol.REFERENCE,
+            "numpy ufunc stored as a value (scikit-learn's FunctionTransformer(numpy.log1p)): "
+            "importing it runs no code of the pickle's choosing, and a ufunc only computes "
+            "on arrays", tuple(f"numpy.{n}" for n in NUMPY_UFUNCS)),
+    Rebuilt(Protocol.REFERENCE,
+            "type annotation object (OmegaConf stores typing.Any as a node's type): a marker, "
+            "never called", ("typing.Any",)),
 )
 
 # Curated, to grade severity: each category says what the import would let a pickle do.
@@ -196,6 +255,7 @@ class Verdict:
     path: str
     reason: str = ""
     odd_name: bool = False  # whitespace, NULs, look-alikes, empty or local components
+    protocol: Protocol | None = None  # how a `rebuilt` import may be used
 
 
 @dataclass(frozen=True)
@@ -210,6 +270,7 @@ class Tiers:
     torchscript_packages: tuple[str, ...]
     user_exact: dict[str, Tier] = field(default_factory=dict)
     dangerous: dict[str, str] = field(default_factory=dict)
+    rebuilt: dict[str, Protocol] = field(default_factory=dict)
 
 
 def build_tiers(extra_safe: tuple[str, ...] = (), extra_known_ml: tuple[str, ...] = ()) -> Tiers:
@@ -220,7 +281,8 @@ def build_tiers(extra_safe: tuple[str, ...] = (), extra_known_ml: tuple[str, ...
     user = {p: Tier.KNOWN_ML for p in extra_known_ml if not p.endswith(".*")}
     user.update({p: Tier.SAFE for p in extra_safe if not p.endswith(".*")})
     dangerous = {p: why for why, paths in DANGEROUS.items() for p in paths}
-    return Tiers(safe, safe_pkgs, ml, ml_pkgs, ts, ts_pkgs, user, dangerous)
+    rebuilt = {p: group.protocol for group in REBUILT for p in group.paths}
+    return Tiers(safe, safe_pkgs, ml, ml_pkgs, ts, ts_pkgs, user, dangerous, rebuilt)
 
 
 def _split(entries: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
@@ -241,10 +303,13 @@ def normalise(module: str, name: str) -> tuple[str, str]:
 def classify(module: str, name: str, tiers: Tiers, container: str | None = None) -> Verdict:
     """Grade the object `find_class(module, name)` would return.
 
-    Exact curated or user entries win (they name one object precisely);
-    then anything that reaches a dangerous module, function or a reflective
-    dunder attribute is dangerous; then the package wildcards; the rest is
-    unknown. Odd names are judged on their normalised form and marked.
+    A path that re-exports a sensitive object (`REEXPORTS`, found by
+    introspecting the allowlisted libraries) is graded as the object it is,
+    never with its module's trust. Exact curated or user entries win next
+    (they name one object precisely); then anything that reaches a dangerous
+    module, function or a reflective dunder attribute is dangerous; then the
+    package wildcards; the rest is unknown. Odd names are judged on their
+    normalised form and marked.
     """
     clean_module, clean_name = _clean(module), _clean(name)
     odd = (clean_module, clean_name) != (module, name) or not _well_formed(module, name)
@@ -252,6 +317,10 @@ def classify(module: str, name: str, tiers: Tiers, container: str | None = None)
     path = f"{module}.{name}"
     parts = path.split(".")
     walk_start = len(module.split("."))
+    defined = REEXPORTS.get(path)
+    if defined is not None:
+        why = _dangerous(defined.split("."), 1, tiers.dangerous) or "a sensitive object"
+        return Verdict(Tier.DANGEROUS, path, f"re-export of {defined}: {why}", odd)
     if path in tiers.user_exact:
         return Verdict(tiers.user_exact[path], path, "listed in the configuration", odd)
     if container == FormatId.TORCHSCRIPT and (
@@ -260,6 +329,8 @@ def classify(module: str, name: str, tiers: Tiers, container: str | None = None)
         return Verdict(Tier.SAFE, path, "", odd)
     if path in tiers.safe:
         return Verdict(Tier.SAFE, path, "", odd)
+    if path in tiers.rebuilt:
+        return Verdict(Tier.REBUILT, path, "", odd, tiers.rebuilt[path])
     if path in tiers.known_ml:
         return Verdict(Tier.KNOWN_ML, path, "", odd)
     reason = _dangerous(parts, walk_start, tiers.dangerous)

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 from auditor.errors import LimitExceeded
 from auditor.formats._lib.limits import Limits
 from auditor.formats.pickle import rules as R
-from auditor.formats.pickle.imports import Tier, Tiers, Verdict, classify
+from auditor.formats.pickle.imports import Protocol, Tier, Tiers, Verdict, classify
 from auditor.formats.pickle.ops import BY_CODE, HIGHEST_PROTOCOL, Arg, Op
 from auditor.model import FormatId, Rule, Severity
 
@@ -153,6 +153,7 @@ class Use:
     calls: int = 0
     call_op: str = ""
     call_at: int | None = None
+    off_protocol: str = ""  # how a `rebuilt` import left its reduce protocol, first time
 
 
 @dataclass
@@ -175,11 +176,19 @@ class ImportLog:
         if use.call_at is None:
             use.call_op, use.call_at = opcode, at
 
+    def strayed(self, path: str, how: str) -> None:
+        """A `rebuilt` import used other than its protocol allows: graded as known-ml."""
+        use = self.uses[path]
+        if not use.off_protocol:
+            use.off_protocol = how
+
     def flush(self, report: Report) -> None:
         """Turn the log into findings (once per stream, also when parsing stopped early)."""
         shown: dict[Tier, int] = {}
         for path, use in sorted(self.uses.items(), key=lambda kv: (kv[1].at, kv[0])):
             tier = use.verdict.tier
+            if tier is Tier.REBUILT and use.off_protocol:
+                tier = Tier.KNOWN_ML
             rule = R.TIER_RULES.get(tier)
             shown[tier] = shown.get(tier, 0) + 1
             if rule is not None and shown[tier] <= MAX_IMPORT_FINDINGS:
@@ -201,6 +210,7 @@ def _use_detail(path: str, use: Use) -> str:
         Tier.DANGEROUS: f"{use.verdict.reason}",
         Tier.UNKNOWN: "not in the safe or known-ML lists: unaudited code runs on load",
         Tier.KNOWN_ML: "an ML library class: its constructor runs on load",
+        Tier.REBUILT: f"allowed only by the reduce protocol, but {use.off_protocol}",
     }.get(use.verdict.tier, "")
     called = (f"called by {use.call_op} @{use.call_at}" if use.call_at is not None
               else "imported, not called (importing still runs module code)")
@@ -961,6 +971,10 @@ class Machine:
         inst = self._top(at)
         if isinstance(inst, Call):
             func = inst.func
+            if isinstance(func, Ref) and func.verdict.tier is Tier.REBUILT \
+                    and not _plain_state(state, func.verdict.protocol):
+                self.env.imports.strayed(func.verdict.path, f"BUILD @{at} gives it "
+                                         f"{describe(state)} as state")
             if isinstance(func, Ref) and func.verdict.tier is Tier.SAFE:
                 inst.state = state  # layouts read it (dtypes, array wrappers); others need not
                 hook = self.env.hooks.get(func.verdict.path)
@@ -1056,6 +1070,10 @@ class Machine:
         call = Call(func, args, at)
         if isinstance(func, Ref):
             self.env.imports.called(func.verdict.path, opcode, at)
+            if func.verdict.tier is Tier.REBUILT:
+                how = _off_protocol(func.verdict.protocol, opcode, args)
+                if how:
+                    self.env.imports.strayed(func.verdict.path, f"{opcode} @{at} {how}")
             hook = self.env.call_hooks.get(func.verdict.path)
             if hook is not None:
                 hook(self, call, at)
@@ -1140,6 +1158,32 @@ def _c_int(text: str) -> int:
         if octal is None:
             raise
         return int(octal.group(1) + octal.group(2), 8)
+
+
+_CONSTANT = (str, int, float, bool, bytes, type(None))
+
+
+def _off_protocol(protocol: Protocol | None, opcode: str, args: Any) -> str:
+    """How a call of a `rebuilt` import leaves its protocol, or "" when it keeps to it."""
+    if protocol is Protocol.STATE:
+        if opcode in ("NEWOBJ", "NEWOBJ_EX") and args == ():
+            return ""
+        return "calls it with arguments (its __init__ or __new__ would run)"
+    if protocol is Protocol.CONSTANTS:
+        if opcode in ("REDUCE", "NEWOBJ") and isinstance(args, tuple) \
+                and all(isinstance(a, _CONSTANT) for a in args):
+            return ""
+        return "calls it with arguments that are not constants"
+    return "calls it (it is allowed only as a value)"
+
+
+def _plain_state(state: Any, protocol: Protocol | None) -> bool:
+    """BUILD state the default setstate copies into __dict__: a dict, or (dict | None, dict)."""
+    if protocol is not Protocol.STATE:
+        return False
+    parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+    dicts = [p for p in parts if p is not None]
+    return bool(dicts) and all(isinstance(p, Seq) and p.kind == "dict" for p in dicts)
 
 
 def _state_keys(state: Any) -> list[Any]:

@@ -44,6 +44,8 @@ OBJECT = Rule(
     "An object-dtype array is stored as a pickle, and np.load with allow_pickle enabled runs "
     "it; the pickle was scanned, but whoever loads it must switch numpy's protection off.",
     "Store numeric arrays, or convert the objects to a data format (JSON, safetensors).",
+    benign="numpy itself writes ragged arrays and Python objects this way; the embedded pickle "
+    "was analysed on its own, the medium only says the loader must enable allow_pickle.",
 )
 HEADER_SIZE = Rule(
     "AUD-NPY-004", Severity.HIGH, ".npy header larger than numpy accepts",
