@@ -15,21 +15,25 @@ from pathlib import Path
 import pytest
 
 from tests.builders import TINY_CONFIG, safetensors_bytes
+from tests.scan_helpers import rule_ids, scan_files
 
 INDIRECT = {
     # reflection by computed name on a namespace that holds exec/system
     "getattr-builtins-computed": ("import builtins\ngetattr(builtins, 'ex' + 'ec')('x = 1')\n",
-                                  "AUD-CODE-005"),
-    "builtins-subscript-computed": ("__builtins__['ev' + 'al']('1')\n", "AUD-CODE-005"),
+                                  "AUD-CODE-016"),
+    "builtins-subscript-computed": ("__builtins__['ev' + 'al']('1')\n", "AUD-CODE-016"),
     "sys-modules-computed": ("import sys\nsys.modules['o' + 's'].system('id')\n",
-                             "AUD-CODE-005"),
+                             "AUD-CODE-016"),
+    "sys-modules-unresolved": ("import sys\nsys.modules[sys.argv[1]].system('id')\n",
+                               "AUD-CODE-017"),
     "sys-modules-constant": ("import sys\nsys.modules['os'].system('id')\n", "AUD-CODE-002"),
     "getattr-os-computed": ("import os\nname = 'sys' + 'tem'\ngetattr(os, name)('id')\n",
-                            "AUD-CODE-005"),
+                            "AUD-CODE-016"),
+    "getattr-os-unresolved": ("import os, sys\ngetattr(os, sys.argv[1])('id')\n", "AUD-CODE-017"),
     # aliases made by assignment instead of an import
     "module-alias-assignment": ("import os\no = os\no.system('id')\n", "AUD-CODE-002"),
     "walrus-getattr-alias": ("import os\nif (g := getattr):\n    g(os, 'sys' + 'tem')('id')\n",
-                             "AUD-CODE-005"),
+                             "AUD-CODE-016"),
     # module re-exports walked through
     "os-path-os-system": ("import os.path\nos.path.os.system('id')\n", "AUD-CODE-002"),
     # code objects and function globals
@@ -126,3 +130,141 @@ def test_benign_modeling_code_with_the_same_builtins_passes(tmp_path, run_cli):
     code, found = findings(run_cli, write_model(tmp_path / "m", BENIGN))
     assert code == 0, found
     assert found.get("AUD-CODE-001") == "medium"
+
+
+# ---- computed names: the name of a dangerous function built from constants at run time -------
+
+# spelling -> the name the review must compute (reported critical, AUD-CODE-016)
+COMPUTED = {
+    "rot13-getattr-builtins": ("import builtins, codecs\n"
+                               "getattr(builtins, codecs.decode('riny', 'rot13'))('1')\n", "eval"),
+    "rot13-from-import-alias": ("import builtins\nfrom codecs import decode as d\n"
+                                "f = getattr(builtins, d('rkrp', 'rot_13'))\nf('1')\n", "exec"),
+    "attrgetter-concat": ("import operator, os\noperator.attrgetter('sys' + 'tem')(os)('id')\n",
+                          "os.system"),
+    "attrgetter-dotted-reversed": (
+        "import operator, os\noperator.attrgetter('metsys.so.htap'[::-1])(os)\n",
+        "os.path.os.system"),
+    "methodcaller-subprocess": (
+        "import operator, subprocess\n"
+        "operator.methodcaller(''.join(['Po', 'pen']), ['id'])(subprocess)\n", "subprocess.Popen"),
+    "builtins-subscript-concat": ("__builtins__['ev' + 'al']('1')\n", "eval"),
+    "builtins-dict-format": ("import builtins\nbuiltins.__dict__['{}c'.format('exe')]('1')\n",
+                             "exec"),
+    "vars-builtins-join": ("import builtins\nvars(builtins)['-'.join('e x e c').replace('-', '')"
+                           ".replace(' ', '')]('1')\n", "exec"),
+    "vars-os-percent": ("import os\nvars(os)['%s%s' % ('sys', 'tem')]('id')\n", "os.system"),
+    "globals-builtins-chr": ("globals()['__builtins__'][chr(101) + chr(120) + chr(101) + chr(99)]"
+                             "('1')\n", "exec"),
+    "globals-module-reversed": ("import os\nglobals()['so'[::-1]].system('id')\n", "os.system"),
+    "import-module-b64": ("import importlib, base64\n"
+                          "m = importlib.import_module(base64.b64decode('c3VicHJvY2Vzcw==')"
+                          ".decode())\nm.run(['id'])\n", "subprocess.run"),
+    "dunder-import-hex": ("m = __import__(bytes.fromhex('6f73').decode())\nm.system('id')\n",
+                          "os.system"),
+    "import-unhexlify-module": ("import binascii\n"
+                                "s = __import__(binascii.unhexlify(b'736f636b6574').decode())\n",
+                                "socket"),
+    "getattr-fstring-constants": ("import os\na = 'sys'\nb = 'tem'\ngetattr(os, f'{a}{b}')('id')\n",
+                                  "os.system"),
+    "getattr-chr-comprehension": ("import os\n"
+                                  "n = ''.join(chr(c) for c in (115, 121, 115, 116, 101, 109))\n"
+                                  "getattr(os, n)('id')\n", "os.system"),
+    "getattr-map-chr-xor": ("import os\nk = [x ^ 1 for x in (114, 120, 114, 117, 100, 108)]\n"
+                            "getattr(os, ''.join(map(chr, k)))('id')\n", "os.system"),
+    "getattr-bytes-list": ("import socket\n"
+                           "getattr(socket, bytes([99, 114, 101, 97, 116, 101, 95, 99, 111, 110,"
+                           " 110, 101, 99, 116, 105, 111, 110]).decode())(('h', 1))\n",
+                           "socket.create_connection"),
+    "getattr-shutil-writer": ("import shutil\ngetattr(shutil, 'rm' + 'tree')('/home')\n",
+                              "shutil.rmtree"),
+    "open-for-writing": ("import builtins\ngetattr(builtins, 'op' + 'en')('x', 'w')\n",
+                         "open (for writing)"),
+    "import-module-codecs-encode": (
+        "import importlib, codecs\nimportlib.import_module(codecs.encode('fhocebprff', 'rot13'))\n",
+        "subprocess"),
+}
+
+
+@pytest.fixture(scope="module")
+def computed_reports(tmp_path_factory):
+    """One scan of a folder holding every spelling (one file each)."""
+    folder = tmp_path_factory.mktemp("computed")
+    for case, (source, _) in COMPUTED.items():
+        (folder / f"modeling_{case.replace('-', '_')}.py").write_text(source)
+    return scan_files(folder)
+
+
+@pytest.mark.parametrize("case", sorted(COMPUTED))
+def test_computed_name_of_a_dangerous_function_is_critical_and_named(computed_reports, case):
+    report = computed_reports[f"modeling_{case.replace('-', '_')}.py"]
+    hidden = [f for f in report.findings if f.rule == "AUD-CODE-016"]
+    assert hidden, report.findings
+    assert all(f.severity.label == "critical" for f in hidden)
+    assert any(f" {COMPUTED[case][1]} <- " in f.detail for f in hidden), hidden
+
+
+UNRESOLVED = {
+    "getattr-builtins-argv": "import builtins, sys\ngetattr(builtins, sys.argv[1])('1')\n",
+    "vars-os-input": "import os\nvars(os)[input()]('id')\n",
+    "globals-env": "import os\nglobals()[os.environ['X']]('1')\n",
+    "methodcaller-decoded-variable": (
+        "import operator, codecs\n"
+        "def f(s, o):\n    return operator.methodcaller(codecs.decode(s, 'rot13'))(o)\n"),
+    "getattr-object-built-dangerous-leaf": (
+        "def f(o):\n    return getattr(o, 'sys' + 'tem')('id')\n"),
+    "methodcaller-os-parameter": ("import operator, os\n"
+                                  "def f(n):\n    return operator.methodcaller(n)(os)\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNRESOLVED))
+def test_computed_name_that_cannot_be_resolved_is_high(tmp_path, case):
+    (tmp_path / "modeling_x.py").write_text(UNRESOLVED[case])
+    report = scan_files(tmp_path)["modeling_x.py"]
+    found = {f.rule: f.severity.label for f in report.findings}
+    assert found.get("AUD-CODE-017") == "high", report.findings
+    assert "AUD-CODE-016" not in found
+
+
+BENIGN_COMPUTED = '''\
+import torch
+from torch import nn
+
+ACT = "ge" + "lu"
+MODE = "eval"
+
+
+class Block(nn.Module):
+    def __init__(self, config, index):
+        super().__init__()
+        for i in range(config.num_layers):
+            setattr(self, f"layer_{i}", nn.Linear(4, 4))
+        self.act = getattr(nn.functional, ACT)
+        self.norm = getattr(nn, "{}Norm".format("Layer"))(4)
+        self.kind = getattr(config, "%s_type" % "attention", "eager")
+        self.proj = getattr(self, "layer_" + str(index))
+        name = "".join(["q", "_proj"])
+        self.q = getattr(config, name, None)
+
+    def forward(self, x, model):
+        getattr(model, MODE)()
+        return getattr(torch, "tan" + "h")(self.act(x))
+'''
+
+
+def test_benign_computed_names_stay_medium(tmp_path):
+    (tmp_path / "modeling_block.py").write_text(BENIGN_COMPUTED)
+    report = scan_files(tmp_path)["modeling_block.py"]
+    assert rule_ids(report) == ["AUD-CODE-001"], report.findings
+
+
+@pytest.mark.parametrize("model", ["llama", "gpt2", "bert", "t5", "falcon"])
+def test_real_transformers_modeling_files_stay_medium(tmp_path, model):
+    """The modeling files transformers itself ships (getattr(config, name), torch functions,
+    f-string attribute names) are what remote code looks like: no finding above medium."""
+    transformers = pytest.importorskip("transformers")
+    source = Path(transformers.__file__).parent / "models" / model / f"modeling_{model}.py"
+    (tmp_path / source.name).write_bytes(source.read_bytes())
+    report = scan_files(tmp_path)[source.name]
+    assert {f.severity.label for f in report.findings} <= {"medium", "low"}, report.findings

@@ -231,3 +231,24 @@ def test_custom_pipelines_are_remote_code_too(tmp_path):
     assert "pair_pipeline.py" in next(f.detail for f in report.findings
                                       if f.rule == "AUD-CODE-015")
     assert set(report.facts["custom_pipelines"]) == {"pair-classification", "other"}
+
+
+@pytest.mark.parametrize("source", [
+    "import os\ngetattr(os, 'x' * 10**12)\n",
+    "import os\ngetattr(os, ''.join(['y' * 4096] * 4096))\n",
+    "import os\ngetattr(os, '%s' * 2000 % tuple(['z' * 4096] * 2000))\n",
+    "import os\ngetattr(os, ''.join(''.join(chr(c) for c in range(9)) for d in 'x' * 4096))\n",
+    "import os\nk = [c for c in b'a' * 4096 for d in b'a' * 4096]\n"
+    "getattr(os, ''.join(chr(c) for c in k))\n",
+    "import os\na = b\nb = a\ngetattr(os, a + 'x')\n",
+    "import os\ngetattr(os, '{:>999999999}'.format('s'))\n",
+    "import os\ngetattr(os, f'{\"s\":>999999999}')\n",
+    "import os\ngetattr(os, '%999999999s' % 's')\n",
+    "import os\ngetattr(os, 'x'.replace('', 'y' * 4096))\n",
+    "import os\ngetattr(os, codecs.decode(b'x' * 4096, 'zlib'))\n",
+])
+def test_folding_never_allocates_from_hostile_sizes(tmp_path, source):
+    """The folder computes names from constants: huge repetitions, formats with widths and
+    self-referencing names are left unresolved (high), never built."""
+    report = _code(tmp_path, source)
+    assert "AUD-CODE-017" in rule_ids(report)

@@ -24,11 +24,13 @@ import dataclasses
 import fnmatch
 import posixpath
 import re
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.text import is_text
+from auditor.formats.code.pyfold import Folder
 from auditor.formats.contract import FormatSpec, ScanContext
 from auditor.model import FileReport, FormatId, FormatResult, Rule, Severity
 
@@ -124,9 +126,26 @@ AUTO_MAP_MISSING = Rule(
     "at load time.",
     "Ship the module with the model, or remove the auto_map entry.",
 )
+HIDDEN_NAME = Rule(
+    "AUD-CODE-016", Severity.CRITICAL,
+    "Remote code reaches a dangerous function through a name it decodes or builds",
+    "The name of exec, os.system, a socket, a file writer or such a module is assembled at run "
+    "time (rot13, base64, hex, reversed or joined pieces, chr() codes, formatting) and used "
+    "through getattr, attrgetter, methodcaller, a namespace lookup or an import; the review "
+    "computed the name statically. Hiding a call this way only serves to pass review.",
+    "Do not load this model; report it to the publisher and the hosting platform.",
+)
+UNRESOLVED_NAME = Rule(
+    "AUD-CODE-017", Severity.HIGH, "Remote code calls a function by a name computed at run time",
+    "A lookup on builtins, a module holding process, exec, file or network functions, or a "
+    "namespace (globals(), vars(), sys.modules) uses a name the review cannot compute, or a "
+    "built name spells a dangerous method on an object it cannot resolve: what runs is chosen "
+    "at run time.",
+    "Review where the name comes from; refuse the model unless it is a constant harmless name.",
+)
 RULES = (CODE_PRESENT, PROCESS, EXEC, ENCODED_EXEC, DYNAMIC_IMPORT, NETWORK, NATIVE, DESERIALIZE,
          WRITE_OUTSIDE, URLS, SYNTAX, AUTO_MAP, AUTO_MAP_OTHER_REPO, AUTO_MAP_INVALID,
-         AUTO_MAP_MISSING)
+         AUTO_MAP_MISSING, HIDDEN_NAME, UNRESOLVED_NAME)
 
 MAX_SOURCE = 8 * 1024 * 1024  # bigger than any hand-written module; generated code is suspect
 
@@ -181,9 +200,11 @@ PATH_METHODS = frozenset({"write_text", "write_bytes", "unlink", "touch", "mkdir
                           "symlink_to", "rename", "replace"})
 _BUILTIN_NAMES = frozenset(dir(builtins)) | {"__builtins__", "__builtin__"}
 _IMPORTERS = frozenset({"__import__", "builtins.__import__", "importlib.import_module"})
-# Mappings whose items are names: x["exec"] on one of them is the name exec.
-_NAMESPACES = frozenset({"__builtins__", "__builtins__.__dict__", "builtins.__dict__",
-                         "sys.modules", "globals", "vars", "locals"})
+# Mappings whose items are names: x["exec"] on one of them is the name exec (`m.__dict__["x"]`
+# and `vars(m)["x"]` are m.x). The module's own namespaces map its names through its imports.
+_NAMESPACES = frozenset({"__builtins__", "sys.modules", "globals", "vars", "locals"})
+_OWN_NAMESPACES = frozenset({"globals", "vars", "locals"})
+_OPEN = frozenset({"open", "io.open", "codecs.open"})
 # Calls that are safe only with a keyword set right: (call, keyword, value that unsafes it).
 UNSAFE_KEYWORDS: tuple[tuple[str, str, object], ...] = (
     ("torch.load", "weights_only", False), ("numpy.load", "allow_pickle", True),
@@ -196,9 +217,12 @@ PATH_WRAPPERS = ("os.path.join", "os.path.expanduser", "os.path.abspath", "os.pa
                  "os.path.normpath", "pathlib.Path", "pathlib.PosixPath", "pathlib.PurePath")
 PATH_METHOD_WRAPPERS = frozenset({"joinpath", "expanduser", "resolve", "absolute"})
 HOME_CALLS = ("pathlib.Path.home", "pathlib.PosixPath.home")
+# Modules holding exec, system, sockets, file writers and the like.
+_DANGEROUS_MODULES = frozenset({"builtins", "__builtin__"} | {
+    pattern.rsplit(".", 1)[0] for pattern in (*(p for p, _ in DANGEROUS), *PATH_WRITERS)
+    if "." in pattern})
 # Objects whose attributes or items looked up by a computed name may be exec, system and the like.
-_REFLECTIVE_BASES = _NAMESPACES - {"vars", "locals"} | {"builtins", "__builtin__"} | {
-    pattern.rsplit(".", 1)[0] for pattern, _ in DANGEROUS if "." in pattern}
+_REFLECTIVE_BASES = _NAMESPACES - {"vars", "locals"} | _DANGEROUS_MODULES
 # operator.methodcaller("system") and friends: the last name of each dangerous entry.
 _DANGEROUS_LEAVES = {pattern.rsplit(".", 1)[-1]: rule for pattern, rule in DANGEROUS
                      if "*" not in pattern.rsplit(".", 1)[-1]}
@@ -252,6 +276,7 @@ class _Review:
     def __init__(self, tree: ast.Module) -> None:
         self.memo: dict[str, Rule | None] = {}
         self.aliases: dict[str, str] = {}
+        self.hidden: set[str] = set()  # aliases whose target was reached by a computed name
         self.star: list[str] = []
         self.imported: set[str] = set()
         self.defined: set[str] = set()
@@ -274,10 +299,13 @@ class _Review:
                         self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
             elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 self.defined.add(node.name)
+        self.folder = Folder(callee=self._name, constants=_bound_once(self.nodes))
         for target, value in _simple_assignments(self.nodes):  # `o = os`, `(g := getattr)`
-            name = self.resolve(value)
+            name, hidden = self._resolve(value)
             if name is not None and target not in self.aliases:
                 self.aliases[target] = name
+                if hidden:
+                    self.hidden.add(target)
         self.tainted = self._tainted_names()
 
     def rule(self, name: str | None) -> Rule | None:
@@ -290,41 +318,70 @@ class _Review:
 
     def resolve(self, node: ast.AST) -> str | None:
         """The dotted name an expression refers to, when the file's imports say so."""
+        return self._resolve(node)[0]
+
+    def _resolve(self, node: ast.AST) -> tuple[str | None, bool]:
+        """`resolve`, and whether a name on the way was computed (decoded, joined, built)."""
         if isinstance(node, ast.Name):
             if node.id in self.aliases:
-                return self.aliases[node.id]
+                return self.aliases[node.id], node.id in self.hidden
             for module in self.star:
                 if dangerous_name(f"{module}.{node.id}"):
-                    return f"{module}.{node.id}"
+                    return f"{module}.{node.id}", False
             if node.id in self.defined or node.id not in _BUILTIN_NAMES:
-                return None  # a local variable: nothing known about it
-            return node.id
+                return None, False  # a local variable: nothing known about it
+            return node.id, False
         if isinstance(node, ast.Attribute):
-            base = self.resolve(node.value)
-            return None if base is None else f"{base}.{node.attr}"
+            base, hidden = self._resolve(node.value)
+            return (None if base is None else f"{base}.{node.attr}"), hidden
         if isinstance(node, ast.Call):
-            func = self.resolve(node.func)
-            module = _const_str_arg(node, 0)
-            if func in _IMPORTERS and module is not None:
-                return module  # __import__("os") is the module os
-            attr = _const_str_arg(node, 1)
-            if func == "getattr" and attr is not None:
-                base = self.resolve(node.args[0])
-                return None if base is None else f"{base}.{attr}"
-            return func if func in _NAMESPACES else None  # globals() -> "globals"
-        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
-            base = self.resolve(node.value)
+            return self._resolve_call(node)
+        if isinstance(node, ast.Subscript):
+            base, hidden = self._resolve(node.value)
+            key, built = (None, False) if base is None else self.text(node.slice)
+            if key is None or base is None:
+                return None, False
+            if base in _OWN_NAMESPACES:  # globals()["os"] is whatever the file named os
+                return self.aliases.get(key, key), hidden or built or key in self.hidden
             if base in _NAMESPACES:
-                return str(node.slice.value)
-        return None
+                return key, hidden or built
+            if base.endswith(".__dict__"):
+                return f"{base.removesuffix('.__dict__')}.{key}", hidden or built
+        return None, False
+
+    def _resolve_call(self, node: ast.Call) -> tuple[str | None, bool]:
+        """`__import__(n)` is the module n, `getattr(m, n)` and `attrgetter(n)(m)` are m.n."""
+        func = self.resolve(node.func)
+        if func in _IMPORTERS and node.args:
+            module, built = self.text(node.args[0])
+            return module, built
+        if func == "getattr" and len(node.args) > 1:
+            return self._member(node.args[0], node.args[1])
+        if func == "vars" and len(node.args) == 1:
+            base, hidden = self._resolve(node.args[0])
+            return (None if base is None else f"{base}.__dict__"), hidden
+        if isinstance(node.func, ast.Call) and len(node.func.args) == 1 and len(node.args) == 1 \
+                and self.resolve(node.func.func) == "operator.attrgetter":
+            return self._member(node.args[0], node.func.args[0])
+        return (func if func in _NAMESPACES else None), False  # globals() -> "globals"
+
+    def _member(self, obj: ast.AST, attr_node: ast.AST) -> tuple[str | None, bool]:
+        attr, built = self.text(attr_node)
+        base, hidden = self._resolve(obj)
+        if attr is None or base is None:
+            return None, False
+        return f"{base}.{attr}", hidden or built
+
+    def text(self, node: ast.AST) -> tuple[str | None, bool]:
+        """The string an expression computes (constant folding), and whether it was built."""
+        return self.folder.text(node)
 
     def _name(self, node: ast.AST) -> str | None:
-        name = self.resolve(node)
-        if name is None:
-            return None
-        for prefix in ("builtins.", "__builtins__.", "__builtin__."):
-            name = name.removeprefix(prefix)
-        return name
+        return _unprefixed(self.resolve(node))
+
+    def _hidden_name(self, node: ast.AST) -> tuple[str | None, bool]:
+        name, hidden = self._resolve(node)
+        return _unprefixed(name), hidden
 
     def _tainted_names(self) -> set[str]:
         """Variables assigned (directly or via each other) from a decoder call."""
@@ -358,18 +415,25 @@ class _Review:
                 node.ctx, ast.Load)
             if not (loaded or isinstance(node, ast.Call)):  # a call: getattr(m, "name")
                 continue
-            name = self._name(node)
+            name, hidden = self._hidden_name(node)
             rule = self.rule(name)
             if rule is not None:
                 yield rule, name or "", node.lineno
+            if hidden and self._dangerous_target(name):
+                yield HIDDEN_NAME, _spelled(name, node), node.lineno
+
+    def _dangerous_target(self, name: str | None) -> bool:
+        """A dangerous callable, a module holding some, or a file writer."""
+        return bool(name) and (self.rule(name) is not None or name in _DANGEROUS_MODULES or any(
+            fnmatch.fnmatchcase(name or "", p) for p in PATH_WRITERS))
 
     def _reflective(self, node: ast.AST) -> Iterator[tuple[Rule, str, int]]:
         """`__builtins__[name]` with a computed name; `f.__globals__`, `code.replace(co_code=)`."""
         if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) \
                 and not isinstance(node.slice, ast.Constant) and not _own_module(node.slice):
             base = self.resolve(node.value)
-            if base in _REFLECTIVE_BASES:
-                yield DYNAMIC_IMPORT, f"{base}[<computed name>]", node.lineno
+            if _reflective_base(base) and self.text(node.slice)[0] is None:
+                yield UNRESOLVED_NAME, f"{base}[<computed name>]", node.lineno
         elif isinstance(node, ast.Attribute) and node.attr in REFLECTIVE_ATTRS:
             yield EXEC, f"<object>.{node.attr}", node.lineno
         elif isinstance(node, ast.Call):
@@ -378,7 +442,10 @@ class _Review:
                     yield EXEC, f"<code>.replace({kw.arg}=...)", node.lineno
 
     def _call(self, call: ast.Call) -> Iterator[tuple[Rule, str, int]]:
-        name = self._name(call.func) or ""
+        found, hidden = self._hidden_name(call.func)
+        name = found or ""
+        if hidden and name in _OPEN and self._writes(call, name):
+            yield HIDDEN_NAME, _spelled(f"{name} (for writing)", call.func), call.lineno
         rule = self.rule(name)
         sink = rule is not None and rule.id in SINK_RULES
         if sink and any(self._carries_blob(a, self.tainted) for a in call.args):
@@ -394,18 +461,47 @@ class _Review:
 
     def _indirect(self, call: ast.Call, name: str) -> Iterator[tuple[Rule, str, int]]:
         """Dangerous calls spelled indirectly: computed getattr, methodcaller, unsafe keywords."""
-        if name == "getattr" and len(call.args) > 1 and _const_str_arg(call, 1) is None:
+        if name == "getattr" and len(call.args) > 1:
             base = self.resolve(call.args[0])
-            if base in _REFLECTIVE_BASES:
-                yield DYNAMIC_IMPORT, f"getattr({base}, <computed name>)", call.lineno
-        if name in ("operator.methodcaller", "operator.attrgetter"):
-            leaf = _const_str_arg(call, 0)
-            if leaf in _DANGEROUS_LEAVES:
-                yield _DANGEROUS_LEAVES[leaf], f"{name}({leaf!r})", call.lineno
+            attr, built = self.text(call.args[1])
+            if attr is None and _reflective_base(base):
+                yield UNRESOLVED_NAME, f"getattr({base}, <computed name>)", call.lineno
+            elif base is None and built and attr in _DANGEROUS_LEAVES:
+                yield UNRESOLVED_NAME, _spelled(f"getattr(<object>, {attr!r})", call), call.lineno
+        if name in ("operator.methodcaller", "operator.attrgetter") and call.args:
+            leaf, built = self.text(call.args[0])
+            last = None if leaf is None else leaf.rsplit(".", 1)[-1]
+            if last in _DANGEROUS_LEAVES:
+                yield _DANGEROUS_LEAVES[last], f"{name}({leaf!r})", call.lineno
+                if built:
+                    yield HIDDEN_NAME, _spelled(f"{name}({leaf!r})", call), call.lineno
+            elif leaf is None and not isinstance(call.args[0], ast.Name | ast.Attribute):
+                yield UNRESOLVED_NAME, f"{name}(<computed name>)", call.lineno
+        if isinstance(call.func, ast.Call) and call.args \
+                and self._name(call.func.func) == "operator.methodcaller" and call.func.args:
+            yield from self._method_called(call)
         for func, keyword, value in UNSAFE_KEYWORDS:
             if name == func and any(kw.arg == keyword and isinstance(kw.value, ast.Constant)
                                     and kw.value.value is value for kw in call.keywords):
                 yield DESERIALIZE, f"{name}({keyword}={value})", call.lineno
+
+    def _method_called(self, call: ast.Call) -> Iterator[tuple[Rule, str, int]]:
+        """`operator.methodcaller(n, ...)(obj)` calls obj.n."""
+        assert isinstance(call.func, ast.Call)
+        leaf, built = self.text(call.func.args[0])
+        base, hidden = self._hidden_name(call.args[0])
+        if base is None:
+            return
+        if leaf is None:
+            if _reflective_base(base):
+                yield UNRESOLVED_NAME, f"methodcaller(<computed name>)({base})", call.lineno
+            return
+        target = f"{base}.{leaf}"
+        rule = self.rule(target)
+        if rule is not None:
+            yield rule, target, call.lineno
+            if built or hidden:
+                yield HIDDEN_NAME, _spelled(target, call), call.lineno
 
     def _path(self, node: ast.AST) -> str | None:
         """The literal path an expression names, through joins, `Path(...)` and home lookups."""
@@ -469,8 +565,59 @@ def dangerous_name(name: str | None) -> Rule | None:
     return None
 
 
+def _unprefixed(name: str | None) -> str | None:
+    """`builtins.exec` and `__builtins__.exec` are exec."""
+    if name is None:
+        return None
+    for prefix in ("builtins.", "__builtins__.", "__builtin__."):
+        name = name.removeprefix(prefix)
+    return name
+
+
+def _reflective_base(base: str | None) -> bool:
+    """Could a computed name looked up on `base` be exec, system or the like?"""
+    return base is not None and (base in _REFLECTIVE_BASES or (
+        base.endswith(".__dict__") and base.removesuffix(".__dict__") in _REFLECTIVE_BASES))
+
+
+def _spelled(name: str, node: ast.AST) -> str:
+    """`exec <- getattr(builtins, codecs.decode('riny', 'rot13'))`: the name and its spelling."""
+    spelling = ast.unparse(node)
+    if len(spelling) > 80:
+        spelling = spelling[:77] + "..."
+    return f"{name} <- {spelling}"
+
+
+def _bound_once(nodes: list[ast.AST]) -> dict[str, ast.AST]:
+    """Names the file binds exactly once, by `name = value`: constants the folder may read."""
+    counts: Counter[str] = Counter()
+    values: dict[str, ast.AST] = {}
+    for node in nodes:
+        kind = type(node)  # exact types: this loop sees every node of the file
+        if kind is ast.Name:
+            if type(node.ctx) is not ast.Load:
+                counts[node.id] += 1
+        elif kind is ast.arg:
+            counts[node.arg] += 1
+        elif kind is ast.alias:
+            counts[(node.asname or node.name).split(".")[0]] += 1
+        elif kind in _DEFINITIONS and node.name:
+            counts[node.name] += 1
+        elif kind is ast.Global or kind is ast.Nonlocal:
+            counts.update(dict.fromkeys(node.names, 2))  # bound elsewhere too
+        elif kind is ast.Assign and len(node.targets) == 1 and type(node.targets[0]) is ast.Name:
+            values[node.targets[0].id] = node.value
+        elif kind is ast.AnnAssign and node.value is not None and type(node.target) is ast.Name:
+            values[node.target.id] = node.value
+    return {name: value for name, value in values.items() if counts[name] == 1}
+
+
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.ExceptHandler)
+
+
 def _simple_assignments(nodes: list[ast.AST]) -> Iterator[tuple[str, ast.AST]]:
-    """(name, value) of `name = a.b` and `(name := a.b)`: aliases made without an import."""
+    """(name, value) of `name = a.b` and `(name := a.b)`: aliases made without an import
+    (`m = importlib.import_module(n)` and `f = getattr(m, n)` too)."""
     for node in nodes:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target, value = node.targets[0], node.value
@@ -478,7 +625,8 @@ def _simple_assignments(nodes: list[ast.AST]) -> Iterator[tuple[str, ast.AST]]:
             target, value = node.target, node.value
         else:
             continue
-        if isinstance(target, ast.Name) and isinstance(value, ast.Name | ast.Attribute):
+        if isinstance(target, ast.Name) and isinstance(
+                value, ast.Name | ast.Attribute | ast.Call | ast.Subscript):
             yield target.id, value
 
 
