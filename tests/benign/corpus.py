@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.benign import (
     Writer,
+    configs,
     hdf5,
     lightning,
     numpy_legacy,
@@ -18,5 +19,6 @@ from tests.benign import (
 WRITERS: tuple[Writer, ...] = (
     *trainer.WRITERS, *lightning.WRITERS, *sklearn.WRITERS, *numpy_legacy.WRITERS,
     *hdf5.WRITERS,
+    *configs.WRITERS,
     *torchscript.WRITERS, *torch_export.WRITERS, *peft.WRITERS, *parts.WRITERS,
 )

@@ -31,6 +31,8 @@ CLASS_PACKAGES: dict[str, str] = {
     "diffusers": "UNets, VAEs, schedulers and pipelines built from the given values",
     "nemo.collections": "NeMo's models, modules, losses and metrics, built from the config",
     "omegaconf": "DictConfig and ListConfig: plain config containers",
+    "hydra._internal.core_plugins": "Hydra's basic launcher and sweeper, which every run records "
+                                    "in .hydra/hydra.yaml; constructing one only stores settings",
 }
 
 # Package -> why calling one of its functions (named directly in it) is safe.
@@ -53,7 +55,7 @@ _PATH_WRITES = ("write_text", "write_bytes", "unlink", "rmdir", "rename", "repla
                 "copy_into", "move", "move_into")
 DANGEROUS: dict[str, tuple[str, ...]] = {
     "resolves and calls another name given as data (a second, hidden target)": (
-        "hydra.utils", "hydra._internal", "hydra.core.utils",
+        "hydra.utils", "hydra._internal.utils", "hydra._internal.instantiate", "hydra.core.utils",
         "omegaconf.OmegaConf.register_new_resolver", "transformers.dynamic_module_utils",
     ),
     "writes, moves or deletes files": tuple(
