@@ -193,7 +193,8 @@ def test_text_format_graph_is_reviewed(tmp_path):
     report = _write(tmp_path, (PBTXT % "ReadFile").encode(), "saved_model.pbtxt")
     assert report.format == "tf-pbtxt"
     (finding,) = report.findings
-    assert finding.rule == "AUD-TF-002" and finding.detail == "line 10: ReadFile"
+    assert finding.rule == "AUD-TF-002"
+    assert finding.detail == "graph: ReadFile node 'leak' (value from an input of the graph)"
 
 
 def test_clean_text_format_graph(tmp_path):
@@ -205,4 +206,41 @@ def test_text_format_tricks_do_not_hide_an_operator(tmp_path):
     text = b'node { name: "a" op: "Read" \'File\' }\nnode {\n  op # c\n  :\n  "Py\\x46unc"\n}\n'
     report = _write(tmp_path, text, "graph.pbtxt")
     assert [(f.rule, f.detail) for f in report.findings] == [
-        ("AUD-TF-002", "line 1: ReadFile"), ("AUD-TF-001", "line 3: PyFunc")]
+        ("AUD-TF-002", "graph: ReadFile node 'a'"), ("AUD-TF-001", "graph: PyFunc node ''")]
+
+
+def test_text_the_parser_refuses_still_has_its_operators_listed(tmp_path):
+    text = b'node { name: "a" op: "ReadFile" \n node { op: "PyFunc" } }}} garbage'
+    report = _write(tmp_path, text, "graph.pbtxt")
+    assert [(f.rule, f.detail) for f in report.findings] == [
+        ("AUD-TF-002", "line 1: ReadFile"), ("AUD-TF-001", "line 2: PyFunc")]
+
+
+TEXT_FLOW = """# saved_model.pbtxt as TensorFlow writes it, with a path built from constants
+saved_model_schema_version: 1
+meta_graphs {
+  meta_info_def { tags: "serve" any_info { [type.googleapis.com/x.Y] { v: 1 } } }
+  graph_def {
+    node { name: "dir" op: "Const"
+      attr { key: "value" value { tensor { dtype: DT_STRING tensor_shape { }
+                                           string_val: "/etc" } } } }
+    node { name: "j" op: "StringJoin" input: "dir" input: "f:0"
+      attr { key: "separator" value { s: "/" } } }
+    node { name: "r" op: "PartitionedCall" input: "j"
+      attr { key: "f" value { func { name: "reader" } } } }
+    node < name: 'f' op: "Const" attr { key: "value" value { tensor {
+      string_val: "pass" "wd" } } } >
+    library { function { signature { name: "reader" input_arg { name: "p" type: DT_STRING } }
+      node_def { name: "rf" op: "ReadFile" input: ["p", "^dir"] } } }
+    versions { producer: 1700 min_consumer: -1 }
+  }
+}
+"""
+
+
+def test_text_format_path_is_followed_like_binary(tmp_path):
+    report = _write(tmp_path, TEXT_FLOW.encode(), "saved_model.pbtxt")
+    assert [(f.rule, f.detail) for f in report.findings] == [
+        ("AUD-TF-002", "function reader: ReadFile node 'rf' reads '/etc/passwd' (Const 'dir' → "
+         "Const 'f' → StringJoin 'j' → function reader argument 'p')")]
+    assert report.facts["operators"] == 5

@@ -195,7 +195,7 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         _keras_metadata(doc, ctx)
     elif root == "GraphDef":
         ctx.result.format = FormatId.TF_GRAPHDEF
-        count, ops = _check_graph(doc, ctx)
+        count, ops = check_graph(doc, ctx)
         ctx.result.facts.update({"operators": count, "op_types": sorted(ops)})
     else:
         _saved_model(doc, ctx)
@@ -234,7 +234,7 @@ def _saved_model(doc: dict[str, Any], ctx: ScanContext) -> None:
             name = asset.get("filename", "")
             if python_code.path_outside(name) or _URL.match(name):
                 ctx.add(ASSET_PATH, repr(name))
-        graph_count, graph_ops = _check_graph(meta.get("graph_def", {}), ctx)
+        graph_count, graph_ops = check_graph(meta.get("graph_def", {}), ctx)
         count += graph_count
         ops |= graph_ops
     version = graphs[0].get("meta_info_def", {}).get("tensorflow_version")
@@ -247,7 +247,7 @@ def _saved_model(doc: dict[str, Any], ctx: ScanContext) -> None:
     })
 
 
-def _check_graph(graph: dict[str, Any], ctx: ScanContext) -> tuple[int, set[str]]:
+def check_graph(graph: dict[str, Any], ctx: ScanContext) -> tuple[int, set[str]]:
     """Check the graph's nodes and every function of its library; return (nodes, op types)."""
     count, ops = 0, set()
     for scope in tf_flow.scopes(graph):
