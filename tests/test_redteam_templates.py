@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from auditor.formats.code import templates
 from tests.builders import safetensors_bytes
 
 CANARY = "touch {canary}"
@@ -103,3 +104,65 @@ def test_ordinary_chat_template_passes_in_every_carrier(tmp_path, run_cli, carri
     folder = write(tmp_path / "m", carriers(BENIGN)[carrier])
     code, severities = scan(run_cli, folder)
     assert code == 0, severities
+
+
+# ---- format-string gadgets: str.format fields read attributes inside Python ------------------
+
+# spelling -> the rules it must raise (all at least high)
+FORMAT_GADGETS = {
+    "format-class-field": ("{{ '{0.__class__}'.format(messages) }}",
+                           {"AUD-TPL-001", "AUD-TPL-009"}),
+    "format-init-globals": ("{{ '{0.__init__.__globals__}'.format(cycler) }}",
+                            {"AUD-TPL-001", "AUD-TPL-009"}),
+    "format-map-mro": ("{{ '{m.__class__.__mro__}'.format_map({'m': messages}) }}",
+                       {"AUD-TPL-001", "AUD-TPL-009"}),
+    "format-index-dunder": ("{{ '{0[__globals__]}'.format(x) }}", {"AUD-TPL-001"}),
+    "attr-format": ("{{ '{0.__class__}'|attr('format')(messages) }}",
+                    {"AUD-TPL-001", "AUD-TPL-009"}),
+    "attr-format-built-method": ("{{ ('{0.__cla' ~ 'ss__}')|attr('for' ~ 'mat')(messages) }}",
+                                 {"AUD-TPL-001", "AUD-TPL-009"}),
+    "attr-format-map": ("{{ '{m.gi_frame.f_globals}'|attr('format_map')({'m': g}) }}",
+                        {"AUD-TPL-001", "AUD-TPL-009"}),
+    "item-format": ("{{ '{0.__class__}'['format'](messages) }}", {"AUD-TPL-001", "AUD-TPL-009"}),
+    "format-bound-to-name": ("{% set f = '{0.__init__}'.format %}{{ f(joiner) }}",
+                             {"AUD-TPL-001", "AUD-TPL-009"}),
+    "percent-built-format-string": (
+        "{{ ('{0.%s}'|format('_' ~ '_class_' ~ '_')).format(messages) }}",
+        {"AUD-TPL-001", "AUD-TPL-009"}),
+    "percent-built-char-codes": (
+        "{{ ('{0.%c%cclass%c%c}' % (95, 95, 95, 95)).format(messages) }}",
+        {"AUD-TPL-001", "AUD-TPL-009"}),
+    "nested-spec-field": ("{{ '{0:{1.__class__}}'.format(a, b) }}",
+                          {"AUD-TPL-001", "AUD-TPL-009"}),
+    "plain-attribute-field": ("{{ '{0.environ}'.format(x) }}", {"AUD-TPL-009"}),
+    "attr-format-on-data": ("{{ messages[0]['content']|attr('format')(messages) }}",
+                            {"AUD-TPL-004"}),
+    "format-via-dunder-mod": ("{{ '%s'.__mod__(messages) }}", {"AUD-TPL-001"}),
+    "format-width-exhaustion": ("{{ '{0:>999999999}'.format(x) }}", {"AUD-TPL-006"}),
+    "percent-width-exhaustion": ("{{ '%999999999s'|format(x) }}", {"AUD-TPL-006"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FORMAT_GADGETS))
+def test_format_string_gadget_is_reported(case):
+    source, rules = FORMAT_GADGETS[case]
+    found = {i.rule.id: i.rule.severity.label for i in templates.review(source)}
+    assert rules <= set(found), found
+
+
+@pytest.mark.parametrize("source", [
+    "{{ '{} said {}'.format(message['role'], message['content']) }}",
+    "{{ '{0}: {1!r}'.format(loop.index, m['content']) }}",
+    "{{ '{role}'.format_map(message) }}{{ '{0[content]}'.format(message) }}",
+    "{{ '%s: %s'|format(message['role'], message['content']) }}",
+    "{{ '<|%s|>' % message['role'] }}{{ 'x'|attr('format')('y') }}",
+])
+def test_plain_format_fields_stay_clean(source):
+    assert templates.review(source) == []
+
+
+def test_format_gadget_blocks_the_cli_and_never_renders(tmp_path, run_cli):
+    template = "{{ '{0.__init__.__globals__[os].popen}'|attr('format')(cycler) }}"
+    folder = write(tmp_path / "m", carriers(template)["chat_template.jinja"])
+    code, severities = scan(run_cli, folder)
+    assert code == 1 and "critical" in severities

@@ -16,7 +16,13 @@ already decodes) and reports:
   name is a dunder; high rather than medium because no chat template needs
   a computed attribute name, and that is exactly how the dunder checks are
   dodged;
-- SSTI gadgets, template loading, resource abuse and parse failures.
+- str.format / format_map in any spelling (`s.format`, `s|attr('format')`,
+  `s['format']`, a name set to one of them) whose constant format string has
+  attribute fields (`'{0.__init__.__globals__}'`): the fields are parsed with
+  `string.Formatter().parse` (parsing only) and their names checked like
+  attributes; any attribute field is high (AUD-TPL-009);
+- SSTI gadgets, template loading, resource abuse (ranges, repetition, huge
+  format widths) and parse failures.
 
 Plain data access (`message['content']`, `messages[i - 1]`, `tool[key]` with
 a loop variable) stays clean: keys that come from the caller's data are not
@@ -83,8 +89,18 @@ TOO_LARGE = Rule(
     "was not fully inspected.",
     "Inspect the template by hand; replace it with the publisher's original.",
 )
+FORMAT_FIELDS = Rule(
+    "AUD-TPL-009", Severity.HIGH, "Chat template reads attributes through str.format fields",
+    "str.format and format_map fields such as '{0.attr}' or '{0.__init__.__globals__}' read "
+    "attributes of their arguments inside Python, outside the template's own '.' syntax: that "
+    "is how format strings escaped the Jinja sandbox (CVE-2016-10745, CVE-2019-10906), and "
+    "without a sandbox they reach whatever the object exposes. Chat templates format text with "
+    "'~', never with attribute fields.",
+    "Build the text with '~' and plain attribute access; replace the template with the "
+    "publisher's original.",
+)
 RULES = (INTERNALS, GADGET, LOADS, DYNAMIC_NAME, UNPARSEABLE, EXHAUSTION, MALFORMED_VALUE,
-         TOO_LARGE)
+         TOO_LARGE, FORMAT_FIELDS)
 
 # Jinja's parser takes about a second per 256 Ki characters; real chat templates are under
 # 40 Ki characters and files carry one to three of them.
@@ -92,6 +108,7 @@ MAX_TEMPLATE_CHARS = 256 * 1024
 MAX_TEMPLATES = 16  # named templates reviewed per file
 MAX_FOLDED_CHARS = 4096  # longer folded strings are left unresolved
 MAX_RANGE = 100_000  # jinja2.sandbox.MAX_RANGE
+FORMAT_METHODS = frozenset({"format", "format_map"})
 
 GADGETS: dict[str, str] = {
     "lipsum": "Jinja global whose __globals__ reach the os module",
@@ -124,6 +141,12 @@ STRING_FILTERS = frozenset({
 STRING_METHODS = frozenset({
     "join", "replace", "format", "format_map", "lower", "upper", "strip", "lstrip", "rstrip",
     "title", "capitalize", "swapcase", "casefold",
+})
+# Attributes without a leading underscore that still reach frames, code and function globals.
+INTERNAL_NAMES = frozenset({
+    "f_globals", "f_locals", "f_builtins", "f_back", "f_code", "gi_frame", "gi_code", "cr_frame",
+    "ag_frame", "tb_frame", "tb_next", "func_globals", "func_code", "co_code", "co_consts",
+    "im_func", "im_self", "mro",
 })
 DANGEROUS = re.compile(
     r"__(class|mro|subclasses|globals|builtins|init|import|base|bases|dict|getattribute|"
@@ -242,6 +265,8 @@ class _Review:
                 self._add(GADGET, node, f"{node.name} ({GADGETS[node.name]})")
             elif isinstance(node, n.Mul):
                 self._check_repetition(node)
+            elif isinstance(node, n.Mod) or (isinstance(node, n.Filter) and node.name == "format"):
+                self._check_percent(node)
             elif isinstance(node, n.Keyword) and DANGEROUS.search(node.key):
                 self._add(INTERNALS, node, f"keyword argument {node.key!r}")
             if isinstance(node, n.Expr) and not isinstance(node, n.Name):
@@ -254,7 +279,7 @@ class _Review:
         self.issues.append(Issue(rule, getattr(node, "lineno", 1) or 1, detail))
 
     def _check_name(self, name: str, node: Any, what: str) -> None:
-        if name.startswith("_"):
+        if name.startswith("_") or name in INTERNAL_NAMES:
             self._add(INTERNALS, node, f"{what} {name!r}")
 
     def _check_key(self, arg: Any, node: Any, what: str) -> None:
@@ -287,20 +312,63 @@ class _Review:
     def _check_call(self, node: Any) -> None:
         n = self.n
         callee = node.node
-        if isinstance(callee, n.Getattr) and callee.attr in ("format", "format_map"):
-            fmt = self.fold(callee.node)
-            if isinstance(fmt, str):
-                for field in _format_fields(fmt):
-                    for part in re.split(r"[.\[\]]", field)[1:]:
-                        self._check_name(part, node, "str.format field")
-            else:
-                self._add(DYNAMIC_NAME, node, "str.format on a string computed at render time "
-                          "(format fields can read attributes)")
+        found = self._format_method(callee)
+        if found is not None:
+            self._check_format(node, *found)
         if isinstance(callee, n.Name) and callee.name == "range":
             for arg in node.args:
                 value = self.fold(arg)
                 if isinstance(value, int) and abs(value) > MAX_RANGE:
                     self._add(EXHAUSTION, node, f"range() over {value} items")
+
+    def _format_method(self, callee: Any) -> tuple[str, Any] | None:
+        """(method, string node) when `callee` is str.format or format_map of a string, in any
+        spelling: `s.format`, `s|attr('format')`, `s['format']`, or a name set to one of them."""
+        n = self.n
+        if isinstance(callee, n.Name) and callee.name not in self.resolving:
+            values = self.env.get(callee.name, [])
+            if len(values) != 1 or not isinstance(values[0], n.Node):
+                return None
+            self.resolving.add(callee.name)
+            try:
+                return self._format_method(values[0])
+            finally:
+                self.resolving.discard(callee.name)
+        if isinstance(callee, n.Getattr):
+            method, subject = callee.attr, callee.node
+        elif isinstance(callee, n.Filter) and callee.name == "attr" and callee.args:
+            method, subject = self.fold(callee.args[0]), callee.node
+        elif isinstance(callee, n.Getitem):
+            method, subject = self.fold(callee.arg), callee.node
+        else:
+            return None
+        return (method, subject) if method in FORMAT_METHODS and subject is not None else None
+
+    def _check_format(self, node: Any, method: str, subject: Any) -> None:
+        """The fields of a format string decide what str.format reads from its arguments."""
+        fmt = self.fold(subject)
+        if not isinstance(fmt, str):
+            self._add(DYNAMIC_NAME, node, f"str.{method} on a string computed at render time "
+                      "(format fields can read attributes)")
+            return
+        for field, spec in _format_fields(fmt):
+            parts = re.split(r"[.\[\]]", field)
+            for part in parts[1:]:
+                self._check_name(part, node, f"str.{method} field")
+            if "." in field:
+                self._add(FORMAT_FIELDS, node, f"str.{method} field {{{field}}}")
+            width = _spec_width(spec)
+            if width > MAX_RANGE:
+                self._add(EXHAUSTION, node, f"str.{method} field width {width}")
+
+    def _check_percent(self, node: Any) -> None:
+        """`'%999999999s' % x` and `|format` with such a width allocate on every request."""
+        fmt = self.fold(node.left if isinstance(node, self.n.Mod) else node.node)
+        if isinstance(fmt, str):
+            widths = [int(d) for spec in re.findall(r"%[-+ #0]*([\d.]+)", fmt)
+                      for d in re.findall(r"\d+", spec[:64])]
+            if max(widths, default=0) > MAX_RANGE:
+                self._add(EXHAUSTION, node, f"%-format width {max(widths)}")
 
     def _check_repetition(self, node: Any) -> None:
         left, right = self.fold(node.left), self.fold(node.right)
@@ -559,11 +627,25 @@ def _method(name: str, value: Any, args: list[Any], kwargs: dict[str, Any]) -> A
     return UNKNOWN
 
 
-def _format_fields(fmt: str) -> list[str]:
+def _format_fields(fmt: str, depth: int = 0) -> list[tuple[str, str]]:
+    """(field, spec) of every replacement field, those nested in format specs too
+    (`'{0:{1.__class__}}'`). Pure parsing: nothing is formatted."""
     try:
-        return [f for _, f, _, _ in string.Formatter().parse(fmt) if f]
+        parsed = list(string.Formatter().parse(fmt))
     except ValueError:
         return []
+    fields = []
+    for _, name, spec, _ in parsed:
+        if name is not None:
+            fields.append((name, spec or ""))
+        if spec and depth < 2:
+            fields += _format_fields(spec, depth + 1)
+    return fields
+
+
+def _spec_width(spec: str) -> int:
+    """The width or precision a format spec asks for (the larger), 0 when none."""
+    return max((int(d) for d in re.findall(r"\d+", spec[:64])), default=0)
 
 
 def _format(fmt: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
