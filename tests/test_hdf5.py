@@ -99,9 +99,15 @@ def reports(tmp_path_factory) -> dict:
                                                         format="table", complevel=5)
     with h5py.File(folder / "quantized.h5", "w") as f:
         f.create_dataset("w", data=np.array([0x80, 0x02, 7, 9] * 8, dtype="u1"))
-    with h5py.File(folder / "dense.h5", "w", libver="latest") as f:
-        for i in range(20):
-            f.create_group(f"g{i}")
+    for count in (20, 300):  # past 8 links a new-style group moves them to a fractal heap
+        with h5py.File(folder / f"dense{count}.h5", "w", libver="latest") as f:
+            for i in range(count):
+                f.create_group(f"g{i}")
+            f[f"g{count - 1}/ext"] = h5py.ExternalLink("/etc/passwd.h5", "/")
+    with h5py.File(folder / "tracked.h5", "w", track_order=True) as f:
+        for i in range(30):
+            f.create_dataset(f"d{i}", data=np.arange(3))
+        f["last"] = h5py.ExternalLink("../up.h5", "/")
     with h5py.File(folder / "latest_chunked.h5", "w", libver="latest") as f:
         f.create_dataset("rows", data=_rows(P2), dtype=h5py.vlen_dtype(np.uint8),
                          chunks=(4,), maxshape=(None,))
@@ -160,13 +166,20 @@ def test_pandas_object_columns_are_counted_as_pickled_values(reports):
     assert reports["plain.h5"].facts["pickled_values"] >= 1
 
 
-@pytest.mark.parametrize(("name", "what"), [
-    ("dense.h5", "links in dense storage"), ("latest_chunked.h5", "data layout version"),
+@pytest.mark.parametrize(("name", "link"), [
+    ("dense20.h5", "/g19/ext: external link to '/' in '/etc/passwd.h5'"),
+    ("dense300.h5", "/g299/ext: external link to '/' in '/etc/passwd.h5'"),
+    ("tracked.h5", "/last: external link to '/' in '../up.h5'"),
 ])
-def test_storage_not_read_is_reported_not_skipped(reports, name, what):
-    found = _found(reports[name], "AUD-KERAS-010")
-    assert any(what in detail for detail in found), found
-    assert reports[name].coverage == "partial"
+def test_links_in_dense_storage_are_read(reports, name, link):
+    assert _found(reports[name], "AUD-KERAS-011") == {link: "high"}
+    assert reports[name].coverage == "scanned"
+
+
+def test_storage_not_read_is_reported_not_skipped(reports):
+    found = _found(reports["latest_chunked.h5"], "AUD-KERAS-010")
+    assert found == {"/rows: data layout version 4 not read": "high"}
+    assert reports["latest_chunked.h5"].coverage == "partial"
 
 
 def test_hdf5_scan_never_imports_h5py_on_scanned_content():

@@ -43,9 +43,10 @@ MALFORMED = Rule(
 )
 UNPARSED = Rule(
     "AUD-KERAS-010", Severity.HIGH, "HDF5 content stored in a form not parsed",
-    "Dense (fractal-heap) link or attribute storage, shared messages, newer chunk indexes or "
-    "compression filters this scanner does not decode hide what is there: a model_config, a "
-    "link to another file or pickled object data was not reviewed.",
+    "Dense (fractal-heap) attribute storage, link heaps this scanner does not walk (filtered, "
+    "huge objects, nested indirect blocks), shared messages, newer chunk indexes or compression "
+    "filters it does not decode hide what is there: a model_config, a link to another file or "
+    "pickled object data was not reviewed.",
     "Re-save the file with h5py's default (earliest) format without exotic filters, or review "
     "it by hand.",
 )
@@ -64,7 +65,6 @@ _DATASPACE, _LINK_INFO, _DATATYPE, _LINK, _EXTERNAL = 0x0001, 0x0002, 0x0003, 0x
 _LAYOUT, _FILTERS, _ATTRIBUTE, _SYMBOLS, _ATTRIBUTE_INFO = 0x0008, 0x000B, 0x000C, 0x0011, 0x0015
 _FIXED, _STRING, _OPAQUE, _VLEN = 0, 3, 5, 9
 _DEFLATE, _SHUFFLE, _FLETCHER = 1, 2, 3
-_LINK_KINDS = {1: "soft", 64: "external"}
 
 
 @dataclass
@@ -181,25 +181,44 @@ class _Walk:
             for entry in self.reader.group_entries(btree, heap):
                 if entry.header is not None:
                     yield prefix + entry.name, entry.header
+        links = [self._link(self.reader.read(m.addr, m.size), m.addr)
+                 for m in obj.messages.get(_LINK, [])]
         for msg in obj.messages.get(_LINK_INFO, []):
-            flags = self.reader.read(msg.addr, 2)[1]
-            if self._dense(msg, 2 + (8 if flags & 1 else 0)):
-                self._unparsed(f"{obj.path}: links in dense storage (fractal heap)", msg.addr)
-        for msg in obj.messages.get(_LINK, []):
-            name, kind, value = self._link(msg)
+            links.extend(self._dense_links(obj, msg))
+        for name, kind, value, at in links:
             if kind == 0:
                 yield prefix + name, self.reader.base + uint(value, 0, self.reader.offsets)
             elif kind == 64:
                 target, _, inner = value[1:].partition(b"\x00")
                 linked = inner.split(b"\x00", 1)[0].decode("utf-8", "replace")
                 self._other_file(f"{prefix}{name}: external link to {linked!r} in",
-                                 target.decode("utf-8", "replace"), msg.addr)
+                                 target.decode("utf-8", "replace"), at)
 
-    def _link(self, msg: Message) -> tuple[str, int, bytes]:
-        """(name, link type, target bytes) of a link message: hard, soft or external."""
-        raw = self.reader.read(msg.addr, msg.size)
+    def _dense_links(self, obj: _Object, msg: Message) -> list[tuple[str, int, bytes, int]]:
+        """The link messages a new-style group keeps in its fractal heap (dense storage)."""
+        flags = self.reader.read(msg.addr, 2)[1]
+        heap_at = 2 + (8 if flags & 1 else 0)
+        if not self._dense(msg, heap_at):
+            return []
+        raw = self.reader.read(msg.addr + heap_at, self.reader.offsets)
+        heap = self.reader.base + uint(raw, 0, self.reader.offsets)
+        walked = self.reader.heap_blocks(heap)
+        links: list[tuple[str, int, bytes, int]] = []
+        for block in walked[0] if walked else []:
+            pos = 0
+            while pos < len(block) and block[pos] == 1:  # objects are packed from the start
+                name, kind, value, end = self._link(block[pos:], heap)
+                links.append((name, kind, value, heap))
+                pos += end
+        if walked is None or len(links) != walked[1]:
+            self._unparsed(f"{obj.path}: links in dense storage (fractal heap) not all read",
+                           msg.addr)
+        return links
+
+    def _link(self, raw: bytes, at: int) -> tuple[str, int, bytes, int]:
+        """(name, link type, target bytes, message length) of a link message."""
         if len(raw) < 3 or raw[0] != 1:
-            raise self.reader.fail("link message of an unknown version", msg.addr)
+            raise self.reader.fail("link message of an unknown version", at)
         flags, pos = raw[1], 2
         kind = raw[pos] if flags & 0x08 else 0
         pos += (1 if flags & 0x08 else 0) + (8 if flags & 0x04 else 0) + (1 if flags & 0x10 else 0)
@@ -208,12 +227,13 @@ class _Walk:
         name = raw[pos + width : pos + width + length].decode("utf-8", "replace")
         pos += width + length
         if kind == 0:
-            value = raw[pos : pos + self.reader.offsets]
+            value, end = raw[pos : pos + self.reader.offsets], pos + self.reader.offsets
         else:
-            value = raw[pos + 2 : pos + 2 + uint(raw, pos, 2)]
-        if pos > len(raw) or (kind == 0 and len(value) < self.reader.offsets):
-            raise self.reader.fail("link message fields overrun the message", msg.addr)
-        return name, kind, value
+            end = pos + 2 + uint(raw, pos, 2)
+            value = raw[pos + 2 : end]
+        if end > len(raw):
+            raise self.reader.fail("link message fields overrun the message", at)
+        return name, kind, value, end
 
     def _other_file(self, what: str, target: str, at: int) -> None:
         outside = python_code.path_outside(target) or "://" in target
@@ -302,8 +322,7 @@ class _Walk:
         if cls == 2 and version == 3:
             return self._chunked(obj, layout, at, want, quiet)
         if not quiet:
-            self._unparsed(f"{obj.path}: data layout version {version} (class {cls}) not read",
-                           at)
+            self._unparsed(f"{obj.path}: data layout version {version} not read", at)
         return None
 
     def _chunked(self, obj: _Object, layout: bytes, at: int, want: int,

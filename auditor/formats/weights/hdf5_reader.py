@@ -3,7 +3,8 @@
 HDF5 is normally parsed by a C library that hostile files can crash, so the
 scanner reads only what it judges: the superblock (versions 0-3), object
 headers (v1 or v2, continuation blocks followed), attributes, the groups'
-symbol tables (v1 B-trees, local heaps) and compact links, the global heap,
+symbol tables (v1 B-trees, local heaps), compact links and the fractal heap
+of dense links (direct blocks, walked object by object), the global heap,
 and the chunk B-tree of datasets whose bytes must be read. Every address and
 size is checked against the file before it is read; counts are bounded. A
 structure this module does not read is reported by the caller, never skipped
@@ -309,3 +310,52 @@ class Reader:
         for key, child in self._btree(btree, 1, key_size):
             self.count_node(child)
             yield uint(key, 8, 8), child, uint(key, 0, 4), uint(key, 4, 4)
+
+    def heap_blocks(self, heap: int) -> tuple[list[bytes], int] | None:
+        """Object bytes of every direct block of a fractal heap, and its managed object count.
+
+        None when the heap keeps objects this reader does not walk: filtered
+        (compressed) blocks, huge or tiny objects, or indirect blocks below the root.
+        """
+        o, n = self.offsets, self.lengths
+        raw = self.read(heap, 22 + 12 * n + 3 * o)
+        if raw[:4] != b"FRHP":
+            raise self.fail("fractal heap without FRHP signature", heap)
+        filters, flags = uint(raw, 7, 2), raw[9]
+        pos = 14 + 5 * n + 2 * o  # past next huge id .. direct block iterator
+        managed = uint(raw, pos, n)
+        huge, tiny = uint(raw, pos + 2 * n, n), uint(raw, pos + 4 * n, n)
+        pos += 5 * n
+        width, start = uint(raw, pos, 2), uint(raw, pos + 2, n)
+        biggest, max_bits = uint(raw, pos + 2 + n, n), uint(raw, pos + 2 + 2 * n, 2)
+        root = self.base + uint(raw, pos + 6 + 2 * n, o)
+        rows = uint(raw, pos + 6 + 2 * n + o, 2)
+        if filters or huge or tiny or not width or start < 1 or biggest < start:
+            return None
+        off_bytes = -(-max_bits // 8)
+        header = 5 + o + off_bytes + (4 if flags & 0x02 else 0)
+        blocks: list[tuple[int, int]] = []
+        if rows == 0:
+            blocks.append((root, start))
+        else:
+            direct_rows = (biggest // start).bit_length() + 1
+            if rows > direct_rows:
+                return None  # indirect blocks below the root
+            self.count_node(root)
+            table = self.read(root, 5 + o + off_bytes + rows * width * o)
+            if table[:4] != b"FHIB":
+                raise self.fail("fractal heap indirect block without FHIB signature", root)
+            for i in range(rows * width):
+                child = uint(table, 5 + o + off_bytes + i * o, o)
+                if not self.undefined(child):
+                    row = i // width
+                    blocks.append((self.base + child,
+                                   start if row < 2 else start << (row - 1)))
+        out = []
+        for addr, size in blocks:
+            self.count_node(addr)
+            block = self.read(addr, size)
+            if block[:4] != b"FHDB":
+                raise self.fail("fractal heap direct block without FHDB signature", addr)
+            out.append(block[header:])
+        return out, managed
