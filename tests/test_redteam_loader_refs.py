@@ -107,3 +107,19 @@ def test_sentence_transformers_library_classes_pass(tmp_path):
          "type": "sentence_transformers.base.modules.normalize.Normalize"},
     ]
     assert findings(write(tmp_path, "modules.json", modules)) == []
+
+
+def test_loader_files_too_big_to_parse_whole_are_refused(tmp_path):
+    """Padding past the whole-parse size must not hide the references (streamed files keep
+    only top-level keys)."""
+    from auditor.formats.code.json_config import FULL_PARSE_BYTES
+
+    pad = "x" * FULL_PARSE_BYTES
+    folder = write(tmp_path, "model_index.json", {**SD_INDEX, "_pad": pad,
+                                                  "unet": ["my_unet", "MyUNet"]})
+    write(tmp_path, "adapter_config.json", {"_pad": pad, "auto_mapping": {
+        "base_model_class": "system", "parent_library": "os"}})
+    write(tmp_path, "hparams.json", {"_pad": pad, "_target_": "os.system"})
+    found = {(f[0], f[1]) for f in findings(folder)}
+    assert found == {("AUD-JSON-005", "high"), ("AUD-JSON-006", "critical"),
+                     ("AUD-YAML-003", "critical")}, found

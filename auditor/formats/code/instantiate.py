@@ -56,7 +56,7 @@ RULES = (DANGEROUS, UNLISTED, COMPUTED)
 
 TARGET_KEY = "_target_"
 # Keys whose values the grading or the finding's detail read; nothing else is kept.
-_TRACKED = frozenset({TARGET_KEY, "_partial_", "_args_", "path"})
+TRACKED = frozenset({TARGET_KEY, "_partial_", "_args_", "path"})
 _MERGE_KEY = "<<"
 MAX_FINDINGS = 20
 MAX_ARGS_SHOWN = 3
@@ -176,7 +176,7 @@ def object_sites(doc: Any, where: str = "") -> Iterator[Site]:
         value, here = stack.pop()
         if isinstance(value, dict):
             if TARGET_KEY in value:
-                yield Site(here, {k: _plain(value[k]) for k in _TRACKED if k in value})
+                yield Site(here, {k: _plain(value[k]) for k in TRACKED if k in value})
             stack.extend((v, f"{here}.{k}" if here else str(k)) for k, v in value.items())
         elif isinstance(value, list):
             stack.extend((v, f"{here}[{i}]") for i, v in enumerate(value))
@@ -290,7 +290,7 @@ class YamlSites:
         if frame.key == _MERGE_KEY:
             merged = value.items if isinstance(value, _Seq) else (value,)
             frame.merges.extend(m.keys for m in merged if isinstance(m, _Map))
-        elif frame.key in _TRACKED:
+        elif frame.key in TRACKED:
             frame.own[frame.key] = _summary_value(value)
 
 

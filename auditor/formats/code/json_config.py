@@ -45,7 +45,8 @@ _BOM = b"\xef\xbb\xbf"
 _CONFIG_KEYS = ("model_type", "architectures", "torch_dtype", "quantization_config", "auto_map",
                 "_name_or_path", "transformers_version")
 # Top-level values the checks read.
-_KEPT = frozenset(_CONFIG_KEYS) | {"chat_template", "custom_pipelines", "weight_map"}
+_KEPT = frozenset(_CONFIG_KEYS) | {"chat_template", "custom_pipelines", "weight_map",
+                                   "auto_mapping", *instantiate.TRACKED}
 MAX_SHARD_FINDINGS = 20
 # Parsed into objects up to this size (configs); bigger files are streamed: json.loads
 # would need some ten times their size in memory.
@@ -69,7 +70,7 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
             doc = value if isinstance(value, dict) else None
         else:  # a tokenizer.json or vocabulary: validated in bounded memory
             scanned = scan_json(_replay(head, f), limit, _KEPT)
-            doc = scanned.kept if scanned.is_object else None
+            doc = value = scanned.kept if scanned.is_object else None
             dups = scanned.duplicates
     except LimitExceeded:
         raise
@@ -80,10 +81,10 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         ctx.add(DUPLICATE_KEY, f"key {key!r} appears more than once")
     if len(repeated) > MAX_DUPLICATE_FINDINGS:
         ctx.add(DUPLICATE_KEY, f"and {len(repeated) - MAX_DUPLICATE_FINDINGS} more duplicated keys")
-    if len(head) <= FULL_PARSE_BYTES:  # loaders and Hydra read these from configs, not vocabularies
-        loaders.check(value, ctx)
-        if found := instantiate.report(instantiate.object_sites(value), ctx):
-            ctx.result.facts["instantiation_targets"] = found
+    # Streamed files keep only top-level values: their nested targets are out of reach.
+    loaders.check(value, ctx, complete=len(head) <= FULL_PARSE_BYTES)
+    if found := instantiate.report(instantiate.object_sites(value), ctx):
+        ctx.result.facts["instantiation_targets"] = found
     if doc is not None:
         ctx.result.facts.update(_facts(doc))
         if "auto_map" in doc or "custom_pipelines" in doc:  # trust_remote_code imports these

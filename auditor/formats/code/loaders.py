@@ -56,11 +56,21 @@ RULES = (ST_MODULE, DIFFUSERS_CODE, PEFT_AUTO_MAPPING)
 ST_MODULE_FILE = "modules.json"
 ST_PACKAGE = "sentence_transformers"
 MODEL_INDEX_FILES = ("model_index.json", "modular_model_index.json")
+_BY_NAME = {ST_MODULE_FILE: ST_MODULE, **dict.fromkeys(MODEL_INDEX_FILES, DIFFUSERS_CODE)}
 _REPO_FILE = "a Python module of this repository or an installed package"
 
 
-def check(value: Any, ctx: ScanContext) -> None:
-    """The loader references of one parsed JSON file."""
+def check(value: Any, ctx: ScanContext, complete: bool = True) -> None:
+    """The loader references of one parsed JSON file.
+
+    `complete` is False for a file too big to parse whole (only its top-level
+    keys were kept): the files a loader reads by name are then refused, since
+    their references could not be read.
+    """
+    by_name = _BY_NAME.get(ctx.name)
+    if by_name is not None and not complete:
+        ctx.add(by_name, "too large to parse whole: the classes it names were not read")
+        return
     if ctx.name == ST_MODULE_FILE:
         _check_st_modules(value, ctx)
     if not isinstance(value, dict):
