@@ -7,6 +7,7 @@ pickled from a stand-in object; nothing here is ever unpickled.
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -108,6 +109,14 @@ def reports(tmp_path_factory) -> dict:
         for i in range(30):
             f.create_dataset(f"d{i}", data=np.arange(3))
         f["last"] = h5py.ExternalLink("../up.h5", "/")
+    with h5py.File(folder / "dense_attrs.h5", "w", libver="latest") as f:
+        for i in range(20):  # past 8 attributes a new-style object keeps them in a fractal heap
+            f.attrs[f"a{i}"] = i
+            f.require_group("g").attrs[f"s{i}"] = np.bytes_(f"text {i}")
+        f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {
+            "layers": [{"class_name": "Lambda", "config": {"function": "4wEAAAAA",
+                                                           "function_type": "lambda"}}]}})
+        f["g"].attrs["evil"] = np.bytes_(P0)
     with h5py.File(folder / "latest_chunked.h5", "w", libver="latest") as f:
         f.create_dataset("rows", data=_rows(P2), dtype=h5py.vlen_dtype(np.uint8),
                          chunks=(4,), maxshape=(None,))
@@ -174,6 +183,13 @@ def test_pandas_object_columns_are_counted_as_pickled_values(reports):
 def test_links_in_dense_storage_are_read(reports, name, link):
     assert _found(reports[name], "AUD-KERAS-011") == {link: "high"}
     assert reports[name].coverage == "scanned"
+
+
+def test_attributes_in_dense_storage_are_read(reports):
+    report = reports["dense_attrs.h5"]
+    assert report.format == "keras-h5" and report.coverage == "scanned"
+    assert {(f.rule, f.location.member) for f in report.findings if f.severity.label ==
+            "critical"} == {("AUD-KERAS-001", None), ("AUD-PKL-001", "g@evil")}
 
 
 def test_storage_not_read_is_reported_not_skipped(reports):

@@ -156,10 +156,49 @@ class _Walk:
                 self._pickled_attribute(obj, attr, msg.addr)
             else:
                 obj.messages.setdefault(msg.type, []).append(msg)
-        for msg in obj.messages.get(_ATTRIBUTE_INFO, []):
-            if self._dense(msg, 2 + (2 if self.reader.read(msg.addr, 2)[1] & 1 else 0)):
-                self._unparsed(f"{path}: attributes in dense storage (fractal heap)", msg.addr)
+        for info in obj.messages.get(_ATTRIBUTE_INFO, []):
+            for msg in self._dense_attributes(obj, info):
+                attr = self.reader.attribute(msg)
+                obj.attrs[attr.name] = attr
+                self._pickled_attribute(obj, attr, msg.addr)
         return obj
+
+    def _heap_objects(self, obj: _Object, msg: Message, what: str, sizer: Any) -> list[Message]:
+        """The messages kept in the fractal heap an info message points at (dense storage).
+
+        Objects are packed from the start of each direct block; `sizer` gives
+        one object's length from its bytes (0: not an object). Fewer objects
+        than the heap counts means some were not read, which is reported.
+        """
+        flags = self.reader.read(msg.addr, 2)[1]
+        heap_at = 2 + ((8 if what == "links" else 2) if flags & 1 else 0)
+        if not self._dense(msg, heap_at):
+            return []
+        raw = self.reader.read(msg.addr + heap_at, self.reader.offsets)
+        walked = self.reader.heap_blocks(self.reader.base + uint(raw, 0, self.reader.offsets))
+        found: list[Message] = []
+        for start, block in walked[0] if walked else []:
+            pos = 0
+            while pos < len(block) and (size := sizer(block[pos:])):
+                found.append(Message(0, start + pos, size, 0))
+                pos += size
+        if walked is None or len(found) != walked[1]:
+            self._unparsed(f"{obj.path}: {what} in dense storage (fractal heap) not all read",
+                           msg.addr)
+        return found
+
+    def _dense_attributes(self, obj: _Object, msg: Message) -> list[Message]:
+        return self._heap_objects(obj, msg, "attributes", self._attribute_size)
+
+    def _attribute_size(self, raw: bytes) -> int:
+        if len(raw) < 8 or raw[0] not in (2, 3):
+            return 0
+        name, dtype, space = uint(raw, 2, 2), uint(raw, 4, 2), uint(raw, 6, 2)
+        head = (9 if raw[0] == 3 else 8) + name + dtype + space
+        if head > len(raw) or dtype < 8:
+            return 0
+        spec = raw[head - space : head]
+        return head + self.reader.elements(spec, None) * uint(raw, head - space - dtype + 4, 4)
 
     def _unparsed(self, detail: str, at: int | None) -> None:
         self.ctx.add(UNPARSED, detail, offset=at)
@@ -196,26 +235,14 @@ class _Walk:
 
     def _dense_links(self, obj: _Object, msg: Message) -> list[tuple[str, int, bytes, int]]:
         """The link messages a new-style group keeps in its fractal heap (dense storage)."""
-        flags = self.reader.read(msg.addr, 2)[1]
-        heap_at = 2 + (8 if flags & 1 else 0)
-        if not self._dense(msg, heap_at):
-            return []
-        raw = self.reader.read(msg.addr + heap_at, self.reader.offsets)
-        heap = self.reader.base + uint(raw, 0, self.reader.offsets)
-        walked = self.reader.heap_blocks(heap)
-        links: list[tuple[str, int, bytes, int]] = []
-        for block in walked[0] if walked else []:
-            pos = 0
-            while pos < len(block) and block[pos] == 1:  # objects are packed from the start
-                name, kind, value, end = self._link(block[pos:], heap)
-                links.append((name, kind, value, heap))
-                pos += end
-        if walked is None or len(links) != walked[1]:
-            self._unparsed(f"{obj.path}: links in dense storage (fractal heap) not all read",
-                           msg.addr)
-        return links
+        found = self._heap_objects(obj, msg, "links", self._link_size)
+        return [(*self._link(self.reader.read(m.addr, m.size), m.addr)[:3], m.addr)
+                for m in found]
 
-    def _link(self, raw: bytes, at: int) -> tuple[str, int, bytes, int]:
+    def _link_size(self, raw: bytes) -> int:
+        return self._link(raw, None)[3] if raw[:1] == b"\x01" else 0
+
+    def _link(self, raw: bytes, at: int | None) -> tuple[str, int, bytes, int]:
         """(name, link type, target bytes, message length) of a link message."""
         if len(raw) < 3 or raw[0] != 1:
             raise self.reader.fail("link message of an unknown version", at)

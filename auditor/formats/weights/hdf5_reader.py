@@ -311,8 +311,9 @@ class Reader:
             self.count_node(child)
             yield uint(key, 8, 8), child, uint(key, 0, 4), uint(key, 4, 4)
 
-    def heap_blocks(self, heap: int) -> tuple[list[bytes], int] | None:
-        """Object bytes of every direct block of a fractal heap, and its managed object count.
+    def heap_blocks(self, heap: int) -> tuple[list[tuple[int, bytes]], int] | None:
+        """(file address, object bytes) of every direct block of a fractal heap, and its
+        managed object count.
 
         None when the heap keeps objects this reader does not walk: filtered
         (compressed) blocks, huge or tiny objects, or indirect blocks below the root.
@@ -351,11 +352,11 @@ class Reader:
                     row = i // width
                     blocks.append((self.base + child,
                                    start if row < 2 else start << (row - 1)))
-        out = []
+        out: list[tuple[int, bytes]] = []
         for addr, size in blocks:
             self.count_node(addr)
             block = self.read(addr, size)
             if block[:4] != b"FHDB":
                 raise self.fail("fractal heap direct block without FHDB signature", addr)
-            out.append(block[header:])
+            out.append((addr + header, block[header:]))
         return out, managed
