@@ -43,8 +43,8 @@ MALFORMED = Rule(
 )
 UNPARSED = Rule(
     "AUD-KERAS-010", Severity.HIGH, "HDF5 content stored in a form not parsed",
-    "Dense (fractal-heap) attribute storage, link heaps this scanner does not walk (filtered, "
-    "huge objects, nested indirect blocks), shared messages, newer chunk indexes or compression "
+    "Fractal heaps of dense links or attributes this scanner does not walk (filtered, huge "
+    "objects, nested indirect blocks), shared messages, newer chunk indexes or compression "
     "filters it does not decode hide what is there: a model_config, a link to another file or "
     "pickled object data was not reviewed.",
     "Re-save the file with h5py's default (earliest) format without exotic filters, or review "
