@@ -178,6 +178,12 @@ COMPUTED = {
                            "socket.create_connection"),
     "getattr-shutil-writer": ("import shutil\ngetattr(shutil, 'rm' + 'tree')('/home')\n",
                               "shutil.rmtree"),
+    "sys-modules-get-dict-table": ("import sys\nT = {'a': 'o', 'b': 's'}\n"
+                                   "sys.modules.get(T['a'] + T.get('b')).system('id')\n",
+                                   "os.system"),
+    "builtins-dict-get": ("import builtins\nbuiltins.__dict__.get('lave'[::-1])('1')\n", "eval"),
+    "importlib-dunder-import": ("import importlib\nimportlib.__import__('pt' + 'y').spawn('sh')\n",
+                                "pty.spawn"),
     "open-for-writing": ("import builtins\ngetattr(builtins, 'op' + 'en')('x', 'w')\n",
                          "open (for writing)"),
     "import-module-codecs-encode": (
@@ -213,6 +219,7 @@ UNRESOLVED = {
         "def f(s, o):\n    return operator.methodcaller(codecs.decode(s, 'rot13'))(o)\n"),
     "getattr-object-built-dangerous-leaf": (
         "def f(o):\n    return getattr(o, 'sys' + 'tem')('id')\n"),
+    "sys-modules-get-argv": "import sys\nsys.modules.get(sys.argv[1]).system('id')\n",
     "methodcaller-os-parameter": ("import operator, os\n"
                                   "def f(n):\n    return operator.methodcaller(n)(os)\n"),
 }

@@ -105,6 +105,8 @@ class Folder:
             return tuple(items) if isinstance(node, ast.Tuple) and items is not UNKNOWN else items
         if isinstance(node, ast.Name):
             return local[node.id] if node.id in local else self._constant(node.id)
+        if isinstance(node, ast.Dict):
+            return self._dict(node, local)
         self._built = True
         if isinstance(node, ast.JoinedStr):
             return self._fstring(node, local)
@@ -132,6 +134,16 @@ class Folder:
         finally:
             self._resolving.discard(name)
 
+    def _dict(self, node: ast.Dict, local: Mapping[str, Any]) -> Any:
+        """A lookup table of constants: `{'a': 'sys', 'b': 'tem'}`."""
+        if any(k is None for k in node.keys) or len(node.keys) > MAX_FOLDED:
+            return UNKNOWN
+        keys = [self.fold(k, local) for k in node.keys if k is not None]
+        values = [self.fold(v, local) for v in node.values]
+        if any(type(k) not in (str, int) for k in keys) or UNKNOWN in values:
+            return UNKNOWN
+        return dict(zip(keys, values, strict=True))
+
     def _fstring(self, node: ast.JoinedStr, local: Mapping[str, Any]) -> Any:
         parts = []
         for item in node.values:
@@ -151,6 +163,8 @@ class Folder:
 
     def _subscript(self, node: ast.Subscript, local: Mapping[str, Any]) -> Any:
         base = self.fold(node.value, local)
+        if isinstance(base, dict) and not isinstance(node.slice, ast.Slice):
+            return base.get(self.fold(node.slice, local), UNKNOWN)
         if not isinstance(base, SEQUENCES):
             return UNKNOWN
         if isinstance(node.slice, ast.Slice):
@@ -203,7 +217,7 @@ def _known(items: list[Any]) -> Any:
 
 
 def _small(value: Any) -> bool:
-    if isinstance(value, SEQUENCES):
+    if isinstance(value, (*SEQUENCES, dict)):
         return len(value) <= MAX_FOLDED
     return type(value) is not int or abs(value) < MAX_INT
 
@@ -272,7 +286,9 @@ def _transcode(encode: bool, args: list[Any], kwargs: dict[str, Any]) -> Any:
 
 
 def _method(name: str, value: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
-    """The pure str and bytes methods, on folded values."""
+    """The pure str and bytes methods (and a table's get), on folded values."""
+    if isinstance(value, dict) and name == "get" and len(args) == 1 and not kwargs:
+        return value.get(args[0], UNKNOWN)
     if not isinstance(value, str | bytes):
         return UNKNOWN
     if name == "join" and len(args) == 1 and isinstance(args[0], SEQUENCES):

@@ -199,7 +199,8 @@ PATH_WRITERS: tuple[str, ...] = (
 PATH_METHODS = frozenset({"write_text", "write_bytes", "unlink", "touch", "mkdir", "chmod",
                           "symlink_to", "rename", "replace"})
 _BUILTIN_NAMES = frozenset(dir(builtins)) | {"__builtins__", "__builtin__"}
-_IMPORTERS = frozenset({"__import__", "builtins.__import__", "importlib.import_module"})
+_IMPORTERS = frozenset({"__import__", "builtins.__import__", "importlib.import_module",
+                        "importlib.__import__"})
 # Mappings whose items are names: x["exec"] on one of them is the name exec (`m.__dict__["x"]`
 # and `vars(m)["x"]` are m.x). The module's own namespaces map its names through its imports.
 _NAMESPACES = frozenset({"__builtins__", "sys.modules", "globals", "vars", "locals"})
@@ -337,16 +338,21 @@ class _Review:
         if isinstance(node, ast.Call):
             return self._resolve_call(node)
         if isinstance(node, ast.Subscript):
-            base, hidden = self._resolve(node.value)
-            key, built = (None, False) if base is None else self.text(node.slice)
-            if key is None or base is None:
-                return None, False
-            if base in _OWN_NAMESPACES:  # globals()["os"] is whatever the file named os
-                return self.aliases.get(key, key), hidden or built or key in self.hidden
-            if base in _NAMESPACES:
-                return key, hidden or built
-            if base.endswith(".__dict__"):
-                return f"{base.removesuffix('.__dict__')}.{key}", hidden or built
+            return self._item(node.value, node.slice)
+        return None, False
+
+    def _item(self, mapping: ast.AST, key_node: ast.AST) -> tuple[str | None, bool]:
+        """`namespace[key]` (or `.get(key)`): globals()["os"], vars(m)["x"], sys.modules[...]."""
+        base, hidden = self._resolve(mapping)
+        key, built = (None, False) if base is None else self.text(key_node)
+        if key is None or base is None:
+            return None, False
+        if base in _OWN_NAMESPACES:  # globals()["os"] is whatever the file named os
+            return self.aliases.get(key, key), hidden or built or key in self.hidden
+        if base in _NAMESPACES:
+            return key, hidden or built
+        if base.endswith(".__dict__"):
+            return f"{base.removesuffix('.__dict__')}.{key}", hidden or built
         return None, False
 
     def _resolve_call(self, node: ast.Call) -> tuple[str | None, bool]:
@@ -363,6 +369,9 @@ class _Review:
         if isinstance(node.func, ast.Call) and len(node.func.args) == 1 and len(node.args) == 1 \
                 and self.resolve(node.func.func) == "operator.attrgetter":
             return self._member(node.args[0], node.func.args[0])
+        if isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "__getitem__") \
+                and node.args:
+            return self._item(node.func.value, node.args[0])
         return (func if func in _NAMESPACES else None), False  # globals() -> "globals"
 
     def _member(self, obj: ast.AST, attr_node: ast.AST) -> tuple[str | None, bool]:
@@ -480,6 +489,11 @@ class _Review:
         if isinstance(call.func, ast.Call) and call.args \
                 and self._name(call.func.func) == "operator.methodcaller" and call.func.args:
             yield from self._method_called(call)
+        if isinstance(call.func, ast.Attribute) and call.func.attr in ("get", "__getitem__") \
+                and call.args and not _own_module(call.args[0]):
+            base = self.resolve(call.func.value)
+            if _reflective_base(base) and self.text(call.args[0])[0] is None:
+                yield UNRESOLVED_NAME, f"{base}.{call.func.attr}(<computed name>)", call.lineno
         for func, keyword, value in UNSAFE_KEYWORDS:
             if name == func and any(kw.arg == keyword and isinstance(kw.value, ast.Constant)
                                     and kw.value.value is value for kw in call.keywords):
@@ -631,8 +645,10 @@ def _simple_assignments(nodes: list[ast.AST]) -> Iterator[tuple[str, ast.AST]]:
 
 
 def _own_module(node: ast.AST) -> bool:
-    """`sys.modules[__name__]`: the file's own module, not a name computed to import."""
-    return isinstance(node, ast.Name) and node.id == "__name__"
+    """`sys.modules[__name__]`, `sys.modules.get(cls.__module__)`: the module that defines this
+    file's code or a class it uses, not a name computed to reach exec or os."""
+    return (isinstance(node, ast.Name) and node.id == "__name__") or (
+        isinstance(node, ast.Attribute) and node.attr == "__module__")
 
 
 def _reexported(name: str) -> Rule | None:
