@@ -74,7 +74,9 @@ class Site:
 
 @dataclass(frozen=True)
 class Grade:
-    rule: Rule | None  # None: allowed
+    """The rule a reference breaks (None when it is allowed) and why."""
+
+    rule: Rule | None
     reason: str
 
 
@@ -171,15 +173,17 @@ def _detail(where: str, keys: dict[str, Any], reason: str) -> str:
 
 def object_sites(doc: Any, where: str = "") -> Iterator[Site]:
     """Every mapping with a `_target_` in a parsed JSON value, at any depth (iteratively)."""
-    stack: list[tuple[Any, str]] = [(doc, where)]
+    stack: list[tuple[Any, str]] = [(doc, where)] if isinstance(doc, dict | list) else []
     while stack:
         value, here = stack.pop()
         if isinstance(value, dict):
             if TARGET_KEY in value:
                 yield Site(here, {k: _plain(value[k]) for k in TRACKED if k in value})
-            stack.extend((v, f"{here}.{k}" if here else str(k)) for k, v in value.items())
-        elif isinstance(value, list):
-            stack.extend((v, f"{here}[{i}]") for i, v in enumerate(value))
+            stack.extend((v, f"{here}.{k}" if here else str(k)) for k, v in value.items()
+                         if isinstance(v, dict | list))
+        else:  # only containers are pushed
+            stack.extend((v, f"{here}[{i}]") for i, v in enumerate(value)
+                         if isinstance(v, dict | list))
 
 
 def _plain(value: Any) -> Any:
