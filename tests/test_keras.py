@@ -207,13 +207,14 @@ def test_weights_only_h5_is_plain_hdf5(tmp_path):
     assert report.format == "hdf5" and report.findings == ()
 
 
-def test_dense_attribute_storage_is_partial(tmp_path):
+def test_model_config_in_dense_attribute_storage_is_reviewed(tmp_path):
     with h5py.File(tmp_path / "model.h5", "w", libver="latest") as f:
         for i in range(20):
             f.attrs[f"a{i}"] = i
         f.attrs["model_config"] = json.dumps(KERAS2_CONFIG)
     report = scan_files(tmp_path)["model.h5"]
-    assert report.coverage.value == "partial" and "AUD-KERAS-010" in rule_ids(report)
+    assert report.format == "keras-h5" and report.coverage.value == "scanned"
+    assert rule_ids(report) == ["AUD-KERAS-007"]
 
 
 def test_corrupt_root_address_is_malformed(tmp_path):

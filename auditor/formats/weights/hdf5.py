@@ -293,7 +293,9 @@ class _Walk:
             for i in range(count if data is not None else 0):
                 ref = data[i * (8 + self.reader.offsets) :]
                 length, heap, index = self.reader.vlen_ref(ref, layout.addr)
-                if length and not self.reader.undefined(heap - self.reader.base):
+                if not length or self.reader.undefined(heap - self.reader.base):
+                    continue
+                if objects or _pickle_head(self.reader.heap_object(heap, index, layout.addr, 2)):
                     blob = self.reader.heap_object(heap, index, layout.addr,
                                                    self._budget(length, layout.addr))
                     self._pickle(f"{obj.path}[{i}]", blob, objects)

@@ -83,6 +83,7 @@ class Reader:
         self.base = 0
         self.superblock_version = -1
         self.nodes = 0
+        self.collections: dict[int, dict[int, tuple[int, int]]] = {}
 
     def fail(self, message: str, at: int | None) -> FormatError:
         return FormatError(message, at, self.malformed)
@@ -226,24 +227,36 @@ class Reader:
         return (uint(data, 0, 4), self.base + uint(data, 4, self.offsets),
                 uint(data, 4 + self.offsets, 4))
 
-    def heap_object(self, collection: int, index: int, at: int, length: int) -> bytes:
+    def heap_object(self, collection: int, index: int, at: int | None, length: int) -> bytes:
         """Up to `length` bytes of object `index` of a global heap collection."""
+        found = self._collection(collection).get(index)
+        if found is None:
+            raise self.fail(f"global heap object {index} not found", at)
+        return self.read(found[0], min(found[1], length))
+
+    def _collection(self, collection: int) -> dict[int, tuple[int, int]]:
+        """Object number -> (address, size) of a global heap collection, read once."""
+        cached = self.collections.get(collection)
+        if cached is not None:
+            return cached
+        self.count_node(collection)
         header = self.read(collection, 8 + self.lengths)
         if header[:4] != b"GCOL":
             raise self.fail("global heap reference without GCOL signature", collection)
         end = collection + uint(header, 8, self.lengths)
         pos = collection + 8 + self.lengths
+        objects: dict[int, tuple[int, int]] = {}
         for _ in range(MAX_MESSAGES):
-            if pos + 8 + self.lengths > end:
+            if pos + 8 + self.lengths > min(end, self.size):
                 break
             obj = self.read(pos, 8 + self.lengths)
             number, size = uint(obj, 0, 2), uint(obj, 8, self.lengths)
             if number == 0:
                 break
-            if number == index:
-                return self.read(pos + 8 + self.lengths, min(size, length))
+            objects[number] = (pos + 8 + self.lengths, size)
             pos += 8 + self.lengths + -(-size // 8) * 8
-        raise self.fail(f"global heap object {index} not found", at)
+        self.collections[collection] = objects
+        return objects
 
     def local_heap(self, addr: int) -> tuple[int, int]:
         """(data address, data size) of a local heap (group member and external file names)."""
