@@ -235,3 +235,39 @@ def test_control_hydra_runs_a_module_of_the_repository(tmp_path):
     subprocess.run([sys.executable, "-c", code], input=text.encode(), capture_output=True,
                    timeout=60, cwd=tmp_path)
     assert canary.exists()
+
+
+SD_INFERENCE = """\
+model:
+  target: ldm.models.diffusion.ddpm.LatentDiffusion
+  params:
+    linear_start: 0.00085
+    unet_config:
+      target: ldm.modules.diffusionmodules.openaimodel.UNetModel
+      params: {image_size: 32}
+    first_stage_config:
+      target: ldm.models.autoencoder.AutoencoderKL
+      params:
+        lossconfig: {target: torch.nn.Identity}
+    cond_stage_config:
+      target: ldm.modules.encoders.modules.FrozenCLIPEmbedder
+data:
+  target: labels.txt
+"""
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (SD_INFERENCE, set()),
+    (SD_INFERENCE.replace("ldm.models.autoencoder.AutoencoderKL", "subprocess.run"),
+     {("AUD-YAML-003", "critical")}),
+    ("cond:\n  target: my_encoders.Evil\n  params: {dim: 4}\n", {("AUD-YAML-004", "high")}),
+    ("cond:\n  target: my_encoders.Evil\n", set()),  # `target` alone is a common word
+    ("encoder:\n  cls: os.system\n  params: {command: id}\n", {("AUD-YAML-003", "critical")}),
+])
+def test_target_params_and_nemo_cls_spellings(tmp_path, text, expected):
+    folder = model_folder(tmp_path)
+    (folder / "v1-inference.yaml").write_text(text)
+    (folder / "model_config.json").write_text(json.dumps({"wrapped": [
+        {"note": "the same mapping, in JSON"}, {"cfg": __import__("yaml").safe_load(text)}]}))
+    found = rules_at(folder)
+    assert found == expected

@@ -3,10 +3,12 @@
 Hydra's `instantiate`, NeMo's `from_config_dict` and the trainers built on them
 import the dotted name in a mapping's `_target_` and call it with the
 mapping's other keys (`_args_` positionally; with `_partial_` the call is
-deferred, not avoided). A config is therefore code when it names something
-other than a framework class, whatever file it sits in: a YAML recipe, a JSON
-config, a `.nemo` or zip bundle (their members come here through the engine),
-or a string in safetensors `__metadata__`.
+deferred, not avoided); Stable Diffusion's `target` + `params` and NeMo's
+legacy `cls` + `params` are the same call in older spellings. A config is
+therefore code when it names something other than a framework class,
+whatever file it sits in: a YAML recipe, a JSON config, a `.nemo` or zip
+bundle (their members come here through the engine), or a string in
+safetensors `__metadata__`.
 
 YAML is read as parser events, never composed or constructed: anchors,
 aliases and `<<` merge keys are followed through constant-size summaries, so
@@ -55,8 +57,13 @@ COMPUTED = Rule(
 RULES = (DANGEROUS, UNLISTED, COMPUTED)
 
 TARGET_KEY = "_target_"
+# The older spellings: `target` + `params` (CompVis/Stability `instantiate_from_config`, which
+# Stable Diffusion configs use at every level) and NeMo's legacy `cls` + `params`, which it
+# rewrites to `_target_`. `target` is a common word, so an unlisted one counts only with params.
+OLD_KEYS = ("target", "cls")
+PARAMS_KEY = "params"
 # Keys whose values the grading or the finding's detail read; nothing else is kept.
-TRACKED = frozenset({TARGET_KEY, "_partial_", "_args_", "path"})
+TRACKED = frozenset({TARGET_KEY, "_partial_", "_args_", "path", *OLD_KEYS, PARAMS_KEY})
 _MERGE_KEY = "<<"
 MAX_FINDINGS = 20
 MAX_ARGS_SHOWN = 3
@@ -70,6 +77,23 @@ class Site:
 
     where: str
     keys: dict[str, Any]  # the tracked keys: strings, tuples of strings, or a container marker
+    key: str = TARGET_KEY  # which key names the target
+
+
+def site_key(keys: dict[str, Any]) -> str | None:
+    """The key that makes a mapping with these tracked keys instantiate, if any."""
+    if TARGET_KEY in keys:
+        return TARGET_KEY
+    for key in OLD_KEYS:
+        value = keys.get(key)
+        if isinstance(value, str) and _dotted(value):
+            return key
+    return None
+
+
+def _dotted(value: str) -> bool:
+    parts = value.split(".")
+    return len(parts) > 1 and all(p.isidentifier() for p in parts)
 
 
 @dataclass(frozen=True)
@@ -147,22 +171,23 @@ def report(sites: Iterable[Site], ctx: ScanContext) -> int:
     for site in sites:
         seen += 1
         keys = site.keys
-        verdict = grade(keys.get(TARGET_KEY), keys)
-        if verdict.rule is None:
+        verdict = grade(keys.get(site.key), keys)
+        if verdict.rule is None or (
+                verdict.rule is UNLISTED and site.key != TARGET_KEY and PARAMS_KEY not in keys):
             continue
         if shown >= MAX_FINDINGS:
             hidden += 1
             continue
         shown += 1
-        ctx.add(verdict.rule, _detail(site.where, keys, verdict.reason))
+        ctx.add(verdict.rule, _detail(site, verdict.reason))
     if hidden:
         ctx.add(UNLISTED, f"and {hidden} more instantiation targets")
     return seen
 
 
-def _detail(where: str, keys: dict[str, Any], reason: str) -> str:
-    target = keys.get(TARGET_KEY)
-    text = f"{where or '(top level)'}: _target_ {target!r}"
+def _detail(site: Site, reason: str) -> str:
+    keys = site.keys
+    text = f"{site.where or '(top level)'}: {site.key} {keys.get(site.key)!r}"
     if str(keys.get("_partial_", "")).lower() in _TRUE:
         text += " (_partial_)"
     args = keys.get("_args_")
@@ -177,8 +202,10 @@ def object_sites(doc: Any, where: str = "") -> Iterator[Site]:
     while stack:
         value, here = stack.pop()
         if isinstance(value, dict):
-            if TARGET_KEY in value:
-                yield Site(here, {k: _plain(value[k]) for k in TRACKED if k in value})
+            keys = {k: _plain(value[k]) for k in TRACKED if k in value}
+            key = site_key(keys)
+            if key is not None:
+                yield Site(here, keys, key)
             stack.extend((v, f"{here}.{k}" if here else str(k)) for k, v in value.items()
                          if isinstance(v, dict | list))
         else:  # only containers are pushed
@@ -275,8 +302,9 @@ class YamlSites:
             for k, v in merged.items():
                 keys.setdefault(k, v)
         keys.update(frame.own)  # the mapping's own keys win over merged ones
-        if TARGET_KEY in keys:
-            self.sites.append(Site(frame.where, keys))
+        key = site_key(keys)
+        if key is not None:
+            self.sites.append(Site(frame.where, keys, key))
         return _Map(keys)
 
     def _value(self, value: Any) -> None:

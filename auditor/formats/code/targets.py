@@ -31,6 +31,10 @@ CLASS_PACKAGES: dict[str, str] = {
     "diffusers": "UNets, VAEs, schedulers and pipelines built from the given values",
     "nemo.collections": "NeMo's models, modules, losses and metrics, built from the config",
     "omegaconf": "DictConfig and ListConfig: plain config containers",
+    "ldm": "CompVis latent-diffusion models, encoders and autoencoders, which every Stable "
+           "Diffusion v1/v2 inference config names (target: ldm.models.diffusion.ddpm.…)",
+    "sgm": "Stability's generative-models classes, named by SDXL and SVD inference configs",
+    "taming": "taming-transformers VQGAN models and losses, named by latent-diffusion configs",
     "hydra._internal.core_plugins": "Hydra's basic launcher and sweeper, which every run records "
                                     "in .hydra/hydra.yaml; constructing one only stores settings",
 }
