@@ -271,3 +271,11 @@ def test_target_params_and_nemo_cls_spellings(tmp_path, text, expected):
         {"note": "the same mapping, in JSON"}, {"cfg": __import__("yaml").safe_load(text)}]}))
     found = rules_at(folder)
     assert found == expected
+
+
+def test_every_allowlist_entry_says_why():
+    from auditor.formats.code import targets
+
+    for table in (targets.CLASS_PACKAGES, targets.FUNCTION_PACKAGES, targets.EXACT):
+        assert all(len(why) > 20 for why in table.values()), table
+    assert all(paths and why for why, paths in targets.DANGEROUS.items())
