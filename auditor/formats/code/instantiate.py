@@ -340,6 +340,8 @@ def text_sites(text: str, where: str) -> tuple[list[Site], bool]:
     safetensors `__metadata__` values are strings, and tools keep whole configs
     in them; a loader that instantiates from one reads it as JSON or YAML.
     """
+    if ":" not in text:  # a mapping needs a literal ':' in JSON and YAML alike
+        return [], False
     import yaml
 
     try:
