@@ -165,3 +165,25 @@ def test_cycles_and_long_chains_end(tmp_path):
     assert [d for _, d in found] == [
         "graph: ReadFile node 'r' (value from a chain too long to follow)",
         "graph: ReadFile node 'r2' (value from a chain too long to follow)"]
+
+
+def _func_attr(key: str, *names: str, listed: bool = False) -> bytes:
+    """An attr entry naming functions: `func` (field 10) or a list of them (list.func)."""
+    funcs = b"".join(m(9 if listed else 10, s(1, n)) for n in names)
+    return m(5, s(1, key), m(2, m(1, funcs) if listed else funcs))
+
+
+@pytest.mark.parametrize(("op", "attrs", "inputs"), [
+    ("If", _func_attr("then_branch", "leak") + _func_attr("else_branch", "other"),
+     ("cond", "p")),
+    ("StatelessWhile", _func_attr("cond", "other") + _func_attr("body", "leak"), ("p",)),
+    ("Case", _func_attr("branches", "other", "leak", listed=True), ("index", "p")),
+])
+def test_control_flow_branches_and_bodies_get_their_arguments(tmp_path, op, attrs, inputs):
+    leak = function("leak", ("path",), node("r", "ReadFile", "path", field=3))
+    other = function("other", ("path",), node("n", "NoOp", field=3))
+    caller = m(1, s(1, "c"), s(2, op), *(s(3, x) for x in inputs), attrs)
+    found = _details(tmp_path, const_string("p", "/etc/passwd"), node("cond", "Placeholder"),
+                     node("index", "Placeholder"), caller, functions=leak + other)
+    assert found == [("AUD-TF-002", "function leak: ReadFile node 'r' reads '/etc/passwd' "
+                      "(Const 'p' → function leak argument 'path')")]

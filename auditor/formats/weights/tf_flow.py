@@ -30,7 +30,14 @@ PASS_THROUGH = frozenset({
 })
 JOINS = frozenset({"StringJoin", "Add", "AddV2"})  # element-wise concatenation (with separator)
 LISTS = {"Pack": slice(None), "ConcatV2": slice(None, -1), "Concat": slice(1, None)}
-CALLS = frozenset({"PartitionedCall", "StatefulPartitionedCall"})
+# Operators that call library functions: the attributes naming them, and the first of their
+# inputs that becomes the function's first argument (If/Case take a condition/index first).
+CALLS: dict[str, tuple[tuple[str, ...], int]] = {
+    "PartitionedCall": (("f",), 0), "StatefulPartitionedCall": (("f",), 0),
+    "While": (("body", "cond"), 0), "StatelessWhile": (("body", "cond"), 0),
+    "If": (("then_branch", "else_branch"), 1), "StatelessIf": (("then_branch", "else_branch"), 1),
+    "Case": (("branches",), 1), "StatelessCase": (("branches",), 1),
+}
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ class Scope:
     nodes: dict[str, dict[str, Any]]
     args: list[str] = field(default_factory=list)
     function: bool = False
-    calls: list[tuple[Scope, dict[str, Any]]] = field(default_factory=list)
+    calls: list[tuple[Scope, dict[str, Any], int]] = field(default_factory=list)
 
 
 def scopes(graph: dict[str, Any]) -> list[Scope]:
@@ -66,9 +73,10 @@ def scopes(graph: dict[str, Any]) -> list[Scope]:
         found.append(scope)
     for scope in found:
         for node in scope.nodes.values():
-            callee = named.get(_callee(node))
-            if callee is not None:
-                callee.calls.append((scope, node))
+            names, skip = _callees(node)
+            for name in names:
+                if name in named:
+                    named[name].calls.append((scope, node, skip))
     return found
 
 
@@ -134,12 +142,19 @@ def _by_name(nodes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {n.get("name", ""): n for n in nodes}
 
 
-def _callee(node: dict[str, Any]) -> str:
-    if node.get("op") in CALLS:
-        for entry in node.get("attr", []):
-            if entry.get("key") == "f":
-                return entry.get("value", {}).get("func", {}).get("name", "")
-    return node.get("op", "")
+def _callees(node: dict[str, Any]) -> tuple[list[str], int]:
+    """Functions a node calls (by call operator or by the function's own name), input offset."""
+    op = node.get("op", "")
+    if op not in CALLS:
+        return [op], 0
+    keys, skip = CALLS[op]
+    names = []
+    for entry in node.get("attr", []):
+        if entry.get("key") in keys:
+            value = entry.get("value", {})
+            funcs = [value.get("func", {}), *value.get("list", {}).get("func", [])]
+            names.extend(f["name"] for f in funcs if f.get("name"))
+    return names, skip
 
 
 def _split(ref: str) -> tuple[str, int]:
@@ -151,8 +166,8 @@ def _split(ref: str) -> tuple[str, int]:
 
 def _argument(scope: Scope, position: int, name: str, depth: int) -> Flow:
     flows = []
-    for caller, node in scope.calls:
-        inputs = data_inputs(node)
+    for caller, node, skip in scope.calls:
+        inputs = data_inputs(node)[skip:]
         if position < len(inputs):
             flows.append(_then(resolve(caller, inputs[position], depth + 1),
                                f"{scope.label} argument {name!r}"))
