@@ -279,3 +279,12 @@ def test_every_allowlist_entry_says_why():
     for table in (targets.CLASS_PACKAGES, targets.FUNCTION_PACKAGES, targets.EXACT):
         assert all(len(why) > 20 for why in table.values()), table
     assert all(paths and why for why, paths in targets.DANGEROUS.items())
+
+
+def test_complex_keys_and_odd_documents_do_not_break_the_walk(tmp_path):
+    folder = model_folder(tmp_path)
+    text = ("? {a: 1}\n: x\n? [b, {c: 2}]\n: y\n--- !!str plain\n---\n- *undefined_is_an_error\n")
+    (folder / "a.yaml").write_text(text.split("---\n- ")[0])
+    (folder / "b.yaml").write_text("? {_target_: os.system}\n: 1\n? [1]\n: {_target_: os.popen}\n")
+    found = rules_at(folder)
+    assert found == {("AUD-YAML-003", "critical")}

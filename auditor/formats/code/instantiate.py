@@ -322,7 +322,7 @@ class YamlSites:
         if frame.key == _MERGE_KEY:
             merged = value.items if isinstance(value, _Seq) else (value,)
             frame.merges.extend(m.keys for m in merged if isinstance(m, _Map))
-        elif frame.key in TRACKED:
+        elif isinstance(frame.key, str) and frame.key in TRACKED:
             frame.own[frame.key] = _summary_value(value)
 
 
