@@ -184,6 +184,11 @@ COMPUTED = {
     "builtins-dict-get": ("import builtins\nbuiltins.__dict__.get('lave'[::-1])('1')\n", "eval"),
     "importlib-dunder-import": ("import importlib\nimportlib.__import__('pt' + 'y').spawn('sh')\n",
                                 "pty.spawn"),
+    "getattr-static-import-module": ("import importlib, inspect\n"
+                                     "m = importlib.import_module(str.join('', ['o', 's']))\n"
+                                     "inspect.getattr_static(m, 'sys' 'tem')('id')\n", "os.system"),
+    "operator-getitem-vars": ("import operator, builtins\n"
+                              "operator.getitem(vars(builtins), 'ex' + 'ec')('1')\n", "exec"),
     "open-for-writing": ("import builtins\ngetattr(builtins, 'op' + 'en')('x', 'w')\n",
                          "open (for writing)"),
     "import-module-codecs-encode": (

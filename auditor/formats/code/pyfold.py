@@ -366,6 +366,7 @@ FUNCTIONS: dict[str, Callable[[list[Any], dict[str, Any]], Any]] = {
     "bytes.fromhex": _fromhex, "bytearray.fromhex": _fromhex,
     "list": _sequence(list), "tuple": _sequence(tuple),
     "reversed": _sequence(lambda s: list(reversed(s))),
+    "str.join": lambda a, k: _method("join", a[0], a[1:], k) if a else UNKNOWN,
     "codecs.decode": lambda a, k: _transcode(False, a, k),
     "codecs.encode": lambda a, k: _transcode(True, a, k),
 }

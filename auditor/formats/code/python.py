@@ -206,6 +206,9 @@ _IMPORTERS = frozenset({"__import__", "builtins.__import__", "importlib.import_m
 _NAMESPACES = frozenset({"__builtins__", "sys.modules", "globals", "vars", "locals"})
 _OWN_NAMESPACES = frozenset({"globals", "vars", "locals"})
 _OPEN = frozenset({"open", "io.open", "codecs.open"})
+# Calls that read an attribute by name: getter(obj, name) is obj.name.
+_GETTERS = frozenset({"getattr", "inspect.getattr_static", "object.__getattribute__",
+                      "type.__getattribute__"})
 # Calls that are safe only with a keyword set right: (call, keyword, value that unsafes it).
 UNSAFE_KEYWORDS: tuple[tuple[str, str, object], ...] = (
     ("torch.load", "weights_only", False), ("numpy.load", "allow_pickle", True),
@@ -357,12 +360,14 @@ class _Review:
 
     def _resolve_call(self, node: ast.Call) -> tuple[str | None, bool]:
         """`__import__(n)` is the module n, `getattr(m, n)` and `attrgetter(n)(m)` are m.n."""
-        func = self.resolve(node.func)
+        func = _unprefixed(self.resolve(node.func))
         if func in _IMPORTERS and node.args:
             module, built = self.text(node.args[0])
             return module, built
-        if func == "getattr" and len(node.args) > 1:
+        if func in _GETTERS and len(node.args) > 1:
             return self._member(node.args[0], node.args[1])
+        if func == "operator.getitem" and len(node.args) > 1:
+            return self._item(node.args[0], node.args[1])
         if func == "vars" and len(node.args) == 1:
             base, hidden = self._resolve(node.args[0])
             return (None if base is None else f"{base}.__dict__"), hidden
@@ -470,13 +475,13 @@ class _Review:
 
     def _indirect(self, call: ast.Call, name: str) -> Iterator[tuple[Rule, str, int]]:
         """Dangerous calls spelled indirectly: computed getattr, methodcaller, unsafe keywords."""
-        if name == "getattr" and len(call.args) > 1:
+        if name in _GETTERS and len(call.args) > 1:
             base = self.resolve(call.args[0])
             attr, built = self.text(call.args[1])
             if attr is None and _reflective_base(base):
-                yield UNRESOLVED_NAME, f"getattr({base}, <computed name>)", call.lineno
+                yield UNRESOLVED_NAME, f"{name}({base}, <computed name>)", call.lineno
             elif base is None and built and attr in _DANGEROUS_LEAVES:
-                yield UNRESOLVED_NAME, _spelled(f"getattr(<object>, {attr!r})", call), call.lineno
+                yield UNRESOLVED_NAME, _spelled(f"{name}(<object>, {attr!r})", call), call.lineno
         if name in ("operator.methodcaller", "operator.attrgetter") and call.args:
             leaf, built = self.text(call.args[0])
             last = None if leaf is None else leaf.rsplit(".", 1)[-1]
