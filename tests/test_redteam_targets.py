@@ -288,3 +288,26 @@ def test_complex_keys_and_odd_documents_do_not_break_the_walk(tmp_path):
     (folder / "b.yaml").write_text("? {_target_: os.system}\n: 1\n? [1]\n: {_target_: os.popen}\n")
     found = rules_at(folder)
     assert found == {("AUD-YAML-003", "critical")}
+
+
+LIGHTNING_CLI = """\
+trainer:
+  callbacks:
+    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
+      init_args: {monitor: val_loss}
+optimizer:
+  class_path: torch.optim.Adam
+  init_args: {lr: 0.001}
+"""
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (LIGHTNING_CLI, set()),
+    (LIGHTNING_CLI.replace("torch.optim.Adam", "subprocess.Popen"), {("AUD-YAML-003", "critical")}),
+    (LIGHTNING_CLI + "model:\n  class_path: my_project.Model\n  init_args: {d: 4}\n",
+     {("AUD-YAML-004", "high")}),
+])
+def test_lightning_cli_class_path_spelling(tmp_path, text, expected):
+    folder = model_folder(tmp_path)
+    (folder / "config.yaml").write_text(text)
+    assert rules_at(folder) == expected

@@ -3,8 +3,9 @@
 Hydra's `instantiate`, NeMo's `from_config_dict` and the trainers built on them
 import the dotted name in a mapping's `_target_` and call it with the
 mapping's other keys (`_args_` positionally; with `_partial_` the call is
-deferred, not avoided); Stable Diffusion's `target` + `params` and NeMo's
-legacy `cls` + `params` are the same call in older spellings. A config is
+deferred, not avoided); Stable Diffusion's `target` + `params`, NeMo's
+legacy `cls` + `params` and LightningCLI's `class_path` + `init_args` are the
+same call in other spellings. A config is
 therefore code when it names something other than a framework class,
 whatever file it sits in: a YAML recipe, a JSON config, a `.nemo` or zip
 bundle (their members come here through the engine), or a string in
@@ -57,13 +58,15 @@ COMPUTED = Rule(
 RULES = (DANGEROUS, UNLISTED, COMPUTED)
 
 TARGET_KEY = "_target_"
-# The older spellings: `target` + `params` (CompVis/Stability `instantiate_from_config`, which
-# Stable Diffusion configs use at every level) and NeMo's legacy `cls` + `params`, which it
-# rewrites to `_target_`. `target` is a common word, so an unlisted one counts only with params.
-OLD_KEYS = ("target", "cls")
-PARAMS_KEY = "params"
+# The other spellings, each with the key that carries its arguments: `target` + `params`
+# (CompVis/Stability `instantiate_from_config`, at every level of Stable Diffusion configs),
+# NeMo's legacy `cls` + `params` (rewritten to `_target_`), and jsonargparse's `class_path` +
+# `init_args` (LightningCLI's saved config.yaml). These words have other uses, so an unlisted
+# name counts only beside its arguments key; a dangerous one counts alone.
+OTHER_KEYS = {"target": "params", "cls": "params", "class_path": "init_args"}
 # Keys whose values the grading or the finding's detail read; nothing else is kept.
-TRACKED = frozenset({TARGET_KEY, "_partial_", "_args_", "path", *OLD_KEYS, PARAMS_KEY})
+TRACKED = frozenset({TARGET_KEY, "_partial_", "_args_", "path", *OTHER_KEYS,
+                     *OTHER_KEYS.values()})
 _MERGE_KEY = "<<"
 MAX_FINDINGS = 20
 MAX_ARGS_SHOWN = 3
@@ -84,7 +87,7 @@ def site_key(keys: dict[str, Any]) -> str | None:
     """The key that makes a mapping with these tracked keys instantiate, if any."""
     if TARGET_KEY in keys:
         return TARGET_KEY
-    for key in OLD_KEYS:
+    for key in OTHER_KEYS:
         value = keys.get(key)
         if isinstance(value, str) and _dotted(value):
             return key
@@ -173,7 +176,8 @@ def report(sites: Iterable[Site], ctx: ScanContext) -> int:
         keys = site.keys
         verdict = grade(keys.get(site.key), keys)
         if verdict.rule is None or (
-                verdict.rule is UNLISTED and site.key != TARGET_KEY and PARAMS_KEY not in keys):
+                verdict.rule is UNLISTED and site.key in OTHER_KEYS
+                and OTHER_KEYS[site.key] not in keys):
             continue
         if shown >= MAX_FINDINGS:
             hidden += 1

@@ -35,6 +35,9 @@ CLASS_PACKAGES: dict[str, str] = {
            "Diffusion v1/v2 inference config names (target: ldm.models.diffusion.ddpm.…)",
     "sgm": "Stability's generative-models classes, named by SDXL and SVD inference configs",
     "taming": "taming-transformers VQGAN models and losses, named by latent-diffusion configs",
+    "lightning.pytorch.callbacks": "checkpointing, early stopping and monitors: hooks of the "
+                                   "training loop a LightningCLI config.yaml names",
+    "pytorch_lightning.callbacks": "the same callbacks under Lightning's older package name",
     "hydra._internal.core_plugins": "Hydra's basic launcher and sweeper, which every run records "
                                     "in .hydra/hydra.yaml; constructing one only stores settings",
 }
