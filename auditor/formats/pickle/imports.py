@@ -317,7 +317,7 @@ def classify(module: str, name: str, tiers: Tiers, container: str | None = None)
     path = f"{module}.{name}"
     parts = path.split(".")
     walk_start = len(module.split("."))
-    defined = REEXPORTS.get(path)
+    defined = _reexported(parts)
     if defined is not None:
         why = _dangerous(defined.split("."), 1, tiers.dangerous) or "a sensitive object"
         return Verdict(Tier.DANGEROUS, path, f"re-export of {defined}: {why}", odd)
@@ -343,6 +343,13 @@ def classify(module: str, name: str, tiers: Tiers, container: str | None = None)
     return Verdict(Tier.UNKNOWN, path, "", odd)
 
 
+def classify_module(path: str, tiers: Tiers) -> Verdict:
+    """Grade a module a pickle imports by name (`importlib.import_module('os')`)."""
+    reason = _dangerous(path.split("."), 1, tiers.dangerous)
+    return Verdict(Tier.DANGEROUS if reason else Tier.UNKNOWN, path, reason,
+                   not all(_IDENT.match(p) for p in path.split(".")))
+
+
 def _dangerous(parts: list[str], walk_start: int, table: dict[str, str]) -> str:
     """Why `parts` reaches something dangerous, or "".
 
@@ -361,6 +368,15 @@ def _dangerous(parts: list[str], walk_start: int, table: dict[str, str]) -> str:
         if len(part) > 4 and part.startswith("__") and part.endswith("__"):
             return f"reflective attribute {part!r} reaches interpreter internals"
     return ""
+
+
+def _reexported(parts: list[str]) -> str | None:
+    """The defining path of the object `parts` reaches through a re-export, walks included."""
+    for end in range(len(parts), 1, -1):
+        defined = REEXPORTS.get(".".join(parts[:end]))
+        if defined is not None:
+            return ".".join((defined, *parts[end:]))
+    return None
 
 
 def _in_package(path: str, name: str, packages: tuple[str, ...], class_only: bool) -> bool:

@@ -22,8 +22,17 @@ from typing import Any, BinaryIO
 
 from auditor.errors import LimitExceeded
 from auditor.formats._lib.limits import Limits
+from auditor.formats.pickle import names
 from auditor.formats.pickle import rules as R
-from auditor.formats.pickle.imports import Protocol, Tier, Tiers, Verdict, classify
+from auditor.formats.pickle.imports import (
+    Protocol,
+    Tier,
+    Tiers,
+    Verdict,
+    classify,
+    classify_module,
+)
+from auditor.formats.pickle.names import Built, Getter, MethodCaller, Namespace
 from auditor.formats.pickle.ops import BY_CODE, HIGHEST_PROTOCOL, Arg, Op
 from auditor.model import FormatId, Rule, Severity
 
@@ -1026,7 +1035,11 @@ class Machine:
         name = self._pop(at)
         module = self._pop(at)
         if isinstance(module, str) and isinstance(name, str):
-            self._push(self._resolve(module, name, "STACK_GLOBAL", at))
+            ref = self._resolve(module, name, "STACK_GLOBAL", at)
+            how = " and ".join(h for h in (names.how(module), names.how(name)) if h)
+            if how:
+                self._built_target(ref, how, "STACK_GLOBAL", at)
+            self._push(ref)
         elif any(v is LONG_STR for v in (module, name)):
             self._push(self._unresolved(f"import name longer than {KEEP} bytes",
                                         "STACK_GLOBAL", at))
@@ -1077,10 +1090,74 @@ class Machine:
             hook = self.env.call_hooks.get(func.verdict.path)
             if hook is not None:
                 hook(self, call, at)
+            if opcode == "REDUCE" and isinstance(args, tuple):
+                built = self._evaluate(func.verdict.path, args, at)
+                if built is not None:
+                    return built
+        elif isinstance(func, (Getter, MethodCaller)) and isinstance(args, tuple) \
+                and len(args) == 1:
+            what = f"{type(func).__name__.lower()}({func.name!r})({describe(args[0])})"
+            target = self._reach(args[0], func.name, what, opcode, at)
+            if isinstance(func, Getter):
+                return target
+            if isinstance(target, Ref):
+                self.env.imports.called(target.verdict.path, opcode, at)
+            return Call(target, (), at)
         elif not isinstance(func, Unresolved):
             self.env.finding(R.COMPUTED_CALL, f"{opcode} @{at} calls {describe(func)}, not an "
                              "import the scanner could grade", at)
         return call
+
+    # -- names built while loading (getattr, attrgetter, decoders, namespace lookups) ----
+
+    def _evaluate(self, path: str, args: tuple[Any, ...], at: int) -> Any:
+        """What a name-building call returns, when the scanner can tell; else None."""
+        if path not in _NAME_BUILDERS:
+            return None
+        first = args[0] if args else None
+        if path in _LOOKUPS and len(args) >= 2:
+            space = _namespace(first)
+            if space is not None:
+                return self._reach(space, args[1], f"{path}({describe(first)}, "
+                                   f"{describe(args[1])})", "REDUCE", at)
+        reflect = _REFLECT.get(path)
+        if reflect == "getattr" and len(args) >= 2:
+            return self._reach(first, args[1], f"getattr({describe(first)}, "
+                               f"{describe(args[1])})", "REDUCE", at)
+        if reflect in ("attrgetter", "methodcaller") and args and isinstance(first, str):
+            return Getter(first) if reflect == "attrgetter" else MethodCaller(first)
+        if reflect == "vars":
+            return _namespace(first) if args else Namespace(None)
+        if reflect == "import" and isinstance(first, str):
+            ref = Ref(classify_module(first, self.env.tiers))
+            self.env.imports.record(ref.verdict, "REDUCE", at)
+            self._built_target(ref, f"{path}({describe(first)})", "REDUCE", at)
+            return ref
+        plain = tuple(_plain(a) for a in args)
+        value = names.evaluate(path, plain)
+        if isinstance(value, str):
+            shown = ", ".join(describe(a) for a in args[:3])
+            return Built(value, names.how(first) or f"{path}({shown})")
+        return value
+
+    def _reach(self, obj: Any, name: Any, how: str, opcode: str, at: int) -> Any:
+        """`obj.name` (or `obj[name]` in a namespace), graded as the import it really is."""
+        space = obj if isinstance(obj, Namespace) else None
+        path = space.path if space is not None else (
+            obj.verdict.path if isinstance(obj, Ref) else None)
+        if path is None or not isinstance(name, str):
+            return self._unresolved(f"{how} computes its target while loading, so what it "
+                                    "reaches cannot be known before it runs", opcode, at)
+        ref = self._resolve(path, name, opcode, at)
+        self._built_target(ref, how, opcode, at)
+        return ref
+
+    def _built_target(self, ref: Ref, how: str, opcode: str, at: int) -> None:
+        dangerous = ref.verdict.tier is Tier.DANGEROUS
+        self.env.finding(
+            R.BUILT_TARGET, f"{opcode} @{at} reaches {ref.verdict.path} through {how}"
+            + (f": {ref.verdict.reason}" if dangerous else ""), at,
+            Severity.CRITICAL if dangerous else Severity.HIGH)
 
     def _op_ext1(self, arg: int, at: int) -> None:
         if arg <= 0:
@@ -1161,6 +1238,38 @@ def _c_int(text: str) -> int:
 
 
 _CONSTANT = (str, int, float, bool, bytes, type(None))
+# Functions that reach an attribute or namespace entry by a name given as data.
+_REFLECT = {
+    "builtins.getattr": "getattr", "inspect.getattr_static": "getattr",
+    **{f"{m}.{n}": n for m in ("operator", "_operator") for n in ("attrgetter", "methodcaller")},
+    **{f"{m}.itemgetter": "attrgetter" for m in ("operator", "_operator")},  # on namespaces
+    "pydoc.locate": "import",
+    "builtins.vars": "vars", "builtins.globals": "vars", "builtins.locals": "vars",
+    "builtins.__import__": "import", "importlib.import_module": "import",
+    "importlib.__import__": "import",
+}
+_LOOKUPS = frozenset({
+    "builtins.dict.get", "builtins.dict.__getitem__", "operator.getitem", "_operator.getitem",
+})
+
+_NAME_BUILDERS = frozenset({*_REFLECT, *_LOOKUPS, *names.STRING_FUNCTIONS})
+
+
+def _namespace(value: Any) -> Namespace | None:
+    """The attribute dict a value stands for: `vars(x)`, `x.__dict__`, the loader's globals."""
+    if isinstance(value, Namespace):
+        return value
+    if isinstance(value, Ref):
+        path = value.verdict.path
+        return Namespace(path[: -len(".__dict__")] if path.endswith(".__dict__") else path)
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """A list or tuple of constants as Python values, for the string functions."""
+    if isinstance(value, Seq) and value.kind == "list":
+        return list(value.items)
+    return value
 
 
 def _off_protocol(protocol: Protocol | None, opcode: str, args: Any) -> str:

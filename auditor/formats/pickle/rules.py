@@ -74,10 +74,18 @@ MULTIPLE = Rule(
     "stream was analysed.",
     "Make sure the consumer of this file expects several pickles.",
 )
+BUILT_TARGET = Rule(
+    "AUD-PKL-013", Severity.HIGH, "Pickle builds the name of what it imports or calls",
+    "getattr, operator.attrgetter/methodcaller, vars()/globals()/__dict__ lookups and "
+    "decoders or joins of constant strings (codecs, base64, str.join, bytes.decode) hide the "
+    "callable's name from lists of names; no real pickler writes them. Critical when the name "
+    "resolves to a dangerous callable, high otherwise.",
+    "Do not load this file.",
+)
 
 RULES = (
     DANGEROUS_IMPORT, UNKNOWN_IMPORT, KNOWN_ML_IMPORT, UNRESOLVED, ODD_NAME, MUTATION,
-    COMPUTED_CALL, MALFORMED, FRAME, TRAILING, MULTIPLE,
+    COMPUTED_CALL, MALFORMED, FRAME, TRAILING, MULTIPLE, BUILT_TARGET,
 )
 
 TIER_RULES: dict[Tier, Rule] = {
