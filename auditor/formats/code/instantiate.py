@@ -34,7 +34,8 @@ DANGEROUS = Rule(
     "AUD-YAML-003", Severity.CRITICAL,
     "Config instantiates a process, code, file or network function (_target_)",
     "Hydra/OmegaConf instantiate imports the _target_ and calls it with the config's values "
-    "when the config is loaded: os.system, subprocess, eval, file writes or downloads named "
+    "when the config is loaded (so do target + params, NeMo's cls + params and LightningCLI's "
+    "class_path + init_args): os.system, subprocess, eval, file writes or downloads named "
     "there run with the loader's privileges (with _partial_ they run when the program calls "
     "the returned function).",
     "Do not load this config; targets must be framework classes (torch.nn, torch.optim, "
