@@ -311,3 +311,12 @@ def test_lightning_cli_class_path_spelling(tmp_path, text, expected):
     folder = model_folder(tmp_path)
     (folder / "config.yaml").write_text(text)
     assert rules_at(folder) == expected
+
+
+def test_a_dangerous_target_past_the_finding_cap_still_counts(tmp_path):
+    folder = model_folder(tmp_path)
+    lines = [f"m{i}: {{_target_: pkg.M{i}}}" for i in range(25)] + ["z: {_target_: os.system}"]
+    (folder / "config.yaml").write_text("\n".join(lines) + "\n")
+    found = findings(folder)
+    assert len(found) == 21
+    assert found[-1][:2] == ("AUD-YAML-003", "critical") and "6 more" in found[-1][2]

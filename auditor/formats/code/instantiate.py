@@ -172,6 +172,7 @@ def _class_like(name: str) -> bool:
 def report(sites: Iterable[Site], ctx: ScanContext) -> int:
     """Findings for the sites that are not allowed; returns how many sites were seen."""
     seen = shown = hidden = 0
+    worst_hidden = UNLISTED
     for site in sites:
         seen += 1
         keys = site.keys
@@ -182,11 +183,13 @@ def report(sites: Iterable[Site], ctx: ScanContext) -> int:
             continue
         if shown >= MAX_FINDINGS:
             hidden += 1
+            if verdict.rule.severity > worst_hidden.severity:
+                worst_hidden = verdict.rule
             continue
         shown += 1
         ctx.add(verdict.rule, _detail(site, verdict.reason))
     if hidden:
-        ctx.add(UNLISTED, f"and {hidden} more instantiation targets")
+        ctx.add(worst_hidden, f"and {hidden} more instantiation targets")
     return seen
 
 
