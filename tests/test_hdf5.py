@@ -117,6 +117,15 @@ def reports(tmp_path_factory) -> dict:
             "layers": [{"class_name": "Lambda", "config": {"function": "4wEAAAAA",
                                                            "function_type": "lambda"}}]}})
         f["g"].attrs["evil"] = np.bytes_(P0)
+    with h5py.File(folder / "chunk_indexes.h5", "w", libver="latest") as f:
+        vlen = h5py.vlen_dtype(np.uint8)
+        f.create_dataset("single", data=_rows(P2, b"x"), dtype=vlen, chunks=(2,))
+        f.create_dataset("single_gz", data=_rows(P2, b"x"), dtype=vlen, chunks=(2,),
+                         compression="gzip")
+        f.create_dataset("fixed", data=_rows(b"a", b"b", b"c", P2), dtype=vlen, chunks=(2,))
+        f.create_dataset("fixed_gz", data=_rows(b"a", b"b", b"c", P2), dtype=vlen, chunks=(2,),
+                         compression="gzip", shuffle=True)
+        f.create_dataset("u8", data=_bytes(P2), chunks=(8,))
     with h5py.File(folder / "latest_chunked.h5", "w", libver="latest") as f:
         f.create_dataset("rows", data=_rows(P2), dtype=h5py.vlen_dtype(np.uint8),
                          chunks=(4,), maxshape=(None,))
@@ -192,9 +201,16 @@ def test_attributes_in_dense_storage_are_read(reports):
             "critical"} == {("AUD-KERAS-001", None), ("AUD-PKL-001", "g@evil")}
 
 
+def test_new_chunk_indexes_are_read(reports):
+    report = reports["chunk_indexes.h5"]
+    assert {f.location.member for f in report.findings if f.rule == "AUD-PKL-001"} == {
+        "single[0]", "single_gz[0]", "fixed[3]", "fixed_gz[3]", "u8"}
+    assert report.coverage == "scanned"
+
+
 def test_storage_not_read_is_reported_not_skipped(reports):
     found = _found(reports["latest_chunked.h5"], "AUD-KERAS-010")
-    assert found == {"/rows: data layout version 4 not read": "high"}
+    assert found == {"/rows: chunk index type 4 (layout version 4) not read": "high"}
     assert reports["latest_chunked.h5"].coverage == "partial"
 
 

@@ -339,7 +339,8 @@ class _Walk:
     def _data(self, obj: _Object, layout: bytes, at: int, want: int,
               quiet: bool = False) -> bytes | None:
         """Up to `want` bytes of a dataset's raw data; None (reported unless quiet) if unread."""
-        version, cls = layout[0], layout[1] if len(layout) > 1 and layout[0] in (3, 4) else -1
+        # Version 5 (HDF5 2.0) encodes chunked layouts like version 4.
+        version, cls = layout[0], layout[1] if len(layout) > 1 and layout[0] in (3, 4, 5) else -1
         if cls == 0:
             return layout[4 : 4 + min(uint(layout, 2, 2), want)]
         if cls == 1:
@@ -348,7 +349,7 @@ class _Walk:
             if self.reader.undefined(addr):
                 return b""
             return self.reader.read(self.reader.base + addr, min(size, want))
-        if cls == 2 and version == 3:
+        if cls == 2:
             return self._chunked(obj, layout, at, want, quiet)
         if not quiet:
             self._unparsed(f"{obj.path}: data layout version {version} not read", at)
@@ -356,29 +357,96 @@ class _Walk:
 
     def _chunked(self, obj: _Object, layout: bytes, at: int, want: int,
                  quiet: bool) -> bytes | None:
-        rank = layout[2]
-        btree = uint(layout, 3, self.reader.offsets)
-        dims = [uint(layout, 3 + self.reader.offsets + 4 * i, 4) for i in range(rank)]
-        if len(dims) != 2 or not dims[0]:  # one data dimension and the element size
-            if not quiet:
-                self._unparsed(f"{obj.path}: chunked data of rank {rank - 1} not read", at)
-            return None
-        if self.reader.undefined(btree):
-            return b""
+        """The chunks of a one-dimensional dataset, unfiltered and put in place."""
+        found = self._chunk_index(obj, layout)
         filters = self._filters(obj)
-        if filters is None:
+        if isinstance(found, str) or filters is None:
             if not quiet:
-                self._unparsed(f"{obj.path}: chunks compressed by a filter not decoded", at)
+                why = "chunks compressed by a filter not decoded" if filters is None else found
+                self._unparsed(f"{obj.path}: {why}", at)
             return None
-        elem, out = dims[1], bytearray()
-        for first, addr, size, mask in sorted(self.reader.chunks(self.reader.base + btree, rank)):
+        (chunk, elem), chunks = found
+        out = bytearray()
+        for first, addr, size, mask in sorted(chunks):
             start = first * elem
             if start >= want:
                 break
-            chunk = _unfilter(self.reader.read(self.reader.base + addr, size), filters, mask,
-                              elem, dims[0] * elem, self.reader)
-            out[start : start + len(chunk)] = chunk
+            data = _unfilter(self.reader.read(addr, size), filters, mask, elem, chunk * elem,
+                             self.reader)
+            out[start : start + len(data)] = data
         return bytes(out[:want])
+
+    def _chunk_index(self, obj: _Object, layout: bytes) -> (
+            tuple[tuple[int, int], list[tuple[int, int, int, int]]] | str):
+        """((chunk length, element size), [(first element, address, size, filter mask)]) of a
+        one-dimensional chunked dataset, or why it is not read: layout v3 keeps chunks in a
+        v1 B-tree; v4/v5 in a single chunk, an implicit run or a fixed array (the extensible
+        array and v2 B-tree indexes are not read)."""
+        o, n = self.reader.offsets, self.reader.lengths
+        if len(layout) < 8 or len(layout) < 6 + layout[3] * layout[4]:
+            raise self.reader.fail("truncated chunked data layout message", None)
+        if layout[0] == 3:
+            rank, btree = layout[2], uint(layout, 3, o)
+            dims = [uint(layout, 3 + o + 4 * i, 4) for i in range(rank)]
+            if len(dims) != 2 or not dims[0]:  # one data dimension and the element size
+                return f"chunked data of rank {rank - 1} not read"
+            if self.reader.undefined(btree):
+                return (dims[0], dims[1]), []
+            return (dims[0], dims[1]), list(self.reader.chunks(self.reader.base + btree, rank))
+        flags, rank, enc = layout[2], layout[3], layout[4]
+        dims = [uint(layout, 5 + i * enc, enc) for i in range(rank)]
+        pos = 5 + rank * enc
+        kind, pos = layout[pos], pos + 1
+        if len(dims) != 2 or not dims[0]:
+            return f"chunked data of rank {rank - 1} not read"
+        chunk, elem = dims
+        whole = chunk * elem
+        if kind == 1:  # single chunk, filtered size and mask first when filtered
+            size, mask = (uint(layout, pos, n), uint(layout, pos + n, 4)) if flags & 2 else (
+                whole, 0)
+            addr = uint(layout, pos + (n + 4 if flags & 2 else 0), o)
+            return (chunk, elem), [] if self.reader.undefined(addr) else [
+                (0, self.reader.base + addr, size, mask)]
+        if kind == 2:  # implicit: every chunk allocated, one after the other
+            addr = uint(layout, pos, o)
+            count = -(-self._extent(obj) // chunk)
+            return (chunk, elem), [(i * chunk, self.reader.base + addr + i * whole, whole, 0)
+                                   for i in range(count)]
+        if kind == 3:
+            return (chunk, elem), self._fixed_array(uint(layout, pos + 1, o), chunk, whole)
+        return f"chunk index type {kind} (layout version {layout[0]}) not read"
+
+    def _fixed_array(self, addr: int, chunk: int, whole: int) -> list[tuple[int, int, int, int]]:
+        o, n = self.reader.offsets, self.reader.lengths
+        if self.reader.undefined(addr):
+            return []
+        head = self.reader.read(self.reader.base + addr, 8 + n + o)
+        if head[:4] != b"FAHD":
+            raise self.reader.fail("fixed array without FAHD signature", addr)
+        entry, page_bits, count = head[6], head[7], uint(head, 8, n)
+        block = self.reader.base + uint(head, 8 + n, o)
+        if count > (1 << page_bits) or entry < o:
+            raise LimitExceeded("paged fixed array chunk index", addr)
+        body = self.reader.read(block, 6 + o + count * entry)
+        if body[:4] != b"FADB":
+            raise self.reader.fail("fixed array data block without FADB signature", block)
+        chunks = []
+        for i in range(count):
+            at = 6 + o + i * entry
+            child = uint(body, at, o)
+            if self.reader.undefined(child):
+                continue
+            filtered = entry > o
+            size = uint(body, at + o, entry - o - 4) if filtered else whole
+            mask = uint(body, at + entry - 4, 4) if filtered else 0
+            chunks.append((i * chunk, self.reader.base + child, size, mask))
+        return chunks
+
+    def _extent(self, obj: _Object) -> int:
+        space = obj.first(_DATASPACE)
+        if space is None:
+            return 0
+        return self.reader.elements(self.reader.read(space.addr, space.size), space.addr)
 
     def _filters(self, obj: _Object) -> list[int] | None:
         """Filter ids of the dataset's pipeline, or None when one is not decoded here."""
@@ -386,6 +454,8 @@ class _Walk:
         if msg is None:
             return []
         raw = self.reader.read(msg.addr, msg.size)
+        if len(raw) < 2:
+            raise self.reader.fail("truncated filter pipeline message", msg.addr)
         version, count = raw[0], raw[1]
         pos = 8 if version == 1 else 2
         ids = []
@@ -423,10 +493,14 @@ class _Walk:
         if self.reader.undefined(heap - self.reader.base):
             return
         blob = self.reader.heap_object(heap, index, at, self.ctx.limits.max_json_bytes)
+        if len(blob) < 1 + self.reader.lengths:
+            raise self.reader.fail("truncated virtual dataset mapping", at)
         version, count = blob[0], uint(blob, 1, self.reader.lengths)
         pos = 1 + self.reader.lengths
         names: list[tuple[str, str]] = []
         for _ in range(count):
+            if pos >= len(blob):
+                raise self.reader.fail("virtual dataset mappings overrun their heap object", at)
             flags = blob[pos] if version == 1 else 0
             pos += version == 1
             source, pos = self._vds_name(blob, pos, flags & 0x01, names, 0, flags & 0x04)
@@ -482,6 +556,8 @@ def _unfilter(data: bytes, filters: list[int], mask: int, elem: int, full: int,
 def _skip_selections(blob: bytes, pos: int, count: int) -> int | None:
     """Position after `count` serialized dataspace selections, or None for a form not read."""
     for _ in range(count):
+        if pos + 14 > len(blob):
+            return None
         kind, version = uint(blob, pos, 4), uint(blob, pos + 4, 4)
         if kind in (0, 3):  # none, all: version, reserved, length
             pos += 16
