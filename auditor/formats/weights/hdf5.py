@@ -383,7 +383,8 @@ class _Walk:
         v1 B-tree; v4/v5 in a single chunk, an implicit run or a fixed array (the extensible
         array and v2 B-tree indexes are not read)."""
         o, n = self.reader.offsets, self.reader.lengths
-        if len(layout) < 8 or len(layout) < 6 + layout[3] * layout[4]:
+        if len(layout) < 8 or len(layout) < (3 + o + 4 * layout[2] if layout[0] == 3
+                                             else 6 + layout[3] * layout[4]):
             raise self.reader.fail("truncated chunked data layout message", None)
         if layout[0] == 3:
             rank, btree = layout[2], uint(layout, 3, o)
