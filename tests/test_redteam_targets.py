@@ -42,6 +42,7 @@ YAML_SPELLINGS = {
     "call-helper": "f:\n  _target_: hydra.utils.call\n  config: {{_target_: torch.nn.ReLU}}\n",
     "network": "dl:\n  _target_: urllib.request.urlretrieve\n  url: http://x/evil\n",
     "import": "m:\n  _target_: importlib.import_module\n  name: evil\n",
+    "interpolated": "defaults:\n  fn: os.system\nm:\n  _target_: ${{defaults.fn}}\n",
     "reexport-walk": "m:\n  _target_: transformers.utils.hub.os.system\n  _args_: ['{cmd}']\n",
 }
 UNLISTED_SPELLINGS = {
@@ -50,7 +51,7 @@ UNLISTED_SPELLINGS = {
     "unknown-function": "m:\n  _target_: mypkg.build\n",
 }
 COMPUTED_SPELLINGS = {
-    "interpolation": "cmd: os.system\nm:\n  _target_: ${{cmd}}\n",
+    "interpolation-unresolved": "m:\n  _target_: ${{model.cls}}\n",
     "env-resolver": "m:\n  _target_: ${{oc.env:TARGET}}\n",
     "mapping": "m:\n  _target_: {{a: b}}\n",
 }
@@ -106,6 +107,17 @@ def test_json_targets_at_any_depth_and_in_lists(tmp_path):
             "runs programs or shell commands") in found
     assert any(r == ("AUD-YAML-004", "high") for r in ((f[0], f[1]) for f in found))
     assert len(found) == 2
+
+
+def test_json_interpolated_target_is_judged_by_what_it_names(tmp_path):
+    folder = model_folder(tmp_path)
+    doc = {"defaults": {"fn": "subprocess.call"}, "m": {"_target_": "${defaults.fn}"},
+           "n": {"_target_": "${defaults.missing}"}}
+    (folder / "cfg.json").write_text(json.dumps(doc))
+    found = findings(folder)
+    assert ("AUD-YAML-003", "critical", "m: _target_ '${defaults.fn}': interpolates defaults.fn "
+            "= 'subprocess.call': runs programs or shell commands") in found
+    assert ("AUD-YAML-005", "high") in {f[:2] for f in found}
 
 
 def test_json_escape_spelling_of_the_key(tmp_path):

@@ -18,7 +18,8 @@ an alias bomb costs what its text costs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -73,6 +74,7 @@ MAX_FINDINGS = 20
 MAX_ARGS_SHOWN = 3
 MAX_SEQUENCE_KEPT = 64  # items of a YAML sequence kept for _args_ and merge lists
 _TRUE = frozenset({"true", "yes", "on", "1"})
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
 
 @dataclass(frozen=True)
@@ -169,14 +171,21 @@ def _class_like(name: str) -> bool:
     return stripped[:1].isupper()
 
 
-def report(sites: Iterable[Site], ctx: ScanContext) -> int:
-    """Findings for the sites that are not allowed; returns how many sites were seen."""
+def report(sites: Iterable[Site], ctx: ScanContext,
+           resolve: Callable[[str], Any] | None = None) -> int:
+    """Findings for the sites that are not allowed; returns how many sites were seen.
+
+    `resolve` maps an absolute config path to its value, so a target that only
+    interpolates another key (`${cmd}`) is judged by what it names too.
+    """
     seen = shown = hidden = 0
     worst_hidden = UNLISTED
     for site in sites:
         seen += 1
         keys = site.keys
         verdict = grade(keys.get(site.key), keys)
+        if verdict.rule is COMPUTED and resolve is not None:
+            verdict = _through_reference(keys.get(site.key), resolve) or verdict
         if verdict.rule is None or (
                 verdict.rule is UNLISTED and site.key in OTHER_KEYS
                 and OTHER_KEYS[site.key] not in keys):
@@ -191,6 +200,26 @@ def report(sites: Iterable[Site], ctx: ScanContext) -> int:
     if hidden:
         ctx.add(worst_hidden, f"and {hidden} more instantiation targets")
     return seen
+
+
+def _through_reference(target: Any, resolve: Callable[[str], Any]) -> Grade | None:
+    """The grade of what a whole-value `${a.b}` names, when that is dangerous."""
+    match = _REFERENCE.fullmatch(target) if isinstance(target, str) else None
+    if match is None:
+        return None
+    inner = grade(resolve(match[1]))
+    if inner.rule is not DANGEROUS:
+        return None
+    return Grade(DANGEROUS, f"interpolates {match[1]} = {resolve(match[1])!r}: {inner.reason}")
+
+
+def lookup(doc: Any, path: str) -> Any:
+    """The value at a dotted path of a parsed JSON value, or None."""
+    for part in path.split("."):
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(part)
+    return doc
 
 
 def _detail(site: Site, reason: str) -> str:
@@ -265,6 +294,7 @@ class YamlSites:
     def __init__(self, where: str = "") -> None:
         self.where = where  # path of the document itself (a metadata key)
         self.sites: list[Site] = []
+        self.names: dict[str, str] = {}  # absolute path -> a dotted name it holds, for ${path}
         self._stack: list[_Frame] = []
         self._anchors: dict[str, Any] = {}
 
@@ -332,6 +362,8 @@ class YamlSites:
             frame.merges.extend(m.keys for m in merged if isinstance(m, _Map))
         elif isinstance(frame.key, str) and frame.key in TRACKED:
             frame.own[frame.key] = _summary_value(value)
+        if isinstance(frame.key, str) and isinstance(value, str) and _dotted(value):
+            self.names[f"{frame.where}.{frame.key}" if frame.where else frame.key] = value
 
 
 def _summary_value(value: Any) -> Any:

@@ -83,7 +83,8 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         ctx.add(DUPLICATE_KEY, f"and {len(repeated) - MAX_DUPLICATE_FINDINGS} more duplicated keys")
     # Streamed files keep only top-level values: their nested targets are out of reach.
     loaders.check(value, ctx, complete=len(head) <= FULL_PARSE_BYTES)
-    if found := instantiate.report(instantiate.object_sites(value), ctx):
+    sites = instantiate.object_sites(value)
+    if found := instantiate.report(sites, ctx, lambda path: instantiate.lookup(value, path)):
         ctx.result.facts["instantiation_targets"] = found
     if doc is not None:
         ctx.result.facts.update(_facts(doc))

@@ -68,7 +68,7 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise FormatError(f"{where}{problem}", None, MALFORMED) from None
     ctx.result.facts["python_tags"] = tags
-    if found := instantiate.report(sites.sites, ctx):
+    if found := instantiate.report(sites.sites, ctx, sites.names.get):
         ctx.result.facts["instantiation_targets"] = found
     return ctx.result
 
