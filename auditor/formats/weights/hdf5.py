@@ -339,6 +339,8 @@ class _Walk:
     def _data(self, obj: _Object, layout: bytes, at: int, want: int,
               quiet: bool = False) -> bytes | None:
         """Up to `want` bytes of a dataset's raw data; None (reported unless quiet) if unread."""
+        if want > self.ctx.limits.max_string_bytes:
+            raise LimitExceeded(f"{obj.path}: {want} bytes of byte or reference data", at)
         # Version 5 (HDF5 2.0) encodes chunked layouts like version 4.
         version, cls = layout[0], layout[1] if len(layout) > 1 and layout[0] in (3, 4, 5) else -1
         if cls == 0:
@@ -371,8 +373,8 @@ class _Walk:
             start = first * elem
             if start >= want:
                 break
-            data = _unfilter(self.reader.read(addr, size), filters, mask, elem, chunk * elem,
-                             self.reader)
+            data = _unfilter(self.reader.read(addr, size), filters, mask, elem,
+                             min(chunk * elem, self.ctx.limits.max_string_bytes), self.reader)
             out[start : start + len(data)] = data
         return bytes(out[:want])
 
