@@ -332,3 +332,9 @@ def test_a_dangerous_target_past_the_finding_cap_still_counts(tmp_path):
     found = findings(folder)
     assert len(found) == 21
     assert found[-1][:2] == ("AUD-YAML-003", "critical") and "6 more" in found[-1][2]
+
+
+def test_a_target_of_many_parts_is_refused_quickly(tmp_path):
+    folder = model_folder(tmp_path)
+    (folder / "config.yaml").write_text("m: {_target_: " + ".".join(["a"] * 200_000) + "}\n")
+    assert rules_at(folder) == {("AUD-YAML-005", "high")}

@@ -72,6 +72,7 @@ TRACKED = frozenset({TARGET_KEY, "_partial_", "_args_", "path", *OTHER_KEYS,
 _MERGE_KEY = "<<"
 MAX_FINDINGS = 20
 MAX_ARGS_SHOWN = 3
+MAX_NAME_PARTS = 64
 MAX_SEQUENCE_KEPT = 64  # items of a YAML sequence kept for _args_ and merge lists
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
@@ -121,6 +122,8 @@ def grade(name: Any, params: dict[str, Any] | None = None) -> Grade:
         inner = grade(path)
         return Grade(inner.rule, f"{name} of {path!r}: {inner.reason or 'allowed'}")
     parts = name.split(".")
+    if len(parts) > MAX_NAME_PARTS:  # judged part by part below, quadratically
+        return Grade(COMPUTED, f"{len(parts)} dotted parts: not a plausible import path")
     why = _dangerous(parts)
     if why:
         return Grade(DANGEROUS, why)
