@@ -7,7 +7,9 @@ tell is recorded here once and checked in as data:
 - the numpy ufuncs (pure array math) a pickle may name as values;
 - re-exports: for every module of an allowlisted library, the names that are
   really objects defined in a sensitive module (`os.system` reached as
-  `some_lib.util.system`), so trust follows the defining module, not the path.
+  `some_lib.util.system`), and renamed aliases of modules holding dangerous
+  names (`sklearn.base.np` is numpy, so `sklearn.base.np.load` is numpy.load),
+  so trust follows the defining module, not the path.
 """
 
 from __future__ import annotations
@@ -62,7 +64,15 @@ def _defined_in_sensitive_module(path: str, table: dict[str, str]) -> bool:
     return parts[0].startswith("_") and parts[0].lstrip("_") in table
 
 
+def _holds_sensitive(module: str, table: dict[str, str]) -> bool:
+    """Whether a module is sensitive or holds names the tiers grade dangerous."""
+    return _defined_in_sensitive_module(module, table) or any(
+        key.startswith(module + ".") for key in table)
+
+
 def reexports() -> dict[str, str]:
+    """Re-exported sensitive objects, and renamed module aliases (`np`, `_builtins`) of
+    modules that hold dangerous names, by the path a pickle would spell."""
     table = imports.build_tiers().dangerous
     found: dict[str, str] = {}
     for name, module in sorted(sys.modules.items()):
@@ -76,10 +86,12 @@ def reexports() -> dict[str, str]:
                 defined = _defining_path(obj)
             except Exception:  # lazy proxies (torch.cuda without CUDA) refuse to be inspected
                 continue
-            if defined is None or _sensitive(path, table) \
-                    or not _defined_in_sensitive_module(defined, table):
+            if defined is None or _sensitive(path, table):
                 continue
-            found[path] = defined
+            renamed = inspect.ismodule(obj) and attr != defined.rsplit(".", 1)[-1]
+            if _defined_in_sensitive_module(defined, table) \
+                    or (renamed and _holds_sensitive(defined, table)):
+                found[path] = defined
     return found
 
 

@@ -256,6 +256,7 @@ class Verdict:
     reason: str = ""
     odd_name: bool = False  # whitespace, NULs, look-alikes, empty or local components
     protocol: Protocol | None = None  # how a `rebuilt` import may be used
+    reexport: str = ""  # the sensitive object's defining path, reached through a re-export
 
 
 @dataclass(frozen=True)
@@ -318,9 +319,10 @@ def classify(module: str, name: str, tiers: Tiers, container: str | None = None)
     parts = path.split(".")
     walk_start = len(module.split("."))
     defined = _reexported(parts)
-    if defined is not None:
-        why = _dangerous(defined.split("."), 1, tiers.dangerous) or "a sensitive object"
-        return Verdict(Tier.DANGEROUS, path, f"re-export of {defined}: {why}", odd)
+    why = _dangerous(defined.split("."), 1, tiers.dangerous) if defined else ""
+    if why:
+        return Verdict(Tier.DANGEROUS, path, f"re-export of {defined}: {why}", odd,
+                       reexport=defined)
     if path in tiers.user_exact:
         return Verdict(tiers.user_exact[path], path, "listed in the configuration", odd)
     if container == FormatId.TORCHSCRIPT and (

@@ -198,7 +198,7 @@ class ImportLog:
             tier = use.verdict.tier
             if tier is Tier.REBUILT and use.off_protocol:
                 tier = Tier.KNOWN_ML
-            rule = R.TIER_RULES.get(tier)
+            rule = R.REEXPORT if use.verdict.reexport else R.TIER_RULES.get(tier)
             shown[tier] = shown.get(tier, 0) + 1
             if rule is not None and shown[tier] <= MAX_IMPORT_FINDINGS:
                 report(rule, _use_detail(path, use), use.at, tier.severity)

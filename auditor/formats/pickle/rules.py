@@ -82,10 +82,18 @@ BUILT_TARGET = Rule(
     "resolves to a dangerous callable, high otherwise.",
     "Do not load this file.",
 )
+REEXPORT = Rule(
+    "AUD-PKL-014", Severity.CRITICAL, "Pickle reaches a sensitive object through a library path",
+    "A module of a trusted library re-exports an object defined elsewhere (a process spawner, "
+    "a network client or listener, a file writer, functools.partial): the pickle names the "
+    "library's path, the loader gets the sensitive object. Trust follows the module that "
+    "defines the object (a table introspected from the libraries at development time).",
+    "Do not load this file.",
+)
 
 RULES = (
     DANGEROUS_IMPORT, UNKNOWN_IMPORT, KNOWN_ML_IMPORT, UNRESOLVED, ODD_NAME, MUTATION,
-    COMPUTED_CALL, MALFORMED, FRAME, TRAILING, MULTIPLE, BUILT_TARGET,
+    COMPUTED_CALL, MALFORMED, FRAME, TRAILING, MULTIPLE, BUILT_TARGET, REEXPORT,
 )
 
 TIER_RULES: dict[Tier, Rule] = {
