@@ -243,4 +243,10 @@ def test_text_format_path_is_followed_like_binary(tmp_path):
     assert [(f.rule, f.detail) for f in report.findings] == [
         ("AUD-TF-002", "function reader: ReadFile node 'rf' reads '/etc/passwd' (Const 'dir' → "
          "Const 'f' → StringJoin 'j' → function reader argument 'p')")]
-    assert report.facts["operators"] == 5
+    assert report.facts["operators"] == 5 and report.facts["tags"] == ["serve"]
+
+
+def test_text_format_asset_escaping_is_flagged(tmp_path):
+    text = b'meta_graphs { asset_file_def { filename: "../../etc/shadow" } graph_def { } }'
+    report = _write(tmp_path, text, "saved_model.pbtxt")
+    assert [f.rule for f in report.findings] == ["AUD-TF-006"]

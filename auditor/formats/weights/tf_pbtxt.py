@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from auditor.formats._lib.protowire import Field
 from auditor.formats._lib.streams import read_capped
 from auditor.formats._lib.text import is_text
 from auditor.formats.contract import FormatSpec, ScanContext
@@ -42,20 +43,16 @@ def sniff(head: bytes, name: str) -> bool:
 
 def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
     text = read_capped(f, ctx.limits.max_json_bytes, "text graph")
+    root = {**_fields("GraphDef"), **_fields("SavedModel")}  # a text file may hold either
     try:
-        fields = _Parser(text).message(0)
+        doc: dict[str, Any] | None = _Parser(text).message(root, 0)
     except _Unparsed:
-        fields = None
-    if fields is not None:
-        root = "SavedModel" if "meta_graphs" in fields else "GraphDef"
-        doc = _shape(fields, root)
-        graphs = ([m.get("graph_def", {}) for m in doc.get("meta_graphs", [])]
-                  if root == "SavedModel" else [doc])
-        count, ops = 0, set()
-        for graph in graphs:
-            graph_count, graph_ops = tf_savedmodel.check_graph(graph, ctx)
-            count += graph_count
-            ops |= graph_ops
+        doc = None
+    if doc is not None and "meta_graphs" in doc:
+        tf_savedmodel.review_saved_model(doc, ctx)
+        return ctx.result
+    if doc is not None:
+        count, ops = tf_savedmodel.check_graph(doc, ctx)
         ctx.result.facts.update({"operators": count, "op_types": sorted(ops)})
         return ctx.result
     counts: dict[str, int] = {}
@@ -73,27 +70,43 @@ class _Unparsed(Exception):
 
 
 class _Parser:
-    """Text format → {field: [values]}: scalars as bytes, messages as dicts; bounded nesting."""
+    """Text format read against the binary reader's schemas, one token of lookahead.
+
+    Fields a schema names are kept (same names, same value kinds); the rest
+    are parsed and dropped, so memory follows the graph's structure, not the
+    size of its constants. Nesting is bounded.
+    """
 
     def __init__(self, text: bytes) -> None:
-        found = [m for m in _TOKEN.finditer(text) if m.lastgroup not in ("space", "comment")]
-        self.tokens = [(m.lastgroup, m.group()) for m in found]
-        self.glued = [i > 0 and found[i - 1].end() == m.start() for i, m in enumerate(found)]
-        self.at = 0
+        self.tokens = _TOKEN.finditer(text)
+        self.end = 0
+        self.current: tuple[str | None, bytes, bool] | None = None
+        self.advance()
+
+    def advance(self) -> None:
+        for match in self.tokens:
+            if match.lastgroup in ("space", "comment"):
+                continue
+            self.current = (match.lastgroup, match.group(), match.start() == self.end)
+            self.end = match.end()
+            return
+        self.current = None
 
     def peek(self) -> bytes:
-        return self.tokens[self.at][1] if self.at < len(self.tokens) else b""
+        return self.current[1] if self.current else b""
 
     def take(self) -> tuple[str | None, bytes]:
-        if self.at >= len(self.tokens):
+        if self.current is None:
             raise _Unparsed("unexpected end")
-        self.at += 1
-        return self.tokens[self.at - 1]
+        kind, token, _ = self.current
+        self.advance()
+        return kind, token
 
-    def message(self, depth: int, close: bytes = b"") -> dict[str, list[Any]]:
+    def message(self, fields: dict[str, Field] | None, depth: int,
+                close: bytes = b"") -> dict[str, Any]:
         if depth > MAX_DEPTH:
             raise _Unparsed("nested too deep")
-        fields: dict[str, list[Any]] = {}
+        out: dict[str, Any] = {}
         while self.peek() != close:
             kind, name = self.take()
             if name == b"[":  # an extension or Any type URL: [type.googleapis.com/x.Y]
@@ -101,62 +114,62 @@ class _Parser:
                     pass
             elif kind != "name":
                 raise _Unparsed(f"field name expected, got {name!r}")
+            spec = (fields or {}).get(name.decode())
             colon = self.peek() == b":"
             if colon:
                 self.take()
-            values = fields.setdefault(name.decode(), [])
+            values = []
             if self.peek() == b"[" and colon:
                 self.take()
                 while self.peek() != b"]":
-                    values.append(self.value(depth))
+                    values.append(self.value(spec, depth))
                     if self.peek() == b",":
                         self.take()
                 self.take()
             else:
-                values.append(self.value(depth))
+                values.append(self.value(spec, depth))
             if self.peek() in (b";", b","):
                 self.take()
+            kept = [v for v in values if v is not None]
+            if spec is not None and kept:
+                if spec.repeated:
+                    out.setdefault(spec.name, []).extend(kept)
+                else:
+                    out[spec.name] = kept[-1]
         if close:
             self.take()
-        return fields
+        return out
 
-    def value(self, depth: int) -> Any:
+    def value(self, spec: Field | None, depth: int) -> Any:
         kind, token = self.take()
         if token in (b"{", b"<"):
-            return self.message(depth + 1, b"}" if token == b"{" else b">")
+            schema = _fields(spec.kind) if spec and spec.kind in tf_savedmodel.SCHEMAS else None
+            found = self.message(schema, depth + 1, b"}" if token == b"{" else b">")
+            return found if schema is not None else None
         if kind == "string":
             pieces = [_unquote(token)]
-            while self.at < len(self.tokens) and self.tokens[self.at][0] == "string":
+            while self.current is not None and self.current[0] == "string":
                 pieces.append(_unquote(self.take()[1]))
-            return b"".join(pieces)
-        raw = token
-        while (self.at < len(self.tokens) and self.glued[self.at]
-               and self.peek() not in _PUNCTUATION):
-            raw += self.take()[1]  # a number comes as several touching tokens: 1, e, -, 5 ...
-        return raw
+            raw = b"".join(pieces)
+        else:
+            raw = token
+            while self.current is not None and self.current[2] and self.peek() not in _PUNCTUATION:
+                raw += self.take()[1]  # a number comes as several touching tokens: 1, e, -, 5
+        return _scalar(raw, spec.kind if spec else "", kind == "string")
 
 
-def _shape(fields: dict[str, list[Any]], schema: str) -> dict[str, Any]:
-    """Keep the fields the binary reader keeps, with the same names and value kinds."""
-    out: dict[str, Any] = {}
-    for spec in tf_savedmodel.SCHEMAS[schema].values():
-        values = [_kind(v, spec.kind) for v in fields.get(spec.name, [])]
-        values = [v for v in values if v is not None]
-        if values:
-            out[spec.name] = values if spec.repeated else values[-1]
-    return out
+def _fields(schema: str) -> dict[str, Field]:
+    return {f.name: f for f in tf_savedmodel.SCHEMAS[schema].values()}
 
 
-def _kind(value: Any, kind: str) -> Any:
-    if isinstance(value, dict):
-        return _shape(value, kind) if kind in tf_savedmodel.SCHEMAS else None
+def _scalar(raw: bytes, kind: str, quoted: bool) -> Any:
     if kind == "bytes":
-        return value
+        return raw
     if kind == "str":
-        return value.decode("utf-8", "replace")
-    if kind == "int":
+        return raw.decode("utf-8", "replace")
+    if kind == "int" and not quoted:
         try:
-            return int(value, 0)
+            return int(raw, 0)
         except ValueError:
             return None
     return None
@@ -203,5 +216,5 @@ def _unquote(token: bytes) -> bytes:
 
 SPEC = FormatSpec(
     id=FormatId.TF_PBTXT, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=("operators", "op_types"),
+    facts=("schema_version", "tensorflow_version", "tags", "operators", "op_types"),
 )

@@ -199,7 +199,7 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         count, ops = check_graph(doc, ctx)
         ctx.result.facts.update({"operators": count, "op_types": sorted(ops)})
     else:
-        _saved_model(doc, ctx)
+        review_saved_model(doc, ctx)
     return ctx.result
 
 
@@ -221,7 +221,7 @@ def _keras_metadata(doc: dict[str, Any], ctx: ScanContext) -> None:
     ctx.result.facts.update({"layers": len(doc.get("nodes", [])), "classes": sorted(classes)})
 
 
-def _saved_model(doc: dict[str, Any], ctx: ScanContext) -> None:
+def review_saved_model(doc: dict[str, Any], ctx: ScanContext) -> None:
     graphs = doc.get("meta_graphs", [])
     if not graphs:
         raise FormatError("no meta graph", 0, MALFORMED)
