@@ -7,6 +7,9 @@ graph protobuf (SavedModel -> MetaGraphDef -> GraphDef -> NodeDef, plus the
 function library) is streamed by `protowire` and every operator is looked up
 in the table below. Checkpoint operators (SaveV2, RestoreV2, ...) are in every
 SavedModel and only flagged when a constant path sends them outside the model.
+Paths rarely come straight from a Const: `tf_flow` follows each operator's
+inputs back through string operators and function arguments, so a finding
+names the path and the nodes that built it.
 
 A frozen GraphDef (`*.pb` holding a bare graph, format `tf-graphdef`) is
 checked the same way. Companions in a SavedModel folder: `keras_metadata.pb`
