@@ -258,7 +258,9 @@ def test_known_ml_wildcards_admit_classes_only():
     ok = imports.classify("sklearn.linear_model._base", "LinearRegression", tiers)
     assert ok.tier == imports.Tier.KNOWN_ML
     assert imports.classify("sklearn.datasets", "fetch_openml", tiers).tier == imports.Tier.UNKNOWN
-    assert imports.classify("sklearn.base", "np.load", tiers).tier == imports.Tier.UNKNOWN
+    assert imports.classify("sklearn.base", "np.fft", tiers).tier == imports.Tier.UNKNOWN
+    # np is numpy (the introspected alias table), so np.load is numpy.load: a nested loader
+    assert imports.classify("sklearn.base", "np.load", tiers).tier == imports.Tier.DANGEROUS
 
 
 def test_numpy_reconstruction_is_safe_under_core_and__core():
