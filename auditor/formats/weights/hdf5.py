@@ -170,17 +170,19 @@ class _Walk:
         one object's length from its bytes (0: not an object). Fewer objects
         than the heap counts means some were not read, which is reported.
         """
-        flags = self.reader.read(msg.addr, 2)[1]
+        if len(msg.raw) < 2:
+            raise self.reader.fail(f"truncated {what} info message", msg.addr)
+        flags = msg.raw[1]
         heap_at = 2 + ((8 if what == "links" else 2) if flags & 1 else 0)
         if not self._dense(msg, heap_at):
             return []
-        raw = self.reader.read(msg.addr + heap_at, self.reader.offsets)
+        raw = msg.raw[heap_at : heap_at + self.reader.offsets]
         walked = self.reader.heap_blocks(self.reader.base + uint(raw, 0, self.reader.offsets))
         found: list[Message] = []
         for start, block in walked[0] if walked else []:
-            pos = 0
-            while pos < len(block) and (size := sizer(block[pos:])):
-                found.append(Message(0, start + pos, size, 0))
+            pos, view = 0, memoryview(block)  # objects are sized in place, not copied
+            while pos < len(block) and (size := sizer(view[pos:])):
+                found.append(Message(0, start + pos, size, 0, block[pos : pos + size]))
                 pos += size
         if walked is None or len(found) != walked[1]:
             self._unparsed(f"{obj.path}: {what} in dense storage (fractal heap) not all read",
@@ -190,7 +192,7 @@ class _Walk:
     def _dense_attributes(self, obj: _Object, msg: Message) -> list[Message]:
         return self._heap_objects(obj, msg, "attributes", self._attribute_size)
 
-    def _attribute_size(self, raw: bytes) -> int:
+    def _attribute_size(self, raw: memoryview) -> int:
         if len(raw) < 8 or raw[0] not in (2, 3):
             return 0
         name, dtype, space = uint(raw, 2, 2), uint(raw, 4, 2), uint(raw, 6, 2)
@@ -205,7 +207,7 @@ class _Walk:
         self.ctx.limit_hit()
 
     def _dense(self, msg: Message, heap_at: int) -> bool:
-        raw = self.reader.read(msg.addr, msg.size)
+        raw = msg.raw
         heap = raw[heap_at : heap_at + self.reader.offsets]
         if len(heap) < self.reader.offsets:
             raise self.reader.fail("truncated link or attribute info message", msg.addr)
@@ -214,13 +216,13 @@ class _Walk:
     def _children(self, obj: _Object) -> Iterator[tuple[str, int]]:
         prefix = obj.path.rstrip("/") + "/"
         for msg in obj.messages.get(_SYMBOLS, []):
-            raw = self.reader.read(msg.addr, 2 * self.reader.offsets)
+            raw = msg.raw
             btree = self.reader.base + uint(raw, 0, self.reader.offsets)
             heap = self.reader.base + uint(raw, self.reader.offsets, self.reader.offsets)
             for entry in self.reader.group_entries(btree, heap):
                 if entry.header is not None:
                     yield prefix + entry.name, entry.header
-        links = [self._link(self.reader.read(m.addr, m.size), m.addr)
+        links = [self._link(m.raw, m.addr)
                  for m in obj.messages.get(_LINK, [])]
         for msg in obj.messages.get(_LINK_INFO, []):
             links.extend(self._dense_links(obj, msg))
@@ -236,13 +238,13 @@ class _Walk:
     def _dense_links(self, obj: _Object, msg: Message) -> list[tuple[str, int, bytes, int]]:
         """The link messages a new-style group keeps in its fractal heap (dense storage)."""
         found = self._heap_objects(obj, msg, "links", self._link_size)
-        return [(*self._link(self.reader.read(m.addr, m.size), m.addr)[:3], m.addr)
+        return [(*self._link(m.raw, m.addr)[:3], m.addr)
                 for m in found]
 
-    def _link_size(self, raw: bytes) -> int:
+    def _link_size(self, raw: memoryview) -> int:
         return self._link(raw, None)[3] if raw[:1] == b"\x01" else 0
 
-    def _link(self, raw: bytes, at: int | None) -> tuple[str, int, bytes, int]:
+    def _link(self, raw: bytes | memoryview, at: int | None) -> tuple[str, int, bytes, int]:
         """(name, link type, target bytes, message length) of a link message."""
         if len(raw) < 3 or raw[0] != 1:
             raise self.reader.fail("link message of an unknown version", at)
@@ -251,13 +253,13 @@ class _Walk:
         pos += (1 if flags & 0x08 else 0) + (8 if flags & 0x04 else 0) + (1 if flags & 0x10 else 0)
         width = 1 << (flags & 3)
         length = uint(raw, pos, width)
-        name = raw[pos + width : pos + width + length].decode("utf-8", "replace")
+        name = bytes(raw[pos + width : pos + width + length]).decode("utf-8", "replace")
         pos += width + length
         if kind == 0:
-            value, end = raw[pos : pos + self.reader.offsets], pos + self.reader.offsets
+            value, end = bytes(raw[pos : pos + self.reader.offsets]), pos + self.reader.offsets
         else:
             end = pos + 2 + uint(raw, pos, 2)
-            value = raw[pos + 2 : end]
+            value = bytes(raw[pos + 2 : end])
         if end > len(raw):
             raise self.reader.fail("link message fields overrun the message", at)
         return name, kind, value, end
@@ -273,7 +275,7 @@ class _Walk:
         layout = obj.first(_LAYOUT)
         if layout is None:
             return
-        raw = self.reader.read(layout.addr, layout.size)
+        raw = layout.raw
         if raw[:2] == b"\x04\x03":
             self._virtual(obj, raw, layout.addr)
             return
@@ -281,14 +283,14 @@ class _Walk:
         space = obj.first(_DATASPACE)
         if dtype is None or space is None:
             return
-        kind = self.reader.read(dtype.addr, dtype.size)
+        kind = dtype.raw
         if len(kind) < 8:
             raise self.reader.fail("truncated datatype message", dtype.addr)
         cls, size = kind[0] & 0x0F, uint(kind, 4, 4)
         pseudo = obj.attrs.get("PSEUDOATOM")
         objects = pseudo is not None and _string(self.reader, pseudo, self.ctx) == b"object"
         if cls == _VLEN and kind[1] & 0x0F == 0 and len(kind) >= 16 and uint(kind, 12, 4) == 1:
-            count = self.reader.elements(self.reader.read(space.addr, space.size), space.addr)
+            count = self.reader.elements(space.raw, space.addr)
             data = self._data(obj, raw, layout.addr, count * (8 + self.reader.offsets))
             for i in range(count if data is not None else 0):
                 ref = data[i * (8 + self.reader.offsets) :]
@@ -302,7 +304,7 @@ class _Walk:
         elif (cls in (_FIXED, _STRING) and size == 1) or cls == _OPAQUE:
             head = self._data(obj, raw, layout.addr, 2, quiet=True)
             if head is not None and _pickle_head(head):
-                count = self.reader.elements(self.reader.read(space.addr, space.size), space.addr)
+                count = self.reader.elements(space.raw, space.addr)
                 data = self._data(obj, raw, layout.addr, self._budget(count * size, layout.addr))
                 if data is not None:
                     self._pickle(obj.path, data, False)
@@ -449,14 +451,14 @@ class _Walk:
         space = obj.first(_DATASPACE)
         if space is None:
             return 0
-        return self.reader.elements(self.reader.read(space.addr, space.size), space.addr)
+        return self.reader.elements(space.raw, space.addr)
 
     def _filters(self, obj: _Object) -> list[int] | None:
         """Filter ids of the dataset's pipeline, or None when one is not decoded here."""
         msg = obj.first(_FILTERS)
         if msg is None:
             return []
-        raw = self.reader.read(msg.addr, msg.size)
+        raw = msg.raw
         if len(raw) < 2:
             raise self.reader.fail("truncated filter pipeline message", msg.addr)
         version, count = raw[0], raw[1]
@@ -476,7 +478,7 @@ class _Walk:
         return ids
 
     def _external(self, obj: _Object, msg: Message) -> None:
-        raw = self.reader.read(msg.addr, msg.size)
+        raw = msg.raw
         offsets, lengths = self.reader.offsets, self.reader.lengths
         if len(raw) < 8 + offsets:
             raise self.reader.fail("truncated external data files message", msg.addr)

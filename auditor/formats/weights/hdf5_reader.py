@@ -24,17 +24,19 @@ SIGNATURE = b"\x89HDF\r\n\x1a\n"
 MAX_MESSAGES = 100_000
 MAX_CHUNKS = 10_000
 MAX_NODES = 1_000_000  # B-tree nodes, symbol table nodes and chunks of one file
+MAX_LOCAL_HEAP = 16 << 20  # one group's member names: real ones are kilobytes
 CONTINUATION = 0x0010
 
 
 @dataclass(frozen=True)
 class Message:
-    """One object header message: its type, where its data starts, its size and flags."""
+    """One object header message: its type, where its data starts, its size, flags and data."""
 
     type: int
     addr: int
     size: int
     flags: int
+    raw: bytes  # the message's data, read with its header block
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Reader:
         self.superblock_version = -1
         self.nodes = 0
         self.collections: dict[int, dict[int, tuple[int, int]]] = {}
+        self.heaps: dict[int, bytes] = {}
 
     def fail(self, message: str, at: int | None) -> FormatError:
         return FormatError(message, at, self.malformed)
@@ -153,12 +156,14 @@ class Reader:
             done += 1
             if done > MAX_CHUNKS:
                 raise LimitExceeded(f"more than {MAX_CHUNKS} object header blocks", header)
-            pos, end = chunks.pop(0)
-            if end > self.size:
-                raise self.fail("object header block runs past the end of the file", pos)
+            start, end = chunks.pop(0)
+            if end > self.size or end < start:
+                raise self.fail("object header block runs past the end of the file", start)
+            block = self.read(start, end - start)  # one read per block, messages parsed from it
             prefix = (4 + (2 if tracked else 0)) if v2 else 8
+            pos = start
             while pos + prefix <= end:
-                raw = self.read(pos, prefix)
+                raw = block[pos - start : pos - start + prefix]
                 if v2:
                     mtype, size, flags = raw[0], uint(raw, 1, 2), raw[3]
                 else:
@@ -170,7 +175,7 @@ class Reader:
                 if count > MAX_MESSAGES:
                     raise LimitExceeded(f"more than {MAX_MESSAGES} header messages", pos)
                 if mtype == CONTINUATION:
-                    cont = self.read(data, self.offsets + self.lengths)
+                    cont = block[data - start : data - start + self.offsets + self.lengths]
                     addr = self.base + uint(cont, 0, self.offsets)
                     length = uint(cont, self.offsets, self.lengths)
                     if v2:
@@ -180,11 +185,12 @@ class Reader:
                     else:
                         chunks.append((addr, addr + length))
                 else:
-                    yield Message(mtype, data, size, flags)
+                    yield Message(mtype, data, size, flags,
+                                  block[data - start : data - start + size])
                 pos = data + size
 
     def attribute(self, msg: Message) -> Attribute:
-        raw = self.read(msg.addr, msg.size)
+        raw = msg.raw
         if len(raw) < 8:
             raise self.fail("truncated attribute message", msg.addr)
         version = raw[0]
@@ -258,22 +264,26 @@ class Reader:
         self.collections[collection] = objects
         return objects
 
-    def local_heap(self, addr: int) -> tuple[int, int]:
-        """(data address, data size) of a local heap (group member and external file names)."""
+    def local_heap(self, addr: int) -> bytes:
+        """The data segment of a local heap (group member and external file names), read once."""
+        cached = self.heaps.get(addr)
+        if cached is not None:
+            return cached
         raw = self.read(addr, 8 + 2 * self.lengths + self.offsets)
         if raw[:4] != b"HEAP":
             raise self.fail("local heap without HEAP signature", addr)
         size = uint(raw, 8, self.lengths)
-        data = self.base + uint(raw, 8 + 2 * self.lengths, self.offsets)
-        self.read(data, size)  # bounds check
-        return data, size
+        if size > MAX_LOCAL_HEAP:
+            raise LimitExceeded(f"{size}-byte local heap of names", addr)
+        data = self.read(self.base + uint(raw, 8 + 2 * self.lengths, self.offsets), size)
+        self.heaps[addr] = data
+        return data
 
-    def heap_string(self, heap: tuple[int, int], offset: int, at: int) -> str:
-        data, size = heap
-        if offset >= size:
-            raise self.fail(f"name offset {offset} outside its {size}-byte local heap", at)
-        raw = self.read(data + offset, min(size - offset, 64 * 1024))
-        return raw.split(b"\x00", 1)[0].decode("utf-8", "replace")
+    def heap_string(self, heap: bytes, offset: int, at: int) -> str:
+        if offset >= len(heap):
+            raise self.fail(f"name offset {offset} outside its {len(heap)}-byte local heap", at)
+        end = heap.find(b"\x00", offset)
+        return heap[offset : end if end >= 0 else len(heap)].decode("utf-8", "replace")
 
     def _btree(self, addr: int, kind: int, key_size: int) -> Iterator[tuple[bytes, int]]:
         """(key before, child address) of every leaf entry of a v1 B-tree of `kind`."""
