@@ -126,9 +126,14 @@ def reports(tmp_path_factory) -> dict:
         f.create_dataset("fixed_gz", data=_rows(b"a", b"b", b"c", P2), dtype=vlen, chunks=(2,),
                          compression="gzip", shuffle=True)
         f.create_dataset("u8", data=_bytes(P2), chunks=(8,))
+        many = _rows(*[b"a"] * 150, P2)  # past the index block: in its direct data blocks
+        f.create_dataset("ext", data=_rows(P2), dtype=vlen, chunks=(2,), maxshape=(None,))
+        f.create_dataset("ext_many", data=many, dtype=vlen, chunks=(2,), maxshape=(None,))
+        f.create_dataset("ext_gz", data=many, dtype=vlen, chunks=(2,), maxshape=(None,),
+                         compression="gzip")
     with h5py.File(folder / "latest_chunked.h5", "w", libver="latest") as f:
-        f.create_dataset("rows", data=_rows(P2), dtype=h5py.vlen_dtype(np.uint8),
-                         chunks=(4,), maxshape=(None,))
+        f.create_dataset("rows", data=_rows(*[b"a"] * 1000, P2), dtype=h5py.vlen_dtype(np.uint8),
+                         chunks=(2,), maxshape=(None,))
     return scan_files(folder)
 
 
@@ -204,13 +209,14 @@ def test_attributes_in_dense_storage_are_read(reports):
 def test_new_chunk_indexes_are_read(reports):
     report = reports["chunk_indexes.h5"]
     assert {f.location.member for f in report.findings if f.rule == "AUD-PKL-001"} == {
-        "single[0]", "single_gz[0]", "fixed[3]", "fixed_gz[3]", "u8"}
+        "single[0]", "single_gz[0]", "fixed[3]", "fixed_gz[3]", "u8", "ext[0]", "ext_many[150]",
+        "ext_gz[150]"}
     assert report.coverage == "scanned"
 
 
 def test_storage_not_read_is_reported_not_skipped(reports):
     found = _found(reports["latest_chunked.h5"], "AUD-KERAS-010")
-    assert found == {"/rows: chunk index type 4 (layout version 4) not read": "high"}
+    assert found == {"/rows: extensible array chunk index past its index block not read": "high"}
     assert reports["latest_chunked.h5"].coverage == "partial"
 
 

@@ -384,8 +384,8 @@ class _Walk:
             tuple[tuple[int, int], list[tuple[int, int, int, int]]] | str):
         """((chunk length, element size), [(first element, address, size, filter mask)]) of a
         one-dimensional chunked dataset, or why it is not read: layout v3 keeps chunks in a
-        v1 B-tree; v4/v5 in a single chunk, an implicit run or a fixed array (the extensible
-        array and v2 B-tree indexes are not read)."""
+        v1 B-tree; v4/v5 in a single chunk, an implicit run, a fixed array or an extensible
+        array (index block and its direct data blocks; v2 B-tree indexes are not read)."""
         o, n = self.reader.offsets, self.reader.lengths
         if len(layout) < 8 or len(layout) < (3 + o + 4 * layout[2] if layout[0] == 3
                                              else 6 + layout[3] * layout[4]):
@@ -419,7 +419,61 @@ class _Walk:
                                    for i in range(count)]
         if kind == 3:
             return (chunk, elem), self._fixed_array(uint(layout, pos + 1, o), chunk, whole)
+        if kind == 4:
+            found = self._extensible_array(uint(layout, pos + 5, o))
+            if found is not None:
+                return (chunk, elem), [(i * chunk, a, size or whole, mask)
+                                       for i, a, size, mask in found]
+            return "extensible array chunk index past its index block not read"
         return f"chunk index type {kind} (layout version {layout[0]}) not read"
+
+    def _extensible_array(self, addr: int) -> list[tuple[int, int, int, int]] | None:
+        """(chunk number, address, filtered size or 0, mask) from an extensible array's index
+        block and the data blocks it points at directly; None when secondary blocks or paged
+        data blocks are in use (not read)."""
+        o, n = self.reader.offsets, self.reader.lengths
+        if self.reader.undefined(addr):
+            return []
+        head = self.reader.read(self.reader.base + addr, 12 + 6 * n + o)
+        if head[:4] != b"EAHD":
+            raise self.reader.fail("extensible array without EAHD signature", addr)
+        entry, max_bits, in_index, min_elems, min_ptrs, page_bits = head[6:12]
+        realized = uint(head, 12 + 5 * n, n)
+        index = self.reader.base + uint(head, 12 + 6 * n, o)
+        if entry < o or min_elems < 1 or min_ptrs < 1:
+            raise self.reader.fail("extensible array parameters out of range", addr)
+        direct = 2 * (min_ptrs - 1)  # data blocks of the first super blocks, in the index block
+        sizes = [min_elems << ((u + 1) // 2) for u in range(2 * (min_ptrs.bit_length() - 1))
+                 for _ in range(1 << (u // 2))]
+        if realized > in_index + sum(sizes[:direct]) or any(
+                s > (1 << page_bits) for s in sizes[:direct]):
+            return None
+        block = self.reader.read(index, 6 + o + in_index * entry + direct * o)
+        if block[:4] != b"EAIB":
+            raise self.reader.fail("extensible array index block without EAIB signature", index)
+        raw = [block[6 + o + i * entry : 6 + o + (i + 1) * entry] for i in range(in_index)]
+        header = 6 + o + -(-max_bits // 8)
+        for d in range(direct):
+            child = uint(block, 6 + o + in_index * entry + d * o, o)
+            if self.reader.undefined(child):
+                raw.extend([b""] * sizes[d])
+                continue
+            self.reader.count_node(child)
+            data = self.reader.read(self.reader.base + child, header + sizes[d] * entry)
+            if data[:4] != b"EADB":
+                raise self.reader.fail("extensible array data block without EADB signature",
+                                       child)
+            raw.extend(data[header + i * entry : header + (i + 1) * entry]
+                       for i in range(sizes[d]))
+        chunks = []
+        for i, item in enumerate(raw[:realized]):
+            child = uint(item, 0, o)
+            if item and not self.reader.undefined(child):
+                filtered = entry > o
+                size = uint(item, o, entry - o - 4) if filtered else 0
+                mask = uint(item, entry - 4, 4) if filtered else 0
+                chunks.append((i, self.reader.base + child, size, mask))
+        return chunks
 
     def _fixed_array(self, addr: int, chunk: int, whole: int) -> list[tuple[int, int, int, int]]:
         o, n = self.reader.offsets, self.reader.lengths
