@@ -27,6 +27,7 @@ from tests.pickle_corpus import (
     EMPTY_DICT,
     EMPTY_TUPLE,
     NEWOBJ,
+    NONE,
     REDUCE,
     SETITEM,
     STOP,
@@ -65,6 +66,8 @@ def test_every_rebuilt_entry_still_runs_no_code_under_its_protocol(group):
             assert obj.__reduce_ex__ is object.__reduce_ex__, path
         elif group.protocol is imports.Protocol.CONSTANTS:
             assert issubclass(obj, (enum.Enum, pathlib.PurePath)), path
+        elif group.protocol is imports.Protocol.RECONSTRUCTOR:
+            assert obj is __import__("copyreg")._reconstructor, path
         else:
             assert isinstance(obj, np.ufunc) or obj is __import__("typing").Any, path
 
@@ -73,6 +76,19 @@ def _state(module: str, name: str, *, args: bytes = EMPTY_TUPLE, state: bytes = 
            op: bytes = NEWOBJ) -> bytes:
     return (proto(2) + glob(module, name) + args + op + state + u("lr") + u("1e-3") + SETITEM
             + BUILD + STOP)
+
+
+@pytest.mark.parametrize("protocol", [0, 1])
+def test_protocol_0_and_1_reconstructor_is_the_reduce_protocol(protocol):
+    import argparse
+
+    assert _scan(pickle.dumps(argparse.Namespace(a=1, p=PurePosixPath("/x")),
+                              protocol=protocol)).findings == []
+    other_base = (proto(2) + call(glob("copy_reg", "_reconstructor"), glob("argparse", "Namespace"),
+                                  glob("__builtin__", "list"), NONE) + STOP)
+    found = {f.rule: f for f in _scan(other_base).findings}
+    assert found["AUD-PKL-003"].severity == Severity.MEDIUM
+    assert "base other than object" in found["AUD-PKL-003"].detail
 
 
 def test_dataclass_rebuilt_by_newobj_and_plain_state_is_clean():

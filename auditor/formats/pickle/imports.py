@@ -116,7 +116,6 @@ TORCHSCRIPT_SAFE: tuple[str, ...] = (
 KNOWN_ML: tuple[str, ...] = (
     "sklearn.*", "xgboost.*", "lightgbm.*", "catboost.*", "scipy.sparse.*",
     "torch.nn.modules.*", "omegaconf.*",
-    "copyreg._reconstructor",  # protocol 0/1 object rebuild; its class arguments are judged
     "numpy.random._pickle.__randomstate_ctor", "numpy.random._pickle.__bit_generator_ctor",
     "numpy.random._pickle.__generator_ctor", "numpy.random.mtrand.RandomState",
     "numpy.random._mt19937.MT19937", "numpy.random._pcg64.PCG64",
@@ -142,6 +141,7 @@ class Protocol(enum.Enum):
     REFERENCE = "reference"  # imported as a value (a type, a ufunc), never called
     STATE = "state"  # NEWOBJ with no arguments (object.__new__), BUILD with a plain dict
     CONSTANTS = "constants"  # REDUCE/NEWOBJ with constant arguments only (str, int, ...)
+    RECONSTRUCTOR = "reconstructor"  # copyreg._reconstructor(cls, object, None): NEWOBJ's twin
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,10 @@ REBUILT: tuple[Rebuilt, ...] = (
             "numpy ufunc stored as a value (scikit-learn's FunctionTransformer(numpy.log1p)): "
             "importing it runs no code of the pickle's choosing, and a ufunc only computes "
             "on arrays", tuple(f"numpy.{n}" for n in NUMPY_UFUNCS)),
+    Rebuilt(Protocol.RECONSTRUCTOR,
+            "protocols 0 and 1 spell NEWOBJ as copyreg._reconstructor(cls, object, None), which "
+            "is object.__new__(cls); the class is then held to its own entry (any other base "
+            "would run base.__init__)", ("copyreg._reconstructor",)),
     Rebuilt(Protocol.REFERENCE,
             "type annotation object (OmegaConf stores typing.Any as a node's type): a marker, "
             "never called", ("typing.Any",)),

@@ -1087,6 +1087,8 @@ class Machine:
                 how = _off_protocol(func.verdict.protocol, opcode, args)
                 if how:
                     self.env.imports.strayed(func.verdict.path, f"{opcode} @{at} {how}")
+                elif func.verdict.protocol is Protocol.RECONSTRUCTOR:
+                    return self._call(args[0], (), "NEWOBJ", at)  # object.__new__(cls)
             hook = self.env.call_hooks.get(func.verdict.path)
             if hook is not None:
                 hook(self, call, at)
@@ -1278,6 +1280,12 @@ def _off_protocol(protocol: Protocol | None, opcode: str, args: Any) -> str:
         if opcode in ("NEWOBJ", "NEWOBJ_EX") and args == ():
             return ""
         return "calls it with arguments (its __init__ or __new__ would run)"
+    if protocol is Protocol.RECONSTRUCTOR:
+        if opcode == "REDUCE" and isinstance(args, tuple) and len(args) == 3 \
+                and isinstance(args[0], Ref) and isinstance(args[1], Ref) \
+                and args[1].verdict.path == "builtins.object" and args[2] is None:
+            return ""
+        return "calls it with a base other than object (base.__init__ would run)"
     if protocol is Protocol.CONSTANTS:
         if opcode in ("REDUCE", "NEWOBJ") and isinstance(args, tuple) \
                 and all(isinstance(a, _CONSTANT) for a in args):
