@@ -20,7 +20,6 @@ parsed. Nothing is read with h5py: the C library is what hostile files crash.
 from __future__ import annotations
 
 import io
-import zlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from auditor.formats._lib.jsonutil import loads_strict
 from auditor.formats.code import python as python_code
 from auditor.formats.contract import FormatSpec, ScanContext
 from auditor.formats.pickle import plain as pickle_plain
-from auditor.formats.weights import keras
+from auditor.formats.weights import hdf5_data, keras
 from auditor.formats.weights.hdf5_reader import Attribute, Message, Reader, superblock_offset, uint
 from auditor.model import FormatId, FormatResult, Rule, Severity
 
@@ -64,7 +63,6 @@ MAX_OBJECTS = 1_000_000
 _DATASPACE, _LINK_INFO, _DATATYPE, _LINK, _EXTERNAL = 0x0001, 0x0002, 0x0003, 0x0006, 0x0007
 _LAYOUT, _FILTERS, _ATTRIBUTE, _SYMBOLS, _ATTRIBUTE_INFO = 0x0008, 0x000B, 0x000C, 0x0011, 0x0015
 _FIXED, _STRING, _OPAQUE, _VLEN = 0, 3, 5, 9
-_DEFLATE, _SHUFFLE, _FLETCHER = 1, 2, 3
 
 
 @dataclass
@@ -341,195 +339,19 @@ class _Walk:
     def _data(self, obj: _Object, layout: bytes, at: int, want: int,
               quiet: bool = False) -> bytes | None:
         """Up to `want` bytes of a dataset's raw data; None (reported unless quiet) if unread."""
-        if want > self.ctx.limits.max_string_bytes:
+        cap = self.ctx.limits.max_string_bytes
+        if want > cap:
             raise LimitExceeded(f"{obj.path}: {want} bytes of byte or reference data", at)
-        # Version 5 (HDF5 2.0) encodes chunked layouts like version 4.
-        version, cls = layout[0], layout[1] if len(layout) > 1 and layout[0] in (3, 4, 5) else -1
-        if cls == 0:
-            return layout[4 : 4 + min(uint(layout, 2, 2), want)]
-        if cls == 1:
-            addr = uint(layout, 2, self.reader.offsets)
-            size = uint(layout, 2 + self.reader.offsets, self.reader.lengths)
-            if self.reader.undefined(addr):
-                return b""
-            return self.reader.read(self.reader.base + addr, min(size, want))
-        if cls == 2:
-            return self._chunked(obj, layout, at, want, quiet)
-        if not quiet:
-            self._unparsed(f"{obj.path}: data layout version {version} not read", at)
-        return None
-
-    def _chunked(self, obj: _Object, layout: bytes, at: int, want: int,
-                 quiet: bool) -> bytes | None:
-        """The chunks of a one-dimensional dataset, unfiltered and put in place."""
-        found = self._chunk_index(obj, layout)
-        filters = self._filters(obj)
-        if isinstance(found, str) or filters is None:
-            if not quiet:
-                why = "chunks compressed by a filter not decoded" if filters is None else found
-                self._unparsed(f"{obj.path}: {why}", at)
-            return None
-        (chunk, elem), chunks = found
-        out = bytearray()
-        for first, addr, size, mask in sorted(chunks):
-            start = first * elem
-            if start >= want:
-                break
-            data = _unfilter(self.reader.read(addr, size), filters, mask, elem,
-                             min(chunk * elem, self.ctx.limits.max_string_bytes), self.reader)
-            out[start : start + len(data)] = data
-        return bytes(out[:want])
-
-    def _chunk_index(self, obj: _Object, layout: bytes) -> (
-            tuple[tuple[int, int], list[tuple[int, int, int, int]]] | str):
-        """((chunk length, element size), [(first element, address, size, filter mask)]) of a
-        one-dimensional chunked dataset, or why it is not read: layout v3 keeps chunks in a
-        v1 B-tree; v4/v5 in a single chunk, an implicit run, a fixed array or an extensible
-        array (index block and its direct data blocks; v2 B-tree indexes are not read)."""
-        o, n = self.reader.offsets, self.reader.lengths
-        if len(layout) < 8 or len(layout) < (3 + o + 4 * layout[2] if layout[0] == 3
-                                             else 6 + layout[3] * layout[4]):
-            raise self.reader.fail("truncated chunked data layout message", None)
-        if layout[0] == 3:
-            rank, btree = layout[2], uint(layout, 3, o)
-            dims = [uint(layout, 3 + o + 4 * i, 4) for i in range(rank)]
-            if len(dims) != 2 or not dims[0]:  # one data dimension and the element size
-                return f"chunked data of rank {rank - 1} not read"
-            if self.reader.undefined(btree):
-                return (dims[0], dims[1]), []
-            return (dims[0], dims[1]), list(self.reader.chunks(self.reader.base + btree, rank))
-        flags, rank, enc = layout[2], layout[3], layout[4]
-        dims = [uint(layout, 5 + i * enc, enc) for i in range(rank)]
-        pos = 5 + rank * enc
-        kind, pos = layout[pos], pos + 1
-        if len(dims) != 2 or not dims[0]:
-            return f"chunked data of rank {rank - 1} not read"
-        chunk, elem = dims
-        whole = chunk * elem
-        if kind == 1:  # single chunk, filtered size and mask first when filtered
-            size, mask = (uint(layout, pos, n), uint(layout, pos + n, 4)) if flags & 2 else (
-                whole, 0)
-            addr = uint(layout, pos + (n + 4 if flags & 2 else 0), o)
-            return (chunk, elem), [] if self.reader.undefined(addr) else [
-                (0, self.reader.base + addr, size, mask)]
-        if kind == 2:  # implicit: every chunk allocated, one after the other
-            addr = uint(layout, pos, o)
-            count = -(-self._extent(obj) // chunk)
-            return (chunk, elem), [(i * chunk, self.reader.base + addr + i * whole, whole, 0)
-                                   for i in range(count)]
-        if kind == 3:
-            return (chunk, elem), self._fixed_array(uint(layout, pos + 1, o), chunk, whole)
-        if kind == 4:
-            found = self._extensible_array(uint(layout, pos + 5, o))
-            if found is not None:
-                return (chunk, elem), [(i * chunk, a, size or whole, mask)
-                                       for i, a, size, mask in found]
-            return "extensible array chunk index past its index block not read"
-        return f"chunk index type {kind} (layout version {layout[0]}) not read"
-
-    def _extensible_array(self, addr: int) -> list[tuple[int, int, int, int]] | None:
-        """(chunk number, address, filtered size or 0, mask) from an extensible array's index
-        block and the data blocks it points at directly; None when secondary blocks or paged
-        data blocks are in use (not read)."""
-        o, n = self.reader.offsets, self.reader.lengths
-        if self.reader.undefined(addr):
-            return []
-        head = self.reader.read(self.reader.base + addr, 12 + 6 * n + o)
-        if head[:4] != b"EAHD":
-            raise self.reader.fail("extensible array without EAHD signature", addr)
-        entry, max_bits, in_index, min_elems, min_ptrs, page_bits = head[6:12]
-        realized = uint(head, 12 + 5 * n, n)
-        index = self.reader.base + uint(head, 12 + 6 * n, o)
-        if entry < o or min_elems < 1 or min_ptrs < 1:
-            raise self.reader.fail("extensible array parameters out of range", addr)
-        direct = 2 * (min_ptrs - 1)  # data blocks of the first super blocks, in the index block
-        sizes = [min_elems << ((u + 1) // 2) for u in range(2 * (min_ptrs.bit_length() - 1))
-                 for _ in range(1 << (u // 2))]
-        if realized > in_index + sum(sizes[:direct]) or any(
-                s > (1 << page_bits) for s in sizes[:direct]):
-            return None
-        block = self.reader.read(index, 6 + o + in_index * entry + direct * o)
-        if block[:4] != b"EAIB":
-            raise self.reader.fail("extensible array index block without EAIB signature", index)
-        raw = [block[6 + o + i * entry : 6 + o + (i + 1) * entry] for i in range(in_index)]
-        header = 6 + o + -(-max_bits // 8)
-        for d in range(direct):
-            child = uint(block, 6 + o + in_index * entry + d * o, o)
-            if self.reader.undefined(child):
-                raw.extend([b""] * sizes[d])
-                continue
-            self.reader.count_node(child)
-            data = self.reader.read(self.reader.base + child, header + sizes[d] * entry)
-            if data[:4] != b"EADB":
-                raise self.reader.fail("extensible array data block without EADB signature",
-                                       child)
-            raw.extend(data[header + i * entry : header + (i + 1) * entry]
-                       for i in range(sizes[d]))
-        chunks = []
-        for i, item in enumerate(raw[:realized]):
-            child = uint(item, 0, o)
-            if item and not self.reader.undefined(child):
-                filtered = entry > o
-                size = uint(item, o, entry - o - 4) if filtered else 0
-                mask = uint(item, entry - 4, 4) if filtered else 0
-                chunks.append((i, self.reader.base + child, size, mask))
-        return chunks
-
-    def _fixed_array(self, addr: int, chunk: int, whole: int) -> list[tuple[int, int, int, int]]:
-        o, n = self.reader.offsets, self.reader.lengths
-        if self.reader.undefined(addr):
-            return []
-        head = self.reader.read(self.reader.base + addr, 8 + n + o)
-        if head[:4] != b"FAHD":
-            raise self.reader.fail("fixed array without FAHD signature", addr)
-        entry, page_bits, count = head[6], head[7], uint(head, 8, n)
-        block = self.reader.base + uint(head, 8 + n, o)
-        if count > (1 << page_bits) or entry < o:
-            raise LimitExceeded("paged fixed array chunk index", addr)
-        body = self.reader.read(block, 6 + o + count * entry)
-        if body[:4] != b"FADB":
-            raise self.reader.fail("fixed array data block without FADB signature", block)
-        chunks = []
-        for i in range(count):
-            at = 6 + o + i * entry
-            child = uint(body, at, o)
-            if self.reader.undefined(child):
-                continue
-            filtered = entry > o
-            size = uint(body, at + o, entry - o - 4) if filtered else whole
-            mask = uint(body, at + entry - 4, 4) if filtered else 0
-            chunks.append((i * chunk, self.reader.base + child, size, mask))
-        return chunks
-
-    def _extent(self, obj: _Object) -> int:
+        filters = obj.first(_FILTERS)
         space = obj.first(_DATASPACE)
-        if space is None:
-            return 0
-        return self.reader.elements(space.raw, space.addr)
-
-    def _filters(self, obj: _Object) -> list[int] | None:
-        """Filter ids of the dataset's pipeline, or None when one is not decoded here."""
-        msg = obj.first(_FILTERS)
-        if msg is None:
-            return []
-        raw = msg.raw
-        if len(raw) < 2:
-            raise self.reader.fail("truncated filter pipeline message", msg.addr)
-        version, count = raw[0], raw[1]
-        pos = 8 if version == 1 else 2
-        ids = []
-        for _ in range(count):
-            fid = uint(raw, pos, 2)
-            named = version == 1 or fid >= 256
-            name_len = uint(raw, pos + 2, 2) if named else 0
-            pos += 2 + (2 if named else 0)
-            values = uint(raw, pos + 2, 2)
-            pos += 4 + (-(-name_len // 8) * 8 if version == 1 else name_len)
-            pos += 4 * values + (4 if version == 1 and values % 2 else 0)
-            if fid not in (_DEFLATE, _SHUFFLE, _FLETCHER):
-                return None
-            ids.append(fid)
-        return ids
+        extent = self.reader.elements(space.raw, space.addr) if space else 0
+        try:
+            return hdf5_data.raw_data(self.reader, layout, filters.raw if filters else None,
+                                      extent, want, cap)
+        except hdf5_data.Unread as exc:
+            if not quiet:
+                self._unparsed(f"{obj.path}: {exc}", at)
+            return None
 
     def _external(self, obj: _Object, msg: Message) -> None:
         raw = msg.raw
@@ -590,26 +412,6 @@ class _Walk:
 
 def _pickle_head(data: bytes) -> bool:
     return len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5
-
-
-def _unfilter(data: bytes, filters: list[int], mask: int, elem: int, full: int,
-              reader: Reader) -> bytes:
-    """Undo the pipeline in reverse (bit i of `mask` set: filter i was skipped)."""
-    for i in reversed(range(len(filters))):
-        if mask & (1 << i):
-            continue
-        if filters[i] == _DEFLATE:
-            inflater = zlib.decompressobj()
-            try:
-                data = inflater.decompress(data, full)
-            except zlib.error as exc:
-                raise reader.fail(f"deflated chunk: {exc}", None) from None
-        elif filters[i] == _FLETCHER:
-            data = data[:-4]
-        elif elem > 1:
-            n = len(data) // elem
-            data = bytes(data[j * n + k] for k in range(n) for j in range(elem))
-    return data
 
 
 def _skip_selections(blob: bytes, pos: int, count: int) -> int | None:
