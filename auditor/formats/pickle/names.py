@@ -67,9 +67,8 @@ STRING_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "builtins.str": _str,
     "builtins.bytes": _bytes,
     **{f"builtins.str.{n}": getattr(str, n) for n in (
-        "join", "format", "replace", "lower", "upper", "strip", "lstrip", "rstrip", "swapcase",
-        "title", "capitalize", "casefold", "removeprefix", "removesuffix", "__add__",
-        "__mul__", "__getitem__")},
+        "join", "replace", "lower", "upper", "strip", "lstrip", "rstrip", "swapcase", "title",
+        "capitalize", "casefold", "removeprefix", "removesuffix", "__add__", "__getitem__")},
     **{f"builtins.bytes.{n}": getattr(bytes, n) for n in (
         "join", "replace", "lower", "upper", "strip", "__add__", "__getitem__")},
     **{f"{m}.{n}": f for m in ("operator", "_operator") for n, f in (
@@ -125,8 +124,8 @@ def evaluate(path: str, args: tuple[Any, ...]) -> str | bytes | None:
         return None
     if path == "builtins.reversed" and not (len(args) == 1 and isinstance(args[0], str)):
         return None
-    if any(isinstance(a, (str, bytes)) and len(a) > KEEP for a in args):
-        return None
+    if sum(len(a) for a in _strings(args)) > KEEP:
+        return None  # also bounds what replace and join can make (no format, no repetition)
     try:
         value = fn(*args)
     except Exception:  # the loader would raise here too; the name stays unknown
@@ -134,6 +133,16 @@ def evaluate(path: str, args: tuple[Any, ...]) -> str | bytes | None:
     if isinstance(value, (str, bytes)) and len(value) <= KEEP:
         return value
     return None
+
+
+def _strings(values: Any) -> list[str | bytes]:
+    out: list[str | bytes] = []
+    for v in values:
+        if isinstance(v, (str, bytes)):
+            out.append(v)
+        elif isinstance(v, (list, tuple)):
+            out.extend(_strings(v))
+    return out
 
 
 def _constant(value: Any) -> bool:
