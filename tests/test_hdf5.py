@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,9 @@ import pandas as pd
 import pytest
 import tables
 
+from auditor.scanning.engine import scan_bytes
+from auditor.scanning.options import ScanOptions
+from tests.builders import damaged
 from tests.scan_helpers import scan_files
 
 # os.system('echo pwned') by hand: protocol 0 (GLOBAL + REDUCE) and protocol 2 (PROTO first).
@@ -79,7 +83,7 @@ def _pickles(f: h5py.File, *, chunked: bool) -> None:
 
 
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory) -> dict:
+def folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("hdf5")
     warnings.simplefilter("ignore")
     with h5py.File(folder / "links.h5", "w") as f:
@@ -134,6 +138,11 @@ def reports(tmp_path_factory) -> dict:
     with h5py.File(folder / "latest_chunked.h5", "w", libver="latest") as f:
         f.create_dataset("rows", data=_rows(*[b"a"] * 1000, P2), dtype=h5py.vlen_dtype(np.uint8),
                          chunks=(2,), maxshape=(None,))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reports(folder) -> dict:
     return scan_files(folder)
 
 
@@ -223,3 +232,13 @@ def test_storage_not_read_is_reported_not_skipped(reports):
 def test_hdf5_scan_never_imports_h5py_on_scanned_content():
     source = (Path(__file__).parents[1] / "auditor/formats/weights/hdf5.py").read_text()
     assert "import h5py" not in source and "import tables" not in source
+
+
+@pytest.mark.parametrize("name", ["links_latest.h5", "pickles.h5", "chunk_indexes.h5",
+                                  "dense300.h5"])
+def test_damaged_files_give_findings_never_an_internal_error(folder, name):
+    base = (folder / name).read_bytes()
+    options = ScanOptions(jobs=1)
+    for data in damaged(base, random.Random(name), 150, 20):
+        report = scan_bytes(name, data, options)
+        assert "AUD-SCAN-007" not in {f.rule for f in report.findings}, report.findings
