@@ -349,6 +349,27 @@ def malicious(canary: str) -> list[Case]:
              _zip_variant(evil, "flags"), "model.pt", expect="high"),
         Case("zip-bad-crc", "CVE-2025-10156 corrupted zip CRC",
              _zip_variant(evil, "crc"), "model.pt", expect="high"),
+        # -- names built while loading (issue 15, class 3) ------------------------------
+        Case("rot13-name-via-safe-codec", "computed name: _codecs.encode(rot13) builds 'system'",
+             _p4(call(u("os") + call(glob("_codecs", "encode"), u("flfgrz"), u("rot13"))
+                      + STACK_GLOBAL, cmd)), runs_canary=True),
+        Case("joined-module-name", "computed name: str.join builds 'os' (picklescan #331)",
+             _p4(call(call(glob("builtins", "str.join"), u(""),
+                           EMPTY_LIST + MARK + u("o") + u("s") + APPENDS)
+                      + u("system") + STACK_GLOBAL, cmd)), runs_canary=True),
+        Case("base64-module-name", "computed name: base64 + bytes.decode build 'os'",
+             _p4(call(call(glob("builtins", "bytes.decode"), call(glob("base64", "b64decode"),
+                                                                 u("b3M=")))
+                      + u("system") + STACK_GLOBAL, cmd)), runs_canary=True),
+        Case("locate-methodcaller", "CVE-2025-71320 pydoc.locate + operator.methodcaller",
+             _p4(call(call(glob("operator", "methodcaller"), u("system"), cmd),
+                      call(glob("pydoc", "locate"), u("os")))), runs_canary=True),
+        # -- re-exports through allowlisted libraries (issue 15, class 4) ----------------
+        Case("sklearn-reexported-listener", "re-export: multiprocessing Listener under sklearn",
+             _p4(call(sglobal("sklearn.callback._transport", "Listener"),
+                      MARK + u("127.0.0.1") + integer(0) + TUPLE))),
+        Case("module-alias-walk", "re-export: numpy reached as sklearn.base.np (np.load)",
+             _p4(call(sglobal("sklearn.base", "np.load"), u("x.npy")))),
     ]
     return cases
 
