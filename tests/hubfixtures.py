@@ -101,6 +101,11 @@ def serve(monkeypatch) -> Iterator:
         hub.__enter__()
         servers.append(hub)
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        # The client reads HF_HUB_OFFLINE once, when first imported; if that import happened
+        # inside an earlier test (whose environment is offline), switch it back on for this one.
+        from huggingface_hub import constants
+
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         return hub
 

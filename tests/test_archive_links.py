@@ -78,7 +78,8 @@ def _as_bundles(name: str, data: bytes) -> dict[str, bytes]:
     """One member in every archive spelling a model or bundle travels in."""
     tar = make_tar([(name, data)])
     zipped = build_zip([ZMember(name, data)])
-    return {"a.tar": tar, "a.tar.gz": gzip.compress(tar), "a.tgz": gzip.compress(tar),
+    gz = gzip.compress(tar, mtime=0)
+    return {"a.tar": tar, "a.tar.gz": gz, "a.tgz": gz,
             "a.tar.bz2": bz2.compress(tar), "a.tar.xz": lzma.compress(tar),
             "model.nemo": tar, "a.zip": zipped, "handler.mar": zipped}
 

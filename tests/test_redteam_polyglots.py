@@ -191,9 +191,10 @@ APPENDED = {
     "msgpack": ("flax_model.msgpack",
                 lambda p: bytes.fromhex("81a161c3") + p, "after the msgpack value"),
     "tar": ("bundle.tar", lambda p: _tar_bytes() + p, "after the tar end marker"),
-    "tar.gz-inner": ("bundle.tar.gz", lambda p: gzip.compress(_tar_bytes() + p),
+    "tar.gz-inner": ("bundle.tar.gz", lambda p: gzip.compress(_tar_bytes() + p, mtime=0),
                      "after the tar end marker"),
-    "gzip": ("model.pkl.gz", lambda p: gzip.compress(b"(lp0\n.") + p, "after the gzip stream"),
+    "gzip": ("model.pkl.gz", lambda p: gzip.compress(b"(lp0\n.", mtime=0) + p,
+             "after the gzip stream"),
     "bz2": ("model.pkl.bz2", lambda p: bz2.compress(b"(lp0\n.") + p, "after the bz2 stream"),
     "zip-end": ("bundle.zip", lambda p: _zip_bytes() + p, "after the end record"),
     "zip-gap": ("bundle.zip", _zip_with_gap, "between members"),
@@ -213,8 +214,9 @@ def test_pickle_after_the_cover_format_is_graded_as_a_pickle(tmp_path, kind):
 @pytest.mark.parametrize(("name", "data"), [
     ("bundle.zip", _zip_bytes(comment=b"built by the release job, 2026-12-01")),
     ("bundle.tar", _tar_bytes()),  # tarfile pads to a 10 KiB record with zeros
-    ("bundle.tar.gz", gzip.compress(_tar_bytes())),
-    ("notes.txt.gz", gzip.compress(b"first part\n") + gzip.compress(b"second part\n")),
+    ("bundle.tar.gz", gzip.compress(_tar_bytes(), mtime=0)),
+    ("notes.txt.gz",
+     gzip.compress(b"first part\n", mtime=0) + gzip.compress(b"second part\n", mtime=0)),
 ])
 def test_padding_comments_and_multi_stream_files_stay_clean(tmp_path, name, data):
     report = scan(write(tmp_path, data, name))
