@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import marshal
+import stat
 import zipfile
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from tests.scan_helpers import rule_ids, scan_files
+from tests.zip_builders import ZMember, build_zip
 
 KERAS_SAVED = Path(__file__).parent / "data" / "keras"
 
@@ -247,3 +249,74 @@ def test_files_saved_by_keras_itself(tmp_path):
     assert files["clean.h5"].facts["backend"] == "torch"
     assert rule_ids(files["lambda.keras"]) == ["AUD-KERAS-001"]
     assert all(f.coverage.value == "scanned" for f in files.values())
+
+
+def _hand_keras(*extra: ZMember, config=None, **zip_args) -> bytes:
+    """A .keras zip assembled field by field (tests/zip_builders), extra members last."""
+    doc = json.dumps(_sequential() if config is None else config).encode()
+    return build_zip([ZMember("metadata.json", b'{"keras_version": "3.9.0"}'),
+                      ZMember("config.json", doc, method=8), *extra], **zip_args)
+
+
+def _link(name: str, target: str) -> ZMember:
+    return ZMember(name, target.encode(), mode=stat.S_IFLNK | 0o777)
+
+
+ESCAPING_KERAS = {
+    "dotdot": ([ZMember("../../.bashrc", b"curl x | sh\n")], "AUD-ARC-010"),
+    "dotdot-in-assets": ([ZMember("assets/../../../x.py", b"pass\n")], "AUD-ARC-010"),
+    "backslashes": ([ZMember("assets\\..\\..\\x.py", b"pass\n")], "AUD-ARC-010"),
+    "absolute": ([ZMember("/etc/cron.d/job", b"* * * * * root id\n")], "AUD-ARC-011"),
+    "drive": ([ZMember("C:\\Users\\x\\evil.bat", b"echo\n")], "AUD-ARC-011"),
+    "local-name-only": ([ZMember("assets/a.txt", b"a", local_name="../../a.txt")],
+                        "AUD-ARC-010"),
+    "symlink-absolute": ([_link("assets/vocab.txt", "/home/user/.ssh/id_rsa")], "AUD-ARC-012"),
+    "symlink-climbing": ([_link("assets/x", "../../../etc/passwd")], "AUD-ARC-012"),
+    "symlink-chain": ([_link("assets/a", "b"), _link("b", "..")], "AUD-ARC-012"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ESCAPING_KERAS))
+def test_escaping_names_and_links_inside_keras_are_high(tmp_path, case):
+    extra, rule = ESCAPING_KERAS[case]
+    (tmp_path / "model.keras").write_bytes(_hand_keras(*extra))
+    report = scan_files(tmp_path)["model.keras"]
+    found = [f for f in report.findings if f.rule == rule]
+    assert found and all(f.severity.label == "high" for f in found)
+    assert report.format == "keras" and report.facts["model_class"] == "Sequential"
+
+
+@pytest.mark.parametrize(("zip_args", "rule"), [
+    ({"trailing": b"\x80\x04\x95appended"}, "AUD-ARC-006"),
+    ({"between": b"\x80\x04\x95hidden"}, "AUD-ARC-006"),
+])
+def test_bytes_outside_keras_members_are_high(tmp_path, zip_args, rule):
+    (tmp_path / "model.keras").write_bytes(_hand_keras(**zip_args))
+    assert rule in rule_ids(scan_files(tmp_path)["model.keras"])
+
+
+def test_keras_header_disagreements_are_high(tmp_path):
+    data = _hand_keras(ZMember("model.weights.h5", b"\x89HDF", crc=0),
+                       ZMember("assets/x", b"x", local_flags=1))
+    ids = rule_ids(scan_files(_write(tmp_path, data))["model.keras"])
+    assert {"AUD-ARC-001", "AUD-ARC-002", "AUD-ARC-003"} <= set(ids)
+
+
+def test_config_json_as_a_link_is_not_reviewed_and_fails(tmp_path):
+    """unzip makes it a link to a host file; zipfile reads the target as the config."""
+    data = build_zip([ZMember("metadata.json", b"{}"), _link("config.json", "/etc/passwd")])
+    ids = rule_ids(scan_files(_write(tmp_path, data))["model.keras"])
+    assert {"AUD-ARC-012", "AUD-KERAS-008"} <= set(ids)
+
+
+def test_keras_review_still_applies_through_the_archive_reader(tmp_path):
+    lam = _obj("keras.layers", "Lambda", {"function": {"class_name": "__lambda__",
+                                                       "config": {"code": _lambda_code()}}})
+    data = _hand_keras(ZMember("../x", b"x"), config=_sequential(lam))
+    ids = rule_ids(scan_files(_write(tmp_path, data))["model.keras"])
+    assert {"AUD-KERAS-001", "AUD-ARC-010"} <= set(ids)
+
+
+def _write(folder: Path, data: bytes) -> Path:
+    (folder / "model.keras").write_bytes(data)
+    return folder

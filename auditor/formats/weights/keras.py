@@ -11,7 +11,10 @@ modules outside Keras, or Keras functions that are not layers (`get_file`,
 imported, unmarshalled or deserialized. `review_config` is shared with the
 legacy HDF5 reader (`hdf5.py`), whose `model_config` has the same shape.
 
-Members other than the two JSON files (weights, assets) go back to the engine.
+The zip is read by the archive reader with a Keras layout, like any other
+zip: escaping member names, links, header disagreements and bytes outside
+the members are judged there. The layout keeps the two JSON files for the
+review here; every other member (weights, assets) goes back to the engine.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import zipfile
-import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.jsonutil import loads_strict
 from auditor.formats._lib.streams import read_capped
+from auditor.formats.archives import zip as archive_zip
+from auditor.formats.archives.members import Layout, Role
 from auditor.formats.code import python as python_code
 from auditor.formats.contract import FormatSpec, ScanContext
 from auditor.model import FormatId, FormatResult, Rule, Severity
@@ -105,9 +110,8 @@ KERAS_MEMBERS = frozenset({"config.json", "metadata.json", "model.weights.h5",
                            "model.weights.npz", "assets.json"})
 MAX_NODES = 5_000_000
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-# What zipfile raises on a damaged or unusual archive (CRC, compression, encryption, ...).
-_ZIP_ERRORS = (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError, EOFError,
-               zlib.error)
+# The members Keras opens by these exact names; the rest are scanned as ordinary members.
+_ROLES = {"config.json": Role.CODE, "metadata.json": Role.METADATA}
 
 
 def sniff(head: bytes, name: str) -> bool:
@@ -124,36 +128,57 @@ def sniff(head: bytes, name: str) -> bool:
     return first in KERAS_MEMBERS or name.lower().endswith(".keras")
 
 
-def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
-    if not f.seekable():
-        raise FormatError("a .keras zip must be seekable to read its directory", 0, MALFORMED)
-    try:
-        archive = zipfile.ZipFile(f)
-        infos = archive.infolist()
-    except _ZIP_ERRORS as exc:
-        raise FormatError(f"not a readable zip: {exc}", 0, MALFORMED) from None
-    if len(infos) > ctx.limits.max_members:
-        raise LimitExceeded(f"more than {ctx.limits.max_members} members")
-    names = [i.filename for i in infos]
-    if "config.json" not in names:
-        raise FormatError("no config.json member", 0, MALFORMED)
-    for info in infos:
-        if info.is_dir():
-            continue
+@dataclass
+class _Review:
+    """What the layout handlers saw of the two JSON members during one zip scan.
+
+    The zip reader turns an error raised by a handler into an archive finding;
+    a config that cannot be reviewed is a Keras failure, so it is kept here and
+    raised once the archive checks are done.
+    """
+
+    config_seen: bool = False
+    error: FormatError | None = None
+
+    def config(self, ctx: ScanContext, name: str, stream: BinaryIO, size: int | None) -> None:
+        self.config_seen = True
+        doc = self._read(stream, name, ctx)
+        if doc is not None:
+            ctx.result.facts.update(review_config(doc, ctx, name))
+
+    def metadata(self, ctx: ScanContext, name: str, stream: BinaryIO, size: int | None) -> None:
+        doc = self._read(stream, name, ctx)
+        if isinstance(doc, dict):
+            ctx.result.facts["keras_version"] = doc.get("keras_version")
+            ctx.result.facts["date_saved"] = doc.get("date_saved")
+
+    def _read(self, stream: BinaryIO, name: str, ctx: ScanContext) -> Any:
         try:
-            with archive.open(info) as member:
-                if info.filename in ("config.json", "metadata.json"):
-                    doc = _read_json(member, info.filename, ctx)
-                    if info.filename == "config.json":
-                        ctx.result.facts.update(review_config(doc, ctx, "config.json"))
-                    elif isinstance(doc, dict):
-                        ctx.result.facts["keras_version"] = doc.get("keras_version")
-                        ctx.result.facts["date_saved"] = doc.get("date_saved")
-                else:
-                    ctx.merge_member(ctx.scan_member(info.filename, member, info.file_size))
-        except _ZIP_ERRORS as exc:
-            raise FormatError(f"member {info.filename}: {exc}", None, MALFORMED) from None
-    ctx.result.facts["members"] = len(names)
+            return _read_json(stream, name, ctx)
+        except FormatError as exc:
+            self.error = self.error or exc
+            return None
+
+    def layout(self) -> Layout:
+        """Keras's members by name; the format is already known from the sniff."""
+        return Layout(
+            detect=_always_keras, role=lambda name: _ROLES.get(name, Role.SCAN),
+            formats=(FormatId.KERAS,),
+            handlers={Role.CODE: self.config, Role.METADATA: self.metadata},
+        )
+
+
+def _always_keras(names: Sequence[str]) -> FormatId:
+    return FormatId.KERAS
+
+
+def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
+    review = _Review()
+    archive_zip.scan_zip(f, ctx, (review.layout(),))
+    if review.error is not None:
+        raise review.error
+    if not review.config_seen:
+        raise FormatError("no config.json member", 0, MALFORMED)
     return ctx.result
 
 
@@ -260,5 +285,6 @@ def _describe_code(code: Any) -> str:
 
 SPEC = FormatSpec(
     id=FormatId.KERAS, sniff=sniff, scan=scan, container=True, rules=RULES,
-    facts=("model_class", "classes", "modules", "keras_version", "date_saved", "members"),
+    facts=("model_class", "classes", "modules", "keras_version", "date_saved", "members",
+           "hidden_members", "crc_unverified"),
 )
