@@ -7,6 +7,8 @@ import io
 import json
 import struct
 
+import pytest
+
 from tests.builders import safetensors_bytes
 from tests.hubfixtures import files_by_path, findings, serve  # noqa: F401
 from tests.hubserver import HubFile, HubRepo
@@ -15,12 +17,14 @@ SHA = "7" * 40
 MiB = 1024 * 1024
 
 
-def big_safetensors(path: str, data_bytes: int) -> HubFile:
-    """A valid safetensors file whose data area is generated on the fly, never stored."""
+def big_safetensors(path: str, data_bytes: int, first: int | None = None) -> HubFile:
+    """A valid safetensors file whose data area is generated on the fly, never stored;
+    `first` sets the header length's low byte (padding the header up to it)."""
     floats = data_bytes // 4
     header = json.dumps({"w": {"dtype": "F32", "shape": [floats],
                                "data_offsets": [0, floats * 4]}}).encode()
-    header += b" " * (-len(header) % 8)
+    pad = -len(header) % 8 if first is None else (first - len(header)) % 256
+    header += b" " * pad
     head = struct.pack("<Q", len(header)) + header
     size = len(head) + floats * 4
 
@@ -204,3 +208,17 @@ def test_a_remote_module_that_is_present_is_not_reported_missing(run_cli, serve,
     _, report = scan_remote(run_cli, tmp_path)
     assert findings(report, "AUD-CODE-015") == []
     assert findings(report, "AUD-CODE-012")  # the auto_map itself is still remote code
+
+
+@pytest.mark.parametrize("first", b"FLSPgpci", ids=chr)
+def test_remote_only_header_length_as_a_line_opcode(run_cli, serve, tmp_path, first):  # noqa: F811
+    """A header length whose first byte is a line opcode the loader cannot finish: the
+    pickle reading ends in the head, the weights are not downloaded."""
+    big = big_safetensors("model.safetensors", 4 * MiB, first)
+    hub = serve([repo_with([big])])
+    result, report = scan_remote(run_cli, tmp_path)
+    assert result.code == 0, result.err
+    weights = files_by_path(report)["model.safetensors"]
+    assert (weights["format"], weights["coverage"], weights["findings"]) == (
+        "safetensors", "scanned", [])
+    assert hub.content_bytes < 200 * 1024

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from auditor import pipeline
+from auditor.scanning.options import ScanOptions
 from tests.test_archive_zip import scan, write
 
 
@@ -221,3 +223,40 @@ def test_pickle_after_the_cover_format_is_graded_as_a_pickle(tmp_path, kind):
 def test_padding_comments_and_multi_stream_files_stay_clean(tmp_path, name, data):
     report = scan(write(tmp_path, data, name))
     assert not [f for f in report.findings if f.severity.label in ("medium", "high", "critical")]
+
+
+# A safetensors header length is 8 little-endian bytes: its first byte is a protocol 0 line
+# opcode for many header sizes. The loader stops at a line its opcode cannot parse (PERSID
+# without persistent_load, a NUL or '{' in a LONG/FLOAT/GET line, an unquoted STRING, a
+# GLOBAL/INST name that is no identifier, PUT on an empty stack), so nothing after the head
+# can run and the file is read once. INT of "\0" (strtol of the empty C string) and UNICODE
+# do parse: the loader reads on to the first newline, and so does the follow-through.
+LINE_OPCODES = b"FLSPgpci"
+
+
+def line_opcode_safetensors(first: int, floats: int = 40_000) -> bytes:
+    """A valid safetensors file (zero weights) whose header length's low byte is `first`."""
+    raw = json.dumps({"w": {"dtype": "F32", "shape": [floats],
+                            "data_offsets": [0, floats * 4]}}, separators=(",", ":")).encode()
+    size = first + 256 * -(-max(0, len(raw) - first) // 256)
+    return struct.pack("<Q", size) + raw.ljust(size) + bytes(floats * 4)
+
+
+@pytest.mark.parametrize("first", [*LINE_OPCODES, 0x149], ids=lambda b: f"0x{b:x}")
+def test_safetensors_header_length_as_a_dead_line_opcode_is_read_once(tmp_path, first):
+    data = line_opcode_safetensors(first)
+    assert data[0] == first & 0xFF
+    path = write(tmp_path, data, "model.safetensors")
+    result = pipeline.scan(path, ScanOptions(jobs=1))
+    (report,) = result.models[0].files
+    assert report.format == "safetensors"
+    assert not report.findings
+    assert result.bytes_read == len(data)
+
+
+@pytest.mark.parametrize("first", b"IV", ids=lambda b: chr(b))
+def test_safetensors_header_length_as_a_live_line_opcode_is_followed(tmp_path, first):
+    data = line_opcode_safetensors(first)
+    report = scan(write(tmp_path, data, "model.safetensors"))
+    assert report.format == "safetensors"
+    assert not report.findings  # the line runs to the end of the file: truncated, no payload

@@ -95,14 +95,16 @@ def _polyglot_pickle(head: bytes, stream: BinaryIO, ctx: ScanContext) -> None:
     pickle, a msgpack map hiding one) are analysed as a pickle too: any file can be unpickled.
 
     The head decides for almost every file: its pickle reading breaks within a few
-    bytes. When it is still going where the head ends (a BINBYTES8 skip over the
-    cover format, its payload further on), the reading is followed through the
-    whole stream; if a limit stops it first, the file is not called clean.
+    bytes, or at a line whose argument cannot parse (a safetensors header length
+    read as PERSID, INT, GLOBAL...: the loader stops there). When it is still going
+    where the head ends (a BINBYTES8 skip over the cover format, its payload further
+    on), the reading is followed through the whole stream; if a limit stops it
+    first, the file is not called clean.
     """
     if ctx.result.format in sniff.PICKLE_FAMILY or not stream.seekable():
         return
     runs = pickle_format.runs_payload(head)
-    if not runs and len(head) >= HEAD_BYTES and pickle_format.plausible(head):
+    if runs is None and len(head) >= HEAD_BYTES:
         stream.seek(0)
         runs = pickle_format.runs_payload_in(stream)
         if runs is None:

@@ -243,6 +243,7 @@ class Env:
     call_hooks: dict[str, Hook] = field(default_factory=dict)  # checks of calls, by path
     keep_items: int = 32  # values kept per list (keys and values per dict); layouts need few
     collect_persistent: bool = False
+    persistent_load: bool = True  # False: `pickle.load` of a whole file, PERSID stops it
     persistent: list[Persistent] = field(default_factory=list)
     imports: ImportLog = field(default_factory=ImportLog)
     shadowed: set[str] = field(default_factory=set)  # names this stream redefined
@@ -383,19 +384,26 @@ class Input:
             self.base += len(chunk)
             n -= len(chunk)
 
-    def line(self, at: int, what: str) -> tuple[bytes, bool]:
-        """The next newline-terminated line: its first KEEP bytes, and whether that is all."""
+    def line(self, at: int, what: str,
+             dead: Callable[[bytes], bool] | None = None) -> tuple[bytes, bool]:
+        """The next newline-terminated line: its first KEEP bytes, and whether that is all.
+
+        `dead` says of a line's first bytes that its opcode cannot parse them:
+        the loader fails once it has the line, so nothing later in the stream
+        runs, and a line not ended in the bytes at hand is not read on.
+        """
         end = self.exact_end
         if end is not None and self.offset < end:
             left = end - self.offset  # a line not ending inside the frame is read after it
             if left <= CHUNK and self._fill(left) and self.buf.find(
                     b"\n", self.pos, self.pos + left) < 0:
                 self._skip(left, at, "a frame")
-        text = self._line(at, what)
+        text = self._line(at, what, dead)
         self._exact_done()
         return text
 
-    def _line(self, at: int, what: str) -> tuple[bytes, bool]:
+    def _line(self, at: int, what: str,
+              dead: Callable[[bytes], bool] | None) -> tuple[bytes, bool]:
         out = b""
         total = 0
         while True:
@@ -407,6 +415,9 @@ class Input:
             if i >= 0:
                 self.pos = i + 1
                 return out, total <= KEEP
+            if dead is not None and dead(out):
+                raise PickleError(f"{what} argument {out[:40]!r}... cannot parse: the loader "
+                                  "stops at this line", at)
             self.base += len(self.buf)
             self.buf, self.pos = b"", 0
             chunk = self.f.read(CHUNK) if not self.eof else b""
@@ -690,8 +701,20 @@ class Machine:
         return _F8.unpack(self.inp.take(8, at, op.name))[0]
 
     def _arg_line(self, op: Op, at: int) -> bytes | None:
-        text, whole = self.inp.line(at, op.name)
+        self._line_runs(op, at)
+        text, whole = self.inp.line(at, op.name, _DEAD_LINE.get(op.name))
         return text if whole else None
+
+    def _line_runs(self, op: Op, at: int) -> None:
+        """Line opcodes the loader fails whatever their line holds (PUT checks the stack
+        first, GET looks in the memo): stop before reading the line."""
+        name = op.name
+        if name == "PERSID" and not self.env.persistent_load:
+            raise PickleError("PERSID without a persistent_load function", at)
+        if name == "PUT" and len(self.stack) <= self._fence():
+            raise PickleError("stack underflow", at)
+        if name == "GET" and not self.memo and not self.memo_extra:
+            raise PickleError("GET with an empty memo", at)
 
     def _arg_lines2(self, op: Op, at: int) -> tuple[bytes | None, bytes | None]:
         return self._arg_line(op, at), self._arg_line(op, at)
@@ -747,7 +770,7 @@ class Machine:
         if text is None:
             return BIG_INT
         try:
-            return parse(text.decode("ascii").strip())
+            return parse(_c_string(text).decode("ascii").strip())
         except (ValueError, UnicodeDecodeError):
             raise PickleError(f"invalid number literal {text[:40]!r}", at) from None
 
@@ -757,6 +780,8 @@ class Machine:
     def _op_int(self, arg: bytes | None, at: int) -> None:
         if arg in (b"00", b"01"):
             self._push(arg == b"01")
+        elif arg is not None and arg[:1] == b"\0":
+            self._push(0)  # strtol of the empty C string
         else:
             self._push(self._number(arg, at, _c_int))
 
@@ -1179,6 +1204,8 @@ class Machine:
             raise PickleError("persistent id is not ASCII", at) from None
 
     def _op_binpersid(self, arg: None, at: int) -> None:
+        if not self.env.persistent_load:
+            raise PickleError("BINPERSID without a persistent_load function", at)
         self._persistent(self._pop(at), at)
 
     def _persistent(self, pid: Any, at: int) -> None:
@@ -1226,6 +1253,36 @@ def _dispatch_table() -> tuple[tuple[Op, Callable[..., Any], Callable[..., Any]]
         table[op.code] = (op, getattr(Machine, _READERS[op.arg]),
                           getattr(Machine, "_op_" + op.name.lower()))
     return tuple(table)
+
+
+def _c_string(text: bytes) -> bytes:
+    """A line as the C loader's number parsers see it: a C string, ended by the first NUL."""
+    return text.split(b"\0", 1)[0]
+
+
+# What C strtol / PyLong_FromString / PyOS_string_to_double may accept before a NUL ends
+# the C string (a superset: a line called dead must be one the loader rejects).
+_NUMBER_DEAD = re.compile(rb"[^\t\n\x0b\x0c\r +\-.0-9A-Za-z_]")
+# Module and attribute names the import machinery can find: identifier text and dots.
+_NAME_DEAD = re.compile(rb"[^.0-9A-Za-z_\x80-\xff]")
+
+
+def _number_dead(empty_parses: bool) -> Callable[[bytes], bool]:
+    def dead(head: bytes) -> bool:
+        text = _c_string(head)
+        return (not text and not empty_parses and len(text) < len(head)) \
+            or _NUMBER_DEAD.search(text) is not None
+    return dead
+
+
+_DEAD_LINE: dict[str, Callable[[bytes], bool]] = {
+    "INT": _number_dead(empty_parses=True),  # strtol of "" is 0, ended by the NUL
+    **{op: _number_dead(empty_parses=False) for op in ("LONG", "FLOAT", "GET", "PUT")},
+    "STRING": lambda head: head[:1] not in (b"", b"'", b'"'),
+    "PERSID": lambda head: max(head, default=0) > 0x7F,  # decoded as ASCII
+    "GLOBAL": lambda head: _NAME_DEAD.search(head) is not None,
+    "INST": lambda head: _NAME_DEAD.search(head) is not None,
+}
 
 
 def _c_int(text: str) -> int:

@@ -63,19 +63,25 @@ def plausible(head: bytes) -> bool:
     return False
 
 
-def runs_payload(head: bytes) -> bool:
+def runs_payload(head: bytes) -> bool | None:
     """Would `pickle.load` of these bytes call an import (or import a dangerous one) before
-    the head ends? Decides whether content another format claimed is also a live pickle."""
-    env = Env(tiers=tiers_for(), limits=Limits(), report=ignore)
-    with contextlib.suppress(PickleError, LimitExceeded):
+    the head ends? Decides whether content another format claimed is also a live pickle:
+    None when the reading is still going where the head ends (inside a BINBYTES8 skip, or a
+    line whose argument can still parse), so only the rest of the stream can tell."""
+    env = _load_env()
+    try:
         Machine(Input(io.BytesIO(head)), env).run()
+    except Truncated:
+        return True if _ran_payload(env) else None
+    except (PickleError, LimitExceeded):
+        pass
     return _ran_payload(env)
 
 
 def runs_payload_in(f: BinaryIO) -> bool | None:
     """`runs_payload` over a whole stream, for a head whose pickle reading was still going
     when the head ended; None when a limit stopped the reading before it ran or broke."""
-    env = Env(tiers=tiers_for(), limits=Limits(), report=ignore)
+    env = _load_env()
     try:
         Machine(Input(f), env).run()
     except LimitExceeded:
@@ -83,6 +89,11 @@ def runs_payload_in(f: BinaryIO) -> bool | None:
     except PickleError:
         pass
     return _ran_payload(env)
+
+
+def _load_env() -> Env:
+    """`pickle.load` of a file (and torch.load's legacy first load): no persistent_load."""
+    return Env(tiers=tiers_for(), limits=Limits(), report=ignore, persistent_load=False)
 
 
 def _ran_payload(env: Env) -> bool:
