@@ -91,6 +91,18 @@ def standard_repos() -> list[HubRepo]:
     ]
 
 
+def allow_network(monkeypatch) -> None:
+    """Let this test's client reach a server on 127.0.0.1 (conftest makes every test offline).
+
+    The client reads HF_HUB_OFFLINE once, when first imported; if that import happened
+    inside an earlier test (whose environment is offline), it is switched back on here.
+    """
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
 @pytest.fixture
 def serve(monkeypatch) -> Iterator:
     """`with serve(repos) as hub:` — a running Hub; HF_ENDPOINT points at it, network allowed."""
@@ -100,12 +112,7 @@ def serve(monkeypatch) -> Iterator:
         hub = HubServer(standard_repos() if repos is None else repos, tokens=(TOKEN,))
         hub.__enter__()
         servers.append(hub)
-        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-        # The client reads HF_HUB_OFFLINE once, when first imported; if that import happened
-        # inside an earlier test (whose environment is offline), switch it back on for this one.
-        from huggingface_hub import constants
-
-        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        allow_network(monkeypatch)
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         return hub
 

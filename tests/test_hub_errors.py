@@ -9,7 +9,7 @@ from collections import namedtuple
 from types import SimpleNamespace
 
 from auditor.sources import hubclient
-from tests.hubfixtures import C2, TOKEN, serve  # noqa: F401
+from tests.hubfixtures import C2, TOKEN, allow_network, serve  # noqa: F401
 
 
 def one_line(err: str) -> str:
@@ -84,7 +84,7 @@ def test_network_down_is_exit_3_after_retries(run_cli, tmp_path, monkeypatch):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    allow_network(monkeypatch)
     waits: list[float] = []
     monkeypatch.setattr(hubclient, "time", SimpleNamespace(sleep=waits.append))
     result = run_cli("scan", "hf://org/tiny", "--endpoint", f"http://127.0.0.1:{port}",
