@@ -1,6 +1,7 @@
 """Scorecard: auditor and peer pickle scanners on the regression corpus, side by side.
 
-    python bench/scorecard.py [--venv /tmp/auditor-peers] [--cases]
+    python bench/scorecard.py [--venv /tmp/auditor-peers] [--cases] [--sets classic,new,benign]
+                              [--tools auditor,picklescan,modelaudit]
 
 Creates (once) a throwaway venv with picklescan, modelscan, fickling and
 modelaudit from PyPI, writes the corpus of `tests/pickle_corpus.py`
@@ -72,16 +73,68 @@ def versions(venv: Path) -> dict[str, str]:
     return {"auditor": __version__, **{p: pins.get(p, "?") for p in PEERS}}
 
 
-def write_corpus(folder: Path, canary: str) -> list[tuple[corpus.Case, Path]]:
+def classic_cases(work: Path, canary: str) -> list[corpus.Case]:
+    """The pickle regression corpus: public bypasses and benign controls."""
     cases = list(corpus.malicious(canary)) + corpus.benign_plain()
-    work = folder.parent / "build"
-    work.mkdir(parents=True)
     cases += corpus.benign_torch_legacy()[::2]  # state dict, optimizer, nested, views; p2/p5
     cases += corpus.benign_joblib(str(work))
     cases.append(corpus.sklearn_estimator(str(work)))
+    return cases
+
+
+def new_cases(work: Path, canary: str) -> list[corpus.Case]:
+    """Issue 15's attack classes, several spellings each (built as the tests build them)."""
+    from tests.test_archive_links import ESCAPING_TAR_LINKS
+    from tests.test_archive_tar import make_tar
+    from tests.test_pickle_names import _payload, spellings
+    from tests.test_redteam_polyglots import POLYGLOTS
+    from tests.test_redteam_remote_code import INDIRECT
+    from tests.test_redteam_targets import CMD, YAML_SPELLINGS
+
+    cmd = CMD.format(canary=canary)
+    cases = [corpus.Case(f"built-name-{n}", "pickle: callable built by the stream",
+                         _payload(body, cmd, n.startswith("dunder")))
+             for n, body in spellings(cmd).items()]
+    cases += [corpus.Case(f"target-{n}", "instantiation target (_target_)",
+                          text.format(cmd=cmd).encode(), "config.yaml")
+              for n, text in YAML_SPELLINGS.items()]
+    cases += [corpus.Case(f"code-{n}", "computed name in remote code", source.encode(),
+                          "modeling_custom.py")
+              for n, (source, rule) in INDIRECT.items() if rule == "AUD-CODE-016"]
+    cases += [corpus.Case(f"tar-link-{n}", "archive link escaping the folder",
+                          make_tar(members), "bundle.tar")
+              for n, members in ESCAPING_TAR_LINKS.items()]
+    cases += [corpus.Case(f"polyglot-{n}", "pickle hidden in another format",
+                          build(Path(canary)), f"model.{ext}")
+              for n, (build, ext) in POLYGLOTS.items()]
+    return cases
+
+
+def benign_folders(folder: Path) -> list[tuple[corpus.Case, Path]]:
+    """Each model folder the real writers of tests/benign/ write, scanned whole (a shard or an
+    ONNX data file is judged beside its siblings, as a user scans it): each must be clean."""
+    from tests.benign.corpus import WRITERS
+
     placed = []
+    for writer in WRITERS:
+        target = folder / f"benign-{writer.name}"
+        target.mkdir(parents=True)
+        writer.make(target)
+        placed.append((corpus.Case(writer.name, "benign", b"", ""), target))
+    return placed
+
+
+def write_corpus(folder: Path, canary: str, sets: list[str]) -> list[tuple[corpus.Case, Path]]:
+    work = folder.parent / "build"
+    work.mkdir(parents=True)
+    cases: list[corpus.Case] = []
+    if "classic" in sets:
+        cases += classic_cases(work, canary)
+    if "new" in sets:
+        cases += new_cases(work, canary)
+    placed = benign_folders(folder) if "benign" in sets else []
     for i, case in enumerate(cases):
-        sub = folder / f"{i:03d}-{case.name}"
+        sub = folder / f"{i:03d}-{case.name.replace('/', '_')}"
         sub.mkdir(parents=True)
         (sub / case.filename).write_bytes(case.data)
         placed.append((case, sub / case.filename))
@@ -109,14 +162,20 @@ def main() -> None:
     parser.add_argument("--venv", type=Path, default=Path("/tmp/auditor-peers"))
     parser.add_argument("--cases", action="store_true", help="print the per-case matrix")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--sets", default="classic",
+                        help="comma-separated: classic (the pickle regression corpus), new "
+                        "(issue 15's attack classes), benign (every file of tests/benign/)")
+    parser.add_argument("--tools", default=",".join(("auditor", *PEERS)),
+                        help="comma-separated subset of auditor," + ",".join(PEERS))
     args = parser.parse_args()
     ensure_venv(args.venv)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1",
            "PROMPTFOO_DISABLE_TELEMETRY": "1", "NO_COLOR": "1"}
     with tempfile.TemporaryDirectory(prefix="scorecard-") as tmp:
         canary = str(Path(tmp) / "CANARY")
-        placed = write_corpus(Path(tmp) / "corpus", canary)
-        all_tools = tools(args.venv)
+        placed = write_corpus(Path(tmp) / "corpus", canary, args.sets.split(","))
+        chosen = args.tools.split(",")
+        all_tools = [t for t in tools(args.venv) if t.name in chosen]
         jobs = [(t, c, p) for t in all_tools for c, p in placed]
         with ThreadPoolExecutor(args.jobs) as pool:
             results = list(pool.map(lambda j: run(j[0], j[2], env), jobs))
