@@ -14,7 +14,6 @@ import io
 import json
 import subprocess
 import sys
-import tarfile
 import zipfile
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 
 from tests.builders import safetensors_bytes
 from tests.scan_helpers import scan_files
+from tests.test_redteam_pickles import tar_bytes
 
 CMD = "touch {canary}"
 YAML_SPELLINGS = {
@@ -126,21 +126,11 @@ def test_json_escape_spelling_of_the_key(tmp_path):
     assert ("AUD-YAML-003", "critical") in rules_at(folder)
 
 
-def _tar_bytes(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def test_nemo_bundle_model_config(tmp_path):
     folder = model_folder(tmp_path)
     config = b"encoder:\n  _target_: nemo.collections.asr.modules.ConvASREncoder\n" \
              b"preprocessor:\n  _target_: subprocess.check_output\n  args: ['id']\n"
-    (folder / "model.nemo").write_bytes(_tar_bytes({"./model_config.yaml": config,
+    (folder / "model.nemo").write_bytes(tar_bytes({"./model_config.yaml": config,
                                                      "./model_weights.ckpt": b"\x80\x02}q\x00."}))
     found = findings(folder)
     hits = [f for f in found if f[0] == "AUD-YAML-003"]
