@@ -36,6 +36,11 @@ class Spawn:
         return (os.system, ("echo pwned",))
 
 
+# os.system('true'): protocol 2 and protocol 0, for the string and attribute spellings.
+TRUE2 = b"\x80\x02cos\nsystem\n(S'true'\ntR."
+TRUE0 = b"cos\nsystem\n(S'true'\ntR."
+
+
 def _bytes(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="u1")
 
@@ -82,6 +87,28 @@ def _pickles(f: h5py.File, *, chunked: bool) -> None:
                          fletcher32=True)
 
 
+def _strings(f: h5py.File) -> None:
+    """Pickles in string datasets and in opaque, string and byte attributes."""
+    vlen = h5py.string_dtype("ascii")
+    f.create_dataset("vlen", data=np.array([TRUE2], dtype=object), dtype=vlen)
+    f.create_dataset("vlen_many", data=np.array([b"a", b"b", TRUE0], dtype=object), dtype=vlen)
+    f.create_dataset("fixed", data=np.array([b"name", TRUE2], dtype="S64"))
+    f.create_dataset("fixed0", data=np.array(TRUE0, dtype="S64"))
+    f.attrs["blob"] = np.void(TRUE2)
+    g = f.create_group("g")
+    g.attrs["bytes"] = np.bytes_(TRUE2)
+    g.attrs["vlen"] = TRUE0.decode()
+    g.attrs["list"] = np.array([b"x", TRUE2], dtype="S40")
+    d = f.create_dataset("w", data=np.arange(3.0))
+    d.attrs["u8"] = _bytes(TRUE2)
+    d.attrs["vlen_bytes"] = np.array([TRUE2], dtype=h5py.string_dtype("ascii", None))
+    f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {"layers": []}},
+                                         indent=2)
+    f.attrs["CLASS"], f.attrs["VERSION"], f.attrs["TITLE"] = b"GROUP", b"1.0", b""
+    f.attrs["epochs"], f["w"].attrs["scale"] = 3, np.arange(4, dtype="u1")
+    f.create_dataset("names", data=["alpha\nbeta", "gamma."], dtype=h5py.string_dtype())
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("hdf5")
@@ -94,6 +121,10 @@ def folder(tmp_path_factory) -> Path:
         _pickles(f, chunked=True)
     with h5py.File(folder / "pickles_latest.h5", "w", libver="latest") as f:
         _pickles(f, chunked=False)
+    with h5py.File(folder / "strings.h5", "w") as f:
+        _strings(f)
+    with h5py.File(folder / "strings_latest.h5", "w", libver="latest") as f:
+        _strings(f)
     pd.DataFrame({"a": [1, 2], "b": [Spawn(), "x"]}).to_hdf(folder / "frame.h5", key="df")
     with tables.open_file(folder / "vlarray.h5", "w") as f:
         f.create_vlarray("/", "objs", tables.ObjectAtom()).append(Spawn())
@@ -177,6 +208,19 @@ def test_pickles_in_datasets_and_attributes_go_through_the_pickle_analysis(repor
     if name == "pickles.h5":
         expected |= {"gz_rows[1]", "u8_chunks"}
     assert members == expected
+
+
+@pytest.mark.parametrize("name", ["strings.h5", "strings_latest.h5"])
+def test_pickles_in_string_datasets_and_attributes_are_analysed(reports, name):
+    found = {f.location.member: f.severity.label for f in reports[name].findings
+             if f.rule == "AUD-PKL-001"}
+    assert found == dict.fromkeys(
+        ["vlen[0]", "vlen_many[2]", "fixed[1]", "fixed0", "@blob", "g@bytes", "g@vlen",
+         "g@list[1]", "w@u8", "w@vlen_bytes"], "critical")
+    assert all("system" in f.detail for f in reports[name].findings if f.rule == "AUD-PKL-001")
+    # benign values (model_config JSON, PyTables names, numbers, text) add nothing else
+    assert {f.rule for f in reports[name].findings} == {"AUD-PKL-001", "AUD-KERAS-007"}
+    assert reports[name].coverage == "scanned"
 
 
 @pytest.mark.parametrize(("name", "member"), [

@@ -10,8 +10,9 @@ Three parts of an HDF5 file make its loader do more than read tensors:
   '..' name reads any file of the host;
 - PyTables unpickles object data (`ObjectAtom` rows, which pandas uses for
   object columns) and every string attribute that ends like a pickle, so
-  those bytes go through the pickle analysis; pickle-looking bytes in other
-  byte datasets too, since custom loaders unpickle them.
+  those bytes go through the pickle analysis; so do byte, string (fixed and
+  variable length) and opaque values of other datasets and attributes that
+  would import something when unpickled, since custom loaders unpickle them.
 
 The whole object tree is walked (`hdf5_reader`); weights are hashed, not
 parsed. Nothing is read with h5py: the C library is what hostile files crash.
@@ -287,25 +288,24 @@ class _Walk:
         cls, size = kind[0] & 0x0F, uint(kind, 4, 4)
         pseudo = obj.attrs.get("PSEUDOATOM")
         objects = pseudo is not None and _string(self.reader, pseudo, self.ctx) == b"object"
-        if cls == _VLEN and kind[1] & 0x0F == 0 and len(kind) >= 16 and uint(kind, 12, 4) == 1:
+        if cls == _VLEN and _vlen_bytes(kind):
             count = self.reader.elements(space.raw, space.addr)
             data = self._data(obj, raw, layout.addr, count * (8 + self.reader.offsets))
-            for i in range(count if data is not None else 0):
-                ref = data[i * (8 + self.reader.offsets) :]
-                length, heap, index = self.reader.vlen_ref(ref, layout.addr)
-                if not length or self.reader.undefined(heap - self.reader.base):
-                    continue
-                if objects or _pickle_head(self.reader.heap_object(heap, index, layout.addr, 2)):
-                    blob = self.reader.heap_object(heap, index, layout.addr,
-                                                   self._budget(length, layout.addr))
-                    self._pickle(f"{obj.path}[{i}]", blob, objects)
-        elif (cls in (_FIXED, _STRING) and size == 1) or cls == _OPAQUE:
+            for i, blob in enumerate(self._vlen_values(data or b"", count, layout.addr)):
+                self._pickle(f"{obj.path}[{i}]", blob, objects)
+        elif cls in (_FIXED, _STRING, _OPAQUE) and size == 1:
             head = self._data(obj, raw, layout.addr, 2, quiet=True)
             if head is not None and _pickle_head(head):
                 count = self.reader.elements(space.raw, space.addr)
                 data = self._data(obj, raw, layout.addr, self._budget(count * size, layout.addr))
                 if data is not None:
                     self._pickle(obj.path, data, False)
+        elif cls in (_STRING, _OPAQUE):  # one value per element, any of them
+            count = self.reader.elements(space.raw, space.addr)
+            data = self._data(obj, raw, layout.addr, self._budget(count * size, layout.addr),
+                              quiet=True)
+            for where, blob in _elements(obj.path, data or b"", count, size):
+                self._pickle(where, blob, False)
 
     def _budget(self, length: int, at: int) -> int:
         self.pickle_bytes += length
@@ -315,20 +315,49 @@ class _Walk:
         return length
 
     def _pickled_attribute(self, obj: _Object, attr: Attribute, at: int) -> None:
-        """PyTables unpickles any scalar fixed-string attribute whose value ends with '.'."""
-        if attr.shared or attr.dtype[0] & 0x0F != _STRING:
+        """Byte, string and opaque attribute values that are pickles go to the pickle analysis.
+
+        PyTables unpickles any scalar fixed-string attribute whose value ends
+        with '.' when it is read; a custom loader may unpickle any other value,
+        so those are analysed when they would call an import.
+        """
+        if attr.shared:
             return
-        size = uint(attr.dtype, 4, 4)
-        if self.reader.elements(attr.space, at) != 1 or size > len(attr.data):
+        cls, size = attr.dtype[0] & 0x0F, uint(attr.dtype, 4, 4)
+        count = self.reader.elements(attr.space, at)
+        where = f"{obj.path}@{attr.name}"
+        if cls == _VLEN and _vlen_bytes(attr.dtype):
+            blobs = self._vlen_values(attr.data, count, at)
+            for i, blob in enumerate(blobs):
+                self._pickle(f"{where}[{i}]" if count > 1 else where, blob, False)
             return
-        value = attr.data[:size].rstrip(b"\x00")
-        if value.endswith(b".") and pickle_plain.plausible(value):
-            self._scan_pickle(f"{obj.path}@{attr.name}", value)
+        if cls == _FIXED and size == 1:
+            values = [(where, attr.data[:count])]
+        elif cls in (_STRING, _OPAQUE):
+            values = _elements(where, attr.data, count, size)
+        else:
+            return
+        if count * size > len(attr.data):
+            raise self.reader.fail(f"attribute {attr.name!r} larger than its message", at)
+        for name, value in values:
+            loaded = cls == _STRING and count == 1 and value.endswith(b".")
+            self._pickle(name, value, loaded)
+
+    def _vlen_values(self, data: bytes, count: int, at: int) -> Iterator[bytes]:
+        """The bytes of each variable-length element (sequence of bytes or string), budgeted."""
+        step = 8 + self.reader.offsets
+        for i in range(min(count, len(data) // step)):
+            length, heap, index = self.reader.vlen_ref(data[i * step :], at)
+            if not length or self.reader.undefined(heap - self.reader.base):
+                yield b""
+                continue
+            yield self.reader.heap_object(heap, index, at, self._budget(length, at))
 
     def _pickle(self, where: str, blob: bytes, loaded: bool) -> None:
-        """Object rows are unpickled by PyTables; other bytes only by a custom loader."""
+        """Object rows and pickle-like string attributes are unpickled by PyTables; other
+        bytes only by a custom loader, so only those that would call an import count."""
         if (loaded and pickle_plain.plausible(blob[: pickle_plain.SNIFF_BYTES])) or (
-                _pickle_head(blob) and pickle_plain.runs_payload(blob)):
+                _may_import(blob) and pickle_plain.runs_payload(blob)):
             self._scan_pickle(where, blob)
 
     def _scan_pickle(self, where: str, data: bytes) -> None:
@@ -412,6 +441,25 @@ class _Walk:
 
 def _pickle_head(data: bytes) -> bool:
     return len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5
+
+
+def _may_import(data: bytes) -> bool:
+    """Could unpickling these bytes import anything? Imports need a PROTO-headed stream's
+    opcodes, a newline-ended GLOBAL/INST name or a STACK_GLOBAL byte: plain text has none."""
+    return _pickle_head(data) or b"\n" in data or b"\x93" in data
+
+
+def _vlen_bytes(dtype: bytes) -> bool:
+    """A variable-length string, or a sequence of one-byte elements (bytes rows)."""
+    kind = dtype[1] & 0x0F
+    return kind == 1 or (kind == 0 and len(dtype) >= 16 and uint(dtype, 12, 4) == 1)
+
+
+def _elements(where: str, data: bytes, count: int, size: int) -> list[tuple[str, bytes]]:
+    """Each fixed-size element (string or opaque), named by index when there are several."""
+    return [(f"{where}[{i}]" if count > 1 else where,
+             data[i * size : (i + 1) * size].rstrip(b"\x00"))
+            for i in range(min(count, len(data) // size if size else 0))]
 
 
 def _skip_selections(blob: bytes, pos: int, count: int) -> int | None:
