@@ -191,3 +191,54 @@ def test_many_duplicate_keys_give_a_bounded_number_of_findings(tmp_path):
     report = scan_json_file(tmp_path, f"{{{members}}}".encode())
     assert len(report.findings) == MAX_DUPLICATE_FINDINGS + 1
     assert report.findings[-1].detail == "and 80 more duplicated keys"
+
+
+# -- what is claimed as JSON: a leading bracket alone does not make a file JSON --------------
+
+@pytest.mark.parametrize("content", [
+    b"[]", b"[1, 2]", b'[\n  {"a": 1}]', b"{}", b"{ }", b'\xef\xbb\xbf{"a": 1}', b"[-1.5]",
+    b"[[[0]]]", b"[true, false]", b"[null]", b'  \n["x"]',
+])
+def test_text_that_starts_like_json_is_claimed_and_valid(tmp_path, content):
+    report = scan_json_file(tmp_path, content, name="data.json")
+    assert (report.format, report.coverage, report.findings) == ("json", Coverage.SCANNED, ())
+
+
+@pytest.mark.parametrize("content", [
+    b'{"a": 1,,}', b"[1, 2", b"[null, nul]", b'{"a": tru}', b'\xef\xbb\xbf[ "x" "y"]',
+])
+def test_damaged_file_shaped_like_json_is_still_invalid_json(tmp_path, content):
+    report = scan_json_file(tmp_path, content, name="data.json")
+    assert report.format == "json"
+    assert [(f.rule, f.severity) for f in report.findings] == [("AUD-JSON-001", Severity.HIGH)]
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("vocab.txt", b"[PAD]\n[unused0]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\n"),
+    ("vocab.txt", b"\xef\xbb\xbf[UNK]\n[CLS]\n"),
+    ("config.toml", b"[model]\nlr = 0.1\n"),
+    ("config.toml", b"[[servers]]\nname = 'a'\n"),
+    ("settings.ini", b"[ section ]\nkey=value\n"),
+    ("words.txt", b"[nullable]\n[true_north]\n"),
+    ("brace.txt", b"{name}\n{other}\n"),
+])
+def test_bracketed_text_that_is_not_json_is_text(tmp_path, name, content):
+    report = scan_json_file(tmp_path, content, name=name)
+    assert report.format == "text"
+    assert {f.severity for f in report.findings} <= {Severity.INFO}
+
+
+def test_bert_tokenizer_folder_with_a_bracketed_vocab_scans_clean_at_high(tmp_path):
+    folder = tmp_path / "bert-tokenizer"
+    folder.mkdir()
+    (folder / "vocab.txt").write_text("[PAD]\n" + "".join(f"[unused{i}]\n" for i in range(5))
+                                      + "[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\n##s\n")
+    (folder / "tokenizer_config.json").write_text(json.dumps(
+        {"do_lower_case": True, "tokenizer_class": "BertTokenizer", "model_max_length": 512}))
+    (folder / "special_tokens_map.json").write_text(json.dumps(
+        {"unk_token": "[UNK]", "cls_token": "[CLS]", "pad_token": "[PAD]"}))
+    result = pipeline.scan(folder, ScanOptions(jobs=1))
+    files = {f.path: f for f in result.models[0].files}
+    assert files["vocab.txt"].format == "text"
+    assert all(f.severity < Severity.HIGH for r in files.values() for f in r.findings)
+    assert all(r.coverage != Coverage.ERROR for r in files.values())

@@ -54,9 +54,36 @@ FULL_PARSE_BYTES = 4 * 1024 * 1024
 MAX_DUPLICATE_FINDINGS = 20  # one finding per key up to here, then one for the rest
 
 
+_WS = b" \t\r\n"
+# What may follow an opening `[`: a value's first character or the closing bracket.
+_ARRAY_NEXT = frozenset(b'"-0123456789[{]')
+_LITERALS = (b"true", b"false", b"null")
+_LITERAL_END = frozenset((b"", b",", b"]", *(bytes([c]) for c in _WS)))
+
+
 def sniff(head: bytes, name: str) -> bool:
-    body = head.removeprefix(_BOM).lstrip(b" \t\r\n")
-    return body[:1] in (b"{", b"[") and b"\x00" not in head
+    """Claim text only if it starts the way a JSON document must.
+
+    A leading bracket alone is not enough: a BERT `vocab.txt` opens with
+    `[PAD]`, a TOML file with `[model]` or `[[servers]]`, an INI file with
+    `[section]`. After each opening bracket the next character has to start a
+    JSON value or close it (`{` takes only a key or `}`), so those stay text
+    while a damaged file that is shaped like JSON is still claimed and reported.
+    """
+    if b"\x00" in head:
+        return False
+    body = head.removeprefix(_BOM).lstrip(_WS)
+    if body[:1] not in (b"{", b"["):
+        return False
+    while body[:1] == b"[":
+        body = body[1:].lstrip(_WS)
+    if body[:1] == b"{":
+        return body[1:].lstrip(_WS)[:1] in (b'"', b"}")
+    if not body or body[0] in _ARRAY_NEXT:  # the head may end inside a deep run of `[`
+        return True
+    # a literal must be whole and end where a value can end (`[null]`, not `[nullable]`)
+    return any(body.startswith(word) and body[len(word):len(word) + 1] in _LITERAL_END
+               for word in _LITERALS)
 
 
 def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
