@@ -33,11 +33,11 @@ LIBRARIES = (
     "lightgbm", "omegaconf", "transformers.training_args", "transformers.trainer_utils",
     "transformers.trainer_pt_utils", "transformers.debug_utils", "accelerate.state",
     "accelerate.utils.dataclasses", "joblib", "joblib.numpy_pickle", "argparse", "pathlib",
-    "collections", "datetime", "typing",
+    "collections", "datetime", "typing", "pandas",
 )
 PREFIXES = ("torch", "numpy", "scipy.sparse", "sklearn", "xgboost", "lightgbm", "omegaconf",
             "transformers", "accelerate", "joblib", "argparse", "pathlib", "collections",
-            "datetime", "typing")
+            "datetime", "typing", "pandas")
 
 
 def _defining_path(obj: object) -> str | None:
@@ -48,6 +48,23 @@ def _defining_path(obj: object) -> str | None:
     if isinstance(module, str) and isinstance(name, str):
         return f"{module}.{name}"
     return None
+
+
+def _source_path(obj: object) -> str | None:
+    """Where a Python class's or function's code really lives.
+
+    pandas rewrites `__module__` of its public API to "pandas" (`pandas.HDFStore`
+    is pandas.io.pytables.HDFStore), so `__module__` alone would hide its real home.
+    """
+    codes = [obj] if inspect.isfunction(obj) else [
+        f for f in vars(obj).values() if inspect.isfunction(f)] if inspect.isclass(obj) else []
+    files = {f.__code__.co_filename for f in codes}
+    if len(files) != 1:
+        return None
+    (file,) = files
+    module = next((n for n, m in list(sys.modules.items())
+                   if getattr(m, "__file__", None) == file), None)
+    return module and f"{module}.{obj.__qualname__}"  # type: ignore[attr-defined]
 
 
 def _sensitive(path: str, table: dict[str, str]) -> bool:
@@ -88,6 +105,8 @@ def reexports() -> dict[str, str]:
                 continue
             if defined is None or _sensitive(path, table):
                 continue
+            if not _defined_in_sensitive_module(defined, table):
+                defined = _source_path(obj) or defined
             renamed = inspect.ismodule(obj) and attr != defined.rsplit(".", 1)[-1]
             if _defined_in_sensitive_module(defined, table) \
                     or (renamed and _holds_sensitive(defined, table)):

@@ -146,3 +146,28 @@ def test_reexports_through_allowlisted_modules_keep_no_trust(module, name, defin
 ])
 def test_sensitive_names_are_dangerous_whatever_library_path_reaches_them(module, name):
     assert imports.classify(module, name, imports.build_tiers()).tier is imports.Tier.DANGEROUS
+
+
+@pytest.mark.parametrize("module,name,reach", [
+    ("pandas.core.frame", "os.system", "os"), ("pandas", "core.frame.os.system", "os"),
+    ("pandas._libs.lib", "np.load", "numpy.load"), ("pandas._testing", "pd.read_pickle", ""),
+    ("pandas", "read_pickle", ""), ("pandas", "HDFStore", "pandas.io.pytables.HDFStore"),
+    ("pandas", "read_hdf", "pandas.io.pytables.read_hdf"), ("pandas", "eval", ""),
+    ("pandas.core.computation.scope", "Scope", ""), ("pandas.io.pytables", "HDFStore", ""),
+])
+def test_pandas_paths_to_dangerous_objects_stay_critical(module, name, reach):
+    tiers = imports.build_tiers()
+    assert imports.classify(module, name, tiers).tier is imports.Tier.DANGEROUS
+    if reach.startswith("pandas.io"):
+        assert imports._reexported(f"{module}.{name}".split(".")) == reach
+    data = proto(2) + call(glob(module, name), u("id")) + STOP
+    assert max(f.severity for f in _scan(data).findings) == Severity.CRITICAL
+
+
+@pytest.mark.parametrize("module,name", [
+    ("pandas", "DataFrame"), ("pandas.core.internals.managers", "BlockManager"),
+    ("pandas._libs.internals", "_unpickle_block"), ("pandas.core.indexes.base", "_new_Index"),
+    ("pandas", "StringDtype"), ("pandas", "Categorical"),
+])
+def test_pandas_reconstruction_is_known_ml(module, name):
+    assert imports.classify(module, name, imports.build_tiers()).tier is imports.Tier.KNOWN_ML

@@ -8,6 +8,7 @@ from tests.benign import (
     hdf5,
     lightning,
     numpy_legacy,
+    pandas_pickle,
     parts,
     peft,
     sklearn,
@@ -18,6 +19,7 @@ from tests.benign import (
 
 WRITERS: tuple[Writer, ...] = (
     *trainer.WRITERS, *lightning.WRITERS, *sklearn.WRITERS, *numpy_legacy.WRITERS,
+    *pandas_pickle.WRITERS,
     *hdf5.WRITERS,
     *configs.WRITERS,
     *torchscript.WRITERS, *torch_export.WRITERS, *peft.WRITERS, *parts.WRITERS,

@@ -133,6 +133,26 @@ KNOWN_ML: tuple[str, ...] = (
     # scikit-learn's Cython helpers that rebuild its tree and metric objects
     *(f"sklearn.{m}.newObj" for m in ("neighbors._kd_tree", "neighbors._ball_tree",
                                       "metrics._dist_metrics")),
+    # pandas (DataFrame.to_pickle, Series.to_pickle, and frames inside joblib/sklearn pickles):
+    # its frames, indexes, arrays, dtypes, offsets and the NA/NaT markers. None is rebuilt
+    # purely by the standard protocol: DataFrame, the block managers and the dtypes run their
+    # own __setstate__, StringDtype/offsets run __init__ with the pickled arguments, so they
+    # are library code run on load, like scikit-learn's. pandas.io (file readers/writers,
+    # HDFStore, read_pickle) and pandas.core.computation (eval/query) are dangerous, and the
+    # wildcard admits no function, so the reduce functions pandas pickles call are named:
+    "pandas.*",
+    # rebuild an Index subclass from its pickled dict (cls must itself be an admitted class)
+    *(f"pandas.core.indexes.{m}._new_{c}Index" for m, c in (
+        ("base", ""), ("datetimes", "Datetime"), ("timedeltas", "Timedelta"),
+        ("interval", "Interval"), ("period", "Period"))),
+    # wrap pickled ndarrays in a block / an ndarray-backed extension array (Categorical,
+    # DatetimeArray, StringArray) and set its dtype; no other effect
+    "pandas._libs.internals._unpickle_block", "pandas._libs.arrays.__pyx_unpickle_NDArrayBacked",
+    "pandas._libs.interval.__pyx_unpickle_IntervalMixin",
+    # build a Timestamp / Timedelta / NaT from its integer value and unit
+    "pandas._libs.tslibs.timestamps._unpickle_timestamp",
+    "pandas._libs.tslibs.timedeltas._timedelta_unpickle",
+    "pandas._libs.tslibs.nattype._nat_unpickle",
 )
 
 class Protocol(enum.Enum):
@@ -214,6 +234,8 @@ DANGEROUS: dict[str, tuple[str, ...]] = {
         "lib2to3", "_interpreters", "_xxsubinterpreters", "test", "numpy.f2py",
         "numpy.distutils", "numpy.testing", "torch.utils.cpp_extension", "torch.hub",
         "torch.package", "ctypes", "numpy.ctypeslib", "_thread", "threading", "gc",
+        # pandas.eval / DataFrame.query evaluate expression strings; Scope reads callers' frames
+        "pandas.core.computation", "pandas.eval",
     ),
     "imports modules or reaches arbitrary attributes": (
         "builtins.__import__", "builtins.getattr", "builtins.setattr", "builtins.delattr",

@@ -19,10 +19,12 @@ UNKNOWN_IMPORT = Rule(
 )
 KNOWN_ML_IMPORT = Rule(
     "AUD-PKL-003", Severity.MEDIUM, "Pickle imports an ML library class",
-    "Classes of common ML libraries (scikit-learn, xgboost, numpy scalars) appear in legitimate "
+    "Classes of common ML libraries (scikit-learn, xgboost, pandas, numpy scalars) appear in "
+    "legitimate "
     "pickles, but their constructors and __setstate__ still run on load.",
     "Prefer a format without code (safetensors, ONNX, skops) where the library allows it.",
-    benign="scikit-learn, XGBoost, LightGBM and OmegaConf objects can only be saved as pickles, "
+    benign="scikit-learn, XGBoost, LightGBM, pandas and OmegaConf objects can only be saved as "
+    "pickles, "
     "and their __setstate__ runs library code on load; that code is the library's, not the "
     "file's, so a reviewer accepts it as the price of the format, not as an attack.",
 )
