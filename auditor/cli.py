@@ -336,8 +336,6 @@ def sbom_validate(files: tuple[Path, ...]) -> int:
     return EXIT_FAIL if failed else EXIT_PASS
 
 
-
-
 # The verdict flags shared by `policy check` and `gate`.
 _policy_options = _together(
     click.option("--policy", "policies", multiple=True, required=True,

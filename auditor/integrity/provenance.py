@@ -132,19 +132,15 @@ def verify_files(
     for report in reports:
         seen.add(report.path)
         up = listing.get(report.path)
-        findings = list(report.findings)
-        facts = dict(report.facts)
-        if up is None:
-            findings.append(EXTRA_FILE.finding(report.path, f"{report.path} is not in {origin}"))
-            facts["upstream"] = {"sha256": None, "blob_id": None, "size": None, "match": False,
-                                 "digest_source": "local"}
-        else:
-            match, mismatches = compare(report, up, origin)
-            findings += mismatches
-            facts["upstream"] = up.facts(match, "local")
-        digests = {k: v for k, v in report.digests.items() if k != GIT_SHA1}
-        out.append(dataclasses.replace(report, findings=tuple(findings), facts=facts,
-                                       digests=digests))
+        if up is not None:
+            out.append(verify_fetched(report, up, origin))
+            continue
+        extra = EXTRA_FILE.finding(report.path, f"{report.path} is not in {origin}")
+        out.append(dataclasses.replace(
+            report, findings=(*report.findings, extra),
+            facts={**report.facts, "upstream": {"sha256": None, "blob_id": None, "size": None,
+                                                "match": False, "digest_source": "local"}},
+            digests={k: v for k, v in report.digests.items() if k != GIT_SHA1}))
     missing = [
         MISSING_FILE.finding(path, f"{origin} lists {path} ({listing[path].size} bytes); "
                              "it is not present")
@@ -207,7 +203,8 @@ def _blob_facts(report: FileReport, claim: Upstream | None) -> FileReport:
 
 
 def verify_fetched(report: FileReport, up: Upstream, origin: str) -> FileReport:
-    """A file fetched whole and hashed here, checked against the listing's claim for it."""
+    """A file hashed here (read from disk or fetched whole), checked against upstream's claim
+    for it; the git blob id, a verification aid, is dropped from `digests` once compared."""
     match, mismatches = compare(report, up, origin)
     return dataclasses.replace(
         report, findings=(*report.findings, *mismatches),

@@ -49,7 +49,6 @@ CWE_BY_AREA = {
     "CODE": 94,  # code injection
 }
 QUANTIZATION = "cdx:ai-ml:model:hyperparameter:quantization"
-_COMMIT = re.compile(r"\A[0-9a-fA-F]{40}\Z")
 
 
 def to_cyclonedx(
@@ -219,7 +218,7 @@ def _model_properties(
         yield P.REVISION_REQUESTED, str(requested)
     if commit:
         yield P.REVISION_COMMIT, commit
-    pinned = isinstance(requested, str) and _COMMIT.match(requested) is not None
+    pinned = isinstance(requested, str) and P.COMMIT.match(requested) is not None
     yield P.REVISION_PINNED, P.tri(pinned)
     publisher = _publisher(model, facts)
     if publisher:
@@ -342,7 +341,7 @@ def _ancestors(lineage: list[dict[str, Any]]) -> list[Component]:
     def component(i: int) -> Component:
         entry = lineage[i]
         name = str(entry.get("name") or "unknown")
-        commit = entry.get("commit") if _COMMIT.match(str(entry.get("commit") or "")) else None
+        commit = entry.get("commit") if P.COMMIT.match(str(entry.get("commit") or "")) else None
         publisher = entry.get("publisher") or (name.split("/")[0] if "/" in name else None)
         parents = [component(j) for j in bases.get(i, [])]
         return Component(
@@ -443,7 +442,7 @@ def _publisher(model: ModelReport, facts: dict[str, Any]) -> str | None:
 
 def _commit(model: ModelReport, facts: dict[str, Any]) -> str | None:
     for candidate in (model.revision, facts.get("hub", {}).get("sha")):
-        if isinstance(candidate, str) and _COMMIT.match(candidate):
+        if isinstance(candidate, str) and P.COMMIT.match(candidate):
             return candidate.lower()
     return None
 

@@ -18,10 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from auditor.sbom import properties as P
 from auditor.sbom.properties import SIGNATURE_STATUSES, UNKNOWN
 
-SEVERITIES = ("critical", "high", "medium", "low", "info", UNKNOWN)
-COVERAGES = ("scanned", "partial", "unsupported", "error", UNKNOWN)
+SEVERITIES = (*P.SEVERITY_LABELS, UNKNOWN)
+COVERAGES = (*P.COVERAGES, UNKNOWN)
 
 
 def _fact(meaning: str, **kwargs: Any) -> Any:

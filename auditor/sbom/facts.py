@@ -11,7 +11,6 @@ findings belong to which model) and its well-formedness are document.py's.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ from auditor.sbom.factkinds import (
 from auditor.sbom.loading import parse, read_bytes
 from auditor.sbom.properties import TRI_STATES, UNKNOWN
 
-_COMMIT = re.compile(r"^[0-9a-fA-F]{40}$")
 # A finding's severity is the worst its ratings give (several raters may score one
 # vulnerability). CycloneDX's `none` is a rating of no severity: info. A rating that gives
 # none (`unknown`, missing, or a value outside the enum) is unknown, which ranks below
@@ -93,7 +91,7 @@ def _model_facts(found: ModelLayout, tool: str) -> ModelFacts:
     revision = _first(_get(props, P.REVISION_COMMIT), _get(props, P.REVISION_REQUESTED),
                       _str(comp.get("version")), _purl_version(comp))
     pinned_prop = _first(_get(props, P.REVISION_PINNED))
-    pinned = pinned_prop == "true" if pinned_prop != UNKNOWN else bool(_COMMIT.match(revision))
+    pinned = pinned_prop == "true" if pinned_prop != UNKNOWN else bool(P.COMMIT.match(revision))
     formats = _split(_get(props, P.FORMATS)) or sorted(
         {f.format for f in files if f.format != UNKNOWN}
     )

@@ -12,10 +12,12 @@ Values are strings, as CycloneDX properties are. Tri-states are `true`,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from auditor.errors import AuditorError
+from auditor.model import Severity
 
 PREFIX = "auditor:"
 UNKNOWN = "unknown"
@@ -27,7 +29,9 @@ MODEL, CARD, FILE, ANCESTOR, FINDING = "model", "model-card", "file", "ancestor"
 # Value types.
 STRING, TRI_STATE, INTEGER, ENUM, CSV = "string", "tri-state", "integer", "enum", "csv"
 TRI_STATES = ("true", "false", UNKNOWN)
-SEVERITY_LABELS = ("critical", "high", "medium", "low", "info")
+SEVERITY_LABELS = tuple(s.label for s in sorted(Severity, reverse=True))  # critical first
+# A revision that names a commit: 40 hex digits.
+COMMIT = re.compile(r"\A[0-9a-fA-F]{40}\Z")
 VERDICTS = ("clean", *SEVERITY_LABELS)
 COVERAGES = ("scanned", "partial", "unsupported", "error")
 SOURCES = ("local", "hf-cache", "hub")

@@ -12,7 +12,6 @@ replaced by where it points, so the verdict does not depend on member order.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from auditor.formats.archives import members
@@ -21,7 +20,6 @@ from auditor.formats.contract import ScanContext
 MAX_HOPS = 64  # more link substitutions than this: a loop, or built to exhaust the resolver
 MAX_STEPS = 1_000_000  # path components walked per archive, all links together
 MAX_TARGET = 4096  # PATH_MAX: a symlink's data longer than this is not a path
-_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 def parts(path: str) -> tuple[str, ...]:
@@ -82,7 +80,8 @@ class _Walk:
         the scanner cannot vouch for where it ends.
         """
         norm = target.replace("\\", "/")
-        if len(norm) > MAX_TARGET or norm.startswith("/") or _DRIVE.match(norm) or "\x00" in norm:
+        absolute = norm.startswith("/") or members.DRIVE.match(norm) is not None
+        if len(norm) > MAX_TARGET or absolute or "\x00" in norm:
             return None
         here = list(base)
         for comp in parts(norm):

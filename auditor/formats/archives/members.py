@@ -131,13 +131,13 @@ def add_at(
     ctx.result.findings.append(rule.finding(ctx.file, detail, member=member, offset=offset))
 
 
-_DRIVE = re.compile(r"^[A-Za-z]:")
+DRIVE = re.compile(r"^[A-Za-z]:")  # a Windows drive: absolute on extraction
 
 
 def check_name(ctx: ScanContext, name: str, offset: int | None = None) -> None:
     """Flag member names that escape the folder they are unpacked into."""
     norm = name.replace("\\", "/")
-    if norm.startswith("/") or _DRIVE.match(norm):
+    if norm.startswith("/") or DRIVE.match(norm):
         add_at(ctx, ABSOLUTE, name, f"absolute member path {name!r}", offset)
     if ".." in norm.split("/"):
         add_at(ctx, TRAVERSAL, name, f"member path {name!r} climbs out with '..'", offset)

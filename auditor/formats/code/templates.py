@@ -31,6 +31,7 @@ the template author's choice.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from dataclasses import dataclass
@@ -216,8 +217,11 @@ def review(source: str) -> list[Issue]:
     return sorted(unique.values(), key=lambda i: (i.line, i.rule.id, i.detail))
 
 
+@functools.cache
 def _environment() -> Any:
-    """The parse-time environment transformers uses: loop controls and `{% generation %}`."""
+    """The parse-time environment transformers uses: loop controls and `{% generation %}`.
+
+    Built once: a tokenizer config may carry many templates, and parsing never mutates it."""
     import jinja2
     from jinja2.ext import Extension
 

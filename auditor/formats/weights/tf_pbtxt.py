@@ -14,6 +14,7 @@ text.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -158,7 +159,9 @@ class _Parser:
         return _scalar(raw, spec.kind if spec else "", kind == "string")
 
 
+@functools.cache
 def _fields(schema: str) -> dict[str, Field]:
+    """A message's fields by name (built once per schema; callers only read it)."""
     return {f.name: f for f in tf_savedmodel.SCHEMAS[schema].values()}
 
 
