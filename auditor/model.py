@@ -106,6 +106,53 @@ class FormatId(enum.StrEnum):
     NOT_FETCHED = "not-fetched"  # a remote file not downloaded (remote audits)
 
 
+class Grade(enum.StrEnum):
+    """How strongly a provenance fact is proven: who could have forged it.
+
+    `declared`: the artifact says so (a card, a config, GGUF metadata, a folder
+    name, an option on the command line) — anyone editing a file forges it.
+    `recorded`: a cache, mirror or download tool wrote it down — anyone who can
+    write the folder forges it. `hub-verified`: fetched this run from the Hub
+    at a pinned commit. `measured`: inferred by auditor from the bytes
+    (fingerprints). `signed`: covered by a valid signature from an identity the
+    trust configuration names. `rank` orders them, weakest first.
+    """
+
+    DECLARED = "declared"
+    RECORDED = "recorded"
+    HUB_VERIFIED = "hub-verified"
+    MEASURED = "measured"
+    SIGNED = "signed"
+
+    @property
+    def rank(self) -> int:
+        return list(Grade).index(self)
+
+
+@dataclass(frozen=True)
+class LineageEdge:
+    """One base model a model derives from, with where that was said and how strongly.
+
+    `name` is a repository id (`org/name`) where one is known, else the name
+    the declaration gives; `publisher` is the organisation it names (the org
+    part of a repository id, a GGUF `organization`, the Hub's author);
+    `evidence` lists each declaration (`README.md base_model`,
+    `adapter_config.json base_model_name_or_path`, `x.gguf general.base_model.0`);
+    `child` is the model it is a base of (None: the scanned model itself).
+    """
+
+    name: str
+    relation: str  # finetune, adapter, quantized, merge, distillation, unknown
+    grade: Grade
+    evidence: tuple[str, ...]
+    publisher: str | None = None
+    publisher_grade: Grade | None = None
+    child: str | None = None
+    depth: int = 1
+    commit: str | None = None
+    resolved: bool = False  # looked up on the Hub (its publisher and commit are the Hub's)
+
+
 @dataclass(frozen=True)
 class Location:
     """Where inside a file: an archive member path (`a.zip/b/data.pkl`) and a byte offset."""

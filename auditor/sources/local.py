@@ -203,6 +203,10 @@ class LocalFolder:
     revision: str | None = None
     name: str | None = None
     allow_empty: bool = False
+    # Who gave `name`: "--name" (the operator, declared), "folder tree" (a model folder found
+    # inside a scanned parent folder, declared), "mirror tree" (the mirror's org/name layout,
+    # recorded).
+    named_by: str = "--name"
 
     @cached_property
     def identity(self) -> Identity:
