@@ -43,7 +43,8 @@ RULES = (INVALID, DUPLICATE_KEY, SHARD_OUTSIDE, *loaders.RULES, *instantiate.RUL
 
 _BOM = b"\xef\xbb\xbf"
 _CONFIG_KEYS = ("model_type", "architectures", "torch_dtype", "quantization_config", "auto_map",
-                "_name_or_path", "transformers_version")
+                "_name_or_path", "transformers_version",
+                "base_model_name_or_path", "peft_type")  # adapter_config.json: the adapter's base
 # Top-level values the checks read.
 _KEPT = frozenset(_CONFIG_KEYS) | {"chat_template", "custom_pipelines", "weight_map",
                                    "auto_mapping", *instantiate.TRACKED}

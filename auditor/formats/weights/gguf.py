@@ -118,7 +118,7 @@ BOOL, STRING, ARRAY, UINT32 = 7, 8, 9, 4
 FACT_KEYS = frozenset({
     "general.architecture", "general.name", "general.file_type", "general.license",
     "general.organization", "general.alignment", "general.base_model.count",
-    "tokenizer.chat_templates",
+    "tokenizer.chat_templates", "general.source.repo_url", "general.source.huggingface.repository",
 })
 FACT_PREFIXES = ("general.base_model.", "tokenizer.chat_template")
 TEMPLATE_KEY = "tokenizer.chat_template"
@@ -467,7 +467,10 @@ def _facts(header: _Header, ctx: ScanContext) -> None:
         "dtypes": sorted({t.type_name for t in header.tensors if t.type_name}),
     }
     for key, fact in (("general.architecture", "architecture"), ("general.name", "name"),
-                      ("general.license", "license"), ("general.organization", "organization")):
+                      ("general.license", "license"), ("general.organization", "organization"),
+                      # the model the file was converted from (current and first spellings)
+                      ("general.source.repo_url", "source_repo_url"),
+                      ("general.source.huggingface.repository", "source_repository")):
         if isinstance(meta.get(key), str):
             facts[fact] = meta[key]
     file_type = meta.get("general.file_type")
@@ -525,6 +528,7 @@ def _review_templates(header: _Header, ctx: ScanContext) -> None:
 SPEC = FormatSpec(
     id=FormatId.GGUF, sniff=sniff, scan=scan, container=False, rules=RULES,
     facts=("gguf_version", "metadata_entries", "tensors", "parameters", "dtypes", "architecture",
-           "name", "license", "organization", "file_type", "quantization", "base_models",
+           "name", "license", "organization", "source_repo_url", "source_repository", "file_type",
+           "quantization", "base_models",
            "has_chat_template", "chat_templates"),
 )
