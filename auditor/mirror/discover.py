@@ -3,9 +3,10 @@
 A cache (`models--org--name/{blobs,snapshots,refs}`) gives one model per
 snapshot, pinned to its commit. A plain tree gives one model per folder:
 `org/name/` when the first level holds only folders, `name/` when a
-first-level folder holds files itself. Hidden folders (`.git`, `.locks`,
-the state's own folder) are never models, and symlinked folders are not
-followed out of the root.
+first-level folder holds files itself (the rule is `auditor.sources.tree`'s,
+shared with the one-off scan). Hidden folders (`.git`, `.locks`, the state's
+own folder) are never models, and symlinked folders are not followed out of
+the root.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from auditor.errors import UsageError
 from auditor.sources.hfcache import cache_kind, repo_id_of
+from auditor.sources.tree import folders, mirror_models
 
 
 @dataclass(frozen=True)
@@ -36,30 +38,17 @@ def discover(root: Path, skip: Iterable[Path] = ()) -> list[MirrorModel]:
     skipped = {p.resolve() for p in skip}
     kind = cache_kind(root)
     if kind in ("root", "repo"):
-        folders = [root] if kind == "repo" else [
-            p for p in _folders(root, skipped) if cache_kind(p) == "repo"]
-        models = [_snapshot(s) for f in folders for s in _folders(f / "snapshots", skipped)]
+        repos = [root] if kind == "repo" else [
+            p for p in folders(root, skipped) if cache_kind(p) == "repo"]
+        models = [_snapshot(s) for f in repos for s in folders(f / "snapshots", skipped)]
     elif kind == "snapshot":
         models = [_snapshot(root)]
     else:
-        models = [m for top in _folders(root, skipped) for m in _tree(top, skipped)]
+        models = [MirrorModel(m.name, m.name, "tree", m.path) for m in mirror_models(root, skip)]
     return sorted(models, key=lambda m: m.key)
-
-
-def _folders(path: Path, skipped: set[Path]) -> list[Path]:
-    """Visible, real (not symlinked) sub-folders, sorted."""
-    return sorted(p for p in path.iterdir()
-                  if not p.name.startswith(".") and p.is_dir() and not p.is_symlink()
-                  and p.resolve() not in skipped)
 
 
 def _snapshot(snapshot: Path) -> MirrorModel:
     name = repo_id_of(snapshot.parent.parent)
     return MirrorModel(f"{name}@{snapshot.name}", name, "hf-cache", snapshot, snapshot.name)
 
-
-def _tree(top: Path, skipped: set[Path]) -> list[MirrorModel]:
-    if any(not p.name.startswith(".") and not p.is_dir() for p in top.iterdir()):
-        return [MirrorModel(top.name, top.name, "tree", top)]
-    return [MirrorModel(f"{top.name}/{p.name}", f"{top.name}/{p.name}", "tree", p)
-            for p in _folders(top, skipped)]

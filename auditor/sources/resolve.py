@@ -2,7 +2,8 @@
 
 The one place that knows the target syntax, so `scan` and `gate` accept the
 same targets. A local folder that is a Hugging Face cache (a cache root, a
-`models--org--name` folder or one of its snapshots) is verified as a cache.
+`models--org--name` folder or one of its snapshots) is verified as a cache; a
+plain folder of model folders is several models (`auditor.sources.tree`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from pathlib import Path
 
 from auditor.errors import UsageError
-from auditor.sources import hfcache
+from auditor.sources import hfcache, tree
 from auditor.sources.contract import Source
 from auditor.sources.hub import HubRef, open_hub
 from auditor.sources.hubclient import HubSettings
@@ -48,7 +49,8 @@ def model_folder(folder: Path, name: str) -> Source:
 def open_target(
     target: str | Path, revision: str | None, settings: HubSettings, jobs: int
 ) -> tuple[str, list[Source]]:
-    """The target as reported, and the source of each model it names (a cache root: many).
+    """The target as reported, and the source of each model it names (a cache root or a
+    folder of model folders: many).
 
     A `Path` is always a local file or folder; a string may name a Hub or cache
     repository. `hf://` in offline mode is read from the cache, never the network.
@@ -64,4 +66,11 @@ def open_target(
     path = Path(target)
     if hfcache.cache_kind(path) is not None:
         return str(path), list(hfcache.snapshots_at(path))
-    return str(path), [LocalFolder(path, revision)]
+    models = tree.scanned_models(path)
+    if not models:
+        return str(path), [LocalFolder(path, revision)]
+    if revision and len(models) > 1:
+        raise UsageError(f"{path}: holds {len(models)} models; one --revision cannot pin them "
+                         "all (scan each model folder with its own --revision)")
+    return str(path), [LocalFolder(m.path, revision, name=m.name, named_by="folder tree")
+                       for m in models]
