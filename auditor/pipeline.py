@@ -29,24 +29,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from auditor.integrity import provenance
+from auditor.integrity import evidence, provenance
 from auditor.integrity.hashing import GIT_SHA1
 from auditor.integrity.model_signature import check_model_signature
-from auditor.integrity.provenance import Upstream
+from auditor.integrity.provenance import Record, Upstream
 from auditor.model import (
     Artifact,
     Coverage,
     FileReport,
     Finding,
     FormatId,
+    Grade,
+    LineageEdge,
     ModelReport,
     ScanResult,
     Severity,
 )
 from auditor.scanning import crossfile, engine
+from auditor.scanning.declared import declared_lineage
 from auditor.scanning.modelfacts import model_facts
 from auditor.scanning.options import ScanOptions
-from auditor.sources.contract import Claims, OnDisk, Remote, RemoteArtifact, Source
+from auditor.sources.contract import Claims, Identity, OnDisk, Remote, RemoteArtifact, Source
 from auditor.sources.hubclient import HubSettings, hub_settings
 from auditor.sources.local import kept
 from auditor.sources.resolve import open_target
@@ -110,10 +113,9 @@ def hashing(options: ScanOptions, entries: Sequence[Artifact], claims: Claims) -
 
     `ScanOptions.algorithms_for(relpath)` then says which digests one file gets.
     """
-    blob_names = claims.blob_names or {}
     return dataclasses.replace(options, git_blob_paths=frozenset(
         e.relpath for e in entries
-        if provenance.needs_blob_id(e.relpath, claims.listing, blob_names)))
+        if provenance.needs_blob_id(e.relpath, claims.listing, claims.records)))
 
 
 def model_from_files(
@@ -129,12 +131,11 @@ def model_from_files(
     """
     files = crossfile.link(files, artifacts.listing.context, options)
     claims = source.claims()
-    missing: list[Finding] = []
-    if claims.listing is not None or claims.blob_names is not None:
-        listing = kept(claims.listing, options.exclude) if claims.listing is not None else None
-        files, missing = provenance.verify_snapshot(
-            files, claims.blob_names or {}, listing, claims.listing_origin,
-            check_blob_names=claims.blob_names is not None)
+    listing = claims.listing
+    if listing is not None:  # the files the user excluded are neither scanned nor missing
+        listing = dataclasses.replace(listing, files=kept(listing.files, options.exclude))
+    files, missing = provenance.verify_snapshot(files, listing, claims.records,
+                                                claims.every_file_recorded)
     findings = [*artifacts.listing.findings, *missing]
     return _assemble(source, files, findings, artifacts.root, artifacts.signed_at, options, also)
 
@@ -146,12 +147,11 @@ def _read_remote(remote: Remote, options: ScanOptions) -> list[FileReport]:
         expected = artifact.expected
         if artifact.plan == "whole":
             report = engine.scan_bytes(artifact.path, artifact.read_all(), options, (GIT_SHA1,))
-            return provenance.verify_fetched(report, expected, remote.origin)
+            return provenance.verify_fetched(report, expected, remote.listing)
         if artifact.plan == "skip":
-            return _not_fetched(expected)
-        report = engine.scan_reader(artifact.path, artifact.open(), artifact.size, options,
-                                    provenance.upstream_digests(expected))
-        return provenance.upstream_reported(report, expected)
+            return _not_fetched(expected, remote.listing)
+        report = engine.scan_reader(artifact.path, artifact.open(), artifact.size, options)
+        return provenance.upstream_reported(report, expected, remote.listing.grade)
 
     order = sorted(remote.files, key=lambda a: -a.size)
     if options.jobs > 1 and len(order) > 1:
@@ -162,14 +162,14 @@ def _read_remote(remote: Remote, options: ScanOptions) -> list[FileReport]:
     return sorted(files, key=lambda r: r.path)
 
 
-def _not_fetched(up: Upstream) -> FileReport:
-    """A file a remote-only audit did not read: listed with upstream's digest, not inspected."""
+def _not_fetched(up: Upstream, listing: Record) -> FileReport:
+    """A file a remote-only audit did not read: listed with upstream's claimed digest (a claim,
+    not a digest of ours), not inspected."""
     size = up.size or 0
     finding = provenance.NOT_FETCHED.finding(
-        up.path, f"{size} bytes; its upstream digest is recorded")
-    return FileReport(up.path, size, provenance.upstream_digests(up), FormatId.NOT_FETCHED,
-                      Coverage.UNSUPPORTED, (finding,),
-                      {"upstream": up.facts(None, "upstream-reported")})
+        up.path, f"{size} bytes; its upstream digest is recorded as a claim")
+    return FileReport(up.path, size, {}, FormatId.NOT_FETCHED, Coverage.UNSUPPORTED, (finding,),
+                      {"upstream": up.facts(None, "upstream-reported", listing.grade)})
 
 
 def _assemble(
@@ -190,6 +190,7 @@ def _assemble(
             claims.scanner_repo, claims.scanner_files).items():
         extra.setdefault(path, []).extend(flagged)
     files, findings = _attach(files, findings, extra)
+    findings += evidence.contradictions(identity.claims)
     facts = model_facts(files)
     if signed_at is not None:
         facts["signature"], signature_findings = check_model_signature(
@@ -198,13 +199,54 @@ def _assemble(
     hub = source.hub_facts()
     if hub is not None:
         facts["hub"] = hub
-    lineage = source.lineage(facts.get("card"))
-    if lineage is not None:
-        facts["lineage"], cycles = lineage
-        findings += cycles
+    facts["identity"] = _identity_facts(identity)
+    origin = _origin(identity, hub)
+    if origin is not None:
+        facts["origin"] = origin
+    edges, cycles = source.lineage(declared_lineage(files, identity.name))
+    facts["lineage"] = [_edge_facts(e, identity.name) for e in edges]
+    findings += cycles
     findings += also
     return ModelReport(name=identity.name, root=root, source=identity.kind, files=tuple(files),
                        findings=tuple(findings), facts=facts, revision=identity.revision)
+
+
+def _identity_facts(identity: Identity) -> dict[str, Any]:
+    """Which record named the model and its revision, and every record that said something."""
+    out: dict[str, Any] = {}
+    for subject in ("name", "revision"):
+        chosen = identity.chosen(subject)
+        if chosen is not None:
+            out[f"{subject}_grade"] = chosen.grade.value
+            out[f"{subject}_evidence"] = chosen.evidence
+    out["claims"] = [{"subject": c.subject, "value": c.value, "grade": c.grade.value,
+                      "evidence": c.evidence} for c in identity.claims]
+    return out
+
+
+def _origin(identity: Identity, hub: dict[str, Any] | None) -> dict[str, str] | None:
+    """The publisher by the strongest evidence: the Hub's author of the repository, else the
+    organisation part of the model's name as its strongest record gives it."""
+    author = (hub or {}).get("author")
+    if isinstance(author, str) and author:
+        return {"publisher": author, "grade": Grade.HUB_VERIFIED.value,
+                "evidence": "the Hub (model info author)"}
+    chosen = identity.chosen("name")
+    if chosen is None or chosen.value.count("/") != 1:
+        return None
+    return {"publisher": chosen.value.split("/")[0], "grade": chosen.grade.value,
+            "evidence": chosen.evidence}
+
+
+def _edge_facts(edge: LineageEdge, model: str) -> dict[str, Any]:
+    """A lineage edge as the plain data `ModelReport.facts` holds (JSON, the SBOM writer);
+    `child` names the model it is a base of (the scanned model for the first generation)."""
+    return {
+        "name": edge.name, "child": edge.child or model, "publisher": edge.publisher,
+        "publisher_grade": edge.publisher_grade.value if edge.publisher_grade else None,
+        "commit": edge.commit, "relation": edge.relation, "resolved": edge.resolved,
+        "depth": edge.depth, "grade": edge.grade.value, "evidence": list(edge.evidence),
+    }
 
 
 def _attach(

@@ -13,7 +13,7 @@ from functools import cache
 
 from auditor.formats import scan_rules
 from auditor.formats.registry import SPECS
-from auditor.integrity import drift, model_signature, provenance
+from auditor.integrity import drift, evidence, model_signature, provenance
 from auditor.model import Rule
 from auditor.sources import local
 
@@ -23,6 +23,7 @@ ROOM_RULES: tuple[tuple[Rule, ...], ...] = (
     local.RULES,
     model_signature.RULES,
     provenance.RULES,
+    evidence.RULES,
     drift.RULES,
 )
 

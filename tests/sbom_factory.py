@@ -51,7 +51,7 @@ def file_component(
 
 def ancestor(
     name: str, *, relation: str = "finetune", resolved: str = "true",
-    parents: list[dict[str, Any]] | None = None,
+    parents: list[dict[str, Any]] | None = None, grade: str = "hub-verified",
 ) -> dict[str, Any]:
     comp: dict[str, Any] = {
         "type": "machine-learning-model",
@@ -60,7 +60,8 @@ def ancestor(
         "version": COMMIT,
         "purl": f"pkg:huggingface/{name}@{COMMIT}",
         "publisher": name.split("/", 1)[0],
-        "properties": props(lineage__relation=relation, lineage__resolved=resolved),
+        "properties": props(lineage__relation=relation, lineage__resolved=resolved,
+                            lineage__grade=grade, lineage__evidence="README.md base_model"),
     }
     if parents:
         comp["pedigree"] = {"ancestors": parents}
@@ -82,9 +83,9 @@ def model_sbom(
     name: str = "acme/good-7b", *, publisher: str | None = None, revision: str | None = COMMIT,
     license_id: str | None = "Apache-2.0", files: list[dict] | None = None,
     findings: list[dict] | None = None, signature: str = "unsigned",
-    upstream_match: str = "unknown", remote_code: str = "false",
-    ancestors: list[dict] | None = None, source: str = "hf",
-    declared_origins: tuple[str, ...] = (),
+    upstream_match: str = "unknown", upstream_grade: str = "unknown",
+    remote_code: str = "false", ancestors: list[dict] | None = None, source: str = "hf",
+    declared_origins: tuple[str, ...] = (), publisher_grade: str = "hub-verified",
 ) -> dict[str, Any]:
     """An auditor-made SBOM of one model; defaults describe a clean, pinned safetensors model."""
     files = files if files is not None else [
@@ -104,7 +105,9 @@ def model_sbom(
             revision__pinned="true" if revision else "false",
             origin__publisher=publisher or name.split("/", 1)[0],
             scan__verdict="clean", formats=",".join(formats), remote_code=remote_code,
+            origin__publisher_grade=publisher_grade,
             signature__status=signature, upstream__sha256_match=upstream_match,
+            upstream__grade=upstream_grade,
         ),
     }
     model["properties"] += [{"name": "auditor:origin:declared", "value": org}
@@ -146,7 +149,7 @@ def third_party_sbom(name: str = "someone/model", publisher: str | None = None) 
 
 def fixtures() -> dict[str, dict[str, Any]]:
     """The SBOMs that `policies/tests/*.yaml` refer to, by file name."""
-    verified = {"signature": "verified", "upstream_match": "true"}
+    verified = {"signature": "verified", "upstream_match": "true", "upstream_grade": "signed"}
     return {
         "clean.json": model_sbom("meta-llama/Llama-3.1-8B", **verified),
         "pickle-weights.json": model_sbom(
@@ -172,6 +175,10 @@ def fixtures() -> dict[str, dict[str, Any]]:
         ),
         "unpinned.json": model_sbom("acme/unpinned", revision=None, **verified),
         "unsigned.json": model_sbom("acme/unsigned"),
+        "recorded-only.json": model_sbom("acme/from-a-cache", upstream_match="true",
+                                         upstream_grade="recorded", publisher_grade="recorded"),
+        "hub-verified.json": model_sbom("acme/from-the-hub", upstream_match="true",
+                                        upstream_grade="hub-verified"),
         "gpl.json": model_sbom("acme/gpl", license_id="GPL-3.0-only", **verified),
         "remote-code.json": model_sbom(
             "acme/custom-arch", remote_code="true", **verified, files=[

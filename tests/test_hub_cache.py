@@ -61,9 +61,12 @@ def test_clean_cache_verifies_against_tree_listing(run_cli, cache):
     assert (model["name"], model["source"], model["revision"]) == ("org/tiny", "hf-cache", C2)
     assert model["facts"]["hub"]["refs"] == ["main"]
     assert all(f["facts"]["upstream"]["match"] is True for f in model["files"])
+    assert {f["facts"]["upstream"]["grade"] for f in model["files"]} == {"recorded"}
+    assert model["facts"]["identity"]["name_grade"] == "recorded"
     assert model["facts"]["lineage"] == [{
-        "name": "base-org/mid", "child": None, "publisher": None, "commit": None,
-        "relation": "finetune", "resolved": False, "depth": 1}]
+        "name": "base-org/mid", "child": "org/tiny", "publisher": "base-org",
+        "publisher_grade": "declared", "commit": None, "relation": "finetune",
+        "resolved": False, "depth": 1, "grade": "declared", "evidence": ["README.md base_model"]}]
 
 
 def test_tampered_blob_is_critical_without_network(run_cli, cache):

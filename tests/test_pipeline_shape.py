@@ -76,7 +76,9 @@ def test_one_hashing_choice_for_scan_and_mirror(tmp_path):
     source = CacheSnapshot(folder, C1)
     artifacts = source.artifacts(())
     reading = pipeline.hashing(ScanOptions(), artifacts.listing.entries, source.claims())
-    by_blob_id = {p for p, up in (source.claims().listing or {}).items() if not up.sha256}
+    listing = source.claims().listing
+    assert listing is not None
+    by_blob_id = {p for p, up in listing.files.items() if not up.sha256}
     assert reading.git_blob_paths == by_blob_id and by_blob_id
     for entry in artifacts.listing.entries:
         expected = ("sha256", GIT_SHA1) if entry.relpath in by_blob_id else ("sha256",)

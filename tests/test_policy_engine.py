@@ -65,7 +65,7 @@ def test_third_party_sbom_facts_are_explicitly_unknown():
     for key in ("revision", "license", "remote_code", "upstream_match", "verdict", "source"):
         assert getattr(facts.model, key) == "unknown", key
     assert facts.model.pinned is False
-    assert facts.signature == SignatureFacts("unknown", "unknown", "unknown")
+    assert facts.signature == SignatureFacts("unknown", "unknown", "unknown", "unknown")
     (f,) = facts.files
     assert (f.format, f.coverage, f.weights, f.sha256) == (
         "unknown", "unknown", "unknown", sha("w"))

@@ -22,7 +22,7 @@ MAJOR_PUBLISHERS = {
 def test_shipped_policy_unit_tests_pass(run_cli):
     run = run_cli("policy", "test", POLICIES / "tests")
     assert run.code == 0, run.out + run.err
-    assert "25 passed, 0 failed" in run.out
+    assert "27 passed, 0 failed" in run.out
 
 
 def test_policy_test_fixtures_are_generated_by_the_factory():

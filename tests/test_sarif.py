@@ -80,7 +80,8 @@ def test_waived_violations_are_suppressed_with_the_approvers_reason(tmp_path):
 
 
 def test_a_passing_verdict_is_valid_sarif_with_no_results(tmp_path):
-    doc = sarif.to_dict(_verdict(tmp_path, model_sbom(signature="verified")), Severity.LOW)
+    passing = model_sbom(signature="verified", upstream_grade="signed")
+    doc = sarif.to_dict(_verdict(tmp_path, passing), Severity.LOW)
     jsonschema.validate(doc, SCHEMA)
     assert doc["runs"][0]["results"] == []
     assert doc["runs"][0]["invocations"][0]["properties"]["verdict"] == "pass"

@@ -97,8 +97,9 @@ def test_clean_model_sbom_is_valid_and_describes_model_and_files(run_cli, tmp_pa
         "auditor:size": "-", "auditor:format": "safetensors", "auditor:weights": "true",
         "auditor:scan:coverage": "scanned", "auditor:scan:verdict": "clean",
         "auditor:upstream:sha256-match": "unknown", "auditor:signature:covered": "false",
-        "auditor:remote-code": "false",
+        "auditor:remote-code": "false", "auditor:upstream:grade": "unknown",
     }
+    assert props["auditor:upstream:grade"] == "unknown"  # nothing proves the bytes
     assert "vulnerabilities" not in doc
 
 
@@ -212,7 +213,9 @@ def test_model_level_finding_without_a_file_component_affects_the_model():
 
 def test_hub_model_has_purl_version_publisher_and_links():
     model, result = _report(files=[_file("a.safetensors")],
-                            facts={"hub": {"author": "org", "requested_revision": "main"}})
+                            facts={"hub": {"author": "org", "requested_revision": "main"},
+                                   "origin": {"publisher": "org", "grade": "hub-verified",
+                                              "evidence": "the Hub (model info author)"}})
     doc = to_cyclonedx(model, result)
     component = doc["metadata"]["component"]
     assert component["purl"] == f"pkg:huggingface/org/model@{COMMIT}"
@@ -227,6 +230,8 @@ def test_hub_model_has_purl_version_publisher_and_links():
     assert props["auditor:revision:commit"] == COMMIT
     assert props["auditor:revision:pinned"] == "false"  # asked for a branch
     assert props["auditor:origin:publisher"] == "org"
+    assert props["auditor:origin:publisher-grade"] == "hub-verified"
+    assert props["auditor:origin:publisher-evidence"] == "the Hub (model info author)"
 
 
 def test_no_purl_without_a_commit():
@@ -243,7 +248,8 @@ def test_lineage_chain_nests_ancestors_with_relation_and_resolution():
         {"name": "base/root", "publisher": "base", "commit": "b" * 40, "relation": "quantized",
          "resolved": True, "depth": 2},
         {"name": "x/other", "publisher": "x", "commit": None, "relation": "adapter",
-         "resolved": False, "depth": 1},
+         "resolved": False, "depth": 1, "grade": "declared", "publisher_grade": "declared",
+         "evidence": ["adapter_config.json base_model_name_or_path", "README.md base_model"]},
     ]
     model, result = _report(facts={"lineage": lineage})
     doc = to_cyclonedx(model, result)
@@ -259,7 +265,11 @@ def test_lineage_chain_nests_ancestors_with_relation_and_resolution():
     assert "purl" not in other
     assert _props(other) == {"auditor:lineage:relation": "adapter",
                              "auditor:lineage:resolved": "false",
-                             "auditor:lineage:depth": "1"}
+                             "auditor:lineage:depth": "1", "auditor:lineage:grade": "declared",
+                             "auditor:lineage:evidence": [
+                                 "README.md base_model",
+                                 "adapter_config.json base_model_name_or_path"],
+                             "auditor:origin:publisher-grade": "declared"}
 
 
 def test_breadth_first_lineage_nests_by_child_name():
@@ -336,7 +346,7 @@ def test_oddly_shaped_card_facts_from_other_sources_still_give_a_valid_sbom():
     model, result = _report(facts={"card": card})
     component = to_cyclonedx(model, result)["metadata"]["component"]
     assert component["tags"] == ["ok"]
-    assert [a["name"] for a in component["pedigree"]["ancestors"]] == ["a/b"]
+    assert "pedigree" not in component  # lineage comes from scanning.declared, not the card
     assert component["modelCard"]["modelParameters"] == {"datasets": [{"ref": "dataset:d/one"}]}
     assert "licenses" not in component
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditor.integrity.hashing import GIT_SHA1
-from auditor.model import FileReport, Finding, Rule, Severity
+from auditor.model import FileReport, Finding, Grade, Rule, Severity
 
 SHA256_MISMATCH = Rule(
     "AUD-PROV-001", Severity.CRITICAL, "File content differs from the publisher's (sha256)",
@@ -57,10 +57,12 @@ HUB_FLAGGED = Rule(
     "Inspect the file and the Hub's scan report; do not load it until the flag is explained.",
 )
 BLOB_TAMPERED = Rule(
-    "AUD-PROV-007", Severity.CRITICAL, "Cached file does not match the digest its blob is named by",
-    "A Hugging Face cache names each blob by the digest the server announced; content that no "
-    "longer matches its name was altered after download, or a lying server sent it.",
-    "Delete the blob and its snapshot link and download again, pinned to the commit.",
+    "AUD-PROV-007", Severity.CRITICAL,
+    "Downloaded file does not match the digest its download recorded",
+    "A Hugging Face cache names each blob by the digest the server announced, and a "
+    "`--local-dir` download records it in .cache/huggingface/download; content that no longer "
+    "matches was altered after download, or a lying server sent it.",
+    "Delete the file (the blob and its snapshot link) and download again, pinned to the commit.",
 )
 NOT_FETCHED = Rule(
     "AUD-PROV-008", Severity.MEDIUM, "Not inspected in a remote-only audit",
@@ -95,9 +97,27 @@ class Upstream:
     blob_id: str | None
     sha256: str | None = None
 
-    def facts(self, match: bool | None, digest_source: str) -> dict[str, object]:
+    def facts(self, match: bool | None, digest_source: str, grade: Grade) -> dict[str, object]:
+        """`FileReport.facts["upstream"]`: the claim, whether the bytes matched it (None: not
+        compared), whether auditor computed the compared digest (`local`) or only has the
+        claim (`upstream-reported`), and the grade of the record that made the claim."""
         return {"sha256": self.sha256, "blob_id": self.blob_id, "size": self.size,
-                "match": match, "digest_source": digest_source}
+                "match": match, "digest_source": digest_source, "grade": grade.value}
+
+
+@dataclass(frozen=True)
+class Record:
+    """Digests one record claims for files: a listing, blob names, a download record.
+
+    `origin` names the record in messages (`trees/<commit>.json`, `the Hub's
+    listing for <commit>`); `grade` is who could have forged it: a cache's or
+    download tool's record is `recorded`, the Hub's answer this run
+    `hub-verified`.
+    """
+
+    files: Mapping[str, Upstream]
+    origin: str
+    grade: Grade
 
 
 def compare(report: FileReport, up: Upstream, origin: str) -> tuple[bool | None, list[Finding]]:
@@ -120,7 +140,7 @@ def compare(report: FileReport, up: Upstream, origin: str) -> tuple[bool | None,
 
 
 def verify_files(
-    reports: Iterable[FileReport], listing: Mapping[str, Upstream], origin: str
+    reports: Iterable[FileReport], listing: Record
 ) -> tuple[list[FileReport], list[Finding]]:
     """Each report gains `facts["upstream"]` and any mismatch finding; missing files are returned.
 
@@ -131,96 +151,123 @@ def verify_files(
     seen: set[str] = set()
     for report in reports:
         seen.add(report.path)
-        up = listing.get(report.path)
+        up = listing.files.get(report.path)
         if up is not None:
-            out.append(verify_fetched(report, up, origin))
+            out.append(verify_fetched(report, up, listing))
             continue
-        extra = EXTRA_FILE.finding(report.path, f"{report.path} is not in {origin}")
+        extra = EXTRA_FILE.finding(report.path, f"{report.path} is not in {listing.origin}")
+        unlisted = Upstream(report.path, None, None).facts(False, "local", listing.grade)
         out.append(dataclasses.replace(
             report, findings=(*report.findings, extra),
-            facts={**report.facts, "upstream": {"sha256": None, "blob_id": None, "size": None,
-                                                "match": False, "digest_source": "local"}},
+            facts={**report.facts, "upstream": unlisted},
             digests={k: v for k, v in report.digests.items() if k != GIT_SHA1}))
     missing = [
-        MISSING_FILE.finding(path, f"{origin} lists {path} ({listing[path].size} bytes); "
-                             "it is not present")
-        for path in sorted(set(listing) - seen)
+        MISSING_FILE.finding(path, f"{listing.origin} lists {path} ({listing.files[path].size} "
+                             "bytes); it is not present")
+        for path in sorted(set(listing.files) - seen)
     ]
     return out, missing
 
 
-def needs_blob_id(
-    rel: str, listing: Mapping[str, Upstream] | None, claims: Mapping[str, Upstream]
-) -> bool:
+def needs_blob_id(rel: str, listing: Record | None, records: Record | None) -> bool:
     """Whether the file's claimed digest is a git blob id (hashed only where it is needed)."""
-    up = listing.get(rel) if listing is not None else None
-    claim = claims.get(rel)
+    up = listing.files.get(rel) if listing is not None else None
+    claim = records.files.get(rel) if records is not None else None
     return (up is not None and not up.sha256) or (claim is not None and bool(claim.blob_id))
 
 
 def verify_snapshot(
-    files: list[FileReport], claims: Mapping[str, Upstream],
-    listing: Mapping[str, Upstream] | None, origin: str, check_blob_names: bool,
+    files: list[FileReport], listing: Record | None, records: Record | None,
+    every_file_recorded: bool,
 ) -> tuple[list[FileReport], list[Finding]]:
-    """Scanned files checked against their blob names and `listing`; plus missing files.
+    """Scanned files checked against per-file records and a listing; plus missing files.
 
-    `listing` is already without the files the user excluded.
+    `records` are digests recorded beside each file (a cache's blob names, the
+    download record of a `--local-dir` folder); `every_file_recorded`: a file
+    with neither a record nor a listing entry is unverifiable (a cache, where
+    every snapshot entry links to a digest-named blob). `listing` is already
+    without the files the user excluded.
     """
-    if check_blob_names:
-        files = [_check_blob(r, claims.get(r.path), listing) for r in files]
+    if records is not None:
+        files = [_check_record(r, records, listing, every_file_recorded) for r in files]
     if listing is not None:
-        return verify_files(files, listing, origin)
-    return [_blob_facts(r, claims.get(r.path)) for r in files], []
+        return verify_files(files, listing)
+    if records is None:
+        return files, []
+    return [_record_facts(r, records) for r in files], []
 
 
-def _check_blob(
-    report: FileReport, claim: Upstream | None, listing: Mapping[str, Upstream] | None
+def _check_record(
+    report: FileReport, records: Record, listing: Record | None, every_file_recorded: bool
 ) -> FileReport:
+    claim = records.files.get(report.path)
+    listed = listing.files.get(report.path) if listing is not None else None
     if claim is None:
-        if listing is None or report.path not in listing:
+        if every_file_recorded and listed is None:
             finding = UNVERIFIABLE.finding(report.path, "not a link to a digest-named blob and "
                                            "not in the tree listing")
             return dataclasses.replace(report, findings=(*report.findings, finding))
         return report
-    match, _ = compare(report, claim, "its blob name")
-    listed = listing.get(report.path) if listing is not None else None
+    match, _ = compare(report, claim, "")
     caught_by_listing = listed is not None and compare(report, listed, "")[0] is False
     if match is False and not caught_by_listing:
         local = report.digests.get("sha256") if claim.sha256 else report.digests.get(GIT_SHA1)
         finding = BLOB_TAMPERED.finding(
-            report.path, f"blob named {claim.sha256 or claim.blob_id} holds content with "
-            f"{'sha256' if claim.sha256 else 'git blob id'} {local}")
+            report.path, f"{records.origin} names {claim.sha256 or claim.blob_id}; the content "
+            f"has {'sha256' if claim.sha256 else 'git blob id'} {local}")
         return dataclasses.replace(report, findings=(*report.findings, finding))
     return report
 
 
-def _blob_facts(report: FileReport, claim: Upstream | None) -> FileReport:
+def _record_facts(report: FileReport, records: Record) -> FileReport:
     facts = dict(report.facts)
+    claim = records.files.get(report.path)
     if claim is not None:
-        facts["upstream"] = claim.facts(compare(report, claim, "")[0], "local")
+        facts["upstream"] = claim.facts(compare(report, claim, "")[0], "local", records.grade)
     digests = {k: v for k, v in report.digests.items() if k != GIT_SHA1}
     return dataclasses.replace(report, facts=facts, digests=digests)
 
 
-def verify_fetched(report: FileReport, up: Upstream, origin: str) -> FileReport:
+def verify_fetched(report: FileReport, up: Upstream, listing: Record) -> FileReport:
     """A file hashed here (read from disk or fetched whole), checked against upstream's claim
     for it; the git blob id, a verification aid, is dropped from `digests` once compared."""
-    match, mismatches = compare(report, up, origin)
+    match, mismatches = compare(report, up, listing.origin)
     return dataclasses.replace(
         report, findings=(*report.findings, *mismatches),
-        facts={**report.facts, "upstream": up.facts(match, "local")},
+        facts={**report.facts, "upstream": up.facts(match, "local", listing.grade)},
         digests={k: v for k, v in report.digests.items() if k != GIT_SHA1})
 
 
-def upstream_reported(report: FileReport, up: Upstream) -> FileReport:
-    """A file parsed in place but not hashed: its digest is the one upstream reports."""
+def upstream_reported(report: FileReport, up: Upstream, grade: Grade) -> FileReport:
+    """A file parsed in place but not hashed: upstream's digest is a claim, never a digest of
+    ours, so it stays out of `digests` (and the SBOM's `hashes`)."""
     return dataclasses.replace(
-        report, facts={**report.facts, "upstream": up.facts(None, "upstream-reported")})
+        report, facts={**report.facts, "upstream": up.facts(None, "upstream-reported", grade)})
 
 
-def upstream_digests(up: Upstream) -> dict[str, str]:
-    """The digests a file not hashed here is recorded with (upstream's, when it gave one)."""
-    return {"sha256": up.sha256} if up.sha256 else {}
+def proven_grade(upstream: Mapping[str, Any] | None, signed: bool) -> Grade | None:
+    """How strongly a file's bytes are proven the publisher's: `signed` when a verified
+    signature covers them, else the grade of the record their computed digest matched;
+    None when nothing proves them (no record, a mismatch, or only a claimed digest)."""
+    if signed:
+        return Grade.SIGNED
+    computed = upstream and upstream.get("digest_source") == "local"
+    if not computed or upstream.get("match") is not True:  # type: ignore[union-attr]
+        return None
+    try:
+        return Grade(upstream.get("grade"))
+    except ValueError:
+        return None
+
+
+def weakest(grades: Iterable[Grade | None]) -> Grade | None:
+    """The grade every one of `grades` reaches (None if any is None, or there are none)."""
+    out: Grade | None = None
+    for grade in grades:
+        if grade is None:
+            return None
+        out = grade if out is None or grade.rank < out.rank else out
+    return out
 
 
 def unpinned(requested: str, commit: str, where: str = "") -> Finding:

@@ -106,10 +106,13 @@ def _check_known_data(files: list[PolicyFile], data: dict[str, Any]) -> None:
     if publishers is not None:
         entries = publishers.get("publishers") if isinstance(publishers, dict) else None
         if not isinstance(entries, dict) or not all(
-            isinstance(e, dict) and isinstance(e.get("country"), str) for e in entries.values()
+            isinstance(e, dict) and (isinstance(e.get("country"), str) or (
+                e.get("role") == "converter" and "country" not in e))
+            for e in entries.values()
         ):
             raise ConfigError(f"{where}: data publishers: expected publishers: {{name: "
-                              "{organisation, country, source, reviewed}}")
+                              "{organisation, country, source, reviewed}} (a `role: converter` "
+                              "entry may omit country)")
     tiers = data.get("jurisdictions")
     if tiers is not None:
         ok = isinstance(tiers, dict) and isinstance(tiers.get("tiers"), dict)
@@ -169,7 +172,9 @@ def build_lineage(facts: ModelFacts, policies: PolicySet) -> list[LineageEntry]:
                 name=parent,
                 publisher=parent.split("/", 1)[0] if "/" in parent else UNKNOWN,
                 version=UNKNOWN, relation="declared", depth=child.depth + 1,
-                resolved=UNKNOWN, declared=True,
+                resolved=UNKNOWN, declared=True, grade="declared",
+                evidence=(f"{policies.files[0].path} declared_parents",),
+                publisher_grade="declared",
             )
             names.add(parent.lower())
             entries.append(entry)
@@ -181,9 +186,37 @@ def build_lineage(facts: ModelFacts, policies: PolicySet) -> list[LineageEntry]:
                 known.add(_key(org))
                 entries.append(LineageEntry(
                     name=org, publisher=org, version=UNKNOWN, relation="origin",
-                    depth=1, resolved=UNKNOWN, declared=False,
+                    depth=1, resolved=UNKNOWN, declared=False, grade="declared",
+                    evidence=("the files name it as their origin",), publisher_grade="declared",
                 ))
-    return [dataclasses.replace(e, **origin(e.publisher, policies.data)) for e in entries]
+    return _inherit(entries, policies.data)
+
+
+def _inherit(entries: list[LineageEntry], data: dict[str, Any]) -> list[LineageEntry]:
+    """Origin applied to each entry; a converter or quantizer (`role: converter` in the
+    publishers data) takes the worst tier of the models below it in the lineage, since
+    re-publishing a model never changes where it comes from (none below: the unknown tier).
+
+    Entries are depth-first, so the models below entry i are those after it, up to the next
+    entry at its depth or shallower.
+    """
+    origins = [origin(e.publisher, data) for e in entries]
+    out = []
+    for i, entry in enumerate(entries):
+        found = origins[i]
+        known = _publisher_entry(entry.publisher, data)
+        if known is not None and known.get("role") == "converter":
+            below = []
+            for j in range(i + 1, len(entries)):
+                if entries[j].depth <= entry.depth:
+                    break
+                below.append(origins[j]["tier"])
+            tiers = data.get("jurisdictions")
+            fallback = tiers["unknown"] if tiers is not None else UNKNOWN
+            found = {**found, "jurisdiction": "inherited",
+                     "tier": max(below, key=_TIER_RANK.__getitem__) if below else fallback}
+        out.append(dataclasses.replace(entry, **found))
+    return out
 
 
 def _key(name: str) -> str:
@@ -193,9 +226,8 @@ def _key(name: str) -> str:
 
 def origin(publisher: str, data: dict[str, Any]) -> dict[str, str]:
     """Organisation, jurisdiction and tier of a publisher, from the policy's data files."""
-    known = (data.get("publishers") or {}).get("publishers") or {}
-    entry = {_key(k): v for k, v in known.items()}.get(_key(publisher))
-    jurisdiction = entry["country"] if entry else UNKNOWN
+    entry = _publisher_entry(publisher, data)
+    jurisdiction = entry.get("country", UNKNOWN) if entry else UNKNOWN
     organisation = entry.get("organisation", UNKNOWN) if entry else UNKNOWN
     tiers = data.get("jurisdictions")
     if tiers is None:
@@ -205,6 +237,11 @@ def origin(publisher: str, data: dict[str, Any]) -> dict[str, str]:
     else:
         tier = tiers["tiers"].get(jurisdiction, tiers["default"])
     return {"organisation": organisation, "jurisdiction": jurisdiction, "tier": tier}
+
+
+def _publisher_entry(publisher: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    known = (data.get("publishers") or {}).get("publishers") or {}
+    return {_key(k): v for k, v in known.items()}.get(_key(publisher))
 
 
 def cel_value(value: Any) -> Any:

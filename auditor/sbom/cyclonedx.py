@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditor.atomicio import write_atomic
 from auditor.errors import UsageError
+from auditor.integrity.provenance import proven_grade, weakest
 from auditor.model import FileReport, Finding, FormatId, ModelReport, ScanResult
 from auditor.sbom import licenses
 from auditor.sbom import properties as P
@@ -188,9 +189,9 @@ def _model_component(model: ModelReport, result: ScanResult, facts: dict[str, An
     from cyclonedx.model.contact import OrganizationalEntity
 
     card = facts.get("card", {})
-    publisher = _publisher(model, facts)
+    publisher = _publisher(facts)
     commit = _commit(model, facts)
-    ancestors = _ancestors(_lineage(facts))
+    ancestors = _ancestors([e for e in facts.get("lineage", []) if isinstance(e, dict)])
     return Component(
         type=ComponentType.MACHINE_LEARNING_MODEL,
         name=model.name,
@@ -220,9 +221,17 @@ def _model_properties(
         yield P.REVISION_COMMIT, commit
     pinned = isinstance(requested, str) and P.COMMIT.match(requested) is not None
     yield P.REVISION_PINNED, P.tri(pinned)
-    publisher = _publisher(model, facts)
-    if publisher:
-        yield P.ORIGIN_PUBLISHER, publisher
+    identity = facts.get("identity", {})
+    for prop, key in ((P.REVISION_GRADE, "revision_grade"), (P.REVISION_EVIDENCE,
+                      "revision_evidence"), (P.IDENTITY_NAME_GRADE, "name_grade"),
+                      (P.IDENTITY_NAME_EVIDENCE, "name_evidence")):
+        if isinstance(identity.get(key), str):
+            yield prop, identity[key]
+    origin = facts.get("origin", {})
+    if origin.get("publisher"):
+        yield P.ORIGIN_PUBLISHER, str(origin["publisher"])
+        yield P.ORIGIN_PUBLISHER_GRADE, str(origin["grade"])
+        yield P.ORIGIN_PUBLISHER_EVIDENCE, str(origin["evidence"])
     for origin in facts.get("declared_origins", []):
         yield P.ORIGIN_DECLARED, origin
     worst = model.worst
@@ -246,6 +255,26 @@ def _model_properties(
     if signature.get("signer"):
         yield P.SIGNATURE_SIGNER, str(signature["signer"])
     yield P.UPSTREAM_MATCH, _model_upstream(model)
+    grade = _model_proven(model, facts)
+    yield P.UPSTREAM_GRADE, grade.value if grade else P.UNKNOWN
+
+
+def _model_proven(model: ModelReport, facts: dict[str, Any]) -> Any:
+    """The grade every file's bytes are proven to. A verified signature covers every file
+    it does not deliberately ignore (itself, .gitattributes ...), so those are not weighed."""
+    signature = facts.get("signature", {})
+    covered = signature.get("covered") if signature.get("status") == "verified" else None
+    files = [f for f in model.files if not isinstance(covered, list) or f.path in covered]
+    return weakest(_proven(f, facts) for f in files) if files else None
+
+
+def _proven(report: FileReport, facts: dict[str, Any]) -> Any:
+    """How strongly one file's bytes are proven the publisher's (integrity.provenance)."""
+    signature = facts.get("signature", {})
+    covered = signature.get("covered")
+    signed = signature.get("status") == "verified" and isinstance(covered, list) and (
+        report.path in covered)
+    return proven_grade(report.facts.get("upstream"), signed)
 
 
 def _file_component(report: FileReport, facts: dict[str, Any]) -> Component:
@@ -269,8 +298,12 @@ def _file_component(report: FileReport, facts: dict[str, Any]) -> Component:
          P.tri(report.path in covered) if isinstance(covered, list) else P.UNKNOWN),
         (P.REMOTE_CODE, P.tri(is_code(report))),
     ]
+    proven = _proven(report, facts)
+    props.append((P.UPSTREAM_GRADE, proven.value if proven else P.UNKNOWN))
     if upstream.get("sha256"):
         props.append((P.UPSTREAM_SHA256, str(upstream["sha256"])))
+        if upstream.get("grade"):
+            props.append((P.UPSTREAM_RECORD_GRADE, str(upstream["grade"])))
     return Component(
         type=ComponentType.FILE, name=report.path, bom_ref=_file_ref(report.path),
         hashes=hashes, properties=_properties(props),
@@ -342,17 +375,22 @@ def _ancestors(lineage: list[dict[str, Any]]) -> list[Component]:
         entry = lineage[i]
         name = str(entry.get("name") or "unknown")
         commit = entry.get("commit") if P.COMMIT.match(str(entry.get("commit") or "")) else None
-        publisher = entry.get("publisher") or (name.split("/")[0] if "/" in name else None)
+        publisher = entry.get("publisher") or None
         parents = [component(j) for j in bases.get(i, [])]
+        props = [
+            (P.LINEAGE_RELATION, str(entry.get("relation") or P.UNKNOWN)),
+            (P.LINEAGE_RESOLVED, P.tri(entry.get("resolved"))),
+            (P.LINEAGE_DEPTH, str(depths[i])),
+            (P.LINEAGE_GRADE, str(entry.get("grade") or "declared")),
+            *((P.LINEAGE_EVIDENCE, str(e)) for e in entry.get("evidence") or ()),
+        ]
+        if publisher and entry.get("publisher_grade"):
+            props.append((P.ORIGIN_PUBLISHER_GRADE, str(entry["publisher_grade"])))
         return Component(
             type=ComponentType.MACHINE_LEARNING_MODEL, name=name, bom_ref=f"ancestor-{i + 1}",
             version=commit, publisher=publisher, purl=_purl(name, commit),
             pedigree=Pedigree(ancestors=parents) if parents else None,
-            properties=_properties([
-                (P.LINEAGE_RELATION, str(entry.get("relation") or P.UNKNOWN)),
-                (P.LINEAGE_RESOLVED, P.tri(entry.get("resolved"))),
-                (P.LINEAGE_DEPTH, str(depths[i])),
-            ]),
+            properties=_properties(props),
         )
 
     return [component(i) for i in bases.get(None, [])]
@@ -433,11 +471,9 @@ def _add_dataset_data(components: list[dict[str, Any]]) -> None:
 # --- facts → fields ------------------------------------------------------------------------------
 
 
-def _publisher(model: ModelReport, facts: dict[str, Any]) -> str | None:
-    author = facts.get("hub", {}).get("author")
-    if isinstance(author, str) and author:
-        return author
-    return model.name.split("/")[0] if "/" in model.name else None
+def _publisher(facts: dict[str, Any]) -> str | None:
+    publisher = facts.get("origin", {}).get("publisher")
+    return publisher if isinstance(publisher, str) and publisher else None
 
 
 def _commit(model: ModelReport, facts: dict[str, Any]) -> str | None:
@@ -489,37 +525,6 @@ def _model_links(model: ModelReport, commit: str | None, card: dict[str, Any]) -
             links.append(ExternalReference(type=ExternalReferenceType.MODEL_CARD,
                                            url=XsUri(f"{page}/blob/{commit}/README.md")))
     return links
-
-
-def _lineage(facts: dict[str, Any]) -> list[dict[str, Any]]:
-    """Resolved lineage from a Hub source, else what the card, else the GGUF files declare."""
-    lineage = facts.get("lineage")
-    if isinstance(lineage, list) and lineage:
-        return [e for e in lineage if isinstance(e, dict)]
-    card = facts.get("card", {})
-    names = _strings(card.get("base_model"))
-    relation = card.get("base_model_relation")
-    relation = relation if isinstance(relation, str) and relation else "unknown"
-    if not names:
-        names = [_gguf_base(b) for b in facts.get("gguf", {}).get("base_models", [])]
-        names = [n for n in names if n]
-    return [
-        {"name": name, "publisher": name.split("/")[0] if "/" in name else None,
-         "commit": None, "relation": relation, "resolved": False, "depth": 1}
-        for name in names
-    ]
-
-
-def _gguf_base(base: Any) -> str | None:
-    """A GGUF `general.base_model.N`: the Hub repository id its URL gives, else its name."""
-    if not isinstance(base, dict):
-        return None
-    url = base.get("repo_url")
-    prefix = f"{HUB_URL}/"
-    if isinstance(url, str) and url.startswith(prefix) and url[len(prefix):].count("/") == 1:
-        return url[len(prefix):]
-    name = base.get("name")
-    return name if isinstance(name, str) and name.strip() else None
 
 
 def _datasets(facts: dict[str, Any]) -> list[str]:

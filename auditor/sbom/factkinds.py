@@ -64,6 +64,16 @@ class ModelInfo:
     declared_origins: tuple[str, ...] = _fact(
         "organisations the files name as their origin (card model_creator, GGUF "
         "general.organization); each is also a lineage entry")
+    publisher_grade: str = _fact("how strongly the publisher is proven: declared, recorded, "
+                                 "hub-verified, measured, signed, or unknown")
+    publisher_evidence: str = _fact("the record the publisher was read from, or unknown")
+    name_grade: str = _fact("how strongly the model's name is proven (grades as above)")
+    name_evidence: str = _fact("the record the name was read from (git remote origin, the "
+                               "cache layout, mirror tree, --name, the folder name, the Hub)")
+    revision_grade: str = _fact("how strongly the commit is proven (grades as above)")
+    revision_evidence: str = _fact("the record the commit was read from, or unknown")
+    upstream_grade: str = _fact("how strongly every file's bytes are proven the publisher's: "
+                                "signed, hub-verified, recorded, or unknown (not proven)")
     jurisdiction: str = _from_data("ISO 3166 country of the publisher (from data.publishers), "
                                    "or unknown")
     tier: str = _from_data("risk tier of that jurisdiction (from data.jurisdictions), or unknown")
@@ -87,6 +97,10 @@ class FileFacts:
     upstream_sha256: str = _fact("digest the publisher's repository lists for this path, "
                                  "or unknown")
     upstream_match: str = _fact("tri-state: the content matches the upstream digest")
+    upstream_grade: str = _fact("how strongly the bytes are proven the publisher's: signed, "
+                                "hub-verified, recorded, or unknown (not proven)")
+    upstream_record_grade: str = _fact("grade of the record that lists upstream_sha256 "
+                                       "(recorded, hub-verified), or unknown")
     signed: str = _fact("tri-state: the file is covered by a verified signature")
     remote_code: str = _fact("tri-state: the file is code a loader would run")
     findings: int = _fact("number of findings on this file")
@@ -115,6 +129,8 @@ class SignatureFacts:
     status: str = _fact(", ".join(SIGNATURE_STATUSES[:-1]) + " or " + SIGNATURE_STATUSES[-1])
     method: str = _fact("signing method (e.g. key, certificate, sigstore), or unknown")
     signer: str = _fact("identity of the signer, or unknown")
+    grade: str = _fact("signed when the signature is verified against the trust "
+                       "configuration, else unknown")
 
 
 @dataclass(frozen=True)
@@ -130,6 +146,11 @@ class LineageEntry:
     depth: int = _fact("0 for the model itself, 1 for its parents, 2 for theirs ...")
     resolved: str = _fact("tri-state: the ancestor was identified on the Hub (not only named)")
     declared: bool = _fact("bool: added by the policy's declared_parents, not found in the SBOM")
+    grade: str = _fact("how strongly this derivation is proven: declared (the files say so), "
+                       "recorded, hub-verified (the Hub's card data at a pinned commit), "
+                       "measured, signed; for the model itself, its name's grade; or unknown")
+    evidence: tuple[str, ...] = _fact("list of the declarations or records that name it")
+    publisher_grade: str = _fact("how strongly its publisher is proven (grades as above)")
     organisation: str = _from_data("organisation behind the publisher (from data.publishers), "
                                    "or unknown")
     jurisdiction: str = _from_data("ISO 3166 country (from data.publishers), or unknown")

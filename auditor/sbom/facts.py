@@ -118,11 +118,20 @@ def _model_facts(found: ModelLayout, tool: str) -> ModelFacts:
         sbom_tool=tool,
         declared_origins=tuple(dict.fromkeys(
             v for v in _get(props, P.ORIGIN_DECLARED) if v.strip())),
+        publisher_grade=_grade(props, P.ORIGIN_PUBLISHER_GRADE),
+        publisher_evidence=_first(_get(props, P.ORIGIN_PUBLISHER_EVIDENCE)),
+        name_grade=_grade(props, P.IDENTITY_NAME_GRADE),
+        name_evidence=_first(_get(props, P.IDENTITY_NAME_EVIDENCE)),
+        revision_grade=_grade(props, P.REVISION_GRADE),
+        revision_evidence=_first(_get(props, P.REVISION_EVIDENCE)),
+        upstream_grade=_grade(props, P.UPSTREAM_GRADE),
     )
+    status = _first(_get(props, P.SIGNATURE_STATUS))
     signature = SignatureFacts(
-        status=_first(_get(props, P.SIGNATURE_STATUS)),
+        status=status,
         method=_first(_get(props, P.SIGNATURE_METHOD)),
         signer=_first(_get(props, P.SIGNATURE_SIGNER)),
+        grade="signed" if status == "verified" else UNKNOWN,
     )
     lineage = [_ancestor(comp, props, 0, "self")]
     _walk_ancestors(comp, 1, lineage)
@@ -149,6 +158,8 @@ def _file_facts(comp: dict[str, Any], by_file: dict[str, list[str]]) -> FileFact
         weights=_tri(_get(props, P.WEIGHTS)),
         upstream_sha256=_first(_get(props, P.UPSTREAM_SHA256)),
         upstream_match=_tri(_get(props, P.UPSTREAM_MATCH)),
+        upstream_grade=_grade(props, P.UPSTREAM_GRADE),
+        upstream_record_grade=_grade(props, P.UPSTREAM_RECORD_GRADE),
         signed=_tri(_get(props, P.SIGNATURE_COVERED)),
         remote_code=_tri(_get(props, P.REMOTE_CODE)),
         findings=len(severities),
@@ -196,6 +207,8 @@ def _aisbom_findings(comp: dict[str, Any], path: str) -> list[FindingFacts]:
 
 
 def _ancestor(comp: dict[str, Any], props: Props, depth: int, relation: str) -> LineageEntry:
+    """The model itself (depth 0: its grade is its name's) or one pedigree ancestor."""
+    grade = P.IDENTITY_NAME_GRADE if depth == 0 else P.LINEAGE_GRADE
     return LineageEntry(
         name=_str(comp.get("name")),
         publisher=_first(_get(props, P.ORIGIN_PUBLISHER), _publisher(comp)),
@@ -204,6 +217,10 @@ def _ancestor(comp: dict[str, Any], props: Props, depth: int, relation: str) -> 
         depth=depth,
         resolved="true" if depth == 0 else _tri(_get(props, P.LINEAGE_RESOLVED)),
         declared=False,
+        grade=_grade(props, grade),
+        evidence=tuple(v for v in _get(props, P.LINEAGE_EVIDENCE) if v.strip())
+        if depth else tuple(v for v in _get(props, P.IDENTITY_NAME_EVIDENCE) if v.strip()),
+        publisher_grade=_grade(props, P.ORIGIN_PUBLISHER_GRADE),
     )
 
 
@@ -219,6 +236,12 @@ def _walk_ancestors(comp: dict[str, Any], depth: int, out: list[LineageEntry]) -
 
 def _get(props: Props, prop: P.Property) -> list[str]:
     return props.get(prop.name, [])
+
+
+def _grade(props: Props, prop: P.Property) -> str:
+    """A grade property's value; unknown when absent or not a grade (another tool's SBOM)."""
+    value = _first(_get(props, prop))
+    return value if value in P.GRADES else UNKNOWN
 
 
 def _str(value: Any) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from auditor.errors import AuditorError
-from auditor.model import Severity
+from auditor.model import Grade, Severity
 
 PREFIX = "auditor:"
 UNKNOWN = "unknown"
@@ -38,6 +38,8 @@ SOURCES = ("local", "hf-cache", "hub")
 # What integrity/signing.py's verifier reports (`unknown`: present but not checked, or no
 # signature facts at all) plus `unsigned` (integrity/model_signature.py: no signature file).
 SIGNATURE_STATUSES = ("verified", "invalid", "untrusted", "unsigned", UNKNOWN)
+# How strongly a provenance fact is proven, weakest first (auditor.model.Grade).
+GRADES = tuple(g.value for g in Grade)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,22 @@ REVISION_PINNED = _p("revision:pinned", (MODEL,), TRI_STATE,
                      "the requested revision is a full commit id (a branch or tag is not)")
 ORIGIN_PUBLISHER = _p("origin:publisher", (MODEL,), STRING,
                       "the publisher: Hub author, else the org part of an org/name model name")
+ORIGIN_PUBLISHER_GRADE = _p("origin:publisher-grade", (MODEL, ANCESTOR), ENUM,
+                            "how strongly the publisher is proven: hub-verified (the Hub's "
+                            "author), recorded (a git remote, cache or mirror layout), declared "
+                            "(a name someone gave)", GRADES)
+ORIGIN_PUBLISHER_EVIDENCE = _p("origin:publisher-evidence", (MODEL,), STRING,
+                               "the record the publisher was read from")
+IDENTITY_NAME_GRADE = _p("identity:name-grade", (MODEL,), ENUM,
+                         "how strongly the model's name is proven", GRADES)
+IDENTITY_NAME_EVIDENCE = _p("identity:name-evidence", (MODEL,), STRING,
+                            "the record the name was read from (git remote origin, the cache "
+                            "layout, mirror tree, --name, the folder name, the Hub)")
+REVISION_GRADE = _p("revision:grade", (MODEL,), ENUM,
+                    "how strongly the commit is proven", GRADES)
+REVISION_EVIDENCE = _p("revision:evidence", (MODEL,), STRING,
+                       "the record the commit was read from (git HEAD, the download record, "
+                       "the cache layout, --revision, the Hub)")
 ORIGIN_DECLARED = _p("origin:declared", (MODEL,), STRING,
                      "an organisation the artifacts name as their origin (card model_creator, "
                      "GGUF general.organization)", repeated=True)
@@ -113,7 +131,16 @@ UPSTREAM_MATCH = _p("upstream:sha256-match", (MODEL, FILE), TRI_STATE,
                     "the digest equals the one upstream (the Hub) lists; for the model: false "
                     "if any file differs, true if every file matched")
 UPSTREAM_SHA256 = _p("upstream:sha256", (FILE,), STRING,
-                     "the SHA-256 upstream lists for this path (Hub sources)")
+                     "the SHA-256 a record lists for this path: a claim, compared with the "
+                     "content only where sha256-match says so (never put in `hashes`)")
+UPSTREAM_RECORD_GRADE = _p("upstream:record-grade", (FILE,), ENUM,
+                           "grade of the record that lists upstream:sha256 (recorded: a cache "
+                           "or download record; hub-verified: the Hub this run)", GRADES)
+UPSTREAM_GRADE = _p("upstream:grade", (MODEL, FILE), ENUM,
+                    "how strongly the bytes are proven the publisher's: signed (a verified "
+                    "signature covers them), else the grade of the record their computed digest "
+                    "matched; for the model, the weakest over its files; unknown: not proven",
+                    (*GRADES, UNKNOWN))
 SIZE = _p("size", (FILE,), INTEGER, "size in bytes")
 FORMAT = _p("format", (FILE,), STRING,
             "content format found by sniffing the bytes, never the extension")
@@ -127,6 +154,14 @@ LINEAGE_RELATION = _p("lineage:relation", (ANCESTOR,), STRING,
 LINEAGE_RESOLVED = _p("lineage:resolved", (ANCESTOR,), TRI_STATE,
                       "the ancestor was looked up on the Hub (false: only declared)")
 LINEAGE_DEPTH = _p("lineage:depth", (ANCESTOR,), INTEGER, "1 = direct base, 2 = its base ...")
+LINEAGE_GRADE = _p("lineage:grade", (ANCESTOR,), ENUM,
+                   "how strongly the derivation is proven: declared (the files say so), "
+                   "hub-verified (the Hub's card data at the pinned commit), measured, signed",
+                   GRADES)
+LINEAGE_EVIDENCE = _p("lineage:evidence", (ANCESTOR,), STRING,
+                      "a declaration of this base (README.md base_model, adapter_config.json, "
+                      "a GGUF general.base_model.N, mergekit_config.yml, the Hub's card data)",
+                      repeated=True)
 LOCATION_FILE = _p("location:file", (FINDING,), STRING, "the file the finding is about")
 LOCATION_MEMBER = _p("location:member", (FINDING,), STRING,
                      "the archive member path, when inside a container")
@@ -134,13 +169,15 @@ LOCATION_OFFSET = _p("location:offset", (FINDING,), INTEGER,
                      "byte offset in the file or member, when known")
 
 PROPERTIES: tuple[Property, ...] = (
-    SOURCE, REVISION_REQUESTED, REVISION_COMMIT, REVISION_PINNED, ORIGIN_PUBLISHER,
-    ORIGIN_DECLARED, SCAN_VERDICT, *SCAN_COVERAGE_COUNT.values(), SCAN_LIMITS_HIT,
-    SCAN_RULES_VERSION, FORMATS, REMOTE_CODE, REMOTE_CODE_FILE, SIGNATURE_STATUS,
-    SIGNATURE_METHOD, SIGNATURE_SIGNER, UPSTREAM_MATCH, SIZE, FORMAT, WEIGHTS, SCAN_COVERAGE,
-    UPSTREAM_SHA256, SIGNATURE_COVERED, CARD_LIBRARY_NAME, CARD_BASE_MODEL_RELATION,
-    LINEAGE_RELATION, LINEAGE_RESOLVED, LINEAGE_DEPTH, LOCATION_FILE, LOCATION_MEMBER,
-    LOCATION_OFFSET,
+    SOURCE, REVISION_REQUESTED, REVISION_COMMIT, REVISION_PINNED, REVISION_GRADE,
+    REVISION_EVIDENCE, IDENTITY_NAME_GRADE, IDENTITY_NAME_EVIDENCE, ORIGIN_PUBLISHER,
+    ORIGIN_PUBLISHER_GRADE, ORIGIN_PUBLISHER_EVIDENCE, ORIGIN_DECLARED, SCAN_VERDICT,
+    *SCAN_COVERAGE_COUNT.values(), SCAN_LIMITS_HIT, SCAN_RULES_VERSION, FORMATS, REMOTE_CODE,
+    REMOTE_CODE_FILE, SIGNATURE_STATUS, SIGNATURE_METHOD, SIGNATURE_SIGNER, UPSTREAM_MATCH,
+    UPSTREAM_GRADE, SIZE, FORMAT, WEIGHTS, SCAN_COVERAGE, UPSTREAM_SHA256, UPSTREAM_RECORD_GRADE,
+    SIGNATURE_COVERED, CARD_LIBRARY_NAME, CARD_BASE_MODEL_RELATION, LINEAGE_RELATION,
+    LINEAGE_RESOLVED, LINEAGE_DEPTH, LINEAGE_GRADE, LINEAGE_EVIDENCE, LOCATION_FILE,
+    LOCATION_MEMBER, LOCATION_OFFSET,
 )
 BY_NAME: dict[str, Property] = {p.name: p for p in PROPERTIES}
 

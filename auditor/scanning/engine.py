@@ -209,10 +209,9 @@ def scan_bytes(
                       result.format, result.coverage, tuple(result.findings), result.facts)
 
 
-def scan_reader(
-    relpath: str, stream: BinaryIO, size: int, options: ScanOptions, digests: dict[str, str]
-) -> FileReport:
-    """Bytes parsed in place but not hashed here (a ranged reader); `digests` are the caller's.
+def scan_reader(relpath: str, stream: BinaryIO, size: int, options: ScanOptions) -> FileReport:
+    """Bytes parsed in place but not hashed here (a ranged reader): the report has no digest,
+    since none was computed (a claimed digest is the caller's to record as a claim).
 
     A reader may refuse to deliver more (a transfer budget) before any format
     module ran: that is a limit finding on a file of unknown format.
@@ -221,8 +220,8 @@ def scan_reader(
         result = scan_stream(relpath, stream, size, options)
     except LimitExceeded as exc:
         limit = rules.LIMIT.finding(relpath, str(exc), offset=exc.offset)
-        return FileReport(relpath, size, digests, FormatId.UNKNOWN, Coverage.PARTIAL, (limit,), {})
-    return FileReport(relpath, size, digests, result.format, result.coverage,
+        return FileReport(relpath, size, {}, FormatId.UNKNOWN, Coverage.PARTIAL, (limit,), {})
+    return FileReport(relpath, size, {}, result.format, result.coverage,
                       tuple(result.findings), result.facts)
 
 

@@ -21,17 +21,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol
 
-from auditor.integrity.provenance import Upstream
-from auditor.model import Artifact, Finding
+from auditor.integrity.evidence import Claim, strongest
+from auditor.integrity.provenance import Record, Upstream
+from auditor.model import Artifact, Finding, LineageEdge
 from auditor.sources.remote import Fetch, RemoteFile, Transfer
 
 Plan = Literal["whole", "range", "skip"]
-Lineage = tuple[list[dict[str, Any]], list[Finding]]
+Lineage = tuple[list[LineageEdge], list[Finding]]
 
 
 @dataclass(frozen=True)
 class Identity:
-    """Who the model is: `kind` is the report's source (`local`, `hf-cache`, `hub`)."""
+    """Who the model is: `kind` is the report's source (`local`, `hf-cache`, `hub`).
+
+    `claims` are every record's statement of the name and revision, graded;
+    `name` and `revision` are the strongest of them (`identity_from`), and the
+    pipeline reports the claims that contradict them.
+    """
 
     name: str
     kind: str
@@ -39,17 +45,32 @@ class Identity:
     requested: str | None = None  # the revision asked for (a branch or tag, or a commit)
     pinned: bool = True  # False: `requested` named a branch or tag, resolved to `revision`
     resolved_in: str = ""  # where the name was resolved, for the message (" in the local cache")
+    claims: tuple[Claim, ...] = ()
+
+    def chosen(self, subject: str) -> Claim | None:
+        """The claim `name` or `revision` was taken from (None: nothing recorded one)."""
+        return strongest(self.claims, subject)  # type: ignore[arg-type]
+
+
+def identity_from(
+    claims: tuple[Claim, ...], kind: str, fallback_name: str, **rest: Any
+) -> Identity:
+    """An identity whose name and revision are the strongest claims (ties: first given)."""
+    name = strongest(claims, "name")
+    revision = strongest(claims, "revision")
+    return Identity(name=name.value if name else fallback_name, kind=kind,
+                    revision=revision.value if revision else None, claims=claims, **rest)
 
 
 @dataclass(frozen=True)
 class Claims:
     """What upstream states about the files, each statement with where it came from."""
 
-    # Files upstream lists at this revision (path -> size and digests); None: no listing.
-    listing: Mapping[str, Upstream] | None = None
-    listing_origin: str = ""  # e.g. "trees/<commit>.json", "the Hub's listing for <commit>"
-    # The digest each cache blob is named by (origin: "its blob name"); None: not a cache.
-    blob_names: Mapping[str, Upstream] | None = None
+    # Files upstream lists at this revision (missing and extra files are judged); None: none.
+    listing: Record | None = None
+    # Digests recorded beside each file: a cache's blob names, a --local-dir download record.
+    records: Record | None = None
+    every_file_recorded: bool = False  # a cache: a file with no record is unverifiable
     # The Hub's scanners: the repository's status and each file's, as the Hub reports them.
     scanner_repo: Mapping[str, Any] | None = None
     scanner_files: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -101,7 +122,7 @@ class Remote:
 
     root: str
     files: tuple[RemoteArtifact, ...]
-    origin: str  # what the fetched files' digests are compared with
+    listing: Record  # what the fetched files' digests are compared with
     transfer: Transfer
 
 
@@ -122,6 +143,7 @@ class Source(Protocol):
         """The model's `hub` fact (None when not from a Hub), complete once artifacts were read."""
         ...
 
-    def lineage(self, card: Mapping[str, Any] | None) -> Lineage | None:
-        """Base models the card declares (resolved where the source can look them up)."""
+    def lineage(self, declared: list[LineageEdge]) -> Lineage:
+        """The base models the artifacts declare, resolved where the source can look them up
+        (the Hub: their publisher, commit and own bases, graded hub-verified)."""
         ...

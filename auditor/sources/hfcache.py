@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from auditor.errors import UsageError
-from auditor.integrity.provenance import Upstream
-from auditor.sources import lineage
-from auditor.sources.contract import Claims, Identity, Lineage, OnDisk
+from auditor.integrity.evidence import Claim
+from auditor.integrity.provenance import Record, Upstream
+from auditor.model import Grade, LineageEdge
+from auditor.sources.contract import Claims, Identity, Lineage, OnDisk, identity_from
 from auditor.sources.hubclient import is_commit
 from auditor.sources.local import list_files
 
@@ -128,12 +128,18 @@ class CacheSnapshot:
     def snapshot(self) -> Path:
         return self.folder / "snapshots" / self.commit
 
-    @property
+    @cached_property
     def identity(self) -> Identity:
-        return Identity(name=repo_id_of(self.folder), kind="hf-cache", revision=self.commit,
-                        requested=self.requested,
-                        pinned=self.requested is None or is_commit(self.requested),
-                        resolved_in=" in the local cache")
+        claims = (
+            Claim("name", repo_id_of(self.folder), Grade.RECORDED,
+                  "the cache layout (models--org--name)"),
+            Claim("revision", self.commit, Grade.RECORDED,
+                  "the cache layout (snapshots/<commit>)"),
+        )
+        return identity_from(claims, "hf-cache", repo_id_of(self.folder),
+                             requested=self.requested,
+                             pinned=self.requested is None or is_commit(self.requested),
+                             resolved_in=" in the local cache")
 
     @cached_property
     def _listing(self) -> dict[str, Upstream] | None:
@@ -141,8 +147,12 @@ class CacheSnapshot:
 
     @cached_property
     def _claims(self) -> Claims:  # read once per audit: the walk costs a stat per file
-        return Claims(listing=self._listing, listing_origin=f"trees/{self.commit}.json",
-                      blob_names=blob_claims(self.snapshot))
+        listing = self._listing
+        return Claims(
+            listing=None if listing is None else Record(
+                listing, f"trees/{self.commit}.json", Grade.RECORDED),
+            records=Record(blob_claims(self.snapshot), "its blob name", Grade.RECORDED),
+            every_file_recorded=True)
 
     def claims(self) -> Claims:
         return self._claims
@@ -156,8 +166,8 @@ class CacheSnapshot:
                 "pinned": self.identity.pinned, "refs": refs_to(self.folder, self.commit),
                 "tree_listing": self._listing is not None}
 
-    def lineage(self, card: Mapping[str, Any] | None) -> Lineage:
-        return lineage.declared(card), []
+    def lineage(self, declared: list[LineageEdge]) -> Lineage:
+        return declared, []
 
 
 def snapshots_at(path: Path) -> list[CacheSnapshot]:

@@ -20,14 +20,16 @@ The Hub's own scan verdicts can add findings; they never remove one.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from auditor.atomicio import write_atomic
 from auditor.errors import SourceError, UsageError
-from auditor.integrity.provenance import Upstream
+from auditor.integrity.evidence import Claim
+from auditor.integrity.provenance import Record, Upstream
+from auditor.model import Grade, LineageEdge
 from auditor.sources import hfcache, lineage
 from auditor.sources.contract import (
     Artifacts,
@@ -38,6 +40,7 @@ from auditor.sources.contract import (
     Plan,
     Remote,
     RemoteArtifact,
+    identity_from,
 )
 from auditor.sources.hubclient import HubSettings, call, client, is_commit
 from auditor.sources.local import kept, list_files
@@ -130,14 +133,20 @@ class HubRepo:
     @property
     def identity(self) -> Identity:
         ref = self.record.ref
-        return Identity(name=ref.repo_id, kind="hub", revision=self.record.commit,
-                        requested=ref.revision, pinned=is_commit(ref.revision))
+        said = "the Hub (model info)"
+        claims = (Claim("name", ref.repo_id, Grade.HUB_VERIFIED, said),
+                  Claim("revision", self.record.commit, Grade.HUB_VERIFIED, said))
+        return identity_from(claims, "hub", ref.repo_id, requested=ref.revision,
+                             pinned=is_commit(ref.revision))
+
+    @property
+    def _listing(self) -> Record:
+        return Record(self.record.files, f"the Hub's listing for {self.record.commit}",
+                      Grade.HUB_VERIFIED)
 
     def claims(self) -> Claims:
         record = self.record
-        return Claims(listing=record.files,
-                      listing_origin=f"the Hub's listing for {record.commit}",
-                      scanner_repo=record.facts["security"]["repo"],
+        return Claims(listing=self._listing, scanner_repo=record.facts["security"]["repo"],
                       scanner_files=record.security)
 
     def artifacts(self, exclude: tuple[str, ...]) -> Artifacts:
@@ -153,7 +162,7 @@ class HubRepo:
             for up in kept(record.files, exclude).values())
         self._transfer = transfer
         return Remote(root=f"{settings.endpoint}/{record.ref.repo_id}/tree/{record.commit}",
-                      files=files, origin="the Hub's listing", transfer=transfer)
+                      files=files, listing=self._listing, transfer=transfer)
 
     def hub_facts(self) -> dict[str, Any]:
         mode: dict[str, Any] = {"mode": "download"}
@@ -163,11 +172,13 @@ class HubRepo:
                 "bytes": sent, "repo_bytes": total, "ratio": sent / total if total else 0.0}}
         return {**self.record.facts, **mode}
 
-    def lineage(self, card: Mapping[str, Any] | None) -> Lineage:
-        """Resolved from the card data the Hub records (not the scanned README)."""
-        settings = self.settings
-        return lineage.resolve(self.record.ref.repo_id, self.record.facts["card_data"],
-                               lambda name: _lookup(name, settings), settings.lineage_depth)
+    def lineage(self, declared: list[LineageEdge]) -> Lineage:
+        """The declared bases confirmed against the card data the Hub records for the commit,
+        then followed through the Hub."""
+        settings, record = self.settings, self.record
+        return lineage.resolve(record.ref.repo_id, record.commit, declared,
+                               record.facts["card_data"], lambda name: _lookup(name, settings),
+                               settings.lineage_depth)
 
 
 def open_hub(ref: HubRef, settings: HubSettings, jobs: int) -> HubRepo:

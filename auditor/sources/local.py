@@ -20,8 +20,17 @@ from typing import TypeVar
 
 from auditor.errors import UsageError
 from auditor.integrity.cachelinks import inside, is_cache_blob_link
-from auditor.model import Artifact, Finding, Rule, Severity
-from auditor.sources.contract import Claims, Identity, Listing, OnDisk
+from auditor.integrity.evidence import Claim, repo_id_from_url
+from auditor.integrity.provenance import Record, Upstream
+from auditor.model import Artifact, Finding, Grade, LineageEdge, Rule, Severity
+from auditor.sources.contract import (
+    Claims,
+    Identity,
+    Lineage,
+    Listing,
+    OnDisk,
+    identity_from,
+)
 
 SYMLINK_ESCAPE = Rule(
     "AUD-SRC-001", Severity.HIGH, "Symlink points outside the model folder (not followed)",
@@ -51,6 +60,12 @@ RULES = (SYMLINK_ESCAPE, SPECIAL_FILE, BROKEN_LINK, UNLISTABLE)
 
 SKIPPED_DIRS = frozenset({".git"})
 MAX_SIBLINGS = 10_000  # files beside a single-file target listed as its context
+# `huggingface_hub` downloads into a --local-dir record each file's commit and etag here;
+# the record is read as claims, never as part of the model.
+DOWNLOAD_RECORD = ".cache/huggingface/download"
+RECORD_FILES = (".cache/huggingface/.gitignore", ".cache/huggingface/CACHEDIR.TAG")
+MAX_RECORDS = 100_000
+MAX_GIT_CONFIG = 64 * 1024
 T = TypeVar("T")
 
 
@@ -87,7 +102,7 @@ def list_files(target: Path, exclude: tuple[str, ...] = ()) -> Listing:
     findings: list[Finding] = []
     for path in candidates:
         rel = path.name if single else path.relative_to(root).as_posix()
-        if _excluded(rel, exclude):
+        if _excluded(rel, exclude) or (not single and _is_download_record(rel)):
             continue
         entry, finding = _classify(path, rel, root)
         if entry is not None:
@@ -100,6 +115,13 @@ def list_files(target: Path, exclude: tuple[str, ...] = ()) -> Listing:
     entries.sort(key=lambda e: e.relpath)
     context = _siblings(target, root, exclude) if single else ()
     return Listing(root=root, entries=tuple(entries), findings=tuple(findings), context=context)
+
+
+def _is_download_record(rel: str) -> bool:
+    """The files `huggingface_hub` keeps about a --local-dir download (not model files)."""
+    if rel in RECORD_FILES:
+        return True
+    return rel.startswith(DOWNLOAD_RECORD + "/") and rel.endswith((".metadata", ".lock"))
 
 
 def _siblings(target: Path, root: Path, exclude: tuple[str, ...]) -> tuple[Artifact, ...]:
@@ -149,19 +171,64 @@ def _classify(path: Path, rel: str, root: Path) -> tuple[Artifact | None, Findin
     return Artifact(rel, path, st.st_size), None
 
 
-def model_identity(target: Path, root: Path) -> tuple[str, str | None]:
-    """A model's name and pinned revision, from where it sits on disk.
-
-    Inside a Hugging Face cache (`models--org--name/snapshots/<commit>`) both
-    are known; a git checkout gives its commit; otherwise the folder name and
-    no revision (unpinned).
-    """
+def _place_claims(target: Path, root: Path) -> list[Claim]:
+    """Name and revision from where the folder sits: inside a Hugging Face cache snapshot
+    (`models--org--name/snapshots/<commit>`) the cache layout records both."""
     for parent in (root, *root.parents):
         if parent.parent.name == "snapshots" and parent.parent.parent.name.startswith("models--"):
             repo = parent.parent.parent.name.removeprefix("models--").replace("--", "/", 1)
-            return repo, parent.name
-    name = target.name if target.is_file() else root.name
-    return name, _git_commit(root)
+            return [Claim("name", repo, Grade.RECORDED, "the cache layout (models--org--name)"),
+                    Claim("revision", parent.name, Grade.RECORDED,
+                          "the cache layout (snapshots/<commit>)")]
+    return []
+
+
+def _git_remote(root: Path) -> str | None:
+    """The repository `origin` points at, read from `.git/config` (git itself is never run)."""
+    try:
+        with open(root / ".git" / "config", "rb") as f:
+            text = f.read(MAX_GIT_CONFIG).decode("utf-8", "replace")
+    except OSError:
+        return None
+    section = ""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line.strip("[]").replace('"', "").strip()
+        elif section == "remote origin" and line.partition("=")[0].strip() == "url":
+            return repo_id_from_url(line.partition("=")[2].strip())
+    return None
+
+
+def download_record(root: Path) -> tuple[Record | None, list[str]]:
+    """A --local-dir download's record: each file's recorded etag (sha256 for LFS files, git
+    blob id otherwise) as claims, and the commits the files were downloaded at."""
+    base = root / DOWNLOAD_RECORD
+    if not base.is_dir():
+        return None, []
+    files: dict[str, Upstream] = {}
+    commits: list[str] = []
+    for dirpath, _, names in os.walk(base):
+        for name in sorted(names):
+            if not name.endswith(".metadata") or len(files) >= MAX_RECORDS:
+                continue
+            meta = Path(dirpath) / name
+            rel = meta.relative_to(base).as_posix().removesuffix(".metadata")
+            try:
+                with open(meta, "rb") as f:
+                    lines = f.read(1024).decode("ascii", "replace").splitlines()
+            except OSError:
+                continue
+            commit, etag = [*lines, "", ""][:2]
+            etag = etag.strip().strip('"').lower()
+            if _is_commit(commit.strip()) and commit.strip().lower() not in commits:
+                commits.append(commit.strip().lower())
+            if len(etag) == 64 and all(c in "0123456789abcdef" for c in etag):
+                files[rel] = Upstream(rel, None, None, etag)
+            elif _is_commit(etag):
+                files[rel] = Upstream(rel, None, etag)
+    record = Record(files, f"the download record ({DOWNLOAD_RECORD})", Grade.RECORDED)
+    return (record if files else None), commits
 
 
 def _git_commit(root: Path) -> str | None:
@@ -191,12 +258,15 @@ def _is_commit(text: str) -> bool:
 
 @dataclass(frozen=True)
 class LocalFolder:
-    """A file or folder on disk as a source: named by where it sits, no upstream claims.
+    """A file or folder on disk as a source; its name and revision from the best record there.
 
-    `revision` is what the user says the folder holds (when not inferable);
-    `name` overrides the folder's name (a mirror knows a model as org/name);
-    `allow_empty`: a folder with nothing to scan is a model without files (a
-    mirror's model folder may be emptied), not a usage error.
+    Records, strongest first: a cache layout around it, a git checkout's
+    `origin` remote and HEAD, a --local-dir download record
+    (`.cache/huggingface/download`), the mirror's `org/name` tree (all
+    `recorded`); then what the operator or a folder tree says (`--name`,
+    `--revision`, the folder's own name: `declared`). `allow_empty`: a folder
+    with nothing to scan is a model without files (a mirror's model folder may
+    be emptied), not a usage error.
     """
 
     target: Path
@@ -209,14 +279,36 @@ class LocalFolder:
     named_by: str = "--name"
 
     @cached_property
+    def _root(self) -> Path:
+        return self.target.resolve() if self.target.is_dir() else self.target.parent.resolve()
+
+    @cached_property
+    def _record(self) -> tuple[Record | None, list[str]]:
+        return download_record(self._root) if self.target.is_dir() else (None, [])
+
+    @cached_property
     def identity(self) -> Identity:
-        root = self.target.resolve() if self.target.is_dir() else self.target.parent.resolve()
-        name, revision = model_identity(self.target, root)
-        return Identity(name=self.name or name, kind="local",
-                        revision=self.revision or revision)
+        root = self._root
+        claims = _place_claims(self.target, root)
+        remote = _git_remote(root)
+        if remote:
+            claims.append(Claim("name", remote, Grade.RECORDED, "git remote origin"))
+        if self.name:
+            grade = Grade.RECORDED if self.named_by == "mirror tree" else Grade.DECLARED
+            claims.append(Claim("name", self.name, grade, self.named_by))
+        head = _git_commit(root)
+        if head:
+            claims.append(Claim("revision", head, Grade.RECORDED, "git HEAD"))
+        claims += [Claim("revision", c, Grade.RECORDED, f"the download record ({DOWNLOAD_RECORD})")
+                   for c in self._record[1]]
+        if self.revision:
+            claims.append(Claim("revision", self.revision, Grade.DECLARED, "--revision"))
+        folder = self.target.name if self.target.is_file() else root.name
+        claims.append(Claim("name", folder, Grade.DECLARED, "the folder name"))
+        return identity_from(tuple(claims), "local", folder)
 
     def claims(self) -> Claims:
-        return Claims()
+        return Claims(records=self._record[0])
 
     def artifacts(self, exclude: tuple[str, ...]) -> OnDisk:
         listing = list_files(self.target, exclude)
@@ -229,5 +321,5 @@ class LocalFolder:
     def hub_facts(self) -> None:
         return None
 
-    def lineage(self, card: Mapping[str, object] | None) -> None:
-        return None
+    def lineage(self, declared: list[LineageEdge]) -> Lineage:
+        return declared, []

@@ -43,7 +43,7 @@ def model_folder(folder: Path, name: str) -> Source:
     any other folder is a local model known as `name`, possibly with no files left."""
     if hfcache.cache_kind(folder) == "snapshot":
         return hfcache.CacheSnapshot(folder.parent.parent, folder.name)
-    return LocalFolder(folder, name=name, allow_empty=True)
+    return LocalFolder(folder, name=name, allow_empty=True, named_by="mirror tree")
 
 
 def open_target(
