@@ -71,6 +71,18 @@ _hub_options = _together(
 )
 
 
+# What the operator says the target is (scan, gate): graded `declared`, outranked by records.
+_identity_options = _together(
+    click.option("--revision", default=None,
+                 help="hf:// and hf-cache://: branch, tag, refs/pr/N or commit [main]; a local "
+                 "folder: the commit it holds, when not inferable."),
+    click.option("--name", default=None, metavar="ORG/NAME",
+                 help="A local folder: the repository it holds, for its origin (declared: a "
+                 "git remote, download record or cache layout outranks it, and a "
+                 "contradiction is a finding)."),
+)
+
+
 # The flags shared by every command that scans (scan, gate, mirror scan).
 _scan_flags = _together(
     click.option("--exclude", multiple=True, metavar="GLOB",
@@ -149,9 +161,7 @@ def cli() -> None:
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="Exit 1 when a finding is at or above this severity [config or: high].")
 @_scan_flags
-@click.option("--revision", default=None,
-              help="hf:// and hf-cache://: branch, tag, refs/pr/N or commit [main]; a local "
-              "folder: the commit it holds, when not inferable.")
+@_identity_options
 @_hub_options
 @click.option("--sbom", "sbom_path", type=click.Path(path_type=Path),
               help="Also write a CycloneDX ML-BOM to this file (into this folder: one per model).")
@@ -169,7 +179,8 @@ def cli() -> None:
 @_verify_options
 def scan(
     target: str, fmt: str, output: Path | None, fail_on: str | None, exclude: tuple[str, ...],
-    jobs: int | None, revision: str | None, download: bool, cache_dir: Path | None,
+    jobs: int | None, revision: str | None, name: str | None, download: bool,
+    cache_dir: Path | None,
     endpoint: str | None, token: str | None, offline: bool, config_path: Path | None,
     sbom_path: Path | None, spec: str, output_format: str, extra_hashes: tuple[str, ...],
     reproducible: bool, signature: Path | None, key: Path | None,
@@ -187,6 +198,7 @@ def scan(
     options = config.scan_options(
         jobs, exclude,
         revision=revision,
+        name=name,
         hash_algorithms=("sha256", *sorted(set(extra_hashes))),
         signature=signature,
         trust=_trust(key, certificate_chain, trust_config, identity, issuer),
@@ -418,9 +430,7 @@ def policy_test(folder: Path) -> int:
 @click.option("--sbom", "sbom_path", type=click.Path(path_type=Path),
               help="Also write the CycloneDX SBOM the verdict was computed from.")
 @click.option("--reproducible", is_flag=True, help="Same input, same SBOM bytes.")
-@click.option("--revision", default=None,
-              help="hf:// and hf-cache://: branch, tag, refs/pr/N or commit [main]; a local "
-              "folder: the commit it holds, when not inferable.")
+@_identity_options
 @_scan_flags
 @_hub_options
 @click.option("--signature", type=click.Path(path_type=Path, dir_okay=False),
@@ -431,7 +441,7 @@ def policy_test(folder: Path) -> int:
               "files must match its hashes.")
 def gate(
     target: str, policies: tuple[Path, ...], fmt: str, output: Path | None, fail_on: str,
-    sbom_path: Path | None, reproducible: bool, revision: str | None,
+    sbom_path: Path | None, reproducible: bool, revision: str | None, name: str | None,
     exclude: tuple[str, ...], jobs: int | None, config_path: Path | None, download: bool,
     cache_dir: Path | None, endpoint: str | None, token: str | None, offline: bool,
     signature: Path | None, key: Path | None, certificate_chain: tuple[Path, ...],
@@ -457,8 +467,8 @@ def gate(
         _emit(render_verdict(judged.verdict, fmt, threshold, where), output)
         return EXIT_FAIL if judged.fails(threshold) else EXIT_PASS
     config = load_config(config_path, scanned=target)
-    options = config.scan_options(jobs, exclude, revision=revision, signature=signature,
-                                  trust=trust)
+    options = config.scan_options(jobs, exclude, revision=revision, name=name,
+                                  signature=signature, trust=trust)
     settings = hub_settings(
         endpoint=endpoint, config_endpoint=config.hub_endpoint, token=token,
         cache_dir=cache_dir, offline=offline, remote_only=not download,

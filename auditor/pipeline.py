@@ -82,7 +82,8 @@ def scan(
     progress = progress or engine.NoProgress()
     started = time.monotonic()
     label, sources = open_target(
-        target if isinstance(target, str) else Path(target), options.revision, hub, options.jobs)
+        target if isinstance(target, str) else Path(target), options.revision, hub, options.jobs,
+        options.name)
     models: list[ModelReport] = []
     total = 0
     for source in sources:

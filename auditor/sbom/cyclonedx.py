@@ -551,6 +551,8 @@ def _model_upstream(model: ModelReport) -> str:
 
 def _evidence(finding: Finding) -> str:
     where = " ".join(p for p in (finding.file, str(finding.location)) if p)
+    if not where:  # a finding about the model as a whole
+        return finding.detail
     return f"{finding.detail} [{where}]" if finding.detail else f"[{where}]"
 
 

@@ -29,6 +29,7 @@ class ScanOptions:
     safe_imports: tuple[str, ...] = ()
     known_ml_imports: tuple[str, ...] = ()
     revision: str | None = None
+    name: str | None = None  # what the operator says a local folder holds (`org/name`)
     # OMS signature to check (default: model.sig in the model folder) and who is trusted.
     signature: Path | None = None
     trust: Trust | None = None

@@ -47,14 +47,22 @@ def model_folder(folder: Path, name: str) -> Source:
 
 
 def open_target(
-    target: str | Path, revision: str | None, settings: HubSettings, jobs: int
+    target: str | Path, revision: str | None, settings: HubSettings, jobs: int,
+    name: str | None = None,
 ) -> tuple[str, list[Source]]:
     """The target as reported, and the source of each model it names (a cache root or a
     folder of model folders: many).
 
     A `Path` is always a local file or folder; a string may name a Hub or cache
     repository. `hf://` in offline mode is read from the cache, never the network.
+    `name` is what the operator says a local folder holds (`--name`); a Hub or
+    cache target names itself.
     """
+    if name is not None and not _REPO_ID.fullmatch(name):
+        raise UsageError(f"--name {name!r}: expected ORG/NAME or NAME")
+    if name is not None and not is_local(str(target)):
+        raise UsageError(f"{target}: --name applies to a local folder; a Hub or cache target "
+                         "is named by its repository")
     if isinstance(target, str) and target.startswith(HUB_SCHEME):
         ref = parse_ref(target, HUB_SCHEME, revision)
         if settings.offline:
@@ -65,12 +73,16 @@ def open_target(
         return target, [hfcache.snapshot_of(ref.repo_id, ref.revision, settings.cache_dir)]
     path = Path(target)
     if hfcache.cache_kind(path) is not None:
+        if name is not None:
+            raise UsageError(f"{path}: --name applies to a plain folder; a Hugging Face cache "
+                             "is named by its models--org--name folders")
         return str(path), list(hfcache.snapshots_at(path))
     models = tree.scanned_models(path)
     if not models:
-        return str(path), [LocalFolder(path, revision)]
-    if revision and len(models) > 1:
-        raise UsageError(f"{path}: holds {len(models)} models; one --revision cannot pin them "
-                         "all (scan each model folder with its own --revision)")
+        return str(path), [LocalFolder(path, revision, name=name)]
+    if (revision or name) and len(models) > 1:
+        flag = "--revision" if revision else "--name"
+        raise UsageError(f"{path}: holds {len(models)} models; one {flag} cannot name them "
+                         f"all (scan each model folder with its own {flag})")
     return str(path), [LocalFolder(m.path, revision, name=m.name, named_by="folder tree")
                        for m in models]
