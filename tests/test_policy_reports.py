@@ -52,7 +52,7 @@ def test_text_verdict_gives_reasons_fixes_and_every_waiver_state(tmp_path):
     assert "expired waiver: GEO-005 for acme/ft (approved by erin@example.com)" in text
     assert "unused waiver: GEO-006 for nobody/else matched nothing" in text
     assert "1  Qwen/Qwen2.5-7B  finetune     publisher Qwen, jurisdiction CN, tier restricted; " \
-           "tripped: GEO-001" in text
+           "hub-verified by README.md base_model; tripped: GEO-001" in text
     assert text.rstrip().endswith("(7 rule(s) on 1 model(s))")
     assert "verdict: FAIL" in text
 

@@ -38,9 +38,18 @@ def _lineage_lines(model: ModelVerdict) -> list[str]:
         relation = e["relation"] + (" (declared by policy)" if e["declared"] else "")
         lines.append(
             f"    {e['depth']}  {e['name']:{width}}  {relation:12} publisher {e['publisher']}, "
-            f"jurisdiction {e['jurisdiction']}, tier {e['tier']}; tripped: {tripped}"
+            f"jurisdiction {e['jurisdiction']}, tier {e['tier']}; {_evidence(e)}tripped: "
+            f"{tripped}"
         )
     return lines
+
+
+def _evidence(entry: dict[str, object]) -> str:
+    """`recorded by git remote origin; `: how strongly the entry is known, and from what."""
+    said = entry.get("evidence") or ()
+    if entry.get("grade", "unknown") == "unknown" or not said:
+        return ""
+    return f"{entry['grade']} by {', '.join(str(e) for e in said)}; "  # type: ignore[union-attr]
 
 
 def to_text(verdict: Verdict, fail_on: Severity, where: Where = NOWHERE) -> str:
@@ -48,8 +57,10 @@ def to_text(verdict: Verdict, fail_on: Severity, where: Where = NOWHERE) -> str:
     for model in verdict.models:
         pinned = "pinned" if model.pinned else "NOT pinned"
         origin = f", jurisdiction {model.jurisdiction}" if model.jurisdiction != "unknown" else ""
+        grade = model.lineage[0].get("publisher_grade", "unknown") if model.lineage else "unknown"
+        graded = f" ({grade})" if grade != "unknown" and model.publisher != "unknown" else ""
         lines.append(f"model {model.name}  (revision {model.revision}, {pinned}; publisher "
-                     f"{model.publisher}{origin})")
+                     f"{model.publisher}{graded}{origin})")
         mine = [v for v in verdict.active() if v.model == model.name]
         mine.sort(key=lambda v: (-v.severity, v.rule, v.file, v.ancestor))
         for v in mine:
