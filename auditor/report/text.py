@@ -32,11 +32,16 @@ def _file_line(report: FileReport, width: int) -> str:
 def _model_lines(model: ModelReport, fail_on: Severity) -> list[str]:
     revision = model.revision or "unpinned"
     lines = [f"model {model.name}  (revision {revision}, {model.source}: {model.root})", ""]
+    identity = model.facts.get("identity", {})
+    said = [f"{subject} {identity[subject + '_grade']} by {identity[subject + '_evidence']}"
+            for subject in ("name", "revision") if identity.get(subject + "_grade")]
+    if said:  # which record named the model: a folder name is not a git remote
+        lines.insert(1, "identity: " + "; ".join(said))
     transfer = model.facts.get("hub", {}).get("transfer")
     if transfer:  # a remote-only Hub audit: how little was fetched
         lines.insert(1, f"remote-only: {transfer['bytes']} of {transfer['repo_bytes']} bytes "
-                     f"transferred ({transfer['ratio']:.4%}); digests of range-read files "
-                     "are upstream-reported")
+                     f"transferred ({transfer['ratio']:.4%}); range-read files are not hashed "
+                     "here: their Hub digests are recorded as claims")
     width = max((len(f.path) for f in model.files), default=10)
     for finding in model.findings:
         lines += _finding_lines(finding, finding.severity >= fail_on)
