@@ -20,8 +20,8 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
+from auditor.integrity.evidence import repo_id_from_url
 from auditor.model import FileReport, FormatId, Grade, LineageEdge
 
 MAX_EDGES = 64
@@ -38,7 +38,6 @@ _EXPLICIT = len(_INFERRED)
 
 # A Hub repository id: `org/name`, each part a letter or digit then letters, digits, `_.-`.
 _REPO = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", re.ASCII)
-_SEGMENT = re.compile(r"[A-Za-z0-9][\w.-]*", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -226,21 +225,12 @@ def _text(value: Any) -> str | None:
 
 
 def _repo_id(value: str) -> str | None:
-    """The Hub repository id a declaration names: `org/name`, or the first two segments of a
-    URL's path on any host (a leading `models/`, as on ModelScope, dropped); None for a
-    local path (`/mnt/x`, `./x`, `C:\\x`) or anything else."""
+    """The Hub repository id a declaration names: `org/name`, or one from a repository URL on
+    any host (`integrity.evidence.repo_id_from_url`); None for a local path (`/mnt/x`, `./x`,
+    `C:\\x`) or anything else."""
     text = value.strip()[:MAX_NAME]
     if "://" in text:
-        try:
-            path = urlsplit(text).path
-        except ValueError:
-            return None
-        parts = [p for p in path.split("/") if p]
-        if parts[:1] == ["models"]:
-            parts = parts[1:]
-        if len(parts) < 2 or not all(_SEGMENT.fullmatch(p) for p in parts[:2]):
-            return None
-        text = f"{parts[0]}/{parts[1]}"
+        return repo_id_from_url(text)
     if not _REPO.fullmatch(text) or ".." in text:
         return None
     return text
