@@ -245,7 +245,8 @@ def test_config_name_or_path_naming_another_repository_is_an_unknown_edge(repo):
         "mistralai/Mistral-7B-v0.1", "unknown", ("config.json _name_or_path",), "mistralai")
 
 
-@pytest.mark.parametrize("value", ["ACME/Tiny", "/home/me/ckpt", "./out", "ckpt"])
+@pytest.mark.parametrize("value", ["ACME/Tiny", "/home/me/ckpt", "./out", "ckpt",
+                                   "output/checkpoint-500", "runs/final", "out/step_1200"])
 def test_config_name_or_path_naming_itself_or_a_local_path_is_not_lineage(repo, value):
     config(repo, _name_or_path=value)
     assert lineage(repo) == []

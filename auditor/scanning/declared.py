@@ -38,6 +38,9 @@ _EXPLICIT = len(_INFERRED)
 
 # A Hub repository id: `org/name`, each part a letter or digit then letters, digits, `_.-`.
 _REPO = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", re.ASCII)
+# Folders training code saves into: `_name_or_path` naming one is a local path, not a repository.
+_TRAINER_OUTPUT = re.compile(r"(checkpoint|ckpt|step|epoch|global_step)[-_]?\d+|final|best|last",
+                             re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,8 @@ def _config_claims(config: dict[str, Any], model_name: str, ctx: _Context) -> It
     """`config.json` `_name_or_path` naming another repository: the checkpoint it was saved from."""
     value = config.get("_name_or_path")
     name = _repo_id(value) if isinstance(value, str) else None
+    if name and _TRAINER_OUTPUT.fullmatch(name.split("/")[1]):
+        name = None  # `output/checkpoint-500`: the folder a trainer saved to, not a repository
     if name and name.lower() != str(model_name).strip().lower():
         relation = "quantized" if ctx.gguf_weights else "unknown"
         yield _Claim(name, relation, "config.json _name_or_path", _org(name))
