@@ -64,6 +64,8 @@ MAX_SIBLINGS = 10_000  # files beside a single-file target listed as its context
 # the record is read as claims, never as part of the model.
 DOWNLOAD_RECORD = ".cache/huggingface/download"
 RECORD_FILES = (".cache/huggingface/.gitignore", ".cache/huggingface/CACHEDIR.TAG")
+# newer huggingface_hub (2.4 here) also keeps the commit's tree listing there (trees/<commit>.json).
+TREE_RECORD = ".cache/huggingface/trees/"
 MAX_RECORDS = 100_000
 MAX_GIT_CONFIG = 64 * 1024
 T = TypeVar("T")
@@ -121,6 +123,8 @@ def _is_download_record(rel: str) -> bool:
     """The files `huggingface_hub` keeps about a --local-dir download (not model files)."""
     if rel in RECORD_FILES:
         return True
+    if rel.startswith(TREE_RECORD) and rel.endswith(".json"):
+        return _is_commit(rel.removeprefix(TREE_RECORD).removesuffix(".json"))
     return rel.startswith(DOWNLOAD_RECORD + "/") and rel.endswith((".metadata", ".lock"))
 
 
