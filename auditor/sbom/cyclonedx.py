@@ -302,8 +302,8 @@ def _file_component(report: FileReport, facts: dict[str, Any]) -> Component:
     props.append((P.UPSTREAM_GRADE, proven.value if proven else P.UNKNOWN))
     if upstream.get("sha256"):
         props.append((P.UPSTREAM_SHA256, str(upstream["sha256"])))
-        if upstream.get("grade"):
-            props.append((P.UPSTREAM_RECORD_GRADE, str(upstream["grade"])))
+    if upstream.get("grade") and (upstream.get("sha256") or upstream.get("blob_id")):
+        props.append((P.UPSTREAM_RECORD_GRADE, str(upstream["grade"])))
     return Component(
         type=ComponentType.FILE, name=report.path, bom_ref=_file_ref(report.path),
         hashes=hashes, properties=_properties(props),

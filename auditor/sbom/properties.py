@@ -134,8 +134,9 @@ UPSTREAM_SHA256 = _p("upstream:sha256", (FILE,), STRING,
                      "the SHA-256 a record lists for this path: a claim, compared with the "
                      "content only where sha256-match says so (never put in `hashes`)")
 UPSTREAM_RECORD_GRADE = _p("upstream:record-grade", (FILE,), ENUM,
-                           "grade of the record that lists upstream:sha256 (recorded: a cache "
-                           "or download record; hub-verified: the Hub this run)", GRADES)
+                           "grade of the record that lists this file's digest (its sha256, or "
+                           "the git blob id of a non-LFS file): recorded (a cache or download "
+                           "record), hub-verified (the Hub this run)", GRADES)
 UPSTREAM_GRADE = _p("upstream:grade", (MODEL, FILE), ENUM,
                     "how strongly the bytes are proven the publisher's: signed (a verified "
                     "signature covers them), else the grade of the record their computed digest "

@@ -307,9 +307,11 @@ class LocalFolder:
                    for c in self._record[1]]
         if self.revision:
             claims.append(Claim("revision", self.revision, Grade.DECLARED, "--revision"))
-        folder = self.target.name if self.target.is_file() else root.name
-        claims.append(Claim("name", folder, Grade.DECLARED, "the folder name"))
-        return identity_from(tuple(claims), "local", folder)
+        single = self.target.is_file()
+        own = self.target.name if single else root.name
+        claims.append(Claim("name", own, Grade.DECLARED,
+                            "the file name" if single else "the folder name"))
+        return identity_from(tuple(claims), "local", own)
 
     def claims(self) -> Claims:
         return Claims(records=self._record[0])
