@@ -44,7 +44,17 @@ RULES = (INVALID, DUPLICATE_KEY, SHARD_OUTSIDE, *loaders.RULES, *instantiate.RUL
 _BOM = b"\xef\xbb\xbf"
 _CONFIG_KEYS = ("model_type", "architectures", "torch_dtype", "quantization_config", "auto_map",
                 "_name_or_path", "transformers_version",
-                "base_model_name_or_path", "peft_type")  # adapter_config.json: the adapter's base
+                "base_model_name_or_path", "peft_type",  # adapter_config.json: the adapter's base
+                # shape and tokens: the architecture fingerprint (auditor.fingerprint)
+                "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                "intermediate_size", "vocab_size", "rope_theta", "max_position_embeddings",
+                "head_dim", "n_routed_experts", "num_experts", "num_local_experts",
+                "num_experts_per_tok", "moe_intermediate_size", "kv_lora_rank", "q_lora_rank",
+                "tie_word_embeddings", "sliding_window", "bos_token_id", "eos_token_id",
+                "pad_token_id", "padded_vocab_size", "multi_query_group_num", "rope_ratio",
+                "logit_scale", "query_pre_attn_scalar", "num_layers", "ffn_hidden_size",
+                "seq_length", "rotary_dim", "layernorm_full_attention_alpha",
+                "text_config")  # text_config: the language model of multimodal configs
 # Top-level values the checks read.
 _KEPT = frozenset(_CONFIG_KEYS) | {"chat_template", "custom_pipelines", "weight_map",
                                    "auto_mapping", *instantiate.TRACKED}

@@ -121,6 +121,13 @@ FACT_KEYS = frozenset({
     "tokenizer.chat_templates", "general.source.repo_url", "general.source.huggingface.repository",
 })
 FACT_PREFIXES = ("general.base_model.", "tokenizer.chat_template")
+# `<arch>.<suffix>` hyperparameters: the shape the architecture fingerprint compares. Kept for
+# any prefix (the architecture key may come later in the file), reported for the file's own.
+HPARAM_SUFFIXES = (
+    "embedding_length", "block_count", "attention.head_count", "attention.head_count_kv",
+    "feed_forward_length", "rope.freq_base", "expert_count", "expert_used_count",
+    "attention.kv_lora_rank", "vocab_size", "context_length", "expert_feed_forward_length",
+)
 TEMPLATE_KEY = "tokenizer.chat_template"
 
 
@@ -281,7 +288,7 @@ def _read_entry(r: _Reader, header: _Header, ctx: ScanContext) -> None:
     raw_key = r.string("metadata key", ctx.limits.max_string_bytes, keep=True) or b""
     key = _text(raw_key, f"metadata key at offset {at}", at, ctx)
     vtype = r.u32(f"type of {key!r}")
-    keep = key in FACT_KEYS or key.startswith(FACT_PREFIXES)
+    keep = key in FACT_KEYS or key.startswith(FACT_PREFIXES) or _hparam(key) is not None
     value = _read_value(r, vtype, key, ctx, keep, depth=0)
     if key in header.meta_at:
         ctx.add(DUPLICATE, f"metadata key {key!r} appears more than once", offset=at)
@@ -480,11 +487,32 @@ def _facts(header: _Header, ctx: ScanContext) -> None:
     bases = _base_models(meta)
     if bases:
         facts["base_models"] = bases
+    arch = meta.get("general.architecture")
+    hparams = {suffix: value for key, value in meta.items()
+               if (suffix := _hparam(key)) and key == f"{arch}.{suffix}"
+               and _number_or_numbers(value)}
+    if hparams:
+        facts["hparams"] = dict(sorted(hparams.items()))
     names = [name for name, _, _ in _templates(header)]
     facts["has_chat_template"] = bool(names)
     if names:
         facts["chat_templates"] = names
     ctx.result.facts.update(facts)
+
+
+def _hparam(key: str) -> str | None:
+    """The suffix of an `<arch>.<suffix>` hyperparameter key, or None."""
+    arch, _, suffix = key.partition(".")
+    if arch in ("", "general", "tokenizer") or suffix not in HPARAM_SUFFIXES:
+        return None
+    return suffix
+
+
+def _number_or_numbers(value: Any) -> bool:
+    """A hyperparameter is a number or (per-layer head counts) a short list of numbers."""
+    items = value if isinstance(value, list) else [value]
+    return bool(items) and all(isinstance(v, int | float) and not isinstance(v, bool)
+                               for v in items)
 
 
 def _base_models(meta: dict[str, Any]) -> list[dict[str, str]]:
@@ -529,6 +557,6 @@ SPEC = FormatSpec(
     id=FormatId.GGUF, sniff=sniff, scan=scan, container=False, rules=RULES,
     facts=("gguf_version", "metadata_entries", "tensors", "parameters", "dtypes", "architecture",
            "name", "license", "organization", "source_repo_url", "source_repository", "file_type",
-           "quantization", "base_models",
+           "quantization", "base_models", "hparams",
            "has_chat_template", "chat_templates"),
 )

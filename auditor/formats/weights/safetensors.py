@@ -10,6 +10,7 @@ like any config's (`code.instantiate`).
 from __future__ import annotations
 
 import math
+import re
 import struct
 from typing import Any, BinaryIO
 
@@ -163,6 +164,7 @@ def _check(header: dict[str, Any], ctx: ScanContext, data_size: int | None) -> N
         "tensors": len(spans),
         "parameters": params,
         "dtypes": sorted(dtypes),
+        "tensor_pattern": _pattern(header),
     })
     ctx.result.facts.setdefault("metadata", {})
 
@@ -210,11 +212,46 @@ def _check_targets(meta: dict[str, str], ctx: ScanContext) -> None:
     instantiate.report(sites, ctx)
 
 
+# tensor_pattern bounds: real checkpoints have a few dozen distinct names once layer and expert
+# numbers are folded, so these keep the fact small (it goes into the JSON report) for any header.
+MAX_PATTERNS = 512
+MAX_SHAPES = 4
+MAX_PATTERN_NAME = 200
+_INDEX = re.compile(r"(?<=\.)\d+(?=\.|$)")
+_BLOCK = re.compile(r"^(.*?(?:layers|layer|h|blocks|blk))\.(\d+)\.")
+
+
+def _pattern(header: dict[str, Any]) -> dict[str, Any]:
+    """Tensor names with their numbers folded to N, each with its distinct shapes, and how
+    many numbered blocks each stack has: the shape a renamed model cannot hide.
+
+    `blocks` is the highest index + 1 seen in this file; a sharded checkpoint's stack is the
+    highest over its shards.
+    """
+    shapes: dict[str, list[list[int]]] = {}
+    blocks: dict[str, int] = {}
+    for name, entry in header.items():
+        if name == "__metadata__" or len(name) > MAX_PATTERN_NAME or not isinstance(entry, dict):
+            continue
+        shape = entry.get("shape")
+        if not (isinstance(shape, list) and all(_uint(d) for d in shape)):
+            continue
+        if m := _BLOCK.match(name):
+            blocks[m[1]] = max(blocks.get(m[1], 0), int(m[2]) + 1)
+        key = _INDEX.sub("N", name)
+        if key in shapes:
+            if shape not in shapes[key] and len(shapes[key]) < MAX_SHAPES:
+                shapes[key].append(shape)
+        elif len(shapes) < MAX_PATTERNS:
+            shapes[key] = [shape]
+    return {"shapes": dict(sorted(shapes.items())), "blocks": dict(sorted(blocks.items()))}
+
+
 def _uint(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 SPEC = FormatSpec(
     id=FormatId.SAFETENSORS, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=("tensors", "parameters", "dtypes", "metadata"),
+    facts=("tensors", "parameters", "dtypes", "metadata", "tensor_pattern"),
 )
