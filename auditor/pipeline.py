@@ -204,9 +204,10 @@ def _assemble(
     origin = _origin(identity, hub)
     if origin is not None:
         facts["origin"] = origin
-    edges, cycles = source.lineage(declared_lineage(files, identity.name))
+    declared = declared_lineage(files, identity.name)
+    edges, cycles = source.lineage(declared.edges)
     facts["lineage"] = [_edge_facts(e, identity.name) for e in edges]
-    findings += cycles
+    findings += declared.findings + cycles
     findings += also
     return ModelReport(name=identity.name, root=root, source=identity.kind, files=tuple(files),
                        findings=tuple(findings), facts=facts, revision=identity.revision)

@@ -15,6 +15,7 @@ from auditor.formats import scan_rules
 from auditor.formats.registry import SPECS
 from auditor.integrity import drift, evidence, model_signature, provenance
 from auditor.model import Rule
+from auditor.scanning import declared
 from auditor.sources import local
 
 # The rules of the rooms that are not formats: the engine's, the sources', integrity's.
@@ -24,6 +25,7 @@ ROOM_RULES: tuple[tuple[Rule, ...], ...] = (
     model_signature.RULES,
     provenance.RULES,
     evidence.RULES,
+    declared.RULES,
     drift.RULES,
 )
 
@@ -31,8 +33,8 @@ ROOM_RULES: tuple[tuple[Rule, ...], ...] = (
 @cache
 def catalogue() -> dict[str, Rule]:
     rules: dict[str, Rule] = {}
-    for declared in (*ROOM_RULES, *(spec.rules for spec in SPECS)):
-        for rule in declared:
+    for listed in (*ROOM_RULES, *(spec.rules for spec in SPECS)):
+        for rule in listed:
             if rule.id in rules and rules[rule.id] != rule:
                 raise RuntimeError(f"rule id {rule.id} declared twice, differently")
             rules[rule.id] = rule

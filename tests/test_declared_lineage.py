@@ -68,7 +68,7 @@ def scan(folder: Path) -> tuple[FileReport, ...]:
 
 
 def lineage(folder: Path, name: str = MODEL) -> list[LineageEdge]:
-    return declared_lineage(scan(folder), name)
+    return declared_lineage(scan(folder), name).edges
 
 
 def by_name(edges: list[LineageEdge]) -> dict[str, LineageEdge]:
@@ -135,11 +135,13 @@ def test_quantization_config_makes_card_bases_quantized(repo):
     assert lineage(repo)[0].relation == "quantized"
 
 
-def test_card_in_a_subfolder_is_not_the_models_card(repo):
+def test_card_in_a_subfolder_is_not_the_models_card_but_its_bases_count(repo):
     (repo / "docs").mkdir()
     card(repo / "docs", base_model="org/base")
     weights(repo)
-    assert lineage(repo) == []
+    (edge,) = lineage(repo)
+    assert (edge.name, edge.relation, edge.evidence) == (
+        "org/base", "unknown", ("docs/README.md base_model",))
 
 
 # -- adapter_config.json -----------------------------------------------------------------------
@@ -214,7 +216,7 @@ def test_gguf_source_repository_is_the_model_it_was_converted_from(repo):
     (report,) = scan(repo)
     assert report.facts["source_repo_url"] == "https://huggingface.co/mistralai/Mistral-7B"
     assert report.facts["source_repository"] == "google/gemma-2b"
-    edges = declared_lineage([report], MODEL)
+    edges = declared_lineage([report], MODEL).edges
     assert [(e.name, e.relation, e.evidence) for e in edges] == [
         ("mistralai/Mistral-7B", "quantized", ("m.gguf general.source.repo_url",)),
         ("google/gemma-2b", "quantized", ("m.gguf general.source.huggingface.repository",))]
@@ -294,7 +296,7 @@ def test_mergekit_scalars_become_a_bounded_fact_and_tags_build_nothing(repo, tmp
     (report,) = scan(repo)
     assert report.facts["merge_models"] == [f"org/m{i}" for i in range(64)]
     assert not canary.exists()
-    assert len(declared_lineage([report], MODEL)) == 64
+    assert len(declared_lineage([report], MODEL).edges) == 64
 
 
 def test_yaml_without_merge_method_has_no_merge_models(repo):
@@ -400,7 +402,7 @@ PLACES = [("README.md", FormatId.MODELCARD), ("adapter_config.json", FormatId.JS
 
 def test_declared_lineage_never_raises_on_any_facts_shape():
     for (path, fmt), key, value in itertools.product(PLACES, KEYS, SHAPES):
-        edges = declared_lineage([_report(path, fmt, {key: value})], MODEL)
+        edges = declared_lineage([_report(path, fmt, {key: value})], MODEL).edges
         assert len(edges) <= MAX_EDGES
         assert all(isinstance(e.name, str) and len(e.name) <= MAX_NAME for e in edges)
     everything = {key: value for key, value in zip(KEYS, itertools.cycle(SHAPES), strict=False)}
@@ -410,3 +412,29 @@ def test_declared_lineage_never_raises_on_any_facts_shape():
     for shift in range(len(SHAPES)):
         facts = {key: SHAPES[(i + shift) % len(SHAPES)] for i, key in enumerate(KEYS)}
         declared_lineage([*reports, *(_report(p, f, facts) for p, f in PLACES)], shift)
+
+
+def test_a_card_listing_more_bases_than_are_read_is_a_finding(repo):
+    bases = "".join(f"  - org/m{i}\n" for i in range(300)) + "  - deepseek-ai/DeepSeek-V3\n"
+    (repo / "README.md").write_text(f"---\nbase_model:\n{bases}---\n")
+    declared = declared_lineage(scan(repo), MODEL)
+    assert [f.rule for f in declared.findings] == ["AUD-PROV-012", "AUD-PROV-012"]
+    assert "301 card base_model entries" in declared.findings[0].detail
+
+
+def test_bases_declared_in_sub_folders_count(repo):
+    """A diffusers text encoder, or a model copied into another's folder, keeps its origin."""
+    (repo / "README.md").write_text("---\nbase_model: meta-llama/Llama-3.1-8B\n---\n")
+    (repo / "text_encoder").mkdir()
+    (repo / "text_encoder" / "config.json").write_text(
+        '{"_name_or_path": "Qwen/Qwen2.5-VL-7B-Instruct"}')
+    (repo / "extra").mkdir()
+    (repo / "extra" / "README.md").write_text(
+        "---\nbase_model: deepseek-ai/DeepSeek-V3\nbase_model_relation: finetune\n---\n")
+    edges = by_name(lineage(repo))
+    assert edges["Qwen/Qwen2.5-VL-7B-Instruct"].evidence == (
+        "text_encoder/config.json _name_or_path",)
+    assert edges["Qwen/Qwen2.5-VL-7B-Instruct"].relation == "unknown"
+    assert (edges["deepseek-ai/DeepSeek-V3"].evidence, edges["deepseek-ai/DeepSeek-V3"].relation
+            ) == (("extra/README.md base_model",), "finetune")
+    assert edges["meta-llama/Llama-3.1-8B"].relation == "finetune"

@@ -321,7 +321,7 @@ def test_a_converter_with_no_base_has_the_unknown_tier(run_cli, tmp_path):
     me = self_entry(doc)
     # nothing below it to inherit from: the tier of an unknown origin (jurisdictions.yaml
     # `unknown: elevated`), waivable only by GEO-002
-    assert (me["jurisdiction"], me["tier"]) == ("inherited", "elevated")
+    assert (me["jurisdiction"], me["tier"]) == ("unknown", "elevated")
     assert me["tripped"] == ["GEO-002"]
     assert [v["ancestor"] for v in doc["models"][0]["violations"] if v["rule"] == "GEO-002"] == [
         "bartowski/Qwen2.5-7B-Instruct-GGUF"]

@@ -98,7 +98,16 @@ def test_wrong_field_type_is_a_low_finding_and_left_out(run_cli, tmp_path):
                    "pipeline_tag: text-generation\n---\n")
     assert sorted(f["rule"] for f in report["findings"]) == ["AUD-CARD-002", "AUD-CARD-002"]
     assert {f["severity"] for f in report["findings"]} == {"low"}
-    assert report["facts"] == {"pipeline_tag": "text-generation"}
+    assert report["facts"] == {"pipeline_tag": "text-generation", "base_model": []}
+
+
+def test_a_list_mixing_strings_and_junk_keeps_the_strings(run_cli, tmp_path):
+    """Junk beside a real base must not hide it: `base_model` decides the model's origin."""
+    report = _card(run_cli, tmp_path, "---\nbase_model: [meta-llama/Llama-3.1-8B, 123, {x: 1}, "
+                   "null, deepseek-ai/DeepSeek-V3]\n---\n")
+    assert [f["rule"] for f in report["findings"]] == ["AUD-CARD-002"]
+    assert "3 of 5 entries are not strings" in report["findings"][0]["detail"]
+    assert report["facts"]["base_model"] == ["meta-llama/Llama-3.1-8B", "deepseek-ai/DeepSeek-V3"]
 
 
 def test_front_matter_over_the_limit_is_partial(run_cli, tmp_path):

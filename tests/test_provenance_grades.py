@@ -338,3 +338,28 @@ def test_plain_folder_named_deepseek_is_restricted_and_unnamed_is_unknown(run_cl
     assert violations(doc)["GEO-002"] == (
         "DeepSeek-V3 (self, depth 0, declared by the folder name): publisher unknown "
         "(unknown), jurisdiction unknown, tier elevated")
+
+
+def test_files_downloaded_at_two_commits_are_no_snapshot_not_a_contradiction(run_cli, tmp_path):
+    """Two `hf download --include` runs at different times: honest, but not one revision."""
+    folder = write_tiny_model(tmp_path / "dl")
+    record = folder / ".cache" / "huggingface" / "download"
+    record.mkdir(parents=True)
+    for i, path in enumerate(["config.json", "model.safetensors"]):
+        digest = hashlib.sha256((folder / path).read_bytes()).hexdigest()
+        (record / f"{path}.metadata").write_text(f"{commit(f'run {i}')}\n{digest}\n1.0\n")
+    _, doc = scan_json(run_cli, folder)
+    model = doc["models"][0]
+    rules = [f["rule"] for f in model["findings"]]
+    assert "AUD-SRC-005" in rules and "AUD-PROV-011" not in rules
+    assert model["revision"] is None  # no one commit: not pinned
+    assert files_by_path(doc)["model.safetensors"]["facts"]["upstream"]["match"] is True
+
+
+def test_a_git_folder_linked_from_elsewhere_is_not_this_folders_record(run_cli, tmp_path):
+    other = git_checkout(tmp_path / "elsewhere", "https://huggingface.co/deepseek-ai/DeepSeek-V3")
+    folder = write_tiny_model(tmp_path / "mine")
+    (folder / ".git").symlink_to(other / ".git")
+    _, doc = scan_json(run_cli, folder)
+    identity = doc["models"][0]["facts"]["identity"]
+    assert (doc["models"][0]["name"], identity["name_evidence"]) == ("mine", "the folder name")

@@ -128,3 +128,25 @@ def test_unreadable_input_exits_2_naming_the_file(run_cli, model, sbom, tmp_path
     assert run.code == 2
     assert str(bad) in run.err and message in run.err
     assert len(run.err.strip().splitlines()) == 1
+
+
+def test_a_weaker_grade_of_provenance_is_a_change_marked_weaker(run_cli, tmp_path):
+    """The same bytes proven by the Hub, then only by a cache's record: the review must see it."""
+    from tests.sbom_factory import file_component, model_sbom
+
+    def doc(grade: str) -> dict:
+        weights = file_component("model.safetensors", upstream_match="true")
+        weights["properties"].append({"name": "auditor:upstream:grade", "value": grade})
+        return model_sbom("acme/m", files=[weights], upstream_match="true", upstream_grade=grade)
+
+    paths = []
+    for name, grade in (("hub.json", "hub-verified"), ("cache.json", "recorded")):
+        (tmp_path / name).write_text(json.dumps(doc(grade)))
+        paths.append(tmp_path / name)
+    run = run_cli("sbom", "diff", *paths)
+    assert run.code == 1, run.err
+    assert "~ provenance publisher hub-verified; bytes hub-verified → publisher hub-verified; " \
+           "bytes recorded" in run.out
+    assert "~ grade    model.safetensors  hub-verified → recorded (weaker)" in run.out
+    back = run_cli("sbom", "diff", *reversed(paths))
+    assert "recorded → hub-verified" in back.out and "(weaker)" not in back.out

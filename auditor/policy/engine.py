@@ -195,7 +195,8 @@ def build_lineage(facts: ModelFacts, policies: PolicySet) -> list[LineageEntry]:
 def _inherit(entries: list[LineageEntry], data: dict[str, Any]) -> list[LineageEntry]:
     """Origin applied to each entry; a converter or quantizer (`role: converter` in the
     publishers data) takes the worst tier of the models below it in the lineage, since
-    re-publishing a model never changes where it comes from (none below: the unknown tier).
+    re-publishing a model never changes where it comes from (none below: its origin is
+    unknown, and so is its jurisdiction).
 
     Entries are depth-first, so the models below entry i are those after it, up to the next
     entry at its depth or shallower.
@@ -213,7 +214,7 @@ def _inherit(entries: list[LineageEntry], data: dict[str, Any]) -> list[LineageE
                 below.append(origins[j]["tier"])
             tiers = data.get("jurisdictions")
             fallback = tiers["unknown"] if tiers is not None else UNKNOWN
-            found = {**found, "jurisdiction": "inherited",
+            found = {**found, "jurisdiction": "inherited" if below else UNKNOWN,
                      "tier": max(below, key=_TIER_RANK.__getitem__) if below else fallback}
         out.append(dataclasses.replace(entry, **found))
     return out

@@ -2,7 +2,9 @@
 
 Compares what a reviewer must sign off again: files added, removed or
 re-hashed; findings new and gone; the model's licence, revision, publisher
-and lineage; its signature status. Works on any CycloneDX JSON (the model is
+and lineage; its signature status; and how strongly its provenance is proven
+(the grades of its name, revision, publisher, bytes, each file and each
+ancestor), a weaker grade marked as such. Works on any CycloneDX JSON (the model is
 `metadata.component`, files are `file` components), not only on ours.
 """
 
@@ -16,14 +18,19 @@ from typing import Any
 from auditor.sbom import properties as P
 
 # Model-level aspects compared (read from metadata.component), in report order.
-MODEL_FIELDS = ("name", "licence", "revision", "publisher", "purl", "lineage", "signature")
+MODEL_FIELDS = ("name", "licence", "revision", "publisher", "purl", "lineage", "signature",
+                "provenance")
+# The model's graded facts summarised in the `provenance` aspect, in this order.
+_GRADED = (("name", P.IDENTITY_NAME_GRADE), ("revision", P.REVISION_GRADE),
+           ("publisher", P.ORIGIN_PUBLISHER_GRADE), ("bytes", P.UPSTREAM_GRADE))
 
 
 @dataclass(frozen=True)
 class Change:
     """One difference; `old`/`new` are None when the aspect is absent on that side."""
 
-    # file-added | file-removed | file-rehashed | finding-new | finding-gone | a MODEL_FIELDS name
+    # file-added | file-removed | file-rehashed | file-regraded | finding-new | finding-gone |
+    # a MODEL_FIELDS name
     kind: str
     subject: str
     old: str | None = None
@@ -48,6 +55,10 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
         if any(a[alg] != b[alg] for alg in common):
             alg = "SHA-256" if "SHA-256" in common else common[0]
             changes.append(Change("file-rehashed", name, f"{alg}:{a[alg]}", f"{alg}:{b[alg]}"))
+    old_grades, new_grades = _file_grades(old), _file_grades(new)
+    for name in sorted(old_grades.keys() & new_grades.keys()):
+        if old_grades[name] != new_grades[name]:
+            changes.append(Change("file-regraded", name, old_grades[name], new_grades[name]))
     old_findings, new_findings = _findings(old), _findings(new)
     for key, n in sorted((new_findings - old_findings).items()):
         changes.extend(Change("finding-new", key[1], None, _finding_text(key)) for _ in range(n))
@@ -67,6 +78,8 @@ def render_text(changes: list[Change], old: str, new: str) -> str:
             lines.append(f"  - file     {c.subject}")
         elif c.kind == "file-rehashed":
             lines.append(f"  ~ file     {c.subject}  {c.old} → {c.new}")
+        elif c.kind == "file-regraded":
+            lines.append(f"  ~ grade    {c.subject}  {c.old} → {c.new}{_weaker(c.old, c.new)}")
         elif c.kind == "finding-new":
             lines.append(f"  + finding  {c.new}")
         elif c.kind == "finding-gone":
@@ -93,16 +106,37 @@ def _model(doc: dict[str, Any]) -> dict[str, str | None]:
         "purl": _str(component.get("purl")),
         "lineage": _join(_lineage(component, 1)),
         "signature": props.get(P.SIGNATURE_STATUS.name),
+        "provenance": _join([f"{label} {props[prop.name]}" for label, prop in _GRADED
+                             if prop.name in props]),
     }
+
+
+def _file_grades(doc: dict[str, Any]) -> dict[str, str]:
+    """How strongly each file's bytes are proven (`auditor:upstream:grade`), where recorded."""
+    out: dict[str, str] = {}
+    for component in map(_dict, _list(doc.get("components"))):
+        grade = _properties(component).get(P.UPSTREAM_GRADE.name)
+        if component.get("type") == "file" and isinstance(component.get("name"), str) and grade:
+            out[component["name"]] = grade
+    return out
+
+
+def _weaker(old: str | None, new: str | None) -> str:
+    """` (weaker)` when `new` proves less than `old` (unknown proves nothing)."""
+    rank = {g: i for i, g in enumerate(P.GRADES)}
+    return " (weaker)" if rank.get(old or "", -1) > rank.get(new or "", -1) else ""
 
 
 def _lineage(component: dict[str, Any], depth: int) -> list[str]:
     out: list[str] = []
     for ancestor in _list(_dict(component.get("pedigree")).get("ancestors")):
         ancestor = _dict(ancestor)
-        relation = _properties(ancestor).get(P.LINEAGE_RELATION.name, P.UNKNOWN)
+        props = _properties(ancestor)
+        relation = props.get(P.LINEAGE_RELATION.name, P.UNKNOWN)
+        grade = props.get(P.LINEAGE_GRADE.name)
+        said = f", {grade}" if grade else ""
         version = f"@{ancestor['version']}" if ancestor.get("version") else ""
-        out.append(f"{'>' * depth} {ancestor.get('name')}{version} ({relation})")
+        out.append(f"{'>' * depth} {ancestor.get('name')}{version} ({relation}{said})")
         out.extend(_lineage(ancestor, depth + 1))
     return out
 

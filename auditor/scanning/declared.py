@@ -16,19 +16,31 @@ listing 10,000 bases costs no more than one listing 64.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.integrity.evidence import repo_id_from_url
-from auditor.model import FileReport, FormatId, Grade, LineageEdge
+from auditor.model import FileReport, Finding, FormatId, Grade, LineageEdge, Rule, Severity
 
 MAX_EDGES = 64
 MAX_NAME = 200  # characters of a declared name kept
 MAX_ITEMS = 256  # items read from one declaration's list (duplicates merge into one edge)
 MAX_EVIDENCE = 64  # declarations listed on one edge (a repository of many GGUF quants)
 MAX_TAGS = 1000  # card tags looked at for `distillation`
+
+MAX_NESTED = 256  # cards and configs read in sub-folders of one model
+
+TRUNCATED = Rule(
+    "AUD-PROV-012", Severity.HIGH, "Lineage declarations beyond auditor's limits were not read",
+    "The files declare more base models than auditor reads (a card listing hundreds, or more "
+    "distinct bases than any real model has); a restricted-origin base past the limit would "
+    "go unjudged, so the lineage is incomplete.",
+    "Read the declarations by hand; a real model declares a handful of bases.",
+)
+RULES = (TRUNCATED,)
 
 CARD_RELATIONS = frozenset({"adapter", "merge", "quantized", "finetune", "distillation"})
 # Inferred relations, weakest first: the stronger wins when two declarations of one base
@@ -79,13 +91,23 @@ class _Context:
     card_relation: str | None  # the card's explicit relation (or distillation from its tags)
 
 
-def declared_lineage(files: Sequence[FileReport], model_name: str) -> list[LineageEdge]:
+@dataclass(frozen=True)
+class Declared:
+    """The bases the files declare, and findings when some declarations were not read."""
+
+    edges: list[LineageEdge]
+    findings: list[Finding]
+
+
+def declared_lineage(files: Sequence[FileReport], model_name: str) -> Declared:
     """Every base model the files declare: one edge per base, in declaration order.
 
     Declarations naming the same repository (case-insensitively) are one edge
     listing each evidence; its relation comes from the strongest statement
     (explicit card relation > adapter > merge > quantized > finetune >
-    unknown). At most `MAX_EDGES` edges.
+    unknown). Cards and configs in sub-folders count too (a diffusers text
+    encoder, a model copied into a folder of another): their bases are part of
+    what loads. At most `MAX_EDGES` edges; a limit reached is a finding.
     """
     top = _top_level(files)
     card = top.get(("readme.md", FormatId.MODELCARD), {})
@@ -109,7 +131,47 @@ def declared_lineage(files: Sequence[FileReport], model_name: str) -> list[Linea
     ggufs = sorted((f for f in files if f.format == FormatId.GGUF), key=lambda f: str(f.path))
     for report in ggufs:
         claims += _gguf_claims(str(report.path)[:MAX_NAME], _facts(report))
-    return _merge(claims)
+    claims += _nested_claims(files, model_name)
+    edges = _merge(claims)
+    cut = []
+    listed = card.get("base_model")
+    if isinstance(listed, list | tuple) and len(listed) > MAX_ITEMS:
+        cut.append(f"{len(listed)} card base_model entries")
+    if len({c.name.lower() for c in claims}) > MAX_EDGES:
+        cut.append(f"more than {MAX_EDGES} distinct bases")
+    findings = [TRUNCATED.finding("", f"{what}: only the first are read") for what in cut]
+    return Declared(edges, findings)
+
+
+def _nested_claims(files: Sequence[FileReport], model_name: str) -> Iterator[_Claim]:
+    """Cards, adapter configs and configs below the top level (the first `MAX_NESTED`): a
+    component's or an embedded model's own bases; the relation only where its card states it."""
+    nested = sorted((f for f in files if "/" in str(f.path)), key=lambda f: str(f.path))
+    seen = 0
+    for report in nested:
+        path = str(report.path)[:MAX_NAME]
+        base = path.rsplit("/", 1)[1].lower()
+        facts = _facts(report)
+        if (base, report.format) not in _NESTED or seen >= MAX_NESTED:
+            continue
+        seen += 1
+        if base == "readme.md":
+            relation = _card_relation(facts)
+            for name in _strings(facts.get("base_model")):
+                name = _repo_id(name) or name
+                yield _Claim(name, relation or "unknown", f"{path} base_model", _org(name),
+                             explicit=relation is not None)
+        elif base == "adapter_config.json":
+            for claim in _adapter_claims(facts):
+                yield dataclasses.replace(claim, evidence=f"{path} base_model_name_or_path")
+        else:
+            no_context = _Context(False, False, False, False, 0, None)
+            for claim in _config_claims(facts, model_name, no_context):
+                yield dataclasses.replace(claim, evidence=f"{path} _name_or_path")
+
+
+_NESTED = frozenset({("readme.md", FormatId.MODELCARD), ("config.json", FormatId.JSON),
+                     ("adapter_config.json", FormatId.JSON)})
 
 
 def _top_level(files: Sequence[FileReport]) -> dict[tuple[str, FormatId], dict[str, Any]]:

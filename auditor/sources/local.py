@@ -9,6 +9,7 @@ loader) read `/etc/shadow` or another model's files.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 import stat
@@ -56,7 +57,15 @@ UNLISTABLE = Rule(
     "after the storage recovers, may still read them.",
     "Fix the folder's permissions or the storage, then rerun the scan.",
 )
-RULES = (SYMLINK_ESCAPE, SPECIAL_FILE, BROKEN_LINK, UNLISTABLE)
+MIXED_COMMITS = Rule(
+    "AUD-SRC-005", Severity.MEDIUM, "Files downloaded at different commits",
+    "The folder's download record shows files fetched from several commits of the repository "
+    "(downloads at different times): together they are no snapshot the publisher released, "
+    "so the folder has no one revision and is not pinned.",
+    "Download the whole model again at one commit (hf download REPO --revision COMMIT "
+    "--local-dir DIR).",
+)
+RULES = (SYMLINK_ESCAPE, SPECIAL_FILE, BROKEN_LINK, UNLISTABLE, MIXED_COMMITS)
 
 SKIPPED_DIRS = frozenset({".git"})
 MAX_SIBLINGS = 10_000  # files beside a single-file target listed as its context
@@ -187,8 +196,16 @@ def _place_claims(target: Path, root: Path) -> list[Claim]:
     return []
 
 
+def _own_git(root: Path) -> Path | None:
+    """The folder's own `.git` directory; a link (to another checkout) is not its record."""
+    git = root / ".git"
+    return git if git.is_dir() and not git.is_symlink() else None
+
+
 def _git_remote(root: Path) -> str | None:
     """The repository `origin` points at, read from `.git/config` (git itself is never run)."""
+    if _own_git(root) is None:
+        return None
     try:
         with open(root / ".git" / "config", "rb") as f:
             text = f.read(MAX_GIT_CONFIG).decode("utf-8", "replace")
@@ -217,6 +234,8 @@ def download_record(root: Path) -> tuple[Record | None, list[str]]:
             if not name.endswith(".metadata") or len(files) >= MAX_RECORDS:
                 continue
             meta = Path(dirpath) / name
+            if meta.is_symlink():  # a record is a file the download tool wrote, here
+                continue
             rel = meta.relative_to(base).as_posix().removesuffix(".metadata")
             try:
                 with open(meta, "rb") as f:
@@ -237,7 +256,9 @@ def download_record(root: Path) -> tuple[Record | None, list[str]]:
 
 def _git_commit(root: Path) -> str | None:
     """The checked-out commit, read from `.git` files (git itself is never run)."""
-    git = root / ".git"
+    git = _own_git(root)
+    if git is None:
+        return None
     try:
         head = (git / "HEAD").read_text().strip()
         if not head.startswith("ref: "):
@@ -303,8 +324,10 @@ class LocalFolder:
         head = _git_commit(root)
         if head:
             claims.append(Claim("revision", head, Grade.RECORDED, "git HEAD"))
-        claims += [Claim("revision", c, Grade.RECORDED, f"the download record ({DOWNLOAD_RECORD})")
-                   for c in self._record[1]]
+        commits = self._record[1]
+        if len(commits) == 1:  # files fetched at several commits are no one snapshot
+            claims.append(Claim("revision", commits[0], Grade.RECORDED,
+                                f"the download record ({DOWNLOAD_RECORD})"))
         if self.revision:
             claims.append(Claim("revision", self.revision, Grade.DECLARED, "--revision"))
         single = self.target.is_file()
@@ -318,6 +341,11 @@ class LocalFolder:
 
     def artifacts(self, exclude: tuple[str, ...]) -> OnDisk:
         listing = list_files(self.target, exclude)
+        commits = self._record[1]
+        if len(commits) > 1:
+            mixed = MIXED_COMMITS.finding("", f"{DOWNLOAD_RECORD} records {len(commits)} "
+                                          f"commits: {', '.join(commits[:5])}")
+            listing = dataclasses.replace(listing, findings=(*listing.findings, mixed))
         if not listing.entries and not listing.findings and not self.allow_empty:
             raise UsageError(f"{self.target}: nothing to scan (empty folder, or everything "
                              "excluded)")

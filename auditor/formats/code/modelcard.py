@@ -164,10 +164,14 @@ def _facts(meta: dict[str, Any], ctx: ScanContext) -> dict[str, Any]:
         if key not in meta or meta[key] is None:
             continue
         value = meta[key]
-        ok = isinstance(value, types) and not (
-            isinstance(value, list) and not all(isinstance(v, str) for v in value)
-        )
-        if not ok:
+        if isinstance(value, list) and list in types:
+            strings = [v for v in value if isinstance(v, str)]
+            if len(strings) < len(value):  # the strings still count: `base_model` decides origin
+                ctx.add(FIELD_TYPE, f"{key}: {len(value) - len(strings)} of {len(value)} entries "
+                        "are not strings (the strings are kept)")
+            facts[key] = strings
+            continue
+        if not isinstance(value, types):
             expected = " or ".join("list of strings" if t is list else t.__name__ for t in types)
             ctx.add(FIELD_TYPE, f"{key}: expected {expected}, found {_kind(value)}")
             continue
