@@ -5,7 +5,9 @@ length: each is checked against the bytes left in the file and against the
 limits before anything is read or allocated, so a hostile 2^63 length or a
 10^9 count is a finding in microseconds. Metadata values are skipped unless a
 fact needs them; the chat template is handed to the template analyser
-(loaders such as llama-cpp-python render it with Jinja).
+(loaders such as llama-cpp-python render it with Jinja). The rows of
+`token_embd.weight` that the weight fingerprint samples (`_lib.sampling`) are
+read in file order with the padding, within the pass that hashes the file.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.bounded import ForwardReader
 from auditor.formats.code import templates
 from auditor.formats.contract import FormatSpec, ScanContext
 from auditor.model import FormatId, FormatResult, Rule, Severity
+
+if TYPE_CHECKING:  # numpy is loaded only when a file has an embedding to sample
+    from auditor.formats._lib.sampling import Embedding
 
 HEADER = Rule(
     "AUD-GGUF-001", Severity.HIGH, "GGUF header is invalid",
@@ -224,6 +229,7 @@ class _Tensor:
     nbytes: int | None
     offset: int
     at: int  # file offset of the tensor info, for findings
+    dims: tuple[int, ...] = ()  # ggml order: dims[0] is the length of a row
 
 
 @dataclass
@@ -250,7 +256,12 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         return ctx.result
     align = _alignment(header, ctx)
     _check_layout(header, reader.pos, align, ctx)
-    _check_padding(f, header, reader.pos, align, ctx)
+    embedding = _embedding(header, reader, align, ctx)
+    pieces = _read_padding_and_rows(f, header, reader.pos, align, ctx, embedding)
+    if embedding is not None and pieces is not None:
+        from auditor.formats._lib import sampling
+
+        ctx.result.facts["embedding_sample"] = sampling.sample_facts(embedding[0], pieces)
     _facts(header, ctx)
     _review_templates(header, ctx)
     return ctx.result
@@ -362,7 +373,8 @@ def _read_tensor(r: _Reader, ctx: ScanContext) -> _Tensor:
         ctx.add(TENSOR, f"tensor {name!r}: row of {dims[0]} elements is not a whole number of "
                 f"{type_name} blocks ({block})", offset=at)
         return _Tensor(name, type_name, elements, None, offset, at)
-    return _Tensor(name, type_name, elements, elements // block * block_bytes, offset, at)
+    return _Tensor(name, type_name, elements, elements // block * block_bytes, offset, at,
+                   tuple(dims))
 
 
 def _text(raw: bytes, what: str, at: int, ctx: ScanContext) -> str:
@@ -439,29 +451,71 @@ def _padding(header: _Header, header_end: int, align: int, size: int) -> list[tu
     return [(a, b) for a, b in regions if a < b]
 
 
-def _check_padding(f: BinaryIO, header: _Header, header_end: int, align: int,
-                   ctx: ScanContext) -> None:
-    """Padding must be zeros, as llama.cpp writes it: other bytes are data no tensor owns.
+def _embedding(header: _Header, r: _Reader, align: int,
+               ctx: ScanContext) -> tuple[Embedding, list[tuple[int, int]]] | None:
+    """`token_embd.weight` ([hidden, vocab] in ggml order: one row per token) and the file
+    ranges of its sampled rows, when it is a well-formed tensor inside the file."""
+    tensor = next((t for t in header.tensors if t.name == "token_embd.weight"), None)
+    if tensor is None or tensor.nbytes is None or len(tensor.dims) != 2 or tensor.offset % align:
+        return None
+    start = -(-r.pos // align) * align + tensor.offset
+    if ctx.size is not None and start + tensor.nbytes > ctx.size:
+        return None
+    from auditor.formats._lib import sampling
 
-    The ranges are read in file order, so the hashing pass still reads the file once.
+    hidden, vocab = tensor.dims
+    matrix = sampling.Matrix(tensor.name, tensor.type_name or "", vocab, hidden, start, r.order)
+    embedding = sampling.Embedding(matrix)
+    ranges = sampling.plan(embedding)
+    return None if ranges is None else (embedding, ranges)
+
+
+def _read_padding_and_rows(
+    f: BinaryIO, header: _Header, header_end: int, align: int, ctx: ScanContext,
+    embedding: tuple[Embedding, list[tuple[int, int]]] | None,
+) -> dict[int, bytes] | None:
+    """Padding must be zeros, as llama.cpp writes it: other bytes are data no tensor owns.
+    The embedding's sampled rows are read in the same walk; their bytes are returned.
+
+    Both are read in file order, so the hashing pass still reads the file once.
+    A reader that refuses the rows (a remote transfer budget) leaves the file
+    unsampled, not unscanned.
     """
-    if ctx.size is None or not f.seekable():
-        return
+    if not f.seekable():
+        return None
+    from_padding = [] if ctx.size is None else _padding(header, header_end, align, ctx.size)
+    rows = [] if embedding is None else embedding[1]
+    pieces: dict[int, bytes] | None = None if embedding is None else {}
     dirty = []
-    for start, stop in _padding(header, header_end, align, ctx.size):
-        f.seek(start)
-        left = stop - start
-        while left:
-            chunk = f.read(min(left, 1 << 16))
-            if not chunk:
-                break
-            if chunk.count(0) != len(chunk):
+    for start, stop, is_rows in sorted([(a, b, False) for a, b in from_padding]
+                                       + [(a, b, True) for a, b in rows]):
+        if not is_rows:
+            if _dirty(f, start, stop):
                 dirty.append(start)
-                break
-            left -= len(chunk)
+        elif pieces is not None:
+            from auditor.formats._lib.sampling import read_range
+
+            try:
+                pieces[start] = read_range(f, start, stop)
+            except (LimitExceeded, EOFError):
+                pieces = None
     if dirty:
         ctx.add(LAYOUT, f"non-zero alignment padding in {len(dirty)} place(s), first at file "
                 f"offset {dirty[0]}", offset=dirty[0])
+    return pieces
+
+
+def _dirty(f: BinaryIO, start: int, stop: int) -> bool:
+    f.seek(start)
+    left = stop - start
+    while left:
+        chunk = f.read(min(left, 1 << 16))
+        if not chunk:
+            break
+        if chunk.count(0) != len(chunk):
+            return True
+        left -= len(chunk)
+    return False
 
 
 def _facts(header: _Header, ctx: ScanContext) -> None:
@@ -558,5 +612,5 @@ SPEC = FormatSpec(
     facts=("gguf_version", "metadata_entries", "tensors", "parameters", "dtypes", "architecture",
            "name", "license", "organization", "source_repo_url", "source_repository", "file_type",
            "quantization", "base_models", "hparams",
-           "has_chat_template", "chat_templates"),
+           "has_chat_template", "chat_templates", "embedding_sample"),
 )

@@ -4,7 +4,10 @@ A loose header is how a file smuggles bytes past a loader (gaps, trailing
 data, overlapping tensors) or crashes it (lengths beyond the file), so every
 structural rule of the format is checked, each with its own rule id.
 `__metadata__` strings may hold whole configs; their `_target_`s are judged
-like any config's (`code.instantiate`).
+like any config's (`code.instantiate`). The token-embedding rows the weight
+fingerprint samples (`_lib.sampling`) are read in file order within the pass
+that hashes the file; over a ranged remote reader only their byte ranges are
+fetched.
 """
 
 from __future__ import annotations
@@ -12,13 +15,16 @@ from __future__ import annotations
 import math
 import re
 import struct
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
 from auditor.formats._lib.jsonutil import loads_strict
 from auditor.formats.code import instantiate
 from auditor.formats.contract import FormatSpec, ScanContext
 from auditor.model import FormatId, FormatResult, Rule, Severity
+
+if TYPE_CHECKING:  # numpy is loaded only when a file has an embedding to sample
+    from auditor.formats._lib.sampling import Matrix
 
 HEADER = Rule(
     "AUD-ST-001", Severity.HIGH, "safetensors header is invalid",
@@ -124,6 +130,7 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         raise FormatError("header is not a JSON object", 8, HEADER)
     data_size = None if size is None else size - 8 - length
     _check(header, ctx, data_size)
+    _sample_embedding(f, header, 8 + length, data_size, ctx)
     return ctx.result
 
 
@@ -247,11 +254,74 @@ def _pattern(header: dict[str, Any]) -> dict[str, Any]:
     return {"shapes": dict(sorted(shapes.items())), "blocks": dict(sorted(blocks.items()))}
 
 
+def _matrix(header: dict[str, Any], name: str, data_start: int,
+            data_size: int | None) -> Matrix | None:
+    """`name` as a `sampling.Matrix` when its entry is a well-formed 2-D tensor inside the data
+    area (findings about a malformed one are `_check`'s); None otherwise."""
+    from auditor.formats._lib import sampling
+
+    entry = header.get(name)
+    if not isinstance(entry, dict):
+        return None
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if not (isinstance(dtype, str) and dtype in sampling.LAYOUTS and isinstance(shape, list)
+            and len(shape) == 2 and all(map(_uint, shape)) and isinstance(offsets, list)
+            and len(offsets) == 2 and all(map(_uint, offsets))):
+        return None
+    begin, end = offsets
+    matrix = sampling.Matrix(name, dtype, shape[0], shape[1], data_start + begin)
+    if not matrix.readable() or end - begin != shape[0] * matrix.row_bytes or (
+            data_size is not None and end > data_size):
+        return None
+    return matrix
+
+
+def _sample_embedding(f: BinaryIO, header: dict[str, Any], data_start: int,
+                      data_size: int | None, ctx: ScanContext) -> None:
+    """`embedding_sample`: the fingerprint rows of the token embedding, when this file has it.
+
+    Only the sampled rows (and an FP8 weight's block scales) are read, in file
+    order: locally the hashing pass reads them on its way through the file;
+    remotely they are a few range requests. A reader that refuses them (the
+    remote transfer budget) leaves the file unsampled, not unscanned.
+    """
+    if not f.seekable():
+        return
+    from auditor.formats._lib import sampling
+
+    name = sampling.embedding_name([n for n in header if n != "__metadata__"])
+    matrix = None if name is None else _matrix(header, name, data_start, data_size)
+    if matrix is None:
+        return
+    scale = None
+    scale_name = next((name + suffix for suffix in sampling.SCALE_SUFFIXES
+                       if name + suffix in header), None)
+    if scale_name is not None and not _single_value(header[scale_name]):
+        scale = _matrix(header, scale_name, data_start, data_size)
+        if scale is None:
+            return  # block scales we cannot apply: no sample rather than a wrong one
+    embedding = sampling.Embedding(matrix, scale)
+    ranges = sampling.plan(embedding)
+    if ranges is None:
+        return
+    try:
+        pieces = sampling.read_all(f, ranges)
+    except (LimitExceeded, EOFError):
+        return
+    ctx.result.facts["embedding_sample"] = sampling.sample_facts(embedding, pieces)
+
+
+def _single_value(entry: Any) -> bool:
+    """A per-tensor scale: it changes no row's direction, so a cosine does not need it."""
+    shape = entry.get("shape") if isinstance(entry, dict) else None
+    return isinstance(shape, list) and all(d == 1 for d in shape)
+
+
 def _uint(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 SPEC = FormatSpec(
     id=FormatId.SAFETENSORS, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=("tensors", "parameters", "dtypes", "metadata", "tensor_pattern"),
+    facts=("tensors", "parameters", "dtypes", "metadata", "tensor_pattern", "embedding_sample"),
 )

@@ -1,0 +1,352 @@
+"""Sampled rows of a token-embedding matrix: the weight fingerprint's input, read by byte ranges.
+
+Two checkpoints of the same base keep the same token ids, so the same rows of
+their embedding matrices can be compared however the bytes are stored. The
+row ids are FIXED (never chosen from the model), 8 runs of 32 consecutive ids
+in the first 16k — a range every modern vocabulary covers — so a run is one
+contiguous byte range in every row-major layout and a 700 GB checkpoint, read
+in place, costs 8 range requests. Each row is dequantised to float32 (dtype
+and quantisation no longer matter), projected to 64 dimensions with a
+Gaussian matrix seeded by the hidden size (random projections keep cosines),
+normalised and stored as float16. Layouts (block sizes, field order) are the
+published ones of safetensors, DeepSeek-style FP8 block scales and ggml.
+
+Format modules build a `Matrix` from their header, read `plan(...)`'s ranges
+in file order within the pass that hashes the file, and hand the bytes to
+`sample_facts`. numpy is imported with this module, so format modules import
+it only when a file has an embedding to sample.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import numpy as np
+
+RUN = 32
+RUN_STARTS = tuple(1024 + 2048 * k for k in range(8))  # 1024, 3072, ... 15360
+DIMS = 64
+MAX_SAMPLE_BYTES = 16 * 1024 * 1024  # per file; rows wider than this stay unsampled
+COALESCE_GAP = 64 * 1024  # ranges this close are read as one (scale rows)
+READ_ALIGN = 64 * 1024  # reads are whole buffer lengths: one range request each, remotely
+
+# Token-embedding tensor names, most specific first (safetensors checkpoints).
+EMBEDDING_NAMES = (
+    "model.embed_tokens.weight", "model.language_model.embed_tokens.weight",
+    "language_model.model.embed_tokens.weight", "model.text_model.embed_tokens.weight",
+    "transformer.wte.weight", "tok_embeddings.weight", "model.tok_embeddings.weight",
+    "transformer.word_embeddings.weight", "transformer.embedding.word_embeddings.weight",
+    "gpt_neox.embed_in.weight", "model.decoder.embed_tokens.weight",
+    "backbone.embeddings.weight", "transformer.embd.wte.weight", "embed_tokens.weight",
+)
+# Any other name ending so (a multimodal wrapper's text model) when none of the above is there.
+EMBEDDING_SUFFIXES = (".embed_tokens.weight", ".tok_embeddings.weight", ".wte.weight",
+                      ".word_embeddings.weight", ".embed_in.weight")
+GGUF_EMBEDDING = "token_embd.weight"
+# Block-scale tensors next to an FP8 weight `<name>`: DeepSeek's `weight_scale_inv`, others'.
+SCALE_SUFFIXES = ("_scale_inv", "_scale")
+
+
+def embedding_name(names: list[str]) -> str | None:
+    """The token-embedding tensor among a checkpoint's tensor names, if there is one."""
+    present = set(names)
+    for name in EMBEDDING_NAMES:
+        if name in present:
+            return name
+    found = sorted(n for n in names if n.endswith(EMBEDDING_SUFFIXES))
+    return found[0] if found else None
+
+
+# -- dequantisers: raw bytes of whole rows -> float32 [rows, cols] --------------------------
+
+Decode = Callable[[np.ndarray, int, str], np.ndarray]  # (uint8 [rows, row_bytes], cols, order)
+
+
+def _floats(kind: str) -> Decode:
+    def decode(raw: np.ndarray, cols: int, order: str) -> np.ndarray:
+        return raw.view(np.dtype(kind).newbyteorder(order)).astype(np.float32)
+    return decode
+
+
+def _bf16(raw: np.ndarray, cols: int, order: str) -> np.ndarray:
+    high = raw.view(np.dtype("u2").newbyteorder(order)).astype(np.uint32) << 16
+    return high.view(np.float32)
+
+
+def _fp8_table(exp_bits: int, man_bits: int, finite_only: bool) -> np.ndarray:
+    """All 256 values of an 8-bit float (OCP E4M3 "fn": no infinities; E5M2: IEEE-like)."""
+    bias = (1 << (exp_bits - 1)) - 1
+    top = (1 << exp_bits) - 1
+    out = np.empty(256, np.float32)
+    for b in range(256):
+        e, m = (b >> man_bits) & top, b & ((1 << man_bits) - 1)
+        if finite_only and e == top and m == (1 << man_bits) - 1:
+            value = math.nan
+        elif not finite_only and e == top:
+            value = math.inf if m == 0 else math.nan
+        elif e == 0:
+            value = m / (1 << man_bits) * 2.0 ** (1 - bias)
+        else:
+            value = (1 + m / (1 << man_bits)) * 2.0 ** (e - bias)
+        out[b] = -value if b & 0x80 else value
+    return out
+
+
+def _table(table: np.ndarray) -> Decode:
+    def decode(raw: np.ndarray, cols: int, order: str) -> np.ndarray:
+        return table[raw]
+    return decode
+
+
+def _blocks(raw: np.ndarray, size: int) -> np.ndarray:
+    return raw.reshape(-1, size)
+
+
+def _f16(block: np.ndarray) -> np.ndarray:
+    return block.copy().view("<f2").astype(np.float32)
+
+
+def _q8_0(raw: np.ndarray, cols: int, order: str) -> np.ndarray:
+    """ggml Q8_0, 34 bytes per 32 values: f16 scale d, then 32 int8 q; value = d * q."""
+    b = _blocks(raw, 34)
+    return (_f16(b[:, :2]) * b[:, 2:].view(np.int8)).reshape(raw.shape[0], cols)
+
+
+def _q4_k(raw: np.ndarray, cols: int, order: str) -> np.ndarray:
+    """ggml Q4_K, 144 bytes per 256 values: f16 d, f16 dmin, 12 bytes packing eight 6-bit
+    (scale, min) pairs, 128 bytes of 4-bit q (32-byte groups: low nibbles are sub-block 2g,
+    high nibbles 2g+1); value = d * scale_j * q - dmin * min_j."""
+    b = _blocks(raw, 144)
+    n = b.shape[0]
+    d, dmin = _f16(b[:, 0:2]), _f16(b[:, 2:4])
+    packed = b[:, 4:16].astype(np.uint8)
+    lo, mid, hi = packed[:, 0:4], packed[:, 4:8], packed[:, 8:12]
+    scale = np.concatenate([lo & 0x3F, (hi & 0x0F) | ((lo >> 2) & 0x30)], axis=1)
+    mins = np.concatenate([mid & 0x3F, (hi >> 4) | ((mid >> 2) & 0x30)], axis=1)
+    qs = b[:, 16:].reshape(n, 4, 32)
+    q = np.stack([qs & 0x0F, qs >> 4], axis=2).reshape(n, 8, 32).astype(np.float32)
+    values = d[:, :, None] * scale[:, :, None] * q - dmin[:, :, None] * mins[:, :, None]
+    return values.reshape(raw.shape[0], cols)
+
+
+def _q6_k(raw: np.ndarray, cols: int, order: str) -> np.ndarray:
+    """ggml Q6_K, 210 bytes per 256 values: 128 bytes of low 4 bits, 64 bytes of high 2 bits,
+    16 int8 scales, f16 d; value = d * scale_(i // 16) * (q - 32). In each 128-value half,
+    value 32*j + l takes its low nibble from ql[64*h + l + 32*(j & 1)] (high nibble when
+    j >= 2) and its high bits from qh[32*h + l] >> (2*j)."""
+    b = _blocks(raw, 210)
+    n = b.shape[0]
+    ql = b[:, :128].reshape(n, 2, 2, 32)  # half, j & 1, l
+    qh = b[:, 128:192].reshape(n, 2, 1, 32)  # half, -, l
+    low = np.concatenate([ql & 0x0F, ql >> 4], axis=2)  # half, j, l
+    high = (qh >> np.array([0, 2, 4, 6], np.uint8).reshape(1, 1, 4, 1)) & 0x03
+    q = (low | (high << 4)).astype(np.int8).astype(np.float32) - 32
+    scales = b[:, 192:208].view(np.int8).astype(np.float32)
+    d = _f16(b[:, 208:210])
+    values = q.reshape(n, 16, 16) * (d * scales)[:, :, None]
+    return values.reshape(raw.shape[0], cols)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a dtype stores a row: `block` values in `block_bytes` bytes."""
+
+    block: int
+    block_bytes: int
+    decode: Decode
+    any_order: bool = True  # False: little-endian only (quantised blocks)
+
+
+LAYOUTS: dict[str, Layout] = {
+    "F64": Layout(1, 8, _floats("f8")),
+    "F32": Layout(1, 4, _floats("f4")),
+    "F16": Layout(1, 2, _floats("f2")),
+    "BF16": Layout(1, 2, _bf16),
+    "F8_E4M3": Layout(1, 1, _table(_fp8_table(4, 3, finite_only=True))),
+    "F8_E5M2": Layout(1, 1, _table(_fp8_table(5, 2, finite_only=False))),
+    "Q8_0": Layout(32, 34, _q8_0, any_order=False),
+    "Q4_K": Layout(256, 144, _q4_k, any_order=False),
+    "Q6_K": Layout(256, 210, _q6_k, any_order=False),
+}
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """A row-major [rows, cols] matrix of `dtype` whose row 0 starts at file offset `start`."""
+
+    name: str
+    dtype: str
+    rows: int
+    cols: int
+    start: int
+    order: str = "<"
+
+    @property
+    def row_bytes(self) -> int:
+        layout = LAYOUTS[self.dtype]
+        return self.cols // layout.block * layout.block_bytes
+
+    def readable(self) -> bool:
+        """A dtype we can dequantise, whole blocks per row, in a byte order we read."""
+        layout = LAYOUTS.get(self.dtype)
+        return (layout is not None and self.rows > 0 and self.cols > 0
+                and self.cols % layout.block == 0 and (layout.any_order or self.order == "<"))
+
+    def span(self, first: int, count: int) -> tuple[int, int]:
+        return self.start + first * self.row_bytes, self.start + (first + count) * self.row_bytes
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """The embedding matrix, and for FP8 weights the block scales it is multiplied by.
+
+    A [R, C] scale covers blocks of ceil(V/R) rows by ceil(H/C) columns (DeepSeek:
+    128 x 128); a per-tensor or per-row scale changes no row's direction, so it
+    is not needed for a cosine and is not given.
+    """
+
+    matrix: Matrix
+    scale: Matrix | None = None
+
+    def usable(self) -> bool:
+        m, s = self.matrix, self.scale
+        if not m.readable() or not runs(m.rows):
+            return False
+        if s is None:
+            return True
+        br, bc = -(-m.rows // s.rows), -(-m.cols // s.cols)
+        return (s.readable() and LAYOUTS[s.dtype].block == 1
+                and -(-m.rows // br) == s.rows and -(-m.cols // bc) == s.cols)
+
+    def blocks(self) -> tuple[int, int]:
+        s = self.scale
+        assert s is not None
+        return -(-self.matrix.rows // s.rows), -(-self.matrix.cols // s.cols)
+
+
+def runs(vocab: int) -> list[tuple[int, int]]:
+    """(first id, count) of each sampled run that the vocabulary reaches."""
+    return [(first, min(RUN, vocab - first)) for first in RUN_STARTS if first < vocab]
+
+
+def sample_ids(vocab: int) -> list[int]:
+    return [i for first, count in runs(vocab) for i in range(first, first + count)]
+
+
+def _needed(emb: Embedding) -> list[tuple[int, int]]:
+    spans = [emb.matrix.span(first, count) for first, count in runs(emb.matrix.rows)]
+    if emb.scale is not None:
+        br, _ = emb.blocks()
+        for first, count in runs(emb.matrix.rows):
+            top = first // br
+            spans.append(emb.scale.span(top, (first + count - 1) // br - top + 1))
+    return spans
+
+
+def plan(emb: Embedding) -> list[tuple[int, int]] | None:
+    """The file ranges to read, in file order, near ones merged; None when too large to sample."""
+    if not emb.usable():
+        return None
+    merged: list[list[int]] = []
+    for start, stop in sorted(_needed(emb)):
+        if merged and start - merged[-1][1] <= COALESCE_GAP:
+            merged[-1][1] = max(merged[-1][1], stop)
+        else:
+            merged.append([start, stop])
+    if sum(stop - start for start, stop in merged) > MAX_SAMPLE_BYTES:
+        return None
+    return [(start, stop) for start, stop in merged]
+
+
+def read_range(f: BinaryIO, start: int, stop: int) -> bytes:
+    """Bytes [start, stop) of a seekable stream, asked for in whole `READ_ALIGN` lengths.
+
+    A buffered reader hands a whole-buffer-length read straight to the raw
+    stream, so over a ranged remote reader each range is one request; on a
+    local file the extra bytes are ones the hashing pass reads anyway.
+    """
+    f.seek(start)
+    data = f.read(-(-(stop - start) // READ_ALIGN) * READ_ALIGN)
+    if len(data) < stop - start:
+        raise EOFError(f"short read at offset {start}")
+    return data[: stop - start]
+
+
+def read_all(f: BinaryIO, ranges: list[tuple[int, int]]) -> dict[int, bytes]:
+    return {start: read_range(f, start, stop) for start, stop in ranges}
+
+
+class _Pieces:
+    def __init__(self, pieces: dict[int, bytes]) -> None:
+        self._starts = sorted(pieces)
+        self._pieces = pieces
+
+    def rows(self, m: Matrix, first: int, count: int) -> np.ndarray:
+        """Rows [first, first+count) of `m`, dequantised to float32 [count, cols]."""
+        start, stop = m.span(first, count)
+        at = self._starts[bisect.bisect_right(self._starts, start) - 1]
+        piece = self._pieces[at]
+        if stop - at > len(piece):
+            raise KeyError(f"rows of {m.name} at offset {start} were not read")
+        raw = np.frombuffer(piece, np.uint8, stop - start, start - at).reshape(count, -1)
+        return LAYOUTS[m.dtype].decode(raw, m.cols, m.order).astype(np.float32)
+
+
+def projection(hidden: int) -> np.ndarray:
+    """The fixed [hidden, 64] Gaussian projection: same hidden size, same matrix, everywhere."""
+    rng = np.random.default_rng(seed=hidden)
+    return rng.standard_normal((hidden, DIMS)) / math.sqrt(DIMS)
+
+
+def sample_facts(emb: Embedding, pieces: dict[int, bytes]) -> dict[str, Any]:
+    """The `embedding_sample` fact from the planned ranges' bytes (`plan` order, any order)."""
+    m = emb.matrix
+    got = _Pieces(pieces)
+    parts = []
+    for first, count in runs(m.rows):
+        rows = got.rows(m, first, count)
+        if emb.scale is not None:
+            rows = rows * _scale_rows(emb, got, first, count)
+        parts.append(rows)
+    rows = np.nan_to_num(np.concatenate(parts), nan=0.0, posinf=0.0, neginf=0.0)
+    sketch = rows.astype(np.float64) @ projection(m.cols)
+    norms = np.linalg.norm(sketch, axis=1, keepdims=True)
+    sketch = np.divide(sketch, norms, out=np.zeros_like(sketch), where=norms > 0)
+    facts: dict[str, Any] = {
+        "tensor": m.name, "vocab": m.rows, "hidden": m.cols, "dtype": m.dtype,
+        "ids": sample_ids(m.rows), "sketch": encode_sketch(sketch),
+    }
+    if emb.scale is not None:
+        facts["scale"] = emb.scale.name
+    return facts
+
+
+def _scale_rows(emb: Embedding, got: _Pieces, first: int, count: int) -> np.ndarray:
+    """The block scale of every value of rows [first, first+count), as a [count, cols] array."""
+    s = emb.scale
+    assert s is not None
+    br, bc = emb.blocks()
+    top = first // br
+    blocks = got.rows(s, top, (first + count - 1) // br - top + 1)
+    per_row = blocks[np.arange(first, first + count) // br - top]
+    return np.repeat(per_row, bc, axis=1)[:, : emb.matrix.cols]
+
+
+def encode_sketch(sketch: np.ndarray) -> str:
+    return base64.b64encode(sketch.astype("<f2").tobytes()).decode("ascii")
+
+
+def decode_sketch(text: str, rows: int) -> np.ndarray | None:
+    """A stored sketch as float32 [rows, 64], or None when it is not one."""
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        return None
+    if len(raw) != rows * DIMS * 2:
+        return None
+    return np.frombuffer(raw, "<f2").astype(np.float32).reshape(rows, DIMS)
