@@ -14,7 +14,7 @@ published ones of safetensors, DeepSeek-style FP8 block scales and ggml.
 Format modules build a `Matrix` from their header, read `plan(...)`'s ranges
 in file order within the pass that hashes the file, and hand the bytes to
 `sample_facts`. numpy is imported with this module, so format modules import
-it only when a file has an embedding to sample.
+it only when a file has an embedding with a sampled row (`rowplan.sampled`).
 """
 
 from __future__ import annotations
@@ -28,39 +28,19 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-RUN = 32
-RUN_STARTS = tuple(1024 + 2048 * k for k in range(8))  # 1024, 3072, ... 15360
-DIMS = 64
-MAX_SAMPLE_BYTES = 16 * 1024 * 1024  # per file; rows wider than this stay unsampled
-COALESCE_GAP = 64 * 1024  # ranges this close are read as one (scale rows)
-READ_ALIGN = 64 * 1024  # reads are whole buffer lengths: one range request each, remotely
-
-# Token-embedding tensor names, most specific first (safetensors checkpoints).
-EMBEDDING_NAMES = (
-    "model.embed_tokens.weight", "model.language_model.embed_tokens.weight",
-    "language_model.model.embed_tokens.weight", "model.text_model.embed_tokens.weight",
-    "transformer.wte.weight", "tok_embeddings.weight", "model.tok_embeddings.weight",
-    "transformer.word_embeddings.weight", "transformer.embedding.word_embeddings.weight",
-    "gpt_neox.embed_in.weight", "model.decoder.embed_tokens.weight",
-    "backbone.embeddings.weight", "transformer.embd.wte.weight", "embed_tokens.weight",
+from auditor.formats._lib.rowplan import (  # noqa: F401 (the plan, re-exported)
+    COALESCE_GAP,
+    DIMS,
+    EMBEDDING_NAMES,
+    EMBEDDING_SUFFIXES,
+    GGUF_EMBEDDING,
+    MAX_SAMPLE_BYTES,
+    READ_ALIGN,
+    RUN,
+    RUN_STARTS,
+    SCALE_SUFFIXES,
+    embedding_name,
 )
-# Any other name ending so (a multimodal wrapper's text model) when none of the above is there.
-EMBEDDING_SUFFIXES = (".embed_tokens.weight", ".tok_embeddings.weight", ".wte.weight",
-                      ".word_embeddings.weight", ".embed_in.weight")
-GGUF_EMBEDDING = "token_embd.weight"
-# Block-scale tensors next to an FP8 weight `<name>`: DeepSeek's `weight_scale_inv`, others'.
-SCALE_SUFFIXES = ("_scale_inv", "_scale")
-
-
-def embedding_name(names: list[str]) -> str | None:
-    """The token-embedding tensor among a checkpoint's tensor names, if there is one."""
-    present = set(names)
-    for name in EMBEDDING_NAMES:
-        if name in present:
-            return name
-    found = sorted(n for n in names if n.endswith(EMBEDDING_SUFFIXES))
-    return found[0] if found else None
-
 
 # -- dequantisers: raw bytes of whole rows -> float32 [rows, cols] --------------------------
 
@@ -298,8 +278,13 @@ class _Pieces:
 
 
 def projection(hidden: int) -> np.ndarray:
-    """The fixed [hidden, 64] Gaussian projection: same hidden size, same matrix, everywhere."""
-    rng = np.random.default_rng(seed=hidden)
+    """The fixed [hidden, 64] Gaussian projection: same hidden size, same matrix, everywhere.
+
+    numpy's legacy `RandomState` is used because its stream is frozen (NEP 19): a
+    reference store built today must still match sketches taken with a later numpy,
+    which `default_rng` does not promise.
+    """
+    rng = np.random.RandomState(hidden)
     return rng.standard_normal((hidden, DIMS)) / math.sqrt(DIMS)
 
 

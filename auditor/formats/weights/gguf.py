@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
+from auditor.formats._lib import rowplan
 from auditor.formats._lib.bounded import ForwardReader
 from auditor.formats.code import templates
 from auditor.formats.contract import FormatSpec, ScanContext
@@ -25,6 +27,7 @@ from auditor.model import FormatId, FormatResult, Rule, Severity
 
 if TYPE_CHECKING:  # numpy is loaded only when a file has an embedding to sample
     from auditor.formats._lib.sampling import Embedding
+    from auditor.formats._lib.vocab import VocabBuilder
 
 HEADER = Rule(
     "AUD-GGUF-001", Severity.HIGH, "GGUF header is invalid",
@@ -124,6 +127,7 @@ FACT_KEYS = frozenset({
     "general.architecture", "general.name", "general.file_type", "general.license",
     "general.organization", "general.alignment", "general.base_model.count",
     "tokenizer.chat_templates", "general.source.repo_url", "general.source.huggingface.repository",
+    "tokenizer.ggml.model", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
 })
 FACT_PREFIXES = ("general.base_model.", "tokenizer.chat_template")
 # `<arch>.<suffix>` hyperparameters: the shape the architecture fingerprint compares. Kept for
@@ -134,6 +138,10 @@ HPARAM_SUFFIXES = (
     "attention.kv_lora_rank", "vocab_size", "context_length", "expert_feed_forward_length",
 )
 TEMPLATE_KEY = "tokenizer.chat_template"
+KEEP_STRING = 1 << 16  # a token longer than this is no real token: the vocabulary is not printed
+TOKENS_KEY = "tokenizer.ggml.tokens"  # the vocabulary, streamed into the tokenizer fingerprint
+# tokenizer.ggml.model -> how its tokens are spelt (auditor.formats._lib.vocab kinds)
+TOKENIZER_KINDS = {"gpt2": "bpe", "llama": "spm", "t5": "spm"}
 
 
 class _Limit(LimitExceeded):
@@ -160,13 +168,15 @@ class _Reader(ForwardReader):
             raise _Limit(f"{what}: header larger than the {self.header_limit}-byte limit",
                          self.pos)
 
-    def skip_strings(self, n: int, what: str, limit: int) -> None:
+    def skip_strings(self, n: int, what: str, limit: int,
+                     sink: Callable[[list[bytes | None]], None] | None = None) -> None:
         """Skip `n` length-prefixed strings: vocabularies hold 100k+ of them.
 
         Whole strings are walked inside the stream's read buffer (`peek`, which
         every top-level file has) and consumed in one read; a string that does
         not fit there, or breaks a limit, goes through `string()`, which checks
-        and reports it.
+        and reports it. `sink` receives the strings, in order, in batches (None
+        for one longer than `KEEP_STRING`, which is skipped, never held).
         """
         width = 8 if self.wide else 4
         length_at = struct.Struct(self.order + ("Q" if self.wide else "I")).unpack_from
@@ -182,10 +192,25 @@ class _Reader(ForwardReader):
                 used += width + length
                 done += 1
             if done:
-                self.take(used, what)
+                taken = self.take(used, what)
+                if sink is not None:
+                    sink(_split_strings(taken, done, width, length_at))
                 left -= done
             else:
-                self.string(what, limit, keep=False)
+                if sink is None:
+                    self.string(what, limit, keep=False)
+                else:  # as string(), but a long one is skipped, not held
+                    at = self.pos
+                    length = self.length(f"{what} length")
+                    self.room(length, what)
+                    if length > limit:
+                        raise _Limit(f"{what} of {length} bytes at offset {at} exceeds the "
+                                     f"{limit}-byte limit", at)
+                    if length <= KEEP_STRING:
+                        sink([self.take(length, what)])
+                    else:
+                        self.skip(length, what)
+                        sink([None])
                 left -= 1
 
     def unpack(self, code: str, what: str) -> Any:
@@ -221,6 +246,18 @@ class _Reader(ForwardReader):
         return None
 
 
+def _split_strings(buf: bytes, n: int, width: int,
+                   length_at: Callable[[bytes, int], tuple[int]]) -> list[bytes]:
+    """The `n` length-prefixed strings `skip_strings` just consumed as one block."""
+    out, at = [], 0
+    for _ in range(n):
+        (length,) = length_at(buf, at)
+        at += width
+        out.append(buf[at:at + length])
+        at += length
+    return out
+
+
 @dataclass
 class _Tensor:
     name: str
@@ -240,6 +277,7 @@ class _Header:
     meta_type: dict[str, int] = field(default_factory=dict)
     kv_count: int = 0
     tensors: list[_Tensor] = field(default_factory=list)
+    vocab: VocabBuilder | None = None  # tokenizer.ggml.tokens, for the tokenizer fingerprint
 
 
 def sniff(head: bytes, name: str) -> bool:
@@ -300,7 +338,12 @@ def _read_entry(r: _Reader, header: _Header, ctx: ScanContext) -> None:
     key = _text(raw_key, f"metadata key at offset {at}", at, ctx)
     vtype = r.u32(f"type of {key!r}")
     keep = key in FACT_KEYS or key.startswith(FACT_PREFIXES) or _hparam(key) is not None
-    value = _read_value(r, vtype, key, ctx, keep, depth=0)
+    vocab = None
+    if key == TOKENS_KEY and header.vocab is None:
+        from auditor.formats._lib.vocab import VocabBuilder
+
+        vocab = header.vocab = VocabBuilder()
+    value = _read_value(r, vtype, key, ctx, keep, depth=0, vocab=vocab)
     if key in header.meta_at:
         ctx.add(DUPLICATE, f"metadata key {key!r} appears more than once", offset=at)
     if keep:
@@ -310,7 +353,7 @@ def _read_entry(r: _Reader, header: _Header, ctx: ScanContext) -> None:
 
 
 def _read_value(r: _Reader, vtype: int, key: str, ctx: ScanContext, keep: bool,
-                depth: int) -> Any:
+                depth: int, vocab: VocabBuilder | None = None) -> Any:
     at = r.pos
     if vtype in SCALARS:
         value = r.unpack(SCALARS[vtype], key)
@@ -339,11 +382,46 @@ def _read_value(r: _Reader, vtype: int, key: str, ctx: ScanContext, keep: bool,
         n = r.count(f"{key!r} array length", min_item, ctx.limits.max_elements)
         keep = keep and n <= MAX_KEPT_ITEMS
         if etype == STRING and not keep:
-            r.skip_strings(n, f"string in {key!r}", ctx.limits.max_string_bytes)
+            sink = None
+            if vocab is not None:
+                sink = _token_sink(vocab)
+            r.skip_strings(n, f"string in {key!r}", ctx.limits.max_string_bytes, sink)
             return None
         items = [_read_value(r, etype, key, ctx, keep, depth + 1) for _ in range(n)]
         return items if keep else None
     raise FormatError(f"{key!r}: unknown value type {vtype}", at, VALUE)
+
+
+def _token_sink(vocab: VocabBuilder) -> Callable[[list[bytes | None]], None]:
+    """Feeds the token strings to `vocab`; a token's id is its position in the array."""
+    count = 0
+
+    def sink(tokens: list[bytes | None]) -> None:
+        nonlocal count
+        if None in tokens:
+            vocab.truncated = True
+        else:
+            vocab.add_utf8(count, tokens)  # type: ignore[arg-type]
+        count += len(tokens)
+
+    return sink
+
+
+def _vocab_facts(header: _Header) -> dict[str, Any] | None:
+    if header.vocab is None:
+        return None
+    meta = header.meta
+    model = meta.get("tokenizer.ggml.model")
+    kind = TOKENIZER_KINDS.get(model, "plain") if isinstance(model, str) else "plain"
+    specials: dict[str, Any] = {}
+    for which in ("bos", "eos"):
+        token_id = meta.get(f"tokenizer.ggml.{which}_token_id")
+        token_id = token_id if type(token_id) is int else None
+        raw = header.vocab.lookup(token_id) if token_id is not None else None
+        specials[which] = None if raw is None else raw.decode("utf-8", "replace")
+        specials[f"{which}_id"] = token_id
+    return header.vocab.finish(kind, {k: specials[k] for k in ("bos", "eos", "bos_id",
+                                                                "eos_id")})
 
 
 def _read_tensor(r: _Reader, ctx: ScanContext) -> _Tensor:
@@ -455,12 +533,14 @@ def _embedding(header: _Header, r: _Reader, align: int,
                ctx: ScanContext) -> tuple[Embedding, list[tuple[int, int]]] | None:
     """`token_embd.weight` ([hidden, vocab] in ggml order: one row per token) and the file
     ranges of its sampled rows, when it is a well-formed tensor inside the file."""
-    tensor = next((t for t in header.tensors if t.name == "token_embd.weight"), None)
+    tensor = next((t for t in header.tensors if t.name == rowplan.GGUF_EMBEDDING), None)
     if tensor is None or tensor.nbytes is None or len(tensor.dims) != 2 or tensor.offset % align:
         return None
     start = -(-r.pos // align) * align + tensor.offset
     if ctx.size is not None and start + tensor.nbytes > ctx.size:
         return None
+    if not rowplan.sampled(tensor.dims[1]):
+        return None  # no sampled row in it: numpy is not even imported
     from auditor.formats._lib import sampling
 
     hidden, vocab = tensor.dims
@@ -547,6 +627,8 @@ def _facts(header: _Header, ctx: ScanContext) -> None:
                and _number_or_numbers(value)}
     if hparams:
         facts["hparams"] = dict(sorted(hparams.items()))
+    if (found := _vocab_facts(header)) is not None:
+        facts["vocab"] = found
     names = [name for name, _, _ in _templates(header)]
     facts["has_chat_template"] = bool(names)
     if names:
@@ -612,5 +694,5 @@ SPEC = FormatSpec(
     facts=("gguf_version", "metadata_entries", "tensors", "parameters", "dtypes", "architecture",
            "name", "license", "organization", "source_repo_url", "source_repository", "file_type",
            "quantization", "base_models", "hparams",
-           "has_chat_template", "chat_templates", "embedding_sample"),
+           "has_chat_template", "chat_templates", "embedding_sample", "vocab"),
 )

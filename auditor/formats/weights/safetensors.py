@@ -18,6 +18,7 @@ import struct
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
+from auditor.formats._lib import rowplan
 from auditor.formats._lib.jsonutil import loads_strict
 from auditor.formats.code import instantiate
 from auditor.formats.contract import FormatSpec, ScanContext
@@ -287,14 +288,17 @@ def _sample_embedding(f: BinaryIO, header: dict[str, Any], data_start: int,
     """
     if not f.seekable():
         return
+    name = rowplan.embedding_name([n for n in header if n != "__metadata__"])
+    shape = header.get(name, {}).get("shape") if name is not None else None
+    if not (isinstance(shape, list) and shape and _uint(shape[0]) and rowplan.sampled(shape[0])):
+        return  # no sampled row in it: numpy is not even imported
     from auditor.formats._lib import sampling
 
-    name = sampling.embedding_name([n for n in header if n != "__metadata__"])
-    matrix = None if name is None else _matrix(header, name, data_start, data_size)
+    matrix = _matrix(header, name, data_start, data_size)
     if matrix is None:
         return
     scale = None
-    scale_name = next((name + suffix for suffix in sampling.SCALE_SUFFIXES
+    scale_name = next((name + suffix for suffix in rowplan.SCALE_SUFFIXES
                        if name + suffix in header), None)
     if scale_name is not None and not _single_value(header[scale_name]):
         scale = _matrix(header, scale_name, data_start, data_size)
