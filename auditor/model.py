@@ -71,6 +71,7 @@ class FormatId(enum.StrEnum):
     TF_PBTXT = "tf-pbtxt"
     YAML = "yaml"
     JSON = "json"
+    TIKTOKEN = "tiktoken"
     # Refinements: what a spec reports once it has seen more than the head (or the folder).
     TORCHSCRIPT = "torchscript"
     PYTORCH_TAR = "pytorch-tar"

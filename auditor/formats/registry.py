@@ -9,7 +9,15 @@ given the member layouts of the formats that live in zips and tars.
 from __future__ import annotations
 
 from auditor.formats.archives import archive
-from auditor.formats.code import jinja, json_config, modelcard, python, sentencepiece, yaml_config
+from auditor.formats.code import (
+    jinja,
+    json_config,
+    modelcard,
+    python,
+    sentencepiece,
+    tiktoken,
+    yaml_config,
+)
 from auditor.formats.contract import FormatSpec
 from auditor.formats.pickle import numpy, plain, torch_legacy, torch_zip
 from auditor.formats.weights import (
@@ -35,6 +43,7 @@ SPECS: tuple[FormatSpec, ...] = (
     tf_savedmodel.SPEC,
     tflite.SPEC,
     sentencepiece.SPEC,
+    tiktoken.SPEC,
     msgpack.SPEC,
     archive.spec(
         zip_layouts=(torch_zip.ZIP_LAYOUT, numpy.NPZ_LAYOUT), tar_layouts=(torch_zip.TAR_LAYOUT,)

@@ -63,7 +63,7 @@ EXPECTED_BY_EXTENSION: dict[str, frozenset[FormatId]] = {
     ".yaml": _TEXT | {FormatId.YAML},
     ".yml": _TEXT | {FormatId.YAML},
     ".jinja": _TEXT | {FormatId.JINJA},
-    ".model": frozenset({FormatId.SENTENCEPIECE, FormatId.TEXT}),  # tiktoken vocabularies are text
+    ".model": frozenset({FormatId.SENTENCEPIECE, FormatId.TIKTOKEN, FormatId.TEXT}),
     ".msgpack": frozenset({FormatId.MSGPACK}),
     ".py": _TEXT | {FormatId.PYTHON},
     ".zip": frozenset({

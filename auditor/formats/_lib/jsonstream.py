@@ -15,7 +15,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,7 @@ _TOKEN = re.compile(
 _SCALAR = rf"(?:{_STR}|{_NUM}|true|false|null)"
 _MEMBER = rf"({_STR}){_WS}:{_WS}{_SCALAR}{_WS},{_WS}"
 _MEMBER_KEYS = re.compile(_MEMBER)  # findall over a run gives its keys
+_MEMBER_PAIRS = re.compile(rf"({_STR}){_WS}:{_WS}({_SCALAR}){_WS},{_WS}")  # ... keys and values
 _MEMBER_RUN = re.compile(rf"(?:{_MEMBER})+")
 _ELEMENTS = re.compile(rf"(?:{_SCALAR}{_WS},{_WS})+")
 
@@ -55,6 +56,12 @@ _EXPECTING = {
     COMMA_OR_CLOSE: "Expecting ',' delimiter",
     END: "Extra data",
 }
+
+
+# Receives a visited container's children in batches: member keys (None for array
+# elements) and their values, parsed as json.loads would.
+Sink = Callable[[list[str | None], list[Any]], None]
+VISIT_CHARS = 1 << 20  # a visited container's child longer than this is not handed over
 
 
 @dataclass
@@ -133,8 +140,36 @@ def _add_keys(keys: set[int], names: list[str], duplicates: list[str]) -> None:
         keys |= fresh
 
 
-def scan_json(read: Callable[[int], bytes], limit: int, keep: frozenset[str]) -> Scanned:
+def visit_parsed(value: Any, visit: Mapping[tuple[str, ...], Sink],
+                 path: tuple[str, ...] = ()) -> None:
+    """What `scan_json(..., visit=visit)` hands over, for a document already parsed.
+
+    At each visited path an object hands its scalar members, an array all its
+    elements; paths are object keys only. Both readers share these rules, so
+    a file gives the same facts whichever one its size picks.
+    """
+    sink = visit.get(path)
+    if isinstance(value, dict):
+        if sink is not None:
+            pairs = [(k, v) for k, v in value.items() if not isinstance(v, dict | list)]
+            if pairs:
+                sink([k for k, _ in pairs], [v for _, v in pairs])
+        for k, v in value.items():
+            if isinstance(v, dict | list) and any(p[:len(path) + 1] == (*path, k) for p in visit):
+                visit_parsed(v, visit, (*path, k))
+    elif isinstance(value, list) and sink is not None and value:
+        sink([None] * len(value), value)
+
+
+def scan_json(read: Callable[[int], bytes], limit: int, keep: frozenset[str],
+              visit: Mapping[tuple[str, ...], Sink] | None = None) -> Scanned:
     """Validate the JSON that `read(n)` yields; keep the top-level values named in `keep`.
+
+    `visit` maps paths (object keys from the top) to sinks that receive the
+    children of the container there as they stream past (see `visit_parsed`),
+    so a 150,000-entry vocabulary is read without being kept. A child being
+    captured for a sink that grows past VISIT_CHARS is dropped, not an error:
+    what is visited never changes what is validated.
 
     Raises FormatError (invalid UTF-8 or JSON, with position) or LimitExceeded
     (more than `limit` bytes, nesting deeper than MAX_DEPTH, a string or kept
@@ -147,6 +182,15 @@ def scan_json(read: Callable[[int], bytes], limit: int, keep: frozenset[str]) ->
     pos = 0
     keep_key: str | None = None  # top-level key whose value is being captured
     capture = -1  # window index where the captured value starts
+    # Visits: per open container its path (None once inside an array or off every visited
+    # path) and its sink; the last key read; the sink and depth of a child being captured.
+    visit = visit or {}
+    prefixes = {p[:i] for p in visit for i in range(len(p) + 1)}
+    paths: list[tuple[str, ...] | None] = []
+    sinks: list[Sink | None] = []
+    key: str | None = None
+    capture_sink: Sink | None = None
+    capture_depth = 0
     while True:
         pos = _SPACE.match(w.text, pos).end()
         if pos == len(w.text):
@@ -164,10 +208,17 @@ def scan_json(read: Callable[[int], bytes], limit: int, keep: frozenset[str]) ->
         # level, where kept keys are captured, nor while capturing.
         if (expect == KEY and len(stack) > 1 and capture < 0
                 and (m := _MEMBER_RUN.match(w.text, pos, pos + RUN_CHARS)) is not None):
-            names = [_key(raw) for raw in _MEMBER_KEYS.findall(w.text, pos, m.end())]
+            if sinks and (sink := sinks[-1]) is not None:
+                raw_keys, raw_values = zip(*_MEMBER_PAIRS.findall(w.text, pos, m.end()),
+                                           strict=True)
+                names = json.loads(f"[{','.join(raw_keys)}]")
+                sink(names, json.loads(f"[{','.join(raw_values)}]"))
+            else:
+                names = [_key(raw) for raw in _MEMBER_KEYS.findall(w.text, pos, m.end())]
             _add_keys(stack[-1], names, out.duplicates)  # type: ignore[arg-type]
             pos = m.end()
         elif (expect == VALUE and stack and stack[-1] is None and capture < 0
+              and not (sinks and sinks[-1] is not None)
               and (m := _ELEMENTS.match(w.text, pos, pos + RUN_CHARS)) is not None):
             pos = m.end()
         pos = _SPACE.match(w.text, pos).end()  # a run may stop inside whitespace
@@ -179,6 +230,8 @@ def scan_json(read: Callable[[int], bytes], limit: int, keep: frozenset[str]) ->
         if not w.eof and (m is None or m.end() > len(w.text) - (32 if m.lastgroup in "nl" else 1)):
             if m is None and w.text[pos] != '"' and len(w.text) - pos >= 32:
                 raise w.error(_EXPECTING[expect], pos)
+            if capture_sink is not None and len(w.text) - capture > VISIT_CHARS:
+                capture, capture_sink = -1, None  # too long to hand over: validated only
             if len(w.text) - (pos if capture < 0 else capture) > MAX_TOKEN_CHARS:
                 raise LimitExceeded(f"JSON string or value longer than {MAX_TOKEN_CHARS} chars")
             keep_from = pos if capture < 0 else capture
@@ -196,13 +249,28 @@ def scan_json(read: Callable[[int], bytes], limit: int, keep: frozenset[str]) ->
                     raise LimitExceeded(f"JSON nests deeper than {MAX_DEPTH} levels")
                 if not stack:
                     out.is_object = token == "{"
+                if visit:
+                    parent = paths[-1] if paths else ()
+                    if stack and capture < 0 and sinks[-1] is not None and stack[-1] is None:
+                        capture, capture_sink, capture_depth = start, sinks[-1], len(stack)
+                    path = (() if not stack else None if parent is None or stack[-1] is None
+                            else (*parent, key))
+                    path = path if path in prefixes else None
+                    paths.append(path)
+                    sinks.append(visit.get(path) if path is not None else None)  # type: ignore[arg-type]
                 stack.append(set() if token == "{" else None)
                 expect = KEY_OR_CLOSE if token == "{" else VALUE_OR_CLOSE
             elif token == "]" and expect == VALUE_OR_CLOSE:
                 stack.pop()
+                if visit:
+                    paths.pop()
+                    sinks.pop()
                 closed = True
             elif kind != "p":
                 closed = True
+                # (at the top a capture is the kept copy of this very value)
+                if sinks and (sink := sinks[-1]) is not None and (capture < 0 or len(stack) == 1):
+                    sink([key if stack[-1] is not None else None], [json.loads(token)])
             else:
                 raise w.error(_EXPECTING[expect], start)
         elif expect in (KEY, KEY_OR_CLOSE):
@@ -214,6 +282,9 @@ def scan_json(read: Callable[[int], bytes], limit: int, keep: frozenset[str]) ->
                 expect = COLON
             elif token == "}" and expect == KEY_OR_CLOSE:
                 stack.pop()
+                if visit:
+                    paths.pop()
+                    sinks.pop()
                 closed = True
             else:
                 raise w.error(_EXPECTING[expect], start)
@@ -229,6 +300,9 @@ def scan_json(read: Callable[[int], bytes], limit: int, keep: frozenset[str]) ->
                 expect = KEY if top_is_object else VALUE
             elif token == ("}" if top_is_object else "]"):
                 stack.pop()
+                if visit:
+                    paths.pop()
+                    sinks.pop()
                 closed = True
             else:
                 message = "Expecting ',' delimiter"
@@ -240,3 +314,6 @@ def scan_json(read: Callable[[int], bytes], limit: int, keep: frozenset[str]) ->
             if keep_key is not None and len(stack) == 1:
                 out.kept[keep_key] = json.loads(w.text[capture:pos])
                 keep_key, capture = None, -1
+            elif capture_sink is not None and len(stack) == capture_depth:
+                capture_sink([None], [json.loads(w.text[capture:pos])])
+                capture, capture_sink = -1, None

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from auditor.errors import FormatError, LimitExceeded
-from auditor.formats._lib.jsonstream import scan_json
+from auditor.formats._lib.jsonstream import scan_json, visit_parsed
 from auditor.formats._lib.jsonutil import loads_strict
-from auditor.formats.code import instantiate, loaders, templates
+from auditor.formats.code import instantiate, loaders, templates, tokenizer_facts
 from auditor.formats.code import python as python_code
 from auditor.formats.contract import FormatSpec, ScanContext
 from auditor.model import FormatId, FormatResult, Rule, Severity
@@ -102,12 +102,16 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
     head = f.read(FULL_PARSE_BYTES + 1)
     if len(head) > limit:
         raise LimitExceeded(f"JSON larger than {limit} bytes")
+    collector = tokenizer_facts.collector_for(ctx.name)  # vocabulary facts, by file name
     try:
         if len(head) <= FULL_PARSE_BYTES:
             value, dups = loads_strict(head)
             doc = value if isinstance(value, dict) else None
+            if collector is not None:
+                visit_parsed(value, collector.visit)
         else:  # a tokenizer.json or vocabulary: validated in bounded memory
-            scanned = scan_json(_replay(head, f), limit, _KEPT)
+            visit = collector.visit if collector is not None else None
+            scanned = scan_json(_replay(head, f), limit, _KEPT, visit)
             doc = value = scanned.kept if scanned.is_object else None
             dups = scanned.duplicates
     except LimitExceeded:
@@ -124,6 +128,8 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
     sites = instantiate.object_sites(value)
     if found := instantiate.report(sites, ctx, lambda path: instantiate.lookup(value, path)):
         ctx.result.facts["instantiation_targets"] = found
+    if collector is not None:
+        ctx.result.facts.update(collector.facts())
     if doc is not None:
         ctx.result.facts.update(_facts(doc))
         if "auto_map" in doc or "custom_pipelines" in doc:  # trust_remote_code imports these
@@ -171,5 +177,5 @@ def _facts(doc: dict[str, Any]) -> dict[str, Any]:
 SPEC = FormatSpec(
     id=FormatId.JSON, sniff=sniff, scan=scan, container=False, rules=RULES,
     facts=(*_CONFIG_KEYS, "has_chat_template", "chat_templates", "custom_pipelines",
-           "instantiation_targets"),
+           "instantiation_targets", "vocab", "specials"),
 )

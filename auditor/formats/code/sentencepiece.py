@@ -86,7 +86,11 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
 
 
 def _model(data: bytes, ctx: ScanContext) -> dict[str, Any]:
+    from auditor.formats._lib.vocab import SENTENCEPIECE, VocabBuilder
+
     pieces = 0
+    vocab = VocabBuilder()  # the pieces, for the tokenizer fingerprint; ids are positions
+    batch: list[bytes] = []
     seen: set[bytes] = set()
     types: dict[str, int] = {}
     facts: dict[str, Any] = {}
@@ -103,8 +107,11 @@ def _model(data: bytes, ctx: ScanContext) -> dict[str, Any]:
                 ctx.add(BOUNDS, f"more than {MAX_PIECES} pieces", offset=at)
                 ctx.limit_hit()
                 break
-            kind = _piece(value, at, seen, ctx)
+            kind = _piece(value, at, seen, ctx, batch)
             types[kind] = types.get(kind, 0) + 1
+            if len(batch) >= 8192:
+                vocab.add_utf8(pieces - len(batch), batch)
+                batch = []
         elif number == 2:
             facts.update(_trainer(value, at))
         elif number == 3:
@@ -113,12 +120,15 @@ def _model(data: bytes, ctx: ScanContext) -> dict[str, Any]:
             list(_fields(value, at))  # structure only
     if pieces == 0:
         raise FormatError("no pieces: not a usable SentencePiece model", 0)
+    vocab.add_utf8(pieces - len(batch), batch)
+    if pieces <= MAX_PIECES and (found := vocab.finish(SENTENCEPIECE)) is not None:
+        facts["vocab"] = found
     facts["pieces"] = pieces
     facts["piece_types"] = dict(sorted(types.items()))
     return facts
 
 
-def _piece(raw: bytes, at: int, seen: set[bytes], ctx: ScanContext) -> str:
+def _piece(raw: bytes, at: int, seen: set[bytes], ctx: ScanContext, texts: list[bytes]) -> str:
     text: bytes | None = None
     kind = 1
     for number, wire, value, where in _fields(raw, at):
@@ -129,6 +139,7 @@ def _piece(raw: bytes, at: int, seen: set[bytes], ctx: ScanContext) -> str:
             text = value
         elif number == 3:
             kind = value
+    texts.append(text or b"")
     if not text:
         ctx.add(MALFORMED, "empty piece", offset=at)
     else:
@@ -220,5 +231,6 @@ def _varint(buf: bytes, i: int, base: int) -> tuple[int, int]:
 
 SPEC = FormatSpec(
     id=FormatId.SENTENCEPIECE, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=("model_type", "vocab_size", "byte_fallback", "normalizer", "pieces", "piece_types"),
+    facts=("model_type", "vocab_size", "byte_fallback", "normalizer", "pieces", "piece_types",
+           "vocab"),
 )
