@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from auditor.errors import FormatError
 from auditor.fingerprint.tokenizer import TokenizerPrint, similarity
 from auditor.formats._lib import vocab
 from auditor.formats._lib.jsonstream import scan_json
@@ -210,7 +211,7 @@ def test_a_150k_vocabulary_is_fingerprinted_well_under_100ms():
     tokens = random_tokens(150_000, seed=8)
     texts = [byte_level(t) for t in tokens]
     best = float("inf")
-    for _ in range(3):
+    for _ in range(5):  # best of 5: the machine may be busy
         started = time.perf_counter()
         builder = vocab.VocabBuilder()
         for i in range(0, len(texts), 8192):
@@ -267,13 +268,21 @@ def test_streamed_scan_of_a_big_tokenizer_json_hands_over_every_vocab_entry():
     assert scanned.is_object and got == list(range(len(tokens)))
 
 
-@pytest.mark.parametrize("name", ["tokenizer.json", "config.json"])
-def test_the_streamer_validates_the_same_with_or_without_visits(name):
+def test_the_streamer_validates_the_same_with_or_without_visits():
     data = tokenizer_json(random_tokens(500, seed=12))[:-5] + b"}"
-    with pytest.raises(Exception) as plain:
+    with pytest.raises(FormatError) as plain:
         scan_json(io.BytesIO(data).read, 1 << 30, frozenset())
-    with pytest.raises(Exception) as visited:
+    with pytest.raises(FormatError) as visited:
         scan_json(io.BytesIO(data).read, 1 << 30, frozenset(),
                   {("model", "vocab"): lambda keys, values: None})
     assert str(plain.value) == str(visited.value)
-    assert FormatId.JSON == "json"
+
+
+def test_a_tiktoken_file_that_breaks_after_its_head_is_malformed():
+    data = tiktoken_file(random_tokens(20_000, seed=13)) + b"not a rank line\n"
+    ctx = ScanContext(file="x.tiktoken", name="x.tiktoken", size=len(data),
+                      options=FormatOptions(), dispatch=dispatch)
+    result = dispatch(io.BytesIO(data), ctx)
+    assert result.format == FormatId.TIKTOKEN and result.coverage == "error"
+    assert [f.rule for f in result.findings] == ["AUD-SCAN-001"]
+    assert "vocab" not in result.facts
