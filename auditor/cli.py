@@ -83,6 +83,13 @@ _identity_options = _together(
 )
 
 
+# The reference store measured lineage compares each model with (scan, gate, fingerprint show).
+_FINGERPRINTS = click.option(
+    "--fingerprints", type=click.Path(path_type=Path, file_okay=False), default=None,
+    help="Reference store of base-model fingerprints (auditor fingerprint add) to measure "
+    "lineage against [only the shipped family table].")
+
+
 # The flags shared by every command that scans (scan, gate, mirror scan).
 _scan_flags = _together(
     click.option("--exclude", multiple=True, metavar="GLOB",
@@ -162,6 +169,7 @@ def cli() -> None:
               help="Exit 1 when a finding is at or above this severity [config or: high].")
 @_scan_flags
 @_identity_options
+@_FINGERPRINTS
 @_hub_options
 @click.option("--sbom", "sbom_path", type=click.Path(path_type=Path),
               help="Also write a CycloneDX ML-BOM to this file (into this folder: one per model).")
@@ -179,8 +187,8 @@ def cli() -> None:
 @_verify_options
 def scan(
     target: str, fmt: str, output: Path | None, fail_on: str | None, exclude: tuple[str, ...],
-    jobs: int | None, revision: str | None, name: str | None, download: bool,
-    cache_dir: Path | None,
+    jobs: int | None, revision: str | None, name: str | None, fingerprints: Path | None,
+    download: bool, cache_dir: Path | None,
     endpoint: str | None, token: str | None, offline: bool, config_path: Path | None,
     sbom_path: Path | None, spec: str, output_format: str, extra_hashes: tuple[str, ...],
     reproducible: bool, signature: Path | None, key: Path | None,
@@ -199,6 +207,7 @@ def scan(
         jobs, exclude,
         revision=revision,
         name=name,
+        fingerprints=fingerprints,
         hash_algorithms=("sha256", *sorted(set(extra_hashes))),
         signature=signature,
         trust=_trust(key, certificate_chain, trust_config, identity, issuer),
@@ -431,6 +440,7 @@ def policy_test(folder: Path) -> int:
               help="Also write the CycloneDX SBOM the verdict was computed from.")
 @click.option("--reproducible", is_flag=True, help="Same input, same SBOM bytes.")
 @_identity_options
+@_FINGERPRINTS
 @_scan_flags
 @_hub_options
 @click.option("--signature", type=click.Path(path_type=Path, dir_okay=False),
@@ -442,7 +452,8 @@ def policy_test(folder: Path) -> int:
 def gate(
     target: str, policies: tuple[Path, ...], fmt: str, output: Path | None, fail_on: str,
     sbom_path: Path | None, reproducible: bool, revision: str | None, name: str | None,
-    exclude: tuple[str, ...], jobs: int | None, config_path: Path | None, download: bool,
+    fingerprints: Path | None, exclude: tuple[str, ...], jobs: int | None,
+    config_path: Path | None, download: bool,
     cache_dir: Path | None, endpoint: str | None, token: str | None, offline: bool,
     signature: Path | None, key: Path | None, certificate_chain: tuple[Path, ...],
     trust_config: Path | None, identity: str | None, issuer: str | None,
@@ -468,7 +479,7 @@ def gate(
         return EXIT_FAIL if judged.fails(threshold) else EXIT_PASS
     config = load_config(config_path, scanned=target)
     options = config.scan_options(jobs, exclude, revision=revision, name=name,
-                                  signature=signature, trust=trust)
+                                  fingerprints=fingerprints, signature=signature, trust=trust)
     settings = hub_settings(
         endpoint=endpoint, config_endpoint=config.hub_endpoint, token=token,
         cache_dir=cache_dir, offline=offline, remote_only=not download,
@@ -478,6 +489,68 @@ def gate(
     where = Where(base=target if is_local(target) else "", model_location=str(sbom_path or target))
     _emit(render_verdict(judged.verdict, fmt, threshold, where), output)
     return EXIT_FAIL if judged.fails(threshold) else EXIT_PASS
+
+
+@cli.group()
+def fingerprint() -> None:
+    """Lineage measured from the bytes: tokenizer, architecture and weight fingerprints."""
+
+
+@fingerprint.command("show")
+@click.argument("target")
+@click.option("--format", "fmt", type=click.Choice(DATA_FORMATS), default="text",
+              show_default=True, help="Output format.")
+@_OUTPUT
+@_FINGERPRINTS
+@_identity_options
+@_scan_flags
+@_hub_options
+def fingerprint_show(
+    target: str, fmt: str, output: Path | None, fingerprints: Path | None,
+    revision: str | None, name: str | None, exclude: tuple[str, ...], jobs: int | None,
+    config_path: Path | None, download: bool, cache_dir: Path | None, endpoint: str | None,
+    token: str | None, offline: bool,
+) -> int:
+    """What each model's bytes measure as: its fingerprint, nearest family and references."""
+    from auditor import pipeline
+    from auditor.config import load_config
+    from auditor.report.fingerprints import render
+    from auditor.sources.hubclient import hub_settings
+
+    config = load_config(config_path, scanned=target)
+    options = config.scan_options(jobs, exclude, revision=revision, name=name,
+                                  fingerprints=fingerprints)
+    settings = hub_settings(endpoint=endpoint, config_endpoint=config.hub_endpoint, token=token,
+                            cache_dir=cache_dir, offline=offline, remote_only=not download)
+    done = pipeline.fingerprint(target, options, settings)
+    _emit(render([d.model for d in done], fmt), output)
+    return EXIT_PASS
+
+
+@fingerprint.command("add")
+@click.argument("target")
+@click.option("--store", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="The reference store (a folder of fingerprint files; created if missing).")
+@_identity_options
+@_scan_flags
+@_hub_options
+def fingerprint_add(
+    target: str, store: Path, revision: str | None, name: str | None,
+    exclude: tuple[str, ...], jobs: int | None, config_path: Path | None, download: bool,
+    cache_dir: Path | None, endpoint: str | None, token: str | None, offline: bool,
+) -> int:
+    """Add each base model of TARGET to a reference store, under its name and publisher."""
+    from auditor import pipeline
+    from auditor.config import load_config
+    from auditor.sources.hubclient import hub_settings
+
+    config = load_config(config_path, scanned=target)
+    options = config.scan_options(jobs, exclude, revision=revision, name=name)
+    settings = hub_settings(endpoint=endpoint, config_endpoint=config.hub_endpoint, token=token,
+                            cache_dir=cache_dir, offline=offline, remote_only=not download)
+    for path in pipeline.add_references(target, store, options, settings):
+        click.echo(f"added {path}")
+    return EXIT_PASS
 
 
 @cli.group()

@@ -152,6 +152,7 @@ class LineageEdge:
     depth: int = 1
     commit: str | None = None
     resolved: bool = False  # looked up on the Hub (its publisher and commit are the Hub's)
+    score: float | None = None  # a measured edge's similarity, in [0, 1]
 
 
 @dataclass(frozen=True)

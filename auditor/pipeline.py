@@ -55,6 +55,7 @@ from auditor.sources.local import kept
 from auditor.sources.resolve import open_target
 
 if TYPE_CHECKING:
+    from auditor.fingerprint.measure import Reference
     from auditor.integrity.signing import Trust
     from auditor.policy.engine import PolicySet
     from auditor.policy.verdict import Verdict
@@ -84,10 +85,11 @@ def scan(
     label, sources = open_target(
         target if isinstance(target, str) else Path(target), options.revision, hub, options.jobs,
         options.name)
+    references = load_references(options)
     models: list[ModelReport] = []
     total = 0
     for source in sources:
-        model, read = scan_source(source, options, progress)
+        model, read = scan_source(source, options, progress, references)
         models.append(model)
         total += read
     return ScanResult(target=label, models=tuple(models), bytes_read=total,
@@ -95,17 +97,28 @@ def scan(
 
 
 def scan_source(
-    source: Source, options: ScanOptions, progress: engine.Progress
+    source: Source, options: ScanOptions, progress: engine.Progress,
+    references: Sequence[Reference] = (),
 ) -> tuple[ModelReport, int]:
     """One model: its artifacts read once each, verified, assembled; and the bytes read."""
     artifacts = source.artifacts(options.exclude)
     if isinstance(artifacts, Remote):
         files = crossfile.link(_read_remote(artifacts, options))
-        return _assemble(source, files, [], artifacts.root, None, options), artifacts.transfer.bytes
+        model = _assemble(source, files, [], artifacts.root, None, options, references=references)
+        return model, artifacts.transfer.bytes
     entries = artifacts.listing.entries
     reading = hashing(options, entries, source.claims())
     files, read = engine.scan_entries(entries, reading, progress)  # one pass per file
-    return model_from_files(source, artifacts, files, options), read
+    return model_from_files(source, artifacts, files, options, references=references), read
+
+
+def load_references(options: ScanOptions) -> list[Reference]:
+    """The reference store the options name (`--fingerprints`), read once per run."""
+    if options.fingerprints is None:
+        return []
+    from auditor.fingerprint import store
+
+    return store.load(options.fingerprints)
 
 
 def hashing(options: ScanOptions, entries: Sequence[Artifact], claims: Claims) -> ScanOptions:
@@ -121,7 +134,7 @@ def hashing(options: ScanOptions, entries: Sequence[Artifact], claims: Claims) -
 
 def model_from_files(
     source: Source, artifacts: OnDisk, files: list[FileReport], options: ScanOptions,
-    also: Sequence[Finding] = (),
+    also: Sequence[Finding] = (), references: Sequence[Reference] = (),
 ) -> ModelReport:
     """A model report from its scanned files on disk (the mirror scans them its own way).
 
@@ -138,7 +151,8 @@ def model_from_files(
     files, missing = provenance.verify_snapshot(files, listing, claims.records,
                                                 claims.every_file_recorded)
     findings = [*artifacts.listing.findings, *missing]
-    return _assemble(source, files, findings, artifacts.root, artifacts.signed_at, options, also)
+    return _assemble(source, files, findings, artifacts.root, artifacts.signed_at, options, also,
+                     references)
 
 
 def _read_remote(remote: Remote, options: ScanOptions) -> list[FileReport]:
@@ -176,8 +190,10 @@ def _not_fetched(up: Upstream, listing: Record) -> FileReport:
 def _assemble(
     source: Source, files: list[FileReport], findings: list[Finding], root: str,
     signed_at: Path | None, options: ScanOptions, also: Sequence[Finding] = (),
+    references: Sequence[Reference] = (),
 ) -> ModelReport:
-    """The one place a `ModelReport` is built: pinning, Hub scanners, signature, lineage.
+    """The one place a `ModelReport` is built: pinning, Hub scanners, signature, lineage
+    (declared, resolved where the source can, and measured from the bytes).
 
     `signed_at` is where the OMS signature is looked for; None when the files
     were not read from disk (a remote-only audit has no signature to check).
@@ -206,8 +222,9 @@ def _assemble(
         facts["origin"] = origin
     declared = declared_lineage(files, identity.name)
     edges, cycles = source.lineage(declared.edges)
-    facts["lineage"] = [_edge_facts(e, identity.name) for e in edges]
-    findings += declared.findings + cycles
+    measured, relabelled = _measured(files, identity.name, edges, origin, references, facts)
+    facts["lineage"] = [_edge_facts(e, identity.name) for e in (*edges, *measured)]
+    findings += declared.findings + cycles + relabelled
     findings += also
     return ModelReport(name=identity.name, root=root, source=identity.kind, files=tuple(files),
                        findings=tuple(findings), facts=facts, revision=identity.revision)
@@ -240,6 +257,25 @@ def _origin(identity: Identity, hub: dict[str, Any] | None) -> dict[str, str] | 
             "evidence": chosen.evidence}
 
 
+def _measured(
+    files: list[FileReport], name: str, edges: list[LineageEdge],
+    origin: dict[str, str] | None, references: Sequence[Reference], facts: dict[str, Any],
+) -> tuple[list[LineageEdge], list[Finding]]:
+    """Lineage measured from the bytes (tokenizer, shape, sampled embedding rows) against the
+    family table and the reference store; a measurement that names other publishers than the
+    declared bases (or than the lab the model is named after) is a contradiction."""
+    from auditor.fingerprint import measure
+
+    fp = measure.fingerprint(files)
+    if fp.empty:
+        return [], []
+    facts["fingerprint"] = measure.summary(fp)
+    found = measure.measure(fp, references, name)
+    own = origin["publisher"] if origin else None
+    relabelled = measure.contradictions(found, edges, own, measure.known_labs())
+    return measure.edges(found, name), relabelled
+
+
 def _edge_facts(edge: LineageEdge, model: str) -> dict[str, Any]:
     """A lineage edge as the plain data `ModelReport.facts` holds (JSON, the SBOM writer);
     `child` names the model it is a base of (the scanned model for the first generation)."""
@@ -248,6 +284,7 @@ def _edge_facts(edge: LineageEdge, model: str) -> dict[str, Any]:
         "publisher_grade": edge.publisher_grade.value if edge.publisher_grade else None,
         "commit": edge.commit, "relation": edge.relation, "resolved": edge.resolved,
         "depth": edge.depth, "grade": edge.grade.value, "evidence": list(edge.evidence),
+        **({"score": edge.score} if edge.score is not None else {}),
     }
 
 
@@ -264,6 +301,47 @@ def _attach(
         else:
             model_level += found
     return [by_path[r.path] for r in files], model_level
+
+
+# --- fingerprints: `auditor fingerprint show|add` ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fingerprinted:
+    """A scanned model with what its bytes measure as (its `facts["fingerprint"]` and
+    measured lineage are in the report; the print itself goes into a reference store)."""
+
+    model: ModelReport
+    fingerprint: Any  # auditor.fingerprint.measure.Fingerprint
+
+
+def fingerprint(
+    target: str | os.PathLike[str], options: ScanOptions | None = None,
+    hub: HubSettings | None = None,
+) -> list[Fingerprinted]:
+    """Scan `target` (measured against `options.fingerprints` when given) and fingerprint each
+    model."""
+    from auditor.fingerprint import measure
+
+    result = scan(target, options, hub)
+    return [Fingerprinted(m, measure.fingerprint(list(m.files))) for m in result.models]
+
+
+def add_references(
+    target: str | os.PathLike[str], store: Path, options: ScanOptions | None = None,
+    hub: HubSettings | None = None,
+) -> list[Path]:
+    """`auditor fingerprint add`: each model of `target` into the reference store at `store`,
+    under its name and publisher as the strongest record gives them."""
+    from auditor.fingerprint import store as references
+
+    written = []
+    for done in fingerprint(target, options, hub):
+        origin = done.model.facts.get("origin") or {}
+        publisher = str(origin.get("publisher") or "unknown")
+        written.append(references.add(store, done.model.name, publisher, done.model.revision,
+                                      done.fingerprint))
+    return written
 
 
 # --- SBOM → policy → verdict ---------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from auditor.fingerprint import measure
 from auditor.formats import scan_rules
 from auditor.formats.registry import SPECS
 from auditor.integrity import drift, evidence, model_signature, provenance
@@ -26,6 +27,7 @@ ROOM_RULES: tuple[tuple[Rule, ...], ...] = (
     provenance.RULES,
     evidence.RULES,
     declared.RULES,
+    measure.RULES,
     drift.RULES,
 )
 

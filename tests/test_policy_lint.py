@@ -77,8 +77,8 @@ def test_block_scalar_expression_errors_point_into_the_block(tmp_path):
             "    message: m\n")
     assert problems(write(tmp_path, body)) == [
         f"{tmp_path}/p.yaml:8:16: unknown fact ancestor.tierr (known: name, publisher, version, "
-        "relation, depth, resolved, declared, grade, evidence, publisher_grade, organisation, "
-        "jurisdiction, tier)"
+        "relation, depth, resolved, declared, grade, evidence, publisher_grade, score, "
+        "organisation, jurisdiction, tier)"
     ]
 
 

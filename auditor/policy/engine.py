@@ -174,7 +174,7 @@ def build_lineage(facts: ModelFacts, policies: PolicySet) -> list[LineageEntry]:
                 version=UNKNOWN, relation="declared", depth=child.depth + 1,
                 resolved=UNKNOWN, declared=True, grade="declared",
                 evidence=(f"{policies.files[0].path} declared_parents",),
-                publisher_grade="declared",
+                publisher_grade="declared", score=-1.0,
             )
             names.add(parent.lower())
             entries.append(entry)
@@ -188,6 +188,7 @@ def build_lineage(facts: ModelFacts, policies: PolicySet) -> list[LineageEntry]:
                     name=org, publisher=org, version=UNKNOWN, relation="origin",
                     depth=1, resolved=UNKNOWN, declared=False, grade="declared",
                     evidence=("the files name it as their origin",), publisher_grade="declared",
+                    score=-1.0,
                 ))
     return _inherit(entries, policies.data)
 

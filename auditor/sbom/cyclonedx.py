@@ -382,6 +382,8 @@ def _ancestors(lineage: list[dict[str, Any]]) -> list[Component]:
             (P.LINEAGE_RESOLVED, P.tri(entry.get("resolved"))),
             (P.LINEAGE_DEPTH, str(depths[i])),
             (P.LINEAGE_GRADE, str(entry.get("grade") or "declared")),
+            *(((P.LINEAGE_SCORE, f"{entry['score']:.3f}"),)
+              if isinstance(entry.get("score"), float | int) else ()),
             *((P.LINEAGE_EVIDENCE, str(e)) for e in entry.get("evidence") or ()),
         ]
         if publisher and entry.get("publisher_grade"):

@@ -141,8 +141,9 @@ class LineageEntry:
     publisher: str = _fact("publisher (as for model.publisher), or unknown")
     version: str = _fact("revision of that ancestor, or unknown")
     relation: str = _fact("self (the model itself), finetune, adapter, merge, quantized, "
-                          "distillation, declared (policy declared_parents), origin (named by "
-                          "the files as their origin) or unknown")
+                          "distillation, same-base / family (measured), declared (policy "
+                          "declared_parents), origin (named by the files as their origin) or "
+                          "unknown")
     depth: int = _fact("0 for the model itself, 1 for its parents, 2 for theirs ...")
     resolved: str = _fact("tri-state: the ancestor was identified on the Hub (not only named)")
     declared: bool = _fact("bool: added by the policy's declared_parents, not found in the SBOM")
@@ -151,6 +152,8 @@ class LineageEntry:
                        "measured, signed; for the model itself, its name's grade; or unknown")
     evidence: tuple[str, ...] = _fact("list of the declarations or records that name it")
     publisher_grade: str = _fact("how strongly its publisher is proven (grades as above)")
+    score: float = _fact("double: a measured ancestor's similarity in [0, 1], or -1 when it "
+                         "was not measured")
     organisation: str = _from_data("organisation behind the publisher (from data.publishers), "
                                    "or unknown")
     jurisdiction: str = _from_data("ISO 3166 country (from data.publishers), or unknown")

@@ -221,7 +221,17 @@ def _ancestor(comp: dict[str, Any], props: Props, depth: int, relation: str) -> 
         evidence=tuple(v for v in _get(props, P.LINEAGE_EVIDENCE) if v.strip())
         if depth else tuple(v for v in _get(props, P.IDENTITY_NAME_EVIDENCE) if v.strip()),
         publisher_grade=_grade(props, P.ORIGIN_PUBLISHER_GRADE),
+        score=_score(_first(_get(props, P.LINEAGE_SCORE))),
     )
+
+
+def _score(value: str) -> float:
+    """A measured ancestor's score; -1 when absent or not a number in [0, 1]."""
+    try:
+        score = float(value)
+    except ValueError:
+        return -1.0
+    return score if 0.0 <= score <= 1.0 else -1.0
 
 
 def _walk_ancestors(comp: dict[str, Any], depth: int, out: list[LineageEntry]) -> None:

@@ -151,14 +151,19 @@ CARD_BASE_MODEL_RELATION = _p("card:base-model-relation", (CARD,), STRING,
                               "the card's base_model_relation")
 LINEAGE_RELATION = _p("lineage:relation", (ANCESTOR,), STRING,
                       "how the model derives from this ancestor (finetune, quantized, merge, "
-                      "adapter, distillation, as stated, or unknown)")
+                      "adapter, distillation, as stated; same-base or family when measured; "
+                      "or unknown)")
 LINEAGE_RESOLVED = _p("lineage:resolved", (ANCESTOR,), TRI_STATE,
                       "the ancestor was looked up on the Hub (false: only declared)")
 LINEAGE_DEPTH = _p("lineage:depth", (ANCESTOR,), INTEGER, "1 = direct base, 2 = its base ...")
 LINEAGE_GRADE = _p("lineage:grade", (ANCESTOR,), ENUM,
                    "how strongly the derivation is proven: declared (the files say so), "
-                   "hub-verified (the Hub's card data at the pinned commit), measured, signed",
+                   "hub-verified (the Hub's card data at the pinned commit), measured (the "
+                   "fingerprints of the bytes), signed",
                    GRADES)
+LINEAGE_SCORE = _p("lineage:score", (ANCESTOR,), STRING,
+                   "a measured ancestor's similarity, a decimal in [0, 1] (reference store: mean "
+                   "cosine of sampled embedding rows; family table: the match score)")
 LINEAGE_EVIDENCE = _p("lineage:evidence", (ANCESTOR,), STRING,
                       "a declaration of this base (README.md base_model, adapter_config.json, "
                       "a GGUF general.base_model.N, mergekit_config.yml, the Hub's card data)",
@@ -177,7 +182,7 @@ PROPERTIES: tuple[Property, ...] = (
     REMOTE_CODE_FILE, SIGNATURE_STATUS, SIGNATURE_METHOD, SIGNATURE_SIGNER, UPSTREAM_MATCH,
     UPSTREAM_GRADE, SIZE, FORMAT, WEIGHTS, SCAN_COVERAGE, UPSTREAM_SHA256, UPSTREAM_RECORD_GRADE,
     SIGNATURE_COVERED, CARD_LIBRARY_NAME, CARD_BASE_MODEL_RELATION, LINEAGE_RELATION,
-    LINEAGE_RESOLVED, LINEAGE_DEPTH, LINEAGE_GRADE, LINEAGE_EVIDENCE, LOCATION_FILE,
+    LINEAGE_RESOLVED, LINEAGE_DEPTH, LINEAGE_GRADE, LINEAGE_SCORE, LINEAGE_EVIDENCE, LOCATION_FILE,
     LOCATION_MEMBER, LOCATION_OFFSET,
 )
 BY_NAME: dict[str, Property] = {p.name: p for p in PROPERTIES}

@@ -30,6 +30,7 @@ class ScanOptions:
     known_ml_imports: tuple[str, ...] = ()
     revision: str | None = None
     name: str | None = None  # what the operator says a local folder holds (`org/name`)
+    fingerprints: Path | None = None  # the reference store measured lineage compares with
     # OMS signature to check (default: model.sig in the model folder) and who is trusted.
     signature: Path | None = None
     trust: Trust | None = None

@@ -1,0 +1,232 @@
+"""Measured lineage: a model's fingerprints held against the family table and a reference store.
+
+Names and cards lie; a vocabulary, a shape and the rows of an embedding
+matrix rarely do. This turns the facts the format modules read into one
+`Fingerprint` per model, and measures it two ways:
+
+- against the shipped family table (`families.yaml`): tokenizer specials,
+  distinctive config keys and shapes name the family a model belongs to, and
+  so its publishers. A measurement counts only when it is clear: a high
+  score, and no family of another publisher close behind it.
+- against the local reference store (`store.py`, base models the organisation
+  mirrors): the sampled embedding rows of a fine-tune, a quantization or a
+  re-carded copy stay close to its base's, whatever the dtype; an unrelated
+  model's do not. Weights decide; the tokenizer and the shape are evidence.
+
+A measured base becomes a lineage edge graded `measured`, with its score. A
+declared base, or a model that presents itself as a known lab's original,
+whose measurement names another family's publisher is a contradiction
+finding: someone relabelled the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from auditor.fingerprint import architecture, tokenizer, weights
+from auditor.fingerprint.architecture import ArchPrint
+from auditor.fingerprint.tokenizer import TokenizerPrint
+from auditor.fingerprint.weights import WeightPrint
+from auditor.model import FileReport, Finding, Grade, LineageEdge, Rule, Severity
+
+# Same base: mean cosine of the sampled embedding rows (fine-tunes and quantizations stay
+# above 0.9, unrelated models near 0; bench/README.md has the measured distribution).
+SAME_BASE = 0.5
+# A family is named when it scores this high and no family of other publishers is within
+# FAMILY_MARGIN of it: an ambiguous shape measures nothing.
+FAMILY = 0.8
+FAMILY_MARGIN = 0.1
+# Where a tokenizer is read from, most authoritative first.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tiktoken.model")
+
+CONTRADICTION = Rule(
+    "AUD-LIN-001", Severity.HIGH, "Measured lineage contradicts the declared one",
+    "The model's tokenizer, shape or weights belong to another family than the base its "
+    "files declare, or than the lab whose name it carries: the card or the name was "
+    "rewritten, which is how a restricted-origin model is passed off as another.",
+    "Find out where the weights come from (compare them with the claimed base in your "
+    "mirror); treat the model as derived from the measured family until then.",
+)
+RULES = (CONTRADICTION,)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What the bytes say of a model: any part may be missing."""
+
+    tokenizer: TokenizerPrint | None
+    architecture: ArchPrint | None
+    weights: WeightPrint | None
+    specials: Mapping[str, Any]  # bos / eos strings and ids, for the family table
+
+    @property
+    def empty(self) -> bool:
+        return self.tokenizer is None and self.architecture is None and self.weights is None
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One base the bytes point at: a family of the table or a model of the reference store."""
+
+    name: str
+    publishers: tuple[str, ...]
+    basis: str  # "the family table" or "the reference store"
+    score: float
+    evidence: tuple[str, ...]
+
+
+def fingerprint(files: Sequence[FileReport]) -> Fingerprint:
+    """The model's fingerprint from its files' facts (no file is read here)."""
+    def rank(report: FileReport) -> tuple[int, str]:
+        name = report.path.rsplit("/", 1)[-1].lower()
+        return (TOKENIZER_FILES.index(name) if name in TOKENIZER_FILES else len(TOKENIZER_FILES),
+                report.path)
+
+    tok = next((p for f in sorted(files, key=rank)
+                if (p := TokenizerPrint.from_facts(f.facts)) is not None), None)
+    sample = next((p for f in sorted(files, key=lambda r: r.path)
+                   if (p := WeightPrint.from_facts(f.facts)) is not None), None)
+    return Fingerprint(tok, architecture.ArchPrint.from_files(files), sample, _specials(files))
+
+
+def _specials(files: Sequence[FileReport]) -> dict[str, Any]:
+    """bos/eos strings and ids from the tokenizer files and config.json, first found wins."""
+    found: dict[str, Any] = {}
+    for report in sorted(files, key=lambda r: r.path):
+        facts = report.facts if isinstance(report.facts, Mapping) else {}
+        vocab = facts.get("vocab") if isinstance(facts.get("vocab"), Mapping) else {}
+        for source in (vocab.get("specials"), facts.get("specials"),
+                       facts if report.path.lower() == "config.json" else None):
+            if not isinstance(source, Mapping):
+                continue
+            for key, alias in (("bos", "bos"), ("eos", "eos"), ("bos_id", "bos_token_id"),
+                               ("eos_id", "eos_token_id"), ("bos_id", "bos_id"),
+                               ("eos_id", "eos_id"), ("pad_id", "pad_token_id")):
+                value = source.get(alias)
+                if key not in found and isinstance(value, str | int | list) and not isinstance(
+                        value, bool):
+                    found[key] = value
+    return found
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A base model of the local reference store, with its fingerprint."""
+
+    name: str
+    publisher: str
+    fingerprint: Fingerprint
+
+
+def measure(fp: Fingerprint, references: Sequence[Reference], model: str) -> list[Measured]:
+    """The bases the bytes point at, strongest first (the model itself left out)."""
+    found = [m for ref in references if ref.name.lower() != model.lower()
+             if (m := _against(fp, ref)) is not None]
+    family = _family(fp)
+    if family is not None:
+        found.append(family)
+    return sorted(found, key=lambda m: (-m.score, m.name))
+
+
+def _against(fp: Fingerprint, ref: Reference) -> Measured | None:
+    """Same base as `ref` when the sampled embedding rows say so; the rest is evidence."""
+    if fp.weights is None or ref.fingerprint.weights is None:
+        return None
+    score = weights.similarity(fp.weights, ref.fingerprint.weights)
+    if score is None or score < SAME_BASE:
+        return None
+    evidence = [f"embedding rows {score:.2f} ({len(fp.weights.ids)} sampled)"]
+    if fp.tokenizer is not None and ref.fingerprint.tokenizer is not None:
+        said = tokenizer.similarity(fp.tokenizer, ref.fingerprint.tokenizer)
+        evidence.append(f"tokenizer {said:.2f}")
+    if fp.architecture is not None and ref.fingerprint.architecture is not None:
+        shape = architecture.similarity(fp.architecture, ref.fingerprint.architecture)
+        evidence.append(f"architecture {shape:.2f}")
+    return Measured(ref.name, (ref.publisher,), "the reference store", round(score, 3),
+                    tuple(evidence))
+
+
+def _family(fp: Fingerprint) -> Measured | None:
+    """The family table's clear best match, or None when the shape is ambiguous or weak."""
+    from auditor.fingerprint import families
+
+    if fp.architecture is None and not fp.specials:
+        return None
+    ranked = families.nearest(fp.architecture, fp.specials)
+    if not ranked or ranked[0][1] < FAMILY:
+        return None
+    best, score = ranked[0]
+    rivals = [s for f, s in ranked[1:] if not set(f.publishers) & set(best.publishers)]
+    if rivals and rivals[0] > score - FAMILY_MARGIN:
+        return None
+    said = ["tokenizer specials" if fp.specials else "", "architecture" if fp.architecture else ""]
+    return Measured(best.label, best.publishers, "the family table", round(score, 3),
+                    (f"{' and '.join(s for s in said if s)} {score:.2f}",))
+
+
+def edges(measured: Sequence[Measured], model: str) -> list[LineageEdge]:
+    """Measured bases as lineage edges graded `measured` (relation: what kind of match)."""
+    return [
+        LineageEdge(
+            name=m.name, relation="same-base" if m.basis == "the reference store" else "family",
+            grade=Grade.MEASURED, evidence=(f"{m.basis}: {', '.join(m.evidence)}",),
+            publisher=m.publishers[0] if m.publishers else None,
+            publisher_grade=Grade.MEASURED if m.publishers else None,
+            child=model, score=m.score)
+        for m in measured
+    ]
+
+
+def known_labs() -> frozenset[str]:
+    """The publishers of the family table's families (lower case): the labs whose name a
+    relabelled model borrows."""
+    from auditor.fingerprint import families
+
+    return frozenset(p.lower() for f in families.table() for p in f.publishers)
+
+
+def contradictions(
+    measured: Sequence[Measured], declared: Sequence[LineageEdge], own: str | None,
+    labs: frozenset[str],
+) -> list[Finding]:
+    """A finding where a measurement names other publishers than what the files claim.
+
+    Claims weighed: each declared base whose publisher is a lab of the family table,
+    and, when no base is declared, the model's own publisher if it is such a lab (it
+    presents itself as that lab's original). Converters, individuals and unknown
+    namespaces claim nothing a measurement could contradict.
+    """
+    out: list[Finding] = []
+    claims = [(e.publisher, f"{e.name} ({e.grade} by {', '.join(e.evidence)})")
+              for e in declared if e.publisher and e.grade != Grade.MEASURED]
+    if not claims and own:
+        claims = [(own, f"the model's own name ({own})")]
+    for publisher, said in claims:
+        if publisher is None or publisher.lower() not in labs:
+            continue
+        for m in measured:
+            if publisher.lower() not in {p.lower() for p in m.publishers}:
+                out.append(CONTRADICTION.finding("", (
+                    f"declared: {said}; measured: {m.name} of {', '.join(m.publishers)} "
+                    f"({m.basis}, score {m.score:.2f}: {', '.join(m.evidence)})")))
+    return out
+
+
+def summary(fp: Fingerprint) -> dict[str, Any]:
+    """The fingerprint as report facts (JSON): what was measured, not the raw sketches."""
+    out: dict[str, Any] = {}
+    if fp.tokenizer is not None:
+        out["tokenizer"] = {"size": fp.tokenizer.size, "digest": fp.tokenizer.digest,
+                            "kind": fp.tokenizer.kind, "bos": fp.tokenizer.bos,
+                            "eos": fp.tokenizer.eos}
+    if fp.architecture is not None:
+        out["architecture"] = {k: (sorted(v) if isinstance(v, frozenset) else v)
+                               for k, v in dataclasses.asdict(fp.architecture).items()
+                               if v not in (None, frozenset())}
+    if fp.weights is not None:
+        out["weights"] = {"tensor": fp.weights.tensor, "hidden": fp.weights.hidden,
+                          "vocab": fp.weights.vocab, "rows": len(fp.weights.ids)}
+    return out

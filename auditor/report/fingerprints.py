@@ -1,0 +1,55 @@
+"""`auditor fingerprint show`: what each model's bytes measure as, for a person or a program.
+
+It reads only the report (`facts["fingerprint"]` and the lineage entries
+graded `measured`), so it shows exactly what the SBOM and the policies see.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from auditor.model import ModelReport
+
+
+def _measured(model: ModelReport) -> list[dict[str, Any]]:
+    return [e for e in model.facts.get("lineage", []) if e.get("grade") == "measured"]
+
+
+def render(models: Sequence[ModelReport], fmt: str) -> str:
+    if fmt == "json":
+        doc = {"models": [{"name": m.name, "fingerprint": m.facts.get("fingerprint", {}),
+                           "measured": _measured(m),
+                           "declared": [e for e in m.facts.get("lineage", [])
+                                        if e.get("grade") != "measured"]}
+                          for m in models]}
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    lines: list[str] = []
+    for model in models:
+        fp = model.facts.get("fingerprint", {})
+        lines.append(f"model {model.name}")
+        tok = fp.get("tokenizer")
+        if tok:
+            lines.append(f"  tokenizer     {tok['kind'] or 'unknown'}, {tok['size']} tokens, "
+                         f"sha256 {tok['digest'][:16]}…, bos {tok.get('bos')!r}, "
+                         f"eos {tok.get('eos')!r}")
+        arch = fp.get("architecture")
+        if arch:
+            shown = ", ".join(f"{k} {v}" for k, v in arch.items() if k != "pattern")
+            lines.append(f"  architecture  {shown}")
+        weights = fp.get("weights")
+        if weights:
+            lines.append(f"  weights       {weights['rows']} rows of {weights['tensor']} "
+                         f"[{weights['vocab']} x {weights['hidden']}]")
+        if not fp:
+            lines.append("  nothing to fingerprint (no tokenizer, shape or embedding found)")
+        measured = _measured(model)
+        for entry in measured:
+            lines.append(f"  measured      {entry['name']} ({entry['relation']}, publisher "
+                         f"{entry['publisher']}, score {entry.get('score', 0):.2f}): "
+                         f"{'; '.join(entry['evidence'])}")
+        if fp and not measured:
+            lines.append("  measured      no family or reference matches clearly")
+        lines.append("")
+    return "\n".join(lines)
