@@ -576,23 +576,30 @@ def mirror() -> None:
 @click.option("--executor", metavar="dask://HOST:PORT",
               help="Scan files on a Dask cluster whose workers see ROOT at the same path "
               "[local threads].")
+@_FINGERPRINTS
+@click.option("--add-fingerprints", is_flag=True,
+              help="Also add every model scanned to the --fingerprints store (a mirror of base "
+              "models builds the store its derivatives are measured against).")
 @_scan_flags
 def mirror_scan(root: Path, state_path: Path, sboms: Path | None, policies: tuple[Path, ...],
                 fmt: str, output: Path | None, fail_on: str | None, executor: str | None,
+                fingerprints: Path | None, add_fingerprints: bool,
                 jobs: int | None, exclude: tuple[str, ...], config_path: Path | None) -> int:
     """Rescan what changed in a mirror, detect drift, write SBOMs; exit 1 on new violations."""
     from auditor.config import load_config
     from auditor.mirror import scan as mirror_run
     from auditor.mirror import summary
 
+    if add_fingerprints and fingerprints is None:
+        raise UsageError("--add-fingerprints needs --fingerprints DIR (the store to add to)")
     config = load_config(config_path, scanned=str(root))
-    options = config.scan_options(jobs, exclude)
+    options = config.scan_options(jobs, exclude, fingerprints=fingerprints)
     state_path = state_path.absolute()
     result = mirror_run.run(mirror_run.MirrorOptions(
         root=root.absolute(), state=state_path, sboms=(sboms or state_path.parent / "sboms"
                                                        ).absolute(),
         policies=policies, fail_on=Severity.parse(fail_on) if fail_on else config.fail_on,
-        executor=executor, scan=options,
+        executor=executor, scan=options, add_fingerprints=add_fingerprints,
     ))
     _emit(mirror_run.dumps(result) if fmt == "json" else summary.render_run(result), output)
     return EXIT_FAIL if result["verdict"] == "fail" else EXIT_PASS

@@ -333,15 +333,19 @@ def add_references(
 ) -> list[Path]:
     """`auditor fingerprint add`: each model of `target` into the reference store at `store`,
     under its name and publisher as the strongest record gives them."""
+    return [add_reference(done.model, store, done.fingerprint)
+            for done in fingerprint(target, options, hub)]
+
+
+def add_reference(model: ModelReport, store: Path, print_: Any = None) -> Path:
+    """One scanned model into the reference store (the mirror adds each model it scans)."""
+    from auditor.fingerprint import measure
     from auditor.fingerprint import store as references
 
-    written = []
-    for done in fingerprint(target, options, hub):
-        origin = done.model.facts.get("origin") or {}
-        publisher = str(origin.get("publisher") or "unknown")
-        written.append(references.add(store, done.model.name, publisher, done.model.revision,
-                                      done.fingerprint))
-    return written
+    origin = model.facts.get("origin") or {}
+    publisher = str(origin.get("publisher") or "unknown")
+    fp = print_ if print_ is not None else measure.fingerprint(list(model.files))
+    return references.add(store, model.name, publisher, model.revision, fp)
 
 
 # --- SBOM → policy → verdict ---------------------------------------------------------------

@@ -335,3 +335,36 @@ def test_a_report_read_back_from_the_state_names_its_format_by_format_id():
                         Coverage.SCANNED)
     back = codec.file_from_json(json.loads(codec.dumps(codec.file_to_json(report))))
     assert back == report and type(back.format) is FormatId
+
+
+def test_a_mirror_of_bases_builds_the_store_its_derivatives_are_measured_against(
+        run_cli, tmp_path):
+    """Run 1 adds every model to the store; run 2 measures a fine-tune against its base."""
+    import numpy as np
+
+    from tests.test_fingerprint_weights import BASE, EMBED, write_safetensors
+
+    root = tmp_path / "mirror"
+    (root / "Qwen" / "tiny-base").mkdir(parents=True)
+    write_safetensors(root / "Qwen" / "tiny-base" / "model.safetensors", {EMBED: BASE})
+    store = tmp_path / "store"
+    first, _ = mirror(run_cli, root, tmp_path / "m.db", "--fingerprints", store,
+                      "--add-fingerprints")
+    assert first.code == 0, first.err
+    assert [p.name for p in store.iterdir()] == ["Qwen--tiny-base.fingerprint.json"]
+    (root / "acme" / "tuned").mkdir(parents=True)
+    noise = np.random.default_rng(7).standard_normal(BASE.shape).astype(np.float32) * 0.002
+    write_safetensors(root / "acme" / "tuned" / "model.safetensors", {EMBED: BASE + noise})
+    second, _ = mirror(run_cli, root, tmp_path / "m.db", "--fingerprints", store)
+    assert second.code == 0, second.err
+    sbom = json.loads(next((tmp_path / "sboms").glob("acme*")).read_text())
+    (ancestor,) = sbom["metadata"]["component"]["pedigree"]["ancestors"]
+    props = {p["name"]: p["value"] for p in ancestor["properties"]}
+    assert (ancestor["name"], props["auditor:lineage:grade"],
+            props["auditor:lineage:relation"]) == ("Qwen/tiny-base", "measured", "same-base")
+    assert float(props["auditor:lineage:score"]) > 0.9
+
+
+def test_add_fingerprints_needs_a_store(run_cli, tmp_path):
+    run = run_cli("mirror", "scan", tmp_path, "--add-fingerprints")
+    assert run.code == 2 and "--add-fingerprints needs --fingerprints" in run.err

@@ -19,9 +19,10 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor.atomicio import write_atomic
 from auditor.errors import UsageError
@@ -31,11 +32,21 @@ from auditor.mirror.discover import MirrorModel, discover
 from auditor.mirror.executor import Executor, Future, Scanned, open_executor, scan_path
 from auditor.mirror.state import ModelRow, State, StatKey, exclusive, stat_key
 from auditor.model import Artifact, FileReport, Finding, ModelReport, Severity
-from auditor.pipeline import hashing, judge, model_from_files, model_sbom
+from auditor.pipeline import (
+    add_reference,
+    hashing,
+    judge,
+    load_references,
+    model_from_files,
+    model_sbom,
+)
 from auditor.scanning.engine import RULES_VERSION
 from auditor.scanning.options import ScanOptions
 from auditor.sources.contract import OnDisk, Source
 from auditor.sources.resolve import model_folder
+
+if TYPE_CHECKING:
+    from auditor.fingerprint.measure import Reference
 
 SCHEMA_VERSION = 1
 POLICY_THRESHOLD = Severity.LOW  # as `auditor gate`: any active violation from low up counts
@@ -50,6 +61,9 @@ class MirrorOptions:
     fail_on: Severity = Severity.HIGH
     executor: str | None = None
     scan: ScanOptions = field(default_factory=ScanOptions)
+    # Add every scanned model to the reference store `scan.fingerprints` (a mirror of base
+    # models builds the store its derivatives are measured against).
+    add_fingerprints: bool = False
     today: datetime.date = field(default_factory=datetime.date.today)
 
 
@@ -85,6 +99,8 @@ def run(opts: MirrorOptions) -> dict[str, Any]:
     if not models:
         raise UsageError(f"{opts.root}: no models found (expected a Hugging Face cache or "
                          "org/name/ folders)")
+    store = opts.scan.fingerprints
+    references = load_references(opts.scan) if store is not None and store.is_dir() else []
     key = scan_key(opts.scan)
     policy_key = _policy_key(opts, policies.data) if policies is not None else None
     with exclusive(opts.state):
@@ -99,7 +115,7 @@ def run(opts: MirrorOptions) -> dict[str, Any]:
                 outcomes = []
                 for plan in plans:
                     outcomes.append(_finish(plan, state, opts, key, run_id, policies,
-                                            policy_key))
+                                            policy_key, references))
                     plan.files.clear()  # a finished model's reports are in the state now
             with state.transaction():
                 removed = state.mark_removed({m.key for m in models}, run_id)
@@ -159,7 +175,8 @@ def _cached(entry: Artifact, state: State, key: str, algorithms: tuple[str, ...]
 
 
 def _finish(plan: _Plan, state: State, opts: MirrorOptions, key: str, run_id: int,
-            policies: Any, policy_key: str | None) -> dict[str, Any]:
+            policies: Any, policy_key: str | None,
+            references: Sequence[Reference] = ()) -> dict[str, Any]:
     model = plan.model
     reports: list[FileReport] = []
     fresh: list[tuple[StatKey | None, dict[str, Any]]] = []
@@ -185,7 +202,11 @@ def _finish(plan: _Plan, state: State, opts: MirrorOptions, key: str, run_id: in
     current = {f.path: f.sha256 or (recorded or {}).get(f.path, ("", ""))[1]
                for f in sorted(files, key=lambda f: f.path)}
     moved = drift.compare(current, recorded, pinned=revision is not None)
-    report = model_from_files(plan.source, plan.artifacts, files, opts.scan, also=moved.findings)
+    report = model_from_files(plan.source, plan.artifacts, files, opts.scan, also=moved.findings,
+                              references=references)
+    if opts.add_fingerprints and opts.scan.fingerprints is not None and report.facts.get(
+            "fingerprint"):
+        add_reference(report, opts.scan.fingerprints)
     fingerprint = codec.model_fingerprint(report, key)
     sbom_name = _sbom_name(model)
     unchanged = previous is not None and previous.fingerprint == fingerprint
