@@ -29,7 +29,9 @@ K = 128  # MinHash sketch size: ~0.02 standard error on a Jaccard near 1
 MAX_TOKENS = 1 << 21  # real vocabularies stop near 262,144
 MAX_BYTES = 32 * 1024 * 1024  # token text kept for one vocabulary
 MAX_ID = (1 << 32) - 1
-_HASH_CHUNK = 1 << 16  # bytes hashed per numpy pass: bounds the temporaries
+_HASH_CHUNK = 1 << 14  # bytes hashed per numpy pass: bounds the temporaries
+PENDING = 4096  # tokens gathered before a batch is stored
+SMALL_BATCH = 64  # batches smaller than this are gathered first
 
 # What `kind` says about a token's spelling, i.e. how it is turned into bytes.
 BYTE_LEVEL = "bpe"  # GPT-2 alphabet: every byte as one printable character
@@ -80,12 +82,31 @@ class VocabBuilder:
     count: int = 0
     dropped: int = 0
     truncated: bool = False
+    # Small batches (a reader handing tokens one by one) wait here to be stored together.
+    _pending_ids: list[Any] = field(default_factory=list)
+    _pending: list[Any] = field(default_factory=list)
 
     def add_text(self, ids: Sequence[Any], tokens: Sequence[Any]) -> None:
         """Tokens as text (tokenizer.json, decoded SentencePiece pieces); non-str tokens and
         non-int ids are dropped."""
         if len(ids) != len(tokens):
             raise ValueError("ids and tokens differ in length")
+        if len(tokens) < SMALL_BATCH:
+            self._pending_ids.extend(ids)
+            self._pending.extend(tokens)
+            if len(self._pending) >= PENDING:
+                self._flush()
+            return
+        self._flush()
+        self._add_text(ids, tokens)
+
+    def _flush(self) -> None:
+        if self._pending:
+            ids, tokens = self._pending_ids, self._pending
+            self._pending_ids, self._pending = [], []
+            self._add_text(ids, tokens)
+
+    def _add_text(self, ids: Sequence[Any], tokens: Sequence[Any]) -> None:
         if not {*map(type, ids)} <= {int} or not {*map(type, tokens)} <= {str}:
             keep = [(i, t) for i, t in zip(ids, tokens, strict=True)
                     if type(i) is int and type(t) is str]
@@ -111,6 +132,7 @@ class VocabBuilder:
 
     def add_utf8(self, first_id: int, tokens: Sequence[bytes]) -> None:
         """Consecutive tokens stored as UTF-8 (GGUF); text that is not UTF-8 is replaced."""
+        self._flush()
         joined = b"".join(tokens)
         try:
             joined.decode("utf-8")
@@ -128,6 +150,7 @@ class VocabBuilder:
 
     def add_bytes(self, ids: Sequence[int], tokens: Sequence[bytes]) -> None:
         """Tokens that are bytes already (tiktoken ranks)."""
+        self._flush()
         lens = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
         self._store(np.fromiter(ids, dtype=np.int64, count=len(ids)), lens, b"".join(tokens))
 
@@ -144,28 +167,30 @@ class VocabBuilder:
         if self.count + len(ids) > MAX_TOKENS or len(self._data) + len(data) > MAX_BYTES:
             self.truncated = True
             return
-        self._ids.append(ids)
-        self._lens.append(lens.astype(np.int64))
+        self._ids.append(ids.astype(np.uint32))  # in range: checked above
+        self._lens.append(lens.astype(np.uint32))
         self._data += data
         self.count += len(ids)
 
     def lookup(self, token_id: int) -> bytes | None:
         """The stored (not normalised) bytes of the first token with this id."""
+        self._flush()
         offset = 0
         for ids, lens in zip(self._ids, self._lens, strict=True):
             hit = np.flatnonzero(ids == token_id)
             if len(hit):
-                start = offset + int(lens[: hit[0]].sum())
+                start = offset + int(lens[: hit[0]].sum(dtype=np.int64))
                 return bytes(self._data[start:start + int(lens[hit[0]])])
-            offset += int(lens.sum())
+            offset += int(lens.sum(dtype=np.int64))
         return None
 
     def finish(self, kind: str, specials: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """The `vocab` facts: size, digest, minhash, kind, specials; None when empty or capped."""
+        self._flush()
         if self.truncated or not self.count:
             return None
-        ids = np.concatenate(self._ids)
-        lens = np.concatenate(self._lens)
+        self._ids, self._lens = [np.concatenate(self._ids)], [np.concatenate(self._lens)]
+        ids, lens = self._ids[0].astype(np.int64), self._lens[0].astype(np.int64)
         raw = np.frombuffer(self._data, dtype=np.uint8)  # no copy: nothing is added after this
         data, lens = normalise(raw, lens, kind)
         ids, lens, data = _drop_fillers(ids, lens, data)
@@ -263,9 +288,8 @@ def _drop_fillers(ids: np.ndarray, lens: np.ndarray, data: np.ndarray
     starts = np.cumsum(lens) - lens
     cand = np.flatnonzero((lens >= 6) & (lens <= 15))
     cand = cand[data[starts[cand]] == 0x5B] if len(cand) else cand
-    blob = data.tobytes()
     filler = [i for i in cand.tolist()
-              if blob[starts[i]:starts[i] + lens[i]] == b"[PAD%d]" % ids[i]]
+              if data[starts[i]:starts[i] + lens[i]].tobytes() == b"[PAD%d]" % ids[i]]
     if not filler:
         return ids, lens, data
     keep_tok = np.ones(len(ids), dtype=bool)
@@ -329,9 +353,15 @@ def _canonical(ids: np.ndarray, lens: np.ndarray, data: np.ndarray, hashes: np.n
     keep = np.ones(len(ids), dtype=bool)
     keep[1:] = ~((ids[1:] == ids[:-1]) & (hashes[1:] == hashes[:-1]) & (lens[1:] == lens[:-1]))
     ids, lens, hashes, starts = ids[keep], lens[keep], hashes[keep], starts[keep]
-    blob = data.tobytes()
-    joined = b"".join(blob[s:s + n] for s, n in zip(starts.tolist(), lens.tolist(), strict=True))
-    return ids, lens, np.frombuffer(joined, dtype=np.uint8), hashes
+    out = np.empty(int(lens.sum()), dtype=np.uint8)
+    at = 0
+    for first in range(0, len(ids), PENDING):  # gathered in chunks: the index is 8 bytes a byte
+        n, s = lens[first:first + PENDING], starts[first:first + PENDING]
+        total = int(n.sum())
+        offsets = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
+        out[at:at + total] = data[np.repeat(s, n) + offsets]
+        at += total
+    return ids, lens, out, hashes
 
 
 def sketch(hashes: np.ndarray) -> list[int]:

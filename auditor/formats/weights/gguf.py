@@ -182,6 +182,7 @@ class _Reader(ForwardReader):
         length_at = struct.Struct(self.order + ("Q" if self.wide else "I")).unpack_from
         peek = getattr(self.f, "peek", None)
         left = n
+        batch: list[bytes | None] = []  # handed to `sink` some thousands at a time
         while left:
             view = peek(1 << 16) if peek is not None else b""
             used = done = 0
@@ -194,7 +195,7 @@ class _Reader(ForwardReader):
             if done:
                 taken = self.take(used, what)
                 if sink is not None:
-                    sink(_split_strings(taken, done, width, length_at))
+                    batch += _split_strings(taken, done, width, length_at)
                 left -= done
             else:
                 if sink is None:
@@ -207,11 +208,14 @@ class _Reader(ForwardReader):
                         raise _Limit(f"{what} of {length} bytes at offset {at} exceeds the "
                                      f"{limit}-byte limit", at)
                     if length <= KEEP_STRING:
-                        sink([self.take(length, what)])
+                        batch.append(self.take(length, what))
                     else:
                         self.skip(length, what)
-                        sink([None])
+                        batch.append(None)
                 left -= 1
+            if sink is not None and (len(batch) >= 8192 or not left):
+                sink(batch)
+                batch = []
 
     def unpack(self, code: str, what: str) -> Any:
         fmt = self.order + code
