@@ -80,22 +80,25 @@ class Measured:
 
 def fingerprint(files: Sequence[FileReport]) -> Fingerprint:
     """The model's fingerprint from its files' facts (no file is read here)."""
-    def rank(report: FileReport) -> tuple[int, str]:
-        name = report.path.rsplit("/", 1)[-1].lower()
-        return (TOKENIZER_FILES.index(name) if name in TOKENIZER_FILES else len(TOKENIZER_FILES),
-                report.path)
-
-    tok = next((p for f in sorted(files, key=rank)
+    tok = next((p for f in sorted(files, key=_tokenizer_first)
                 if (p := TokenizerPrint.from_facts(f.facts)) is not None), None)
     sample = next((p for f in sorted(files, key=lambda r: r.path)
                    if (p := WeightPrint.from_facts(f.facts)) is not None), None)
     return Fingerprint(tok, architecture.ArchPrint.from_files(files), sample, _specials(files))
 
 
+def _tokenizer_first(report: FileReport) -> tuple[int, str]:
+    name = report.path.rsplit("/", 1)[-1].lower()
+    return (TOKENIZER_FILES.index(name) if name in TOKENIZER_FILES else len(TOKENIZER_FILES),
+            report.path)
+
+
 def _specials(files: Sequence[FileReport]) -> dict[str, Any]:
-    """bos/eos strings and ids from the tokenizer files and config.json, first found wins."""
+    """bos/eos strings and ids, first found wins: the tokenizer's own ids before config.json's,
+    which may be stale (R1-Distill-Qwen's config keeps Qwen's BOS id 151643; its tokenizer
+    puts `<｜begin▁of▁sentence｜>` at 151646)."""
     found: dict[str, Any] = {}
-    for report in sorted(files, key=lambda r: r.path):
+    for report in sorted(files, key=_tokenizer_first):
         facts = report.facts if isinstance(report.facts, Mapping) else {}
         vocab = facts.get("vocab") if isinstance(facts.get("vocab"), Mapping) else {}
         for source in (vocab.get("specials"), facts.get("specials"),
