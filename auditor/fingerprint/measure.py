@@ -24,13 +24,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from auditor.fingerprint import architecture, tokenizer, weights
+from auditor.fingerprint import architecture, tokenizer
 from auditor.fingerprint.architecture import ArchPrint
 from auditor.fingerprint.tokenizer import TokenizerPrint
-from auditor.fingerprint.weights import WeightPrint
 from auditor.model import FileReport, Finding, Grade, LineageEdge, Rule, Severity
+
+if TYPE_CHECKING:
+    from auditor.fingerprint.weights import WeightPrint
 
 # Same base: mean cosine of the sampled embedding rows (fine-tunes and quantizations stay
 # above 0.9, unrelated models near 0; bench/README.md has the measured distribution).
@@ -82,15 +84,24 @@ def fingerprint(files: Sequence[FileReport]) -> Fingerprint:
     """The model's fingerprint from its files' facts (no file is read here)."""
     tok = next((p for f in sorted(files, key=_tokenizer_first)
                 if (p := TokenizerPrint.from_facts(f.facts)) is not None), None)
-    sample = next((p for f in sorted(files, key=lambda r: r.path)
-                   if (p := WeightPrint.from_facts(f.facts)) is not None), None)
+    sample = None
+    if any("embedding_sample" in f.facts for f in files):  # numpy only when rows were sampled
+        from auditor.fingerprint.weights import WeightPrint
+
+        sample = next((p for f in sorted(files, key=lambda r: r.path)
+                       if (p := WeightPrint.from_facts(f.facts)) is not None), None)
     return Fingerprint(tok, architecture.ArchPrint.from_files(files), sample, _specials(files))
+
+
+# After the tokenizer's own files, where special-token ids are read from, most current first:
+# generation_config.json is what the model generates with; config.json is often stale.
+ID_FILES = ("generation_config.json", "config.json")
 
 
 def _tokenizer_first(report: FileReport) -> tuple[int, str]:
     name = report.path.rsplit("/", 1)[-1].lower()
-    return (TOKENIZER_FILES.index(name) if name in TOKENIZER_FILES else len(TOKENIZER_FILES),
-            report.path)
+    order = (*TOKENIZER_FILES, *ID_FILES)
+    return (order.index(name) if name in order else len(order), report.path)
 
 
 def _specials(files: Sequence[FileReport]) -> dict[str, Any]:
@@ -102,7 +113,7 @@ def _specials(files: Sequence[FileReport]) -> dict[str, Any]:
         facts = report.facts if isinstance(report.facts, Mapping) else {}
         vocab = facts.get("vocab") if isinstance(facts.get("vocab"), Mapping) else {}
         for source in (vocab.get("specials"), facts.get("specials"),
-                       facts if report.path.lower() == "config.json" else None):
+                       facts if report.path.lower() in ID_FILES else None):
             if not isinstance(source, Mapping):
                 continue
             for key, alias in (("bos", "bos"), ("eos", "eos"), ("bos_id", "bos_token_id"),
@@ -138,6 +149,8 @@ def _against(fp: Fingerprint, ref: Reference) -> Measured | None:
     """Same base as `ref` when the sampled embedding rows say so; the rest is evidence."""
     if fp.weights is None or ref.fingerprint.weights is None:
         return None
+    from auditor.fingerprint import weights
+
     score = weights.similarity(fp.weights, ref.fingerprint.weights)
     if score is None or score < SAME_BASE:
         return None

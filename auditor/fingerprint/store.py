@@ -38,6 +38,9 @@ def add(folder: Path, name: str, publisher: str, revision: str | None, fp: Finge
     """Write (or replace) `name`'s entry; refused when the model has no fingerprint at all."""
     if fp.empty:
         raise ConfigError(f"{name}: no tokenizer, shape or embedding found to fingerprint")
+    if not publisher or publisher == "unknown":
+        raise ConfigError(f"{name}: no publisher known for this model, so a match could never "
+                          "name its origin (pass --name ORG/NAME)")
     doc = {"format": FORMAT, "name": name, "publisher": publisher, "revision": revision,
            **_parts(fp)}
     path = file_for(folder, name)

@@ -20,8 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.formats._lib import vocab
-
 
 @dataclass(frozen=True)
 class TokenizerPrint:
@@ -59,6 +57,8 @@ def similarity(a: TokenizerPrint, b: TokenizerPrint) -> float:
     """
     if a.digest == b.digest:
         return 1.0
+    from auditor.formats._lib import vocab  # numpy: only when two prints are compared
+
     estimate = vocab.jaccard(a.minhash, b.minhash)
     bound = min(a.size, b.size) / max(a.size, b.size)
     return min(estimate, bound, 1.0 - 1.0 / (max(a.size, b.size) + 1))

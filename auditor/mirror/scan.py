@@ -205,8 +205,8 @@ def _finish(plan: _Plan, state: State, opts: MirrorOptions, key: str, run_id: in
     report = model_from_files(plan.source, plan.artifacts, files, opts.scan, also=moved.findings,
                               references=references)
     if opts.add_fingerprints and opts.scan.fingerprints is not None and report.facts.get(
-            "fingerprint"):
-        add_reference(report, opts.scan.fingerprints)
+            "fingerprint") and (report.facts.get("origin") or {}).get("publisher"):
+        add_reference(report, opts.scan.fingerprints)  # a model of no known origin names none
     fingerprint = codec.model_fingerprint(report, key)
     sbom_name = _sbom_name(model)
     unchanged = previous is not None and previous.fingerprint == fingerprint

@@ -16,7 +16,6 @@ from typing import BinaryIO
 
 from auditor.errors import FormatError
 from auditor.formats._lib.text import is_text
-from auditor.formats._lib.vocab import TIKTOKEN, VocabBuilder
 from auditor.formats.contract import FormatSpec, ScanContext
 from auditor.model import FormatId, FormatResult
 
@@ -37,6 +36,8 @@ def sniff(head: bytes, name: str) -> bool:
 
 
 def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
+    from auditor.formats._lib.vocab import TIKTOKEN, VocabBuilder  # numpy: only when read
+
     builder = VocabBuilder()
     pending = b""
     offset = 0  # file offset of `pending`

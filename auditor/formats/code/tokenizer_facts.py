@@ -12,10 +12,12 @@ tokenizers library writes before the model but a hand-made file need not.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from auditor.formats._lib import vocab
 from auditor.formats._lib.jsonstream import Sink
+
+if TYPE_CHECKING:
+    from auditor.formats._lib.vocab import VocabBuilder
 
 TOKENIZER_JSON = "tokenizer.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
@@ -23,11 +25,19 @@ MAX_ADDED = 4096  # added tokens remembered by content, to give bos/eos their id
 MAX_TYPES = 64
 
 
+def _vocab() -> Any:
+    """The vocabulary builder's module, imported with numpy only when a tokenizer.json is read
+    (a scan with no tokenizer never pays for numpy)."""
+    from auditor.formats._lib import vocab
+
+    return vocab
+
+
 @dataclass
 class TokenizerJson:
     """Sinks for tokenizer.json's model, vocab, added tokens, decoder and post-processor."""
 
-    builder: vocab.VocabBuilder = field(default_factory=vocab.VocabBuilder)
+    builder: VocabBuilder = field(default_factory=lambda: _vocab().VocabBuilder())
     model_type: str | None = None
     types: list[str] = field(default_factory=list)  # decoder / pre-tokenizer component types
     added: dict[str, int] = field(default_factory=dict)
@@ -94,6 +104,7 @@ class TokenizerJson:
                 self.template.extend(v["single"][:MAX_TYPES])
 
     def kind(self) -> str:
+        vocab = _vocab()
         if "ByteLevel" in self.types:
             return vocab.BYTE_LEVEL
         if {"Metaspace", "ByteFallback"} & set(self.types) or self.model_type == "Unigram":
