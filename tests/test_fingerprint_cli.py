@@ -221,6 +221,24 @@ def test_honest_models_get_no_contradiction(run_cli, tmp_path, repo, files, base
             if e["grade"] == "measured"] == [family]
 
 
+def test_the_real_r1_distill_declaring_its_qwen_base_is_no_contradiction(run_cli, tmp_path):
+    """A distilled family keeps its student base: declaring that base is the truth."""
+    files = r1_distill_qwen_7b() | {"README.md": card("Qwen/Qwen2.5-Math-7B", "R1-Distill")}
+    target = cache(tmp_path / "hub", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", files)
+    assert lin001(run_cli, target) == []
+
+
+def test_a_merge_is_judged_against_all_its_declared_bases(run_cli, tmp_path):
+    """One declared base matching the measurement is enough; none matching is a contradiction."""
+    merge = "---\nbase_model: [deepseek-ai/DeepSeek-R1-Distill-Qwen-7B, Qwen/Qwen2.5-7B]\n---\n"
+    target = cache(tmp_path / "hub", "someuser/merge", qwen25_7b() | {"README.md": merge.encode()})
+    assert lin001(run_cli, target) == []
+    lie = "---\nbase_model: [mistralai/Mistral-7B-v0.1, google/gemma-2-9b]\n---\n"
+    other = cache(tmp_path / "hub2", "someuser/merge", qwen25_7b() | {"README.md": lie.encode()})
+    [detail] = lin001(run_cli, other)
+    assert "mistralai/Mistral-7B-v0.1" in detail and "google/gemma-2-9b" in detail
+
+
 def test_the_honest_mistral_finetune_passes_geopolitical_risk(run_cli, tmp_path):
     shipped = mistral_7b() | {"README.md": card(MISTRAL_BASE, "Mistral-7B-Instruct")}
     target = cache(tmp_path / "hub", "mistralai/Mistral-7B-Instruct-v0.1", shipped)

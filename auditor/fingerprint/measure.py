@@ -78,6 +78,9 @@ class Measured:
     basis: str  # "the family table" or "the reference store"
     score: float
     evidence: tuple[str, ...]
+    # Publishers whose models this one legitimately derives from: a distilled family's
+    # student base (R1-Distill-Qwen is a Qwen model), so declaring that base is no lie.
+    related: tuple[str, ...] = ()
 
 
 def fingerprint(files: Sequence[FileReport]) -> Fingerprint:
@@ -179,8 +182,10 @@ def _family(fp: Fingerprint) -> Measured | None:
     if rivals and rivals[0] > score - FAMILY_MARGIN:
         return None
     said = ["tokenizer specials" if fp.specials else "", "architecture" if fp.architecture else ""]
+    base = next((f for f, _ in ranked if f.key == best.distill_of), None)
     return Measured(best.label, best.publishers, "the family table", round(score, 3),
-                    (f"{' and '.join(s for s in said if s)} {score:.2f}",))
+                    (f"{' and '.join(s for s in said if s)} {score:.2f}",),
+                    base.publishers if base is not None else ())
 
 
 def edges(measured: Sequence[Measured], model: str) -> list[LineageEdge]:
@@ -213,21 +218,23 @@ def contradictions(
     Claims weighed: each declared base whose publisher is a lab of the family table,
     and, when no base is declared, the model's own publisher if it is such a lab (it
     presents itself as that lab's original). Converters, individuals and unknown
-    namespaces claim nothing a measurement could contradict.
+    namespaces claim nothing a measurement could contradict. A measurement agreeing with
+    any claim (a merge declares several bases) or with a distilled family's base is none.
     """
-    out: list[Finding] = []
     claims = [(e.publisher, f"{e.name} ({e.grade} by {', '.join(e.evidence)})")
               for e in declared if e.publisher and e.grade != Grade.MEASURED]
     if not claims and own:
         claims = [(own, f"the model's own name ({own})")]
-    for publisher, said in claims:
-        if publisher is None or publisher.lower() not in labs:
-            continue
-        for m in measured:
-            if publisher.lower() not in {p.lower() for p in m.publishers}:
-                out.append(CONTRADICTION.finding("", (
-                    f"declared: {said}; measured: {m.name} of {', '.join(m.publishers)} "
-                    f"({m.basis}, score {m.score:.2f}: {', '.join(m.evidence)})")))
+    weighed = [(p, said) for p, said in claims if p.lower() in labs]
+    out: list[Finding] = []
+    for m in measured:
+        known = {p.lower() for p in (*m.publishers, *m.related)}
+        if not weighed or any(p.lower() in known for p, _ in weighed):
+            continue  # a merge names several bases: one of them matching is no lie
+        out.append(CONTRADICTION.finding("", (
+            f"declared: {'; '.join(said for _, said in weighed)}; measured: {m.name} of "
+            f"{', '.join(m.publishers)} ({m.basis}, score {m.score:.2f}: "
+            f"{', '.join(m.evidence)})")))
     return out
 
 
