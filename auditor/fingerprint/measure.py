@@ -9,9 +9,12 @@ matrix rarely do. This turns the facts the format modules read into one
   so its publishers. A measurement counts only when it is clear: a high
   score, and no family of another publisher close behind it.
 - against the local reference store (`store.py`, base models the organisation
-  mirrors): the sampled embedding rows of a fine-tune, a quantization or a
-  re-carded copy stay close to its base's, whatever the dtype; an unrelated
-  model's do not. Weights decide; the tokenizer and the shape are evidence.
+  mirrors): the sampled embedding rows, and the sampled rows of the first
+  layer's query projection, of a fine-tune, a quantization or a re-carded copy
+  stay close to its base's, whatever the dtype; an unrelated model's do not.
+  Either matrix is enough: a model whose embedding was permuted, re-initialised
+  or swapped with its tokenizer still carries its base's layers. Weights
+  decide; the tokenizer and the shape are evidence.
 
 A measured base becomes a lineage edge graded `measured`, with its score. A
 declared base, or a model that presents itself as a known lab's original,
@@ -34,8 +37,9 @@ from auditor.model import FileReport, Finding, Grade, LineageEdge, Rule, Severit
 if TYPE_CHECKING:
     from auditor.fingerprint.weights import WeightPrint
 
-# Same base: mean cosine of the sampled embedding rows (fine-tunes and quantizations stay
-# above 0.9, unrelated models near 0; bench/README.md has the measured distribution).
+# Same base: mean cosine of the sampled embedding rows, or of the first layer's query
+# projection rows (fine-tunes and quantizations stay above 0.9, unrelated models near 0;
+# bench/README.md has the measured distribution).
 SAME_BASE = 0.5
 # A family is named when it scores this high and no family of other publishers is within
 # FAMILY_MARGIN of it: an ambiguous shape measures nothing.
@@ -61,12 +65,14 @@ class Fingerprint:
 
     tokenizer: TokenizerPrint | None
     architecture: ArchPrint | None
-    weights: WeightPrint | None
+    weights: WeightPrint | None  # the token embedding's sampled rows
     specials: Mapping[str, Any]  # bos / eos strings and ids, for the family table
+    layer: WeightPrint | None = None  # the first layer's query projection's sampled rows
 
     @property
     def empty(self) -> bool:
-        return self.tokenizer is None and self.architecture is None and self.weights is None
+        return (self.tokenizer is None and self.architecture is None and self.weights is None
+                and self.layer is None)
 
 
 @dataclass(frozen=True)
@@ -87,13 +93,19 @@ def fingerprint(files: Sequence[FileReport]) -> Fingerprint:
     """The model's fingerprint from its files' facts (no file is read here)."""
     tok = next((p for f in sorted(files, key=_tokenizer_first)
                 if (p := TokenizerPrint.from_facts(f.facts)) is not None), None)
-    sample = None
-    if any("embedding_sample" in f.facts for f in files):  # numpy only when rows were sampled
+    found: dict[str, WeightPrint | None] = {fact: None for fact in SAMPLES}
+    if any(fact in f.facts for f in files for fact in SAMPLES):  # numpy only when sampled
         from auditor.fingerprint.weights import WeightPrint
 
-        sample = next((p for f in sorted(files, key=lambda r: r.path)
-                       if (p := WeightPrint.from_facts(f.facts)) is not None), None)
-    return Fingerprint(tok, architecture.ArchPrint.from_files(files), sample, _specials(files))
+        for fact in SAMPLES:  # a sharded checkpoint may hold the two in different shards
+            found[fact] = next((p for f in sorted(files, key=lambda r: r.path)
+                                if (p := WeightPrint.from_facts(f.facts, fact)) is not None),
+                               None)
+    return Fingerprint(tok, architecture.ArchPrint.from_files(files),
+                       found["embedding_sample"], _specials(files), found["layer_sample"])
+
+
+SAMPLES = ("embedding_sample", "layer_sample")
 
 
 # After the tokenizer's own files, where special-token ids are read from, most current first:
@@ -149,15 +161,22 @@ def measure(fp: Fingerprint, references: Sequence[Reference], model: str) -> lis
 
 
 def _against(fp: Fingerprint, ref: Reference) -> Measured | None:
-    """Same base as `ref` when the sampled embedding rows say so; the rest is evidence."""
-    if fp.weights is None or ref.fingerprint.weights is None:
+    """Same base as `ref` when the sampled embedding rows or the sampled layer rows say so
+    (the higher score counts; both are evidence); the tokenizer and shape are evidence."""
+    pairs = [(label, mine, theirs) for label, mine, theirs in (
+        ("embedding rows", fp.weights, ref.fingerprint.weights),
+        ("layer-0 q_proj rows", fp.layer, ref.fingerprint.layer),
+    ) if mine is not None and theirs is not None]
+    if not pairs:
         return None
     from auditor.fingerprint import weights
 
-    score = weights.similarity(fp.weights, ref.fingerprint.weights)
+    scores = [(label, score, len(mine.ids)) for label, mine, theirs in pairs
+              if (score := weights.similarity(mine, theirs)) is not None]
+    score = max((s for _, s, _ in scores), default=None)
     if score is None or score < SAME_BASE:
         return None
-    evidence = [f"embedding rows {score:.2f} ({len(fp.weights.ids)} sampled)"]
+    evidence = [f"{label} {s:.2f} ({n} sampled)" for label, s, n in scores]
     if fp.tokenizer is not None and ref.fingerprint.tokenizer is not None:
         said = tokenizer.similarity(fp.tokenizer, ref.fingerprint.tokenizer)
         evidence.append(f"tokenizer {said:.2f}")
@@ -243,8 +262,9 @@ def summary(fp: Fingerprint) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if fp.tokenizer is not None:
         out["tokenizer"] = {"size": fp.tokenizer.size, "digest": fp.tokenizer.digest,
-                            "kind": fp.tokenizer.kind, "bos": fp.tokenizer.bos,
-                            "eos": fp.tokenizer.eos}
+                            "kind": fp.tokenizer.kind}
+    if fp.specials:  # from every file that names them: tokenizer, generation and model config
+        out["specials"] = dict(fp.specials)
     if fp.architecture is not None:
         out["architecture"] = {k: (sorted(v) if isinstance(v, frozenset) else v)
                                for k, v in dataclasses.asdict(fp.architecture).items()
@@ -252,4 +272,7 @@ def summary(fp: Fingerprint) -> dict[str, Any]:
     if fp.weights is not None:
         out["weights"] = {"tensor": fp.weights.tensor, "hidden": fp.weights.hidden,
                           "vocab": fp.weights.vocab, "rows": len(fp.weights.ids)}
+    if fp.layer is not None:
+        out["layer"] = {"tensor": fp.layer.tensor, "hidden": fp.layer.hidden,
+                        "out": fp.layer.vocab, "rows": len(fp.layer.ids)}
     return out

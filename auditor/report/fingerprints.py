@@ -32,8 +32,10 @@ def render(models: Sequence[ModelReport], fmt: str) -> str:
         tok = fp.get("tokenizer")
         if tok:
             lines.append(f"  tokenizer     {tok['kind'] or 'unknown'}, {tok['size']} tokens, "
-                         f"sha256 {tok['digest'][:16]}…, bos {tok.get('bos')!r}, "
-                         f"eos {tok.get('eos')!r}")
+                         f"sha256 {tok['digest'][:16]}…")
+        specials = fp.get("specials")
+        if specials:
+            lines.append("  specials      " + ", ".join(f"{k} {v!r}" for k, v in specials.items()))
         arch = fp.get("architecture")
         if arch:
             shown = ", ".join(f"{k} {v}" for k, v in arch.items() if k != "pattern")
@@ -44,6 +46,9 @@ def render(models: Sequence[ModelReport], fmt: str) -> str:
                          f"[{weights['vocab']} x {weights['hidden']}]")
         if not fp:
             lines.append("  nothing to fingerprint (no tokenizer, shape or embedding found)")
+        elif not weights:
+            lines.append("  weights       not measured (no token embedding with sampled rows in "
+                         "a readable dtype): only the family table can match")
         measured = _measured(model)
         for entry in measured:
             lines.append(f"  measured      {entry['name']} ({entry['relation']}, publisher "
