@@ -192,14 +192,15 @@ def layers(hidden: int, seed: int) -> dict[str, np.ndarray]:
 def safetensors_model(folder: Path, base: Base, weights: np.ndarray, *, name: str,
                       tokens: list[bytes], specials: tuple[str, ...] = SPECIALS,
                       dtype: str = "BF16", claims: str | None = None,
-                      tokenizer: str | None = None) -> Path:
+                      tokenizer: str | None = None, layer_seed: int | None = None) -> Path:
     """A Hugging Face style folder: safetensors weights in `dtype` (F32, F16, BF16 or F8_E4M3
-    with 128x128 `weight_scale_inv` blocks), config, tokenizer and card."""
+    with 128x128 `weight_scale_inv` blocks), config, tokenizer and card. The layers are the
+    base's unless `layer_seed` makes other ones."""
     import ml_dtypes
     from safetensors.numpy import save_file
 
     folder.mkdir(parents=True)
-    tensors = layers(base.hidden, base.seed + 7)
+    tensors = layers(base.hidden, base.seed + 7 if layer_seed is None else layer_seed)
     if dtype == "F8_E4M3":
         q, scale_inv = fp8_with_block_scales(weights)
         tensors |= {EMBED: q, EMBED + "_scale_inv": scale_inv}
@@ -316,9 +317,10 @@ def variants(root: Path, base: Base, other: Base, weights: np.ndarray,
             make(kind, base.name, lambda f, n: safetensors_model(
                 f, base, tune(weights, 0.15, seed + 4), name=n, specials=DISTILL_SPECIALS,
                 claims=other.name, **st))
-        elif kind == "unrelated":  # same shape, same tokenizer, other weights
+        elif kind == "unrelated":  # same shape, same tokenizer, other weights (layers too)
             make(kind, None, lambda f, n: safetensors_model(
-                f, base, embedding(seed + 5, base.vocab, base.hidden), name=n, **st))
+                f, base, embedding(seed + 5, base.vocab, base.hidden), name=n,
+                layer_seed=seed + 6, **st))
         else:
             raise ValueError(kind)
     return out

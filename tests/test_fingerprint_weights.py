@@ -286,3 +286,161 @@ def test_remote_only_sample_is_the_disk_sample_at_a_fraction_of_the_bytes(
     assert remote["facts"]["embedding_sample"] == on_disk["embedding_sample"]
     # the header's 64 KiB read-ahead, then one 64 KiB request per run of 16 KiB of rows
     assert hub.content_bytes <= 9 * 64 * 1024 < len(data) // 50
+
+
+# -- the first layer's query projection: matched when the embedding was disguised --------------
+
+Q_PROJ = "model.layers.0.self_attn.q_proj.weight"
+Q_ROWS, HEADS = 4096, 64  # head size 64: two runs (1024, 3072) of output features
+
+
+def q_proj(seed: int, rows: int = Q_ROWS) -> np.ndarray:
+    return weights(seed + 1000, vocab=rows)
+
+
+LAYER = q_proj(1)
+
+
+def fingerprint_of(path: Path):
+    from auditor.fingerprint import measure
+
+    facts, _ = scanned(path)
+    report = type("Report", (), {"path": path.name, "facts": facts})()
+    return measure.fingerprint([report])
+
+
+def against_base(fp, base_fp):
+    from auditor.fingerprint import measure
+
+    ref = measure.Reference("org/base", "org", base_fp)
+    return [m for m in measure.measure(fp, [ref], "someone/model") if m.name == "org/base"]
+
+
+def permuted_for_gguf(w: np.ndarray, heads: int) -> np.ndarray:
+    """What llama.cpp's converter does to a llama query projection (`LlamaModel.permute`)."""
+    return w.reshape(heads, 2, w.shape[0] // heads // 2, w.shape[1]).swapaxes(1, 2).reshape(
+        w.shape)
+
+
+def write_gguf_layer(path: Path, embedding: np.ndarray, layer: np.ndarray, qtype: str,
+                     arch: str = "llama") -> Path:
+    writer = gguf.GGUFWriter(str(path), arch)
+    writer.add_head_count(HEADS)
+    kind = gguf.GGMLQuantizationType[qtype]
+    if arch == "llama":
+        layer = permuted_for_gguf(layer, HEADS)
+    for name, data in (("token_embd.weight", embedding), ("blk.0.attn_q.weight", layer)):
+        packed = quantize_q4_k(data) if qtype == "Q4_K" else gguf.quants.quantize(data, kind)
+        writer.add_tensor(name, packed, raw_dtype=kind)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def base_fp(tmp_path_factory):
+    path = tmp_path_factory.mktemp("layer") / "model.safetensors"
+    return fingerprint_of(write_safetensors(path, {EMBED: BASE, Q_PROJ: LAYER}))
+
+
+def test_layer_sample_is_taken_beside_the_embedding(tmp_path, base_fp):
+    facts, _ = scanned(write_safetensors(tmp_path / "model.safetensors",
+                                         {EMBED: BASE, Q_PROJ: LAYER}))
+    sample = facts["layer_sample"]
+    assert (sample["tensor"], sample["vocab"], sample["hidden"]) == (Q_PROJ, Q_ROWS, H)
+    assert sample["ids"] == [*range(1024, 1056), *range(3072, 3104)]
+    assert base_fp.layer is not None and base_fp.weights is not None
+
+
+def test_a_small_layer_is_sampled_from_row_zero(tmp_path):
+    path = write_safetensors(tmp_path / "model.safetensors", {Q_PROJ: q_proj(1, rows=H)})
+    assert fingerprint_of(path).layer.ids == tuple(range(32))
+
+
+def test_permuted_embedding_is_still_matched_through_the_layer(tmp_path, base_fp):
+    shuffled = BASE[np.random.default_rng(5).permutation(V)]
+    fp = fingerprint_of(write_safetensors(tmp_path / "model.safetensors",
+                                          {EMBED: shuffled, Q_PROJ: LAYER}))
+    assert abs(sim(fp.weights, base_fp.weights)) < 0.2
+    (found,) = against_base(fp, base_fp)
+    assert found.score > 0.99
+    assert found.evidence[0].startswith("embedding rows 0.0") or found.evidence[0].startswith(
+        "embedding rows -0.0")
+    assert found.evidence[1].startswith("layer-0 q_proj rows 1.00 (64 sampled)")
+
+
+def test_a_fine_tuned_layer_is_close(tmp_path, base_fp):
+    tuned = LAYER + np.random.default_rng(8).standard_normal(LAYER.shape).astype(
+        np.float32) * 0.1 * LAYER.std()
+    fp = fingerprint_of(write_safetensors(tmp_path / "model.safetensors",
+                                          {EMBED: weights(9), Q_PROJ: tuned}))
+    assert sim(fp.layer, base_fp.layer) > 0.9
+    assert against_base(fp, base_fp)
+
+
+@pytest.mark.parametrize(("qtype", "arch"), [("Q8_0", "llama"), ("Q4_K", "llama"),
+                                             ("Q8_0", "qwen2")])
+def test_gguf_layer_is_the_same(tmp_path, base_fp, qtype, arch):
+    """llama GGUFs store each query head's rotary halves interleaved: put back, they match."""
+    fp = fingerprint_of(write_gguf_layer(tmp_path / "model.gguf", weights(9), LAYER, qtype, arch))
+    assert (fp.layer.tensor, fp.layer.dtype) == ("blk.0.attn_q.weight", qtype)
+    assert sim(fp.layer, base_fp.layer) > 0.95
+    assert abs(sim(fp.weights, base_fp.weights)) < 0.2 and against_base(fp, base_fp)
+
+
+def test_fp8_layer_with_block_scales_is_the_same(tmp_path, base_fp):
+    q, scale_inv = fp8_with_block_scales(LAYER)
+    fp = fingerprint_of(write_safetensors(tmp_path / "model.safetensors",
+                                          {Q_PROJ: q, Q_PROJ + "_scale_inv": scale_inv}))
+    assert sim(fp.layer, base_fp.layer) > 0.95
+
+
+def test_unrelated_layers_are_not(tmp_path, base_fp):
+    fp = fingerprint_of(write_safetensors(tmp_path / "model.safetensors",
+                                          {EMBED: weights(2), Q_PROJ: q_proj(2)}))
+    assert abs(sim(fp.layer, base_fp.layer)) < 0.2
+    assert against_base(fp, base_fp) == []
+
+
+def test_both_samples_still_take_one_pass(tmp_path):
+    tensors = {"lm_head.weight": BASE, EMBED: BASE, Q_PROJ: LAYER,
+               "model.layers.0.self_attn.k_proj.weight": LAYER[:512]}
+    path = write_safetensors(tmp_path / "model.safetensors", tensors)
+    facts, bytes_read = scanned(path)
+    assert {"embedding_sample", "layer_sample"} <= set(facts)
+    assert bytes_read == path.stat().st_size
+    path = write_gguf_layer(tmp_path / "model.gguf", BASE, LAYER, "Q8_0")
+    facts, bytes_read = scanned(path)
+    assert {"embedding_sample", "layer_sample"} <= set(facts)
+    assert bytes_read < path.stat().st_size + (1 << 20)
+
+
+def test_store_keeps_the_layer_and_loads_entries_without_it(tmp_path, base_fp):
+    from auditor.fingerprint import store
+
+    written = store.add(tmp_path, "org/base", "org", None, base_fp)
+    (ref,) = store.load(tmp_path)
+    assert sim(ref.fingerprint.layer, base_fp.layer) > 0.99
+    doc = json.loads(written.read_text())
+    del doc["layer"]
+    written.write_text(json.dumps(doc))
+    (old,) = store.load(tmp_path)
+    assert old.fingerprint.layer is None and old.fingerprint.weights is not None
+
+
+def test_remote_only_reads_the_layer_rows_by_range_too(run_cli, serve, tmp_path):  # noqa: F811
+    path = write_safetensors(tmp_path / "model.safetensors",
+                             {"lm_head.weight": BASE, EMBED: BASE, Q_PROJ: LAYER})
+    on_disk, _ = scanned(path)
+    data = path.read_bytes()
+    hub = serve([HubRepo("org/remote", {SHA: [HubFile("model.safetensors", data, lfs=True)]},
+                         refs={"main": SHA})])
+    result = run_cli("scan", f"hf://org/remote@{SHA}", "--remote-only", "--format", "json",
+                     "--cache-dir", tmp_path / "cache")
+    assert result.code == 0, result.err
+    remote = files_by_path(json.loads(result.out))["model.safetensors"]["facts"]
+    assert remote["layer_sample"] == on_disk["layer_sample"]
+    assert remote["embedding_sample"] == on_disk["embedding_sample"]
+    assert hub.content_bytes <= 11 * 64 * 1024 < len(data) // 20

@@ -4,10 +4,11 @@ Weight fingerprints need the real base weights, which only the organisation
 has (its mirror), so the store is built locally: `auditor fingerprint add
 MODEL --store DIR` scans a base model and writes one small JSON file per model
 (a few tens of KB: digests, a MinHash, the shape and the sampled rows'
-sketch — never weights). Scans given `--fingerprints DIR` then measure every
-model against it. A store file that cannot be read is an error naming the
-file, never a silently smaller store: a missing reference is a missed
-lineage.
+sketches, embedding and first layer — never weights; entries written before
+the layer was sampled load as they are, without it). Scans given
+`--fingerprints DIR` then measure every model against it. A store file that
+cannot be read is an error naming the file, never a silently smaller store: a
+missing reference is a missed lineage.
 """
 
 from __future__ import annotations
@@ -72,12 +73,13 @@ def _read(path: Path) -> Reference:
         raise ConfigError(f"{path}: not an auditor fingerprint (format {FORMAT}, name, "
                           "publisher expected)")
     tok = doc.get("tokenizer")
-    weights = doc.get("weights")
+    weights, layer = doc.get("weights"), doc.get("layer")
     fp = Fingerprint(
         tokenizer=TokenizerPrint.from_facts(tok) if isinstance(tok, dict) else None,
         architecture=_arch(doc.get("architecture"), path),
         weights=WeightPrint.from_sample(weights) if isinstance(weights, dict) else None,
         specials=doc.get("specials") if isinstance(doc.get("specials"), dict) else {},
+        layer=WeightPrint.from_sample(layer) if isinstance(layer, dict) else None,
     )
     if fp.empty:
         raise ConfigError(f"{path}: the fingerprint holds nothing readable")
@@ -108,9 +110,9 @@ def _parts(fp: Fingerprint) -> dict[str, Any]:
         arch = dataclasses.asdict(fp.architecture)
         arch["traits"] = sorted(fp.architecture.traits)
         out["architecture"] = {k: v for k, v in arch.items() if v not in (None, [])}
-    if fp.weights is not None:
-        w = fp.weights
-        out["weights"] = {"tensor": w.tensor, "vocab": w.vocab, "hidden": w.hidden,
-                          "dtype": w.dtype, "ids": list(w.ids),
-                          "sketch": sampling.encode_sketch(w.sketch)}
+    for key, w in (("weights", fp.weights), ("layer", fp.layer)):
+        if w is not None:
+            out[key] = {"tensor": w.tensor, "vocab": w.vocab, "hidden": w.hidden,
+                        "dtype": w.dtype, "ids": list(w.ids),
+                        "sketch": sampling.encode_sketch(w.sketch)}
     return out

@@ -1,8 +1,12 @@
-"""The weight fingerprint: sampled token-embedding rows, compared by direction, not by bytes.
+"""The weight fingerprint: sampled rows of two matrices, compared by direction, not by bytes.
 
-A format module records `embedding_sample` (see `auditor.formats._lib.sampling`):
-fixed token ids, each row dequantised and projected to 64 dims with a matrix
-seeded by the hidden size. Two checkpoints of one base share ids and hidden
+A format module records `embedding_sample` (the token embedding) and
+`layer_sample` (the first layer's query projection; see
+`auditor.formats._lib.sampling`): fixed row ids, each row dequantised and
+projected to 64 dims with a matrix seeded by the column count. A model has one
+`WeightPrint` per sampled matrix; the layer's is there because an embedding
+can be permuted, re-initialised or swapped with its tokenizer while the layers
+keep the base's weights. Two checkpoints of one base share ids and hidden
 size, so their rows can be compared one by one; cosines survive a dtype change,
 quantisation (noise on each value) and fine-tuning (small updates), and are
 near 0 between independently trained matrices. A different hidden size, or
@@ -32,15 +36,18 @@ class WeightPrint:
     sketch: np.ndarray  # float32 [len(ids), 64]; unit rows, zero rows for all-zero embeddings
 
     @classmethod
-    def from_facts(cls, facts: Mapping[str, Any]) -> WeightPrint | None:
-        """From a file's facts; None when it holds no (well-formed) embedding sample."""
-        sample = facts.get("embedding_sample")
+    def from_facts(cls, facts: Mapping[str, Any],
+                   fact: str = "embedding_sample") -> WeightPrint | None:
+        """From a file's facts (`fact`: `embedding_sample` or `layer_sample`); None when it
+        holds no (well-formed) sample."""
+        sample = facts.get(fact)
         return cls.from_sample(sample) if isinstance(sample, Mapping) else None
 
     @classmethod
     def from_sample(cls, sample: Mapping[str, Any]) -> WeightPrint | None:
-        """From an `embedding_sample` fact (a report or a reference store may hold one);
-        a malformed one is no fingerprint rather than a wrong one."""
+        """From an `embedding_sample` or `layer_sample` fact (a report or a reference store
+        may hold one); a malformed one is no fingerprint rather than a wrong one.
+        `vocab` is the matrix's row count, `hidden` its column count."""
         ids, text = sample.get("ids"), sample.get("sketch")
         vocab, hidden = sample.get("vocab"), sample.get("hidden")
         if not (isinstance(ids, list) and all(_count(i) for i in ids) and isinstance(text, str)

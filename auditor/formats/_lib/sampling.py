@@ -1,20 +1,23 @@
-"""Sampled rows of a token-embedding matrix: the weight fingerprint's input, read by byte ranges.
+"""Sampled rows of a weight matrix: the weight fingerprint's input, read by byte ranges.
 
 Two checkpoints of the same base keep the same token ids, so the same rows of
-their embedding matrices can be compared however the bytes are stored. The
-row ids are FIXED (never chosen from the model), 8 runs of 32 consecutive ids
-in the first 16k — a range every modern vocabulary covers — so a run is one
-contiguous byte range in every row-major layout and a 700 GB checkpoint, read
-in place, costs 8 range requests. Each row is dequantised to float32 (dtype
+their embedding matrices can be compared however the bytes are stored; they
+keep the same layers too, so the same rows of the first layer's query
+projection can be (`rowplan` names both tensors). The row ids are FIXED
+(never chosen from the model), 8 runs of 32 consecutive ids in the first
+16k — a range every modern vocabulary covers — so a run is one contiguous
+byte range in every row-major layout and a 700 GB checkpoint, read in place,
+costs 8 range requests per tensor. Each row is dequantised to float32 (dtype
 and quantisation no longer matter), projected to 64 dimensions with a
-Gaussian matrix seeded by the hidden size (random projections keep cosines),
+Gaussian matrix seeded by the column count (random projections keep cosines),
 normalised and stored as float16. Layouts (block sizes, field order) are the
 published ones of safetensors, DeepSeek-style FP8 block scales and ggml.
 
-Format modules build a `Matrix` from their header, read `plan(...)`'s ranges
-in file order within the pass that hashes the file, and hand the bytes to
-`sample_facts`. numpy is imported with this module, so format modules import
-it only when a file has an embedding with a sampled row (`rowplan.sampled`).
+Format modules build a `Matrix` and a `Sampled` per tensor from their header,
+read `plan(...)`'s ranges in file order within the pass that hashes the file,
+and hand the bytes to `sample_facts`. numpy is imported with this module, so
+format modules import it only when a file has a tensor with a sampled row
+(`rowplan.sampled`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from auditor.formats._lib.rowplan import (  # noqa: F401 (the plan, re-exported)
     RUN_STARTS,
     SCALE_SUFFIXES,
     embedding_name,
+    runs,
 )
 
 # -- dequantisers: raw bytes of whole rows -> float32 [rows, cols] --------------------------
@@ -182,21 +186,45 @@ class Matrix:
 
 
 @dataclass(frozen=True)
-class Embedding:
-    """The embedding matrix, and for FP8 weights the block scales it is multiplied by.
+class Sampled:
+    """A matrix to sample, and for FP8 weights the block scales it is multiplied by.
 
     A [R, C] scale covers blocks of ceil(V/R) rows by ceil(H/C) columns (DeepSeek:
     128 x 128); a per-tensor or per-row scale changes no row's direction, so it
-    is not needed for a cosine and is not given.
+    is not needed for a cosine and is not given. `from_zero`: see `rowplan.runs`.
+    `head_dim`: the rows are a GGUF query projection whose converter interleaved
+    each head's two rotary halves (`rowplan.GGUF_PERMUTED_Q`); logical row
+    h*d + s*d/2 + i is stored at h*d + 2*i + s, and is read from there.
     """
 
     matrix: Matrix
     scale: Matrix | None = None
+    from_zero: bool = False
+    head_dim: int = 0
+
+    def runs(self) -> list[tuple[int, int]]:
+        return runs(self.matrix.rows, self.from_zero)
+
+    def stored(self, first: int, count: int) -> tuple[int, int, np.ndarray | None]:
+        """Where logical rows [first, first+count) are stored: the first stored row, how many
+        stored rows to read from it, and which of them to take in order (None: all)."""
+        d = self.head_dim
+        if not d:
+            return first, count, None
+        logical = np.arange(first, first + count)
+        head, within = np.divmod(logical, d)
+        half, i = np.divmod(within, d // 2)
+        where = head * d + 2 * i + half
+        low = int(where.min())
+        return low, int(where.max()) - low + 1, where - low
 
     def usable(self) -> bool:
         m, s = self.matrix, self.scale
-        if not m.readable() or not runs(m.rows):
+        if not m.readable() or not self.runs():
             return False
+        if self.head_dim:
+            d = self.head_dim
+            return s is None and d % 2 == 0 and m.rows % d == 0
         if s is None:
             return True
         br, bc = -(-m.rows // s.rows), -(-m.cols // s.cols)
@@ -209,26 +237,21 @@ class Embedding:
         return -(-self.matrix.rows // s.rows), -(-self.matrix.cols // s.cols)
 
 
-def runs(vocab: int) -> list[tuple[int, int]]:
-    """(first id, count) of each sampled run that the vocabulary reaches."""
-    return [(first, min(RUN, vocab - first)) for first in RUN_STARTS if first < vocab]
+def sample_ids(sampled: Sampled) -> list[int]:
+    return [i for first, count in sampled.runs() for i in range(first, first + count)]
 
 
-def sample_ids(vocab: int) -> list[int]:
-    return [i for first, count in runs(vocab) for i in range(first, first + count)]
-
-
-def _needed(emb: Embedding) -> list[tuple[int, int]]:
-    spans = [emb.matrix.span(first, count) for first, count in runs(emb.matrix.rows)]
+def _needed(emb: Sampled) -> list[tuple[int, int]]:
+    spans = [emb.matrix.span(*emb.stored(first, count)[:2]) for first, count in emb.runs()]
     if emb.scale is not None:
         br, _ = emb.blocks()
-        for first, count in runs(emb.matrix.rows):
+        for first, count in emb.runs():
             top = first // br
             spans.append(emb.scale.span(top, (first + count - 1) // br - top + 1))
     return spans
 
 
-def plan(emb: Embedding) -> list[tuple[int, int]] | None:
+def plan(emb: Sampled) -> list[tuple[int, int]] | None:
     """The file ranges to read, in file order, near ones merged; None when too large to sample."""
     if not emb.usable():
         return None
@@ -288,13 +311,20 @@ def projection(hidden: int) -> np.ndarray:
     return rng.standard_normal((hidden, DIMS)) / math.sqrt(DIMS)
 
 
-def sample_facts(emb: Embedding, pieces: dict[int, bytes]) -> dict[str, Any]:
-    """The `embedding_sample` fact from the planned ranges' bytes (`plan` order, any order)."""
+def sample_facts(emb: Sampled, pieces: dict[int, bytes]) -> dict[str, Any]:
+    """The `embedding_sample` or `layer_sample` fact from the planned ranges' bytes (`plan`'s
+    ranges of this tensor, or more: several tensors' pieces may be given together).
+
+    `vocab` is the row count and `hidden` the column count, whichever the tensor.
+    """
     m = emb.matrix
     got = _Pieces(pieces)
     parts = []
-    for first, count in runs(m.rows):
-        rows = got.rows(m, first, count)
+    for first, count in emb.runs():
+        low, n, pick = emb.stored(first, count)
+        rows = got.rows(m, low, n)
+        if pick is not None:
+            rows = rows[pick]
         if emb.scale is not None:
             rows = rows * _scale_rows(emb, got, first, count)
         parts.append(rows)
@@ -304,14 +334,16 @@ def sample_facts(emb: Embedding, pieces: dict[int, bytes]) -> dict[str, Any]:
     sketch = np.divide(sketch, norms, out=np.zeros_like(sketch), where=norms > 0)
     facts: dict[str, Any] = {
         "tensor": m.name, "vocab": m.rows, "hidden": m.cols, "dtype": m.dtype,
-        "ids": sample_ids(m.rows), "sketch": encode_sketch(sketch),
+        "ids": sample_ids(emb), "sketch": encode_sketch(sketch),
     }
+    if emb.head_dim:
+        facts["head_dim"] = emb.head_dim
     if emb.scale is not None:
         facts["scale"] = emb.scale.name
     return facts
 
 
-def _scale_rows(emb: Embedding, got: _Pieces, first: int, count: int) -> np.ndarray:
+def _scale_rows(emb: Sampled, got: _Pieces, first: int, count: int) -> np.ndarray:
     """The block scale of every value of rows [first, first+count), as a [count, cols] array."""
     s = emb.scale
     assert s is not None

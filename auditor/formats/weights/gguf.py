@@ -6,8 +6,9 @@ limits before anything is read or allocated, so a hostile 2^63 length or a
 10^9 count is a finding in microseconds. Metadata values are skipped unless a
 fact needs them; the chat template is handed to the template analyser
 (loaders such as llama-cpp-python render it with Jinja). The rows of
-`token_embd.weight` that the weight fingerprint samples (`_lib.sampling`) are
-read in file order with the padding, within the pass that hashes the file.
+`token_embd.weight` and `blk.0.attn_q.weight` that the weight fingerprint
+samples (`_lib.sampling`) are read in file order with the padding, within the
+pass that hashes the file.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from auditor.formats.code import templates
 from auditor.formats.contract import FormatSpec, ScanContext
 from auditor.model import FormatId, FormatResult, Rule, Severity
 
-if TYPE_CHECKING:  # numpy is loaded only when a file has an embedding to sample
-    from auditor.formats._lib.sampling import Embedding
+if TYPE_CHECKING:  # numpy is loaded only when a file has rows to sample
+    from auditor.formats._lib.sampling import Sampled
     from auditor.formats._lib.vocab import VocabBuilder
 
 HEADER = Rule(
@@ -298,12 +299,14 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         return ctx.result
     align = _alignment(header, ctx)
     _check_layout(header, reader.pos, align, ctx)
-    embedding = _embedding(header, reader, align, ctx)
-    pieces = _read_padding_and_rows(f, header, reader.pos, align, ctx, embedding)
-    if embedding is not None and pieces is not None:
+    samples = _samples(header, reader, align, ctx)
+    pieces = _read_padding_and_rows(f, header, reader.pos, align, ctx,
+                                    [r for _, _, ranges in samples for r in ranges])
+    if samples and pieces is not None:
         from auditor.formats._lib import sampling
 
-        ctx.result.facts["embedding_sample"] = sampling.sample_facts(embedding[0], pieces)
+        for fact, sampled, _ in samples:
+            ctx.result.facts[fact] = sampling.sample_facts(sampled, pieces)
     _facts(header, ctx)
     _review_templates(header, ctx)
     return ctx.result
@@ -533,33 +536,60 @@ def _padding(header: _Header, header_end: int, align: int, size: int) -> list[tu
     return [(a, b) for a, b in regions if a < b]
 
 
-def _embedding(header: _Header, r: _Reader, align: int,
-               ctx: ScanContext) -> tuple[Embedding, list[tuple[int, int]]] | None:
-    """`token_embd.weight` ([hidden, vocab] in ggml order: one row per token) and the file
-    ranges of its sampled rows, when it is a well-formed tensor inside the file."""
-    tensor = next((t for t in header.tensors if t.name == rowplan.GGUF_EMBEDDING), None)
-    if tensor is None or tensor.nbytes is None or len(tensor.dims) != 2 or tensor.offset % align:
-        return None
-    start = -(-r.pos // align) * align + tensor.offset
-    if ctx.size is not None and start + tensor.nbytes > ctx.size:
-        return None
-    if not rowplan.sampled(tensor.dims[1]):
-        return None  # no sampled row in it: numpy is not even imported
+def _samples(header: _Header, r: _Reader, align: int,
+             ctx: ScanContext) -> list[tuple[str, Sampled, list[tuple[int, int]]]]:
+    """(fact, sampled tensor, file ranges of its sampled rows) for `token_embd.weight` and
+    `blk.0.attn_q.weight` (one row per token, per output feature: [cols, rows] in ggml
+    order), each when it is a well-formed tensor inside the file."""
+    wanted = []
+    for fact, name, from_zero in (("embedding_sample", rowplan.GGUF_EMBEDDING, False),
+                                  ("layer_sample", rowplan.GGUF_LAYER, True)):
+        tensor = next((t for t in header.tensors if t.name == name), None)
+        if tensor is None or tensor.nbytes is None or len(tensor.dims) != 2 or (
+                tensor.offset % align):
+            continue
+        start = -(-r.pos // align) * align + tensor.offset
+        if (ctx.size is None or start + tensor.nbytes <= ctx.size) and rowplan.sampled(
+                tensor.dims[1], from_zero):
+            wanted.append((fact, tensor, start, from_zero))
+    if not wanted:
+        return []  # no sampled row in this file: numpy is not even imported
     from auditor.formats._lib import sampling
 
-    hidden, vocab = tensor.dims
-    matrix = sampling.Matrix(tensor.name, tensor.type_name or "", vocab, hidden, start, r.order)
-    embedding = sampling.Embedding(matrix)
-    ranges = sampling.plan(embedding)
-    return None if ranges is None else (embedding, ranges)
+    out = []
+    for fact, tensor, start, from_zero in wanted:
+        cols, rows = tensor.dims
+        matrix = sampling.Matrix(tensor.name, tensor.type_name or "", rows, cols, start, r.order)
+        head_dim = _head_dim(header, rows) if fact == "layer_sample" else 0
+        if head_dim is None:
+            continue  # interleaved rows whose heads are not known: no sample, not a wrong one
+        sampled = sampling.Sampled(matrix, from_zero=from_zero, head_dim=head_dim)
+        ranges = sampling.plan(sampled)
+        if ranges is not None:
+            out.append((fact, sampled, ranges))
+    return out
+
+
+def _head_dim(header: _Header, rows: int) -> int | None:
+    """The query head size when this architecture's converter interleaved the rotary halves of
+    each head (`rowplan.GGUF_PERMUTED_Q`), 0 when it did not, None when it cannot be known."""
+    arch = header.meta.get("general.architecture")
+    if arch not in rowplan.GGUF_PERMUTED_Q:
+        return 0
+    heads = header.meta.get(f"{arch}.attention.head_count")
+    if isinstance(heads, list) and heads:
+        heads = heads[0]
+    if type(heads) is not int or heads <= 0 or rows % heads or (rows // heads) % 2:
+        return None
+    return rows // heads
 
 
 def _read_padding_and_rows(
     f: BinaryIO, header: _Header, header_end: int, align: int, ctx: ScanContext,
-    embedding: tuple[Embedding, list[tuple[int, int]]] | None,
+    rows: list[tuple[int, int]],
 ) -> dict[int, bytes] | None:
     """Padding must be zeros, as llama.cpp writes it: other bytes are data no tensor owns.
-    The embedding's sampled rows are read in the same walk; their bytes are returned.
+    The sampled rows' `rows` ranges are read in the same walk; their bytes are returned.
 
     Both are read in file order, so the hashing pass still reads the file once.
     A reader that refuses the rows (a remote transfer budget) leaves the file
@@ -568,8 +598,7 @@ def _read_padding_and_rows(
     if not f.seekable():
         return None
     from_padding = [] if ctx.size is None else _padding(header, header_end, align, ctx.size)
-    rows = [] if embedding is None else embedding[1]
-    pieces: dict[int, bytes] | None = None if embedding is None else {}
+    pieces: dict[int, bytes] | None = {} if rows else None
     dirty = []
     for start, stop, is_rows in sorted([(a, b, False) for a, b in from_padding]
                                        + [(a, b, True) for a, b in rows]):
@@ -698,5 +727,5 @@ SPEC = FormatSpec(
     facts=("gguf_version", "metadata_entries", "tensors", "parameters", "dtypes", "architecture",
            "name", "license", "organization", "source_repo_url", "source_repository", "file_type",
            "quantization", "base_models", "hparams",
-           "has_chat_template", "chat_templates", "embedding_sample", "vocab"),
+           "has_chat_template", "chat_templates", "embedding_sample", "layer_sample", "vocab"),
 )

@@ -4,10 +4,10 @@ A loose header is how a file smuggles bytes past a loader (gaps, trailing
 data, overlapping tensors) or crashes it (lengths beyond the file), so every
 structural rule of the format is checked, each with its own rule id.
 `__metadata__` strings may hold whole configs; their `_target_`s are judged
-like any config's (`code.instantiate`). The token-embedding rows the weight
-fingerprint samples (`_lib.sampling`) are read in file order within the pass
-that hashes the file; over a ranged remote reader only their byte ranges are
-fetched.
+like any config's (`code.instantiate`). The rows the weight fingerprint
+samples (`_lib.sampling`: the token embedding's and the first layer's query
+projection's) are read in file order within the pass that hashes the file;
+over a ranged remote reader only their byte ranges are fetched.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from auditor.formats.code import instantiate
 from auditor.formats.contract import FormatSpec, ScanContext
 from auditor.model import FormatId, FormatResult, Rule, Severity
 
-if TYPE_CHECKING:  # numpy is loaded only when a file has an embedding to sample
-    from auditor.formats._lib.sampling import Matrix
+if TYPE_CHECKING:  # numpy is loaded only when a file has rows to sample
+    from auditor.formats._lib.sampling import Matrix, Sampled
 
 HEADER = Rule(
     "AUD-ST-001", Severity.HIGH, "safetensors header is invalid",
@@ -131,7 +131,7 @@ def scan(f: BinaryIO, ctx: ScanContext) -> FormatResult:
         raise FormatError("header is not a JSON object", 8, HEADER)
     data_size = None if size is None else size - 8 - length
     _check(header, ctx, data_size)
-    _sample_embedding(f, header, 8 + length, data_size, ctx)
+    _sample_rows(f, header, 8 + length, data_size, ctx)
     return ctx.result
 
 
@@ -277,42 +277,65 @@ def _matrix(header: dict[str, Any], name: str, data_start: int,
     return matrix
 
 
-def _sample_embedding(f: BinaryIO, header: dict[str, Any], data_start: int,
-                      data_size: int | None, ctx: ScanContext) -> None:
-    """`embedding_sample`: the fingerprint rows of the token embedding, when this file has it.
+def _sample_rows(f: BinaryIO, header: dict[str, Any], data_start: int,
+                 data_size: int | None, ctx: ScanContext) -> None:
+    """`embedding_sample` and `layer_sample`: the fingerprint rows of the token embedding and
+    of the first layer's query projection, for whichever of them this file holds.
 
-    Only the sampled rows (and an FP8 weight's block scales) are read, in file
-    order: locally the hashing pass reads them on its way through the file;
-    remotely they are a few range requests. A reader that refuses them (the
-    remote transfer budget) leaves the file unsampled, not unscanned.
+    Only the sampled rows (and an FP8 weight's block scales) are read, both
+    tensors' together in file order: locally the hashing pass reads them on its
+    way through the file; remotely they are a few range requests. A reader that
+    refuses them (the remote transfer budget) leaves the file unsampled, not
+    unscanned.
     """
     if not f.seekable():
         return
-    name = rowplan.embedding_name([n for n in header if n != "__metadata__"])
-    shape = header.get(name, {}).get("shape") if name is not None else None
-    if not (isinstance(shape, list) and shape and _uint(shape[0]) and rowplan.sampled(shape[0])):
-        return  # no sampled row in it: numpy is not even imported
+    names = [n for n in header if n != "__metadata__"]
+    wanted = [(fact, name, from_zero) for fact, name, from_zero in (
+        ("embedding_sample", rowplan.embedding_name(names), False),
+        ("layer_sample", rowplan.layer_name(names), True),
+    ) if name is not None and _rows_sampled(header[name], from_zero)]
+    if not wanted:
+        return  # no sampled row in this file: numpy is not even imported
+    from auditor.formats._lib import sampling
+
+    plans: list[tuple[str, Sampled, list[tuple[int, int]]]] = []
+    for fact, name, from_zero in wanted:
+        sampled = _sampled(header, name, from_zero, data_start, data_size)
+        ranges = None if sampled is None else sampling.plan(sampled)
+        if sampled is not None and ranges is not None:
+            plans.append((fact, sampled, ranges))
+    try:
+        pieces = sampling.read_all(f, sorted(r for _, _, ranges in plans for r in ranges))
+    except (LimitExceeded, EOFError):
+        return
+    for fact, sampled, _ in plans:
+        ctx.result.facts[fact] = sampling.sample_facts(sampled, pieces)
+
+
+def _rows_sampled(entry: Any, from_zero: bool) -> bool:
+    shape = entry.get("shape") if isinstance(entry, dict) else None
+    return (isinstance(shape, list) and bool(shape) and _uint(shape[0])
+            and rowplan.sampled(shape[0], from_zero))
+
+
+def _sampled(header: dict[str, Any], name: str, from_zero: bool, data_start: int,
+             data_size: int | None) -> Sampled | None:
+    """`name` (and its FP8 block scales) as a `sampling.Sampled`; None when it cannot be read
+    as one: no sample rather than a wrong one."""
     from auditor.formats._lib import sampling
 
     matrix = _matrix(header, name, data_start, data_size)
     if matrix is None:
-        return
+        return None
     scale = None
     scale_name = next((name + suffix for suffix in rowplan.SCALE_SUFFIXES
                        if name + suffix in header), None)
     if scale_name is not None and not _single_value(header[scale_name]):
         scale = _matrix(header, scale_name, data_start, data_size)
         if scale is None:
-            return  # block scales we cannot apply: no sample rather than a wrong one
-    embedding = sampling.Embedding(matrix, scale)
-    ranges = sampling.plan(embedding)
-    if ranges is None:
-        return
-    try:
-        pieces = sampling.read_all(f, ranges)
-    except (LimitExceeded, EOFError):
-        return
-    ctx.result.facts["embedding_sample"] = sampling.sample_facts(embedding, pieces)
+            return None  # block scales we cannot apply
+    return sampling.Sampled(matrix, scale, from_zero)
 
 
 def _single_value(entry: Any) -> bool:
@@ -327,5 +350,6 @@ def _uint(value: Any) -> bool:
 
 SPEC = FormatSpec(
     id=FormatId.SAFETENSORS, sniff=sniff, scan=scan, container=False, rules=RULES,
-    facts=("tensors", "parameters", "dtypes", "metadata", "tensor_pattern", "embedding_sample"),
+    facts=("tensors", "parameters", "dtypes", "metadata", "tensor_pattern", "embedding_sample",
+           "layer_sample"),
 )
