@@ -344,8 +344,10 @@ def add_reference(model: ModelReport, store: Path, print_: Any = None) -> Path:
 
     origin = model.facts.get("origin") or {}
     publisher = str(origin.get("publisher") or "unknown")
+    grade = Grade(origin["grade"]) if origin.get("grade") in {g.value for g in Grade} else (
+        Grade.DECLARED)
     fp = print_ if print_ is not None else measure.fingerprint(list(model.files))
-    return references.add(store, model.name, publisher, model.revision, fp)
+    return references.add(store, model.name, publisher, model.revision, fp, grade)
 
 
 # --- SBOM → policy → verdict ---------------------------------------------------------------

@@ -347,3 +347,46 @@ def test_a_corrupt_store_file_is_one_line_exit_2(run_cli, store, store_and_model
         assert result.code == 2, result.out + result.err
         [line] = result.err.strip().splitlines()
         assert "Qwen--tiny-base.fingerprint.json" in line and "unreadable fingerprint" in line
+
+
+def test_a_decoy_file_does_not_hide_the_embedding_the_loader_uses(
+        run_cli, store, store_and_models, tmp_path):
+    """An unlisted file sorting first with a random embedding: every sample is compared."""
+    _, finetune, _ = store_and_models
+    decoyed = tmp_path / "decoyed"
+    decoyed.mkdir()
+    for f in finetune.iterdir():
+        (decoyed / f.name).write_bytes(f.read_bytes())
+    write_safetensors(decoyed / "aaa-unused.safetensors",
+                      {"model.embed_tokens.weight": weights(5).astype(np.float16)})
+    _, doc = gate(run_cli, decoyed, "--fingerprints", store)
+    assert [e["name"] for e in doc["models"][0]["lineage"] if e["grade"] == "measured"] == [
+        "Qwen/tiny-base"]
+
+
+def test_a_measured_base_keeps_the_grade_its_publisher_had_in_the_store(
+        run_cli, store, store_and_models):
+    """The bytes are measured; who published the base is only as strong as when it was added."""
+    _, finetune, _ = store_and_models
+    _, doc = gate(run_cli, finetune, "--fingerprints", store)
+    [measured] = [e for e in doc["models"][0]["lineage"] if e["grade"] == "measured"]
+    assert measured["publisher_grade"] == "declared"  # added with --name
+
+
+@pytest.mark.parametrize("field, value", [
+    ("architecture", {"layers": {"a": 1}}), ("weights", {"ids": [1, 1], "sketch": "x"}),
+    ("tokenizer", {"size": 3, "digest": "d", "minhash": ["no"]}), ("specials", [1]),
+    ("publisher_grade", "certain"),
+])
+def test_a_hostile_store_entry_is_an_error_naming_the_file_and_field(
+        run_cli, store, store_and_models, tmp_path, field, value):
+    _, finetune, _ = store_and_models
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    doc = json.loads((store / "Qwen--tiny-base.fingerprint.json").read_text())
+    doc[field] = value
+    (bad / "Qwen--tiny-base.fingerprint.json").write_text(json.dumps(doc))
+    result = run_cli("scan", finetune, "--fingerprints", bad)
+    assert result.code == 2, result.out + result.err
+    [line] = result.err.strip().splitlines()
+    assert "Qwen--tiny-base.fingerprint.json" in line and field in line

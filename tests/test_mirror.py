@@ -365,6 +365,28 @@ def test_a_mirror_of_bases_builds_the_store_its_derivatives_are_measured_against
     assert float(props["auditor:lineage:score"]) > 0.9
 
 
+def test_the_mirror_never_adds_a_model_measured_as_another_publishers(run_cli, tmp_path):
+    """A relabelled derivative added under its claimed name would launder later copies."""
+    import numpy as np
+
+    from tests.test_fingerprint_weights import BASE, EMBED, write_safetensors
+
+    root = tmp_path / "mirror"
+    (root / "Qwen" / "tiny-base").mkdir(parents=True)
+    write_safetensors(root / "Qwen" / "tiny-base" / "model.safetensors", {EMBED: BASE})
+    store = tmp_path / "store"
+    assert mirror(run_cli, root, tmp_path / "m.db", "--fingerprints", store,
+                  "--add-fingerprints")[0].code == 0
+    (root / "mistralai" / "relabelled").mkdir(parents=True)
+    noise = np.random.default_rng(3).standard_normal(BASE.shape).astype(np.float32) * 0.002
+    write_safetensors(root / "mistralai" / "relabelled" / "model.safetensors",
+                      {EMBED: BASE + noise})
+    second, _ = mirror(run_cli, root, tmp_path / "m.db", "--fingerprints", store,
+                       "--add-fingerprints")
+    assert second.code == 1  # mistralai's name on Qwen's bytes: AUD-LIN-001, a new high finding
+    assert [p.name for p in store.iterdir()] == ["Qwen--tiny-base.fingerprint.json"]
+
+
 def test_add_fingerprints_needs_a_store(run_cli, tmp_path):
     run = run_cli("mirror", "scan", tmp_path, "--add-fingerprints")
     assert run.code == 2 and "--add-fingerprints needs --fingerprints" in run.err

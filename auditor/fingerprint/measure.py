@@ -68,6 +68,9 @@ class Fingerprint:
     weights: WeightPrint | None  # the token embedding's sampled rows
     specials: Mapping[str, Any]  # bos / eos strings and ids, for the family table
     layer: WeightPrint | None = None  # the first layer's query projection's sampled rows
+    # Every file's sample (fact name -> prints, by path): a decoy file holding another
+    # embedding must not hide the one the loader uses, so each is compared.
+    samples: Mapping[str, tuple[WeightPrint, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -87,25 +90,31 @@ class Measured:
     # Publishers whose models this one legitimately derives from: a distilled family's
     # student base (R1-Distill-Qwen is a Qwen model), so declaring that base is no lie.
     related: tuple[str, ...] = ()
+    # How strongly the publisher is known: the family table's attribution is measured with the
+    # match; a reference keeps the grade its publisher had when it was added to the store.
+    publisher_grade: Grade = Grade.MEASURED
 
 
 def fingerprint(files: Sequence[FileReport]) -> Fingerprint:
     """The model's fingerprint from its files' facts (no file is read here)."""
     tok = next((p for f in sorted(files, key=_tokenizer_first)
                 if (p := TokenizerPrint.from_facts(f.facts)) is not None), None)
-    found: dict[str, WeightPrint | None] = {fact: None for fact in SAMPLES}
+    found: dict[str, tuple[WeightPrint, ...]] = {fact: () for fact in SAMPLES}
     if any(fact in f.facts for f in files for fact in SAMPLES):  # numpy only when sampled
         from auditor.fingerprint.weights import WeightPrint
 
         for fact in SAMPLES:  # a sharded checkpoint may hold the two in different shards
-            found[fact] = next((p for f in sorted(files, key=lambda r: r.path)
-                                if (p := WeightPrint.from_facts(f.facts, fact)) is not None),
-                               None)
+            found[fact] = tuple(p for f in sorted(files, key=lambda r: r.path)
+                                if (p := WeightPrint.from_facts(f.facts, fact)) is not None
+                                )[:MAX_SAMPLES]
+    first = {fact: prints[0] if prints else None for fact, prints in found.items()}
     return Fingerprint(tok, architecture.ArchPrint.from_files(files),
-                       found["embedding_sample"], _specials(files), found["layer_sample"])
+                       first["embedding_sample"], _specials(files), first["layer_sample"],
+                       found)
 
 
 SAMPLES = ("embedding_sample", "layer_sample")
+MAX_SAMPLES = 64  # files whose samples are compared (a checkpoint has one embedding)
 
 
 # After the tokenizer's own files, where special-token ids are read from, most current first:
@@ -148,6 +157,7 @@ class Reference:
     name: str
     publisher: str
     fingerprint: Fingerprint
+    publisher_grade: Grade = Grade.DECLARED  # how the publisher was known when it was added
 
 
 def measure(fp: Fingerprint, references: Sequence[Reference], model: str) -> list[Measured]:
@@ -163,16 +173,20 @@ def measure(fp: Fingerprint, references: Sequence[Reference], model: str) -> lis
 def _against(fp: Fingerprint, ref: Reference) -> Measured | None:
     """Same base as `ref` when the sampled embedding rows or the sampled layer rows say so
     (the higher score counts; both are evidence); the tokenizer and shape are evidence."""
-    pairs = [(label, mine, theirs) for label, mine, theirs in (
-        ("embedding rows", fp.weights, ref.fingerprint.weights),
-        ("layer-0 q_proj rows", fp.layer, ref.fingerprint.layer),
-    ) if mine is not None and theirs is not None]
+    pairs = [(label, mine, theirs) for label, fact, theirs in (
+        ("embedding rows", "embedding_sample", ref.fingerprint.weights),
+        ("layer-0 q_proj rows", "layer_sample", ref.fingerprint.layer),
+    ) if theirs is not None for mine in _candidates(fp, fact)]
     if not pairs:
         return None
     from auditor.fingerprint import weights
 
-    scores = [(label, score, len(mine.ids)) for label, mine, theirs in pairs
-              if (score := weights.similarity(mine, theirs)) is not None]
+    best: dict[str, tuple[float, int]] = {}  # per kind, the best of the model's samples
+    for label, mine, theirs in pairs:
+        score = weights.similarity(mine, theirs)
+        if score is not None and score > best.get(label, (-2.0, 0))[0]:
+            best[label] = (score, len(mine.ids))
+    scores = [(label, score, n) for label, (score, n) in best.items()]
     score = max((s for _, s, _ in scores), default=None)
     if score is None or score < SAME_BASE:
         return None
@@ -184,7 +198,15 @@ def _against(fp: Fingerprint, ref: Reference) -> Measured | None:
         shape = architecture.similarity(fp.architecture, ref.fingerprint.architecture)
         evidence.append(f"architecture {shape:.2f}")
     return Measured(ref.name, (ref.publisher,), "the reference store", round(score, 3),
-                    tuple(evidence))
+                    tuple(evidence), publisher_grade=ref.publisher_grade)
+
+
+def _candidates(fp: Fingerprint, fact: str) -> tuple[WeightPrint, ...]:
+    """Every sample of this kind the model's files hold (a store entry has just its own)."""
+    if fp.samples.get(fact):
+        return fp.samples[fact]
+    own = fp.weights if fact == "embedding_sample" else fp.layer
+    return (own,) if own is not None else ()
 
 
 def _family(fp: Fingerprint) -> Measured | None:
@@ -214,7 +236,7 @@ def edges(measured: Sequence[Measured], model: str) -> list[LineageEdge]:
             name=m.name, relation="same-base" if m.basis == "the reference store" else "family",
             grade=Grade.MEASURED, evidence=(f"{m.basis}: {', '.join(m.evidence)}",),
             publisher=m.publishers[0] if m.publishers else None,
-            publisher_grade=Grade.MEASURED if m.publishers else None,
+            publisher_grade=m.publisher_grade if m.publishers else None,
             child=model, score=m.score)
         for m in measured
     ]

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from auditor.atomicio import write_atomic
 from auditor.errors import ConfigError
@@ -24,6 +25,9 @@ from auditor.fingerprint.architecture import ArchPrint
 from auditor.fingerprint.measure import Fingerprint, Reference
 from auditor.fingerprint.tokenizer import TokenizerPrint
 from auditor.fingerprint.weights import WeightPrint
+from auditor.model import Grade
+
+T = TypeVar("T")
 
 FORMAT = 1
 SUFFIX = ".fingerprint.json"
@@ -35,15 +39,19 @@ def file_for(folder: Path, name: str) -> Path:
     return folder / (name.replace("/", "--") + SUFFIX)
 
 
-def add(folder: Path, name: str, publisher: str, revision: str | None, fp: Fingerprint) -> Path:
-    """Write (or replace) `name`'s entry; refused when the model has no fingerprint at all."""
+def add(folder: Path, name: str, publisher: str, revision: str | None, fp: Fingerprint,
+        publisher_grade: Grade = Grade.DECLARED) -> Path:
+    """Write (or replace) `name`'s entry; refused when the model has no fingerprint at all.
+
+    `publisher_grade` is how the publisher was known when the entry was added: a match
+    with the entry measures the bytes, never the publisher, so it keeps that grade."""
     if fp.empty:
         raise ConfigError(f"{name}: no tokenizer, shape or embedding found to fingerprint")
     if not publisher or publisher == "unknown":
         raise ConfigError(f"{name}: no publisher known for this model, so a match could never "
                           "name its origin (pass --name ORG/NAME)")
     doc = {"format": FORMAT, "name": name, "publisher": publisher, "revision": revision,
-           **_parts(fp)}
+           "publisher_grade": publisher_grade.value, **_parts(fp)}
     path = file_for(folder, name)
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
@@ -72,18 +80,37 @@ def _read(path: Path) -> Reference:
             doc.get("name"), str) or not isinstance(doc.get("publisher"), str):
         raise ConfigError(f"{path}: not an auditor fingerprint (format {FORMAT}, name, "
                           "publisher expected)")
-    tok = doc.get("tokenizer")
-    weights, layer = doc.get("weights"), doc.get("layer")
+    specials = doc.get("specials", {})
+    if not isinstance(specials, dict):
+        raise ConfigError(f"{path}: specials: expected a mapping")
     fp = Fingerprint(
-        tokenizer=TokenizerPrint.from_facts(tok) if isinstance(tok, dict) else None,
+        tokenizer=_part(doc, "tokenizer", TokenizerPrint.from_facts, path),
         architecture=_arch(doc.get("architecture"), path),
-        weights=WeightPrint.from_sample(weights) if isinstance(weights, dict) else None,
-        specials=doc.get("specials") if isinstance(doc.get("specials"), dict) else {},
-        layer=WeightPrint.from_sample(layer) if isinstance(layer, dict) else None,
+        weights=_part(doc, "weights", WeightPrint.from_sample, path),
+        specials=specials,
+        layer=_part(doc, "layer", WeightPrint.from_sample, path),
     )
     if fp.empty:
         raise ConfigError(f"{path}: the fingerprint holds nothing readable")
-    return Reference(doc["name"], doc["publisher"], fp)
+    try:
+        grade = Grade(doc.get("publisher_grade", Grade.DECLARED.value))
+    except ValueError:
+        raise ConfigError(f"{path}: publisher_grade: not a grade") from None
+    return Reference(doc["name"], doc["publisher"], fp, grade)
+
+
+def _part(doc: dict[str, Any], key: str, parse: Callable[[Any], T | None], path: Path) -> T | None:
+    """One print of an entry: absent is None, present but malformed is an error (a part
+    silently dropped would be a reference that quietly matches less)."""
+    if key not in doc or doc[key] is None:
+        return None
+    try:
+        found = parse(doc[key]) if isinstance(doc[key], dict) else None
+    except (TypeError, ValueError, AttributeError):
+        found = None
+    if found is None:
+        raise ConfigError(f"{path}: {key}: malformed")
+    return found
 
 
 def _arch(value: Any, path: Path) -> ArchPrint | None:
@@ -95,6 +122,11 @@ def _arch(value: Any, path: Path) -> ArchPrint | None:
     traits = value.get("traits", [])
     if not isinstance(traits, list) or not all(isinstance(t, str) for t in traits):
         raise ConfigError(f"{path}: architecture.traits: expected a list of strings")
+    for key, item in value.items():
+        want = str if key in ("kind", "pattern") else (int, float) if key == "rope_theta" else (
+            list if key == "traits" else int)
+        if item is not None and (not isinstance(item, want) or isinstance(item, bool)):
+            raise ConfigError(f"{path}: architecture.{key}: unexpected {type(item).__name__}")
     return ArchPrint(**{**value, "traits": frozenset(traits)})
 
 

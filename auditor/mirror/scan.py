@@ -174,6 +174,20 @@ def _cached(entry: Artifact, state: State, key: str, algorithms: tuple[str, ...]
 # --- finishing: one model, one transaction -------------------------------------------------
 
 
+def _a_fit_reference(report: ModelReport) -> bool:
+    """Whether the mirror may add a model to the reference store on its own: it has a
+    fingerprint and a known publisher, and nothing says its bytes come from another (no
+    AUD-LIN-001, no measured base of another publisher). A relabelled derivative added under
+    its claimed name would launder every copy of it measured later."""
+    publisher = (report.facts.get("origin") or {}).get("publisher")
+    if not report.facts.get("fingerprint") or not publisher:
+        return False
+    if any(f.rule == "AUD-LIN-001" for f in report.all_findings()):
+        return False
+    return all(str(e.get("publisher") or "").lower() == str(publisher).lower()
+               for e in report.facts.get("lineage", []) if e.get("grade") == "measured")
+
+
 def _finish(plan: _Plan, state: State, opts: MirrorOptions, key: str, run_id: int,
             policies: Any, policy_key: str | None,
             references: Sequence[Reference] = ()) -> dict[str, Any]:
@@ -204,9 +218,8 @@ def _finish(plan: _Plan, state: State, opts: MirrorOptions, key: str, run_id: in
     moved = drift.compare(current, recorded, pinned=revision is not None)
     report = model_from_files(plan.source, plan.artifacts, files, opts.scan, also=moved.findings,
                               references=references)
-    if opts.add_fingerprints and opts.scan.fingerprints is not None and report.facts.get(
-            "fingerprint") and (report.facts.get("origin") or {}).get("publisher"):
-        add_reference(report, opts.scan.fingerprints)  # a model of no known origin names none
+    if opts.add_fingerprints and opts.scan.fingerprints is not None and _a_fit_reference(report):
+        add_reference(report, opts.scan.fingerprints)
     fingerprint = codec.model_fingerprint(report, key)
     sbom_name = _sbom_name(model)
     unchanged = previous is not None and previous.fingerprint == fingerprint
