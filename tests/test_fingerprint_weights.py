@@ -15,7 +15,7 @@ import pytest
 
 from auditor import pipeline
 from auditor.fingerprint.weights import WeightPrint, similarity
-from auditor.formats._lib import sampling
+from auditor.formats._lib import rowplan, sampling
 from auditor.scanning.options import ScanOptions
 from tests.hubfixtures import files_by_path, serve  # noqa: F401
 from tests.hubserver import HubFile, HubRepo
@@ -41,17 +41,15 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> Path:
     return path
 
 
-def write_gguf(path: Path, embedding: np.ndarray, qtype) -> Path:
-    """A GGUF with `token_embd.weight` quantised as `qtype` (Q4_K blocks built here: the gguf
-    package dequantises Q4_K but does not quantise it), and a small F32 tensor after it."""
+def write_gguf(path: Path, embedding: np.ndarray, qtype, name: str = "token_embd.weight",
+               extra: dict[str, np.ndarray] | None = None) -> Path:
+    """A GGUF with `name` (the token embedding) quantised as `qtype` (k-quant blocks built
+    here: the gguf package dequantises them but does not quantise them), a small F32 tensor
+    after it, and `extra` F32 tensors."""
     writer = gguf.GGUFWriter(str(path), "llama")
-    if qtype == gguf.GGMLQuantizationType.Q4_K:
-        data = quantize_q4_k(embedding)
-    elif qtype == gguf.GGMLQuantizationType.F32:
-        data = embedding
-    else:
-        data = gguf.quants.quantize(embedding, qtype)
-    writer.add_tensor("token_embd.weight", data, raw_dtype=qtype)
+    writer.add_tensor(name, quantize(embedding, qtype), raw_dtype=qtype)
+    for other, data in (extra or {}).items():
+        writer.add_tensor(other, data)
     writer.add_tensor("output_norm.weight", np.ones(embedding.shape[1], np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -60,29 +58,119 @@ def write_gguf(path: Path, embedding: np.ndarray, qtype) -> Path:
     return path
 
 
-def quantize_q4_k(x: np.ndarray) -> np.ndarray:
-    """A plain Q4_K quantiser: per 32-value sub-block an affine 4-bit grid, its scale and min
-    stored as 6-bit multiples of the block's f16 `d` and `dmin`, packed as ggml packs them."""
-    rows = x.shape[0]
-    blocks = x.reshape(-1, 8, 32).astype(np.float32)
-    lo = np.minimum(blocks.min(axis=2), 0)
-    step = (blocks.max(axis=2) - lo) / 15
-    d = (step.max(axis=1) / 63).astype(np.float16)
-    dmin = (-lo.min(axis=1) / 63).astype(np.float16)
+def quantize(x: np.ndarray, qtype) -> np.ndarray:
+    own = OWN_QUANTISERS.get(qtype.name)
+    if own is not None:
+        return own(x)
+    if qtype == gguf.GGMLQuantizationType.F32:
+        return x
+    return gguf.quants.quantize(x, qtype)
+
+
+def _f16_bytes(v: np.ndarray) -> np.ndarray:
+    return v.astype(np.float16).view(np.uint8).reshape(-1, 2)
+
+
+def _grid(blocks: np.ndarray, levels: int, scale_max: int) -> tuple[np.ndarray, ...]:
+    """Per sub-block an affine grid x ~ step*q - m (m >= 0) of `levels` + 1 values, its width
+    the one that errs least among a few shrinks of the range (as llama.cpp searches); step
+    and m stored as `scale_max` multiples of the block's f16 d and dmin.
+    -> d, dmin, scale, min, q."""
+    best_err = best_lo = best_step = None
+    for shrink in np.linspace(0.5, 1.0, 11):
+        lo = np.minimum(blocks.min(axis=2), 0) * shrink
+        step = np.maximum(blocks.max(axis=2) * shrink - lo, 1e-12) / levels
+        q = np.clip(np.round((blocks - lo[:, :, None]) / step[:, :, None]), 0, levels)
+        err = ((q * step[:, :, None] + lo[:, :, None] - blocks) ** 2).sum(axis=2)
+        if best_err is None:
+            best_err, best_lo, best_step = err, lo, step
+        else:
+            better = err < best_err
+            best_err = np.where(better, err, best_err)
+            best_lo, best_step = np.where(better, lo, best_lo), np.where(better, step, best_step)
+    d = (best_step.max(axis=1) / scale_max).astype(np.float16)
+    dmin = (-best_lo.min(axis=1) / scale_max).astype(np.float16)
     d32, dmin32 = d.astype(np.float32)[:, None], dmin.astype(np.float32)[:, None]
-    sc = np.clip(np.round(step / np.where(d32 > 0, d32, 1)), 1, 63).astype(np.uint8)
-    mn = np.clip(np.round(-lo / np.where(dmin32 > 0, dmin32, 1)), 0, 63).astype(np.uint8)
-    scale = (d32 * sc)[:, :, None]
-    q = np.clip(np.round((blocks + (dmin32 * mn)[:, :, None]) / scale), 0, 15).astype(np.uint8)
-    packed = np.empty((blocks.shape[0], 12), np.uint8)
+    sc = np.clip(np.round(best_step / np.where(d32 > 0, d32, 1)), 1, scale_max).astype(np.uint8)
+    mn = np.clip(np.round(-best_lo / np.where(dmin32 > 0, dmin32, 1)), 0, scale_max
+                 ).astype(np.uint8)
+    scale, offset = (d32 * sc)[:, :, None], (dmin32 * mn)[:, :, None]
+    q = np.clip(np.round((blocks + offset) / scale), 0, levels).astype(np.uint8)
+    return d, dmin, sc, mn, q
+
+
+def _k_pack(sc: np.ndarray, mn: np.ndarray) -> np.ndarray:
+    """Eight 6-bit (scale, min) pairs in Q4_K/Q5_K's 12 bytes."""
+    packed = np.empty((sc.shape[0], 12), np.uint8)
     packed[:, 0:4] = (sc[:, :4] & 63) | ((sc[:, 4:] >> 4) << 6)
     packed[:, 4:8] = (mn[:, :4] & 63) | ((mn[:, 4:] >> 4) << 6)
     packed[:, 8:12] = (sc[:, 4:] & 15) | ((mn[:, 4:] & 15) << 4)
+    return packed
+
+
+def _crumbs(q: np.ndarray) -> np.ndarray:
+    """256 2-bit values [n, 256] as k-quants pack them: value 128h + 32j + l in bits 2j of
+    byte 32h + l."""
+    q = q.reshape(-1, 2, 4, 32)
+    return (q[:, :, 0] | (q[:, :, 1] << 2) | (q[:, :, 2] << 4) | (q[:, :, 3] << 6)).reshape(-1, 64)
+
+
+def _bit_planes(bits: np.ndarray) -> np.ndarray:
+    """256 bits [n, 256] as a k-quant's 32-byte mask: value 32k + l is bit k of byte l."""
+    bits = bits.reshape(-1, 8, 32)
+    return np.bitwise_or.reduce(bits << np.arange(8, dtype=np.uint8)[None, :, None], axis=1)
+
+
+def quantize_q4_k(x: np.ndarray) -> np.ndarray:
+    """Q4_K: per 32-value sub-block an affine 4-bit grid (`_grid`), 128 bytes of nibbles
+    (byte 32g + l: low nibble sub-block 2g, high nibble 2g + 1)."""
+    d, dmin, sc, mn, q = _grid(x.reshape(-1, 8, 32).astype(np.float32), 15, 63)
     qs = q.reshape(-1, 4, 2, 32)
     nibbles = (qs[:, :, 0] | (qs[:, :, 1] << 4)).reshape(-1, 128)
-    out = np.concatenate([d.view(np.uint8).reshape(-1, 2), dmin.view(np.uint8).reshape(-1, 2),
-                          packed, nibbles], axis=1)
-    return out.reshape(rows, -1)
+    out = np.concatenate([_f16_bytes(d), _f16_bytes(dmin), _k_pack(sc, mn), nibbles], axis=1)
+    return out.reshape(x.shape[0], -1)
+
+
+def quantize_q5_k(x: np.ndarray) -> np.ndarray:
+    """Q5_K: Q4_K with a fifth bit per value in a 32-byte mask before the nibbles."""
+    d, dmin, sc, mn, q = _grid(x.reshape(-1, 8, 32).astype(np.float32), 31, 63)
+    low = (q & 15).reshape(-1, 4, 2, 32)
+    nibbles = (low[:, :, 0] | (low[:, :, 1] << 4)).reshape(-1, 128)
+    out = np.concatenate([_f16_bytes(d), _f16_bytes(dmin), _k_pack(sc, mn),
+                          _bit_planes(q.reshape(-1, 256) >> 4), nibbles], axis=1)
+    return out.reshape(x.shape[0], -1)
+
+
+def quantize_q2_k(x: np.ndarray) -> np.ndarray:
+    """Q2_K: per 16-value sub-block an affine 2-bit grid, scale and min 4 bits each."""
+    d, dmin, sc, mn, q = _grid(x.reshape(-1, 16, 16).astype(np.float32), 3, 15)
+    out = np.concatenate([sc | (mn << 4), _crumbs(q.reshape(-1, 256)), _f16_bytes(d),
+                          _f16_bytes(dmin)], axis=1)
+    return out.reshape(x.shape[0], -1)
+
+
+def quantize_q3_k(x: np.ndarray) -> np.ndarray:
+    """Q3_K: per 16-value sub-block a symmetric 3-bit grid (-4..3), its signed 6-bit scale a
+    multiple of the block's f16 d; low 2 bits as `_crumbs`, the third bit in a mask."""
+    blocks = x.reshape(-1, 16, 16).astype(np.float32)
+    n = blocks.shape[0]
+    step = np.maximum(np.abs(blocks).max(axis=2), 1e-12) / 4
+    d = (step.max(axis=1) / 31).astype(np.float16)
+    d32 = d.astype(np.float32)[:, None]
+    sc = np.clip(np.round(step / np.where(d32 > 0, d32, 1)), 1, 31)
+    q = np.clip(np.round(blocks / (d32 * sc)[:, :, None]), -4, 3)
+    u = (q + 4).astype(np.uint8).reshape(n, 256)  # 0..7: bit 2 is the mask's
+    s = (sc + 32).astype(np.uint8)
+    top = s >> 4
+    scales = np.concatenate([(s[:, :8] & 15) | ((s[:, 8:] & 15) << 4),
+                             top[:, 0:4] | (top[:, 4:8] << 2) | (top[:, 8:12] << 4)
+                             | (top[:, 12:16] << 6)], axis=1)
+    out = np.concatenate([_bit_planes(u >> 2), _crumbs(u & 3), scales, _f16_bytes(d)], axis=1)
+    return out.reshape(x.shape[0], -1)
+
+
+OWN_QUANTISERS = {"Q2_K": quantize_q2_k, "Q3_K": quantize_q3_k, "Q4_K": quantize_q4_k,
+                  "Q5_K": quantize_q5_k}
 
 
 def fp8_with_block_scales(w: np.ndarray, block: int = 128) -> tuple[np.ndarray, np.ndarray]:
@@ -160,12 +248,21 @@ def test_gguf_data_area_is_still_read_about_once(tmp_path):
     assert bytes_read < path.stat().st_size + (1 << 20)
 
 
-def test_only_the_shard_holding_the_embedding_yields_the_sample(tmp_path):
+def test_a_shard_with_only_the_head_yields_a_tied_sample_and_the_embedding_comes_first(
+        tmp_path):
+    """Shard by shard a head cannot be told from a tied embedding: its sample says `tied`,
+    and the model's embedding print is the real embedding's."""
+    from auditor.fingerprint import measure
+
     write_safetensors(tmp_path / "model-00001-of-00002.safetensors", {EMBED: BASE})
     write_safetensors(tmp_path / "model-00002-of-00002.safetensors", {"lm_head.weight": BASE})
     result = pipeline.scan(tmp_path, ScanOptions(jobs=1))
-    sampled = {f.path for m in result.models for f in m.files if "embedding_sample" in f.facts}
-    assert sampled == {"model-00001-of-00002.safetensors"}
+    files = [f for m in result.models for f in m.files]
+    tied = {f.path: f.facts["embedding_sample"].get("tied", False) for f in files
+            if "embedding_sample" in f.facts}
+    assert tied == {"model-00001-of-00002.safetensors": False,
+                    "model-00002-of-00002.safetensors": True}
+    assert measure.fingerprint(files).weights.tensor == EMBED
 
 
 # -- similarity across storage -----------------------------------------------------------------
@@ -176,7 +273,8 @@ def test_same_weights_in_other_float_dtypes_are_the_same(tmp_path, base_print, d
     assert sim(base_print, print_of(path)) > 0.99
 
 
-@pytest.mark.parametrize("qtype", ["Q8_0", "Q4_K", "F32"])
+@pytest.mark.parametrize("qtype", ["Q8_0", "Q4_K", "F32", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K",
+                                   "Q3_K", "Q5_K"])
 def test_gguf_quantisations_of_the_same_weights_are_the_same(tmp_path, base_print, qtype):
     path = write_gguf(tmp_path / "model.gguf", BASE, gguf.GGMLQuantizationType[qtype])
     found = print_of(path)
@@ -236,7 +334,12 @@ def test_a_malformed_sample_is_no_fingerprint(base_print):
 
 # -- the dequantisers agree with ggml's layouts --------------------------------------------------
 
-@pytest.mark.parametrize("qtype", ["Q8_0", "Q4_K", "Q6_K"])
+# where each block keeps its f16 scales (d, and dmin or m): random bytes there could be inf/nan
+F16_AT = {"Q8_0": (0,), "Q4_0": (0,), "Q4_1": (0, 2), "Q5_0": (0,), "Q5_1": (0, 2),
+          "Q2_K": (80, 82), "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,)}
+
+
+@pytest.mark.parametrize("qtype", sorted(F16_AT))
 def test_dequantisers_match_the_gguf_reference(qtype):
     kind = gguf.GGMLQuantizationType[qtype]
     block, block_bytes = gguf.GGML_QUANT_SIZES[kind]
@@ -244,15 +347,26 @@ def test_dequantisers_match_the_gguf_reference(qtype):
     assert (layout.block, layout.block_bytes) == (block, block_bytes)
     rng = np.random.default_rng(0)
     raw = rng.integers(0, 256, (4, 2 * block_bytes), dtype=np.uint8)
-    d = np.array([0.01], np.float16).view(np.uint8)
     flat = raw.reshape(-1)
-    for k in range(8):  # finite f16 scales where each block keeps them
-        at = k * block_bytes + (block_bytes - 2 if qtype == "Q6_K" else 0)
-        flat[at:at + 2] = d
-        if qtype == "Q4_K":
-            flat[at + 2:at + 4] = d
+    for k in range(8):
+        for at in F16_AT[qtype]:
+            flat[k * block_bytes + at:k * block_bytes + at + 2] = rng.choice(
+                np.array([0.01, -0.003, 0.5], np.float16)).reshape(1).view(np.uint8)
     ours = layout.decode(raw, 2 * block, "<")
     np.testing.assert_allclose(ours, gguf.quants.dequantize(raw, kind), rtol=1e-6)
+
+
+def test_the_numpy_free_dtype_list_is_the_dequantisers_list():
+    """The dtype list format modules check without numpy is the dequantisers' list."""
+    assert set(sampling.LAYOUTS) == rowplan.DEQUANTISED
+
+
+@pytest.mark.parametrize("qtype", sorted(OWN_QUANTISERS))
+def test_test_quantisers_round_trip_through_the_gguf_reference(qtype):
+    back = gguf.quants.dequantize(OWN_QUANTISERS[qtype](BASE[:8]),
+                                  gguf.GGMLQuantizationType[qtype])
+    cosine = (back * BASE[:8]).sum() / np.linalg.norm(back) / np.linalg.norm(BASE[:8])
+    assert cosine > 0.95
 
 
 def test_fp8_e4m3_table_is_the_ocp_format():
@@ -260,12 +374,6 @@ def test_fp8_e4m3_table_is_the_ocp_format():
     ours = sampling.LAYOUTS["F8_E4M3"].decode(every, 256, "<")
     ref = every.view(ml_dtypes.float8_e4m3fn).astype(np.float32)
     np.testing.assert_array_equal(ours, ref)
-
-
-def test_q4_k_test_quantiser_round_trips_through_the_gguf_reference():
-    blocks = quantize_q4_k(BASE[:8])
-    back = gguf.quants.dequantize(blocks, gguf.GGMLQuantizationType.Q4_K)
-    assert np.abs(back - BASE[:8]).max() < 0.3 * np.abs(BASE[:8]).max()
 
 
 # -- remote-only: the sampled rows' byte ranges, nothing else --------------------------------------
@@ -330,8 +438,7 @@ def write_gguf_layer(path: Path, embedding: np.ndarray, layer: np.ndarray, qtype
     if arch == "llama":
         layer = permuted_for_gguf(layer, HEADS)
     for name, data in (("token_embd.weight", embedding), ("blk.0.attn_q.weight", layer)):
-        packed = quantize_q4_k(data) if qtype == "Q4_K" else gguf.quants.quantize(data, kind)
-        writer.add_tensor(name, packed, raw_dtype=kind)
+        writer.add_tensor(name, quantize(data, kind), raw_dtype=kind)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -444,3 +551,52 @@ def test_remote_only_reads_the_layer_rows_by_range_too(run_cli, serve, tmp_path)
     assert remote["layer_sample"] == on_disk["layer_sample"]
     assert remote["embedding_sample"] == on_disk["embedding_sample"]
     assert hub.content_bytes <= 11 * 64 * 1024 < len(data) // 20
+
+
+# -- a tied embedding stored under the output head's name; types with no dequantiser ----------
+
+def test_a_tied_lm_head_only_checkpoint_is_matched_to_the_base(tmp_path, base_fp):
+    path = write_safetensors(tmp_path / "model.safetensors",
+                             {"lm_head.weight": BASE.astype(ml_dtypes.bfloat16)})
+    fp = fingerprint_of(path)
+    assert fp.weights.tensor == "lm_head.weight"
+    assert fp.layer is None and sim(base_fp.weights, fp.weights) > 0.95
+    assert against_base(fp, base_fp)
+
+
+def test_an_output_only_gguf_is_matched_to_the_base(tmp_path, base_fp):
+    path = write_gguf(tmp_path / "model.gguf", BASE, gguf.GGMLQuantizationType.Q5_K,
+                      name="output.weight")
+    fp = fingerprint_of(path)
+    assert (fp.weights.tensor, fp.weights.dtype) == ("output.weight", "Q5_K")
+    assert fp.layer is None and sim(base_fp.weights, fp.weights) > 0.95
+    assert against_base(fp, base_fp)
+
+
+def test_an_output_head_beside_the_embedding_is_not_the_sample(tmp_path, base_print):
+    """Untied, the head is other weights: the embedding is sampled whenever it is there."""
+    path = write_gguf(tmp_path / "model.gguf", BASE, gguf.GGMLQuantizationType.Q8_0,
+                      extra={"output.weight": weights(2)})
+    assert print_of(path).tensor == "token_embd.weight"
+    st = write_safetensors(tmp_path / "model.safetensors",
+                           {"lm_head.weight": weights(2), EMBED: BASE})
+    assert sim(base_print, print_of(st)) > 0.99
+
+
+def test_an_embedding_of_a_type_with_no_dequantiser_is_said_to_be_skipped(tmp_path):
+    kind = gguf.GGMLQuantizationType.IQ2_XS
+    block, block_bytes = gguf.GGML_QUANT_SIZES[kind]
+    raw = np.zeros((V, H // block * block_bytes), np.uint8)
+    writer = gguf.GGUFWriter(str(tmp_path / "model.gguf"), "llama")
+    writer.add_tensor("token_embd.weight", raw, raw_dtype=kind)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    facts, _ = scanned(tmp_path / "model.gguf")
+    assert facts["embedding_sample_skipped"] == "token_embd.weight is IQ2_XS"
+    assert "embedding_sample" not in facts
+    st, _ = scanned(write_safetensors(tmp_path / "model.safetensors",
+                                      {EMBED: np.zeros((V, H), np.int8)}))
+    assert st["embedding_sample_skipped"] == f"{EMBED} is I8"
+    assert "embedding_sample" not in st

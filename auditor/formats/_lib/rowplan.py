@@ -34,6 +34,13 @@ EMBEDDING_NAMES = (
 EMBEDDING_SUFFIXES = (".embed_tokens.weight", ".tok_embeddings.weight", ".wte.weight",
                       ".word_embeddings.weight", ".embed_in.weight")
 GGUF_EMBEDDING = "token_embd.weight"
+# An output head tied to the token embedding holds the same token rows, so a checkpoint that
+# stores its tied embedding only under the head's name (`tie_word_embeddings: true` and no
+# `embed_tokens`) is sampled there; only when the file has no embedding tensor, because an
+# untied head's rows are other weights.
+TIED_NAMES = ("lm_head.weight", "model.lm_head.weight", "language_model.lm_head.weight")
+TIED_SUFFIXES = (".lm_head.weight",)
+GGUF_TIED = "output.weight"
 # The first decoder layer's attention query projection ([out features, hidden]).
 LAYER_NAMES = (
     "model.layers.0.self_attn.q_proj.weight",
@@ -47,28 +54,48 @@ GGUF_LAYER = "blk.0.attn_q.weight"
 # interleaves the two rotary halves of each query head: their rows are put back in
 # Hugging Face order before they are compared.
 GGUF_PERMUTED_Q = frozenset({"llama"})
+# The dtypes `sampling.LAYOUTS` dequantises (safetensors and ggml names), so a format module
+# can tell a tensor it cannot read (a GGUF IQ2_XS embedding) without loading numpy.
+DEQUANTISED = frozenset({
+    "F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2",
+    "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
+})
 # Block-scale tensors next to an FP8 weight `<name>`: DeepSeek's `weight_scale_inv`, others'.
 SCALE_SUFFIXES = ("_scale_inv", "_scale")
 
 
 def embedding_name(names: list[str]) -> str | None:
-    """The token-embedding tensor among a checkpoint's tensor names, if there is one."""
+    """The token-embedding tensor among a checkpoint's tensor names, if there is one; else a
+    tied output head (`TIED_NAMES`), if there is one."""
+    return (_named(names, EMBEDDING_NAMES, EMBEDDING_SUFFIXES)
+            or _named(names, TIED_NAMES, TIED_SUFFIXES))
+
+
+def gguf_embedding_name(names: list[str]) -> str | None:
+    """`token_embd.weight`, else a tied `output.weight`, if the GGUF has either."""
     present = set(names)
-    for name in EMBEDDING_NAMES:
+    return next((n for n in (GGUF_EMBEDDING, GGUF_TIED) if n in present), None)
+
+
+def tied(name: str) -> bool:
+    """Whether a sampled tensor is an output head standing in for the embedding: its sample
+    says so (`"tied": true`), so a model with a real embedding elsewhere (an untied head in
+    another shard) is measured by that one first."""
+    return name in TIED_NAMES or name.endswith(TIED_SUFFIXES) or name == GGUF_TIED
+
+
+def _named(names: list[str], exact: tuple[str, ...], suffixes: tuple[str, ...]) -> str | None:
+    present = set(names)
+    for name in exact:
         if name in present:
             return name
-    found = sorted(n for n in names if n.endswith(EMBEDDING_SUFFIXES))
+    found = sorted(n for n in names if n.endswith(suffixes))
     return found[0] if found else None
 
 
 def layer_name(names: list[str]) -> str | None:
     """The first layer's query projection among a checkpoint's tensor names, if there is one."""
-    present = set(names)
-    for name in LAYER_NAMES:
-        if name in present:
-            return name
-    found = sorted(n for n in names if n.endswith(LAYER_SUFFIXES))
-    return found[0] if found else None
+    return _named(names, LAYER_NAMES, LAYER_SUFFIXES)
 
 
 def runs(rows: int, from_zero: bool = False) -> list[tuple[int, int]]:

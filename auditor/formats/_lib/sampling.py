@@ -44,6 +44,7 @@ from auditor.formats._lib.rowplan import (  # noqa: F401 (the plan, re-exported)
     SCALE_SUFFIXES,
     embedding_name,
     runs,
+    tied,
 )
 
 # -- dequantisers: raw bytes of whole rows -> float32 [rows, cols] --------------------------
@@ -101,20 +102,127 @@ def _q8_0(raw: np.ndarray, cols: int, order: str) -> np.ndarray:
     return (_f16(b[:, :2]) * b[:, 2:].view(np.int8)).reshape(raw.shape[0], cols)
 
 
-def _q4_k(raw: np.ndarray, cols: int, order: str) -> np.ndarray:
-    """ggml Q4_K, 144 bytes per 256 values: f16 d, f16 dmin, 12 bytes packing eight 6-bit
-    (scale, min) pairs, 128 bytes of 4-bit q (32-byte groups: low nibbles are sub-block 2g,
-    high nibbles 2g+1); value = d * scale_j * q - dmin * min_j."""
-    b = _blocks(raw, 144)
-    n = b.shape[0]
-    d, dmin = _f16(b[:, 0:2]), _f16(b[:, 2:4])
-    packed = b[:, 4:16].astype(np.uint8)
+def _nibbles(packed: np.ndarray) -> np.ndarray:
+    """ggml's 32-value 4-bit groups: byte l holds value l (low nibble) and l + 16 (high)."""
+    return np.concatenate([packed & 0x0F, packed >> 4], axis=1)
+
+
+def _fifth_bits(packed: np.ndarray) -> np.ndarray:
+    """A little-endian 32-bit mask [n, 4 bytes] as its bits [n, 32], bit j for value j."""
+    return np.unpackbits(packed, axis=1, bitorder="little")
+
+
+def _q4_0(raw: np.ndarray, cols: int, order: str) -> np.ndarray:
+    """ggml Q4_0, 18 bytes per 32 values: f16 d, 16 bytes of 4-bit q; value = d * (q - 8)."""
+    b = _blocks(raw, 18)
+    q = _nibbles(b[:, 2:]).astype(np.float32) - 8
+    return (_f16(b[:, :2]) * q).reshape(raw.shape[0], cols)
+
+
+def _q4_1(raw: np.ndarray, cols: int, order: str) -> np.ndarray:
+    """ggml Q4_1, 20 bytes per 32 values: f16 d, f16 m, 16 bytes of 4-bit q; value = d*q + m."""
+    b = _blocks(raw, 20)
+    q = _nibbles(b[:, 4:]).astype(np.float32)
+    return (_f16(b[:, :2]) * q + _f16(b[:, 2:4])).reshape(raw.shape[0], cols)
+
+
+def _q5_0(raw: np.ndarray, cols: int, order: str) -> np.ndarray:
+    """ggml Q5_0, 22 bytes per 32 values: f16 d, a 32-bit mask of fifth bits, 16 bytes of low
+    nibbles (as Q4_0); value = d * (q - 16)."""
+    b = _blocks(raw, 22)
+    q = (_nibbles(b[:, 6:]) | (_fifth_bits(b[:, 2:6]) << 4)).astype(np.float32) - 16
+    return (_f16(b[:, :2]) * q).reshape(raw.shape[0], cols)
+
+
+def _q5_1(raw: np.ndarray, cols: int, order: str) -> np.ndarray:
+    """ggml Q5_1, 24 bytes per 32 values: f16 d, f16 m, a 32-bit mask of fifth bits, 16 bytes
+    of low nibbles; value = d*q + m."""
+    b = _blocks(raw, 24)
+    q = (_nibbles(b[:, 8:]) | (_fifth_bits(b[:, 4:8]) << 4)).astype(np.float32)
+    return (_f16(b[:, :2]) * q + _f16(b[:, 2:4])).reshape(raw.shape[0], cols)
+
+
+_SHIFTS_2BIT = np.array([0, 2, 4, 6], np.uint8)
+_BITS = np.arange(8, dtype=np.uint8)
+
+
+def _crumbs(qs: np.ndarray) -> np.ndarray:
+    """ggml's 2-bit k-quant packing, 64 bytes [n, 64] -> 256 values [n, 8, 32]: in each
+    128-value half h, value 32*j + l is bits 2j..2j+1 of byte 32*h + l."""
+    n = qs.shape[0]
+    return ((qs.reshape(n, 2, 1, 32) >> _SHIFTS_2BIT.reshape(1, 1, 4, 1)) & 0x03).reshape(n, 8, 32)
+
+
+def _high_bits(mask: np.ndarray) -> np.ndarray:
+    """A k-quant's 32-byte high-bit mask [n, 32] -> [n, 8, 32]: value 32*k + l is bit k of
+    byte l."""
+    return (mask[:, None, :] >> _BITS.reshape(1, 8, 1)) & 0x01
+
+
+def _k_scales(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Q4_K/Q5_K's 12 bytes packing eight 6-bit (scale, min) pairs -> ([n, 8], [n, 8])."""
     lo, mid, hi = packed[:, 0:4], packed[:, 4:8], packed[:, 8:12]
     scale = np.concatenate([lo & 0x3F, (hi & 0x0F) | ((lo >> 2) & 0x30)], axis=1)
     mins = np.concatenate([mid & 0x3F, (hi >> 4) | ((mid >> 2) & 0x30)], axis=1)
+    return scale.astype(np.float32), mins.astype(np.float32)
+
+
+def _q2_k(raw: np.ndarray, cols: int, order: str) -> np.ndarray:
+    """ggml Q2_K, 84 bytes per 256 values: 16 bytes of 4-bit (scale, min) pairs, one per 16
+    values (scale in the low nibble), 64 bytes of 2-bit q (`_crumbs`), f16 d, f16 dmin;
+    value = d * scale_(i // 16) * q - dmin * min_(i // 16)."""
+    b = _blocks(raw, 84)
+    n = b.shape[0]
+    scales = b[:, :16]
+    q = _crumbs(b[:, 16:80]).reshape(n, 16, 16).astype(np.float32)
+    d, dmin = _f16(b[:, 80:82]), _f16(b[:, 82:84])
+    values = ((d * (scales & 0x0F))[:, :, None] * q - (dmin * (scales >> 4))[:, :, None])
+    return values.reshape(raw.shape[0], cols)
+
+
+def _q3_k(raw: np.ndarray, cols: int, order: str) -> np.ndarray:
+    """ggml Q3_K, 110 bytes per 256 values: a 32-byte high-bit mask (`_high_bits`), 64 bytes
+    of low 2 bits (`_crumbs`), 12 bytes packing sixteen 6-bit scales (low 4 bits: nibble
+    i % 8 of byte i % 8, low nibble first; high 2 bits: bits 2*(i // 4) of byte 8 + i % 4),
+    f16 d; q = low - 4 when the high bit is clear, value = d * (scale_(i // 16) - 32) * q."""
+    b = _blocks(raw, 110)
+    n = b.shape[0]
+    low = _crumbs(b[:, 32:96]).astype(np.int8)
+    q = (low - 4 * (1 - _high_bits(b[:, :32])).astype(np.int8)).astype(np.float32)
+    packed = b[:, 96:108]
+    first = np.concatenate([packed[:, :8] & 0x0F, packed[:, :8] >> 4], axis=1)
+    top = ((packed[:, 8:12].reshape(n, 1, 4) >> _SHIFTS_2BIT.reshape(1, 4, 1)) & 0x03)
+    scale = (first | (top.reshape(n, 16) << 4)).astype(np.float32) - 32
+    values = q.reshape(n, 16, 16) * (_f16(b[:, 108:110]) * scale)[:, :, None]
+    return values.reshape(raw.shape[0], cols)
+
+
+def _q4_k(raw: np.ndarray, cols: int, order: str) -> np.ndarray:
+    """ggml Q4_K, 144 bytes per 256 values: f16 d, f16 dmin, 12 bytes packing eight 6-bit
+    (scale, min) pairs (`_k_scales`), 128 bytes of 4-bit q (32-byte groups: low nibbles are
+    sub-block 2g, high nibbles 2g+1); value = d * scale_j * q - dmin * min_j."""
+    b = _blocks(raw, 144)
+    n = b.shape[0]
+    d, dmin = _f16(b[:, 0:2]), _f16(b[:, 2:4])
+    scale, mins = _k_scales(b[:, 4:16])
     qs = b[:, 16:].reshape(n, 4, 32)
     q = np.stack([qs & 0x0F, qs >> 4], axis=2).reshape(n, 8, 32).astype(np.float32)
-    values = d[:, :, None] * scale[:, :, None] * q - dmin[:, :, None] * mins[:, :, None]
+    values = (d * scale)[:, :, None] * q - (dmin * mins)[:, :, None]
+    return values.reshape(raw.shape[0], cols)
+
+
+def _q5_k(raw: np.ndarray, cols: int, order: str) -> np.ndarray:
+    """ggml Q5_K, 176 bytes per 256 values: Q4_K's d, dmin and packed (scale, min) pairs, then
+    a 32-byte fifth-bit mask (`_high_bits`), then Q4_K's 128 bytes of low nibbles;
+    value = d * scale_j * q - dmin * min_j."""
+    b = _blocks(raw, 176)
+    n = b.shape[0]
+    d, dmin = _f16(b[:, 0:2]), _f16(b[:, 2:4])
+    scale, mins = _k_scales(b[:, 4:16])
+    qs = b[:, 48:].reshape(n, 4, 32)
+    low = np.stack([qs & 0x0F, qs >> 4], axis=2).reshape(n, 8, 32)
+    q = (low | (_high_bits(b[:, 16:48]) << 4)).astype(np.float32)
+    values = (d * scale)[:, :, None] * q - (dmin * mins)[:, :, None]
     return values.reshape(raw.shape[0], cols)
 
 
@@ -153,8 +261,15 @@ LAYOUTS: dict[str, Layout] = {
     "BF16": Layout(1, 2, _bf16),
     "F8_E4M3": Layout(1, 1, _table(_fp8_table(4, 3, finite_only=True))),
     "F8_E5M2": Layout(1, 1, _table(_fp8_table(5, 2, finite_only=False))),
+    "Q4_0": Layout(32, 18, _q4_0, any_order=False),
+    "Q4_1": Layout(32, 20, _q4_1, any_order=False),
+    "Q5_0": Layout(32, 22, _q5_0, any_order=False),
+    "Q5_1": Layout(32, 24, _q5_1, any_order=False),
     "Q8_0": Layout(32, 34, _q8_0, any_order=False),
+    "Q2_K": Layout(256, 84, _q2_k, any_order=False),
+    "Q3_K": Layout(256, 110, _q3_k, any_order=False),
     "Q4_K": Layout(256, 144, _q4_k, any_order=False),
+    "Q5_K": Layout(256, 176, _q5_k, any_order=False),
     "Q6_K": Layout(256, 210, _q6_k, any_order=False),
 }
 
@@ -315,7 +430,8 @@ def sample_facts(emb: Sampled, pieces: dict[int, bytes]) -> dict[str, Any]:
     """The `embedding_sample` or `layer_sample` fact from the planned ranges' bytes (`plan`'s
     ranges of this tensor, or more: several tensors' pieces may be given together).
 
-    `vocab` is the row count and `hidden` the column count, whichever the tensor.
+    `vocab` is the row count and `hidden` the column count, whichever the tensor;
+    `tied` marks an output head sampled in the embedding's place (`rowplan.TIED_NAMES`).
     """
     m = emb.matrix
     got = _Pieces(pieces)
@@ -338,6 +454,8 @@ def sample_facts(emb: Sampled, pieces: dict[int, bytes]) -> dict[str, Any]:
     }
     if emb.head_dim:
         facts["head_dim"] = emb.head_dim
+    if tied(m.name):
+        facts["tied"] = True
     if emb.scale is not None:
         facts["scale"] = emb.scale.name
     return facts

@@ -538,11 +538,14 @@ def _padding(header: _Header, header_end: int, align: int, size: int) -> list[tu
 
 def _samples(header: _Header, r: _Reader, align: int,
              ctx: ScanContext) -> list[tuple[str, Sampled, list[tuple[int, int]]]]:
-    """(fact, sampled tensor, file ranges of its sampled rows) for `token_embd.weight` and
-    `blk.0.attn_q.weight` (one row per token, per output feature: [cols, rows] in ggml
-    order), each when it is a well-formed tensor inside the file."""
+    """(fact, sampled tensor, file ranges of its sampled rows) for `token_embd.weight` (or a
+    tied `output.weight` in its place) and `blk.0.attn_q.weight` (one row per token, per
+    output feature: [cols, rows] in ggml order), each when it is a well-formed tensor inside
+    the file. A tensor of a type with no dequantiser (IQ*) is named in `<fact>_skipped`, so
+    a report can say why its weights were not measured."""
     wanted = []
-    for fact, name, from_zero in (("embedding_sample", rowplan.GGUF_EMBEDDING, False),
+    embedding = rowplan.gguf_embedding_name([t.name for t in header.tensors])
+    for fact, name, from_zero in (("embedding_sample", embedding, False),
                                   ("layer_sample", rowplan.GGUF_LAYER, True)):
         tensor = next((t for t in header.tensors if t.name == name), None)
         if tensor is None or tensor.nbytes is None or len(tensor.dims) != 2 or (
@@ -551,7 +554,10 @@ def _samples(header: _Header, r: _Reader, align: int,
         start = -(-r.pos // align) * align + tensor.offset
         if (ctx.size is None or start + tensor.nbytes <= ctx.size) and rowplan.sampled(
                 tensor.dims[1], from_zero):
-            wanted.append((fact, tensor, start, from_zero))
+            if tensor.type_name in rowplan.DEQUANTISED:
+                wanted.append((fact, tensor, start, from_zero))
+            else:
+                ctx.result.facts[f"{fact}_skipped"] = f"{tensor.name} is {tensor.type_name}"
     if not wanted:
         return []  # no sampled row in this file: numpy is not even imported
     from auditor.formats._lib import sampling
@@ -727,5 +733,6 @@ SPEC = FormatSpec(
     facts=("gguf_version", "metadata_entries", "tensors", "parameters", "dtypes", "architecture",
            "name", "license", "organization", "source_repo_url", "source_repository", "file_type",
            "quantization", "base_models", "hparams",
-           "has_chat_template", "chat_templates", "embedding_sample", "layer_sample", "vocab"),
+           "has_chat_template", "chat_templates", "embedding_sample", "layer_sample", "vocab",
+           "embedding_sample_skipped", "layer_sample_skipped"),
 )

@@ -279,8 +279,10 @@ def _matrix(header: dict[str, Any], name: str, data_start: int,
 
 def _sample_rows(f: BinaryIO, header: dict[str, Any], data_start: int,
                  data_size: int | None, ctx: ScanContext) -> None:
-    """`embedding_sample` and `layer_sample`: the fingerprint rows of the token embedding and
-    of the first layer's query projection, for whichever of them this file holds.
+    """`embedding_sample` and `layer_sample`: the fingerprint rows of the token embedding (or
+    of a tied `lm_head` holding it, `rowplan.TIED_NAMES`) and of the first layer's query
+    projection, for whichever of them this file holds; `<fact>_skipped` names one whose dtype
+    has no dequantiser.
 
     Only the sampled rows (and an FP8 weight's block scales) are read, both
     tensors' together in file order: locally the hashing pass reads them on its
@@ -291,10 +293,18 @@ def _sample_rows(f: BinaryIO, header: dict[str, Any], data_start: int,
     if not f.seekable():
         return
     names = [n for n in header if n != "__metadata__"]
-    wanted = [(fact, name, from_zero) for fact, name, from_zero in (
-        ("embedding_sample", rowplan.embedding_name(names), False),
-        ("layer_sample", rowplan.layer_name(names), True),
-    ) if name is not None and _rows_sampled(header[name], from_zero)]
+    wanted = []
+    for fact, name, from_zero in (("embedding_sample", rowplan.embedding_name(names), False),
+                                  ("layer_sample", rowplan.layer_name(names), True)):
+        if name is None or not _rows_sampled(header[name], from_zero):
+            continue
+        dtype = header[name].get("dtype")
+        if not isinstance(dtype, str):
+            continue  # a finding of `_check`'s
+        if dtype in rowplan.DEQUANTISED:
+            wanted.append((fact, name, from_zero))
+        elif dtype in DTYPE_BITS:  # said, so a report can tell why weights were not measured
+            ctx.result.facts[f"{fact}_skipped"] = f"{name} is {dtype}"
     if not wanted:
         return  # no sampled row in this file: numpy is not even imported
     from auditor.formats._lib import sampling
@@ -351,5 +361,5 @@ def _uint(value: Any) -> bool:
 SPEC = FormatSpec(
     id=FormatId.SAFETENSORS, sniff=sniff, scan=scan, container=False, rules=RULES,
     facts=("tensors", "parameters", "dtypes", "metadata", "tensor_pattern", "embedding_sample",
-           "layer_sample"),
+           "layer_sample", "embedding_sample_skipped", "layer_sample_skipped"),
 )
