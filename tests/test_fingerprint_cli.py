@@ -390,3 +390,22 @@ def test_a_hostile_store_entry_is_an_error_naming_the_file_and_field(
     assert result.code == 2, result.out + result.err
     [line] = result.err.strip().splitlines()
     assert "Qwen--tiny-base.fingerprint.json" in line and field in line
+
+
+def test_a_tensor_that_could_not_be_sampled_is_named_in_the_report():
+    """A reviewer must see what was not measured, and why (an IQ* quant type, an I8 tensor)."""
+    from auditor.fingerprint import measure
+    from auditor.model import Coverage, FileReport, FormatId
+    from auditor.report.fingerprints import render
+
+    files = [FileReport("model.gguf", 1, {}, FormatId.GGUF, Coverage.SCANNED, (),
+                        {"embedding_sample_skipped": "token_embd.weight is IQ2_XS"}),
+             FileReport("config.json", 1, {}, FormatId.JSON, Coverage.SCANNED, (),
+                        {"model_type": "llama", "hidden_size": 4096})]
+    summary = measure.summary(measure.fingerprint(files))
+    assert summary["skipped"] == ["model.gguf: token_embd.weight is IQ2_XS"]
+    from auditor.model import ModelReport
+
+    shown = render([ModelReport("m", "/m", "local", tuple(files), facts={"fingerprint": summary})],
+                   "text")
+    assert "weights       not measured (model.gguf: token_embd.weight is IQ2_XS)" in shown

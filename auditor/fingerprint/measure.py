@@ -71,6 +71,7 @@ class Fingerprint:
     # Every file's sample (fact name -> prints, by path): a decoy file holding another
     # embedding must not hide the one the loader uses, so each is compared.
     samples: Mapping[str, tuple[WeightPrint, ...]] = dataclasses.field(default_factory=dict)
+    skipped: tuple[str, ...] = ()  # tensors not sampled and why ("token_embd.weight is IQ2_XS")
 
     @property
     def empty(self) -> bool:
@@ -103,14 +104,20 @@ def fingerprint(files: Sequence[FileReport]) -> Fingerprint:
     if any(fact in f.facts for f in files for fact in SAMPLES):  # numpy only when sampled
         from auditor.fingerprint.weights import WeightPrint
 
+        def untied_first(report: FileReport, fact: str) -> tuple[bool, str]:
+            sample = report.facts.get(fact)  # a tied output head stands in for an embedding
+            return (isinstance(sample, Mapping) and bool(sample.get("tied")), report.path)
+
         for fact in SAMPLES:  # a sharded checkpoint may hold the two in different shards
-            found[fact] = tuple(p for f in sorted(files, key=lambda r: r.path)
+            found[fact] = tuple(p for f in sorted(files, key=lambda r: untied_first(r, fact))
                                 if (p := WeightPrint.from_facts(f.facts, fact)) is not None
                                 )[:MAX_SAMPLES]
     first = {fact: prints[0] if prints else None for fact, prints in found.items()}
+    skipped = tuple(f"{f.path}: {f.facts[fact + '_skipped']}" for f in files for fact in SAMPLES
+                    if isinstance(f.facts.get(fact + "_skipped"), str))[:MAX_SAMPLES]
     return Fingerprint(tok, architecture.ArchPrint.from_files(files),
                        first["embedding_sample"], _specials(files), first["layer_sample"],
-                       found)
+                       found, skipped)
 
 
 SAMPLES = ("embedding_sample", "layer_sample")
@@ -287,6 +294,8 @@ def summary(fp: Fingerprint) -> dict[str, Any]:
                             "kind": fp.tokenizer.kind}
     if fp.specials:  # from every file that names them: tokenizer, generation and model config
         out["specials"] = dict(fp.specials)
+    if fp.skipped:  # why a tensor was not sampled: a reviewer must see what was not measured
+        out["skipped"] = list(fp.skipped)
     if fp.architecture is not None:
         out["architecture"] = {k: (sorted(v) if isinstance(v, frozenset) else v)
                                for k, v in dataclasses.asdict(fp.architecture).items()

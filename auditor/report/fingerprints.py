@@ -47,8 +47,10 @@ def render(models: Sequence[ModelReport], fmt: str) -> str:
         if not fp:
             lines.append("  nothing to fingerprint (no tokenizer, shape or embedding found)")
         elif not weights:
-            lines.append("  weights       not measured (no token embedding with sampled rows in "
-                         "a readable dtype): only the family table can match")
+            why = "; ".join(fp.get("skipped", [])) or ("no token embedding with sampled rows "
+                                                        "found")
+            lines.append(f"  weights       not measured ({why}): only the family table can "
+                         "match")
         measured = _measured(model)
         for entry in measured:
             lines.append(f"  measured      {entry['name']} ({entry['relation']}, publisher "
