@@ -12,7 +12,6 @@ import base64
 import io
 import json
 import random
-import time
 from pathlib import Path
 
 import pytest
@@ -207,19 +206,18 @@ def test_a_fine_tunes_vocabulary_is_close_and_an_unrelated_one_is_far():
     assert similarity(p, _print(unrelated)) < 0.2
 
 
-def test_a_150k_vocabulary_is_fingerprinted_well_under_100ms():
+def test_a_150k_vocabulary_fed_in_batches_is_one_fingerprint():
+    """Speed is measured in bench/ (bench_fingerprint.py), not here: this checks the result."""
     tokens = random_tokens(150_000, seed=8)
     texts = [byte_level(t) for t in tokens]
-    best = float("inf")
-    for _ in range(5):  # best of 5: the machine may be busy
-        started = time.perf_counter()
-        builder = vocab.VocabBuilder()
-        for i in range(0, len(texts), 8192):
-            builder.add_text(range(i, min(i + 8192, len(texts))), texts[i:i + 8192])
-        found = builder.finish(vocab.BYTE_LEVEL)
-        best = min(best, time.perf_counter() - started)
+    builder = vocab.VocabBuilder()
+    for i in range(0, len(texts), 8192):
+        builder.add_text(range(i, min(i + 8192, len(texts))), texts[i:i + 8192])
+    whole = vocab.VocabBuilder()
+    whole.add_text(range(len(texts)), texts)
+    found = builder.finish(vocab.BYTE_LEVEL)
     assert found is not None and found["size"] == 150_000
-    assert best < 0.1, best
+    assert found == whole.finish(vocab.BYTE_LEVEL)
 
 
 def test_id_order_does_not_change_the_digest_and_duplicates_count_once():
@@ -247,11 +245,9 @@ def test_hostile_vocabularies_are_bounded_and_never_crash(tmp_path):
     bad = vocab.VocabBuilder()
     bad.add_utf8(0, [b"\xff\xfe", b"ok", b"\xc3", b"\xa9"])
     assert bad.finish(vocab.BYTE_LEVEL)["size"] == 4  # type: ignore[index]
-    started = time.perf_counter()
     million = vocab.VocabBuilder()
     million.add_bytes(range(10**6), [b"%d" % i for i in range(10**6)])
     assert million.finish(vocab.TIKTOKEN)["size"] == 10**6  # type: ignore[index]
-    assert time.perf_counter() - started < 10
     # a tokenizer.json whose vocabulary is not a map of ints, with a non-UTF-8-able escape
     doc = b'{"decoder": {"type": "ByteLevel"}, "model": {"vocab": {"\\ud800": 0, "a": "x", ' \
           b'"b": 1.5, "c": [1], "d": 2}}, "added_tokens": [{"id": 2, "content": "dd"}, 5]}'
