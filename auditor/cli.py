@@ -359,9 +359,10 @@ def sbom_validate(files: tuple[Path, ...]) -> int:
 
 # The verdict flags shared by `policy check` and `gate`.
 _policy_options = _together(
-    click.option("--policy", "policies", multiple=True, required=True,
-                 type=click.Path(path_type=Path, dir_okay=False),
-                 help="Policy file (repeatable; later files may add waivers and lineage)."),
+    click.option("--policy", "policies", multiple=True, required=True, metavar="FILE|NAME",
+                 help="Policy file, or the name of an installed policy (`auditor policy list`: "
+                 "baseline, production, geopolitical-risk); repeatable, later files may add "
+                 "waivers and lineage."),
     click.option("--format", "fmt", type=click.Choice(list(VERDICT_REPORTERS)), default="text",
                  show_default=True, help="Verdict format."),
     _OUTPUT,
@@ -382,7 +383,7 @@ def policy() -> None:
 @click.option("--attestation", type=click.Path(path_type=Path, dir_okay=False),
               help="Trust the SBOM only if this attestation (auditor attest) verifies.")
 @_verify_options
-def policy_check(sboms: tuple[Path, ...], policies: tuple[Path, ...], fmt: str,
+def policy_check(sboms: tuple[Path, ...], policies: tuple[str, ...], fmt: str,
                  output: Path | None, fail_on: str, attestation: Path | None, key: Path | None,
                  certificate_chain: tuple[Path, ...], trust_config: Path | None,
                  identity: str | None, issuer: str | None) -> int:
@@ -405,6 +406,26 @@ def policy_check(sboms: tuple[Path, ...], policies: tuple[Path, ...], fmt: str,
     location = str(sboms[0]) if len(sboms) == 1 else ""
     _emit(render_verdict(verdict, fmt, threshold, Where(model_location=location)), output)
     return EXIT_FAIL if verdict.fails(threshold) else EXIT_PASS
+
+
+@policy.command("list")
+@click.option("--format", "fmt", type=click.Choice(DATA_FORMATS), default="text",
+              show_default=True, help="Output format.")
+def policy_list(fmt: str) -> int:
+    """The policies installed with auditor: name (for --policy NAME), purpose, rule count."""
+    from auditor.policy.installed import available
+
+    found = available()
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps([{"name": p.name, "purpose": p.purpose, "rules": p.rules,
+                                "path": str(p.path)} for p in found], indent=2))
+        return EXIT_PASS
+    width = max((len(p.name) for p in found), default=4)
+    for p in found:
+        click.echo(f"{p.name:{width}}  {p.rules:2} rules  {p.purpose}")
+    return EXIT_PASS
 
 
 @policy.command("lint")
@@ -450,7 +471,7 @@ def policy_test(folder: Path) -> int:
               help="Judge this attested SBOM (auditor attest) instead of rescanning; TARGET's "
               "files must match its hashes.")
 def gate(
-    target: str, policies: tuple[Path, ...], fmt: str, output: Path | None, fail_on: str,
+    target: str, policies: tuple[str, ...], fmt: str, output: Path | None, fail_on: str,
     sbom_path: Path | None, reproducible: bool, revision: str | None, name: str | None,
     fingerprints: Path | None, exclude: tuple[str, ...], jobs: int | None,
     config_path: Path | None, download: bool,
@@ -565,9 +586,9 @@ def mirror() -> None:
               help="SQLite state of this mirror (what was scanned, verdicts, history).")
 @click.option("--sboms", type=click.Path(path_type=Path, file_okay=False),
               help="Folder for one SBOM per model [a 'sboms' folder beside the state file].")
-@click.option("--policy", "policies", multiple=True,
-              type=click.Path(path_type=Path, dir_okay=False),
-              help="Policy file every model's SBOM is judged against (repeatable).")
+@click.option("--policy", "policies", multiple=True, metavar="FILE|NAME",
+              help="Policy file or installed policy name every model's SBOM is judged "
+              "against (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(DATA_FORMATS), default="text",
               show_default=True, help="Summary format.")
 @_OUTPUT
@@ -581,7 +602,7 @@ def mirror() -> None:
               help="Also add every model scanned to the --fingerprints store (a mirror of base "
               "models builds the store its derivatives are measured against).")
 @_scan_flags
-def mirror_scan(root: Path, state_path: Path, sboms: Path | None, policies: tuple[Path, ...],
+def mirror_scan(root: Path, state_path: Path, sboms: Path | None, policies: tuple[str, ...],
                 fmt: str, output: Path | None, fail_on: str | None, executor: str | None,
                 fingerprints: Path | None, add_fingerprints: bool,
                 jobs: int | None, exclude: tuple[str, ...], config_path: Path | None) -> int:
@@ -589,6 +610,7 @@ def mirror_scan(root: Path, state_path: Path, sboms: Path | None, policies: tupl
     from auditor.config import load_config
     from auditor.mirror import scan as mirror_run
     from auditor.mirror import summary
+    from auditor.policy.installed import resolve
 
     if add_fingerprints and fingerprints is None:
         raise UsageError("--add-fingerprints needs --fingerprints DIR (the store to add to)")
@@ -598,7 +620,8 @@ def mirror_scan(root: Path, state_path: Path, sboms: Path | None, policies: tupl
     result = mirror_run.run(mirror_run.MirrorOptions(
         root=root.absolute(), state=state_path, sboms=(sboms or state_path.parent / "sboms"
                                                        ).absolute(),
-        policies=policies, fail_on=Severity.parse(fail_on) if fail_on else config.fail_on,
+        policies=tuple(resolve(p) for p in policies),
+        fail_on=Severity.parse(fail_on) if fail_on else config.fail_on,
         executor=executor, scan=options, add_fingerprints=add_fingerprints,
     ))
     _emit(mirror_run.dumps(result) if fmt == "json" else summary.render_run(result), output)

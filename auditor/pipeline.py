@@ -404,12 +404,14 @@ def load_policies(paths: PolicyPaths) -> PolicySet:
     """Policy files, validated and compiled (a broken policy fails before anything is scanned).
 
     One path (a `str` or a path object) is one policy file, never a sequence of characters.
+    A bare name (`baseline`) that is not a file is the installed policy of that name.
     """
     from auditor.policy.engine import load_policies as load
+    from auditor.policy.installed import resolve
 
     if isinstance(paths, str | os.PathLike):
-        return load([Path(paths)])
-    return load([Path(p) for p in paths])
+        return load([resolve(paths)])
+    return load([resolve(p) for p in paths])
 
 
 def judge(
