@@ -49,6 +49,15 @@ def outcome(verdict: Verdict, rule: str, model: str) -> str:
     return "waived" if hits else "pass"
 
 
+def _ancestor(entry: dict[str, Any]) -> dict[str, Any]:
+    """A lineage entry with JSON types: the tri-state `resolved` as true/false/null, an
+    unmeasured `score` (-1 in policies) as null. Policies keep their own spelling."""
+    tri = {"true": True, "false": False}
+    score = entry.get("score")
+    return {**entry, "resolved": tri.get(str(entry.get("resolved"))),
+            "score": score if isinstance(score, int | float) and score >= 0 else None}
+
+
 def to_dict(verdict: Verdict, fail_on: Severity) -> dict[str, Any]:
     active = verdict.active()
     return {
@@ -73,7 +82,7 @@ def to_dict(verdict: Verdict, fail_on: Severity) -> dict[str, Any]:
                 "name": m.name, "revision": m.revision, "pinned": m.pinned,
                 "publisher": m.publisher, "jurisdiction": m.jurisdiction, "tier": m.tier,
                 "lineage_tier": m.lineage_tier,
-                "lineage": [dict(e) for e in m.lineage],
+                "lineage": [_ancestor(e) for e in m.lineage],
                 "violations": [violation_dict(v) for v in active if v.model == m.name],
             }
             for m in verdict.models
