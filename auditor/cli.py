@@ -90,6 +90,12 @@ _FINGERPRINTS = click.option(
     "lineage against [only the shipped family table].")
 
 
+# Silences the progress display of scan and gate (the bar on a terminal, lines in a log).
+_QUIET = click.option("--quiet", "-q", is_flag=True,
+                      help="No progress on stderr (a bar on a terminal, otherwise a line "
+                      "every 10 s of a long scan).")
+
+
 # The flags shared by every command that scans (scan, gate, mirror scan).
 _scan_flags = _together(
     click.option("--exclude", multiple=True, metavar="GLOB",
@@ -185,6 +191,7 @@ def cli() -> None:
 @click.option("--signature", type=click.Path(path_type=Path, dir_okay=False),
               help="OMS signature to verify [default: model.sig in the model folder].")
 @_verify_options
+@_QUIET
 def scan(
     target: str, fmt: str, output: Path | None, fail_on: str | None, exclude: tuple[str, ...],
     jobs: int | None, revision: str | None, name: str | None, fingerprints: Path | None,
@@ -193,11 +200,12 @@ def scan(
     sbom_path: Path | None, spec: str, output_format: str, extra_hashes: tuple[str, ...],
     reproducible: bool, signature: Path | None, key: Path | None,
     certificate_chain: tuple[Path, ...], trust_config: Path | None, identity: str | None,
-    issuer: str | None,
+    issuer: str | None, quiet: bool,
 ) -> int:
     """Scan a model file or folder and report what loading it could do."""
     from auditor import pipeline
     from auditor.config import load_config
+    from auditor.progress import for_stderr
     from auditor.report import render_scan
     from auditor.sources.hubclient import hub_settings
 
@@ -212,11 +220,7 @@ def scan(
         signature=signature,
         trust=_trust(key, certificate_chain, trust_config, identity, issuer),
     )
-    progress = None
-    if fmt == "text" and sys.stderr.isatty():
-        from auditor.progress import TerminalProgress
-
-        progress = TerminalProgress()
+    progress = for_stderr(fmt, quiet)
     settings = hub_settings(
         endpoint=endpoint, config_endpoint=config.hub_endpoint, token=token,
         cache_dir=cache_dir, offline=offline, remote_only=not download,
@@ -470,6 +474,7 @@ def policy_test(folder: Path) -> int:
 @click.option("--attestation", type=click.Path(path_type=Path, dir_okay=False),
               help="Judge this attested SBOM (auditor attest) instead of rescanning; TARGET's "
               "files must match its hashes.")
+@_QUIET
 def gate(
     target: str, policies: tuple[str, ...], fmt: str, output: Path | None, fail_on: str,
     sbom_path: Path | None, reproducible: bool, revision: str | None, name: str | None,
@@ -478,11 +483,12 @@ def gate(
     cache_dir: Path | None, endpoint: str | None, token: str | None, offline: bool,
     signature: Path | None, key: Path | None, certificate_chain: tuple[Path, ...],
     trust_config: Path | None, identity: str | None, issuer: str | None,
-    attestation: Path | None,
+    attestation: Path | None, quiet: bool,
 ) -> int:
     """Scan → SBOM → policy in one step: may this model be deployed?"""
     from auditor import pipeline
     from auditor.config import load_config
+    from auditor.progress import for_stderr
     from auditor.report import Where, render_verdict
     from auditor.sources.hubclient import hub_settings
     from auditor.sources.resolve import is_local
@@ -506,7 +512,7 @@ def gate(
         cache_dir=cache_dir, offline=offline, remote_only=not download,
     )
     judged = pipeline.gate(target, loaded, options, settings, sbom_path=sbom_path,
-                           reproducible=reproducible)
+                           reproducible=reproducible, progress=for_stderr(fmt, quiet))
     where = Where(base=target if is_local(target) else "", model_location=str(sbom_path or target))
     _emit(render_verdict(judged.verdict, fmt, threshold, where), output)
     return EXIT_FAIL if judged.fails(threshold) else EXIT_PASS

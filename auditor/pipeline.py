@@ -457,13 +457,14 @@ def gate(
     sbom_path: Path | None = None,
     reproducible: bool = False,
     today: datetime.date | None = None,
+    progress: engine.Progress | None = None,
 ) -> GateResult:
     """Scan → SBOM → policy: may this model be deployed? (`auditor gate`).
 
     The policies are loaded first: a broken policy fails before anything is scanned.
     """
     loaded = _loaded(policies)
-    result = scan(target, options, hub)
+    result = scan(target, options, hub, progress)
     documents = sbom_documents(result, sbom_path, reproducible=reproducible)
     return GateResult(result, tuple(documents), judge(loaded, documents, today))
 
