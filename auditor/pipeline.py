@@ -49,9 +49,17 @@ from auditor.scanning import crossfile, engine
 from auditor.scanning.declared import declared_lineage
 from auditor.scanning.modelfacts import model_facts
 from auditor.scanning.options import ScanOptions
-from auditor.sources.contract import Claims, Identity, OnDisk, Remote, RemoteArtifact, Source
+from auditor.sources.contract import (
+    Claims,
+    Excluded,
+    Identity,
+    OnDisk,
+    Remote,
+    RemoteArtifact,
+    Source,
+)
 from auditor.sources.hubclient import HubSettings, hub_settings
-from auditor.sources.local import kept
+from auditor.sources.local import excluded, kept
 from auditor.sources.resolve import open_target
 
 if TYPE_CHECKING:
@@ -61,6 +69,7 @@ if TYPE_CHECKING:
     from auditor.policy.verdict import Verdict
 
 Document = tuple[str, dict[str, Any]]  # (label shown in verdicts, CycloneDX JSON)
+MAX_EXCLUDED_LISTED = 1000  # excluded files named in the report; the count covers them all
 
 
 # --- scan: source → artifacts → engine → verifiers → ModelReport --------------------------------
@@ -104,7 +113,9 @@ def scan_source(
     artifacts = source.artifacts(options.exclude)
     if isinstance(artifacts, Remote):
         files = crossfile.link(_read_remote(artifacts, options))
-        model = _assemble(source, files, [], artifacts.root, None, options, references=references)
+        left_out = excluded(artifacts.listing.files, options.exclude)
+        model = _assemble(source, files, [], artifacts.root, None, options, references=references,
+                          left_out=left_out)
         return model, artifacts.transfer.bytes
     entries = artifacts.listing.entries
     reading = hashing(options, entries, source.claims())
@@ -146,13 +157,15 @@ def model_from_files(
     files = crossfile.link(files, artifacts.listing.context, options)
     claims = source.claims()
     listing = claims.listing
+    left_out = list(artifacts.listing.excluded)
     if listing is not None:  # the files the user excluded are neither scanned nor missing
+        left_out += excluded(listing.files, options.exclude)  # upstream's, if not downloaded
         listing = dataclasses.replace(listing, files=kept(listing.files, options.exclude))
     files, missing = provenance.verify_snapshot(files, listing, claims.records,
                                                 claims.every_file_recorded)
     findings = [*artifacts.listing.findings, *missing]
     return _assemble(source, files, findings, artifacts.root, artifacts.signed_at, options, also,
-                     references)
+                     references, left_out)
 
 
 def _read_remote(remote: Remote, options: ScanOptions) -> list[FileReport]:
@@ -190,13 +203,14 @@ def _not_fetched(up: Upstream, listing: Record) -> FileReport:
 def _assemble(
     source: Source, files: list[FileReport], findings: list[Finding], root: str,
     signed_at: Path | None, options: ScanOptions, also: Sequence[Finding] = (),
-    references: Sequence[Reference] = (),
+    references: Sequence[Reference] = (), left_out: Sequence[Excluded] = (),
 ) -> ModelReport:
     """The one place a `ModelReport` is built: pinning, Hub scanners, signature, lineage
     (declared, resolved where the source can, and measured from the bytes).
 
     `signed_at` is where the OMS signature is looked for; None when the files
     were not read from disk (a remote-only audit has no signature to check).
+    `left_out`: the files the exclude patterns left out, on disk or upstream.
     """
     identity, claims = source.identity, source.claims()
     extra: dict[str, list[Finding]] = {}
@@ -217,6 +231,8 @@ def _assemble(
     if hub is not None:
         facts["hub"] = hub
     facts["identity"] = _identity_facts(identity)
+    if options.exclude:
+        facts["excluded"] = _excluded_facts(left_out, options.exclude)
     origin = _origin(identity, hub)
     if origin is not None:
         facts["origin"] = origin
@@ -228,6 +244,15 @@ def _assemble(
     findings += also
     return ModelReport(name=identity.name, root=root, source=identity.kind, files=tuple(files),
                        findings=tuple(findings), facts=facts, revision=identity.revision)
+
+
+def _excluded_facts(left_out: Sequence[Excluded], patterns: tuple[str, ...]) -> dict[str, Any]:
+    """What the exclude patterns left out: every file once (a downloaded Hub file is both on
+    disk and in the listing), named up to MAX_EXCLUDED_LISTED, counted in full."""
+    unique = sorted({e.path: e for e in left_out}.values(), key=lambda e: e.path)
+    return {"patterns": list(patterns), "count": len(unique),
+            "files": [{"path": e.path, "pattern": e.pattern}
+                      for e in unique[:MAX_EXCLUDED_LISTED]]}
 
 
 def _identity_facts(identity: Identity) -> dict[str, Any]:

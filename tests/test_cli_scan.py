@@ -15,7 +15,8 @@ from auditor.version import __version__
 from tests.builders import safetensors_bytes, write_tiny_model
 
 TOP_KEYS = {"schema", "auditor", "target", "verdict", "fail_on", "worst", "summary", "models"}
-SUMMARY_KEYS = {"models", "files", "bytes", "bytes_read", "elapsed_s", "coverage", "findings"}
+SUMMARY_KEYS = {"models", "files", "bytes", "bytes_read", "elapsed_s", "coverage", "excluded",
+                "findings"}
 MODEL_KEYS = {"name", "root", "source", "revision", "verdict", "coverage", "findings", "facts",
               "files"}
 FILE_KEYS = {"path", "size", "sha256", "digests", "format", "coverage", "verdict", "findings",

@@ -35,6 +35,12 @@ def severity_counts(findings: list[Finding]) -> dict[str, int]:
     return counts
 
 
+def excluded_count(model: ModelReport) -> int:
+    """Files the exclude patterns left out of this model (not read, not judged)."""
+    count = model.facts.get("excluded", {}).get("count", 0)
+    return count if isinstance(count, int) else 0
+
+
 def _file(report: FileReport) -> dict[str, Any]:
     return {
         "path": report.path,
@@ -85,6 +91,7 @@ def to_dict(result: ScanResult, fail_on: Severity) -> dict[str, Any]:
             "bytes_read": result.bytes_read,
             "elapsed_s": round(result.elapsed_s, 3),
             "coverage": coverage,
+            "excluded": sum(excluded_count(m) for m in result.models),
             "findings": severity_counts(findings),
         },
         "models": [_model(m) for m in result.models],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from auditor.model import Coverage, FileReport, Finding, ModelReport, ScanResult, Severity
 from auditor.report import NOWHERE, Where
-from auditor.report.json import severity_counts
+from auditor.report.json import excluded_count, severity_counts
 from auditor.rules import catalogue
 
 
@@ -42,6 +42,7 @@ def _model_lines(model: ModelReport, fail_on: Severity) -> list[str]:
         lines.insert(1, f"remote-only: {transfer['bytes']} of {transfer['repo_bytes']} bytes "
                      f"transferred ({transfer['ratio']:.4%}); range-read files are not hashed "
                      "here: their Hub digests are recorded as claims")
+    lines += _excluded_lines(model)
     width = max((len(f.path) for f in model.files), default=10)
     for finding in model.findings:
         lines += _finding_lines(finding, finding.severity >= fail_on)
@@ -51,6 +52,20 @@ def _model_lines(model: ModelReport, fail_on: Severity) -> list[str]:
             if finding.severity > Severity.INFO:
                 lines += _finding_lines(finding, finding.severity >= fail_on)
     return lines
+
+
+def _excluded_lines(model: ModelReport) -> list[str]:
+    """The files an exclude pattern left out, each with its pattern: not read, so named."""
+    left_out = model.facts.get("excluded")
+    if not left_out:
+        return []
+    count = excluded_count(model)
+    lines = [f"excluded: {count} file(s) by --exclude/config exclude "
+             f"({', '.join(left_out['patterns'])}); not read"]
+    lines += [f"  excluded {e['path']}  ({e['pattern']})" for e in left_out["files"]]
+    if count > len(left_out["files"]):
+        lines.append(f"  ... and {count - len(left_out['files'])} more excluded")
+    return [*lines, ""]
 
 
 def to_text(result: ScanResult, fail_on: Severity, where: Where = NOWHERE) -> str:
@@ -63,10 +78,13 @@ def to_text(result: ScanResult, fail_on: Severity, where: Where = NOWHERE) -> st
         for key, n in model.coverage_counts().items():
             coverage[key] += n
     total = sum(coverage.values())
+    excluded = sum(excluded_count(m) for m in result.models)
     lines.append(
         f"coverage: {total} files — {coverage['scanned']} scanned, {coverage['partial']} partial "
         f"(limit hit), {coverage['unsupported']} unsupported (hashed only), "
         f"{coverage['error']} error"
+        + (f"; {excluded} excluded by --exclude (not read)"
+           if any("excluded" in m.facts for m in result.models) else "")
     )
     counts = severity_counts(result.all_findings())
     lines.append("findings: " + ", ".join(f"{n} {sev}" for sev, n in counts.items()))

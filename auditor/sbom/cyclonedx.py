@@ -238,6 +238,10 @@ def _model_properties(
     yield P.SCAN_VERDICT, "clean" if worst is None else worst.label
     for coverage, count in model.coverage_counts().items():
         yield P.SCAN_COVERAGE_COUNT[coverage], str(count)
+    left_out = facts.get("excluded", {})
+    yield P.SCAN_COVERAGE_EXCLUDED, str(left_out.get("count", 0))
+    for entry in left_out.get("files", []):
+        yield P.SCAN_EXCLUDED, f"{entry['path']} ({entry['pattern']})"
     limits = model.coverage_counts()["partial"] > 0 or any(
         f.rule == "AUD-SCAN-002" for f in model.all_findings()
     )

@@ -74,6 +74,8 @@ class ModelInfo:
     revision_evidence: str = _fact("the record the commit was read from, or unknown")
     upstream_grade: str = _fact("how strongly every file's bytes are proven the publisher's: "
                                 "signed, hub-verified, recorded, or unknown (not proven)")
+    excluded: int = _fact("number of files an exclude pattern left out of the scan (not read, "
+                          "not judged), or -1 when the SBOM does not say (compare with != 0)")
     jurisdiction: str = _from_data("ISO 3166 country of the publisher (from data.publishers), "
                                    "or unknown")
     tier: str = _from_data("risk tier of that jurisdiction (from data.jurisdictions), or unknown")

@@ -125,6 +125,7 @@ def _model_facts(found: ModelLayout, tool: str) -> ModelFacts:
         revision_grade=_grade(props, P.REVISION_GRADE),
         revision_evidence=_first(_get(props, P.REVISION_EVIDENCE)),
         upstream_grade=_grade(props, P.UPSTREAM_GRADE),
+        excluded=_count(props, P.SCAN_COVERAGE_EXCLUDED),
     )
     status = _first(_get(props, P.SIGNATURE_STATUS))
     signature = SignatureFacts(
@@ -252,6 +253,12 @@ def _grade(props: Props, prop: P.Property) -> str:
     """A grade property's value; unknown when absent or not a grade (another tool's SBOM)."""
     value = _first(_get(props, prop))
     return value if value in P.GRADES else UNKNOWN
+
+
+def _count(props: Props, prop: P.Property) -> int:
+    """An integer property's value; -1 when absent or not a count (fails `!= 0` closed)."""
+    value = _first(_get(props, prop))
+    return int(value) if value.isdigit() else -1
 
 
 def _str(value: Any) -> str:

@@ -110,6 +110,12 @@ SCAN_COVERAGE_COUNT = {
                  f"number of files with coverage {coverage}")
     for coverage in COVERAGES
 }
+SCAN_COVERAGE_EXCLUDED = _p("scan:coverage:excluded", (MODEL,), INTEGER,
+                            "number of files an exclude pattern (--exclude, config exclude) "
+                            "left out: not read, not judged, not file components")
+SCAN_EXCLUDED = _p("scan:excluded", (MODEL,), STRING,
+                   "a file an exclude pattern left out, as `path (pattern)`; the first 1000 "
+                   "(scan:coverage:excluded counts them all)", repeated=True)
 SCAN_LIMITS_HIT = _p("scan:limits-hit", (MODEL,), TRI_STATE,
                      "a parser limit was reached anywhere (a partial file or AUD-SCAN-002)")
 SCAN_RULES_VERSION = _p("scan:rules-version", (MODEL,), STRING, "version of auditor's rule set")
@@ -178,7 +184,8 @@ PROPERTIES: tuple[Property, ...] = (
     SOURCE, REVISION_REQUESTED, REVISION_COMMIT, REVISION_PINNED, REVISION_GRADE,
     REVISION_EVIDENCE, IDENTITY_NAME_GRADE, IDENTITY_NAME_EVIDENCE, ORIGIN_PUBLISHER,
     ORIGIN_PUBLISHER_GRADE, ORIGIN_PUBLISHER_EVIDENCE, ORIGIN_DECLARED, SCAN_VERDICT,
-    *SCAN_COVERAGE_COUNT.values(), SCAN_LIMITS_HIT, SCAN_RULES_VERSION, FORMATS, REMOTE_CODE,
+    *SCAN_COVERAGE_COUNT.values(), SCAN_COVERAGE_EXCLUDED, SCAN_EXCLUDED, SCAN_LIMITS_HIT,
+    SCAN_RULES_VERSION, FORMATS, REMOTE_CODE,
     REMOTE_CODE_FILE, SIGNATURE_STATUS, SIGNATURE_METHOD, SIGNATURE_SIGNER, UPSTREAM_MATCH,
     UPSTREAM_GRADE, SIZE, FORMAT, WEIGHTS, SCAN_COVERAGE, UPSTREAM_SHA256, UPSTREAM_RECORD_GRADE,
     SIGNATURE_COVERED, CARD_LIBRARY_NAME, CARD_BASE_MODEL_RELATION, LINEAGE_RELATION,

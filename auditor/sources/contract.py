@@ -77,8 +77,21 @@ class Claims:
 
 
 @dataclass(frozen=True)
+class Excluded:
+    """A file an exclude pattern (`--exclude`, config `exclude`) left out, and that pattern.
+
+    Kept so the report and the SBOM say what was not read: an exclusion that
+    leaves no trace would make a partial audit look like a whole one.
+    """
+
+    path: str
+    pattern: str
+
+
+@dataclass(frozen=True)
 class Listing:
-    """A folder walk: the files to read and what the walk itself found (links, FIFOs)."""
+    """A folder walk: the files to read, what the walk itself found (links, FIFOs), and the
+    files the user's exclude patterns left out (never read, never judged missing)."""
 
     root: Path
     entries: tuple[Artifact, ...]
@@ -86,6 +99,7 @@ class Listing:
     # A single-file target's siblings: read by the cross-file checks to judge it (the ONNX
     # model an external-data file belongs to), never part of the reported model.
     context: tuple[Artifact, ...] = ()
+    excluded: tuple[Excluded, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import dataclasses
 import fnmatch
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +26,7 @@ from auditor.integrity.provenance import Record, Upstream
 from auditor.model import Artifact, Finding, Grade, LineageEdge, Rule, Severity
 from auditor.sources.contract import (
     Claims,
+    Excluded,
     Identity,
     Lineage,
     Listing,
@@ -80,14 +81,27 @@ MAX_GIT_CONFIG = 64 * 1024
 T = TypeVar("T")
 
 
-def _excluded(relpath: str, patterns: tuple[str, ...]) -> bool:
+def excluded_by(relpath: str, patterns: tuple[str, ...]) -> str | None:
+    """The first pattern that excludes `relpath` (matched against the path or its last
+    segment), or None when the file is kept."""
     base = relpath.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatchcase(relpath, p) or fnmatch.fnmatchcase(base, p) for p in patterns)
+    return next((p for p in patterns
+                 if fnmatch.fnmatchcase(relpath, p) or fnmatch.fnmatchcase(base, p)), None)
 
 
 def kept(listing: Mapping[str, T], exclude: tuple[str, ...]) -> dict[str, T]:
     """A listing without the files the user excluded (they are neither scanned nor missing)."""
-    return {path: v for path, v in listing.items() if not _excluded(path, exclude)}
+    return {path: v for path, v in listing.items() if excluded_by(path, exclude) is None}
+
+
+def excluded(paths: Iterable[str], exclude: tuple[str, ...]) -> tuple[Excluded, ...]:
+    """Each of `paths` an exclude pattern leaves out, with that pattern (for the report)."""
+    out = []
+    for path in paths:
+        pattern = excluded_by(path, exclude)
+        if pattern is not None:
+            out.append(Excluded(path, pattern))
+    return tuple(out)
 
 
 def list_files(target: Path, exclude: tuple[str, ...] = ()) -> Listing:
@@ -111,9 +125,14 @@ def list_files(target: Path, exclude: tuple[str, ...] = ()) -> Listing:
             candidates.extend(here / f for f in sorted(filenames))
     entries: list[Artifact] = []
     findings: list[Finding] = []
+    left_out: list[Excluded] = []
     for path in candidates:
         rel = path.name if single else path.relative_to(root).as_posix()
-        if _excluded(rel, exclude) or (not single and _is_download_record(rel)):
+        if not single and _is_download_record(rel):
+            continue
+        pattern = excluded_by(rel, exclude)
+        if pattern is not None:
+            left_out.append(Excluded(rel, pattern))
             continue
         entry, finding = _classify(path, rel, root)
         if entry is not None:
@@ -125,7 +144,8 @@ def list_files(target: Path, exclude: tuple[str, ...] = ()) -> Listing:
         findings.append(UNLISTABLE.finding(rel, f"{rel}: {exc.strerror or exc}"))
     entries.sort(key=lambda e: e.relpath)
     context = _siblings(target, root, exclude) if single else ()
-    return Listing(root=root, entries=tuple(entries), findings=tuple(findings), context=context)
+    return Listing(root=root, entries=tuple(entries), findings=tuple(findings), context=context,
+                   excluded=tuple(sorted(left_out, key=lambda e: e.path)))
 
 
 def _is_download_record(rel: str) -> bool:
@@ -152,7 +172,7 @@ def _siblings(target: Path, root: Path, exclude: tuple[str, ...]) -> tuple[Artif
         return ()
     context = []
     for name in names[:MAX_SIBLINGS]:
-        if _excluded(name, exclude):
+        if excluded_by(name, exclude) is not None:
             continue
         entry, finding = _classify(root / name, name, root)
         if entry is not None and entry.problem is None and finding is None:
