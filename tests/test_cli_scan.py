@@ -334,3 +334,13 @@ def test_heavy_libraries_are_not_imported_when_not_needed(args):
     proc = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *argv],
                           capture_output=True, text=True, check=False)
     assert proc.stderr.splitlines()[-1] == "imported:"
+
+
+def test_a_gate_loads_the_cel_evaluator_without_the_cel_command_line():
+    """The `cel` package's own CLI (typer, prompt_toolkit) cost most of a gate's start-up."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "tiny-model"
+    heavy = ("typer", "prompt_toolkit", "cel.cli")
+    proc = subprocess.run([sys.executable, "-c", PROBE.format(heavy=heavy), "gate", str(example),
+                           "--policy", "baseline"], capture_output=True, text=True, check=False)
+    assert proc.stderr.splitlines()[-1] == "imported:"
+    assert "verdict: PASS" in proc.stdout  # the rules were evaluated by the native module

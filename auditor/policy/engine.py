@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import ConfigError
+from auditor.policy.celrt import runtime
 from auditor.policy.lint import PLACEHOLDER, SCOPE_VARIABLES, compile_rule, lint_policy
 from auditor.policy.schema import PolicyFile, RuleSpec, Waiver, raise_first
 from auditor.policy.verdict import ModelVerdict, Verdict, Violation
@@ -285,8 +286,7 @@ def _components(
 def _evaluate_model(
     policies: PolicySet, facts: ModelFacts, model: ModelInfo, lineage: list[LineageEntry]
 ) -> Iterator[Violation]:
-    import cel
-
+    cel = runtime()
     base = {"model": cel_value(model), "signature": cel_value(facts.signature),
             "lineage": cel_value(lineage), "data": policies.data}
     by_scope: dict[str, list[CompiledRule]] = {}

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from auditor.policy.celrt import runtime
 from auditor.policy.schema import PolicyFile, Problem, RuleSpec, parse_policy
 from auditor.sbom.factkinds import FACT_FIELDS
 
@@ -49,8 +50,7 @@ def lint_policy(path: Path) -> tuple[PolicyFile | None, list[Problem]]:
 
 def compile_rule(rule: RuleSpec) -> tuple[Any, list[Problem]]:
     """The compiled CEL program, or None with the parse error located in the file."""
-    import cel
-
+    cel = runtime()
     try:
         return cel.compile(rule.expression.text), []
     except (ValueError, RuntimeError) as exc:
