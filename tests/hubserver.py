@@ -148,6 +148,8 @@ class HubServer:
         self.content_bytes = 0  # file bytes sent by GET resolve/
         self.requests: list[tuple[str, str, str | None]] = []  # method, path, authorization
         self.drop: dict[str, int] = {}  # path prefix -> connections still to drop
+        # path prefix -> (status, body) answered instead of the real one (a broken Hub)
+        self.answer: dict[str, tuple[int, bytes]] = {}
         self._httpd = _QuietServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,),
@@ -195,6 +197,11 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             if hub.take_drop(unquote(raw_path)):
                 self.close_connection = True
                 self.connection.shutdown(2)
+                return
+            broken = next((a for p, a in hub.answer.items() if unquote(raw_path).startswith(p)),
+                          None)
+            if broken is not None:
+                self._raw(*broken, head)
                 return
             parts = raw_path.split("/")
             params = parse_qs(urlsplit(self.path).query)
@@ -301,6 +308,14 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def _raw(self, status: int, body: bytes, head: bool) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if not head:
+                self.wfile.write(body)
 
         def _error(self, status: int, code: str, message: str) -> None:
             data = json.dumps({"error": message}).encode()

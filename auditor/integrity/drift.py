@@ -61,7 +61,7 @@ def compare(
                            if current.get(p, NOT_IN_BASELINE) != previous.get(p, ("", ""))[1]))
     if not pinned:
         findings = [UNPINNED_CHANGED.finding(
-            p, _change(previous.get(p, ("", ""))[1], current.get(p, ""), "at the last scan"))
+            p, _change(p, previous.get(p, ("", ""))[1], current.get(p, ""), "at the last scan"))
             for p in changed]
         return Drift(tuple(findings), {p: (d, d) for p, d in current.items()}, changed)
     findings: list[Finding] = []
@@ -70,20 +70,24 @@ def compare(
         baseline = previous.get(path, (NOT_IN_BASELINE, ""))[0]
         now = current.get(path, NOT_IN_BASELINE)
         if baseline == NOT_IN_BASELINE and now != NOT_IN_BASELINE:
-            findings.append(ADDED.finding(path, f"not in the revision when first audited; "
-                                                f"now sha256 {now}"))
+            findings.append(ADDED.finding(path, f"{path}: not in the revision when first "
+                                                f"audited; now sha256 {now}"))
         elif baseline != NOT_IN_BASELINE and now == NOT_IN_BASELINE:
-            findings.append(REMOVED.finding(path, f"was sha256 {baseline} when first audited"))
+            findings.append(REMOVED.finding(path, f"{path}: gone; was sha256 {baseline} when "
+                                                  "first audited"))
         elif baseline != now:
-            findings.append(CHANGED.finding(path, _change(baseline, now, "when first audited")))
+            findings.append(CHANGED.finding(path, _change(path, baseline, now,
+                                                          "when first audited")))
         if baseline or now:
             files[path] = (baseline, now)
     return Drift(tuple(findings), files, changed)
 
 
-def _change(before: str, after: str, since: str) -> str:
+def _change(path: str, before: str, after: str, since: str) -> str:
+    """The detail names the file itself: it is read where the finding's file field is not shown
+    (an SBOM's vulnerability text, a log line)."""
     if not before:
-        return f"new file, sha256 {after}"
+        return f"{path}: new file, sha256 {after}"
     if not after:
-        return f"removed, was sha256 {before} {since}"
-    return f"sha256 was {before} {since}, now {after}"
+        return f"{path}: removed, was sha256 {before} {since}"
+    return f"{path}: sha256 was {before} {since}, now {after}"

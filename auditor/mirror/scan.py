@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from auditor.atomicio import write_atomic
-from auditor.errors import UsageError
+from auditor.errors import OutputError, UsageError
 from auditor.integrity import drift
 from auditor.mirror import codec
 from auditor.mirror.discover import MirrorModel, discover
@@ -104,6 +104,7 @@ def run(opts: MirrorOptions) -> dict[str, Any]:
     key = scan_key(opts.scan)
     policy_key = _policy_key(opts, policies.data) if policies is not None else None
     with exclusive(opts.state):
+        _sweep_temps(opts.sboms)
         state = State(opts.state)
         try:
             run_id = state.begin_run(str(opts.root), key)
@@ -290,7 +291,10 @@ def _judge(model: MirrorModel, report: ModelReport, previous: ModelRow | None,
     findings = report.all_findings()
     keys = tuple(sorted({codec.finding_key(f) for f in findings}))
     known = set(previous.findings) if previous is not None else set()
-    new = [f for f in findings if codec.finding_key(f) not in known and f.severity > Severity.INFO]
+    # AUD-MIR-004 exists only in the run that saw the change: a later change to the same file
+    # is news again, though its key is the one recorded last time.
+    new = [f for f in findings if f.severity > Severity.INFO and (
+        codec.finding_key(f) not in known or f.rule == drift.UNPINNED_CHANGED.id)]
     old_violations = {_violation_key(v) for v in (previous.policy or {}).get("violations", [])
                       } if previous is not None and previous.policy else set()
     new_violations = [v for v in (policy or {}).get("violations", [])
@@ -345,6 +349,29 @@ def _violation_key(v: dict[str, Any]) -> str:
 
 def _sbom_name(model: MirrorModel) -> str:
     return re.sub(r"[^A-Za-z0-9._@-]+", "_", model.key.replace("/", "__")) + ".cdx.json"
+
+
+# `write_atomic`'s temporary name for an SBOM: `.<name>.cdx.json.<mkstemp letters>.tmp`
+_SBOM_TEMP = re.compile(r"\.[A-Za-z0-9._@-]+\.cdx\.json\.[A-Za-z0-9_]+\.tmp")
+
+
+def _sweep_temps(sboms: Path) -> None:
+    """Remove the half-written SBOMs a killed run (SIGKILL, OOM, a reboot) left behind.
+
+    Only names of our own temporaries are touched, and only under the state lock, so no
+    other run of ours can be writing them; whoever reads the folder sees real SBOMs only.
+    """
+    try:
+        entries = list(sboms.iterdir())
+    except OSError:
+        return  # no folder yet: nothing left over; an unusable one fails when written
+    for entry in entries:
+        if _SBOM_TEMP.fullmatch(entry.name) and not entry.is_symlink() and entry.is_file():
+            try:
+                entry.unlink(missing_ok=True)
+            except OSError as exc:
+                raise OutputError(f"{entry}: cannot remove a temporary SBOM left by an "
+                                  f"interrupted run: {exc.strerror or exc}") from None
 
 
 def _sha256_of(path: Path) -> str | None:

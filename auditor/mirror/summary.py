@@ -21,7 +21,7 @@ def _model_lines(o: dict[str, Any], prefix: str = "") -> list[str]:
     if events:
         lines.append(f"       {'; '.join(events)}")
     for f in o["drift"]:
-        lines.append(f"       DRIFT {f['rule']} {f['severity']} {f['file']}: {f['detail']}")
+        lines.append(f"       DRIFT {f['rule']} {f['severity']} {f['detail']}")  # names the file
     for f in o["new_findings"]:
         if f["rule"] not in {d["rule"] for d in o["drift"]}:
             lines.append(f"       new {f['rule']} {f['severity']} {f['file']}: {f['title']}")

@@ -10,6 +10,7 @@ message we produce.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import time
 from collections.abc import Callable
@@ -159,13 +160,17 @@ def translate(exc: BaseException, settings: HubSettings, what: str) -> AuditorEr
                                 "with access to this repository", settings))
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return SourceError(scrub(f"{where}: disk full writing to {settings.cache_dir}", settings))
+    if status is not None:  # the Hub was reached: a protocol fault, not the network
+        after = (f" (after {settings.retries + 1} attempts)"
+                 if status >= 500 or status == 429 else "")
+        return SourceError(scrub(f"{where}: the Hub answered HTTP {status}{after}", settings))
+    if isinstance(exc, json.JSONDecodeError):
+        return SourceError(scrub(f"{where}: the Hub's answer is not JSON ({exc.msg} at "
+                                 f"character {exc.pos}); check {settings.endpoint}", settings))
     if transient(exc) or isinstance(exc, httpx2.HTTPError | errors.LocalEntryNotFoundError):
-        detail = f"HTTP {status}" if status else type(exc).__name__
         return SourceError(scrub(f"{where}: cannot reach the Hub after {settings.retries + 1} "
-                                 f"attempts ({detail}); check the network and {settings.endpoint}",
-                                 settings))
-    if status is not None:
-        return SourceError(scrub(f"{where}: the Hub answered HTTP {status}", settings))
+                                 f"attempts ({type(exc).__name__}); check the network and "
+                                 f"{settings.endpoint}", settings))
     if isinstance(exc, OSError):
         return SourceError(scrub(f"{where}: {exc.strerror or exc}", settings))
     return SourceError(scrub(f"{where}: {type(exc).__name__}: {exc}", settings))
