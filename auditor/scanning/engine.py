@@ -30,6 +30,10 @@ from auditor.version import __version__
 
 RULES_VERSION = f"{__version__}+rules.1"
 
+# Larger than the sniffed head, so sniffing then seeking to 0 stays in the buffer;
+# files up to this size are read whole into memory (`_one_pass_stream`).
+READ_AHEAD = 2 * HEAD_BYTES
+
 
 class Progress(Protocol):
     """What the engine tells a progress display; every call may come from any thread."""
@@ -167,9 +171,7 @@ def scan_file(entry: Artifact, options: ScanOptions, progress: Progress) -> tupl
     try:
         with _open_regular(entry.path) as raw:
             reader = HashingReader(raw, options.algorithms_for(entry.relpath), progress.advance)
-            # Larger than the sniffed head, so sniffing then seeking to 0 stays in the buffer.
-            buffered = io.BufferedReader(reader, 2 * HEAD_BYTES)
-            dispatch(buffered, ctx)  # type: ignore[arg-type]
+            dispatch(_one_pass_stream(reader, entry.size), ctx)
             digests, size = reader.finish()
             read = reader.bytes_read
     except OSError as exc:
@@ -179,6 +181,25 @@ def scan_file(entry: Artifact, options: ScanOptions, progress: Progress) -> tupl
         fmt = ctx.result.format or FormatId.UNREADABLE
         return _report(entry, ctx.result, {}, entry.size, fmt), 0
     return _report(entry, ctx.result, digests, size, ctx.result.format), read
+
+
+def _one_pass_stream(reader: HashingReader, listed_size: int) -> BinaryIO:
+    """The stream a file is dispatched on, such that its bytes come from disk once.
+
+    A file that fits in the read-ahead is read (and hashed) whole, up front,
+    and parsed from memory: through the buffer, sniffing then seeking back to 0
+    after the parser consumed the whole buffer would read it from disk again
+    (the buffer only serves a seek while unread bytes remain in it). Asking for
+    one byte more than listed tells a file that grew since the listing; it is
+    then read through the buffer like a large file. A larger file's head is
+    parsed from the buffer and its bulk is hashed as it streams past.
+    """
+    if listed_size <= READ_AHEAD:
+        data = reader.read(listed_size + 1)  # a short read is the end of the file
+        if len(data) <= listed_size:
+            return io.BytesIO(data)
+        reader.seek(0)
+    return io.BufferedReader(reader, READ_AHEAD)  # type: ignore[return-value]
 
 
 def scan_stream(
