@@ -10,8 +10,11 @@ from __future__ import annotations
 import datetime
 import json
 from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+from urllib.request import url2pathname
 
 import jsonschema
+import pytest
 
 from auditor.model import Severity
 from auditor.policy.engine import evaluate, load_policies
@@ -33,11 +36,11 @@ def _verdict(tmp_path: Path, doc: dict, waiver: str = ""):
                     today=datetime.date(2026, 12, 1))
 
 
-def _pickled() -> dict:
+def _pickled(weights: str = "pytorch_model.bin") -> dict:
     return model_sbom("acme/pickled", revision=None, files=[
-        file_component("pytorch_model.bin", fmt="pytorch-zip", verdict="critical"),
+        file_component(weights, fmt="pytorch-zip", verdict="critical"),
         file_component("config.json", fmt="json", weights="false")],
-        findings=[finding("AUD-PKL-001", "critical", "pytorch_model.bin", "Pickle runs code")])
+        findings=[finding("AUD-PKL-001", "critical", weights, "Pickle runs code")])
 
 
 def test_sarif_validates_against_the_2_1_0_schema(tmp_path):
@@ -63,7 +66,32 @@ def test_each_violation_is_a_result_with_rule_metadata_and_location(tmp_path):
     assert uri == "models/pickled/pytorch_model.bin"
     model_wide = by_rule["PROD-003"]["locations"][0]["physicalLocation"]["artifactLocation"]
     assert model_wide["uri"] == "models/pickled.cdx.json"
-    assert "Fix:" in by_rule["PROD-003"]["message"]["text"]
+    assert model_wide["uriBaseId"] == "SRCROOT"
+    assert run["originalUriBaseIds"]["SRCROOT"]["uri"] == Path.cwd().as_uri() + "/"
+    violation = next(v for v in _verdict(tmp_path, _pickled()).violations
+                     if v.rule == "PROD-003")
+    assert by_rule["PROD-003"]["message"]["text"] == violation.message  # its own, no boilerplate
+
+
+def _decoded(location: dict) -> str:
+    """The path a consumer gets back from an artifact location's URI."""
+    uri = location["uri"]
+    assert urlsplit(uri).path == uri, uri  # all path: no scheme, query or fragment sneaked in
+    return unquote(uri)
+
+
+@pytest.mark.parametrize("name", ["with space.bin", "a#b.bin", "100%.bin", "modèle-δ.bin",
+                                  "a?b:c.bin"])
+def test_verdict_sarif_uris_are_encoded_relative_references(tmp_path, name):
+    verdict = _verdict(tmp_path, _pickled(name))
+    sarif_doc = sarif.to_dict(verdict, Severity.LOW, base="models/my model",
+                              model_location="s.json")
+    jsonschema.validate(sarif_doc, SCHEMA)
+    locations = [r["locations"][0]["physicalLocation"]["artifactLocation"]
+                 for r in sarif_doc["runs"][0]["results"]]
+    paths = {_decoded(a) for a in locations}
+    assert f"models/my model/{name}" in paths
+    assert all(a["uriBaseId"] == "SRCROOT" for a in locations)
 
 
 def test_waived_violations_are_suppressed_with_the_approvers_reason(tmp_path):
@@ -152,3 +180,24 @@ def test_every_command_offers_the_formats_of_its_subject(run_cli):
         choice = help_text.split("--format", 1)[1].split("]", 1)[0]
         assert choice.strip(" [").split("|") == list(formats), (command, choice)
     assert run_cli("scan", ".", "--format", "xml").code == 2
+
+
+def test_scan_sarif_uris_are_encoded_relative_references(tmp_path):
+    import pickle
+
+    from auditor.pipeline import scan
+    from auditor.report import scan_sarif
+
+    names = ["with space.pkl", "a#b.pkl", "100%.pkl", "modèle-δ.pkl", "a?b:c.pkl"]
+    for name in names:
+        (tmp_path / name).write_bytes(pickle.dumps(eval, protocol=2)[:-1] + b"(S'1'\ntR.")
+    doc = scan_sarif.to_dict(scan(tmp_path), Severity.LOW)
+    jsonschema.validate(doc, SCHEMA)
+    run = doc["runs"][0]
+    locations = [r["locations"][0]["physicalLocation"]["artifactLocation"]
+                 for r in run["results"]]
+    assert {_decoded(a) for a in locations} >= set(names)
+    for a in locations:  # joined to its base, each names the scanned file again
+        base = run["originalUriBaseIds"][a["uriBaseId"]]["uri"]
+        if a["uri"]:
+            assert Path(url2pathname(urlsplit(urljoin(base, a["uri"])).path)).is_file()

@@ -1,37 +1,57 @@
 """The policy verdict as SARIF 2.1.0, for code-scanning dashboards (GitHub, GitLab, ...).
 
 One SARIF rule per policy rule (with its description and fix as help text),
-one result per violation located at the offending file (or at the SBOM /
-model folder for model-wide rules). Waived violations are kept as results
-with an accepted external suppression, so the dashboard shows them as
-dismissed with the approver's reason instead of losing them.
+one result per violation, its message the violation's own, located at the
+offending file (or at the SBOM / model folder for model-wide rules) as a
+percent-encoded relative URI against SRCROOT, the folder auditor ran in.
+Waived violations are kept as results with an accepted external suppression,
+so the dashboard shows them as dismissed with the approver's reason instead
+of losing them.
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
+from pathlib import Path, PurePath
 from typing import Any
 
 from auditor.model import Severity
 from auditor.policy.verdict import Verdict, Violation
 from auditor.report import NOWHERE, Where
-from auditor.report.sarif_log import SECURITY_SEVERITY, level, log
+from auditor.report.sarif_log import SECURITY_SEVERITY, base_uri, level, log, relative_uri
+
+SRCROOT = "SRCROOT"
 
 
-def _uri(base: str, path: str) -> str:
-    base = base.rstrip("/")
-    return f"{base}/{path}" if base and base != "." else path
+def _artifact(path: str) -> dict[str, str]:
+    """A path as SARIF's artifact location: relative to the working folder where possible.
+
+    A relative path becomes a percent-encoded relative URI against SRCROOT (the
+    folder auditor ran in, declared in `originalUriBaseIds`), which is what code
+    scanning resolves against the checkout; an absolute path or a URL stays absolute.
+    """
+    if "://" in path:
+        return {"uri": path}
+    if PurePath(path).is_absolute():
+        return {"uri": Path(path).as_uri()}
+    return {"uri": relative_uri(path), "uriBaseId": SRCROOT}
 
 
 def _result(v: Violation, index: int, base: str, model_location: str) -> dict[str, Any]:
-    uri = _uri(base, v.file) if v.file else model_location
+    if not v.file:
+        artifact = _artifact(model_location)
+    elif base:
+        artifact = _artifact(posixpath.join(base, v.file))
+    else:  # a remote model: its files are relative to the model, not to any local folder
+        artifact = {"uri": relative_uri(v.file), "uriBaseId": "MODEL"}
     result: dict[str, Any] = {
         "ruleId": v.rule,
         "ruleIndex": index,
         "level": level(v.severity),
-        "message": {"text": v.message + (f" Fix: {v.fix}" if v.fix else "")},
+        "message": {"text": v.message},
         "locations": [{
-            "physicalLocation": {"artifactLocation": {"uri": uri}},
+            "physicalLocation": {"artifactLocation": artifact},
             "logicalLocations": [{"name": v.model, "kind": "module"}],
         }],
         "partialFingerprints": {
@@ -75,7 +95,8 @@ def to_dict(verdict: Verdict, fail_on: Severity, *, base: str = "",
     location = model_location or verdict.sbom
     return log(rules, [_result(v, index[v.rule], base, location) for v in verdict.violations],
                {"verdict": "fail" if verdict.fails(fail_on) else "pass",
-                "failOn": fail_on.label, "policies": list(verdict.policies)})
+                "failOn": fail_on.label, "policies": list(verdict.policies)},
+               originalUriBaseIds={SRCROOT: {"uri": base_uri(".")}})
 
 
 def to_text(verdict: Verdict, fail_on: Severity, where: Where = NOWHERE) -> str:

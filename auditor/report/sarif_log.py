@@ -7,9 +7,13 @@ results. Keeping the frame here keeps the two alike.
 
 from __future__ import annotations
 
+import posixpath
+import re
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from auditor.model import Severity
+from auditor.model import Finding, Severity
 from auditor.version import __version__
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -18,6 +22,43 @@ SECURITY_SEVERITY = {
     Severity.CRITICAL: "9.5", Severity.HIGH: "8.0", Severity.MEDIUM: "5.5",
     Severity.LOW: "3.0", Severity.INFO: "0.0",
 }
+
+
+# The one documented way a finding's detail names a line in its file ("line 12: eval").
+_LINE = re.compile(r"line ([1-9][0-9]*): ")
+
+
+def relative_uri(path: str) -> str:
+    """A relative path as a URI reference: each segment percent-encoded, slashes kept.
+
+    Everything outside the unreserved set is encoded (space, `#`, `%`, `?`, `:`,
+    non-ASCII as UTF-8), so the result is a valid relative reference whatever the
+    artifact named its files and a consumer decodes it back to the same path.
+    """
+    return quote(posixpath.normpath(path) if path else "", safe="/")
+
+
+def base_uri(root: str) -> str:
+    """A folder as an absolute URI ending in a slash (SARIF's rule for base URIs)."""
+    if "://" in root:
+        return root.rstrip("/") + "/"
+    return Path(root).resolve().as_uri().rstrip("/") + "/"
+
+
+def region(finding: Finding) -> dict[str, int]:
+    """Where in its file a finding is, when known: the line its detail names, else its offset.
+
+    Only positions in the file itself count: an offset or line inside an archive
+    member is not a position in the archive, so it stays a property of the result.
+    """
+    if not finding.file or finding.location.member is not None:
+        return {}
+    line = _LINE.match(finding.detail)
+    if line:  # a text file: the line a reader jumps to (an offset too could disagree with it)
+        return {"startLine": int(line.group(1))}
+    if finding.location.offset is not None:  # a binary: where its bytes are
+        return {"byteOffset": finding.location.offset}
+    return {}
 
 
 def level(severity: Severity) -> str:

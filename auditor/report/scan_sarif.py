@@ -5,20 +5,27 @@ fix as the help text), only those some finding raised. Each finding is located
 at its file as a relative, percent-encoded URI against the model's root
 (`uriBaseId` MODEL<n>, declared in `originalUriBaseIds` as an absolute URI), so
 a dashboard links the right file whichever machine scanned it; model-level
-findings point at the model root itself. A member inside an archive and a byte
-offset are kept as properties (and the offset as a region of a top-level file).
+findings point at the model root itself. The message is the finding's own
+detail (the rule's title is the rule's). A region is given where one is known in
+the file itself: the line a detail names (`line N: ...`, text files), else the
+byte offset (binaries); a member inside an archive and its offset stay properties.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from auditor.model import Finding, ModelReport, Rule, ScanResult, Severity
 from auditor.report import NOWHERE, Where
-from auditor.report.sarif_log import SECURITY_SEVERITY, level, log
+from auditor.report.sarif_log import (
+    SECURITY_SEVERITY,
+    base_uri,
+    level,
+    log,
+    region,
+    relative_uri,
+)
 from auditor.rules import catalogue
 
 
@@ -36,19 +43,11 @@ def _rule(rule: Rule) -> dict[str, Any]:
     }
 
 
-def _base_uri(root: str) -> str:
-    """The model root as an absolute URI ending in a slash (SARIF's rule for base URIs)."""
-    if "://" in root:
-        return root.rstrip("/") + "/"
-    return Path(root).resolve().as_uri().rstrip("/") + "/"
-
-
 def _result(f: Finding, model: ModelReport, index: int, base_id: str) -> dict[str, Any]:
     physical: dict[str, Any] = {
-        "artifactLocation": {"uri": quote(f.file, safe="/") if f.file else "",
-                             "uriBaseId": base_id}}
-    if f.file and f.location.member is None and f.location.offset is not None:
-        physical["region"] = {"byteOffset": f.location.offset}
+        "artifactLocation": {"uri": relative_uri(f.file), "uriBaseId": base_id}}
+    if spot := region(f):
+        physical["region"] = spot
     properties: dict[str, Any] = {"model": model.name, "severity": f.severity.label}
     if f.location.member is not None:
         properties["member"] = f.location.member
@@ -58,7 +57,7 @@ def _result(f: Finding, model: ModelReport, index: int, base_id: str) -> dict[st
         "ruleId": f.rule,
         "ruleIndex": index,
         "level": level(f.severity),
-        "message": {"text": f"{f.title}: {f.detail}" if f.detail else f.title},
+        "message": {"text": f.detail or f.title},
         "locations": [{"physicalLocation": physical,
                        "logicalLocations": [{"name": model.name, "kind": "module"}]}],
         "partialFingerprints": {"auditorFinding/v1": "|".join(
@@ -76,7 +75,7 @@ def to_dict(result: ScanResult, fail_on: Severity) -> dict[str, Any]:
     results = []
     for n, model in enumerate(result.models):
         base_id = f"MODEL{n}"
-        bases[base_id] = {"uri": _base_uri(model.root)}
+        bases[base_id] = {"uri": base_uri(model.root)}
         results += [_result(f, model, index[f.rule], base_id) for f in model.all_findings()]
     return log(rules, results,
                {"verdict": "fail" if result.fails(fail_on) else "pass",
