@@ -201,3 +201,42 @@ def test_scan_sarif_uris_are_encoded_relative_references(tmp_path):
         base = run["originalUriBaseIds"][a["uriBaseId"]]["uri"]
         if a["uri"]:
             assert Path(url2pathname(urlsplit(urljoin(base, a["uri"])).path)).is_file()
+
+
+def test_scan_sarif_results_carry_the_findings_detail_and_region(tmp_path):
+    import pickle
+
+    from auditor.pipeline import scan
+    from auditor.report import scan_sarif
+
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps(eval, protocol=2)[:-1] + b"(S'1'\ntR.")
+    (tmp_path / "modeling_x.py").write_text("import os\n\n\nos.system('ls')\n")
+    (tmp_path / "config.yaml").write_text("a: 1\nb: !!python/object/apply:os.system ['ls']\n")
+    result = scan(tmp_path)
+    doc = scan_sarif.to_dict(result, Severity.LOW)
+    jsonschema.validate(doc, SCHEMA)
+    results = doc["runs"][0]["results"]
+    findings = result.all_findings()
+    assert [r["message"]["text"] for r in results] == [f.detail or f.title for f in findings]
+    regions = {(r["ruleId"], json.dumps(r["locations"][0]["physicalLocation"].get("region")))
+               for r in results}
+    assert ("AUD-CODE-002", '{"startLine": 4}') in regions  # a Python file: the line
+    assert ("AUD-YAML-001", '{"startLine": 2}') in regions  # a config: the line
+    pkl = next(f for f in findings if f.file == "evil.pkl" and f.location.offset is not None)
+    assert (pkl.rule, json.dumps({"byteOffset": pkl.location.offset})) in regions  # a binary
+    assert ("AUD-CODE-001", "null") in regions  # the file as a whole: no region
+
+
+def test_a_region_comes_only_from_the_documented_line_form_in_the_file_itself():
+    from auditor.model import Finding, Location
+    from auditor.report.sarif_log import region
+
+    def at(detail: str, **where) -> dict:
+        return region(Finding("R", Severity.HIGH, "f.py", "t", detail, Location(**where)))
+
+    assert at("line 12: eval") == {"startLine": 12}
+    assert at("line 12: eval", offset=40) == {"startLine": 12}
+    assert at("calls eval on line 12") == {} and at("line 0: x") == {} and at("") == {}
+    assert at("line 3: x", member="a.zip/b.py") == {}  # inside a member: not a line of the zip
+    assert at("GLOBAL @2", offset=2) == {"byteOffset": 2}
+    assert at("GLOBAL @2", member="a.zip/data.pkl", offset=2) == {}
