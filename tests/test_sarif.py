@@ -154,8 +154,11 @@ def test_scan_sarif_rules_come_from_the_catalogue_and_locations_are_relative(run
     doc, model = _scanned_sarif(run_cli, tmp_path)
     run = doc["runs"][0]
     known = catalogue()
-    for rule in run["tool"]["driver"]["rules"]:
-        assert known[rule["id"]].fix in rule["help"]["text"]
+    for rule in run["tool"]["driver"]["rules"]:  # help: the catalogue's why and fix
+        entry = known[rule["id"]]
+        assert rule["help"]["text"] == f"{entry.why} Fix: {entry.fix}"
+        assert entry.why in rule["help"]["markdown"]
+        assert f"**Fix:** {entry.fix}" in rule["help"]["markdown"]
         assert rule["fullDescription"]["text"] == known[rule["id"]].why
     evil = [r for r in run["results"]
             if r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
@@ -240,3 +243,11 @@ def test_a_region_comes_only_from_the_documented_line_form_in_the_file_itself():
     assert at("line 3: x", member="a.zip/b.py") == {}  # inside a member: not a line of the zip
     assert at("GLOBAL @2", offset=2) == {"byteOffset": 2}
     assert at("GLOBAL @2", member="a.zip/data.pkl", offset=2) == {}
+
+
+def test_rule_help_leaves_out_what_a_rule_does_not_say():
+    from auditor.report.sarif_log import rule_help
+
+    assert rule_help("X-1 (mine)", "", "") == {"text": "X-1 (mine)", "markdown": "**X-1 (mine)**"}
+    assert "Fix" not in str(rule_help("X-1", "Because.", ""))
+    assert rule_help("X-1", "", "Do it.")["text"] == "Fix: Do it."

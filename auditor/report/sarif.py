@@ -19,7 +19,14 @@ from typing import Any
 from auditor.model import Severity
 from auditor.policy.verdict import Verdict, Violation
 from auditor.report import NOWHERE, Where
-from auditor.report.sarif_log import SECURITY_SEVERITY, base_uri, level, log, relative_uri
+from auditor.report.sarif_log import (
+    SECURITY_SEVERITY,
+    base_uri,
+    level,
+    log,
+    relative_uri,
+    rule_help,
+)
 
 SRCROOT = "SRCROOT"
 
@@ -83,8 +90,7 @@ def to_dict(verdict: Verdict, fail_on: Severity, *, base: str = "",
             "name": r.id.replace("-", ""),
             "shortDescription": {"text": r.description or r.message},
             "fullDescription": {"text": r.description or r.message},
-            "help": {"text": r.fix or r.description or r.id,
-                     "markdown": f"**{r.id}** ({r.policy}): {r.description}\n\nFix: {r.fix}"},
+            "help": rule_help(f"{r.id} ({r.policy})", r.description, r.fix),
             "defaultConfiguration": {"level": level(r.severity)},
             "properties": {"policy": r.policy, "scope": r.scope,
                            "security-severity": SECURITY_SEVERITY[r.severity],

@@ -61,6 +61,14 @@ def region(finding: Finding) -> dict[str, int]:
     return {}
 
 
+def rule_help(heading: str, why: str, fix: str) -> dict[str, str]:
+    """A rule's help as plain text and markdown: why it matters, then the fix (parts it has)."""
+    text = " ".join(part for part in (why, f"Fix: {fix}" if fix else "") if part)
+    markdown = "\n\n".join(part for part in (f"**{heading}**", why,
+                                               f"**Fix:** {fix}" if fix else "") if part)
+    return {"text": text or heading, "markdown": markdown}
+
+
 def level(severity: Severity) -> str:
     """SARIF's three levels: high and critical are errors, medium a warning, the rest notes."""
     if severity >= Severity.HIGH:

@@ -25,6 +25,7 @@ from auditor.report.sarif_log import (
     log,
     region,
     relative_uri,
+    rule_help,
 )
 from auditor.rules import catalogue
 
@@ -35,8 +36,7 @@ def _rule(rule: Rule) -> dict[str, Any]:
         "name": rule.id.replace("-", ""),
         "shortDescription": {"text": rule.title},
         "fullDescription": {"text": rule.why},
-        "help": {"text": f"{rule.why} Fix: {rule.fix}",
-                 "markdown": f"**{rule.id}**: {rule.title}\n\n{rule.why}\n\nFix: {rule.fix}"},
+        "help": rule_help(f"{rule.id}: {rule.title}", rule.why, rule.fix),
         "defaultConfiguration": {"level": level(rule.severity)},
         "properties": {"security-severity": SECURITY_SEVERITY[rule.severity],
                        "tags": ["security", "supply-chain"]},
