@@ -251,3 +251,31 @@ def test_rule_help_leaves_out_what_a_rule_does_not_say():
     assert rule_help("X-1 (mine)", "", "") == {"text": "X-1 (mine)", "markdown": "**X-1 (mine)**"}
     assert "Fix" not in str(rule_help("X-1", "Because.", ""))
     assert rule_help("X-1", "", "Do it.")["text"] == "Fix: Do it."
+
+
+def test_a_model_inside_the_working_folder_is_located_from_it(tmp_path, monkeypatch):
+    """Code scanning resolves relative URIs against the checkout: where auditor ran in CI."""
+    import pickle
+
+    from auditor.pipeline import scan
+    from auditor.report import scan_sarif
+
+    model = tmp_path / "models" / "my model"
+    model.mkdir(parents=True)
+    (model / "evil.pkl").write_bytes(pickle.dumps(eval, protocol=2)[:-1] + b"(S'1'\ntR.")
+    monkeypatch.chdir(tmp_path)
+    doc = scan_sarif.to_dict(scan(Path("models/my model")), Severity.LOW)
+    jsonschema.validate(doc, SCHEMA)
+    run = doc["runs"][0]
+    assert run["originalUriBaseIds"] == {"SRCROOT": {"uri": tmp_path.resolve().as_uri() + "/"}}
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            for r in run["results"]}
+    assert "models/my%20model/evil.pkl" in uris
+
+    outside = sarif.to_dict(_verdict(tmp_path, _pickled()), Severity.LOW, base="/elsewhere/m",
+                            model_location="s.json")
+    jsonschema.validate(outside, SCHEMA)
+    artifacts = [r["locations"][0]["physicalLocation"]["artifactLocation"]
+                 for r in outside["runs"][0]["results"]]
+    assert {"uri": "file:///elsewhere/m/pytorch_model.bin"} in artifacts  # absolute: no base
+    assert {"uri": "s.json", "uriBaseId": "SRCROOT"} in artifacts

@@ -12,8 +12,9 @@ of losing them.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 from auditor.model import Severity
@@ -21,28 +22,29 @@ from auditor.policy.verdict import Verdict, Violation
 from auditor.report import NOWHERE, Where
 from auditor.report.sarif_log import (
     SECURITY_SEVERITY,
-    base_uri,
+    SRCROOT,
     level,
     log,
     relative_uri,
     rule_help,
+    within_cwd,
 )
-
-SRCROOT = "SRCROOT"
 
 
 def _artifact(path: str) -> dict[str, str]:
-    """A path as SARIF's artifact location: relative to the working folder where possible.
+    """A path as SARIF's artifact location: relative to the working folder where it can be.
 
-    A relative path becomes a percent-encoded relative URI against SRCROOT (the
-    folder auditor ran in, declared in `originalUriBaseIds`), which is what code
-    scanning resolves against the checkout; an absolute path or a URL stays absolute.
+    A path under the folder auditor ran in becomes a percent-encoded relative URI
+    against SRCROOT (declared in `originalUriBaseIds`), which is what code
+    scanning resolves against the checkout; any other path becomes an absolute
+    file URI, and a URL stays as it is.
     """
     if "://" in path:
         return {"uri": path}
-    if PurePath(path).is_absolute():
-        return {"uri": Path(path).as_uri()}
-    return {"uri": relative_uri(path), "uriBaseId": SRCROOT}
+    inside = within_cwd(path)
+    if inside is None:
+        return {"uri": Path(os.path.abspath(path)).as_uri()}
+    return {"uri": relative_uri(inside), "uriBaseId": SRCROOT}
 
 
 def _result(v: Violation, index: int, base: str, model_location: str) -> dict[str, Any]:
@@ -102,7 +104,7 @@ def to_dict(verdict: Verdict, fail_on: Severity, *, base: str = "",
     return log(rules, [_result(v, index[v.rule], base, location) for v in verdict.violations],
                {"verdict": "fail" if verdict.fails(fail_on) else "pass",
                 "failOn": fail_on.label, "policies": list(verdict.policies)},
-               originalUriBaseIds={SRCROOT: {"uri": base_uri(".")}})
+               {SRCROOT: "."})
 
 
 def to_text(verdict: Verdict, fail_on: Severity, where: Where = NOWHERE) -> str:

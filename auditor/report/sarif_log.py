@@ -7,6 +7,7 @@ results. Keeping the frame here keeps the two alike.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 from pathlib import Path
@@ -36,6 +37,22 @@ def relative_uri(path: str) -> str:
     artifact named its files and a consumer decodes it back to the same path.
     """
     return quote(posixpath.normpath(path) if path else "", safe="/")
+
+
+# The folder auditor ran in: in CI, the checkout code scanning resolves relative URIs against.
+SRCROOT = "SRCROOT"
+
+
+def within_cwd(path: str) -> str | None:
+    """A local path relative to the working folder, or None when it lies outside it (or is a URL).
+
+    Code scanning maps a result to a repository file by its URI relative to the
+    checkout, so a path under the folder auditor ran in is best written that way.
+    """
+    if "://" in path:
+        return None
+    inside = os.path.relpath(os.path.abspath(path), Path.cwd())
+    return None if inside == ".." or inside.startswith("../") else Path(inside).as_posix()
 
 
 def base_uri(root: str) -> str:
@@ -77,8 +94,8 @@ def level(severity: Severity) -> str:
 
 
 def log(rules: list[dict[str, Any]], results: list[dict[str, Any]],
-        invocation: dict[str, Any], **run: Any) -> dict[str, Any]:
-    """One SARIF log with one run of auditor; `run` adds run members (originalUriBaseIds)."""
+        invocation: dict[str, Any], bases: dict[str, str]) -> dict[str, Any]:
+    """One SARIF log with one run of auditor; `bases`: uriBaseId -> the folder it stands for."""
     return {
         "$schema": SCHEMA_URI,
         "version": "2.1.0",
@@ -88,7 +105,7 @@ def log(rules: list[dict[str, Any]], results: list[dict[str, Any]],
                 "rules": rules,
             }},
             "invocations": [{"executionSuccessful": True, "properties": invocation}],
-            **run,
+            "originalUriBaseIds": {k: {"uri": base_uri(v)} for k, v in bases.items()},
             "results": results,
         }],
     }

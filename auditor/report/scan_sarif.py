@@ -2,10 +2,11 @@
 
 Rules come from `auditor.rules.catalogue()` (title, why as the description,
 fix as the help text), only those some finding raised. Each finding is located
-at its file as a relative, percent-encoded URI against the model's root
-(`uriBaseId` MODEL<n>, declared in `originalUriBaseIds` as an absolute URI), so
-a dashboard links the right file whichever machine scanned it; model-level
-findings point at the model root itself. The message is the finding's own
+at its file as a relative, percent-encoded URI: against SRCROOT, the folder
+auditor ran in, for a model inside it (a CI checkout, which code scanning
+resolves against), else against the model's root (`uriBaseId` MODEL<n>); both
+are declared in `originalUriBaseIds` as absolute URIs. Model-level findings
+point at the model root itself. The message is the finding's own
 detail (the rule's title is the rule's). A region is given where one is known in
 the file itself: the line a detail names (`line N: ...`, text files), else the
 byte offset (binaries); a member inside an archive and its offset stay properties.
@@ -14,18 +15,20 @@ byte offset (binaries); a member inside an archive and its offset stay propertie
 from __future__ import annotations
 
 import json
+import posixpath
 from typing import Any
 
 from auditor.model import Finding, ModelReport, Rule, ScanResult, Severity
 from auditor.report import NOWHERE, Where
 from auditor.report.sarif_log import (
     SECURITY_SEVERITY,
-    base_uri,
+    SRCROOT,
     level,
     log,
     region,
     relative_uri,
     rule_help,
+    within_cwd,
 )
 from auditor.rules import catalogue
 
@@ -43,9 +46,11 @@ def _rule(rule: Rule) -> dict[str, Any]:
     }
 
 
-def _result(f: Finding, model: ModelReport, index: int, base_id: str) -> dict[str, Any]:
+def _result(f: Finding, model: ModelReport, index: int, base_id: str,
+            prefix: str) -> dict[str, Any]:
+    path = posixpath.join(prefix, f.file) if f.file else prefix
     physical: dict[str, Any] = {
-        "artifactLocation": {"uri": relative_uri(f.file), "uriBaseId": base_id}}
+        "artifactLocation": {"uri": relative_uri(path), "uriBaseId": base_id}}
     if spot := region(f):
         physical["region"] = spot
     properties: dict[str, Any] = {"model": model.name, "severity": f.severity.label}
@@ -71,17 +76,19 @@ def to_dict(result: ScanResult, fail_on: Severity) -> dict[str, Any]:
     raised = sorted({f.rule for m in result.models for f in m.all_findings()})
     rules = [_rule(known.get(r) or Rule(r, Severity.INFO, r, "", "")) for r in raised]
     index = {r: i for i, r in enumerate(raised)}
-    bases: dict[str, dict[str, str]] = {}
+    bases: dict[str, str] = {}
     results = []
     for n, model in enumerate(result.models):
-        base_id = f"MODEL{n}"
-        bases[base_id] = {"uri": base_uri(model.root)}
-        results += [_result(f, model, index[f.rule], base_id) for f in model.all_findings()]
+        inside = within_cwd(model.root)
+        base_id, prefix = (SRCROOT, inside) if inside is not None else (f"MODEL{n}", "")
+        bases[base_id] = "." if inside is not None else model.root
+        results += [_result(f, model, index[f.rule], base_id, prefix)
+                    for f in model.all_findings()]
     return log(rules, results,
                {"verdict": "fail" if result.fails(fail_on) else "pass",
                 "failOn": fail_on.label, "target": result.target,
                 "rulesVersion": result.rules_version},
-               originalUriBaseIds=bases)
+               bases)
 
 
 def to_text(result: ScanResult, fail_on: Severity, where: Where = NOWHERE) -> str:
