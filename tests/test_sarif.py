@@ -279,3 +279,12 @@ def test_a_model_inside_the_working_folder_is_located_from_it(tmp_path, monkeypa
                  for r in outside["runs"][0]["results"]]
     assert {"uri": "file:///elsewhere/m/pytorch_model.bin"} in artifacts  # absolute: no base
     assert {"uri": "s.json", "uriBaseId": "SRCROOT"} in artifacts
+
+
+def test_a_relative_uri_never_reads_as_another_host_or_scheme():
+    from auditor.report.sarif_log import relative_uri
+
+    for path, uri in (("//evil.example/x", "evil.example/x"), ("/etc/x", "etc/x"),
+                      ("c:/x", "c%3A/x"), ("a/./b/../c d", "a/c%20d"), ("", "")):
+        assert relative_uri(path) == uri
+        assert not urlsplit(uri).scheme and not urlsplit(uri).netloc

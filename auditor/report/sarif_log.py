@@ -34,9 +34,11 @@ def relative_uri(path: str) -> str:
 
     Everything outside the unreserved set is encoded (space, `#`, `%`, `?`, `:`,
     non-ASCII as UTF-8), so the result is a valid relative reference whatever the
-    artifact named its files and a consumer decodes it back to the same path.
+    artifact named its files and a consumer decodes it back to the same path. A
+    leading slash is dropped: the path is relative to its base, and `//host/x`
+    would otherwise read as another machine.
     """
-    return quote(posixpath.normpath(path) if path else "", safe="/")
+    return quote(posixpath.normpath(path).lstrip("/") if path else "", safe="/")
 
 
 # The folder auditor ran in: in CI, the checkout code scanning resolves relative URIs against.
@@ -51,8 +53,11 @@ def within_cwd(path: str) -> str | None:
     """
     if "://" in path:
         return None
-    inside = os.path.relpath(os.path.abspath(path), Path.cwd())
-    return None if inside == ".." or inside.startswith("../") else Path(inside).as_posix()
+    try:
+        inside = Path(os.path.relpath(os.path.abspath(path), Path.cwd()))
+    except ValueError:  # another drive (Windows): no relative path at all
+        return None
+    return None if inside.parts[:1] == ("..",) else inside.as_posix()
 
 
 def base_uri(root: str) -> str:
