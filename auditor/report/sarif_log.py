@@ -1,8 +1,9 @@
-"""What both SARIF reporters share: the 2.1.0 log frame, severity → level, rule entries.
+"""What both SARIF reporters share: the 2.1.0 log frame, levels, locations, regions, help.
 
 A scan (`scan_sarif`) and a policy verdict (`sarif`) are different subjects
 but the same kind of log: one run of the auditor driver, its rules, its
-results. Keeping the frame here keeps the two alike.
+results. Keeping the frame, the URI encoding (relative to SRCROOT or a model
+root), regions and rule help here keeps the two alike.
 """
 
 from __future__ import annotations
