@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import yaml
 
 from tests.builders import write_tiny_model
@@ -21,6 +22,7 @@ BASELINE = ROOT / "policies" / "baseline.yaml"
 PRODUCTION = ROOT / "policies" / "production.yaml"
 GEO = ROOT / "policies" / "geopolitical-risk.yaml"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+SARIF_SCHEMA = json.loads((ROOT / "tests" / "data" / "sarif-schema-2.1.0.json").read_text())
 
 
 def test_bundled_example_passes_baseline(run_cli):
@@ -169,6 +171,7 @@ def test_action_gate_step_runs_against_the_example(tmp_path):
     assert proc.returncode == 0, proc.stderr  # the verdict fails the job in a later step
     assert (tmp_path / "github_output").read_text().strip() == "exit-code=1"
     sarif = json.loads((tmp_path / "auditor.sarif").read_text())
+    jsonschema.validate(sarif, SARIF_SCHEMA)
     assert {r["ruleId"] for r in sarif["runs"][0]["results"]} == {"PROD-002", "PROD-003"}
     assert json.loads((tmp_path / "auditor.cdx.json").read_text())["bomFormat"] == "CycloneDX"
     assert "verdict: FAIL" in proc.stdout  # the readable verdict is printed in the job log
@@ -224,7 +227,9 @@ def test_gitlab_example_commands_run(tmp_path):
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr  # the last command tolerates the failing verdict
     assert (tmp_path / "auditor-junit.xml").read_text().startswith("<?xml")
-    assert json.loads((tmp_path / "auditor.sarif").read_text())["runs"][0]["results"]
+    sarif = json.loads((tmp_path / "auditor.sarif").read_text())
+    jsonschema.validate(sarif, SARIF_SCHEMA)
+    assert sarif["runs"][0]["results"]
     assert set(job["artifacts"]["paths"]) == {"auditor.cdx.json", "auditor.sarif",
                                               "auditor-junit.xml"}
 
