@@ -1,6 +1,7 @@
 """Time and memory of each hostile input of tests/test_hostile_budget.py, at the default limits.
 
     python bench/bench_hostile.py [--no-peak]
+    python bench/bench_hostile.py --archives [--runs 3]
 
 Each input is built in memory, written to a temporary folder and scanned as
 a local file (`pipeline.scan`, one job): wall time without tracing, then the
@@ -12,11 +13,16 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import io
+import statistics
 import struct
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import tracemalloc
+import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -52,10 +58,88 @@ INPUTS = {
 }
 
 
+MEMBERS = 100_000
+
+
+def _zip(names: list[str], data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name in names:
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _tar(data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        for i in range(MEMBERS):
+            info = tarfile.TarInfo(f"m{i}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _torch_zip(data: bytes) -> bytes:
+    """archive/data.pkl (an empty dict) and 99,999 storages archive/data/<n>."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+        for i in range(MEMBERS - 1):
+            zf.writestr(f"archive/data/{i}", data)
+        zf.writestr("archive/version", b"3\n")
+    return buf.getvalue()
+
+
+ARCHIVES = {
+    "zip, 100,000 empty members": ("model.zip", lambda: h.zip_of_empty_members(MEMBERS, 0xFFFF)),
+    "zip, 100,000 1-byte members": ("model.zip", lambda: _zip(
+        [f"m{i}" for i in range(MEMBERS)], b"x")),
+    "tar, 100,000 empty members": ("model.tar", lambda: _tar(b"")),
+    "tar, 100,000 1-byte members": ("model.tar", lambda: _tar(b"x")),
+    "PyTorch zip, 100,000 empty storages": ("model.pt", lambda: _torch_zip(b"")),
+    "PyTorch zip, 100,000 1-byte storages": ("model.pt", lambda: _torch_zip(b"x")),
+}
+
+
+def _wall(args: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - start
+
+
+def archives(runs: int) -> None:
+    auditor = [str(Path(sys.executable).with_name("auditor"))]
+    startup = statistics.median(_wall([*auditor, "--version"]) for _ in range(runs))
+    print(f"start-up (`auditor --version`, median of {runs}): {startup:.3f} s")
+    print("| input | size | scan | beyond start-up | members/s | finding |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, (name, build) in ARCHIVES.items():
+            path = Path(tmp) / name
+            data = build()
+            path.write_bytes(data)
+            out = Path(tmp) / "out.json"
+            wall = statistics.median(
+                _wall([*auditor, "scan", str(path), "--format", "json", "-o", str(out)])
+                for _ in range(runs))
+            rules = ", ".join(sorted({f.rule for f in pipeline.scan(
+                path, ScanOptions(jobs=1)).models[0].files[0].findings}))
+            beyond = wall - startup
+            print(f"| {label} | {len(data):,} B | {wall:.3f} s | {beyond:.3f} s | "
+                  f"{MEMBERS / beyond:,.0f} | {rules} |", flush=True)
+            path.unlink()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--no-peak", action="store_true", help="skip the traced second scan")
+    parser.add_argument("--archives", action="store_true",
+                        help="time `auditor scan` on 100,000-member archives instead")
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    if args.archives:
+        archives(args.runs)
+        return
     print("| input | size | time | peak (tracemalloc) | finding |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
