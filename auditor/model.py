@@ -7,6 +7,7 @@ is JSON-serialisable through `auditor.report.json`.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,16 @@ class Location:
         if self.offset is not None:
             parts.append(f"@{self.offset}")
         return " ".join(parts)
+
+
+# The one documented way a finding's detail names a line in its file ("line 12: eval").
+_DETAIL_LINE = re.compile(r"line ([1-9][0-9]*): ")
+
+
+def detail_line(detail: str) -> int | None:
+    """The line a finding's detail names, for reports that jump to it (SARIF regions)."""
+    line = _DETAIL_LINE.match(detail)
+    return int(line.group(1)) if line else None
 
 
 @dataclass(frozen=True)

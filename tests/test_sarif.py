@@ -288,3 +288,22 @@ def test_a_relative_uri_never_reads_as_another_host_or_scheme():
                       ("c:/x", "c%3A/x"), ("a/./b/../c d", "a/c%20d"), ("", "")):
         assert relative_uri(path) == uri
         assert not urlsplit(uri).scheme and not urlsplit(uri).netloc
+
+
+def test_verdict_sarif_results_of_findings_carry_their_region(run_cli, tmp_path, monkeypatch):
+    import pickle
+
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "evil.pkl").write_bytes(pickle.dumps(eval, protocol=2)[:-1] + b"(S'1'\ntR.")
+    (model / "config.yaml").write_text("a: 1\nb: !!python/object/apply:os.system ['ls']\n")
+    monkeypatch.chdir(tmp_path)
+    out = run_cli("gate", "m", "--policy", POLICIES[0], "--format", "sarif")
+    assert out.code == 1, out.err
+    doc = json.loads(out.out)
+    jsonschema.validate(doc, SCHEMA)
+    spots = {(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+              json.dumps(r["locations"][0]["physicalLocation"].get("region")))
+             for r in doc["runs"][0]["results"]}
+    assert ("m/config.yaml", '{"startLine": 2}') in spots  # a text file: the finding's line
+    assert any(uri == "m/evil.pkl" and '"byteOffset"' in where for uri, where in spots)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import ConfigError
+from auditor.model import detail_line
 from auditor.policy.celrt import runtime
 from auditor.policy.lint import PLACEHOLDER, SCOPE_VARIABLES, compile_rule, lint_policy
 from auditor.policy.schema import PolicyFile, RuleSpec, Waiver, raise_first
@@ -266,7 +267,7 @@ def cel_value(value: Any) -> Any:
 
 def _components(
     scope: str, facts: ModelFacts, lineage: list[LineageEntry]
-) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """(extra variables, where) for each component a rule of `scope` is evaluated on."""
     if scope == "model":
         yield {}, {}
@@ -280,7 +281,11 @@ def _components(
         digests = {f.path: f.sha256 for f in facts.files}
         for finding in facts.findings:
             path = finding.file
-            yield {"finding": cel_value(finding)}, {"file": path, "sha256": digests.get(path, "")}
+            where: dict[str, Any] = {"file": path, "sha256": digests.get(path, "")}
+            if path and not finding.member:  # a position inside a member is not one in the file
+                where["line"] = detail_line(finding.detail)
+                where["offset"] = finding.offset if finding.offset >= 0 else None
+            yield {"finding": cel_value(finding)}, where
 
 
 def _evaluate_model(
@@ -312,7 +317,7 @@ def _evaluate_model(
 
 
 def _violation(
-    spec: RuleSpec, model: str, variables: dict[str, Any], where: dict[str, str], error: str
+    spec: RuleSpec, model: str, variables: dict[str, Any], where: dict[str, Any], error: str
 ) -> Violation:
     message = render_message(spec.message, variables)
     if error:
@@ -321,7 +326,8 @@ def _violation(
         rule=spec.id, policy=spec.policy, severity=spec.severity, message=message,
         fix=render_message(spec.fix, variables), scope=spec.scope, model=model,
         file=where.get("file", ""), sha256=where.get("sha256", ""),
-        ancestor=where.get("ancestor", ""), error=error,
+        ancestor=where.get("ancestor", ""), line=where.get("line"), offset=where.get("offset"),
+        error=error,
     )
 
 

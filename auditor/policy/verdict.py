@@ -28,6 +28,10 @@ class Violation:
     file: str = ""  # path, for file and finding scopes
     sha256: str = ""
     ancestor: str = ""  # name, for lineage scope
+    # Where in `file` the finding is (finding scope, when the SBOM records it): a text file's
+    # line, else a byte offset in the file itself (never one inside an archive member).
+    line: int | None = None
+    offset: int | None = None
     error: str = ""  # set when the rule could not be evaluated (counts as a violation)
     waiver: Waiver | None = None  # the waiver that applies: not counted
     expired_waiver: Waiver | None = None  # a waiver that would have applied but has expired

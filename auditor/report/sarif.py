@@ -3,7 +3,8 @@
 One SARIF rule per policy rule (with its description and fix as help text),
 one result per violation, its message the violation's own, located at the
 offending file (or at the SBOM / model folder for model-wide rules) as a
-percent-encoded relative URI against SRCROOT, the folder auditor ran in.
+percent-encoded relative URI against SRCROOT, the folder auditor ran in, with
+the region (line, else byte offset) the SBOM records for a finding-scope rule.
 Waived violations are kept as results with an accepted external suppression,
 so the dashboard shows them as dismissed with the approver's reason instead
 of losing them.
@@ -27,6 +28,7 @@ from auditor.report.sarif_log import (
     log,
     relative_uri,
     rule_help,
+    spot,
     within_cwd,
 )
 
@@ -47,6 +49,12 @@ def _artifact(path: str) -> dict[str, str]:
     return {"uri": relative_uri(inside), "uriBaseId": SRCROOT}
 
 
+def _region(v: Violation) -> dict[str, Any]:
+    """The finding's place in its file, when the SBOM recorded one (finding-scope rules)."""
+    where = spot(v.line, v.offset) if v.file else {}
+    return {"region": where} if where else {}
+
+
 def _result(v: Violation, index: int, base: str, model_location: str) -> dict[str, Any]:
     if not v.file:
         artifact = _artifact(model_location)
@@ -60,7 +68,7 @@ def _result(v: Violation, index: int, base: str, model_location: str) -> dict[st
         "level": level(v.severity),
         "message": {"text": v.message},
         "locations": [{
-            "physicalLocation": {"artifactLocation": artifact},
+            "physicalLocation": {"artifactLocation": artifact, **_region(v)},
             "logicalLocations": [{"name": v.model, "kind": "module"}],
         }],
         "partialFingerprints": {

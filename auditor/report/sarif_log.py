@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from auditor.model import Finding, Severity
+from auditor.model import Finding, Severity, detail_line
 from auditor.version import __version__
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -24,10 +23,6 @@ SECURITY_SEVERITY = {
     Severity.CRITICAL: "9.5", Severity.HIGH: "8.0", Severity.MEDIUM: "5.5",
     Severity.LOW: "3.0", Severity.INFO: "0.0",
 }
-
-
-# The one documented way a finding's detail names a line in its file ("line 12: eval").
-_LINE = re.compile(r"line ([1-9][0-9]*): ")
 
 
 def relative_uri(path: str) -> str:
@@ -76,12 +71,15 @@ def region(finding: Finding) -> dict[str, int]:
     """
     if not finding.file or finding.location.member is not None:
         return {}
-    line = _LINE.match(finding.detail)
-    if line:  # a text file: the line a reader jumps to (an offset too could disagree with it)
-        return {"startLine": int(line.group(1))}
-    if finding.location.offset is not None:  # a binary: where its bytes are
-        return {"byteOffset": finding.location.offset}
-    return {}
+    return spot(detail_line(finding.detail), finding.location.offset)
+
+
+def spot(line: int | None, offset: int | None) -> dict[str, int]:
+    """A SARIF region: the line for a text file (an offset too could disagree with it), else
+    the byte offset for a binary, else nothing."""
+    if line is not None:
+        return {"startLine": line}
+    return {"byteOffset": offset} if offset is not None else {}
 
 
 def rule_help(heading: str, why: str, fix: str) -> dict[str, str]:

@@ -179,7 +179,7 @@ def _finding_facts(vuln: dict[str, Any], path: str) -> FindingFacts:
         title=_text(vuln.get("description")),
         detail=_text(vuln.get("detail")),
         fix=_text(vuln.get("recommendation")),
-        member=_text(_first(_get(props, P.LOCATION_MEMBER), "")),
+        member=next(iter(_get(props, P.LOCATION_MEMBER)), ""),  # documented: empty when none
         offset=int(offset) if offset.isdigit() else -1,
         source=_str(source.get("name")),
     )
