@@ -73,6 +73,20 @@ def _isolate_env(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("HF_HOME", str(tmp_path_factory.mktemp("hf_home")))
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path_factory.getbasetemp() / "no-docker-config"))
+    monkeypatch.delenv("AUDITOR_REGISTRY_USERNAME", raising=False)
+    monkeypatch.delenv("AUDITOR_REGISTRY_PASSWORD", raising=False)
+
+
+@pytest.fixture(scope="session")
+def oci_registry(tmp_path_factory):
+    """`oci_registry("plain" | "tls" | "auth")` -> a running Distribution registry
+    (tests/oci_registry.py), one per mode for the session, stopped at its end."""
+    from tests.oci_registry import Registries
+
+    registries = Registries(tmp_path_factory.mktemp("oci-registries"))
+    yield registries
+    registries.stop_all()
 
 
 def _validating(write: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:

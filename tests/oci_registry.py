@@ -1,0 +1,200 @@
+"""A real OCI registry for tests: the CNCF Distribution registry (`docker-registry` 2.8).
+
+Started on 127.0.0.1 on a free port with its storage in a temporary folder,
+in one of three modes: `plain` (HTTP, anonymous), `tls` (HTTPS with a test CA
+made here; the CA file is handed to the client), `auth` (HTTPS and Basic auth
+from a bcrypt htpasswd file — the only hash the registry accepts). One process
+per mode per test session; the `oci_registry` fixture in conftest.py stops
+them all at the end. Without /usr/bin/docker-registry the tests fail, saying
+which package to install (CI installs it in .ci/run).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from auditor.oci.client import Credentials, Registry
+
+BINARY = "docker-registry"
+USER, PASSWORD = "auditor", "s3cret-pass"
+MODES = ("plain", "tls", "auth")
+
+
+@dataclass
+class RegistryServer:
+    """A running registry: where it listens and what a client needs to talk to it."""
+
+    mode: str
+    host: str  # 127.0.0.1:PORT
+    root: Path
+    process: subprocess.Popen = field(repr=False)
+    ca_file: Path | None = None
+    credentials: Credentials | None = None
+
+    @property
+    def plain_http(self) -> bool:
+        return self.mode == "plain"
+
+    def client(self, **overrides: object) -> Registry:
+        """A client configured as a user of this registry would configure it."""
+        options: dict[str, object] = {"plain_http": self.plain_http, "ca_file": self.ca_file,
+                                      "auth": self.credentials}
+        options.update(overrides)
+        return Registry(self.host, **options)  # type: ignore[arg-type]
+
+    def ref(self, repository: str, tag_or_digest: str) -> str:
+        sep = "@" if tag_or_digest.startswith("sha256:") else ":"
+        return f"oci://{self.host}/{repository}{sep}{tag_or_digest}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def binary() -> str:
+    """The registry program, or a test failure that says how to get it."""
+    found = shutil.which(BINARY) or shutil.which(BINARY, path="/usr/bin:/usr/sbin")
+    if not found:
+        pytest.fail("the OCI tests need the CNCF Distribution registry: install the Debian "
+                    "package `docker-registry` (apt-get install -y docker-registry)")
+    return str(found)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_test_ca(folder: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1/localhost: (ca.pem, server.pem, key.pem)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "auditor test registry CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - dt.timedelta(hours=1))
+          .not_valid_after(now + dt.timedelta(days=2))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
+                                       False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+          .sign(ca_key, hashes.SHA256()))
+    server = (x509.CertificateBuilder()
+              .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+              .issuer_name(ca_name).public_key(key.public_key())
+              .serial_number(x509.random_serial_number())
+              .not_valid_before(now - dt.timedelta(hours=1))
+              .not_valid_after(now + dt.timedelta(days=2))
+              .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+              .add_extension(x509.SubjectAlternativeName([
+                  x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+                  critical=False)
+              .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                  ca_key.public_key()), False)
+              .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    ca_file, cert_file, key_file = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    ca_file.write_bytes(ca.public_bytes(pem))
+    cert_file.write_bytes(server.public_bytes(pem))
+    key_file.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return ca_file, cert_file, key_file
+
+
+def _htpasswd(path: Path) -> None:
+    import bcrypt
+
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=5)).decode()
+    path.write_text(f"{USER}:{hashed}\n")
+
+
+def start(mode: str, folder: Path) -> RegistryServer:
+    """Start a registry in `mode` with everything it keeps under `folder`; wait until it answers."""
+    assert mode in MODES, mode
+    program = binary()
+    folder.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    host = f"127.0.0.1:{port}"
+    ca_file = None
+    credentials = None
+    lines = ["version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true",
+             "storage:", "  filesystem:", f"    rootdirectory: {folder / 'data'}",
+             "  delete:", "    enabled: true",
+             "http:", f"  addr: {host}", "  secret: auditor-tests"]
+    if mode in ("tls", "auth"):
+        ca_file, cert, key = write_test_ca(folder)
+        lines += ["  tls:", f"    certificate: {cert}", f"    key: {key}"]
+    if mode == "auth":
+        _htpasswd(folder / "htpasswd")
+        credentials = Credentials(USER, PASSWORD)
+        lines += ["auth:", "  htpasswd:", "    realm: auditor-tests",
+                  f"    path: {folder / 'htpasswd'}"]
+    config = folder / "config.yml"
+    config.write_text("\n".join(lines) + "\n")
+    log = (folder / "registry.log").open("wb")
+    process = subprocess.Popen([program, "serve", str(config)], stdout=log,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    server = RegistryServer(mode, host, folder, process, ca_file, credentials)
+    _wait_ready(server, folder / "registry.log")
+    return server
+
+
+def _wait_ready(server: RegistryServer, log: Path) -> None:
+    """Poll /v2/ until the registry answers (200, or 401 when it wants credentials)."""
+    scheme = "http" if server.plain_http else "https"
+    verify = ssl.create_default_context(cafile=str(server.ca_file)) if server.ca_file else False
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"docker-registry exited ({server.process.returncode}): "
+                        f"{log.read_text(errors='replace')[-2000:]}")
+        try:
+            url = f"{scheme}://{server.host}/v2/"
+            status = httpx.get(url, verify=verify, timeout=1).status_code
+        except httpx.HTTPError:
+            time.sleep(0.05)
+            continue
+        if status in (200, 401):
+            return
+        time.sleep(0.05)
+    server.stop()
+    pytest.fail(f"docker-registry did not answer on {server.host} within 20 s")
+
+
+class Registries:
+    """The session's registries, one per mode, started on first use."""
+
+    def __init__(self, folder: Path):
+        self._folder = folder
+        self._running: dict[str, RegistryServer] = {}
+
+    def __call__(self, mode: str = "plain") -> RegistryServer:
+        if mode not in self._running:
+            self._running[mode] = start(mode, self._folder / mode)
+        return self._running[mode]
+
+    def stop_all(self) -> None:
+        for server in self._running.values():
+            server.stop()
+        self._running.clear()

@@ -1,0 +1,218 @@
+"""The OCI client against a real Distribution registry: references, pushes, pulls, digests
+verified, TLS with a private CA, Basic auth, referrers through the fallback tag schema."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from auditor.errors import SourceError, UsageError
+from auditor.oci import reference
+from auditor.oci.client import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Credentials,
+    Descriptor,
+    Registry,
+    credentials_for,
+)
+
+HEX = "a" * 64
+
+
+def _image(registry: Registry, repository: str, tag: str, payload: bytes) -> Descriptor:
+    config = registry.push_blob(repository, b"{}", "application/vnd.oci.empty.v1+json")
+    layer = registry.push_blob(repository, payload, "application/octet-stream")
+    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config.to_json(),
+                "layers": [layer.to_json()]}
+    return registry.push_manifest(repository, json.dumps(manifest).encode(), OCI_MANIFEST, tag)
+
+
+# -- references ------------------------------------------------------------------------------
+
+def test_a_reference_round_trips_and_knows_whether_it_is_pinned() -> None:
+    text = f"oci://registry.example.com:5000/org/model:v1@sha256:{HEX}"
+    ref = reference.parse(text)
+    assert (ref.registry, ref.repository, ref.tag, ref.digest) == (
+        "registry.example.com:5000", "org/model", "v1", f"sha256:{HEX}")
+    assert str(ref) == text and ref.pinned and ref.name == "registry.example.com:5000/org/model"
+    tagged = reference.parse("oci://127.0.0.1:5000/org/model")
+    assert tagged.tag == "latest" and not tagged.pinned
+    assert tagged.with_digest(f"sha256:{HEX}").pinned
+
+
+@pytest.mark.parametrize("text", [
+    "oci://org/model:v1",  # no host: a model reference never defaults to Docker Hub
+    "oci://host.example/Org/Model",  # upper case repository
+    "oci://host.example/org/model@sha256:abc",
+    "oci://host.example/org/model:bad tag",
+    "oci://host.example/",
+])
+def test_a_malformed_reference_is_a_usage_error_naming_it(text: str) -> None:
+    with pytest.raises(UsageError, match="oci://"):
+        reference.parse(text)
+
+
+def test_a_pod_image_takes_docker_s_defaults() -> None:
+    assert str(reference.parse_image("nginx")) == "oci://docker.io/library/nginx:latest"
+    ref = reference.parse_image(f"ghcr.io/org/app@sha256:{HEX}")
+    assert ref.registry == "ghcr.io" and ref.digest and ref.tag is None
+    assert reference.parse_image("localhost:5000/app:1").registry == "localhost:5000"
+
+
+# -- credentials -----------------------------------------------------------------------------
+
+def test_credentials_come_from_the_environment_then_the_docker_config(tmp_path, monkeypatch):
+    assert credentials_for("r.example") is None
+    config = {"auths": {"r.example": {"auth": base64.b64encode(b"u:p:w").decode()}}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    assert credentials_for("r.example") == Credentials("u", "p:w")
+    assert credentials_for("other.example") is None
+    monkeypatch.setenv("AUDITOR_REGISTRY_USERNAME", "env")
+    monkeypatch.setenv("AUDITOR_REGISTRY_PASSWORD", "secret")
+    creds = credentials_for("r.example")
+    assert creds == Credentials("env", "secret") and "secret" not in repr(creds)
+
+
+# -- the real registry -----------------------------------------------------------------------
+
+def test_push_resolve_and_pull_over_plain_http(oci_registry) -> None:
+    server = oci_registry("plain")
+    with server.client() as registry:
+        pushed = _image(registry, "org/model", "v1", b"weights")
+        resolved = registry.resolve(reference.parse(server.ref("org/model", "v1")))
+        assert resolved.digest == pushed.digest and resolved.media_type == OCI_MANIFEST
+        _, data = registry.manifest("org/model", pushed.digest)
+        layer = json.loads(data)["layers"][0]
+        with registry.open_blob("org/model", Descriptor(**{
+                "media_type": layer["mediaType"], "digest": layer["digest"],
+                "size": layer["size"]})) as blob:
+            assert blob.read() == b"weights"
+
+
+def test_a_missing_manifest_is_a_source_error_naming_it(oci_registry) -> None:
+    with oci_registry("plain").client() as registry, pytest.raises(SourceError, match="nope"):
+        registry.manifest("org/model", "nope")
+
+
+def test_a_blob_whose_bytes_do_not_match_its_descriptor_is_refused(oci_registry) -> None:
+    server = oci_registry("plain")
+    with server.client() as registry:
+        real = registry.push_blob("org/model", b"the real bytes")
+        lying = Descriptor(real.media_type, real.digest, real.size + 1)
+        with pytest.raises(SourceError, match=f"blob {real.digest}.*declares"):
+            registry.open_blob("org/model", lying).read()
+
+
+def test_https_with_the_ca_works_and_without_it_fails_in_one_line(oci_registry) -> None:
+    server = oci_registry("tls")
+    with server.client() as registry:
+        assert _image(registry, "org/tls", "v1", b"x").digest
+    with server.client(ca_file=None) as registry, pytest.raises(SourceError) as caught:
+        registry.resolve(reference.parse(server.ref("org/tls", "v1")))
+    message = str(caught.value)
+    assert "\n" not in message and server.host in message and "TLS" in message
+    assert "--registry-ca" in message
+
+
+def test_basic_auth_right_credentials_work_wrong_ones_fail_naming_the_host(oci_registry):
+    server = oci_registry("auth")
+    with server.client() as registry:
+        assert _image(registry, "org/private", "v1", b"x").digest
+    ref = reference.parse(server.ref("org/private", "v1"))
+    with server.client(auth=Credentials("auditor", "wrong")) as registry, \
+            pytest.raises(SourceError) as caught:
+        registry.resolve(ref)
+    message = str(caught.value)
+    assert "\n" not in message and server.host in message and "401" in message
+    assert "rejected" in message and "wrong" not in message
+    with server.client(auth=None) as registry, pytest.raises(SourceError, match=r"401.*wants"):
+        registry.resolve(ref)
+
+
+def test_an_attached_artifact_is_found_through_the_fallback_tag(oci_registry) -> None:
+    server = oci_registry("plain")
+    kind = "application/vnd.auditor.attestation.v1+json"
+    with server.client() as registry:
+        subject = _image(registry, "org/attested", "v1", b"model bytes")
+        assert registry.referrers("org/attested", subject.digest) == []
+        first = registry.attach("org/attested", subject, kind, b'{"one":1}',
+                                "application/vnd.dev.sigstore.bundle.v0.3+json")
+        second = registry.attach("org/attested", subject, "application/other", b"2",
+                                 "application/octet-stream")
+        found = registry.referrers("org/attested", subject.digest)
+        assert {d.digest for d in found} == {first.digest, second.digest}
+        assert [d.digest for d in registry.referrers("org/attested", subject.digest, kind)] \
+            == [first.digest]
+        _, index = registry.manifest("org/attested", "sha256-" + subject.digest[7:])
+        assert json.loads(index)["mediaType"] == OCI_INDEX
+
+
+# -- a registry that lies: a tiny local HTTP handler -----------------------------------------
+
+class _Lying(http.server.BaseHTTPRequestHandler):
+    """Serves one manifest whose bytes do not match the digest asked for, a blob whose bytes
+    differ from their digest, and a referrers API answer."""
+
+    blob = b"tampered layer bytes"
+    manifest = b'{"schemaVersion":2}'
+
+    def do_GET(self) -> None:
+        if "/referrers/" in self.path:
+            index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+                {"mediaType": OCI_MANIFEST, "digest": f"sha256:{HEX}", "size": 10,
+                 "artifactType": "application/x-test"}]}
+            body = json.dumps(index).encode()
+        elif "/blobs/" in self.path:
+            body = self.blob
+        elif "/manifests/" in self.path:
+            body = self.manifest
+        else:
+            body = b"{}"
+        self.send_response(200)
+        self.send_header("Content-Type", OCI_INDEX if "/referrers/" in self.path else OCI_MANIFEST)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def lying_registry() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Lying)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_tampered_blob_is_caught_naming_the_blob_and_both_digests(lying_registry) -> None:
+    claimed = Descriptor("application/octet-stream", f"sha256:{HEX}", len(_Lying.blob))
+    with Registry(lying_registry, plain_http=True) as registry:
+        stream = registry.open_blob("org/model", claimed)
+        with pytest.raises(SourceError) as caught:
+            stream.read()
+    actual = "sha256:" + hashlib.sha256(_Lying.blob).hexdigest()
+    assert claimed.digest in str(caught.value) and actual in str(caught.value)
+
+
+def test_a_manifest_whose_bytes_are_not_its_digest_is_refused(lying_registry) -> None:
+    with Registry(lying_registry, plain_http=True) as registry, \
+            pytest.raises(SourceError, match="manifest digest mismatch"):
+        registry.manifest("org/model", f"sha256:{HEX}")
+
+
+def test_the_referrers_api_is_used_where_the_registry_has_it(lying_registry) -> None:
+    with Registry(lying_registry, plain_http=True) as registry:
+        found = registry.referrers("org/model", f"sha256:{'b' * 64}", "application/x-test")
+    assert [d.digest for d in found] == [f"sha256:{HEX}"]
