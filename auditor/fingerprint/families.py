@@ -79,7 +79,10 @@ def load(path: Path) -> tuple[Family, ...]:
     Fails closed: a malformed entry is a `ConfigError`, not a silently thinner table.
     """
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's parser when PyYAML has it: the same safe constructor, a quarter of the time
+        # of the pure-Python one on this table (the example scan's largest single cost).
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read the family table: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("families"), list):

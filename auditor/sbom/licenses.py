@@ -9,7 +9,9 @@ invalid; writing an SPDX licence as a `name` hides it from licence policies.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import cache
 
 # Hub ids whose SPDX spelling is not their case-folded form (the GNU family is "-only" in SPDX).
 HUB_TO_SPDX: dict[str, str] = {
@@ -62,7 +64,19 @@ def from_card(card: dict[str, object]) -> list[Licence]:
 
 def spdx(hub_id: str) -> str | None:
     """The SPDX id for a Hub licence id, or None when SPDX has none."""
-    from cyclonedx.spdx import fixup_id
-
     key = hub_id.strip().lower()
-    return HUB_TO_SPDX.get(key) or fixup_id(key)
+    return HUB_TO_SPDX.get(key) or _spdx_ids().get(key)
+
+
+@cache
+def _spdx_ids() -> dict[str, str]:
+    """Lower-cased SPDX id → its spelling, from the SPDX id list cyclonedx-python-lib ships.
+
+    This is the list and the lookup of `cyclonedx.spdx.fixup_id`, read without importing
+    `cyclonedx.spdx`, which also builds a whole SPDX expression parser on import (a fifth
+    of a gate's start-up) that nothing here uses.
+    """
+    from cyclonedx.schema._res import SPDX_JSON
+
+    with open(SPDX_JSON, encoding="utf-8") as schema:
+        return {spdx_id.lower(): spdx_id for spdx_id in json.load(schema)["enum"]}
