@@ -146,7 +146,7 @@ def evaluate(
         verdicts.append(ModelVerdict(
             name=model.name, revision=model.revision, pinned=model.pinned,
             publisher=model.publisher, jurisdiction=model.jurisdiction, tier=model.tier,
-            lineage_tier=model.lineage_tier,
+            lineage_tier=model.lineage_tier, facts=facts,
             lineage=tuple({**cel_value(e), "tripped": tripped.get(e.name, [])}
                           for e in lineage),
         ))

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor.model import Severity
 from auditor.policy.schema import RuleSpec, Waiver
+
+if TYPE_CHECKING:
+    from auditor.sbom.factkinds import ModelFacts
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class ModelVerdict:
     # The model (depth 0) and each ancestor, as the facts give them, plus `tripped`:
     # the lineage-scope rules that entry violated.
     lineage: tuple[dict[str, Any], ...]
+    # Everything the SBOM said about the model (files, findings, signature, grades), for
+    # reporters that show the evidence behind the verdict (HTML) without re-reading the SBOM.
+    facts: ModelFacts | None = None
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,11 @@ NOWHERE = Where()
 # --format value -> module under auditor.report; the keys are the commands' --format choices.
 SCAN_REPORTERS: dict[str, str] = {
     "text": "text", "json": "json", "sarif": "scan_sarif", "junit": "scan_junit",
+    "html": "scan_html",
 }
 VERDICT_REPORTERS: dict[str, str] = {
     "text": "verdict_text", "json": "verdict_json", "sarif": "sarif", "junit": "junit",
+    "html": "verdict_html",
 }
 # Commands whose subject is neither a scan nor a verdict (mirror runs, signature checks, SBOM
 # diffs) print it as text or as JSON, under the same two names.
