@@ -50,6 +50,8 @@ CWE_BY_AREA = {
     "CODE": 94,  # code injection
 }
 QUANTIZATION = "cdx:ai-ml:model:hyperparameter:quantization"
+# --output-format → the file name ending of each model's SBOM in an --sbom folder.
+SUFFIXES = {"json": ".cdx.json", "xml": ".cdx.xml", "spdx-json": ".spdx.json"}
 
 
 def to_cyclonedx(
@@ -97,7 +99,12 @@ def to_cyclonedx(
 
 
 def to_text(doc: dict[str, Any], output_format: str) -> str:
-    """The document as text: JSON as built, or XML (validated against the XSD)."""
+    """The document as text: JSON as built, XML (validated against the XSD), or the same
+    facts as SPDX 3.0.1 JSON-LD (`spdx-json`, sbom/spdx.py)."""
+    if output_format == "spdx-json":
+        from auditor.sbom import spdx
+
+        return spdx.to_json(spdx.to_spdx(doc))
     if output_format == "json":
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     if output_format == "xml":
@@ -139,7 +146,7 @@ def write_sboms(
     named after the model (`org__name.cdx.json`).
     """
     if dest.is_dir():
-        paths = [dest / f"{_file_stem(m.name)}.cdx.{output_format}" for m in result.models]
+        paths = [dest / f"{_file_stem(m.name)}{SUFFIXES[output_format]}" for m in result.models]
         if len(set(paths)) < len(paths):
             raise UsageError(f"{dest}: two models would write the same SBOM file name")
     elif len(result.models) == 1:

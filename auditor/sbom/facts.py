@@ -42,6 +42,9 @@ _SEVERITY_RANK = ("critical", "high", UNKNOWN, "medium", "low", "info")
 AISBOM_RISK = "aisbom:risk"
 AISBOM_LEVELS = ("critical", "high", "medium", "low")
 Props = dict[str, list[str]]
+# SPDX (auditor's `--output-format spdx-json` or another tool's) is written, never judged.
+_SPDX_REFUSED = ("{path}: is an SPDX document; policy check reads CycloneDX — write one with "
+                 "--output-format json")
 
 
 def read_sbom(path: Path) -> dict[str, Any]:
@@ -51,10 +54,27 @@ def read_sbom(path: Path) -> dict[str, Any]:
     sbom diff, mirror), so they refuse the same inputs with the same messages;
     the limits are loading.py's, shared with `auditor sbom validate`.
     """
-    doc = parse(read_bytes(path), str(path))
+    data = read_bytes(path)
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"SPDXVersion:"):  # SPDX 2 tag-value
+        raise UsageError(_SPDX_REFUSED.format(path=path))
+    doc = parse(data, str(path))
+    if is_spdx(doc):
+        raise UsageError(_SPDX_REFUSED.format(path=path))
     if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
         raise UsageError(f"{path}: not a CycloneDX document (no \"bomFormat\": \"CycloneDX\")")
     return doc
+
+
+def is_spdx(doc: Any) -> bool:
+    """An SPDX 3 JSON-LD document (its `@context` is SPDX's) or an SPDX 2 JSON one."""
+    if not isinstance(doc, dict):
+        return False
+    context = doc.get("@context")
+    contexts = context if isinstance(context, list) else [context]
+    if any(isinstance(c, str) and "spdx.org/rdf/" in c for c in contexts):
+        return True
+    version = doc.get("spdxVersion")
+    return isinstance(version, str) and version.startswith("SPDX-")
 
 
 def models_from_sbom(doc: Any, where: str) -> list[ModelFacts]:
