@@ -163,11 +163,17 @@ def check_duplicates(ctx: ScanContext, names: Sequence[str]) -> None:
 def hand_over(
     ctx: ScanContext, layout: Layout, name: str, stream: BinaryIO, size: int | None
 ) -> Role:
-    """Give one member to its layout handler or, by default, to the engine."""
+    """Give one member to its layout handler or, by default, to the engine.
+
+    A member with no stored bytes comes as an empty `io.BytesIO`: it is
+    sniffed and handled like any other, without the per-member readers a window on
+    the archive needs (what 100,000 empty members would cost).
+    """
     role = layout.role(name)
     handler = layout.handlers.get(role)
     if handler is None:
-        buffered = io.BufferedReader(stream, _BUFFER)  # type: ignore[arg-type]
+        buffered = stream if isinstance(stream, io.BytesIO) else io.BufferedReader(
+            stream, _BUFFER)  # type: ignore[arg-type]
         ctx.merge_member(ctx.scan_member(name, buffered, size))  # type: ignore[arg-type]
     else:
         handler(ctx, name, stream, size)
@@ -220,10 +226,15 @@ class CrcReader(io.RawIOBase):
             if not self.seekable():
                 return False
             self.seek(self.covered)
-        buf = bytearray(_CHUNK)
+        # Sized to what is left (plus one byte, to see data past the declared end), so a
+        # finished member costs no 1 MiB allocation; it grows if the member runs on.
+        left = _CHUNK if self._size is None else max(self._size - self.covered, 0) + 1
+        buf = bytearray(min(left, _CHUNK))
         read = 0
         while n := self.readinto(buf):
             read += n
             if read > limit:
                 return False
+            if len(buf) < _CHUNK:
+                buf = bytearray(_CHUNK)
         return True

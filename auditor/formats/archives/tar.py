@@ -48,6 +48,8 @@ MAX_RECORD = 1024 * 1024  # pax and GNU long-name records
 _LINKS = frozenset(b"12")
 _SPECIAL = frozenset(b"346")
 _DIRECTORY = ord("5")
+_NO_DATA = _LINKS | _SPECIAL | {_DIRECTORY}  # types whose size field does not count data
+_ZEROS = bytes(BLOCK)
 _UNREAD = frozenset(b"SMV")  # GNU sparse, multi-volume continuation, volume label
 _LONG_NAME, _LONG_LINK, _PAX, _GLOBAL_PAX = ord("L"), ord("K"), ord("x"), ord("g")
 
@@ -67,7 +69,9 @@ def _checksum_ok(block: bytes) -> bool:
         stored = _number(block[148:156])
     except ValueError:
         return False
-    unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
+    # Zero bytes add nothing and fill most of a header: summing only the others is the
+    # same number at a fraction of the cost (sum() over 512 bytes: ~3 µs a member).
+    unsigned = sum(block.replace(b"\x00", b"")) - sum(block[148:156]) + 8 * 32
     if stored == unsigned:
         return True  # the usual case: skip the slow signed sum
     return stored == unsigned - 2 * sum(b for b in block[:148] + block[156:] if b >= 128)
@@ -157,7 +161,7 @@ def iter_members(cursor: _Cursor, ctx: ScanContext) -> Iterator[Member]:
             if block or header == 0:
                 raise FormatError("truncated tar header", header, MALFORMED)
             return  # no end marker; tarfile accepts that too
-        if block == bytes(BLOCK):
+        if block == _ZEROS:
             return
         if not _checksum_ok(block):
             raise FormatError("bad tar header checksum", header, MALFORMED)
@@ -191,8 +195,7 @@ def iter_members(cursor: _Cursor, ctx: ScanContext) -> Iterator[Member]:
             raise FormatError("negative member size", header, MALFORMED)
         data = cursor.pos
         yield Member(name, kind, size, mode, link, header, data)
-        has_data = kind not in _LINKS | _SPECIAL and kind != _DIRECTORY
-        cursor.skip_to(data + (size + (-size % BLOCK) if has_data else 0))
+        cursor.skip_to(data + (size + (-size % BLOCK) if kind not in _NO_DATA else 0))
         long_name = long_link = None
         pax = {}
 
@@ -259,7 +262,8 @@ def _scan_member(
         add_at(ctx, SPARSE, member.name, f"member type {chr(member.type)!r}", member.header)
         ctx.limit_hit()
         return
-    stream = (SliceReader(f, member.data, member.size) if cursor.seekable
+    stream = (io.BytesIO() if member.size == 0  # nothing stored: no window to read through
+              else SliceReader(f, member.data, member.size) if cursor.seekable
               else _Window(cursor, member.size))
     try:
         members.hand_over(ctx, layout, member.name, stream, member.size)  # type: ignore[arg-type]

@@ -606,18 +606,23 @@ def _scan_entry(
         return
     if entry.name.endswith("/") and entry.csize == 0:
         return  # a directory
-    stream = open_entry(f, entry, budget, ctx)
-    if stream is None:
-        return
+    checked: CrcReader | None = None
+    if entry.method == 0 and entry.csize == 0:
+        stream: BinaryIO | None = io.BytesIO()  # nothing stored: nothing to read or CRC
+    else:
+        stream = open_entry(f, entry, budget, ctx)
+        if stream is None:
+            return
+        checked = CrcReader(stream, entry.csize if entry.method == 0 else entry.usize)
     size = entry.csize if entry.method == 0 else entry.usize
     if entry.method == 0 and entry.csize != entry.usize and not entry.hidden:
         add_at(ctx, DIFFERENTIAL, entry.name, f"stored member with compressed size "
                f"{entry.csize} but uncompressed size {entry.usize}", entry.offset)
-    checked = CrcReader(stream, size)
     role = Role.SCAN
     try:
-        role = members.hand_over(ctx, layout, entry.name, checked, size)  # type: ignore[arg-type]
-        complete = role is not Role.STORAGE and checked.finish()
+        role = members.hand_over(ctx, layout, entry.name, checked or stream,  # type: ignore[arg-type]
+                                 size)
+        complete = role is not Role.STORAGE and (checked is None or checked.finish())
     except FormatError as exc:
         complete = False
         _stream_failed(ctx, entry, exc)
@@ -627,9 +632,10 @@ def _scan_entry(
     if not complete:
         stats["crc_unverified"] += role is not Role.STORAGE
         return
-    if checked.crc != entry.crc and not entry.hidden:
-        add_at(ctx, BAD_CRC, entry.name, f"CRC-32 {checked.crc:08x}, directory says "
+    crc, covered = (checked.crc, checked.covered) if checked else (0, 0)
+    if crc != entry.crc and not entry.hidden:
+        add_at(ctx, BAD_CRC, entry.name, f"CRC-32 {crc:08x}, directory says "
                f"{entry.crc:08x}", entry.offset)
-    if checked.covered != size and not entry.hidden:
-        add_at(ctx, DIFFERENTIAL, entry.name, f"{checked.covered} bytes of data, directory "
+    if covered != size and not entry.hidden:
+        add_at(ctx, DIFFERENTIAL, entry.name, f"{covered} bytes of data, directory "
                f"says {entry.usize}", entry.offset)
