@@ -123,6 +123,10 @@ _verify_options = _together(
                  help="Sigstore client trust config (or trusted root) for keyless bundles."),
     click.option("--identity", help="Expected signer identity (certificate SAN)."),
     click.option("--issuer", help="Expected issuer (OIDC issuer or certificate issuer)."),
+    click.option("--accept-expired-certificates", "accept_expired", is_flag=True,
+                 help="UNSAFE: accept certificate-method signatures from certificates outside "
+                 "their validity (checked at the leaf's own notBefore, as model_signing does) "
+                 "instead of at a trusted signing time; prints a WARNING and marks the result."),
 )
 
 
@@ -139,13 +143,24 @@ _signer_options = _together(
 
 
 def _trust(key: Path | None, certificate_chain: tuple[Path, ...], trust_config: Path | None,
-           identity: str | None, issuer: str | None) -> Trust | None:
+           identity: str | None, issuer: str | None, accept_expired: bool = False
+           ) -> Trust | None:
     """What the verify flags trust; the signing code (and `cryptography`) loads only if asked."""
     if not (key or certificate_chain or trust_config):
         return None
     from auditor.integrity.signing import trust_from_options
 
-    return trust_from_options(key, certificate_chain, trust_config, identity, issuer)
+    trust = trust_from_options(key, certificate_chain, trust_config, identity, issuer,
+                               accept_expired)
+    _warn_accept_expired(accept_expired)
+    return trust
+
+
+def _warn_accept_expired(accept_expired: bool) -> None:
+    """The unsafe waiver is never silent: one WARNING line on stderr whenever it is on."""
+    if accept_expired:
+        click.echo("WARNING: --accept-expired-certificates: signatures from certificates "
+                   "outside their validity are accepted (as model_signing does)", err=True)
 
 
 def _password(password_env: str | None) -> bytes | None:
@@ -178,14 +193,11 @@ def cli() -> None:
 @_FINGERPRINTS
 @_hub_options
 @click.option("--sbom", "sbom_path", type=click.Path(path_type=Path),
-              help="Also write an ML-BOM to this file (into this folder: one per model): "
-              "CycloneDX, or SPDX 3.0.1 with --output-format spdx-json.")
+              help="Also write a CycloneDX ML-BOM to this file (into this folder: one per model).")
 @click.option("--spec", type=click.Choice(["1.5", "1.6"]), default="1.6", show_default=True,
               help="CycloneDX version of the --sbom document.")
-@click.option("--output-format", type=click.Choice(["json", "xml", "spdx-json"]),
-              default="json", show_default=True,
-              help="Encoding of the --sbom document: CycloneDX JSON or XML, or the same facts "
-              "as SPDX 3.0.1 JSON-LD.")
+@click.option("--output-format", type=click.Choice(["json", "xml"]), default="json",
+              show_default=True, help="Encoding of the --sbom document.")
 @click.option("--hash", "extra_hashes", multiple=True, type=click.Choice(["sha512"]),
               help="Digest computed besides SHA-256, in the same pass (repeatable).")
 @click.option("--reproducible", is_flag=True,
@@ -203,7 +215,7 @@ def scan(
     sbom_path: Path | None, spec: str, output_format: str, extra_hashes: tuple[str, ...],
     reproducible: bool, signature: Path | None, key: Path | None,
     certificate_chain: tuple[Path, ...], trust_config: Path | None, identity: str | None,
-    issuer: str | None, quiet: bool,
+    issuer: str | None, accept_expired: bool, quiet: bool,
 ) -> int:
     """Scan a model file or folder and report what loading it could do."""
     from auditor import pipeline
@@ -221,7 +233,7 @@ def scan(
         fingerprints=fingerprints,
         hash_algorithms=("sha256", *sorted(set(extra_hashes))),
         signature=signature,
-        trust=_trust(key, certificate_chain, trust_config, identity, issuer),
+        trust=_trust(key, certificate_chain, trust_config, identity, issuer, accept_expired),
     )
     progress = for_stderr(fmt, quiet)
     settings = hub_settings(
@@ -285,7 +297,8 @@ def sign(model: Path, key: Path, password_env: str | None, certificate: Path | N
 @_OUTPUT
 def verify(model: Path, signature: Path | None, key: Path | None,
            certificate_chain: tuple[Path, ...], trust_config: Path | None, identity: str | None,
-           issuer: str | None, allow_unsigned_files: bool, fmt: str, output: Path | None) -> int:
+           issuer: str | None, accept_expired: bool, allow_unsigned_files: bool, fmt: str,
+           output: Path | None) -> int:
     """Verify an OMS signature: the signer is trusted and every file is as signed."""
     import json
 
@@ -293,11 +306,13 @@ def verify(model: Path, signature: Path | None, key: Path | None,
 
     if not model.exists():
         raise UsageError(f"{model}: no such file or folder")
-    trust = signing.trust_from_options(key, certificate_chain, trust_config, identity, issuer)
+    trust = _trust(key, certificate_chain, trust_config, identity, issuer, accept_expired)
     if trust is None:
         raise UsageError("verify needs --key, --certificate-chain or --trust-config")
     sig = signature or signing.default_signature(model)
     result = signing.verify_model(model, sig, trust, allow_unsigned_files=allow_unsigned_files)
+    for waived in result.accepted:
+        click.echo(f"WARNING: {waived}", err=True)
     if fmt == "json":
         text = json.dumps(result.as_facts(), indent=2) + "\n"
     else:
@@ -393,7 +408,7 @@ def policy() -> None:
 def policy_check(sboms: tuple[Path, ...], policies: tuple[str, ...], fmt: str,
                  output: Path | None, fail_on: str, attestation: Path | None, key: Path | None,
                  certificate_chain: tuple[Path, ...], trust_config: Path | None,
-                 identity: str | None, issuer: str | None) -> int:
+                 identity: str | None, issuer: str | None, accept_expired: bool) -> int:
     """Judge CycloneDX SBOMs (auditor's or another tool's) against policies."""
     from auditor import pipeline
     from auditor.report import Where, render_verdict
@@ -403,7 +418,7 @@ def policy_check(sboms: tuple[Path, ...], policies: tuple[str, ...], fmt: str,
         from auditor.integrity.attest import verify_attestation
         if len(sboms) != 1:
             raise UsageError("--attestation covers exactly one SBOM")
-        trust = _trust(key, certificate_chain, trust_config, identity, issuer)
+        trust = _trust(key, certificate_chain, trust_config, identity, issuer, accept_expired)
         if trust is None:
             raise UsageError("--attestation needs --key, --certificate-chain or --trust-config "
                              "to check it")
@@ -485,7 +500,7 @@ def gate(
     config_path: Path | None, download: bool,
     cache_dir: Path | None, endpoint: str | None, token: str | None, offline: bool,
     signature: Path | None, key: Path | None, certificate_chain: tuple[Path, ...],
-    trust_config: Path | None, identity: str | None, issuer: str | None,
+    trust_config: Path | None, identity: str | None, issuer: str | None, accept_expired: bool,
     attestation: Path | None, quiet: bool,
 ) -> int:
     """Scan → SBOM → policy in one step: may this model be deployed?"""
@@ -497,7 +512,7 @@ def gate(
     from auditor.sources.resolve import is_local
 
     loaded = pipeline.load_policies(policies)  # a broken policy fails before any scanning
-    trust = _trust(key, certificate_chain, trust_config, identity, issuer)
+    trust = _trust(key, certificate_chain, trust_config, identity, issuer, accept_expired)
     threshold = Severity.parse(fail_on)
     if attestation is not None:
         if trust is None:

@@ -247,14 +247,12 @@ def test_certificate_from_another_root_is_untrusted(run_cli, model, tmp_path):
     assert "not issued by any trusted certificate" in doc["problems"][0]["message"]
 
 
-def test_certificate_without_code_signing_usage_is_untrusted(run_cli, model, tmp_path):
+def test_certificate_without_code_signing_usage_cannot_sign(run_cli, model, tmp_path):
+    # verification refuses such a certificate too: tests/test_signing_certificates.py
     c = pki.chain(tmp_path, code_signing=False)
-    run_cli("sign", model, "--key", c["key"], "--certificate", c["leaf"],
-            "--certificate-chain", c["intermediate"])
-    doc = json.loads(run_cli("verify", model, "--certificate-chain", c["root"],
-                             "--format", "json").out)
-    assert doc["status"] == "untrusted"
-    assert "codeSigning" in doc["problems"][0]["message"]
+    run = run_cli("sign", model, "--key", c["key"], "--certificate", c["leaf"],
+                  "--certificate-chain", c["intermediate"])
+    assert run.code == 2 and "not digitalSignature" in run.err
 
 
 def test_certificate_identity_mismatch_is_untrusted(run_cli, model, tmp_path):

@@ -102,3 +102,48 @@ def test_reference_rejects_auditor_signature_after_tampering(run_cli, model, tmp
     (model / "weights.safetensors").write_bytes(b"evil")
     done = _ms_cli("verify", "key", model, "--signature", sig, "--public_key", pub)
     assert done.returncode != 0
+
+
+def test_reference_accepts_an_expired_leaf_auditor_refuses_unless_told(run_cli, model, tmp_path):
+    """model_signing checks the chain at the leaf's notBefore; auditor at a trusted time (now)."""
+    import datetime as dt
+
+    from tests.test_signing_certificates import CA, NOW
+
+    ca = CA(tmp_path)
+    expired = NOW - dt.timedelta(days=30)
+    leaf = ca.leaf("expired", not_after=expired)
+    sig = tmp_path / "model.sig"
+    done = _ms_cli("sign", "certificate", model, "--private_key", ca.key_pem,
+                   "--signing_certificate", leaf, "--certificate_chain", ca.inter_pem,
+                   "--signature", sig)
+    assert done.returncode == 0, done.stderr
+    done = _ms_cli("verify", "certificate", model, "--signature", sig,
+                   "--certificate_chain", ca.root_pem)
+    assert done.returncode == 0, done.stderr + done.stdout
+    run = run_cli("verify", model, "--certificate-chain", ca.root_pem, "--signature", sig)
+    assert run.code == 1
+    assert f"certificate expired on {expired:%Y-%m-%d}" in run.out
+    assert "no trusted timestamp" in run.out
+    run = run_cli("verify", model, "--certificate-chain", ca.root_pem, "--signature", sig,
+                  "--accept-expired-certificates")
+    assert run.code == 0 and run.out.startswith("verified (expired certificate accepted)")
+    assert "WARNING" in run.err
+
+
+def test_reference_accepts_a_server_auth_leaf_auditor_refuses(run_cli, model, tmp_path):
+    """model_signing wants digitalSignature OR codeSigning; auditor: an EKU must say codeSigning."""
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from tests.test_signing_certificates import CA
+
+    ca = CA(tmp_path)
+    leaf = ca.leaf("tls", eku=[ExtendedKeyUsageOID.SERVER_AUTH])
+    sig = tmp_path / "model.sig"
+    done = _ms_cli("sign", "certificate", model, "--private_key", ca.key_pem,
+                   "--signing_certificate", leaf, "--certificate_chain", ca.inter_pem,
+                   "--signature", sig)
+    assert done.returncode == 0, done.stderr
+    run = run_cli("verify", model, "--certificate-chain", ca.root_pem, "--signature", sig)
+    assert run.code == 1 and "extended key usage is serverAuth, not codeSigning" in run.out
+    assert ca.sign(run_cli, model, leaf, "-o", tmp_path / "ours.sig").code == 2

@@ -16,7 +16,7 @@ from cryptography import x509
 from auditor.atomicio import write_atomic
 from auditor.errors import UsageError, VerificationFailed
 from auditor.integrity import dsse, oms
-from auditor.integrity.signing import Trust, _Check, _check_signer
+from auditor.integrity.signing import Trust, _Check, _check_signer, check_signing_certificate
 
 SBOM_PREDICATE = "https://cyclonedx.org/bom"
 
@@ -30,6 +30,8 @@ def attest_sbom(
     except OSError as exc:
         raise UsageError(f"{sbom}: cannot read SBOM: {exc.strerror or exc}") from None
     doc = _cyclonedx(data, str(sbom))
+    if certificates:
+        check_signing_certificate(certificates, key)
     digest = hashlib.sha256(data).hexdigest()
     statement = {
         "_type": oms.STATEMENT_TYPE,

@@ -80,6 +80,8 @@ class Bundle:
     certificates: tuple[x509.Certificate, ...] = ()  # leaf first
     keyless: bool = False  # Sigstore: Fulcio certificate + transparency log entries
     raw: bytes = b""  # the bundle as read, for the sigstore library to parse itself
+    # RFC 3161 timestamp tokens the bundle carries (DER); claims until a TSA is verified
+    timestamps: tuple[bytes, ...] = ()
 
     @property
     def method(self) -> str:
@@ -167,12 +169,24 @@ def parse_bundle(data: bytes) -> Bundle:
         if not isinstance(raw, list) or not raw:
             raise BundleError("x509CertificateChain.certificates is empty")
         chain = tuple(_certificate(c, i) for i, c in enumerate(raw))
-        return Bundle(payload_type, payload, signature, certificates=chain)
+        return Bundle(payload_type, payload, signature, certificates=chain,
+                      timestamps=_timestamps(material))
     if "certificate" in material:
         leaf = _certificate(material["certificate"], 0)
         return Bundle(payload_type, payload, signature, certificates=(leaf,), keyless=True,
                       raw=data)
     raise BundleError("verificationMaterial has no publicKey, certificate or x509CertificateChain")
+
+
+def _timestamps(material: dict[str, Any]) -> tuple[bytes, ...]:
+    data = material.get("timestampVerificationData")
+    entries = data.get("rfc3161Timestamps") if isinstance(data, dict) else None
+    if entries is None:
+        return ()
+    if not isinstance(entries, list):
+        raise BundleError("timestampVerificationData.rfc3161Timestamps is not a list")
+    return tuple(_b64(e.get("signedTimestamp") if isinstance(e, dict) else None,
+                      f"rfc3161Timestamps[{i}].signedTimestamp") for i, e in enumerate(entries))
 
 
 def _certificate(entry: Any, index: int) -> x509.Certificate:

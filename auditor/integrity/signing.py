@@ -9,6 +9,7 @@ check out; what could not be checked is said, never assumed.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -40,6 +41,8 @@ class CertificateTrust:
     anchors: tuple[x509.Certificate, ...]
     identity: str | None = None
     issuer: str | None = None
+    # --accept-expired-certificates: the reference tool's check at the leaf's own notBefore
+    accept_expired: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,21 +71,31 @@ class Verification:
     problems: tuple[Problem, ...] = ()
     warnings: tuple[str, ...] = ()
     signature: str = ""
+    # checks the user waived (--accept-expired-certificates) that would otherwise have failed
+    accepted: tuple[str, ...] = ()
+
+    @property
+    def status_detail(self) -> str:
+        """The status as shown: a waived certificate check is never a plain `verified`."""
+        if self.accepted and self.status == "verified":
+            return "verified (expired certificate accepted)"
+        return self.status
 
     def as_facts(self) -> dict[str, object]:
         return {
-            "status": self.status, "method": self.method, "signer": self.signer,
-            "signature": self.signature, "covered": list(self.covered),
+            "status": self.status, "status_detail": self.status_detail, "method": self.method,
+            "signer": self.signer, "signature": self.signature, "covered": list(self.covered),
             "problems": [{"kind": p.kind, "path": p.path, "message": p.message}
                          for p in self.problems],
-            "warnings": list(self.warnings),
+            "warnings": list(self.warnings), "accepted": list(self.accepted),
         }
 
     def render_text(self, model: Path) -> str:
         """The human summary `auditor verify` prints: status line, then problems and warnings."""
-        lines = [f"{self.status}: {model} signed by {self.signer} ({self.method} method, "
+        lines = [f"{self.status_detail}: {model} signed by {self.signer} ({self.method} method, "
                  f"{len(self.covered)} file(s) covered)"]
         lines += [f"  problem: {p.message}" for p in self.problems]
+        lines += [f"  accepted: {a}" for a in self.accepted]
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines) + "\n"
 
@@ -148,6 +161,94 @@ def describe_certificate(cert: x509.Certificate) -> str:
     return subject + (f" [{', '.join(sorted(names))}]" if names else "")
 
 
+def check_signing_certificate(
+    chain: tuple[x509.Certificate, ...], key: object, now: dt.datetime | None = None
+) -> None:
+    """Refuse (UsageError) to sign with a certificate no strict verifier would accept.
+
+    The leaf must hold the signing key's public half and allow code signing
+    (`signing_usage_problem`), and every certificate given must be within its
+    validity now: a signature made outside it fails verification everywhere
+    but in lenient tools.
+    """
+    leaf = chain[0]
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    public = key.public_key()  # type: ignore[attr-defined]
+    if leaf.public_key().public_bytes(der, spki) != public.public_bytes(der, spki):
+        raise UsageError(f"cannot sign: the certificate's public key does not match the private "
+                         f"key ({describe_certificate(leaf)})")
+    problem = signing_usage_problem(leaf)
+    if problem:
+        raise UsageError(f"cannot sign: {problem}")
+    at = now or dt.datetime.now(dt.UTC)
+    for index, cert in enumerate(chain):
+        problem = validity_problem(cert, at, leaf=index == 0)
+        if problem:
+            raise UsageError(f"cannot sign: {problem}")
+
+
+# What each extended key usage is called in messages (RFC 5280 names).
+_EKU_NAMES = {
+    ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
+    ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
+    ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
+    ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
+    ExtendedKeyUsageOID.TIME_STAMPING: "timeStamping",
+    ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
+    ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE: "anyExtendedKeyUsage",
+}
+_KEY_USAGES = (
+    ("digital_signature", "digitalSignature"), ("content_commitment", "nonRepudiation"),
+    ("key_encipherment", "keyEncipherment"), ("data_encipherment", "dataEncipherment"),
+    ("key_agreement", "keyAgreement"), ("key_cert_sign", "keyCertSign"),
+    ("crl_sign", "cRLSign"),
+)
+
+
+def signing_usage_problem(cert: x509.Certificate) -> str | None:
+    """Why `cert` may not sign models, or None. One rule for signing and verifying.
+
+    A key usage, when present, must include digitalSignature; an extended key
+    usage, when present, must include codeSigning (anyExtendedKeyUsage is not
+    enough: a TLS or catch-all certificate is not a code-signing one); and at
+    least one of the two must be present, as the OMS reference requires.
+    """
+    try:
+        ku: x509.KeyUsage | None = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        ku = None
+    try:
+        eku: x509.ExtendedKeyUsage | None = cert.extensions.get_extension_for_class(
+            x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        eku = None
+    if ku is None and eku is None:
+        return ("certificate states no key usage: it needs the digitalSignature key usage or "
+                "the codeSigning extended key usage")
+    if ku is not None and not ku.digital_signature:
+        names = [label for attr, label in _KEY_USAGES if getattr(ku, attr)]
+        return f"certificate's key usage is {', '.join(names) or 'empty'}, not digitalSignature"
+    if eku is not None and ExtendedKeyUsageOID.CODE_SIGNING not in eku:
+        names = [_EKU_NAMES.get(oid, oid.dotted_string) for oid in eku]
+        return f"certificate's extended key usage is {', '.join(names)}, not codeSigning"
+    return None
+
+
+def validity_problem(cert: x509.Certificate, at: dt.datetime, *, leaf: bool) -> str | None:
+    """Why `cert` is not valid at `at` (naming notBefore or notAfter), or None."""
+    what = "certificate" if leaf else f"certificate {cert.subject.rfc4514_string()!r}"
+    if at < cert.not_valid_before_utc:
+        return f"{what} is not valid before {_when(cert.not_valid_before_utc)} (notBefore)"
+    if at > cert.not_valid_after_utc:
+        return f"{what} expired on {_when(cert.not_valid_after_utc)} (notAfter)"
+    return None
+
+
+def _when(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _sans(cert: x509.Certificate) -> set[str]:
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -210,6 +311,8 @@ def sign_model(
         raise UsageError(f"{model}: {exc}") from None
     if not names:
         raise UsageError(f"{model}: no files to sign")
+    if certificates:
+        check_signing_certificate(certificates, key)
     digests = hash_files(model, names)
     if model.is_file():
         digests = {model.name: digests["."]}
@@ -228,6 +331,7 @@ def sign_model(
 class _Check:
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
 
     def fail(self, kind: str, message: str, path: str | None = None) -> None:
         self.problems.append(Problem(kind, message, path))
@@ -279,7 +383,7 @@ def verify_model(
 def _result(status: str, method: str, signer: str, check: _Check, sig: str,
             covered: tuple[str, ...] = ()) -> Verification:
     return Verification(status, method, signer, covered, tuple(check.problems),
-                        tuple(check.warnings), sig)
+                        tuple(check.warnings), sig, tuple(check.accepted))
 
 
 def _check_signer(bundle: dsse.Bundle, trust: Trust | None, check: _Check) -> tuple[str, bool]:
@@ -322,7 +426,8 @@ def _check_signer(bundle: dsse.Bundle, trust: Trust | None, check: _Check) -> tu
     if not dsse.verify_signature(bundle, leaf.public_key()):  # type: ignore[arg-type]
         check.fail("bundle", "DSSE signature does not verify under the leaf certificate's key")
         return signer, False
-    ok = verify_chain(bundle.certificates, trust.anchors, check)
+    ok = verify_chain(bundle.certificates, trust.anchors, check,
+                      accept_expired=trust.accept_expired, timestamps=bundle.timestamps)
     if trust.identity and trust.identity not in _sans(leaf) | _common_names(leaf.subject):
         check.fail("identity", f"certificate identity {sorted(_sans(leaf))} does not include "
                    f"{trust.identity!r}")
@@ -340,14 +445,21 @@ def _common_names(name: x509.Name) -> set[str]:
 
 
 def verify_chain(
-    chain: tuple[x509.Certificate, ...], anchors: tuple[x509.Certificate, ...], check: _Check
+    chain: tuple[x509.Certificate, ...], anchors: tuple[x509.Certificate, ...], check: _Check,
+    *, accept_expired: bool = False, timestamps: tuple[bytes, ...] = (),
+    now: dt.datetime | None = None,
 ) -> bool:
-    """Leaf → intermediates → a trusted anchor, at the leaf's notBefore time."""
+    """Leaf → intermediates → a trusted anchor, each valid at a trusted signing time.
+
+    The trusted time is now: RFC 3161 timestamps in a bundle are not verified
+    (no TSA is trusted), so they are reported, never believed. With
+    `accept_expired` a chain valid at the leaf's own notBefore passes, as in
+    the OMS reference tool, and the waiver is recorded in `check.accepted`.
+    """
     if not anchors:
         check.fail("certificate", "no trusted certificates given (--certificate-chain)")
         return False
     leaf = chain[0]
-    at = leaf.not_valid_before_utc
     path = list(chain)
     if path[-1] not in anchors:
         issuer = next((a for a in anchors if _issued_by(path[-1], a)), None)
@@ -364,16 +476,25 @@ def verify_chain(
         if not _is_ca(parent):
             check.fail("certificate", f"{parent.subject.rfc4514_string()!r} is not a CA")
             return False
-    for cert in path:
-        if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
-            check.fail("certificate", f"{cert.subject.rfc4514_string()!r} is not valid at the "
-                       f"signing certificate's start time {at.isoformat()}")
-            return False
-    if not _can_sign_code(leaf):
-        check.fail("certificate", "signing certificate allows neither digitalSignature key "
-                   "usage nor the codeSigning extended key usage")
+    usage = signing_usage_problem(leaf)
+    if usage:
+        check.fail("certificate", usage)
         return False
-    return True
+    at = now or dt.datetime.now(dt.UTC)
+    invalid = next(filter(None, (validity_problem(c, at, leaf=c is leaf) for c in path)), None)
+    if invalid is None:
+        return True
+    why = (f"{invalid}; no trusted timestamp (the bundle's RFC 3161 timestamp is not verified "
+           "by auditor)" if timestamps else f"{invalid}; no trusted timestamp")
+    if accept_expired:
+        at = leaf.not_valid_before_utc
+        lenient = next(filter(None, (validity_problem(c, at, leaf=c is leaf) for c in path)),
+                       None)
+        if lenient is None:
+            check.accepted.append(f"{why}; accepted by --accept-expired-certificates")
+            return True
+    check.fail("certificate", why)
+    return False
 
 
 def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
@@ -387,19 +508,6 @@ def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
 def _is_ca(cert: x509.Certificate) -> bool:
     try:
         return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        return False
-
-
-def _can_sign_code(cert: x509.Certificate) -> bool:
-    try:
-        if cert.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature:
-            return True
-    except x509.ExtensionNotFound:
-        pass
-    try:
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        return ExtendedKeyUsageOID.CODE_SIGNING in eku
     except x509.ExtensionNotFound:
         return False
 
@@ -503,15 +611,20 @@ def trust_from_options(
     trust_config: Path | None,
     identity: str | None,
     issuer: str | None,
+    accept_expired: bool = False,
 ) -> Trust | None:
     """The one mapping from the shared verify flags to what is trusted (None: nothing given)."""
     given = [bool(key), bool(certificate_chain), bool(trust_config)]
     if sum(given) > 1:
         raise UsageError("give one of --key, --certificate-chain or --trust-config")
+    if accept_expired and not certificate_chain:
+        raise UsageError("--accept-expired-certificates applies only to certificate-method "
+                         "signatures checked with --certificate-chain")
     if key:
         return KeyTrust(load_public_key(key))
     if certificate_chain:
-        return CertificateTrust(load_certificates(certificate_chain), identity, issuer)
+        return CertificateTrust(load_certificates(certificate_chain), identity, issuer,
+                                accept_expired)
     if trust_config:
         if not identity or not issuer:
             raise UsageError("--trust-config (Sigstore) needs both --identity and --issuer")
