@@ -12,8 +12,7 @@ from __future__ import annotations
 from functools import cache
 
 from auditor.fingerprint import measure
-from auditor.formats import scan_rules
-from auditor.formats.registry import SPECS
+from auditor.formats import registry, scan_rules
 from auditor.integrity import drift, evidence, model_signature, provenance
 from auditor.model import Rule
 from auditor.scanning import declared
@@ -35,7 +34,7 @@ ROOM_RULES: tuple[tuple[Rule, ...], ...] = (
 @cache
 def catalogue() -> dict[str, Rule]:
     rules: dict[str, Rule] = {}
-    for listed in (*ROOM_RULES, *(spec.rules for spec in SPECS)):
+    for listed in (*ROOM_RULES, *(spec.rules for spec in registry.SPECS)):
         for rule in listed:
             if rule.id in rules and rules[rule.id] != rule:
                 raise RuntimeError(f"rule id {rule.id} declared twice, differently")

@@ -333,12 +333,11 @@ def _vulnerabilities(model: ModelReport, paths: set[str]) -> list[Any]:
 
     from auditor.rules import catalogue
 
-    rules = catalogue()
     source = VulnerabilitySource(name="auditor")
     findings = sorted(model.all_findings(), key=_finding_key)
     out = []
     for n, finding in enumerate(findings, 1):
-        rule = rules.get(finding.rule)
+        rule = catalogue().get(finding.rule)  # asked per finding: no finding, no format imported
         target = _file_ref(finding.file) if finding.file in paths else _model_ref(model)
         props = [(P.LOCATION_FILE, finding.file)]
         if finding.location.member:

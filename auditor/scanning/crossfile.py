@@ -16,20 +16,39 @@ and none of them is part of the result.
 from __future__ import annotations
 
 import fnmatch
+import importlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from auditor.formats.code import python as python_code
-from auditor.formats.weights import onnx, tf_savedmodel
 from auditor.model import Artifact, Coverage, FileReport, FormatId
 from auditor.scanning import engine
 from auditor.scanning.options import ScanOptions
 
-Check = Callable[[dict[str, FileReport]], None]
+
+@dataclass(frozen=True)
+class Check:
+    """A format module's model-level pass, imported and run only for a model it can bear on.
+
+    `bears_on(report)` is true for every report the check reads as its subject
+    (an ONNX model, a config naming code): without one, the check changes nothing.
+    """
+
+    module: str
+    function: str
+    bears_on: Callable[[FileReport], bool]
+
+    def run(self, files: dict[str, FileReport]) -> None:
+        if any(self.bears_on(report) for report in files.values()):
+            getattr(importlib.import_module(self.module), self.function)(files)
+
 
 CHECKS: tuple[Check, ...] = (
-    onnx.link_external_data,
-    python_code.check_auto_map_modules,
-    tf_savedmodel.link_variables,
+    Check("auditor.formats.weights.onnx", "link_external_data",
+          lambda report: report.format == FormatId.ONNX),
+    Check("auditor.formats.code.python", "check_auto_map_modules",
+          lambda report: "auto_map" in report.facts or "custom_pipelines" in report.facts),
+    Check("auditor.formats.weights.tf_savedmodel", "link_variables",
+          lambda report: report.format == FormatId.TF_SAVEDMODEL),
 )
 # Context files read because they name other files of their model.
 CLAIMERS = ("*.onnx", "*.index.json")
@@ -42,7 +61,7 @@ def link(
     by_path = {r.path: r for r in _context(context, options or ScanOptions())}
     by_path.update({f.path: f for f in files})
     for check in CHECKS:
-        check(by_path)
+        check.run(by_path)
     own = {f.path for f in files}
     return sorted((r for p, r in by_path.items() if p in own), key=lambda r: r.path)
 

@@ -21,7 +21,7 @@ from auditor.formats import scan_rules as rules
 from auditor.formats._lib.streams import ReplayReader
 from auditor.formats.contract import HEAD_BYTES, FormatSpec, ScanContext
 from auditor.formats.pickle import plain as pickle_format
-from auditor.formats.registry import SPECS
+from auditor.formats.registry import claim
 from auditor.integrity.hashing import HashingReader, new_hasher
 from auditor.model import Artifact, Coverage, FileReport, FormatId, FormatResult, Rule
 from auditor.scanning import sniff
@@ -76,13 +76,12 @@ def dispatch(stream: BinaryIO, ctx: ScanContext) -> FormatResult:
     if not head:  # nothing for a format module to claim (archives hold many empty members)
         _unparsed(head, ctx)
     else:
-        for spec in SPECS:
-            if spec.sniff(head, ctx.name):
-                ctx.result.format = spec.id
-                _run(spec, stream, ctx)
-                break
-        else:
+        spec = claim(head, ctx.name)
+        if spec is None:
             _unparsed(head, ctx)
+        else:
+            ctx.result.format = spec.id
+            _run(spec, stream, ctx)
         _polyglot_pickle(head, stream, ctx)
     mismatch = sniff.extension_mismatch(ctx.name, ctx.result.format)
     if mismatch is not None:
