@@ -133,7 +133,8 @@ def _model(graph: _Graph, found: ModelLayout, facts: ModelFacts,
                            if p.get("name") == QUANTIZATION] or None,
         comment=_summary(facts),
     )
-    files = [_file(graph, part, facts) for part in found.files]
+    weights = {f.path for f in facts.files if f.weights == "true"}
+    files = [_file(graph, part, weights) for part in found.files]
     graph.relate(model, "contains", files)
     _licences(graph, model, comp)
     _datasets(graph, model, params, by_ref)
@@ -142,15 +143,13 @@ def _model(graph: _Graph, found: ModelLayout, facts: ModelFacts,
     return model
 
 
-def _file(graph: _Graph, comp: dict[str, Any], facts: ModelFacts) -> str:
+def _file(graph: _Graph, comp: dict[str, Any], weights: set[str]) -> str:
     path = str(comp.get("name") or UNKNOWN)
-    file_facts = next((f for f in facts.files if f.path == path), None)
     hashes = [{"type": "Hash", "algorithm": HASH_ALGORITHMS[h["alg"]], "hashValue": h["content"]}
               for h in comp.get("hashes") or [] if h.get("alg") in HASH_ALGORITHMS]
-    weights = file_facts is not None and file_facts.weights == "true"
     return graph.add("software_File", graph.id("file", path), name=path,
                      software_fileKind="file", verifiedUsing=hashes,
-                     software_primaryPurpose="model" if weights else None)
+                     software_primaryPurpose="model" if path in weights else None)
 
 
 def _organization(graph: _Graph, name: str) -> str | None:
