@@ -167,6 +167,8 @@ class _At:
 
 
 def _decode(raw: bytes, flags: int) -> str:
+    if raw.isascii():  # the same in both encodings, and cp437's Python codec is slow
+        return raw.decode("ascii")
     return raw.decode("utf-8", "replace") if flags & 0x800 else raw.decode("cp437")
 
 
@@ -279,10 +281,11 @@ def _central_entries(
                    f"inspected", pos)
             ctx.limit_hit()
             return entries
-        usize, csize, offset = _zip64(extra, [usize, csize, offset], [0xFFFFFFFF] * 3)
-        mode = (eattr >> 16) if made_by >> 8 == _UNIX and eattr >> 16 else None
         name = _decode(raw_name, flags)
-        _check_unicode_path(ctx, name, raw_name, extra, offset)
+        if extra:
+            usize, csize, offset = _zip64(extra, [usize, csize, offset], [0xFFFFFFFF] * 3)
+            _check_unicode_path(ctx, name, raw_name, extra, offset)
+        mode = (eattr >> 16) if made_by >> 8 == _UNIX and eattr >> 16 else None
         entries.append(Entry(name, raw_name, flags, method, crc, csize, usize, offset, mode))
     if pos != end:
         raise FormatError("central directory entries overrun its declared size", pos, MALFORMED)
@@ -312,17 +315,22 @@ def _check_unicode_path(
 
 def read_local(f: BinaryIO, entry: Entry, size: int, ctx: ScanContext) -> bool:
     """Read `entry`'s local header, compare it with the central entry, locate its data."""
-    fixed = _read_at(f, entry.offset, _LOCAL.size)
-    if len(fixed) < _LOCAL.size or not fixed.startswith(LOCAL_SIG):
+    # One read for the fixed header and the name the directory expects (usually all of it:
+    # a second read per member is a cost 100,000 empty members multiply).
+    head = _read_at(f, entry.offset, _LOCAL.size + len(entry.raw_name))
+    if len(head) < _LOCAL.size or not head.startswith(LOCAL_SIG):
         add_at(ctx, DIFFERENTIAL, entry.name, "no local header where the central directory "
                "points; the member cannot be read", entry.offset)
         ctx.limit_hit()
         return False
-    _, _, flags, method, _, _, crc, csize, usize, nlen, xlen = _LOCAL.unpack(fixed)
-    variable = _read_at(f, entry.offset + _LOCAL.size, nlen + xlen)
+    _, _, flags, method, _, _, crc, csize, usize, nlen, xlen = _LOCAL.unpack_from(head)
+    variable = head[_LOCAL.size : _LOCAL.size + nlen + xlen]
+    if len(variable) < nlen + xlen:
+        variable += _read_at(f, entry.offset + len(head), nlen + xlen - len(variable))
     raw_name, extra = variable[:nlen], variable[nlen:]
-    _check_unicode_path(ctx, entry.name, entry.raw_name, extra, entry.offset)
-    usize, csize = _zip64(extra, [usize, csize], [0xFFFFFFFF] * 2)
+    if extra:
+        _check_unicode_path(ctx, entry.name, entry.raw_name, extra, entry.offset)
+        usize, csize = _zip64(extra, [usize, csize], [0xFFFFFFFF] * 2)
     entry.data = entry.offset + _LOCAL.size + nlen + xlen
     diffs = []
     if raw_name != entry.raw_name:
