@@ -71,6 +71,18 @@ _hub_options = _together(
 )
 
 
+# How an oci:// registry is reached (scan, gate, attest --push, verify-attestation, admission
+# serve); credentials: environment or docker config.
+_registry_options = _together(
+    click.option("--registry-ca", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                 help="oci://: CA certificate(s) (PEM) the registry's TLS certificate is "
+                 "checked against, besides the system's."),
+    click.option("--plain-http", is_flag=True,
+                 help="oci://: talk to the registry over plain HTTP (unencrypted: a lab "
+                 "registry on localhost only)."),
+)
+
+
 # What the operator says the target is (scan, gate): graded `declared`, outranked by records.
 _identity_options = _together(
     click.option("--revision", default=None,
@@ -326,17 +338,33 @@ def verify(model: Path, signature: Path | None, key: Path | None,
 @_signer_options
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Attestation file [default: SBOM.intoto.json].")
+@click.option("--subject", metavar="MODEL_REF",
+              help="Bind the attestation to the model the SBOM describes: "
+              "oci://host/repo@sha256:<hex> or hf://org/name@<commit> (a tag is refused).")
+@click.option("--push", is_flag=True,
+              help="Attach the attestation to the --subject model in its OCI registry "
+              "(a referrer of its manifest).")
+@_registry_options
 def attest(sbom: Path, key: Path, password_env: str | None, certificate: Path | None,
-           output: Path | None) -> int:
+           output: Path | None, subject: str | None, push: bool, plain_http: bool,
+           registry_ca: Path | None) -> int:
     """Sign an SBOM as an in-toto attestation (predicate type https://cyclonedx.org/bom)."""
     from auditor.integrity import attest as attestation
     from auditor.integrity import signing
 
+    bound = attestation.model_subject(subject) if subject else None
+    if push and (bound is None or not bound.name.startswith("oci://")):
+        raise UsageError("--push needs --subject oci://host/repo@sha256:<hex>")
     private = signing.load_private_key(key, _password(password_env))
     certs = signing.load_certificates((certificate,) if certificate else ())
     target = output or sbom.with_name(sbom.name + ".intoto.json")
-    digest = attestation.attest_sbom(sbom, private, target, certs)
-    click.echo(f"attested {sbom} (sha256 {digest}) -> {target}")
+    digest, bundle = attestation.attest_sbom(sbom, private, target, certs, bound)
+    click.echo(f"attested {sbom} (sha256 {digest})" + (f" for {bound}" if bound else "")
+               + f" -> {target}")
+    if push and bound is not None:
+        pushed = attestation.push_attestation(bound, bundle, plain_http=plain_http,
+                                              ca_file=registry_ca)
+        click.echo(f"pushed {pushed} as a referrer of {bound}")
     return EXIT_PASS
 
 
@@ -534,6 +562,144 @@ def gate(
     where = Where(base=target if is_local(target) else "", model_location=str(sbom_path or target))
     _emit(render_verdict(judged.verdict, fmt, threshold, where), output)
     return EXIT_FAIL if judged.fails(threshold) else EXIT_PASS
+
+
+# What the deploy-time check decides against (verify-attestation, admission serve).
+_admission_options = _together(
+    click.option("--policy", "policies", multiple=True, required=True, metavar="FILE|NAME",
+                 help="Policy judged over the attested SBOM (file or installed name); "
+                 "repeatable."),
+    click.option("--attestations", type=click.Path(path_type=Path, file_okay=False),
+                 help="Local attestation store (a folder of auditor attest bundles), for "
+                 "air-gapped clusters and hf:// models; OCI referrers are looked up too."),
+    click.option("--no-registry", is_flag=True,
+                 help="Never ask a registry for referrers: the --attestations store only."),
+    click.option("--fail-on", type=click.Choice(SEVERITIES), default="low", show_default=True,
+                 help="Deny when an unwaived violation is at or above this severity."),
+    click.option("--warn-days", type=click.IntRange(min=0), default=14, show_default=True,
+                 help="Warn about waivers that expire within this many days."),
+    _verify_options,
+    _registry_options,
+)
+
+
+def _decider(policies: tuple[str, ...], attestations: Path | None, no_registry: bool,
+             fail_on: str, warn_days: int, key: Path | None,
+             certificate_chain: tuple[Path, ...], trust_config: Path | None,
+             identity: str | None, issuer: str | None, accept_expired: bool, plain_http: bool,
+             registry_ca: Path | None, timeout: float = 30.0) -> Any:
+    """The one Decider both deploy-time commands build from the same flags."""
+    from auditor import pipeline
+    from auditor.admission.decide import Decider, Settings
+
+    loaded = pipeline.load_policies(policies)
+    trust = _trust(key, certificate_chain, trust_config, identity, issuer, accept_expired)
+    if trust is None:
+        raise UsageError("a deploy-time check needs --key, --certificate-chain or "
+                         "--trust-config: who may attest")
+    if no_registry and attestations is None:
+        raise UsageError("--no-registry needs --attestations DIR: nowhere else to look")
+    if attestations is not None and not attestations.is_dir():
+        raise UsageError(f"--attestations {attestations}: no such folder")
+    return Decider(Settings(loaded, trust, store=attestations, registries=not no_registry,
+                            plain_http=plain_http, registry_ca=registry_ca,
+                            fail_on=Severity.parse(fail_on), warn_days=warn_days,
+                            timeout=timeout))
+
+
+@cli.command("verify-attestation")
+@click.argument("model_ref")
+@_admission_options
+@click.option("--format", "fmt", type=click.Choice(DATA_FORMATS), default="text",
+              show_default=True, help="Output format.")
+def verify_attestation(model_ref: str, policies: tuple[str, ...], attestations: Path | None,
+                       no_registry: bool, fail_on: str, warn_days: int, key: Path | None,
+                       certificate_chain: tuple[Path, ...], trust_config: Path | None,
+                       identity: str | None, issuer: str | None, accept_expired: bool,
+                       plain_http: bool, registry_ca: Path | None, fmt: str) -> int:
+    """May MODEL_REF be deployed? The admission webhook's check, from a shell or CD step."""
+    from auditor.admission.refs import Named
+
+    decider = _decider(policies, attestations, no_registry, fail_on, warn_days, key,
+                       certificate_chain, trust_config, identity, issuer, accept_expired,
+                       plain_http, registry_ca)
+    decision = decider.decide(Named(model_ref, "command line"))
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(decision.as_dict(), indent=2))
+    else:
+        click.echo(f"{'allowed' if decision.allowed else 'denied'}: {decision.reason}")
+        for warning in decision.warnings:
+            click.echo(f"  warning: {warning}")
+    return EXIT_PASS if decision.allowed else EXIT_FAIL
+
+
+@cli.group()
+def admission() -> None:
+    """Kubernetes admission webhook: admit only attested, policy-passing models."""
+
+
+@admission.command("serve")
+@_admission_options
+@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="Serving certificate (PEM), with its chain.")
+@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The certificate's private key (PEM).")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8443, show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=8.0, show_default=True,
+              help="Seconds a review may take (keep it under the webhook's timeoutSeconds).")
+@click.option("--failure-policy", type=click.Choice(["fail", "allow"]), default="fail",
+              show_default=True,
+              help="When no verdict can be reached (registry down, time budget spent): deny, or "
+              "admit with a warning.")
+@click.option("--audit-log", type=click.Path(path_type=Path, dir_okay=False),
+              help="Append one JSON line per review here [stderr].")
+def admission_serve(policies: tuple[str, ...], attestations: Path | None, no_registry: bool,
+                    fail_on: str, warn_days: int, key: Path | None,
+                    certificate_chain: tuple[Path, ...], trust_config: Path | None,
+                    identity: str | None, issuer: str | None, accept_expired: bool,
+                    plain_http: bool, registry_ca: Path | None, tls_cert: Path,
+                    tls_key: Path, host: str, port: int, timeout: float, failure_policy: str,
+                    audit_log: Path | None) -> int:
+    """Answer AdmissionReview v1 over HTTPS: POST /validate, GET /healthz."""
+    from auditor.admission.server import ServerConfig, serve
+
+    decider = _decider(policies, attestations, no_registry, fail_on, warn_days, key,
+                       certificate_chain, trust_config, identity, issuer, accept_expired,
+                       plain_http, registry_ca, timeout=timeout)
+    serve(ServerConfig(tls_cert, tls_key, host, port, timeout, failure_policy, audit_log),
+          decider)
+    return EXIT_PASS
+
+
+@admission.command("manifest")
+@click.option("--namespace", required=True, help="Namespace the webhook runs in.")
+@click.option("--image", required=True, help="Container image of auditor to run.")
+@click.option("--name", default="auditor-admission", show_default=True,
+              help="Name of the Service, Deployment and webhook configuration.")
+@click.option("--policy", "policies", multiple=True, metavar="NAME",
+              help="Installed policy the webhook judges by; repeatable [baseline, production].")
+@click.option("--timeout-seconds", type=click.IntRange(3, 30), default=10, show_default=True,
+              help="How long the API server waits (the server's budget is 2 s less).")
+@click.option("--ca-bundle", type=click.Path(path_type=Path, dir_okay=False),
+              help="CA (PEM) that signed the serving certificate [cert-manager injects it].")
+@_OUTPUT
+def admission_manifest(namespace: str, image: str, name: str, policies: tuple[str, ...],
+                       timeout_seconds: int, ca_bundle: Path | None,
+                       output: Path | None) -> int:
+    """Print the ValidatingWebhookConfiguration, Service and Deployment YAML."""
+    from auditor.admission.manifest import Deployment, render
+
+    try:
+        ca = ca_bundle.read_bytes() if ca_bundle else None
+    except OSError as exc:
+        raise UsageError(f"--ca-bundle {ca_bundle}: {exc.strerror or exc}") from None
+    chosen = policies or Deployment.policies
+    _emit(render(Deployment(namespace, image, name, tuple(chosen), timeout_seconds, ca)),
+          output)
+    return EXIT_PASS
 
 
 @cli.group()

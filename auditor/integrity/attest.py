@@ -2,14 +2,19 @@
 
 Scan once in a trusted build, `attest` the SBOM there, and let a deploy-time
 gate trust that SBOM after verifying the attestation, without rescanning.
+With a model subject (`--subject oci://host/repo@sha256:…` or
+`hf://org/name@<commit>`) the statement also names the model's digest, so a
+cluster can check that the attested SBOM is of the bytes it is about to run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
@@ -18,13 +23,90 @@ from auditor.errors import UsageError, VerificationFailed
 from auditor.integrity import dsse, oms
 from auditor.integrity.signing import Trust, _Check, _check_signer, check_signing_certificate
 
+if TYPE_CHECKING:
+    from auditor.oci.client import Registry
+
 SBOM_PREDICATE = "https://cyclonedx.org/bom"
+# The OCI artifactType of an attestation attached to a model as a referrer.
+ARTIFACT_TYPE = "application/vnd.auditor.attestation.v1+json"
+MODEL_SCHEMES = ("oci://", "hf://")
+_SHA256 = re.compile(r"\Asha256:([0-9a-f]{64})\Z")
+_COMMIT = re.compile(r"\A[0-9a-f]{40}\Z")
+# A model property of the SBOM that records the revision audited (auditor:revision:*).
+_REVISION_PROPERTIES = ("auditor:revision:commit", "auditor:revision:requested")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A model named by content: `oci://host/repo` + sha256 of its manifest, or `hf://org/name`
+    + its git commit. `revision` is how an SBOM of that model records it."""
+
+    name: str
+    algorithm: str  # sha256 | gitCommit
+    digest: str  # lower-case hex
+
+    @property
+    def revision(self) -> str:
+        return f"sha256:{self.digest}" if self.algorithm == "sha256" else self.digest
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.revision}"
+
+    def statement(self) -> dict[str, Any]:
+        return {"name": self.name, "digest": {self.algorithm: self.digest}}
+
+
+class AttestationRejected(VerificationFailed):
+    """An attestation that does not admit the model; `check` names which check failed
+    (malformed, signature, signer, digest, predicate), for a one-line reason at deploy time."""
+
+    def __init__(self, check: str, message: str):
+        super().__init__(message)
+        self.check = check
+
+
+def model_subject(ref: str) -> Subject:
+    """The subject a pinned model reference names; a tag, branch or bare name is refused.
+
+    `oci://host/repo@sha256:<hex>` (a tag may precede the digest; the digest is
+    what counts) and `hf://org/name@<40-hex commit>`.
+    """
+    if ref.startswith("hf://"):
+        name, sep, revision = ref[len("hf://"):].partition("@")
+        if not sep or not _COMMIT.match(revision.lower()):
+            raise UsageError(f"{ref} is mutable (a branch, tag or no revision); pin it with "
+                             "@<40-hex commit>")
+        if name.count("/") != 1 or not all(name.split("/")):
+            raise UsageError(f"{ref}: expected hf://org/name@<commit>")
+        return Subject(f"hf://{name}", "gitCommit", revision.lower())
+    if ref.startswith("oci://"):
+        from auditor.oci.reference import parse
+
+        parsed = parse(ref)
+        if not parsed.pinned or parsed.digest is None:
+            raise UsageError(f"{ref} is mutable (a tag); pin it with @sha256:<digest>")
+        return oci_subject(parsed.registry, parsed.repository, parsed.digest)
+    raise UsageError(f"{ref}: a model subject is oci://host/repo@sha256:<hex> or "
+                     "hf://org/name@<commit>")
+
+
+def oci_subject(registry: str, repository: str, digest: str) -> Subject:
+    """The subject of an OCI model: its repository and manifest digest (`sha256:<hex>`)."""
+    found = _SHA256.match(digest.lower())
+    if not found:
+        raise UsageError(f"{registry}/{repository}@{digest}: not a sha256 digest")
+    return Subject(f"oci://{registry}/{repository}", "sha256", found.group(1))
 
 
 def attest_sbom(
-    sbom: Path, key: object, output: Path, certificates: tuple[x509.Certificate, ...] = ()
-) -> str:
-    """Sign `sbom` as an attestation written to `output`; return the SBOM's sha256."""
+    sbom: Path, key: object, output: Path, certificates: tuple[x509.Certificate, ...] = (),
+    subject: Subject | None = None,
+) -> tuple[str, bytes]:
+    """Sign `sbom` as an attestation written to `output`; return (the SBOM's sha256, bundle).
+
+    With `subject`, the statement names the model too, and the SBOM must be of that
+    model: its recorded revision is the subject's digest, else it is refused.
+    """
     try:
         data = sbom.read_bytes()
     except OSError as exc:
@@ -33,16 +115,123 @@ def attest_sbom(
     if certificates:
         check_signing_certificate(certificates, key)
     digest = hashlib.sha256(data).hexdigest()
+    subjects = [{"name": sbom.name, "digest": {"sha256": digest}}]
+    if subject is not None:
+        recorded = sbom_revisions(doc)
+        if subject.revision not in recorded:
+            raise UsageError(
+                f"{sbom} is not an SBOM of {subject}: it records revision "
+                f"{', '.join(sorted(recorded)) or 'none'} (scan the pinned model and attest "
+                "that SBOM)")
+        subjects.append(subject.statement())
     statement = {
         "_type": oms.STATEMENT_TYPE,
-        "subject": [{"name": sbom.name, "digest": {"sha256": digest}}],
+        "subject": subjects,
         "predicateType": SBOM_PREDICATE,
         "predicate": doc,
     }
     payload = json.dumps(statement, indent=2).encode()
-    write_atomic(output, json.dumps(dsse.make_bundle(payload, key, certificates), indent=2)
-                 + "\n")  # type: ignore[arg-type]
-    return digest
+    bundle = (json.dumps(dsse.make_bundle(payload, key, certificates), indent=2)  # type: ignore[arg-type]
+              + "\n")
+    write_atomic(output, bundle)
+    return digest, bundle.encode()
+
+
+def registry_for(host: str, *, plain_http: bool = False, ca_file: Path | None = None,
+                 timeout: float = 30.0) -> Registry:
+    """A client for the registry at `host`, with the credentials configured for it."""
+    from auditor.oci.client import Registry, credentials_for
+
+    return Registry(host, plain_http=plain_http, ca_file=ca_file, auth=credentials_for(host),
+                    timeout=timeout)
+
+
+def push_attestation(subject: Subject, bundle: bytes, *, plain_http: bool = False,
+                     ca_file: Path | None = None) -> str:
+    """Attach `bundle` to the model's manifest as a referrer; return the referrer's digest."""
+    host, _, repository = subject.name[len("oci://"):].partition("/")
+    registry = registry_for(host, plain_http=plain_http, ca_file=ca_file)
+    manifest, _ = registry.manifest(repository, subject.revision)
+    if manifest.digest != subject.revision:
+        raise VerificationFailed(f"{subject}: the registry answers {manifest.digest} for it")
+    pushed = registry.attach(repository, manifest, ARTIFACT_TYPE, bundle, dsse.BUNDLE_MEDIA_TYPE)
+    return f"oci://{host}/{repository}@{pushed.digest}"
+
+
+def sbom_revisions(doc: dict[str, Any]) -> set[str]:
+    """Every revision the SBOM's model components record (version, auditor:revision:*),
+    lower-cased: what a model subject's digest must be one of."""
+    components = [c for c in doc.get("components") or [] if isinstance(c, dict)]
+    meta = (doc.get("metadata") or {}).get("component") if isinstance(
+        doc.get("metadata"), dict) else None
+    if isinstance(meta, dict):
+        components.append(meta)
+    out: set[str] = set()
+    for comp in components:
+        if comp.get("type") != "machine-learning-model":
+            continue
+        if isinstance(comp.get("version"), str):
+            out.add(comp["version"].lower())
+        for prop in comp.get("properties") or []:
+            if isinstance(prop, dict) and prop.get("name") in _REVISION_PROPERTIES and isinstance(
+                    prop.get("value"), str):
+                out.add(prop["value"].lower())
+    return out
+
+
+def statement_subjects(bundle_bytes: bytes) -> list[Subject]:
+    """The model subjects an attestation *claims*, read without verifying anything.
+
+    Only for indexing a store of attestations: every claim is checked again by
+    `verify_model_attestation` before it counts.
+    """
+    try:
+        statement = json.loads(dsse.parse_bundle(bundle_bytes).payload)
+    except (dsse.BundleError, json.JSONDecodeError, UnicodeDecodeError):
+        return []
+    return _model_subjects(statement)
+
+
+def _model_subjects(statement: Any) -> list[Subject]:
+    if not isinstance(statement, dict) or not isinstance(statement.get("subject"), list):
+        return []
+    out = []
+    for entry in statement["subject"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("digest"), dict):
+            continue
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.startswith(MODEL_SCHEMES):
+            continue
+        for algorithm in ("sha256", "gitCommit"):
+            value = entry["digest"].get(algorithm)
+            if isinstance(value, str):
+                out.append(Subject(name, algorithm, value.lower()))
+    return out
+
+
+def verify_model_attestation(bundle_bytes: bytes, trust: Trust, subject: Subject,
+                             where: str) -> dict[str, Any]:
+    """The attested SBOM of the model `subject` names, or AttestationRejected saying why not.
+
+    In order: the bundle parses, the signature verifies and the signer is trusted,
+    the statement is a CycloneDX attestation, one of its model subjects has the
+    deployed digest, and the attested SBOM records that digest as its revision. The
+    digest alone identifies the model (a registry may be reached by several names).
+    """
+    statement = _trusted_statement(bundle_bytes, trust, where)
+    claimed = _model_subjects(statement)
+    if not any(s.algorithm == subject.algorithm and s.digest == subject.digest
+               for s in claimed):
+        shown = ", ".join(str(s) for s in claimed) or "no model"
+        raise AttestationRejected("digest", f"{where}: digest mismatch: attests {shown}, "
+                                  f"deploying {subject.revision}")
+    predicate = _predicate(statement, where)
+    recorded = sbom_revisions(predicate)
+    if subject.revision not in recorded:
+        raise AttestationRejected(
+            "digest", f"{where}: digest mismatch: the attested SBOM records revision "
+            f"{', '.join(sorted(recorded)) or 'none'}, deploying {subject.revision}")
+    return predicate
 
 
 def _cyclonedx(data: bytes, where: str) -> dict[str, Any]:
@@ -61,25 +250,10 @@ def verify_attestation(attestation: Path, trust: Trust, sbom: Path | None = None
     With `sbom`, that file must be the one attested (same sha256).
     """
     try:
-        bundle = dsse.parse_bundle(attestation.read_bytes())
+        raw = attestation.read_bytes()
     except OSError as exc:
         raise UsageError(f"{attestation}: cannot read: {exc.strerror or exc}") from None
-    except dsse.BundleError as exc:
-        raise VerificationFailed(f"{attestation}: malformed attestation: {exc}") from None
-    check = _Check()
-    _, ok = _check_signer(bundle, trust, check)
-    if not ok:
-        reasons = "; ".join(p.message for p in check.problems) or "signer not trusted"
-        raise VerificationFailed(f"{attestation}: attestation not trusted: {reasons}")
-    try:
-        statement = json.loads(bundle.payload)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise VerificationFailed(f"{attestation}: attested statement is not JSON") from None
-    if statement.get("predicateType") != SBOM_PREDICATE:
-        raise VerificationFailed(
-            f"{attestation}: predicateType {statement.get('predicateType')!r}, expected "
-            f"{SBOM_PREDICATE!r}"
-        )
+    statement = _trusted_statement(raw, trust, str(attestation))
     subjects = statement.get("subject") or [{}]
     attested = (subjects[0].get("digest") or {}).get("sha256")
     if sbom is not None:
@@ -91,9 +265,39 @@ def verify_attestation(attestation: Path, trust: Trust, sbom: Path | None = None
             raise VerificationFailed(
                 f"{sbom}: not the attested SBOM (attested sha256 {attested}, file has {actual})"
             )
+    return _predicate(statement, str(attestation))
+
+
+def _trusted_statement(raw: bytes, trust: Trust, where: str) -> dict[str, Any]:
+    """The in-toto statement of a bundle whose signature verifies under `trust`."""
+    try:
+        bundle = dsse.parse_bundle(raw)
+    except dsse.BundleError as exc:
+        raise AttestationRejected("malformed", f"{where}: malformed attestation: {exc}") from None
+    check = _Check()
+    signer, ok = _check_signer(bundle, trust, check)
+    if not ok:
+        reasons = "; ".join(p.message for p in check.problems) or "signer not trusted"
+        bad = any(p.kind == "bundle" for p in check.problems)
+        what = "bad signature" if bad else f"untrusted signer {signer}"
+        raise AttestationRejected("signature" if bad else "signer",
+                                  f"{where}: attestation not trusted ({what}): {reasons}")
+    try:
+        statement = json.loads(bundle.payload)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise AttestationRejected("predicate", f"{where}: attested statement is not JSON") from None
+    if not isinstance(statement, dict) or statement.get("predicateType") != SBOM_PREDICATE:
+        found = statement.get("predicateType") if isinstance(statement, dict) else None
+        raise AttestationRejected(
+            "predicate", f"{where}: predicateType {found!r}, expected {SBOM_PREDICATE!r}")
+    return statement
+
+
+def _predicate(statement: dict[str, Any], where: str) -> dict[str, Any]:
     predicate = statement.get("predicate")
     if not isinstance(predicate, dict) or predicate.get("bomFormat") != "CycloneDX":
-        raise VerificationFailed(f"{attestation}: attested predicate is not a CycloneDX BOM")
+        raise AttestationRejected("predicate",
+                                  f"{where}: attested predicate is not a CycloneDX BOM")
     return predicate
 
 
