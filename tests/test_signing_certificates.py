@@ -309,3 +309,14 @@ def test_documented_python_script_makes_a_chain_that_signs_and_verifies(run_cli,
                           cwd=work, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     _sign_and_verify_with(run_cli, model, work)
+
+
+def test_scan_accepting_an_expired_leaf_records_the_waiver(run_cli, model, ca):
+    signed_then_swapped(ca, run_cli, model, ca.leaf(not_after=NOW - dt.timedelta(days=30)))
+    run = run_cli("scan", model, "--certificate-chain", ca.root_pem, "--format", "json",
+                  "--accept-expired-certificates")
+    doc = json.loads(run.out)["models"][0]
+    assert "WARNING" in run.err
+    assert doc["facts"]["signature"]["status_detail"] == "verified (expired certificate accepted)"
+    assert [f["rule"] for f in doc["findings"] if f["rule"].startswith("AUD-SIG")] == [
+        "AUD-SIG-007"]

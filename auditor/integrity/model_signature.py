@@ -54,7 +54,15 @@ UNCHECKED = Rule(
     "its presence alone proves nothing.",
     "Pass --key, --certificate-chain or --trust-config (and --identity/--issuer).",
 )
-RULES = (CHANGED, NOT_COVERED, UNTRUSTED, MALFORMED, WEAKENED, UNCHECKED)
+EXPIRED_ACCEPTED = Rule(
+    "AUD-SIG-007", Severity.MEDIUM, "Signature accepted from a certificate outside its validity",
+    "--accept-expired-certificates waived the validity check (as model_signing does): a "
+    "certificate that lapsed still vouches for the model, so a key that may have leaked "
+    "since keeps signing.",
+    "Have the publisher re-sign with a current code-signing certificate, or drop "
+    "--accept-expired-certificates.",
+)
+RULES = (CHANGED, NOT_COVERED, UNTRUSTED, MALFORMED, WEAKENED, UNCHECKED, EXPIRED_ACCEPTED)
 
 _PROBLEM_RULES = {
     "changed": CHANGED, "missing": CHANGED, "not-covered": NOT_COVERED, "key": UNTRUSTED,
@@ -82,6 +90,7 @@ def check_model_signature(
         for p in result.problems
     ]
     findings += [WEAKENED.finding(sig_name, w) for w in result.warnings]
+    findings += [EXPIRED_ACCEPTED.finding(sig_name, a) for a in result.accepted]
     return result.as_facts(), findings
 
 
