@@ -43,6 +43,16 @@ def _together(*options: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
+def _registry(ca_file: Path | None, plain_http: bool) -> Any:
+    """The registry settings of `--registry-ca` and `--plain-http` (they exclude each other)."""
+    from auditor.sources.oci import RegistrySettings
+
+    if ca_file is not None and plain_http:
+        raise UsageError("--registry-ca and --plain-http exclude each other (plain HTTP has "
+                         "no TLS to check)")
+    return RegistrySettings(plain_http=plain_http, ca_file=ca_file)
+
+
 def _emit(text: str, output: Path | None) -> None:
     """Print to stdout, or write the file atomically with `-o`."""
     if output is None:
@@ -204,6 +214,7 @@ def cli() -> None:
 @_identity_options
 @_FINGERPRINTS
 @_hub_options
+@_registry_options
 @click.option("--sbom", "sbom_path", type=click.Path(path_type=Path),
               help="Also write a CycloneDX ML-BOM to this file (into this folder: one per model).")
 @click.option("--spec", type=click.Choice(["1.5", "1.6"]), default="1.6", show_default=True,
@@ -227,7 +238,8 @@ def scan(
     sbom_path: Path | None, spec: str, output_format: str, extra_hashes: tuple[str, ...],
     reproducible: bool, signature: Path | None, key: Path | None,
     certificate_chain: tuple[Path, ...], trust_config: Path | None, identity: str | None,
-    issuer: str | None, accept_expired: bool, quiet: bool,
+    issuer: str | None, accept_expired: bool, quiet: bool, registry_ca: Path | None,
+    plain_http: bool,
 ) -> int:
     """Scan a model file or folder and report what loading it could do."""
     from auditor import pipeline
@@ -252,7 +264,8 @@ def scan(
         endpoint=endpoint, config_endpoint=config.hub_endpoint, token=token,
         cache_dir=cache_dir, offline=offline, remote_only=not download,
     )
-    result = pipeline.scan(target, options, settings, progress)
+    result = pipeline.scan(target, options, settings, progress,
+                           _registry(registry_ca, plain_http))
     _emit(render_scan(result, fmt, threshold), output)
     if sbom_path is not None:
         pipeline.write_sboms(result, sbom_path, spec=spec, output_format=output_format,
@@ -517,6 +530,7 @@ def policy_test(folder: Path) -> int:
 @click.option("--signature", type=click.Path(path_type=Path, dir_okay=False),
               help="OMS signature to verify [default: model.sig in the model folder].")
 @_verify_options
+@_registry_options
 @click.option("--attestation", type=click.Path(path_type=Path, dir_okay=False),
               help="Judge this attested SBOM (auditor attest) instead of rescanning; TARGET's "
               "files must match its hashes.")
@@ -529,7 +543,7 @@ def gate(
     cache_dir: Path | None, endpoint: str | None, token: str | None, offline: bool,
     signature: Path | None, key: Path | None, certificate_chain: tuple[Path, ...],
     trust_config: Path | None, identity: str | None, issuer: str | None, accept_expired: bool,
-    attestation: Path | None, quiet: bool,
+    attestation: Path | None, quiet: bool, registry_ca: Path | None, plain_http: bool,
 ) -> int:
     """Scan → SBOM → policy in one step: may this model be deployed?"""
     from auditor import pipeline
@@ -558,7 +572,8 @@ def gate(
         cache_dir=cache_dir, offline=offline, remote_only=not download,
     )
     judged = pipeline.gate(target, loaded, options, settings, sbom_path=sbom_path,
-                           reproducible=reproducible, progress=for_stderr(fmt, quiet))
+                           reproducible=reproducible, progress=for_stderr(fmt, quiet),
+                           registry=_registry(registry_ca, plain_http))
     where = Where(base=target if is_local(target) else "", model_location=str(sbom_path or target))
     _emit(render_verdict(judged.verdict, fmt, threshold, where), output)
     return EXIT_FAIL if judged.fails(threshold) else EXIT_PASS

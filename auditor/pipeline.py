@@ -19,6 +19,7 @@ the stages, and what each stage is given, is written down once:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import os
@@ -57,9 +58,11 @@ from auditor.sources.contract import (
     Remote,
     RemoteArtifact,
     Source,
+    Streamed,
 )
 from auditor.sources.hubclient import HubSettings, hub_settings
 from auditor.sources.local import excluded, kept
+from auditor.sources.oci import RegistrySettings
 from auditor.sources.resolve import open_target
 
 if TYPE_CHECKING:
@@ -80,12 +83,14 @@ def scan(
     options: ScanOptions | None = None,
     hub: HubSettings | None = None,
     progress: engine.Progress | None = None,
+    registry: RegistrySettings | None = None,
 ) -> ScanResult:
     """Scan a model: a local file or folder, a Hugging Face cache, or `hf://org/name[@rev]`.
 
-    A path-like target is always local; a string may use the `hf://` and
-    `hf-cache://` schemes. `hub` defaults to the standard Hugging Face
-    environment variables (HF_ENDPOINT, HF_TOKEN, HF_HUB_CACHE, HF_HUB_OFFLINE).
+    A path-like target is always local; a string may use the `hf://`,
+    `hf-cache://` and `oci://` schemes. `hub` defaults to the standard Hugging Face
+    environment variables (HF_ENDPOINT, HF_TOKEN, HF_HUB_CACHE, HF_HUB_OFFLINE);
+    `registry` says how an `oci://` registry is reached (TLS, plain http).
     """
     options = options or ScanOptions()
     hub = hub or hub_settings()
@@ -93,7 +98,7 @@ def scan(
     started = time.monotonic()
     label, sources = open_target(
         target if isinstance(target, str) else Path(target), options.revision, hub, options.jobs,
-        options.name)
+        options.name, registry)
     references = load_references(options)
     models: list[ModelReport] = []
     total = 0
@@ -117,6 +122,8 @@ def scan_source(
         model = _assemble(source, files, [], artifacts.root, None, options, references=references,
                           left_out=left_out)
         return model, artifacts.transfer.bytes
+    if isinstance(artifacts, Streamed):
+        return _read_streamed(source, artifacts, options, progress, references)
     entries = artifacts.listing.entries
     reading = hashing(options, entries, source.claims())
     files, read = engine.scan_entries(entries, reading, progress)  # one pass per file
@@ -188,6 +195,30 @@ def _read_remote(remote: Remote, options: ScanOptions) -> list[FileReport]:
     else:
         files = [one(a) for a in order]
     return sorted(files, key=lambda r: r.path)
+
+
+def _read_streamed(
+    source: Source, streamed: Streamed, options: ScanOptions, progress: engine.Progress,
+    references: Sequence[Reference],
+) -> tuple[ModelReport, int]:
+    """Files that exist one at a time (OCI layer members): each read in one pass while it is
+    on disk, then the source settles what the layers add up to (replaced, deleted, linked)."""
+    reports: list[FileReport] = []
+    read = 0
+    progress.start(streamed.total_bytes, 0)
+    try:
+        with contextlib.closing(streamed.files) as stream:
+            for entry in stream:
+                report, n = engine.scan_file(entry, options, progress)
+                reports.append(report)
+                read += n
+    finally:
+        progress.finish()
+    outcome = streamed.settle(reports)
+    files = crossfile.link(outcome.files, (), options)
+    model = _assemble(source, files, list(outcome.findings), streamed.root, None, options,
+                      references=references, left_out=outcome.excluded)
+    return model, read
 
 
 def _not_fetched(up: Upstream, listing: Record) -> FileReport:
@@ -265,6 +296,9 @@ def _identity_facts(identity: Identity) -> dict[str, Any]:
             out[f"{subject}_evidence"] = chosen.evidence
     out["claims"] = [{"subject": c.subject, "value": c.value, "grade": c.grade.value,
                       "evidence": c.evidence} for c in identity.claims]
+    if identity.kind == "oci":  # a tag resolved to a manifest digest: what was asked for
+        out["requested"] = identity.requested
+        out["pinned"] = identity.pinned
     return out
 
 
@@ -483,13 +517,14 @@ def gate(
     reproducible: bool = False,
     today: datetime.date | None = None,
     progress: engine.Progress | None = None,
+    registry: RegistrySettings | None = None,
 ) -> GateResult:
     """Scan → SBOM → policy: may this model be deployed? (`auditor gate`).
 
     The policies are loaded first: a broken policy fails before anything is scanned.
     """
     loaded = _loaded(policies)
-    result = scan(target, options, hub, progress)
+    result = scan(target, options, hub, progress, registry)
     documents = sbom_documents(result, sbom_path, reproducible=reproducible)
     return GateResult(result, tuple(documents), judge(loaded, documents, today))
 

@@ -16,12 +16,13 @@ from auditor.formats import registry, scan_rules
 from auditor.integrity import drift, evidence, model_signature, provenance
 from auditor.model import Rule
 from auditor.scanning import declared
-from auditor.sources import local
+from auditor.sources import local, oci
 
 # The rules of the rooms that are not formats: the engine's, the sources', integrity's.
 ROOM_RULES: tuple[tuple[Rule, ...], ...] = (
     scan_rules.RULES,
     local.RULES,
+    oci.RULES,
     model_signature.RULES,
     provenance.RULES,
     evidence.RULES,

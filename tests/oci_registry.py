@@ -12,19 +12,24 @@ which package to install (CI installs it in .ci/run).
 from __future__ import annotations
 
 import datetime as dt
+import gzip
+import hashlib
+import io
 import ipaddress
+import json
 import shutil
 import socket
 import ssl
 import subprocess
+import tarfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
 import pytest
 
-from auditor.oci.client import Credentials, Registry
+from auditor.oci.client import OCI_INDEX, OCI_MANIFEST, Credentials, Registry
 
 BINARY = "docker-registry"
 USER, PASSWORD = "auditor", "s3cret-pass"
@@ -198,3 +203,94 @@ class Registries:
         for server in self._running.values():
             server.stop()
         self._running.clear()
+
+
+# -- pushing models the way the tools that make them lay them out ---------------------------
+
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"
+MODELKIT_CONFIG = "application/vnd.kitops.modelkit.config.v1+json"
+
+
+def tar_bytes(files: dict[str, bytes], *, compress: bool = False,
+              links: dict[str, tuple[str, str]] | None = None) -> bytes:
+    """A tar (gzip-compressed when asked) of `files`; `links`: name -> ("sym" | "hard", target)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
+        for name, (kind, target) in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE if kind == "sym" else tarfile.LNKTYPE
+            info.linkname = target
+            tar.addfile(info)
+    data = out.getvalue()
+    return gzip.compress(data, mtime=0) if compress else data
+
+
+def _manifest(registry: Registry, repository: str, tag: str | None, config: bytes,
+              config_type: str, layers: list, artifact_type: str | None = None):
+    pushed_config = registry.push_blob(repository, config, config_type)
+    doc: dict = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                 "config": pushed_config.to_json(), "layers": [d.to_json() for d in layers]}
+    if artifact_type:
+        doc["artifactType"] = artifact_type
+    return registry.push_manifest(repository, json.dumps(doc).encode(), OCI_MANIFEST, tag)
+
+
+def _layer(registry: Registry, repository: str, data: bytes, media_type: str,
+           annotations: dict[str, str] | None = None):
+    pushed = registry.push_blob(repository, data, media_type)
+    return replace(pushed, annotations=annotations or {})
+
+
+def push_oras(registry: Registry, repository: str, tag: str | None, files: dict[str, bytes]):
+    """An ORAS artifact (`oras push`): one layer per file, named by its title annotation."""
+    layers = [_layer(registry, repository, data, OCI_LAYER,
+                     {"org.opencontainers.image.title": name}) for name, data in files.items()]
+    return _manifest(registry, repository, tag, b"{}", "application/vnd.oci.empty.v1+json",
+                     layers, "application/vnd.example.model.v1")
+
+
+def push_modelkit(registry: Registry, repository: str, tag: str | None,
+                  files: dict[str, bytes]):
+    """A KitOps ModelKit: a Kitfile config, the weights in a model layer, the rest in code
+    and docs layers, each a tar+gzip of its files at their paths."""
+    weights = {n: d for n, d in files.items() if n.endswith((".safetensors", ".bin", ".pt"))}
+    docs = {n: d for n, d in files.items() if n.endswith(".md")}
+    code = {n: d for n, d in files.items() if n not in weights and n not in docs}
+    kitfile = json.dumps({"manifestVersion": "1.0", "package": {"name": repository},
+                          "model": {"path": next(iter(weights), "")}}).encode()
+    layers = []
+    for kind, group in (("model", weights), ("code", code), ("docs", docs)):
+        if group:
+            layers.append(_layer(registry, repository, tar_bytes(group, compress=True),
+                                 f"application/vnd.kitops.modelkit.{kind}.v1.tar+gzip"))
+    return _manifest(registry, repository, tag, kitfile, MODELKIT_CONFIG, layers)
+
+
+def push_modelcar(registry: Registry, repository: str, tag: str | None, files: dict[str, bytes],
+                  *, more_layers: tuple[bytes, ...] = (), index: bool = True):
+    """A KServe modelcar: a container image (a base system layer, the model under /models/,
+    `more_layers` on top), wrapped in a linux/amd64 + linux/arm64 index when `index`."""
+    base = tar_bytes({"bin/busybox": b"\x7fELF not really", "etc/passwd": b"root:x:0:0\n"},
+                     compress=True)
+    model = tar_bytes({f"models/{n}": d for n, d in files.items()}, compress=True)
+    blobs = [base, model, *more_layers]
+    layers = [_layer(registry, repository, b, OCI_LAYER_GZIP) for b in blobs]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
+        "type": "layers",
+        "diff_ids": ["sha256:" + hashlib.sha256(gzip.decompress(b)).hexdigest() for b in blobs]},
+        "config": {"Cmd": ["sh"]}}).encode()
+    image = _manifest(registry, repository, None if index else tag, config, IMAGE_CONFIG, layers)
+    if not index:
+        return image
+    arm = _manifest(registry, repository, None, config.replace(b"amd64", b"arm64"),
+                    IMAGE_CONFIG, layers)
+    doc = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        replace(arm, platform={"os": "linux", "architecture": "arm64"}).to_json(),
+        replace(image, platform={"os": "linux", "architecture": "amd64"}).to_json()]}
+    return registry.push_manifest(repository, json.dumps(doc).encode(), OCI_INDEX, tag)

@@ -219,16 +219,19 @@ def _model_properties(
     model: ModelReport, result: ScanResult, facts: dict[str, Any]
 ) -> Iterator[tuple[P.Property, str]]:
     hub = facts.get("hub", {})
-    requested = hub.get("requested_revision") or model.revision
+    identity = facts.get("identity", {})
+    oci = model.source == "oci"  # the revision is a manifest digest; a tag was asked for or not
+    requested = hub.get("requested_revision") or (identity.get("requested") if oci else None) \
+        or model.revision
     commit = _commit(model, facts)
     yield P.SOURCE, model.source
     if requested:
         yield P.REVISION_REQUESTED, str(requested)
     if commit:
         yield P.REVISION_COMMIT, commit
-    pinned = isinstance(requested, str) and P.COMMIT.match(requested) is not None
+    pinned = isinstance(requested, str) and (P.COMMIT.match(requested) is not None
+                                             or (oci and requested == model.revision))
     yield P.REVISION_PINNED, P.tri(pinned)
-    identity = facts.get("identity", {})
     for prop, key in ((P.REVISION_GRADE, "revision_grade"), (P.REVISION_EVIDENCE,
                       "revision_evidence"), (P.IDENTITY_NAME_GRADE, "name_grade"),
                       (P.IDENTITY_NAME_EVIDENCE, "name_evidence")):

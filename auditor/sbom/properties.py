@@ -34,7 +34,7 @@ SEVERITY_LABELS = tuple(s.label for s in sorted(Severity, reverse=True))  # crit
 COMMIT = re.compile(r"\A[0-9a-fA-F]{40}\Z")
 VERDICTS = ("clean", *SEVERITY_LABELS)
 COVERAGES = ("scanned", "partial", "unsupported", "error")
-SOURCES = ("local", "hf-cache", "hub")
+SOURCES = ("local", "hf-cache", "hub", "oci")
 # What integrity/signing.py's verifier reports (`unknown`: present but not checked, or no
 # signature facts at all) plus `unsigned` (integrity/model_signature.py: no signature file).
 SIGNATURE_STATUSES = ("verified", "invalid", "untrusted", "unsigned", UNKNOWN)
@@ -75,10 +75,12 @@ def _p(name: str, places: tuple[str, ...], kind: str, meaning: str,
 
 SOURCE = _p("source", (MODEL,), ENUM, "where the bytes were read from", SOURCES)
 REVISION_REQUESTED = _p("revision:requested", (MODEL,), STRING,
-                        "the revision asked for (Hub requested revision, else the model's)")
+                        "the revision asked for (Hub requested revision, an OCI tag or digest, "
+                        "else the model's)")
 REVISION_COMMIT = _p("revision:commit", (MODEL,), STRING, "the commit (40 hex), when known")
 REVISION_PINNED = _p("revision:pinned", (MODEL,), TRI_STATE,
-                     "the requested revision is a full commit id (a branch or tag is not)")
+                     "the requested revision is a full commit id or an OCI manifest digest (a "
+                     "branch or tag is not)")
 ORIGIN_PUBLISHER = _p("origin:publisher", (MODEL,), STRING,
                       "the publisher: Hub author, else the org part of an org/name model name")
 ORIGIN_PUBLISHER_GRADE = _p("origin:publisher-grade", (MODEL, ANCESTOR), ENUM,

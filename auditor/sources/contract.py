@@ -6,7 +6,8 @@ listing with sizes and digests, the digest each cache blob is named by, the
 Hub's own record and scanner verdicts — each claim with where it came from,
 and hands over its artifacts: files on disk for the engine to read, or, for a
 remote-only audit, ranged readers with a plan per file (read whole, read in
-place, skip) and the digest each file is expected to have. The pipeline scans
+place, skip) and the digest each file is expected to have, or a stream of
+files that exist on disk one at a time (the members of OCI layers). The pipeline scans
 the artifacts and the verifiers in `auditor.integrity` hold the result
 against the claims.
 
@@ -16,14 +17,14 @@ Adding a source is one module with one class that satisfies `Source`.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol
 
 from auditor.integrity.evidence import Claim, strongest
 from auditor.integrity.provenance import Record, Upstream
-from auditor.model import Artifact, Finding, LineageEdge
+from auditor.model import Artifact, FileReport, Finding, LineageEdge
 from auditor.sources.remote import Fetch, RemoteFile, Transfer
 
 Plan = Literal["whole", "range", "skip"]
@@ -140,7 +141,31 @@ class Remote:
     transfer: Transfer
 
 
-Artifacts = OnDisk | Remote
+@dataclass(frozen=True)
+class StreamOutcome:
+    """What a streamed source knows once every file went by: the reports as they stand
+    (later layers replace or delete earlier files, links resolved), its own findings, and
+    the files the exclude patterns left out."""
+
+    files: list[FileReport]
+    findings: list[Finding]
+    excluded: tuple[Excluded, ...] = ()
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """Artifacts that arrive as a sequence (the layers of an OCI image, tar members in order):
+    `files` yields one `Artifact` at a time, its bytes in a temporary file that exists only
+    until the next is asked for, so disk use is one file and memory stays flat. The engine
+    reads each as it reads a file on disk; `settle` gets the reports in the order yielded."""
+
+    root: str
+    files: Generator[Artifact, None, None]
+    settle: Callable[[list[FileReport]], StreamOutcome]
+    total_bytes: int  # for the progress display: the bytes to be transferred
+
+
+Artifacts = OnDisk | Remote | Streamed
 
 
 class Source(Protocol):

@@ -1,4 +1,5 @@
-"""Target strings to sources: a local path, `hf://org/name[@rev]`, `hf-cache://org/name[@rev]`.
+"""Target strings to sources: a local path, `hf://org/name[@rev]`, `hf-cache://org/name[@rev]`,
+`oci://host/repo[:tag][@sha256:…]`.
 
 The one place that knows the target syntax, so `scan` and `gate` accept the
 same targets. A local folder that is a Hugging Face cache (a cache root, a
@@ -17,6 +18,8 @@ from auditor.sources.contract import Source
 from auditor.sources.hub import HubRef, open_hub
 from auditor.sources.hubclient import HubSettings
 from auditor.sources.local import LocalFolder
+from auditor.sources.oci import SCHEME as OCI_SCHEME
+from auditor.sources.oci import RegistrySettings, open_oci
 
 HUB_SCHEME = "hf://"
 CACHE_SCHEME = "hf-cache://"
@@ -35,7 +38,7 @@ def parse_ref(target: str, scheme: str, revision: str | None) -> HubRef:
 
 def is_local(target: str) -> bool:
     """Whether a target string names a local file or folder (it has no `hf://`-like scheme)."""
-    return not target.startswith((HUB_SCHEME, CACHE_SCHEME))
+    return not target.startswith((HUB_SCHEME, CACHE_SCHEME, OCI_SCHEME))
 
 
 def model_folder(folder: Path, name: str) -> Source:
@@ -48,7 +51,7 @@ def model_folder(folder: Path, name: str) -> Source:
 
 def open_target(
     target: str | Path, revision: str | None, settings: HubSettings, jobs: int,
-    name: str | None = None,
+    name: str | None = None, registry: RegistrySettings | None = None,
 ) -> tuple[str, list[Source]]:
     """The target as reported, and the source of each model it names (a cache root or a
     folder of model folders: many).
@@ -56,7 +59,7 @@ def open_target(
     A `Path` is always a local file or folder; a string may name a Hub or cache
     repository. `hf://` in offline mode is read from the cache, never the network.
     `name` is what the operator says a local folder holds (`--name`); a Hub or
-    cache target names itself.
+    cache target names itself. `registry`: how `oci://` registries are reached.
     """
     if name is not None and not _REPO_ID.fullmatch(name):
         raise UsageError(f"--name {name!r}: expected ORG/NAME or NAME")
@@ -68,6 +71,9 @@ def open_target(
         if settings.offline:
             return str(ref), [hfcache.snapshot_of(ref.repo_id, ref.revision, settings.cache_dir)]
         return str(ref), [open_hub(ref, settings, jobs)]
+    if isinstance(target, str) and target.startswith(OCI_SCHEME):
+        label, model = open_oci(target, revision, registry or RegistrySettings())
+        return label, [model]
     if isinstance(target, str) and target.startswith(CACHE_SCHEME):
         ref = parse_ref(target, CACHE_SCHEME, revision)
         return target, [hfcache.snapshot_of(ref.repo_id, ref.revision, settings.cache_dir)]

@@ -1,0 +1,423 @@
+"""`oci://host/repo[:tag][@sha256:…]`: a model stored in an OCI registry, read as a stream.
+
+The reference is resolved to the manifest's digest (a tag is recorded as what
+was asked for, not pinned); an index is narrowed to its linux/amd64 manifest
+(or its only one), which is said where the model was resolved. The layers are
+read in order, each through `auditor.oci.client` (its sha256 and size checked
+while it streams: a tampered layer stops the scan with the layer named):
+
+- a layer that is one file (an ORAS artifact: `org.opencontainers.image.title`;
+  a ModelPack layer: `org.cncf.model.filepath` on a non-tar layer) is that file;
+- a tar layer, gzip-compressed or not (ModelKit `application/vnd.kitops.modelkit.
+  *.v1.tar[+gzip]`, ModelPack `application/vnd.cncf.model.*.v1.tar[+gzip]`, an
+  ORAS directory, an image layer) is its members, by their path in the layer;
+- a modelcar (a container image: its config is an image config) is the files
+  under `/models/`, reported relative to it, as KServe mounts them; the rest of
+  the image (its base system) is counted, not scanned.
+
+Tar members are read sequentially: each regular file is copied to a temporary
+file, scanned by the engine like a file of a folder, and deleted before the
+next member is read, so disk use is one member and memory stays flat; nothing
+is extracted. Later layers apply as a container runtime applies them (a file
+replaces the one below, a `.wh.` whiteout deletes it: a finding, since the
+bytes shipped are not the model served); links resolve within the layers, and
+a link that leaves them is a finding and is not followed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import posixpath
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from auditor.errors import SourceError, UsageError
+from auditor.integrity.evidence import Claim
+from auditor.model import Artifact, FileReport, Finding, Grade, LineageEdge, Rule, Severity
+from auditor.oci import reference
+from auditor.oci.client import (
+    INDEX_TYPES,
+    Descriptor,
+    Registry,
+    credentials_for,
+    descriptor_from,
+    parse_json,
+)
+from auditor.sources.contract import (
+    Claims,
+    Excluded,
+    Identity,
+    Lineage,
+    Streamed,
+    StreamOutcome,
+)
+from auditor.sources.local import BROKEN_LINK, SPECIAL_FILE, SYMLINK_ESCAPE, excluded_by
+
+SCHEME = reference.SCHEME
+TITLE = "org.opencontainers.image.title"
+FILEPATH = "org.cncf.model.filepath"
+ORAS_UNPACK = "io.deis.oras.content.unpack"
+MODELKIT_CONFIG = "application/vnd.kitops.modelkit.config.v1+json"
+MODELPACK_CONFIG = "application/vnd.cncf.model.config.v1+json"
+IMAGE_CONFIGS = ("application/vnd.oci.image.config.v1+json",
+                 "application/vnd.docker.container.image.v1+json")
+MODELCAR_ROOT = "models/"
+MAX_LINK_HOPS = 16
+COPY_CHUNK = 1 << 20
+
+WHITEOUT = Rule(
+    "AUD-OCI-001", Severity.MEDIUM, "A later layer deletes a file of a lower layer (whiteout)",
+    "The bytes pulled are not the files served: a whiteout hides a file a lower layer "
+    "ships, so what a reviewer of one layer saw is not what the runtime mounts. The file "
+    "is scanned and then dropped from the model as the runtime drops it.",
+    "Rebuild the artifact without the deleted file instead of hiding it in a later layer.",
+)
+LAYER_NOT_READ = Rule(
+    "AUD-OCI-002", Severity.MEDIUM, "A layer auditor cannot read (its files were not scanned)",
+    "A layer in a compression or encoding auditor does not decode (zstd, encrypted) holds "
+    "files a runtime may still unpack; they are unaudited.",
+    "Push the layer as tar or tar+gzip, or scan the unpacked model folder.",
+)
+UNSAFE_MEMBER = Rule(
+    "AUD-OCI-003", Severity.HIGH, "A layer entry's path leaves the layer (absolute or '..')",
+    "Unpacking such an entry writes outside the model folder (a path traversal), over files "
+    "of the host or of another model.",
+    "Rebuild the layer with relative paths inside the model folder.",
+)
+RULES = (WHITEOUT, LAYER_NOT_READ, UNSAFE_MEMBER)
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """How to reach a registry: the CLI's `--plain-http` (an explicit opt-in) and
+    `--registry-ca`; credentials come from the environment or the docker config."""
+
+    plain_http: bool = False
+    ca_file: Path | None = None
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class _Layout:
+    kind: str  # modelkit, modelpack, modelcar, artifact
+    layers: tuple[Descriptor, ...]
+    manifest: str  # the image manifest's digest (an index's chosen entry, or the same)
+    platform: str | None  # the platform chosen from an index
+
+
+def is_oci(target: str) -> bool:
+    return target.startswith(SCHEME)
+
+
+class OciModel:
+    """A model in a registry, resolved to its manifest digest when opened."""
+
+    def __init__(self, ref: reference.Reference, settings: RegistrySettings):
+        self._ref = ref
+        self._registry = Registry(ref.registry, plain_http=settings.plain_http,
+                                  ca_file=settings.ca_file, auth=credentials_for(ref.registry),
+                                  timeout=settings.timeout)
+        try:
+            self._descriptor = self._registry.resolve(ref)
+            self._layout = self._layout_of(self._descriptor)
+        except BaseException:
+            self._registry.close()
+            raise
+        chosen = ""
+        if self._layout.platform:
+            chosen = (f" (index entry {self._layout.platform}: manifest "
+                      f"{self._layout.manifest})")
+        self._identity = Identity(
+            name=ref.name, kind="oci", revision=self._descriptor.digest,
+            requested=ref.tag if ref.tag and not ref.digest else ref.digest,
+            pinned=ref.digest is not None, resolved_in=f" in {ref.registry}{chosen}",
+            claims=(Claim("name", ref.name, Grade.RECORDED, "the registry reference"),
+                    Claim("revision", self._descriptor.digest, Grade.MEASURED,
+                          "sha256 of the manifest")))
+
+    @property
+    def identity(self) -> Identity:
+        return self._identity
+
+    @property
+    def layout(self) -> str:
+        return self._layout.kind
+
+    def claims(self) -> Claims:
+        return Claims()
+
+    def hub_facts(self) -> dict[str, Any] | None:
+        return None
+
+    def lineage(self, declared: list[LineageEdge]) -> Lineage:
+        return declared, []
+
+    # -- the manifest --------------------------------------------------------------------
+
+    def _layout_of(self, top: Descriptor) -> _Layout:
+        repository = self._ref.repository
+        _, data = self._registry.manifest(repository, top.digest)
+        where = f"{self._ref.name}@{top.digest}"
+        doc = parse_json(data, where)
+        platform = None
+        manifest_digest = top.digest
+        if doc.get("mediaType") in INDEX_TYPES or "manifests" in doc:
+            entry, platform = _choose(doc, where)
+            manifest_digest = entry.digest
+            _, data = self._registry.manifest(repository, entry.digest)
+            where = f"{self._ref.name}@{entry.digest}"
+            doc = parse_json(data, where)
+        layers = doc.get("layers")
+        if not isinstance(layers, list):
+            raise SourceError(f"{where}: not an image manifest (no layers)")
+        config = descriptor_from(doc.get("config"), where) if "config" in doc else None
+        config_type = config.media_type if config else ""
+        kind = ("modelkit" if config_type == MODELKIT_CONFIG
+                else "modelpack" if config_type == MODELPACK_CONFIG
+                else "modelcar" if config_type in IMAGE_CONFIGS else "artifact")
+        return _Layout(kind, tuple(descriptor_from(layer, where) for layer in layers),
+                       manifest_digest, platform)
+
+    # -- the files -----------------------------------------------------------------------
+
+    def artifacts(self, exclude: tuple[str, ...]) -> Streamed:
+        state = _State(exclude)
+        return Streamed(root=str(self._ref.with_digest(self._descriptor.digest)),
+                        files=self._files(state), settle=state.settle,
+                        total_bytes=sum(layer.size for layer in self._layout.layers))
+
+    def _files(self, state: _State) -> Iterator[Artifact]:
+        spool = Path(tempfile.mkdtemp(prefix="auditor-oci-"))
+        try:
+            for index, layer in enumerate(self._layout.layers):
+                state.layer = index
+                yield from self._layer(layer, state, spool)
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+            self._registry.close()
+
+    def _layer(self, layer: Descriptor, state: _State, spool: Path) -> Iterator[Artifact]:
+        named = layer.annotations.get(TITLE) or layer.annotations.get(FILEPATH)
+        unpack = layer.annotations.get(ORAS_UNPACK) == "true"
+        is_tar = ".tar" in layer.media_type or layer.media_type.endswith("rootfs.diff.tar")
+        where = f"layer {layer.digest}"
+        if named and not (unpack or (is_tar and self._layout.kind != "artifact")):
+            path = _clean(named)
+            if path is None:
+                state.findings.append(UNSAFE_MEMBER.finding(named, f"{where} names it"))
+                return
+            yield from state.spool_file(path, self._open(layer), spool)
+            return
+        if not is_tar:
+            path = f"blobs/{layer.digest.replace(':', '-')}"
+            yield from state.spool_file(path, self._open(layer), spool)
+            return
+        if "zstd" in layer.media_type or "encrypted" in layer.media_type:
+            state.findings.append(LAYER_NOT_READ.finding(
+                "", f"{where} ({layer.media_type}, {layer.size} bytes)"))
+            return
+        blob = self._registry.open_blob(self._ref.repository, layer)
+        with blob:
+            raw: IO[bytes] = blob  # type: ignore[assignment]
+            if "gzip" in layer.media_type:
+                raw = gzip.GzipFile(fileobj=blob, mode="rb")  # type: ignore[assignment]
+            try:
+                with tarfile.open(fileobj=raw, mode="r|") as tar:
+                    for member in tar:
+                        yield from state.member(tar, member, where, spool,
+                                                self._layout.kind == "modelcar")
+            except (tarfile.TarError, OSError, EOFError) as exc:
+                raise SourceError(f"{self._ref.name} {where}: not a readable tar "
+                                  f"({layer.media_type}): {exc}") from None
+            blob.drain()  # the digest is checked over every byte, the tar padding too
+
+    def _open(self, layer: Descriptor) -> Any:
+        return self._registry.open_blob(self._ref.repository, layer)
+
+
+def _choose(index: dict[str, Any], where: str) -> tuple[Descriptor, str]:
+    """The manifest of an index a linux/amd64 node would run (or the only one)."""
+    entries = index.get("manifests")
+    if not isinstance(entries, list) or not entries:
+        raise SourceError(f"{where}: an index with no manifests")
+    described = [descriptor_from(e, where) for e in entries]
+
+    def platform(d: Descriptor) -> str:
+        p = d.platform or {}
+        return f"{p.get('os', '?')}/{p.get('architecture', '?')}"
+
+    for d in described:
+        if platform(d) == "linux/amd64":
+            return d, "linux/amd64"
+    if len(described) == 1:
+        return described[0], platform(described[0])
+    raise SourceError(f"{where}: an index of {len(described)} manifests and none for "
+                      f"linux/amd64 ({', '.join(platform(d) for d in described)}); name one "
+                      "by its digest")
+
+
+def _clean(name: str) -> str | None:
+    """A member or annotation path relative to the layer root; None if it leaves the layer."""
+    if name.startswith("/") and not name.startswith("//"):
+        name = name.lstrip("/")  # image layers are rooted at /: the same place
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts) or "\\" in name:
+        return None
+    return "/".join(parts)
+
+
+def _under(path: str, folder: str, opaque: bool) -> bool:
+    """Whether a whiteout of `folder` (opaque: its contents only) removes `path`."""
+    if opaque:
+        return folder == "" or path.startswith(folder + "/")
+    return path == folder or path.startswith(folder + "/")
+
+
+class _State:
+    """What the stream has shown so far: events in order, replayed by `settle`."""
+
+    def __init__(self, exclude: tuple[str, ...]):
+        self.exclude = exclude
+        self.layer = 0
+        self.findings: list[Finding] = []
+        self.excluded: list[Excluded] = []
+        # ("file", path, layer) | ("delete", path, layer) | ("opaque", folder, layer) |
+        # ("link", path, target)
+        self.events: list[tuple[str, str, Any]] = []
+
+    def _kept(self, path: str) -> bool:
+        pattern = excluded_by(path, self.exclude)
+        if pattern is not None:
+            self.excluded.append(Excluded(path, pattern))
+        return pattern is None
+
+    def spool_file(self, path: str, blob: Any, spool: Path) -> Iterator[Artifact]:
+        """A layer that is one file: copied to the spool as it streams (verified at its end)."""
+        with blob:
+            if not self._kept(path):
+                blob.drain()
+                return
+            target = spool / "file"
+            with target.open("wb") as out:
+                shutil.copyfileobj(blob, out, COPY_CHUNK)
+            blob.drain()
+        yield from self._yield(path, target)
+
+    def member(self, tar: tarfile.TarFile, member: tarfile.TarInfo, where: str, spool: Path,
+               modelcar: bool) -> Iterator[Artifact]:
+        path = _clean(member.name)
+        if path is None:
+            self.findings.append(UNSAFE_MEMBER.finding(member.name[:200], f"in {where}"))
+            return
+        if modelcar:
+            if not (path + "/").startswith(MODELCAR_ROOT) or path + "/" == MODELCAR_ROOT:
+                return
+            path = path[len(MODELCAR_ROOT):]
+        folder, base = posixpath.split(path)
+        if base.startswith(".wh."):
+            if base == ".wh..wh..opq":
+                self.events.append(("opaque", folder, self.layer))
+            else:
+                self.events.append(("delete", posixpath.join(folder, base[4:]), self.layer))
+            return
+        if member.isdir():
+            return
+        if member.issym() or member.islnk():
+            self._link(path, member, where, modelcar)
+            return
+        if not member.isreg():
+            self.findings.append(SPECIAL_FILE.finding(path, f"in {where} (tar type "
+                                                      f"{member.type!r})"))
+            return
+        if not self._kept(path):
+            return
+        source = tar.extractfile(member)
+        if source is None:
+            raise SourceError(f"{where}: member {path} cannot be read")
+        target = spool / "member"
+        with source, target.open("wb") as out:
+            shutil.copyfileobj(source, out, COPY_CHUNK)
+        yield from self._yield(path, target)
+
+    def _link(self, path: str, member: tarfile.TarInfo, where: str, modelcar: bool) -> None:
+        """A symlink resolves from its folder, a hard link from the layer root; either must
+        stay inside the layers (an absolute symlink is the host's, except in a modelcar
+        image, whose root is the container's; a modelcar's target must be under /models/)."""
+        name = member.linkname
+        target: str | None
+        if member.issym():
+            if name.startswith("/"):
+                target = _clean(name) if modelcar else None
+            else:
+                full = _clean(member.name) or ""
+                joined = posixpath.normpath(posixpath.join(posixpath.dirname(full), name))
+                target = None if joined == ".." or joined.startswith("../") else _clean(joined)
+        else:
+            target = _clean(name)
+        if target is not None and modelcar:
+            target = target[len(MODELCAR_ROOT):] if target.startswith(MODELCAR_ROOT) else None
+        if target is None:
+            kind = "symlink" if member.issym() else "hard link"
+            self.findings.append(SYMLINK_ESCAPE.finding(
+                path, f"in {where}: {kind} to {name[:200]!r}, outside the model; not followed"))
+            return
+        self.events.append(("link", path, target))
+
+    def _yield(self, path: str, spooled: Path) -> Iterator[Artifact]:
+        self.events.append(("file", path, self.layer))
+        try:
+            yield Artifact(relpath=path, path=spooled, size=spooled.stat().st_size)
+        finally:
+            spooled.unlink(missing_ok=True)
+
+    def settle(self, reports: list[FileReport]) -> StreamOutcome:
+        """Replay the layers: later files replace earlier, whiteouts delete, links resolve."""
+        pending = iter(reports)
+        files: dict[str, tuple[FileReport, int]] = {}
+        links: dict[str, str] = {}
+        for kind, path, extra in self.events:
+            if kind == "file":
+                files[path] = (next(pending), extra)
+                links.pop(path, None)
+            elif kind == "link":
+                links[path] = extra
+                files.pop(path, None)
+            else:
+                gone = [p for p, (_, layer) in files.items()
+                        if layer < extra and _under(p, path, kind == "opaque")]
+                for p in gone:
+                    del files[p]
+                    self.findings.append(WHITEOUT.finding(p, f"deleted by layer {extra + 1}"))
+        out = {p: report for p, (report, _) in files.items()}
+        for path, target in links.items():
+            hops = 0
+            while target in links and hops < MAX_LINK_HOPS:
+                target, hops = links[target], hops + 1
+            if target in out:
+                out[path] = dataclasses.replace(out[target], path=path)
+            else:
+                self.findings.append(BROKEN_LINK.finding(path, f"its target {target} is in no "
+                                                         "layer"))
+        return StreamOutcome(sorted(out.values(), key=lambda r: r.path), self.findings,
+                             tuple(self.excluded))
+
+
+def open_oci(target: str, revision: str | None, settings: RegistrySettings) -> tuple[str, OciModel]:
+    """The target as reported and its source; `--revision` may give a tag or digest."""
+    ref = reference.parse(target)
+    if revision:
+        if revision.startswith("sha256:"):
+            ref = ref.with_digest(revision) if ref.digest in (None, revision) else ref
+        elif ref.tag in (None, "latest") and not ref.digest:
+            ref = dataclasses.replace(ref, tag=revision)
+        if revision not in (ref.tag, ref.digest):
+            raise UsageError(f"{target}: revision {revision!r} contradicts the "
+                                       "reference")
+    return str(ref), OciModel(ref, settings)
+

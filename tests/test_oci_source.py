@@ -1,0 +1,256 @@
+"""`auditor scan oci://…`: a model in a real registry, as a ModelKit, a modelcar and an ORAS
+artifact, read by streaming its layers; tags resolved and recorded; tampering, TLS and
+credentials failing in one line."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.builders import write_tiny_model
+from tests.oci_registry import (
+    OCI_LAYER_GZIP,
+    PASSWORD,
+    USER,
+    push_modelcar,
+    push_modelkit,
+    push_oras,
+    tar_bytes,
+)
+from tests.test_report_schemas import schema
+
+EVIL = b"cos\nsystem\n(S'echo pwned'\ntR."  # runs os.system when unpickled
+TOKENIZER = json.dumps({"version": "1.0", "model": {"type": "BPE", "vocab": {"a": 0, "b": 1},
+                                                     "merges": []}}).encode()
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory) -> dict[str, bytes]:
+    folder = write_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+    (folder / "tokenizer.json").write_bytes(TOKENIZER)
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _scan(run_cli, ref: str, *extra: object) -> tuple[int, dict, str]:
+    result = run_cli("scan", ref, "--format", "json", "--quiet", *extra)
+    return result.code, json.loads(result.out) if result.out.strip() else {}, result.err
+
+
+def _model(report: dict) -> dict:
+    (model,) = report["models"]
+    return model
+
+
+def _paths(model: dict) -> list[str]:
+    return sorted(f["path"] for f in model["files"])
+
+
+def _rules(model: dict) -> set[str]:
+    found = {f["rule"] for f in model.get("findings", [])}
+    for file in model["files"]:
+        found |= {f["rule"] for f in file.get("findings", [])}
+    return found
+
+
+def test_a_modelkit_is_scanned_file_by_file_at_the_digest_its_tag_names(
+        oci_registry, run_cli, model_files):
+    server = oci_registry("plain")
+    with server.client() as registry:
+        pushed = push_modelkit(registry, "org/kit", "v1", model_files)
+    _, report, err = _scan(run_cli, server.ref("org/kit", "v1"), "--plain-http")
+    model = _model(report)
+    assert _paths(model) == sorted(model_files), err
+    assert model["revision"] == pushed.digest
+    assert model["name"] == f"{server.host}/org/kit" and model["source"] == "oci"
+    weights = next(f for f in model["files"] if f["path"] == "model.safetensors")
+    assert weights["digests"]["sha256"] == hashlib.sha256(model_files["model.safetensors"]) \
+        .hexdigest()
+    identity = model["facts"]["identity"]
+    assert identity["requested"] == "v1" and identity["pinned"] is False
+    jsonschema.Draft202012Validator(schema("scan")).validate(report)
+    pinned = _model(_scan(run_cli, server.ref("org/kit", pushed.digest), "--plain-http")[1])
+    assert pinned["facts"]["identity"]["pinned"] is True
+    assert pinned["revision"] == pushed.digest
+
+
+def test_a_modelcar_index_is_read_at_its_linux_amd64_image_under_models(
+        oci_registry, run_cli, model_files):
+    server = oci_registry("plain")
+    with server.client() as registry:
+        pushed = push_modelcar(registry, "org/car", "v1", model_files)
+    _, report, err = _scan(run_cli, server.ref("org/car", "v1"), "--plain-http")
+    model = _model(report)
+    assert _paths(model) == sorted(model_files), err  # not bin/busybox, not etc/passwd
+    assert model["revision"] == pushed.digest  # the index's digest: what a pod names
+
+
+def test_an_oras_artifact_is_one_file_per_layer_named_by_its_title(
+        oci_registry, run_cli, model_files):
+    server = oci_registry("plain")
+    with server.client() as registry:
+        push_oras(registry, "org/oras", "v1", model_files)
+    _, report, err = _scan(run_cli, server.ref("org/oras", "v1"), "--plain-http")
+    assert _paths(_model(report)) == sorted(model_files), err
+
+
+def test_a_malicious_pickle_in_a_layer_is_found_as_in_a_folder(
+        oci_registry, run_cli, model_files, tmp_path):
+    files = {**model_files, "extra/pytorch_model.bin": EVIL}
+    server = oci_registry("plain")
+    with server.client() as registry:
+        push_modelkit(registry, "org/evil", "v1", files)
+    code, report, _ = _scan(run_cli, server.ref("org/evil", "v1"), "--plain-http")
+    for name, data in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    local_code, local, _ = _scan(run_cli, tmp_path)
+    oci_file = next(f for f in _model(report)["files"] if f["path"] == "extra/pytorch_model.bin")
+    local_file = next(f for f in _model(local)["files"] if f["path"] == "extra/pytorch_model.bin")
+    assert {f["rule"] for f in oci_file["findings"]} == {f["rule"] for f in local_file["findings"]}
+    assert any(f["severity"] == "critical" for f in oci_file["findings"])
+    assert code == local_code == 1
+
+
+def test_whiteouts_and_links_apply_as_a_runtime_applies_them(oci_registry, run_cli, model_files):
+    top = tar_bytes({"models/.wh.README.md": b""}, compress=True, links={
+        "models/escape": ("sym", "/etc/passwd"),
+        "models/copy.safetensors": ("hard", "models/model.safetensors"),
+        "models/alias.json": ("sym", "config.json")})
+    server = oci_registry("plain")
+    with server.client() as registry:
+        push_modelcar(registry, "org/layers", "v1", model_files, more_layers=(top,), index=False)
+    _, report, err = _scan(run_cli, server.ref("org/layers", "v1"), "--plain-http")
+    model = _model(report)
+    paths = _paths(model)
+    assert "README.md" not in paths and "escape" not in paths, err
+    assert {"copy.safetensors", "alias.json"} <= set(paths)
+    copy = next(f for f in model["files"] if f["path"] == "copy.safetensors")
+    assert copy["digests"]["sha256"] == hashlib.sha256(model_files["model.safetensors"]) \
+        .hexdigest()
+    rules = _rules(model)
+    assert {"AUD-OCI-001", "AUD-SRC-001"} <= rules
+
+
+def test_a_layer_whose_path_leaves_it_is_a_finding(oci_registry, run_cli, model_files):
+    server = oci_registry("plain")
+    with server.client() as registry:
+        push_oras(registry, "org/traversal", "v1",
+                  {**model_files, "../../etc/cron.d/x": b"* * * * * root id\n"})
+    _, report, _ = _scan(run_cli, server.ref("org/traversal", "v1"), "--plain-http")
+    assert "AUD-OCI-003" in _rules(_model(report))
+
+
+def test_gate_judges_an_oci_model_and_its_sbom_records_the_digest(
+        oci_registry, run_cli, model_files, tmp_path):
+    server = oci_registry("plain")
+    with server.client() as registry:
+        pushed = push_oras(registry, "org/gated", "v1", model_files)
+    sbom = tmp_path / "bom.json"
+    result = run_cli("gate", server.ref("org/gated", "v1"), "--policy", "baseline",
+                     "--plain-http", "--sbom", sbom, "--quiet")
+    assert result.code in (0, 1), result.err
+    model = json.loads(sbom.read_text())["metadata"]["component"]
+    props = {p["name"]: p["value"] for p in model["properties"]}
+    assert model["version"] == pushed.digest
+    assert (props["auditor:revision:requested"], props["auditor:revision:pinned"]) == (
+        "v1", "false")
+
+
+# -- TLS and credentials --------------------------------------------------------------------
+
+def test_https_with_the_registry_ca_and_without_it(oci_registry, run_cli, model_files):
+    server = oci_registry("tls")
+    with server.client() as registry:
+        push_oras(registry, "org/tls", "v1", model_files)
+    _, report, err = _scan(run_cli, server.ref("org/tls", "v1"), "--registry-ca",
+                              server.ca_file)
+    assert _paths(_model(report)) == sorted(model_files), err
+    result = run_cli("scan", server.ref("org/tls", "v1"), "--quiet")
+    assert result.code == 3
+    line = result.err.strip()
+    assert "\n" not in line and server.host in line and "TLS" in line
+
+
+def test_basic_auth_from_the_environment(oci_registry, run_cli, model_files, monkeypatch):
+    server = oci_registry("auth")
+    with server.client() as registry:
+        push_oras(registry, "org/private", "v1", model_files)
+    ref = server.ref("org/private", "v1")
+    monkeypatch.setenv("AUDITOR_REGISTRY_USERNAME", USER)
+    monkeypatch.setenv("AUDITOR_REGISTRY_PASSWORD", PASSWORD)
+    _, report, err = _scan(run_cli, ref, "--registry-ca", server.ca_file)
+    assert _paths(_model(report)) == sorted(model_files), err
+    monkeypatch.setenv("AUDITOR_REGISTRY_PASSWORD", "not-the-password")
+    result = run_cli("scan", ref, "--registry-ca", server.ca_file, "--quiet")
+    line = result.err.strip()
+    assert result.code == 3 and "\n" not in line
+    assert server.host in line and "401" in line and "not-the-password" not in line
+
+
+def test_plain_http_and_a_registry_ca_exclude_each_other(run_cli, tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    result = run_cli("scan", "oci://127.0.0.1:1/a/b:v1", "--plain-http", "--registry-ca", ca)
+    assert result.code == 2 and "exclude each other" in result.err
+
+
+# -- a registry that serves bytes other than the manifest says ------------------------------
+
+class _Tampered(http.server.BaseHTTPRequestHandler):
+    """A manifest naming a gzip tar layer by a digest its bytes do not have."""
+
+    layer = tar_bytes({"model.safetensors": b"changed after the audit"}, compress=True)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
+                   "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest()},
+        "layers": [{"mediaType": OCI_LAYER_GZIP, "size": len(layer),
+                    "digest": "sha256:" + "0" * 64}]}).encode()
+
+    def do_GET(self) -> None:
+        body = self.manifest if "/manifests/" in self.path else self.layer
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def tampered() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Tampered)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_layer_whose_bytes_are_not_its_digest_stops_the_scan_naming_it(run_cli, tampered):
+    result = run_cli("scan", f"oci://{tampered}/org/model:v1", "--plain-http", "--quiet")
+    assert result.code == 3
+    line = result.err.strip()
+    assert "\n" not in line and "sha256:" + "0" * 64 in line
+    assert "sha256:" + hashlib.sha256(_Tampered.layer).hexdigest() in line
+
+
+def test_nothing_is_left_in_the_spool_after_a_scan(oci_registry, run_cli, model_files,
+                                                   tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    server = oci_registry("plain")
+    with server.client() as registry:
+        push_modelkit(registry, "org/spool", "v1", model_files)
+    _scan(run_cli, server.ref("org/spool", "v1"), "--plain-http")
+    assert list(Path(tmp_path).iterdir()) == []
