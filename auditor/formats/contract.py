@@ -1,10 +1,11 @@
 """The format plug-in contract: what a format module declares, and what the engine hands it.
 
 A format is one `FormatSpec` (its id, sniff, scan, whether it is a container, the
-rules it owns and the facts it emits); `auditor.formats.registry` lists the specs
-in sniff order. At scan time the engine gives `scan` the stream and a
-`ScanContext`: where the bytes are, the `FormatOptions` of this run, and a way
-back into the engine for archive members. Every format name the scanner can
+rules it owns and the facts it emits); `auditor.formats.registry` lists the formats
+in sniff order, each module imported only when a head may be of its format. At
+scan time the engine gives `scan` the stream and a `ScanContext`: where the bytes
+are, the `FormatOptions` of this run, and a way back into the engine for archive
+members. Every format name the scanner can
 report is an `auditor.model.FormatId`, so no module spells one as a string;
 the sets of them the sniffer classifies into (`UNPARSED`, …) are here.
 """
