@@ -7,6 +7,7 @@ the suite, since CI installs it (`.ci/run`).
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import shutil
@@ -44,10 +45,26 @@ def scan_page(run_cli, hostile_model: Path, tmp_path: Path) -> Path:
     return out
 
 
+WAIVER_REASON = "<b>accepted</b> until the vendor re-exports it"
+
+
 @pytest.fixture
 def gate_page(run_cli, hostile_model: Path, tmp_path: Path) -> Path:
+    """The baseline verdict, with one violation waived (its reason has markup too)."""
+    expires = datetime.date.today() + datetime.timedelta(days=30)
+    waivers = tmp_path / "waivers.yaml"
+    waivers.write_text(f"""policy: waivers
+description: One accepted exception.
+waivers:
+  - rule: BASE-004
+    model: {json.dumps(FOLDER)}
+    reason: {json.dumps(WAIVER_REASON)}
+    approver: security@example.org
+    expires: {expires.isoformat()}
+""")
     out = tmp_path / "gate.html"
-    run = run_cli("gate", hostile_model, "--policy", "baseline", "--format", "html", "-o", out)
+    run = run_cli("gate", hostile_model, "--policy", "baseline", "--policy", waivers,
+                  "--format", "html", "-o", out)
     assert run.code == 1, run.err
     return out
 
@@ -89,6 +106,15 @@ def test_artifact_names_are_escaped_and_nothing_is_loaded(page: str, request) ->
     csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', text)
     assert csp and "default-src &#x27;none&#x27;" in csp.group(1)
     assert "unsafe-inline" not in csp.group(1)
+
+
+def test_scan_page_names_each_excluded_file_with_its_pattern(run_cli, hostile_model, tmp_path):
+    out = tmp_path / "scan.html"
+    run = run_cli("scan", hostile_model, "--exclude", "notes.*", "--format", "html", "-o", out)
+    assert run.code == 1, run.err
+    text = out.read_text()
+    assert "<tr><td>notes.txt.pkl</td><td>notes.*</td></tr>" in text
+    assert "2 findings</p>" in text  # its two findings went with it
 
 
 def test_json_data_block_cannot_end_its_script() -> None:
@@ -190,14 +216,18 @@ def test_gate_report_renders_the_verdict_and_the_evidence(
     page = browser_page
     _open(page, gate_page, tmp_path)
     assert page.inner_text("#verdict").startswith("FAIL — ")
-    assert "policies/baseline.yaml" in page.inner_text("body") or "baseline" in page.inner_text(
-        "body")
+    assert "baseline.yaml" in page.inner_text("#verdict ~ section")
     assert page.locator("#failed tbody tr").count() >= 1
     assert page.inner_text("#findings-count") == "4 findings"
     page.select_option("#rule-filter", "AUD-PKL-001")
     assert _visible_rules(page) == ["AUD-PKL-001"]
     body = page.inner_text("body")
-    assert "Coverage" in body and "unsigned" in body and "Waivers" in body
+    assert "Coverage" in body and "unsigned" in body
+    waived = page.eval_on_selector_all(
+        "#waivers tbody td", "cells => cells.map(c => c.textContent)")
+    assert waived[:2] == ["BASE-004", FOLDER] and WAIVER_REASON in waived
+    assert "security@example.org" in waived
+    assert "BASE-004" not in page.inner_text("#failed")
     _nothing_ran_or_loaded(page, gate_page)
 
 

@@ -36,7 +36,8 @@ th { background: #f2f2f5; }
 .pass { background: #e3f5e1; color: #14532d; } .fail { background: #fde2e1; color: #7f1d1d; }
 .sev-critical, .sev-high { color: #b91c1c; font-weight: bold; } .sev-medium { color: #b45309; }
 .sev-low { color: #1d4ed8; } .sev-info { color: #555; }
-#findings td:nth-child(-n+2) { white-space: nowrap; }
+#findings td:nth-child(-n+2), #failed td:nth-child(-n+2),
+.violations td:nth-child(-n+3) { white-space: nowrap; }
 #filters { margin: .5em 0; } #filters label { margin-right: 1em; }
 .none { color: #666; font-style: italic; }
 code { font-family: ui-monospace, monospace; }
@@ -110,12 +111,16 @@ def location(member: str | None, offset: int | None) -> str:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, empty: str,
-          table_id: str = "") -> str:
-    """A table of escaped cells; `empty` is said instead when there are no rows."""
+          table_id: str = "", kind: str = "") -> str:
+    """A table of escaped cells; `empty` is said instead when there are no rows.
+
+    `table_id` for a table the page has once, `kind` (a class) for one it has per model.
+    """
     body = ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows]
     if not body:
         return f'<p class="none">{esc(empty)}</p>'
     ident = f' id="{esc(table_id)}"' if table_id else ""
+    ident += f' class="{esc(kind)}"' if kind else ""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     return (f"<table{ident}><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(body)
             + "\n</tbody></table>")

@@ -31,7 +31,7 @@ def _violations(violations: list[dict[str, Any]]) -> str:
     rows = [[v["severity"], v["rule"], v["policy"], v["model"], v["file"] or v["ancestor"] or "",
              v["message"], v["fix"]] for v in violations]
     return table(("severity", "rule", "policy", "model", "file / ancestor", "message", "fix"),
-                 rows, empty="no violation", table_id="violations")
+                 rows, empty="no violation", kind="violations")
 
 
 def _waivers(data: dict[str, Any]) -> str:
