@@ -91,6 +91,20 @@ def _store(cwd: Path) -> None:
     model_folder(cwd / "some-finetune", base + noise, "---\nlicense: apache-2.0\n---\n# Mine\n")
 
 
+def _attest_keys(cwd: Path) -> None:
+    """The CI pipeline's attestation key pair and the store folder the README makes."""
+    from tests import pki
+
+    key = pki.ec_key()
+    pki.write_private(key, cwd / "attest-key.pem")
+    pki.write_public(key, cwd / "attest-pub.pem")
+    (cwd / "attestations").mkdir(exist_ok=True)
+
+
+def _nothing(cwd: Path) -> None:
+    """The command needs no input files (it prints what it is given)."""
+
+
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "examples/tiny-model": _tiny,
     "gpt2-finetune/checkpoint-2": _trainer,
@@ -98,6 +112,9 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "hub/models--mistralai--Mistral-7B-Reasoner": _recarded,
     "./Qwen2.5-7B": _store,
     "./some-finetune": _store,
+    "attest-key.pem": _attest_keys,
+    "attest-pub.pem": _attest_keys,
+    "ghcr.io/acme/auditor:1.0": _nothing,
 }
 
 
