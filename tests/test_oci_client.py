@@ -9,6 +9,7 @@ import http.server
 import json
 import threading
 from collections.abc import Iterator
+from typing import ClassVar
 
 import pytest
 
@@ -216,3 +217,83 @@ def test_the_referrers_api_is_used_where_the_registry_has_it(lying_registry) -> 
     with Registry(lying_registry, plain_http=True) as registry:
         found = registry.referrers("org/model", f"sha256:{'b' * 64}", "application/x-test")
     assert [d.digest for d in found] == [f"sha256:{HEX}"]
+
+
+# -- the Bearer token flow and redirects to blob storage -------------------------------------
+
+class _TokenRegistry(http.server.BaseHTTPRequestHandler):
+    """Wants a Bearer token from its /token service; redirects blobs to another host name
+    (localhost instead of 127.0.0.1), where it records whether credentials arrived."""
+
+    token = "tok-3f9a"
+    manifest = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}'
+    blob = b"weights behind a redirect"
+    seen: ClassVar[list[tuple[str, str | None]]] = []
+
+    def do_GET(self) -> None:
+        port = self.server.server_address[1]
+        authorization = self.headers.get("Authorization")
+        self.seen.append((self.path, authorization))
+        if self.path.startswith("/token"):
+            ok = authorization == "Basic " + base64.b64encode(b"u:pw").decode()
+            return self._send(200 if ok else 401, json.dumps({"token": self.token}).encode())
+        if self.path.startswith("/storage/"):
+            return self._send(200, self.blob)
+        if authorization != f"Bearer {self.token}":
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", f'Bearer realm="http://127.0.0.1:{port}/token",'
+                             'service="fake",scope="repository:org/model:pull"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        if "/blobs/" in self.path:
+            self.send_response(307)
+            self.send_header("Location", f"http://localhost:{port}/storage/x?sig=1")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        return self._send(200, self.manifest)
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def token_registry() -> Iterator[str]:
+    _TokenRegistry.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TokenRegistry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_bearer_challenge_is_answered_and_blob_storage_gets_no_credentials(token_registry):
+    creds = Credentials("u", "pw")
+    with Registry(token_registry, plain_http=True, auth=creds) as registry:
+        found = registry.resolve(reference.parse(f"oci://{token_registry}/org/model:v1"))
+        assert found.digest == "sha256:" + hashlib.sha256(_TokenRegistry.manifest).hexdigest()
+        blob = Descriptor("application/octet-stream",
+                          "sha256:" + hashlib.sha256(_TokenRegistry.blob).hexdigest(),
+                          len(_TokenRegistry.blob))
+        with registry.open_blob("org/model", blob) as stream:
+            assert stream.read() == _TokenRegistry.blob
+    storage = [auth for path, auth in _TokenRegistry.seen if path.startswith("/storage/")]
+    assert storage == [None]
+    token_requests = [path for path, _ in _TokenRegistry.seen if path.startswith("/token")]
+    assert token_requests and "scope=repository%3Aorg%2Fmodel%3Apull" in token_requests[0]
+
+
+def test_a_refused_token_is_one_line_without_the_secret(token_registry):
+    with Registry(token_registry, plain_http=True, auth=Credentials("u", "bad-secret")) as reg, \
+            pytest.raises(SourceError) as caught:
+        reg.resolve(reference.parse(f"oci://{token_registry}/org/model:v1"))
+    message = str(caught.value)
+    assert "token service" in message and "401" in message and "'u'" in message
+    assert "bad-secret" not in message and _TokenRegistry.token not in message
