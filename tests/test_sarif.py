@@ -173,7 +173,8 @@ def test_scan_sarif_rules_come_from_the_catalogue_and_locations_are_relative(run
 def test_every_command_offers_the_formats_of_its_subject(run_cli):
     from auditor.report import DATA_FORMATS, SCAN_REPORTERS, VERDICT_REPORTERS
 
-    assert set(SCAN_REPORTERS) == set(VERDICT_REPORTERS) == {"text", "json", "sarif", "junit"}
+    assert set(SCAN_REPORTERS) == set(VERDICT_REPORTERS) == {"text", "json", "sarif", "junit",
+                                                               "html"}
     for command, formats in ((("scan",), SCAN_REPORTERS), (("gate",), VERDICT_REPORTERS),
                              (("policy", "check"), VERDICT_REPORTERS),
                              (("mirror", "scan"), DATA_FORMATS),
