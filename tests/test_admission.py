@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import ssl
 from pathlib import Path
 
 import pytest
@@ -412,3 +413,52 @@ def test_every_kind_the_manifest_sends_is_one_the_webhook_understands():
     sent = {(g, r) for g, _, resources in RULES for r in resources}
     assert sent == {(g, r) for g, _, r in GVR.values()}
     assert set(GVR) <= set(KNOWN_KINDS)
+
+
+# ------------------------------------------------------------------ the command as deployed
+
+def test_admission_serve_runs_as_its_own_process_over_tls(world, tmp_path):
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.oci_registry import write_test_ca
+
+    _, k, store = world
+    ca, cert, key = write_test_ca(tmp_path)
+    audit = tmp_path / "audit.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "auditor", "admission", "serve", "--host", "127.0.0.1", "--port",
+         "0", "--tls-cert", cert, "--tls-key", key, "--policy", "baseline", "--policy",
+         "production", "--key", k.public, "--attestations", store, "--no-registry",
+         "--audit-log", audit], stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stderr.readline()
+        assert "listening on https://127.0.0.1:" in line, line
+        url = line.split("listening on ")[1].strip()
+        context = ssl.create_default_context(cafile=str(ca))
+        with httpx.Client(verify=context, timeout=30) as client:
+            good = client.post(url, json=admission_review(inference_service(hf(GOOD))))
+            bad = client.post(url, json=admission_review(inference_service(hf(UNTRUSTED))))
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert _response(good)["allowed"] is True
+    assert "untrusted signer" in _response(bad)["status"]["message"]
+    assert [json.loads(x)["allowed"] for x in audit.read_text().splitlines()] == [True, False]
+
+
+def test_attest_push_needs_an_oci_subject(world, run_cli):
+    root, k, _ = world
+    run = run_cli("attest", root / "good.cdx.json", "--key", k.private, "--subject", hf(GOOD),
+                  "--push", "-o", root / "pushed.json")
+    assert run.code == 2 and "--push needs --subject oci://" in run.err
+
+
+def test_verify_attestation_json_is_the_decision_as_data(world, run_cli):
+    _, k, store = world
+    run = run_cli("verify-attestation", hf(FAILS_PRODUCTION), "--policy", "production",
+                  "--attestations", store, "--key", k.public, "--format", "json")
+    doc = json.loads(run.out)
+    assert run.code == 1 and doc["allowed"] is False and doc["check"] == "policy"
