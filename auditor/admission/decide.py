@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from auditor.integrity.signing import Trust
     from auditor.policy.engine import PolicySet
 
-# Checks, in the order they run; `pass` when all did.
+# Checks, in the order they run; `pass` when all did; `error` and `timeout`: no verdict.
 CHECKS = ("pin", "attestation", "malformed", "signature", "signer", "predicate", "digest",
           "policy", "error", "timeout", "pass")
 # When several attestations exist and none admits, the one that got furthest explains best.
@@ -50,6 +50,10 @@ class Decision:
     reason: str
     warnings: tuple[str, ...] = ()
     cached: bool = False
+
+    def __post_init__(self) -> None:
+        if self.check not in CHECKS:  # the audit log's `check` is a closed vocabulary
+            raise ValueError(f"unknown check {self.check!r}")
 
     def as_dict(self) -> dict[str, Any]:
         return {"model": self.model, "allowed": self.allowed, "check": self.check,
