@@ -239,3 +239,15 @@ def test_without_javascript_every_row_is_shown_and_no_dead_control(
     assert page.locator("#findings tbody tr:not([hidden])").count() == 4
     assert not page.is_visible("#filters")
     context.close()
+
+
+def test_clean_model_page_passes_with_no_findings_table_and_no_error(
+        browser_page, run_cli, tmp_path: Path) -> None:
+    model = write_tiny_model(tmp_path / "tiny")
+    out = tmp_path / "clean.html"
+    assert run_cli("gate", model, "--policy", "baseline", "--format", "html", "-o", out).code == 0
+    _open(browser_page, out, tmp_path)
+    assert browser_page.inner_text("#verdict") == "PASS — no violation at or above low"
+    assert browser_page.inner_text("#findings-count") == "0 findings"
+    assert browser_page.locator("#findings, #filters").count() == 0
+    assert browser_page.seen["errors"] == [] and browser_page.seen["requests"] == [out.as_uri()]
