@@ -7,6 +7,7 @@ each test varies the leaf (validity, key usage, extended key usage, key).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import re
@@ -19,6 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from auditor.integrity.signing import trusted_stamp_time
+from auditor.integrity.timestamp import TimestampError, verify_stamp
 from tests import pki
 
 DOCS = Path(__file__).parent.parent / "docs" / "signing.md"
@@ -208,13 +211,96 @@ def test_expired_intermediate_is_refused_naming_it(run_cli, model, ca, tmp_path)
     assert "'CN=Test Intermediate' expired on" in out["problems"][0]["message"]
 
 
-def test_unverified_rfc3161_timestamp_is_not_trusted(run_cli, model, ca):
+def test_malformed_rfc3161_timestamp_is_not_trusted(run_cli, model, ca):
     signed_then_swapped(ca, run_cli, model, ca.leaf(not_after=NOW - dt.timedelta(days=30)),
                         timestamp=b"\x30\x03\x02\x01\x00")
     code, doc = _verify_json(ca, run_cli, model)
     assert code == 1
-    assert "RFC 3161 timestamp" in doc["problems"][0]["message"]
-    assert "not verified" in doc["problems"][0]["message"]
+    message = doc["problems"][0]["message"]
+    assert "no trusted timestamp (the bundle's RFC 3161 timestamp is not trusted: " in message
+
+
+def _tsa(ca: CA, issuer_key, issuer: x509.Certificate, name: str) -> tuple[Path, Path]:
+    """A TSA certificate as openssl's `ts -reply` requires: critical timeStamping EKU only."""
+    key = pki.ec_key()
+    cert = (x509.CertificateBuilder().subject_name(pki._name(name))
+            .issuer_name(issuer.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(pki.NOW).not_valid_after(NOW + dt.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(DIGITAL_SIGNATURE, critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]),
+                           critical=True)
+            .sign(issuer_key, hashes.SHA256()))
+    return (pki.write_cert(cert, ca.tmp / f"{name}.pem"),
+            pki.write_private(key, ca.tmp / f"{name}-key.pem"))
+
+
+def _openssl_stamp(ca: CA, data: bytes, tsa: tuple[Path, Path]) -> bytes:
+    """A real RFC 3161 TimeStampResp over `data`, made by `openssl ts -reply` now."""
+    work = ca.tmp
+    (work / "data.bin").write_bytes(data)
+    (work / "serial.txt").write_text("01\n")
+    (work / "ts.cnf").write_text(
+        "[tsa_config]\nserial = serial.txt\nsigner_digest = sha256\n"
+        "default_policy = 1.2.3.4.1\ndigests = sha256\ness_cert_id_alg = sha256\n")
+    for args in (["ts", "-query", "-data", "data.bin", "-sha256", "-cert", "-no_nonce",
+                  "-out", "req.tsq"],
+                 ["ts", "-reply", "-queryfile", "req.tsq", "-config", "ts.cnf", "-section",
+                  "tsa_config", "-signer", str(tsa[0]), "-inkey", str(tsa[1]),
+                  "-out", "resp.tsr"]):
+        done = subprocess.run(["openssl", *args], cwd=work, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    return (work / "resp.tsr").read_bytes()
+
+
+def test_trusted_rfc3161_timestamp_decides_validity(run_cli, model, ca, tmp_path):
+    """A leaf that expired after a trusted TSA stamped the signature still verifies."""
+    import shutil
+    import time
+
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=6)
+    leaf = ca.leaf("short", not_after=expires)
+    assert ca.sign(run_cli, model, leaf).code == 0
+    sig_file = model / "model.sig"
+    signature = base64.b64decode(
+        json.loads(sig_file.read_text())["dsseEnvelope"]["signatures"][0]["sig"])
+    trusted = _tsa(ca, ca.root_key, x509.load_pem_x509_certificate(ca.root_pem.read_bytes()),
+                   "tsa")
+    other_root_key = pki.ec_key()
+    other_root = pki.certificate(other_root_key, other_root_key, "Other Root", "Other Root",
+                                 ca=True)
+    stranger = _tsa(ca, other_root_key, other_root, "stranger-tsa")
+    stamps = {"trusted": _openssl_stamp(ca, signature, trusted),
+              "stranger": _openssl_stamp(ca, signature, stranger),
+              "other-bytes": _openssl_stamp(ca, signature + b"x", trusted)}
+    assert dt.datetime.now(dt.UTC) < expires, "machine too slow: stamped after the leaf expired"
+    time.sleep(max(0.0, (expires - dt.datetime.now(dt.UTC)).total_seconds()) + 1.5)
+    results = {}
+    for name, stamp in stamps.items():
+        copy = tmp_path / name
+        shutil.copytree(model, copy)
+        rewrap(copy / "model.sig", leaf, timestamp=stamp)
+        results[name] = _verify_json(ca, run_cli, copy)
+    code, doc = results["trusted"]
+    assert code == 0 and doc["status"] == "verified", doc
+    code, doc = results["stranger"]
+    assert code == 1 and "'CN=stranger-tsa' does not chain to a trusted certificate" in (
+        doc["problems"][0]["message"])
+    code, doc = results["other-bytes"]
+    assert code == 1 and "message imprint differs" in doc["problems"][0]["message"]
+    assert "expired on" in doc["problems"][0]["message"]
+    good = stamps["trusted"]
+    root = x509.load_pem_x509_certificate(ca.root_pem.read_bytes())
+    assert trusted_stamp_time((good,), signature, (root,))[0] is not None
+    for cut in range(len(good)):  # a truncated token never parses
+        with pytest.raises(TimestampError):
+            verify_stamp(good[:cut], signature)
+    for n in range(0, len(good), 5):  # a flipped byte fails with a reason, never a crash
+        flipped = good[:n] + bytes([good[n] ^ 0x41]) + good[n + 1:]
+        with contextlib.suppress(TimestampError):
+            verify_stamp(flipped, signature)
+        trusted_stamp_time((flipped,), signature, (root,))
 
 
 def test_accept_expired_certificates_restores_acceptance_loudly(run_cli, model, ca):

@@ -20,13 +20,13 @@ from itertools import pairwise
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from auditor.atomicio import write_atomic
 from auditor.errors import UsageError
-from auditor.integrity import dsse, oms
+from auditor.integrity import dsse, oms, timestamp
 from auditor.integrity.hashing import CHUNK, digest_file
 from auditor.integrity.oms import DEFAULT_SIGNATURE
 
@@ -427,7 +427,8 @@ def _check_signer(bundle: dsse.Bundle, trust: Trust | None, check: _Check) -> tu
         check.fail("bundle", "DSSE signature does not verify under the leaf certificate's key")
         return signer, False
     ok = verify_chain(bundle.certificates, trust.anchors, check,
-                      accept_expired=trust.accept_expired, timestamps=bundle.timestamps)
+                      accept_expired=trust.accept_expired, timestamps=bundle.timestamps,
+                      signature=bundle.signature)
     if trust.identity and trust.identity not in _sans(leaf) | _common_names(leaf.subject):
         check.fail("identity", f"certificate identity {sorted(_sans(leaf))} does not include "
                    f"{trust.identity!r}")
@@ -447,12 +448,12 @@ def _common_names(name: x509.Name) -> set[str]:
 def verify_chain(
     chain: tuple[x509.Certificate, ...], anchors: tuple[x509.Certificate, ...], check: _Check,
     *, accept_expired: bool = False, timestamps: tuple[bytes, ...] = (),
-    now: dt.datetime | None = None,
+    signature: bytes = b"", now: dt.datetime | None = None,
 ) -> bool:
     """Leaf → intermediates → a trusted anchor, each valid at a trusted signing time.
 
-    The trusted time is now: RFC 3161 timestamps in a bundle are not verified
-    (no TSA is trusted), so they are reported, never believed. With
+    The trusted time is that of the first RFC 3161 timestamp over `signature`
+    whose TSA chains to `anchors` (`trusted_stamp_time`), otherwise now. With
     `accept_expired` a chain valid at the leaf's own notBefore passes, as in
     the OMS reference tool, and the waiver is recorded in `check.accepted`.
     """
@@ -480,12 +481,17 @@ def verify_chain(
     if usage:
         check.fail("certificate", usage)
         return False
-    at = now or dt.datetime.now(dt.UTC)
+    at, untrusted = trusted_stamp_time(timestamps, signature, anchors)
+    if at is not None:
+        basis = f" at the time of its trusted RFC 3161 timestamp ({_when(at)})"
+    else:
+        at = now or dt.datetime.now(dt.UTC)
+        basis = "; no trusted timestamp" + (f" (the bundle's RFC 3161 timestamp is not "
+                                            f"trusted: {untrusted})" if timestamps else "")
     invalid = next(filter(None, (validity_problem(c, at, leaf=c is leaf) for c in path)), None)
     if invalid is None:
         return True
-    why = (f"{invalid}; no trusted timestamp (the bundle's RFC 3161 timestamp is not verified "
-           "by auditor)" if timestamps else f"{invalid}; no trusted timestamp")
+    why = invalid + basis
     if accept_expired:
         at = leaf.not_valid_before_utc
         lenient = next(filter(None, (validity_problem(c, at, leaf=c is leaf) for c in path)),
@@ -497,10 +503,56 @@ def verify_chain(
     return False
 
 
+def trusted_stamp_time(
+    timestamps: tuple[bytes, ...], signature: bytes, anchors: tuple[x509.Certificate, ...]
+) -> tuple[dt.datetime | None, str]:
+    """(time, "") from the first timestamp that proves when `signature` existed, else
+    (None, why none does).
+
+    A TSA is trusted when its certificate carries the timeStamping extended key
+    usage and chains, within the token's certificates, to one of `anchors`, every
+    link valid at the stamped time: pass the TSA's root with --certificate-chain.
+    """
+    reasons: list[str] = []
+    for token in timestamps:
+        try:
+            stamp = timestamp.verify_stamp(token, signature)
+        except timestamp.TimestampError as exc:
+            reasons.append(str(exc))
+            continue
+        try:
+            problem = _tsa_problem(stamp, anchors)
+        except (ValueError, UnsupportedAlgorithm) as exc:  # a certificate cryptography rejects
+            problem = f"timestamp signer certificate is unusable: {exc}"
+        if problem is None:
+            return stamp.time, ""
+        reasons.append(problem)
+    return None, "; ".join(reasons)
+
+
+def _tsa_problem(stamp: timestamp.Stamp, anchors: tuple[x509.Certificate, ...]) -> str | None:
+    tsa = stamp.signer
+    name = tsa.subject.rfc4514_string()
+    try:
+        eku = tsa.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        eku = None
+    if eku is None or ExtendedKeyUsageOID.TIME_STAMPING not in eku:
+        return f"timestamp signer {name!r} lacks the timeStamping extended key usage"
+    path, pool = [tsa], [*stamp.certificates, *anchors]
+    while path[-1] not in anchors:
+        parent = next((c for c in pool if c not in path and _issued_by(path[-1], c)
+                       and _is_ca(c)), None)
+        if parent is None or len(path) > 8:
+            return f"timestamp signer {name!r} does not chain to a trusted certificate"
+        path.append(parent)
+    return next(filter(None, (validity_problem(c, stamp.time, leaf=False) for c in path)), None)
+
+
 def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
     try:
         child.verify_directly_issued_by(parent)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
 
