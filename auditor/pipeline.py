@@ -296,9 +296,10 @@ def _identity_facts(identity: Identity) -> dict[str, Any]:
             out[f"{subject}_evidence"] = chosen.evidence
     out["claims"] = [{"subject": c.subject, "value": c.value, "grade": c.grade.value,
                       "evidence": c.evidence} for c in identity.claims]
-    if identity.kind == "oci":  # a tag resolved to a manifest digest: what was asked for
+    if identity.kind == "oci":  # what was asked for, and where (an index: which entry) it led
         out["requested"] = identity.requested
         out["pinned"] = identity.pinned
+        out["resolved"] = identity.resolved_in.strip()
     return out
 
 

@@ -89,6 +89,7 @@ def test_a_modelcar_index_is_read_at_its_linux_amd64_image_under_models(
     model = _model(report)
     assert _paths(model) == sorted(model_files), err  # not bin/busybox, not etc/passwd
     assert model["revision"] == pushed.digest  # the index's digest: what a pod names
+    assert "index entry linux/amd64: manifest sha256:" in model["facts"]["identity"]["resolved"]
 
 
 def test_an_oras_artifact_is_one_file_per_layer_named_by_its_title(
@@ -254,3 +255,26 @@ def test_nothing_is_left_in_the_spool_after_a_scan(oci_registry, run_cli, model_
         push_modelkit(registry, "org/spool", "v1", model_files)
     _scan(run_cli, server.ref("org/spool", "v1"), "--plain-http")
     assert list(Path(tmp_path).iterdir()) == []
+
+
+def test_a_layer_that_inflates_like_a_bomb_stops_with_a_limit_finding(oci_registry, run_cli):
+    server = oci_registry("plain")
+    with server.client() as registry:
+        push_modelkit(registry, "org/bomb", "v1", {"zeros.bin": bytes(24 << 20)})
+    _, report, err = _scan(run_cli, server.ref("org/bomb", "v1"), "--plain-http")
+    model = _model(report)
+    assert model["files"] == [], err
+    limit = [f for f in model["findings"] if f["rule"] == "AUD-SCAN-002"]
+    assert limit and "decompression bomb" in limit[0]["detail"]
+
+
+def test_excluded_files_are_neither_spooled_nor_scanned_and_are_listed(
+        oci_registry, run_cli, model_files):
+    server = oci_registry("plain")
+    with server.client() as registry:
+        push_modelkit(registry, "org/excl", "v1", model_files)
+    _, report, err = _scan(run_cli, server.ref("org/excl", "v1"), "--plain-http",
+                           "--exclude", "*.md")
+    model = _model(report)
+    assert "README.md" not in _paths(model), err
+    assert model["facts"]["excluded"]["files"] == [{"path": "README.md", "pattern": "*.md"}]

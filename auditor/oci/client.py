@@ -218,7 +218,7 @@ class BlobStream(io.RawIOBase):
         self._where = where
         self._hash = hashlib.sha256()
         self._seen = 0
-        self._pending = b""
+        self._pending = memoryview(b"")  # the rest of the last chunk, not yet handed out
         self._done = False
 
     def readable(self) -> bool:
@@ -230,7 +230,7 @@ class BlobStream(io.RawIOBase):
             self._next()
         n = min(len(view), len(self._pending))
         view[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
+        self._pending = self._pending[n:]  # a view: no copy of the chunk's rest
         return n
 
     def _next(self) -> None:
@@ -246,7 +246,7 @@ class BlobStream(io.RawIOBase):
             raise SourceError(f"{self._where}: more than the {self._expected.size} bytes its "
                               "descriptor declares")
         self._hash.update(chunk)
-        self._pending = chunk
+        self._pending = memoryview(chunk)
 
     def _finish(self) -> None:
         self._done = True
@@ -262,9 +262,9 @@ class BlobStream(io.RawIOBase):
     def drain(self) -> None:
         """Read the rest (unkept) so the digest is checked even if the consumer stopped."""
         while not self._done:
-            self._pending = b""
+            self._pending = memoryview(b"")
             self._next()
-        self._pending = b""
+        self._pending = memoryview(b"")
 
     def close(self) -> None:
         self._response.close()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import io
 import posixpath
 import shutil
 import tarfile
@@ -38,6 +39,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from auditor.errors import SourceError, UsageError
+from auditor.formats._lib.limits import Limits
+from auditor.formats.scan_rules import LIMIT
 from auditor.integrity.evidence import Claim
 from auditor.model import Artifact, FileReport, Finding, Grade, LineageEdge, Rule, Severity
 from auditor.oci import reference
@@ -69,6 +72,8 @@ IMAGE_CONFIGS = ("application/vnd.oci.image.config.v1+json",
                  "application/vnd.docker.container.image.v1+json")
 MODELCAR_ROOT = "models/"
 MAX_LINK_HOPS = 16
+LIMITS = Limits()
+RATIO_FREE_BYTES = 10 << 20  # the compression ratio is judged past this much output
 COPY_CHUNK = 1 << 20
 
 WHITEOUT = Rule(
@@ -224,14 +229,19 @@ class OciModel:
             return
         blob = self._registry.open_blob(self._ref.repository, layer)
         with blob:
-            raw: IO[bytes] = blob  # type: ignore[assignment]
+            raw: Any = blob
             if "gzip" in layer.media_type:
-                raw = gzip.GzipFile(fileobj=blob, mode="rb")  # type: ignore[assignment]
+                raw = _Bounded(gzip.GzipFile(fileobj=blob, mode="rb"), layer.size)
             try:
                 with tarfile.open(fileobj=raw, mode="r|") as tar:
-                    for member in tar:
+                    for count, member in enumerate(tar, 1):
+                        if count > LIMITS.max_members:
+                            raise _LayerLimit(f"more than {LIMITS.max_members} entries")
                         yield from state.member(tar, member, where, spool,
                                                 self._layout.kind == "modelcar")
+            except _LayerLimit as exc:
+                state.findings.append(LIMIT.finding("", f"{where}: {exc}; the rest of the "
+                                                    "layer was not read"))
             except (tarfile.TarError, OSError, EOFError) as exc:
                 raise SourceError(f"{self._ref.name} {where}: not a readable tar "
                                   f"({layer.media_type}): {exc}") from None
@@ -239,6 +249,34 @@ class OciModel:
 
     def _open(self, layer: Descriptor) -> Any:
         return self._registry.open_blob(self._ref.repository, layer)
+
+
+class _LayerLimit(Exception):
+    """A layer went past a limit: its remaining entries are not read (a LIMIT finding)."""
+
+
+class _Bounded(io.RawIOBase):
+    """A decompressing stream that stops a bomb: past 10 MiB it may expand at most
+    `max_compression_ratio` times the layer's compressed size, and never past
+    `max_decompressed_bytes` — the limits every compressed member of a scan has."""
+
+    def __init__(self, inner: IO[bytes], compressed: int):
+        super().__init__()
+        self._inner = inner
+        self._allowed = min(LIMITS.max_decompressed_bytes,
+                            max(RATIO_FREE_BYTES, compressed * LIMITS.max_compression_ratio))
+        self._expanded = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(len(buffer))
+        self._expanded += len(data)
+        if self._expanded > self._allowed:
+            raise _LayerLimit(f"expands past {self._allowed} bytes (a decompression bomb)")
+        buffer[:len(data)] = data
+        return len(data)
 
 
 def _choose(index: dict[str, Any], where: str) -> tuple[Descriptor, str]:
