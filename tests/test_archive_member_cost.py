@@ -12,6 +12,7 @@ member, not a 1 MiB buffer. The checks on that shortcut still fire.
 from __future__ import annotations
 
 import io
+import random
 import tarfile
 import zipfile
 from pathlib import Path
@@ -131,3 +132,28 @@ def test_an_empty_tar_member_is_still_checked(tmp_path):
                                                        buf.getvalue()).findings}
     assert ("AUD-ARC-010", "../up") in found
     assert ("AUD-FILE-001", "model.pkl") in found
+
+
+def _reference_checksum_ok(block: bytes) -> bool:
+    """The checksum rule as POSIX states it: a byte sum, with the field itself as spaces."""
+    try:
+        stored = archive_tar._number(block[148:156])
+    except ValueError:
+        return False
+    unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
+    signed = unsigned - 2 * sum(b for b in block[:148] + block[156:] if b >= 128)
+    return stored in (unsigned, signed)
+
+
+def test_the_tar_checksum_shortcut_agrees_with_the_byte_sum():
+    """The residue check (adler32 and mod 255) accepts exactly the sums the rule accepts,
+    including stored values off by either modulus or by their product."""
+    rnd = random.Random(7)
+    for i in range(3000):
+        block = bytearray(rnd.randbytes(512) if i % 3 == 0 else bytes(512))
+        for _ in range(rnd.randrange(200)):
+            block[rnd.randrange(512)] = rnd.randrange(256)
+        unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
+        value = unsigned + rnd.choice([0, 0, 1, -1, 255, -255, 65521, -65521, 65521 * 255])
+        block[148:156] = b"%06o\x00 " % (max(value, 0) % 8**6) if i % 7 else b"\xff" * 8
+        assert archive_tar._checksum_ok(bytes(block)) == _reference_checksum_ok(bytes(block))

@@ -170,7 +170,7 @@ def hand_over(
     the archive needs (what 100,000 empty members would cost).
     """
     role = layout.role(name)
-    handler = layout.handlers.get(role)
+    handler = layout.handlers.get(role) if layout.handlers else None
     if handler is None:
         buffered = stream if isinstance(stream, io.BytesIO) else io.BufferedReader(
             stream, _BUFFER)  # type: ignore[arg-type]
