@@ -278,3 +278,17 @@ def test_excluded_files_are_neither_spooled_nor_scanned_and_are_listed(
     model = _model(report)
     assert "README.md" not in _paths(model), err
     assert model["facts"]["excluded"]["files"] == [{"path": "README.md", "pattern": "*.md"}]
+
+
+def test_the_python_api_scans_an_oci_target_with_registry_settings(oci_registry, model_files):
+    import auditor
+    from auditor.sources.oci import RegistrySettings
+
+    server = oci_registry("tls")
+    with server.client() as registry:
+        pushed = push_oras(registry, "org/api", "v1", model_files)
+    result = auditor.scan(server.ref("org/api", "v1"),
+                          registry=RegistrySettings(ca_file=server.ca_file))
+    (model,) = result.models
+    assert (model.source, model.revision) == ("oci", pushed.digest)
+    assert sorted(f.path for f in model.files) == sorted(model_files)
