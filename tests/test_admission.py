@@ -326,6 +326,12 @@ def test_malformed_reviews_get_a_denial_with_a_reason_never_a_crash(running, bod
     assert response["allowed"] is False and says in response["status"]["message"]
 
 
+def test_an_object_naming_too_many_models_is_denied_without_looking_them_up(running):
+    many = ",".join(f"sha256:{n:064x}" for n in range(65))
+    response = _response(running.post(admission_review(pod(many))))
+    assert response["allowed"] is False and "65 models" in response["status"]["message"]
+
+
 def test_a_review_of_an_unknown_kind_is_denied_with_its_uid(running):
     review = admission_review(pod(hf(GOOD)))
     review["request"]["kind"]["kind"] = "ConfigMap"

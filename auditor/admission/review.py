@@ -30,6 +30,7 @@ from auditor.errors import AuditorError
 MAX_BODY = 3 * 1024 * 1024  # the API server's limit on a request body
 API_VERSION = "admission.k8s.io/v1"
 JUDGED_OPERATIONS = ("CREATE", "UPDATE")
+MAX_MODELS = 64  # per object: more is not a model server, it is an attempt to exhaust the budget
 MAX_WARNING = 256  # kubectl shows each warning on a line; the API server truncates long ones
 FAILURE_POLICIES = ("fail", "allow")
 # Checks that are not verdicts on the model but failures to reach one.
@@ -85,6 +86,9 @@ def review(body: bytes, decide_all: Callable[[Sequence[Named]], list[Decision]],
         return _answer(request, False, f"{subject}: {exc}", [])
     if not named:
         return _answer(request, True, f"{subject} names no model", [])
+    if len(named) > MAX_MODELS:
+        return _answer(request, False, f"{subject} names {len(named)} models, more than the "
+                       f"{MAX_MODELS} one review may check", [])
     decisions = [settle(d, failure_policy) for d in decide_all(named)]
     denied = [d for d in decisions if not d.allowed]
     if denied:
