@@ -92,7 +92,8 @@ class Unpinned(AuditorError):
 
 
 def subject_of(named: Named) -> Subject:
-    """The content-addressed subject a reference names; Unpinned (with how to pin) if none.
+    """The content-addressed subject a reference names; Unpinned or UsageError (saying how to
+    pin it) if none.
 
     A bare `sha256:<hex>` (the annotation's form for other servers) has no name:
     the digest alone identifies the model, and only the local store can hold it.
@@ -118,12 +119,7 @@ def subject_of(named: Named) -> Subject:
         scheme = ref.split("://", 1)[0] + "://" if "://" in ref else "a bare name"
         raise Unpinned(f"{ref}: {scheme} names no content digest; publish the model as an OCI "
                        "artifact and deploy oci://…@sha256:<digest>, or hf://org/name@<commit>")
-    try:
-        return model_subject(ref)
-    except UsageError as exc:
-        if "mutable" in str(exc):
-            raise Unpinned(str(exc)) from None
-        raise
+    return model_subject(ref)  # a tag or branch: UsageError saying how to pin
 
 
 def _kserve_hf(ref: str) -> str:
