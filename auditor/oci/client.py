@@ -25,7 +25,6 @@ import hashlib
 import io
 import json
 import os
-import ssl
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,8 @@ from auditor.errors import SourceError
 from auditor.oci.reference import DIGEST, Reference
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 MAX_MANIFEST = 4 << 20  # manifests and indexes; real ones are a few KiB
@@ -174,6 +175,8 @@ def credentials_for(host: str) -> Credentials | None:
 
 def _tls_reason(exc: BaseException) -> str | None:
     """The TLS failure behind a connection error, in one line (None: not a TLS failure)."""
+    import ssl
+
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ssl.SSLCertVerificationError):
@@ -281,6 +284,8 @@ class Registry:
 
     def __init__(self, host: str, *, plain_http: bool = False, ca_file: str | Path | None = None,
                  auth: Credentials | None = None, timeout: float = 30.0):
+        import ssl
+
         import httpx
 
         self.host = host

@@ -27,16 +27,14 @@ a link that leaves them is a finding and is not followed.
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import io
 import posixpath
 import shutil
-import tarfile
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from auditor.errors import SourceError, UsageError
 from auditor.formats._lib.limits import Limits
@@ -61,6 +59,9 @@ from auditor.sources.contract import (
     StreamOutcome,
 )
 from auditor.sources.local import BROKEN_LINK, SPECIAL_FILE, SYMLINK_ESCAPE, excluded_by
+
+if TYPE_CHECKING:
+    import tarfile
 
 SCHEME = reference.SCHEME
 TITLE = "org.opencontainers.image.title"
@@ -227,6 +228,9 @@ class OciModel:
             state.findings.append(LAYER_NOT_READ.finding(
                 "", f"{where} ({layer.media_type}, {layer.size} bytes)"))
             return
+        import gzip
+        import tarfile
+
         blob = self._registry.open_blob(self._ref.repository, layer)
         with blob:
             raw: Any = blob
