@@ -508,3 +508,18 @@ def test_render_json_round_trips_the_document():
     model, result = _report(files=[_file("a.safetensors")])
     doc = to_cyclonedx(model, result, reproducible=True)
     assert json.loads(to_text(doc, "json")) == doc
+
+
+def test_writing_a_many_file_sbom_never_searches_the_dependency_graph_per_component(monkeypatch):
+    """The library's pre-output validation re-registers every component with a linear search
+    each (minutes for 10,000 files); the entries are built directly, so none may reach it."""
+    from cyclonedx.model.bom import Bom
+
+    searches = []
+    library = Bom.register_dependency
+    monkeypatch.setattr(Bom, "register_dependency",
+                        lambda self, *a, **k: searches.append(1) or library(self, *a, **k))
+    model, result = _report(files=[_file(f"shard-{i:04d}.safetensors") for i in range(300)])
+    doc = json.loads(to_text(to_cyclonedx(model, result), "json"))
+    assert len(doc["components"]) == 300 and len(doc["dependencies"]) == 301
+    assert searches == []

@@ -188,7 +188,26 @@ def _bom(model: ModelReport, result: ScanResult, facts: dict[str, Any]) -> Any:
         [Dependency(ref=root.bom_ref, dependencies=[Dependency(ref=c.bom_ref) for c in parts])]
         + [Dependency(ref=c.bom_ref) for c in parts]
     )
+    _skip_known_registrations(bom, {root.bom_ref.value, *(c.bom_ref.value for c in parts)})
     return bom
+
+
+def _skip_known_registrations(bom: Any, registered: set[str]) -> None:
+    """Make the library's pre-output validation linear in the component count.
+
+    Writing a Bom calls `validate()`, which registers every component's
+    dependency entry again through `register_dependency` — a linear search
+    each, so minutes for a 10,000-file model. Every entry is already there
+    (built above), so a registration of a known component with nothing new to
+    add is answered from a set; anything else goes to the library as before.
+    """
+    library = bom.register_dependency
+
+    def register(target: Any, depends_on: Any = None) -> None:
+        if depends_on or target.bom_ref.value not in registered:
+            library(target, depends_on)
+
+    bom.register_dependency = register
 
 
 def _model_component(model: ModelReport, result: ScanResult, facts: dict[str, Any]) -> Component:
