@@ -43,14 +43,15 @@ def _together(*options: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
-def _registry(ca_file: Path | None, plain_http: bool) -> Any:
-    """The registry settings of `--registry-ca` and `--plain-http` (they exclude each other)."""
+def _registry(ca_file: Path | None, plain_http: bool, keep: Path | None = None) -> Any:
+    """The registry settings of `--registry-ca` and `--plain-http` (they exclude each other)
+    and `--pull-to`."""
     from auditor.sources.oci import RegistrySettings
 
     if ca_file is not None and plain_http:
         raise UsageError("--registry-ca and --plain-http exclude each other (plain HTTP has "
                          "no TLS to check)")
-    return RegistrySettings(plain_http=plain_http, ca_file=ca_file)
+    return RegistrySettings(plain_http=plain_http, ca_file=ca_file, keep=keep)
 
 
 def _emit(text: str, output: Path | None) -> None:
@@ -215,6 +216,9 @@ def cli() -> None:
 @_FINGERPRINTS
 @_hub_options
 @_registry_options
+@click.option("--pull-to", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="oci://: keep the pulled files in this new or empty folder [streamed: one "
+              "file on disk at a time, deleted once scanned].")
 @click.option("--sbom", "sbom_path", type=click.Path(path_type=Path),
               help="Also write a CycloneDX ML-BOM to this file (into this folder: one per model).")
 @click.option("--spec", type=click.Choice(["1.5", "1.6"]), default="1.6", show_default=True,
@@ -239,7 +243,7 @@ def scan(
     reproducible: bool, signature: Path | None, key: Path | None,
     certificate_chain: tuple[Path, ...], trust_config: Path | None, identity: str | None,
     issuer: str | None, accept_expired: bool, quiet: bool, registry_ca: Path | None,
-    plain_http: bool,
+    plain_http: bool, pull_to: Path | None,
 ) -> int:
     """Scan a model file or folder and report what loading it could do."""
     from auditor import pipeline
@@ -265,7 +269,7 @@ def scan(
         cache_dir=cache_dir, offline=offline, remote_only=not download,
     )
     result = pipeline.scan(target, options, settings, progress,
-                           _registry(registry_ca, plain_http))
+                           _registry(registry_ca, plain_http, pull_to))
     _emit(render_scan(result, fmt, threshold), output)
     if sbom_path is not None:
         pipeline.write_sboms(result, sbom_path, spec=spec, output_format=output_format,

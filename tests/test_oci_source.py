@@ -292,3 +292,20 @@ def test_the_python_api_scans_an_oci_target_with_registry_settings(oci_registry,
     (model,) = result.models
     assert (model.source, model.revision) == ("oci", pushed.digest)
     assert sorted(f.path for f in model.files) == sorted(model_files)
+
+
+def test_pull_to_keeps_the_files_the_runtime_would_mount(oci_registry, run_cli, model_files,
+                                                         tmp_path):
+    top = tar_bytes({"models/.wh.README.md": b""}, compress=True)
+    server = oci_registry("plain")
+    with server.client() as registry:
+        push_modelcar(registry, "org/kept", "v1", model_files, more_layers=(top,))
+    kept = tmp_path / "pulled"
+    _, report, err = _scan(run_cli, server.ref("org/kept", "v1"), "--plain-http",
+                           "--pull-to", kept)
+    assert _paths(_model(report)) == sorted(set(model_files) - {"README.md"}), err
+    on_disk = sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file())
+    assert on_disk == _paths(_model(report))
+    assert (kept / "model.safetensors").read_bytes() == model_files["model.safetensors"]
+    again = run_cli("scan", server.ref("org/kept", "v1"), "--plain-http", "--pull-to", kept)
+    assert again.code == 2 and "new or empty folder" in again.err

@@ -107,6 +107,7 @@ class RegistrySettings:
     plain_http: bool = False
     ca_file: Path | None = None
     timeout: float = 30.0
+    keep: Path | None = None  # a new or empty folder the pulled files are kept in (--pull-to)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class OciModel:
 
     def __init__(self, ref: reference.Reference, settings: RegistrySettings):
         self._ref = ref
+        self._keep = settings.keep
         self._registry = Registry(ref.registry, plain_http=settings.plain_http,
                                   ca_file=settings.ca_file, auth=credentials_for(ref.registry),
                                   timeout=settings.timeout)
@@ -193,7 +195,7 @@ class OciModel:
     # -- the files -----------------------------------------------------------------------
 
     def artifacts(self, exclude: tuple[str, ...]) -> Streamed:
-        state = _State(exclude)
+        state = _State(exclude, _kept_in(self._keep) if self._keep else None)
         return Streamed(root=str(self._ref.with_digest(self._descriptor.digest)),
                         files=self._files(state), settle=state.settle,
                         total_bytes=sum(layer.size for layer in self._layout.layers))
@@ -283,6 +285,17 @@ class _Bounded(io.RawIOBase):
         return len(data)
 
 
+def _kept_in(folder: Path) -> Path:
+    """The folder a pull is kept in: new or empty, so no file of the user's is overwritten."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if any(folder.iterdir()):
+            raise UsageError(f"{folder}: --pull-to needs a new or empty folder")
+    except OSError as exc:
+        raise UsageError(f"{folder}: cannot keep the pulled files there ({exc})") from None
+    return folder
+
+
 def _choose(index: dict[str, Any], where: str) -> tuple[Descriptor, str]:
     """The manifest of an index a linux/amd64 node would run (or the only one)."""
     entries = index.get("manifests")
@@ -324,8 +337,9 @@ def _under(path: str, folder: str, opaque: bool) -> bool:
 class _State:
     """What the stream has shown so far: events in order, replayed by `settle`."""
 
-    def __init__(self, exclude: tuple[str, ...]):
+    def __init__(self, exclude: tuple[str, ...], keep: Path | None = None):
         self.exclude = exclude
+        self.keep = keep
         self.layer = 0
         self.findings: list[Finding] = []
         self.excluded: list[Excluded] = []
@@ -345,7 +359,7 @@ class _State:
             if not self._kept(path):
                 blob.drain()
                 return
-            target = spool / "file"
+            target = self._target(path, spool)
             with target.open("wb") as out:
                 shutil.copyfileobj(blob, out, COPY_CHUNK)
             blob.drain()
@@ -382,7 +396,7 @@ class _State:
         source = tar.extractfile(member)
         if source is None:
             raise SourceError(f"{where}: member {path} cannot be read")
-        target = spool / "member"
+        target = self._target(path, spool)
         with source, target.open("wb") as out:
             shutil.copyfileobj(source, out, COPY_CHUNK)
         yield from self._yield(path, target)
@@ -411,12 +425,27 @@ class _State:
             return
         self.events.append(("link", path, target))
 
+    def _target(self, path: str, spool: Path) -> Path:
+        """Where a file's bytes go while it is scanned: the spool (one file at a time), or
+        its path under the folder the pull is kept in (paths are clean: no `..`, relative)."""
+        if self.keep is None:
+            return spool / "current"
+        target = self.keep.joinpath(*path.split("/"))
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_symlink() or target.is_dir():
+                raise FileExistsError(f"{path} is a folder of another entry")
+        except OSError as exc:
+            raise SourceError(f"{self.keep}: cannot keep {path} ({exc})") from None
+        return target
+
     def _yield(self, path: str, spooled: Path) -> Iterator[Artifact]:
         self.events.append(("file", path, self.layer))
         try:
             yield Artifact(relpath=path, path=spooled, size=spooled.stat().st_size)
         finally:
-            spooled.unlink(missing_ok=True)
+            if self.keep is None:
+                spooled.unlink(missing_ok=True)
 
     def settle(self, reports: list[FileReport]) -> StreamOutcome:
         """Replay the layers: later files replace earlier, whiteouts delete, links resolve."""
@@ -435,6 +464,8 @@ class _State:
                         if layer < extra and _under(p, path, kind == "opaque")]
                 for p in gone:
                     del files[p]
+                    if self.keep is not None:  # the kept folder is what the runtime mounts
+                        self.keep.joinpath(*p.split("/")).unlink(missing_ok=True)
                     self.findings.append(WHITEOUT.finding(p, f"deleted by layer {extra + 1}"))
         out = {p: report for p, (report, _) in files.items()}
         for path, target in links.items():
