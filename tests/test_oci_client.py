@@ -297,3 +297,64 @@ def test_a_refused_token_is_one_line_without_the_secret(token_registry):
     message = str(caught.value)
     assert "token service" in message and "401" in message and "'u'" in message
     assert "bad-secret" not in message and _TokenRegistry.token not in message
+
+
+# -- limits and downgrades -------------------------------------------------------------------
+
+class _Odd(http.server.BaseHTTPRequestHandler):
+    """/v2/org/big/…: a 5 MiB manifest; /v2/org/bad/…: not JSON; blobs: redirected to http."""
+
+    def do_GET(self) -> None:
+        if "/blobs/" in self.path:
+            self.send_response(307)
+            self.send_header("Location", "http://127.0.0.1:9/storage/x")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = b" " * (5 << 20) if "/org/big/" in self.path else b"{not json"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def odd_https(tmp_path_factory) -> Iterator[tuple[str, object]]:
+    """`_Odd` over TLS with a test CA: (host, ca_file)."""
+    import ssl
+
+    from tests.oci_registry import write_test_ca
+
+    ca, cert, key = write_test_ca(tmp_path_factory.mktemp("odd-ca"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Odd)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}", ca
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_manifest_over_the_size_limit_is_refused(odd_https) -> None:
+    host, ca = odd_https
+    with Registry(host, ca_file=ca) as registry, pytest.raises(SourceError, match="allowed"):
+        registry.manifest("org/big", "v1")
+
+
+def test_a_manifest_that_is_not_json_is_refused_naming_it(odd_https) -> None:
+    host, ca = odd_https
+    with Registry(host, ca_file=ca) as registry, \
+            pytest.raises(SourceError, match=r"org/bad/manifests/v1: not valid JSON"):
+        registry.manifest("org/bad", "v1")
+
+
+def test_a_redirect_from_https_down_to_http_is_refused(odd_https) -> None:
+    host, ca = odd_https
+    blob = Descriptor("application/octet-stream", f"sha256:{HEX}", 1)
+    with Registry(host, ca_file=ca) as registry, \
+            pytest.raises(SourceError, match=r"refused a redirect to http://127\.0\.0\.1:9"):
+        registry.open_blob("org/model", blob)
