@@ -274,9 +274,10 @@ def _central_entries(
             raise FormatError("bad central directory entry", pos, MALFORMED)
         (_, made_by, _, flags, method, _, _, crc, csize, usize, nlen, xlen, clen, _, _, eattr,
          offset) = _CENTRAL.unpack(fixed)
-        raw_name = f.read(nlen)
-        extra = f.read(xlen)
-        f.seek(clen, 1)
+        variable = f.read(nlen + xlen)
+        raw_name, extra = variable[:nlen], variable[nlen:]
+        if clen:
+            f.seek(clen, 1)
         pos += _CENTRAL.size + nlen + xlen + clen
         if len(entries) >= limit:
             add_at(ctx, members.TOO_MANY, None, f"more than {limit} members; the rest were not "
