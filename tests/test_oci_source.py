@@ -144,8 +144,13 @@ def test_a_layer_whose_path_leaves_it_is_a_finding(oci_registry, run_cli, model_
     with server.client() as registry:
         push_oras(registry, "org/traversal", "v1",
                   {**model_files, "../../etc/cron.d/x": b"* * * * * root id\n"})
-    _, report, _ = _scan(run_cli, server.ref("org/traversal", "v1"), "--plain-http")
-    assert "AUD-OCI-003" in _rules(_model(report))
+        push_modelkit(registry, "org/absolute", "v1",
+                      {**model_files, "/etc/cron.d/y": b"* * * * * root id\n"})
+    for repository in ("org/traversal", "org/absolute"):
+        _, report, _ = _scan(run_cli, server.ref(repository, "v1"), "--plain-http")
+        model = _model(report)
+        assert "AUD-OCI-003" in _rules(model)
+        assert not any("cron" in path for path in _paths(model))
 
 
 def test_gate_judges_an_oci_model_and_its_sbom_records_the_digest(

@@ -118,10 +118,6 @@ class _Layout:
     platform: str | None  # the platform chosen from an index
 
 
-def is_oci(target: str) -> bool:
-    return target.startswith(SCHEME)
-
-
 class OciModel:
     """A model in a registry, resolved to its manifest digest when opened."""
 
@@ -132,8 +128,9 @@ class OciModel:
                                   ca_file=settings.ca_file, auth=credentials_for(ref.registry),
                                   timeout=settings.timeout)
         try:
-            self._descriptor = self._registry.resolve(ref)
-            self._layout = self._layout_of(self._descriptor)
+            self._descriptor, top = self._registry.manifest(
+                ref.repository, ref.digest or ref.tag or "latest")
+            self._layout = self._layout_of(self._descriptor, top)
         except BaseException:
             self._registry.close()
             raise
@@ -153,10 +150,6 @@ class OciModel:
     def identity(self) -> Identity:
         return self._identity
 
-    @property
-    def layout(self) -> str:
-        return self._layout.kind
-
     def claims(self) -> Claims:
         return Claims()
 
@@ -168,9 +161,9 @@ class OciModel:
 
     # -- the manifest --------------------------------------------------------------------
 
-    def _layout_of(self, top: Descriptor) -> _Layout:
+    def _layout_of(self, top: Descriptor, data: bytes) -> _Layout:
+        """Which layout the manifest (an index: its linux/amd64 entry) has, and its layers."""
         repository = self._ref.repository
-        _, data = self._registry.manifest(repository, top.digest)
         where = f"{self._ref.name}@{top.digest}"
         doc = parse_json(data, where)
         platform = None
@@ -317,10 +310,14 @@ def _choose(index: dict[str, Any], where: str) -> tuple[Descriptor, str]:
                       "by its digest")
 
 
-def _clean(name: str) -> str | None:
-    """A member or annotation path relative to the layer root; None if it leaves the layer."""
-    if name.startswith("/") and not name.startswith("//"):
-        name = name.lstrip("/")  # image layers are rooted at /: the same place
+def _clean(name: str, rooted: bool = False) -> str | None:
+    """A member or annotation path relative to the layer root; None if it leaves the layer
+    (`..`, a backslash, or absolute where the layer is not an image's filesystem: `rooted`,
+    a modelcar, whose `/` is the container's root)."""
+    if name.startswith("/"):
+        if not rooted:
+            return None
+        name = name.lstrip("/")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if not parts or any(p == ".." for p in parts) or "\\" in name:
         return None
@@ -367,7 +364,7 @@ class _State:
 
     def member(self, tar: tarfile.TarFile, member: tarfile.TarInfo, where: str, spool: Path,
                modelcar: bool) -> Iterator[Artifact]:
-        path = _clean(member.name)
+        path = _clean(member.name, rooted=modelcar)
         if path is None:
             self.findings.append(UNSAFE_MEMBER.finding(member.name[:200], f"in {where}"))
             return
@@ -409,13 +406,13 @@ class _State:
         target: str | None
         if member.issym():
             if name.startswith("/"):
-                target = _clean(name) if modelcar else None
+                target = _clean(name, rooted=True) if modelcar else None
             else:
-                full = _clean(member.name) or ""
+                full = _clean(member.name, rooted=modelcar) or ""
                 joined = posixpath.normpath(posixpath.join(posixpath.dirname(full), name))
                 target = None if joined == ".." or joined.startswith("../") else _clean(joined)
         else:
-            target = _clean(name)
+            target = _clean(name, rooted=modelcar)
         if target is not None and modelcar:
             target = target[len(MODELCAR_ROOT):] if target.startswith(MODELCAR_ROOT) else None
         if target is None:
