@@ -139,7 +139,7 @@ def check_name(ctx: ScanContext, name: str, offset: int | None = None) -> None:
     norm = name.replace("\\", "/")
     if norm.startswith("/") or DRIVE.match(norm):
         add_at(ctx, ABSOLUTE, name, f"absolute member path {name!r}", offset)
-    if ".." in norm.split("/"):
+    if ".." in norm and ".." in norm.split("/"):  # split only names that may climb
         add_at(ctx, TRAVERSAL, name, f"member path {name!r} climbs out with '..'", offset)
 
 
