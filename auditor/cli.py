@@ -220,11 +220,14 @@ def cli() -> None:
               help="oci://: keep the pulled files in this new or empty folder [streamed: one "
               "file on disk at a time, deleted once scanned].")
 @click.option("--sbom", "sbom_path", type=click.Path(path_type=Path),
-              help="Also write a CycloneDX ML-BOM to this file (into this folder: one per model).")
+              help="Also write an ML-BOM to this file (into this folder: one per model): "
+              "CycloneDX, or SPDX 3.0.1 with --output-format spdx-json.")
 @click.option("--spec", type=click.Choice(["1.5", "1.6"]), default="1.6", show_default=True,
               help="CycloneDX version of the --sbom document.")
-@click.option("--output-format", type=click.Choice(["json", "xml"]), default="json",
-              show_default=True, help="Encoding of the --sbom document.")
+@click.option("--output-format", type=click.Choice(["json", "xml", "spdx-json"]),
+              default="json", show_default=True,
+              help="Encoding of the --sbom document: CycloneDX JSON or XML, or the same facts "
+              "as SPDX 3.0.1 JSON-LD.")
 @click.option("--hash", "extra_hashes", multiple=True, type=click.Choice(["sha512"]),
               help="Digest computed besides SHA-256, in the same pass (repeatable).")
 @click.option("--reproducible", is_flag=True,
