@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditor.integrity import evidence, provenance
 from auditor.integrity.hashing import GIT_SHA1
-from auditor.integrity.model_signature import check_model_signature
+from auditor.integrity.model_signature import Found, check_found_signature, check_model_signature
 from auditor.integrity.provenance import Record, Upstream
 from auditor.model import (
     Artifact,
@@ -217,7 +217,8 @@ def _read_streamed(
     outcome = streamed.settle(reports)
     files = crossfile.link(outcome.files, (), options)
     model = _assemble(source, files, list(outcome.findings), streamed.root, None, options,
-                      references=references, left_out=outcome.excluded)
+                      references=references, left_out=outcome.excluded,
+                      streamed_signatures=outcome.signatures)
     return model, read
 
 
@@ -235,19 +236,23 @@ def _assemble(
     source: Source, files: list[FileReport], findings: list[Finding], root: str,
     signed_at: Path | None, options: ScanOptions, also: Sequence[Finding] = (),
     references: Sequence[Reference] = (), left_out: Sequence[Excluded] = (),
+    streamed_signatures: Sequence[Found] | None = None,
 ) -> ModelReport:
     """The one place a `ModelReport` is built: pinning, Hub scanners, signature, lineage
     (declared, resolved where the source can, and measured from the bytes).
 
     `signed_at` is where the OMS signature is looked for; None when the files
     were not read from disk (a remote-only audit has no signature to check).
+    `streamed_signatures`: for files that existed one at a time (an OCI model), the bundles
+    the source found with them, checked against the digests computed as they streamed.
     `left_out`: the files the exclude patterns left out, on disk or upstream.
     """
     identity, claims = source.identity, source.claims()
     extra: dict[str, list[Finding]] = {}
     if not identity.pinned and identity.requested and identity.revision:
         extra[""] = [provenance.unpinned(identity.requested, identity.revision,
-                                         identity.resolved_in)]
+                                         identity.resolved_in,
+                                         "digest" if identity.kind == "oci" else "commit")]
     for path, flagged in provenance.hub_scanner_findings(
             claims.scanner_repo, claims.scanner_files).items():
         extra.setdefault(path, []).extend(flagged)
@@ -257,6 +262,10 @@ def _assemble(
     if signed_at is not None:
         facts["signature"], signature_findings = check_model_signature(
             signed_at, files, options.signature, options.trust)
+        findings += signature_findings
+    elif streamed_signatures is not None:
+        facts["signature"], signature_findings = check_found_signature(
+            streamed_signatures, files, options.signature, options.trust)
         findings += signature_findings
     hub = source.hub_facts()
     if hub is not None:

@@ -7,6 +7,8 @@ against is `unknown`, never `verified`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +17,7 @@ from auditor.integrity.oms import DEFAULT_SIGNATURE
 from auditor.model import FileReport, Finding, Rule, Severity
 
 if TYPE_CHECKING:
-    from auditor.integrity.signing import Trust
+    from auditor.integrity.signing import Trust, Verification
 
 
 CHANGED = Rule(
@@ -71,6 +73,15 @@ _PROBLEM_RULES = {
 }
 
 
+@dataclass(frozen=True)
+class Found:
+    """An OMS bundle a streamed source found with the model: where (`model.sig` among the
+    files, or the registry referrer it was attached as) and its bytes."""
+
+    where: str
+    bundle: bytes
+
+
 def check_model_signature(
     root: Path, files: list[FileReport], signature: Path | None, trust: Trust | None
 ) -> tuple[dict[str, Any], list[Finding]]:
@@ -84,14 +95,41 @@ def check_model_signature(
 
     digests = {f.path: f.sha256 for f in files if f.sha256}
     result = verify_model(root, sig, trust, digests=digests)
-    sig_name = _display(sig, root)
+    return result.as_facts(), _findings(result, _display(sig, root))
+
+
+def check_found_signature(
+    found: Sequence[Found], files: list[FileReport], signature: Path | None,
+    trust: Trust | None,
+) -> tuple[dict[str, Any], list[Finding]]:
+    """The signature of a model whose files are gone once read (an OCI model): `--signature`
+    if given, else the bundles `found` in order (the first that verifies is the model's; none
+    does: the first one's result). Held against the digests computed as the files streamed,
+    the signature's own file left out as it is in a folder."""
+    if signature is not None:
+        try:
+            found = [Found(str(signature), signature.read_bytes())]
+        except OSError as exc:
+            raise UsageError(f"{signature}: signature file not found ({exc.strerror or exc})"
+                             ) from None
+    if not found:
+        return {"status": "unsigned", "method": None, "signer": None, "covered": []}, []
+    from auditor.integrity.signing import verify_listing  # cryptography: only for signed models
+
+    digests = {f.path: f.sha256 for f in files if f.sha256 and f.path != DEFAULT_SIGNATURE}
+    results = [verify_listing(one.bundle, one.where, trust, digests) for one in found]
+    result = next((r for r in results if r.status == "verified"), results[0])
+    return result.as_facts(), _findings(result, result.signature)
+
+
+def _findings(result: Verification, sig_name: str) -> list[Finding]:
     findings = [
         _PROBLEM_RULES.get(p.kind, MALFORMED).finding(p.path or sig_name, p.message)
         for p in result.problems
     ]
     findings += [WEAKENED.finding(sig_name, w) for w in result.warnings]
     findings += [EXPIRED_ACCEPTED.finding(sig_name, a) for a in result.accepted]
-    return result.as_facts(), findings
+    return findings
 
 
 def _display(path: Path, root: Path) -> str:

@@ -198,7 +198,7 @@ def model_files(root: Path, ignore: frozenset[str], *, allow_symlinks: bool) -> 
     out = []
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if _ignored(rel, ignore):
+        if is_ignored(rel, ignore):
             continue
         if path.is_symlink() and not allow_symlinks and not is_cache_blob_link(path):
             raise StatementError(f"{rel} is a symlink (not allowed in a signed model)")
@@ -207,5 +207,6 @@ def model_files(root: Path, ignore: frozenset[str], *, allow_symlinks: bool) -> 
     return out
 
 
-def _ignored(rel: str, ignore: frozenset[str]) -> bool:
+def is_ignored(rel: str, ignore: frozenset[str]) -> bool:
+    """Whether a relative path is one of `ignore` or under one of them."""
     return any(rel == p or rel.startswith(p.rstrip("/") + "/") for p in ignore)

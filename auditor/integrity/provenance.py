@@ -270,9 +270,11 @@ def weakest(grades: Iterable[Grade | None]) -> Grade | None:
     return out
 
 
-def unpinned(requested: str, commit: str, where: str = "") -> Finding:
-    """A branch or tag was asked for: the audit holds for `commit` only."""
-    return UNPINNED.finding("", f"{requested!r} resolved to commit {commit}{where}")
+def unpinned(requested: str, commit: str, where: str = "", pinned_by: str = "commit"
+             ) -> Finding:
+    """A branch or tag was asked for: the audit holds for `commit` only (`pinned_by`: what
+    names it, a Hub commit or an OCI manifest digest)."""
+    return UNPINNED.finding("", f"{requested!r} resolved to {pinned_by} {commit}{where}")
 
 
 # The Hub's scan levels and statuses -> the severity of our corroborating finding.

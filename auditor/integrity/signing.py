@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -347,37 +347,71 @@ def verify_model(
 ) -> Verification:
     """Verify `signature` over `model`; `digests` (relpath → sha256) reuse a scan's hashes."""
     model = model.resolve()
-    check = _Check()
     try:
         raw = signature.read_bytes()
     except OSError as exc:
         raise UsageError(f"{signature}: cannot read signature: {exc.strerror or exc}") from None
+
+    def files(statement: oms.Statement, check: _Check) -> tuple[str, ...]:
+        return _check_files(model, signature, statement, check, allow_unsigned_files, digests)
+
+    return _verify(raw, str(signature), trust, files)
+
+
+def verify_listing(
+    raw: bytes, where: str, trust: Trust | None, digests: dict[str, str]
+) -> Verification:
+    """Verify an OMS bundle over files that are no longer on disk (the members of OCI
+    layers, hashed as they streamed): `digests` is every file of the model, path → sha256,
+    the signature's own file left out by the caller. The same checks as a folder's, by the
+    same code, except that shard signatures need the bytes and are refused."""
+
+    def files(statement: oms.Statement, check: _Check) -> tuple[str, ...]:
+        _check_statement(statement, DEFAULT_SIGNATURE, check)
+        if statement.method != "files" or statement.hash_type != "sha256":
+            check.fail("statement", f"{where}: a {statement.method}/{statement.hash_type} "
+                       "signature is checked against files on disk only; pull the model "
+                       "(--pull-to DIR) and verify the folder")
+            return ()
+        ignore = frozenset(statement.ignore_paths) | oms.DEFAULT_IGNORED
+        present = [p for p in sorted(digests) if not oms.is_ignored(p, ignore)]
+        return _check_named(statement, check, present, False, lambda todo: digests)
+
+    return _verify(raw, where, trust, files)
+
+
+def _verify(
+    raw: bytes, where: str, trust: Trust | None,
+    check_files: Callable[[oms.Statement, _Check], tuple[str, ...]],
+) -> Verification:
+    """Bundle, signer, statement, then the files as `check_files` sees them."""
+    check = _Check()
     try:
         bundle = dsse.parse_bundle(raw)
     except dsse.BundleError as exc:
-        check.fail("bundle", f"{signature}: malformed signature bundle: {exc}")
-        return _result("invalid", "unknown", "", check, str(signature))
+        check.fail("bundle", f"{where}: malformed signature bundle: {exc}")
+        return _result("invalid", "unknown", "", check, where)
     signer, trusted = _check_signer(bundle, trust, check)
     if trust is None:
         check.fail("unchecked", "no key, certificate chain or trust config given: the "
                    "signature was not checked")
-        return _result("unknown", bundle.method, signer, check, str(signature))
+        return _result("unknown", bundle.method, signer, check, where)
     if not trusted:
         status = "untrusted" if any(p.kind in ("key", "certificate", "identity")
                                     for p in check.problems) else "invalid"
-        return _result(status, bundle.method, signer, check, str(signature))
+        return _result(status, bundle.method, signer, check, where)
     if bundle.payload_type != dsse.INTOTO_PAYLOAD_TYPE:
         check.fail("statement", f"payloadType {bundle.payload_type!r}, expected "
                    f"{dsse.INTOTO_PAYLOAD_TYPE!r}")
-        return _result("invalid", bundle.method, signer, check, str(signature))
+        return _result("invalid", bundle.method, signer, check, where)
     try:
         statement = oms.parse_statement(bundle.payload)
     except oms.StatementError as exc:
         check.fail("statement", str(exc))
-        return _result("invalid", bundle.method, signer, check, str(signature))
-    covered = _check_files(model, signature, statement, check, allow_unsigned_files, digests)
+        return _result("invalid", bundle.method, signer, check, where)
+    covered = check_files(statement, check)
     status = "invalid" if check.problems else "verified"
-    return _result(status, bundle.method, signer, check, str(signature), covered)
+    return _result(status, bundle.method, signer, check, where, covered)
 
 
 def _result(status: str, method: str, signer: str, check: _Check, sig: str,
@@ -568,19 +602,7 @@ def _check_files(
     model: Path, signature: Path, st: oms.Statement, check: _Check,
     allow_unsigned: bool, digests: dict[str, str] | None,
 ) -> tuple[str, ...]:
-    recomputed = oms.root_digest(st.resources)
-    if st.root_digest and st.root_digest != recomputed:
-        check.fail("statement", f"subject digest {st.root_digest} does not match its resources "
-                   f"({recomputed})")
-    extra_ignored = sorted(set(st.ignore_paths) - oms.DEFAULT_IGNORED - {signature.name})
-    if extra_ignored:
-        check.warnings.append(
-            "signature re-applies non-default ignore_paths " + ", ".join(extra_ignored)
-            + ": files dropped there are not verified"
-        )
-    if st.allow_symlinks:
-        check.warnings.append("signature allows symlinks: linked content outside the model "
-                              "may be what was signed")
+    _check_statement(st, signature.name, check)
     ignore = set(st.ignore_paths) | oms.DEFAULT_IGNORED
     sig = signature.resolve()
     if model.is_dir() and model in sig.parents:
@@ -594,6 +616,37 @@ def _check_files(
         return _check_single_file(model, st, check, digests)
     if st.method == "shards":
         return _check_shards(model, st, check, present, allow_unsigned)
+
+    def hashes(todo: list[str]) -> dict[str, str]:
+        if st.hash_type == "sha256" and digests is not None and all(n in digests for n in todo):
+            return {n: digests[n] for n in todo}
+        return hash_files(model, todo, st.hash_type)
+
+    return _check_named(st, check, present, allow_unsigned, hashes)
+
+
+def _check_statement(st: oms.Statement, signature_name: str, check: _Check) -> None:
+    """What the statement says about itself: its root digest, and what it leaves unchecked."""
+    recomputed = oms.root_digest(st.resources)
+    if st.root_digest and st.root_digest != recomputed:
+        check.fail("statement", f"subject digest {st.root_digest} does not match its resources "
+                   f"({recomputed})")
+    extra_ignored = sorted(set(st.ignore_paths) - oms.DEFAULT_IGNORED - {signature_name})
+    if extra_ignored:
+        check.warnings.append(
+            "signature re-applies non-default ignore_paths " + ", ".join(extra_ignored)
+            + ": files dropped there are not verified"
+        )
+    if st.allow_symlinks:
+        check.warnings.append("signature allows symlinks: linked content outside the model "
+                              "may be what was signed")
+
+
+def _check_named(
+    st: oms.Statement, check: _Check, present: list[str], allow_unsigned: bool,
+    hashes: Callable[[list[str]], dict[str, str]],
+) -> tuple[str, ...]:
+    """The files signed against the files present: missing, not covered, changed."""
     expected = {r.name: r.digest for r in st.resources}
     if len(expected) != len(st.resources):
         check.fail("statement", "a file is listed more than once")
@@ -605,10 +658,7 @@ def _check_files(
         for name in sorted(on_disk - set(expected)):
             check.fail("not-covered", f"{name}: present but not covered by the signature", name)
     todo = sorted(on_disk & set(expected))
-    if st.hash_type == "sha256" and digests is not None and all(n in digests for n in todo):
-        actual = {n: digests[n] for n in todo}
-    else:
-        actual = hash_files(model, todo, st.hash_type)
+    actual = hashes(todo)
     for name in todo:
         if actual[name] != expected[name]:
             check.fail("changed", f"{name}: changed since signing (signed {st.hash_type} "

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol
 
 from auditor.integrity.evidence import Claim, strongest
+from auditor.integrity.model_signature import Found
 from auditor.integrity.provenance import Record, Upstream
 from auditor.model import Artifact, FileReport, Finding, LineageEdge
 from auditor.sources.remote import Fetch, RemoteFile, Transfer
@@ -150,6 +151,9 @@ class StreamOutcome:
     files: list[FileReport]
     findings: list[Finding]
     excluded: tuple[Excluded, ...] = ()
+    # OMS bundles found with the model (a `model.sig` among the files, registry referrers),
+    # in the order they are tried; their bytes are kept since the files are gone.
+    signatures: tuple[Found, ...] = ()
 
 
 @dataclass(frozen=True)

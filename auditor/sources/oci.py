@@ -40,6 +40,8 @@ from auditor.errors import SourceError, UsageError
 from auditor.formats._lib.limits import Limits
 from auditor.formats.scan_rules import LIMIT
 from auditor.integrity.evidence import Claim
+from auditor.integrity.model_signature import Found
+from auditor.integrity.oms import DEFAULT_SIGNATURE
 from auditor.model import Artifact, FileReport, Finding, Grade, LineageEdge, Rule, Severity
 from auditor.oci import reference
 from auditor.oci.client import (
@@ -76,6 +78,11 @@ MAX_LINK_HOPS = 16
 LIMITS = Limits()
 RATIO_FREE_BYTES = 10 << 20  # the compression ratio is judged past this much output
 COPY_CHUNK = 1 << 20
+# The Sigstore bundle as cosign (OCI 1.1 referrers) and model_signing attach it: the
+# referrer's artifactType and its one layer's media type.
+SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+MAX_SIGNATURE = 4 << 20  # a bundle is a few KiB; a certificate chain and timestamps fit
+MAX_REFERRED = 16  # signature referrers fetched per model (more: the rest are not tried)
 
 WHITEOUT = Rule(
     "AUD-OCI-001", Severity.MEDIUM, "A later layer deletes a file of a lower layer (whiteout)",
@@ -199,6 +206,8 @@ class OciModel:
             for index, layer in enumerate(self._layout.layers):
                 state.layer = index
                 yield from self._layer(layer, state, spool)
+            if state.signature is None:
+                state.referred = self._referred_signatures()
         finally:
             shutil.rmtree(spool, ignore_errors=True)
             self._registry.close()
@@ -245,6 +254,26 @@ class OciModel:
                 raise SourceError(f"{self._ref.name} {where}: not a readable tar "
                                   f"({layer.media_type}): {exc}") from None
             blob.drain()  # the digest is checked over every byte, the tar padding too
+
+    def _referred_signatures(self) -> list[Found]:
+        """OMS bundles attached to the model's manifest (and, for an index, to the entry
+        chosen) as referrers, in the registry's order, up to MAX_REFERRED."""
+        repository = self._ref.repository
+        found: list[Found] = []
+        for subject in dict.fromkeys((self._descriptor.digest, self._layout.manifest)):
+            for referrer in self._registry.referrers(repository, subject, SIGSTORE_BUNDLE):
+                if len(found) == MAX_REFERRED:
+                    return found
+                where = f"{self._ref.name} referrer {referrer.digest}"
+                _, data = self._registry.manifest(repository, referrer.digest)
+                layers = parse_json(data, where).get("layers")
+                bundles = [d for d in (descriptor_from(layer, where)
+                                       for layer in (layers if isinstance(layers, list) else []))
+                           if d.media_type == SIGSTORE_BUNDLE]
+                if bundles:
+                    found.append(Found(f"referrer {referrer.digest}", self._registry.blob_bytes(
+                        repository, bundles[0], MAX_SIGNATURE)))
+        return found
 
     def _open(self, layer: Descriptor) -> Any:
         return self._registry.open_blob(self._ref.repository, layer)
@@ -340,6 +369,8 @@ class _State:
         self.layer = 0
         self.findings: list[Finding] = []
         self.excluded: list[Excluded] = []
+        self.signature: bytes | None = None  # the last `model.sig` streamed, kept to verify
+        self.referred: list[Found] = []
         # ("file", path, layer) | ("delete", path, layer) | ("opaque", folder, layer) |
         # ("link", path, target)
         self.events: list[tuple[str, str, Any]] = []
@@ -438,6 +469,9 @@ class _State:
 
     def _yield(self, path: str, spooled: Path) -> Iterator[Artifact]:
         self.events.append(("file", path, self.layer))
+        if path == DEFAULT_SIGNATURE:
+            with spooled.open("rb") as sig:
+                self.signature = sig.read(MAX_SIGNATURE)
         try:
             yield Artifact(relpath=path, path=spooled, size=spooled.stat().st_size)
         finally:
@@ -474,8 +508,10 @@ class _State:
             else:
                 self.findings.append(BROKEN_LINK.finding(path, f"its target {target} is in no "
                                                          "layer"))
+        in_files = [] if self.signature is None or DEFAULT_SIGNATURE not in files else [
+            Found(DEFAULT_SIGNATURE, self.signature)]  # whited out or a link: not the model's
         return StreamOutcome(sorted(out.values(), key=lambda r: r.path), self.findings,
-                             tuple(self.excluded))
+                             tuple(self.excluded), (*in_files, *self.referred))
 
 
 def open_oci(target: str, revision: str | None, settings: RegistrySettings) -> tuple[str, OciModel]:
