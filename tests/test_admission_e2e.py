@@ -1,8 +1,11 @@
 """Scan once, enforce at deploy — end to end against a real registry (CNCF Distribution).
 
-A CI pipeline pushes a small model to the local registry, gates it (`auditor gate
-oci://…@sha256:… --sbom`), attests the SBOM bound to the model's digest and pushes the
-attestation next to the model (`auditor attest --subject … --push`). The webhook, judging
+A CI pipeline pushes a small model to the local registry with its OMS signature attached
+(the publisher signed the folder with `auditor sign`; the Sigstore bundle is a referrer of
+the manifest), gates it (`auditor gate oci://…@sha256:… --key … --sbom`: the signature
+verifies, so the SBOM grades it `signed` and production's PROD-002 passes), attests the
+SBOM bound to the model's digest and pushes the attestation next to the model (`auditor
+attest --subject … --push`). The webhook, judging
 by baseline and production, then admits an InferenceService that pins that digest and
 denies: the same model re-tagged after a byte change, a model never attested, one attested
 by a key nobody trusts, one whose SBOM fails production.yaml, and a tag. `auditor
@@ -11,7 +14,6 @@ verify-attestation` gives the same verdicts with the gate's exit codes.
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 
 import pytest
@@ -19,12 +21,14 @@ import pytest
 from auditor.admission.decide import Decider, Settings
 from auditor.integrity.signing import KeyTrust, load_public_key
 from auditor.pipeline import load_policies
+from auditor.sources.oci import SIGSTORE_BUNDLE
 from tests.admission_fixtures import (
     admission_review,
     cli,
     gate_sbom,
     inference_service,
     keys,
+    model_folder,
     pod,
     webhook,
 )
@@ -38,22 +42,28 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def pipeline(oci_registry, tmp_path_factory):
-    """What CI leaves behind in the registry; returns (registry, keys, refs by case, waivers)."""
+    """What CI leaves behind in the registry; returns (registry, keys, refs by case)."""
     registry = oci_registry("plain")
     root = tmp_path_factory.mktemp("e2e")
     k = keys(root / "keys")
     client = registry.client()
-    tiny = _files(write_tiny_model(root / "tiny"))
+    signed = model_folder(root / "tiny", k.private)
+    signature = (signed / "model.sig").read_bytes()
+    tiny = {name: data for name, data in _files(signed).items() if name != "model.sig"}
     unlicensed = write_tiny_model(root / "unlicensed")
     card = (unlicensed / "README.md").read_text().replace("license: apache-2.0",
                                                           "license: cc-by-nc-4.0")
     (unlicensed / "README.md").write_text(card)
 
     def push(repository: str, files: dict[str, bytes], tag: str = "v1") -> str:
-        return registry.ref(repository, push_modelkit(client, repository, tag, files).digest)
+        """The model and, for the tiny model's files (changed or not), its signature."""
+        pushed = push_modelkit(client, repository, tag, files)
+        if files.keys() == tiny.keys():
+            client.attach(repository, pushed, SIGSTORE_BUNDLE, signature, SIGSTORE_BUNDLE)
+        return registry.ref(repository, pushed.digest)
 
     def ci(ref: str, name: str, key: Path | None) -> None:
-        sbom = gate_sbom(ref, root / f"{name}.cdx.json", "--plain-http")
+        sbom = gate_sbom(ref, root / f"{name}.cdx.json", "--plain-http", "--key", k.public)
         if key is not None:
             assert cli("attest", sbom, "--key", key, "--subject", ref, "--push", "--plain-http",
                        "-o", root / f"{name}.intoto.json") == 0
@@ -71,21 +81,7 @@ def pipeline(oci_registry, tmp_path_factory):
     ci(refs["untrusted"], "untrusted", k.other_private)
     refs["fails-production"] = push("models/unlicensed", _files(unlicensed))
     ci(refs["fails-production"], "fails-production", k.private)
-    # OCI models carry no OMS signature auditor verifies yet (the SBOM says signature
-    # unknown), so production's PROD-002 is waived for the vetted repository: the
-    # organisation's decision, written down with an expiry, as a waiver file does it.
-    waiver = root / "waivers.yaml"
-    expires = datetime.date.today() + datetime.timedelta(days=60)
-    waiver.write_text(f"""policy: registry-waivers
-description: Models from the internal registry whose provenance CI vouches for.
-waivers:
-  - rule: PROD-002
-    model: {registry.host}/models/tiny
-    reason: signed in CI; OCI signature verification pending
-    approver: security@example.org
-    expires: {expires.isoformat()}
-""")
-    return registry, k, refs, waiver
+    return registry, k, refs
 
 
 POLICIES = ("baseline", "production")
@@ -93,8 +89,8 @@ POLICIES = ("baseline", "production")
 
 @pytest.fixture(scope="module")
 def hook(pipeline, tmp_path_factory):
-    _, k, _, waiver = pipeline
-    decider = Decider(Settings(load_policies([*POLICIES, str(waiver)]),
+    _, k, _ = pipeline
+    decider = Decider(Settings(load_policies(list(POLICIES)),
                                KeyTrust(load_public_key(k.public)), plain_http=True))
     with webhook(decider, tmp_path_factory.mktemp("hook")) as running:
         yield running
@@ -106,7 +102,7 @@ def _response(reply) -> dict:
 
 
 def test_the_webhook_admits_an_inference_service_pinning_the_attested_digest(pipeline, hook):
-    _, _, refs, _ = pipeline
+    _, _, refs = pipeline
     review = admission_review(inference_service(refs["good"]))
     response = _response(hook.post(review))
     assert response["uid"] == review["request"]["uid"]
@@ -114,7 +110,7 @@ def test_the_webhook_admits_an_inference_service_pinning_the_attested_digest(pip
 
 
 def test_the_modelcar_container_of_the_same_digest_is_admitted(pipeline, hook):
-    _, _, refs, _ = pipeline
+    _, _, refs = pipeline
     image = refs["good"].removeprefix("oci://")
     spec = {"containers": [{"name": "kserve-container", "image": "kserve/huggingfaceserver:v0.14"},
                            {"name": "modelcar", "image": image}]}
@@ -128,7 +124,7 @@ def test_the_modelcar_container_of_the_same_digest_is_admitted(pipeline, hook):
     ("fails-production", "PROD-004"),  # licence not on production's allowlist
 ])
 def test_the_webhook_denies_naming_the_model_and_the_failed_check(pipeline, hook, case, check):
-    _, _, refs, _ = pipeline
+    _, _, refs = pipeline
     response = _response(hook.post(admission_review(inference_service(refs[case]))))
     assert response["allowed"] is False
     message = response["status"]["message"]
@@ -138,7 +134,7 @@ def test_the_webhook_denies_naming_the_model_and_the_failed_check(pipeline, hook
 
 
 def test_a_tag_is_denied_with_how_to_pin(pipeline, hook):
-    registry, _, _, _ = pipeline
+    registry, _, _ = pipeline
     tagged = registry.ref("models/tiny", "v1")
     response = _response(hook.post(admission_review(inference_service(tagged))))
     assert response["allowed"] is False
@@ -154,22 +150,22 @@ def test_a_tag_is_denied_with_how_to_pin(pipeline, hook):
 ])
 def test_verify_attestation_gives_the_same_verdicts_with_exit_codes(pipeline, run_cli, case,
                                                                     code, says):
-    _, k, refs, waiver = pipeline
-    policies = [a for p in (*POLICIES, waiver) for a in ("--policy", p)]
+    _, k, refs = pipeline
+    policies = [a for p in POLICIES for a in ("--policy", p)]
     run = run_cli("verify-attestation", refs[case], *policies, "--key", k.public,
                   "--plain-http")
     assert run.code == code and says in run.out, run.out + run.err
 
 
 def test_verify_attestation_denies_a_tag(pipeline, run_cli):
-    registry, k, _, _ = pipeline
+    registry, k, _ = pipeline
     run = run_cli("verify-attestation", registry.ref("models/tiny", "v1"), "--policy",
                   "production", "--key", k.public, "--plain-http")
     assert run.code == 1 and "pin it with @sha256:" in run.out
 
 
 def test_a_registry_that_cannot_be_reached_is_an_io_error(pipeline, run_cli):
-    _, k, refs, _ = pipeline
+    _, k, refs = pipeline
     gone = refs["good"].replace(pipeline[0].host, "127.0.0.1:9")
     run = run_cli("verify-attestation", gone, "--policy", "production", "--key", k.public,
                   "--plain-http")
