@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -99,3 +100,22 @@ def test_every_drift_detail_names_its_file():
     assert details["AUD-MIR-001"].startswith("a.bin: ")
     unpinned = drift.compare({}, {"gone.json": ("3" * 64, "3" * 64)}, pinned=False)
     assert [f.detail.split(":")[0] for f in unpinned.findings] == ["gone.json"]
+
+
+def test_a_file_the_hub_answers_500_for_is_retried_by_one_layer_only(
+    run_cli, serve, tmp_path, monkeypatch  # noqa: F811
+):
+    """huggingface_hub already retries a file's HEAD on 5xx with backoff: the error is its
+    status in one line (not a network fault, not a warning per attempt), with no retry on top."""
+    import huggingface_hub.utils._http as hf_http
+
+    hub = serve()
+    hub.answer["/org/tiny/resolve/"] = (500, b"<html>Internal Server Error</html>")
+    monkeypatch.setattr(hubclient, "time", SimpleNamespace(sleep=lambda s: None))
+    monkeypatch.setattr(hf_http, "time", SimpleNamespace(sleep=lambda s: None,
+                                                         time=hf_http.time.time))
+    result = run_cli("scan", "hf://org/tiny", "--cache-dir", tmp_path)
+    assert result.code == 3
+    assert "HTTP 500" in one_line(result.err)
+    heads = Counter(p for method, p, _ in hub.requests if method == "HEAD" and "/resolve/" in p)
+    assert heads and max(heads.values()) <= 7, heads  # the client's own retries, none on top

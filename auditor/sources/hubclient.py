@@ -79,7 +79,10 @@ def client() -> ModuleType:
     """`huggingface_hub`, imported with its telemetry switched off (auditor never phones home)."""
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"  # read by the client when first imported
     import huggingface_hub
+    from huggingface_hub.utils import logging as hub_logging
 
+    # Its retry warnings would print one line per attempt around our one-line error.
+    hub_logging.set_verbosity_error()
     return huggingface_hub
 
 
@@ -114,7 +117,7 @@ def transient(exc: BaseException) -> bool:
     import httpx2
 
     errors = client().errors
-    if isinstance(exc, errors.OfflineModeIsEnabled):
+    if isinstance(exc, errors.OfflineModeIsEnabled) or _retried_by_client(exc):
         return False
     if isinstance(exc, httpx2.TransportError | ConnectionError | TimeoutError):
         return True
@@ -126,9 +129,29 @@ def transient(exc: BaseException) -> bool:
     return status is not None and (status >= 500 or status == 429)
 
 
+def _response(exc: BaseException) -> object | None:
+    """The HTTP answer behind an error, however deep the client wrapped it (a download's
+    LocalEntryNotFoundError carries the failed request's error as its cause)."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a chain of wrappers, never a cycle we follow for long
+        if seen is None:
+            return None
+        if getattr(seen, "response", None) is not None:
+            return seen.response  # type: ignore[attr-defined]
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _status(exc: BaseException) -> int | None:
-    response = getattr(exc, "response", None)
-    return getattr(response, "status_code", None)
+    return getattr(_response(exc), "status_code", None)
+
+
+def _retried_by_client(exc: BaseException) -> bool:
+    """huggingface_hub retries a file's metadata request (HEAD) itself, with backoff, on 429,
+    5xx and network errors: retrying the whole download on top multiplied the waiting
+    (4 x 6 requests, about 90 s) and the noise for one broken file."""
+    request = getattr(_response(exc), "request", None)
+    return getattr(request, "method", "") == "HEAD"
 
 
 def translate(exc: BaseException, settings: HubSettings, what: str) -> AuditorError:
