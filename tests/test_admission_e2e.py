@@ -5,11 +5,11 @@ A CI pipeline pushes a small model to the local registry with its OMS signature 
 the manifest), gates it (`auditor gate oci://…@sha256:… --key … --sbom`: the signature
 verifies, so the SBOM grades it `signed` and production's PROD-002 passes), attests the
 SBOM bound to the model's digest and pushes the attestation next to the model (`auditor
-attest --subject … --push`). The webhook, judging
-by baseline and production, then admits an InferenceService that pins that digest and
-denies: the same model re-tagged after a byte change, a model never attested, one attested
-by a key nobody trusts, one whose SBOM fails production.yaml, and a tag. `auditor
-verify-attestation` gives the same verdicts with the gate's exit codes.
+attest --subject … --push`). The webhook, judging by baseline and production, then admits
+an InferenceService that pins that digest and denies: the same model re-tagged after a byte
+change, a model never attested, one attested by a key nobody trusts, one whose SBOM fails
+production.yaml, and a tag. `auditor verify-attestation` gives the same verdicts with the
+gate's exit codes.
 """
 
 from __future__ import annotations

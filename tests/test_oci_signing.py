@@ -2,8 +2,8 @@
 
 A model is signed as a folder (`auditor sign`, the publisher's step) and pushed; its
 `model.sig` travels either inside the layers (as KitOps and NVIDIA ship it) or attached
-to the manifest as an OCI referrer holding the Sigstore bundle (as cosign and
-model_signing attach it). `auditor scan/gate oci://…` with the publisher's key then
+to the manifest as an OCI referrer holding the Sigstore bundle (the media type cosign
+uses for bundles as referrers). `auditor scan/gate oci://…` with the publisher's key then
 verifies it against the digests computed while the layers streamed: the same verdicts
 and findings as for a signed folder.
 """

@@ -22,6 +22,11 @@ is extracted. Later layers apply as a container runtime applies them (a file
 replaces the one below, a `.wh.` whiteout deletes it: a finding, since the
 bytes shipped are not the model served); links resolve within the layers, and
 a link that leaves them is a finding and is not followed.
+
+The model's OMS signature travels with it: a `model.sig` among the files (its
+bytes kept, since the file is gone once scanned) or, failing that, Sigstore
+bundles attached to the manifest as referrers; the pipeline verifies them
+against the digests computed as the files streamed (`StreamOutcome.signatures`).
 """
 
 from __future__ import annotations
@@ -78,8 +83,8 @@ MAX_LINK_HOPS = 16
 LIMITS = Limits()
 RATIO_FREE_BYTES = 10 << 20  # the compression ratio is judged past this much output
 COPY_CHUNK = 1 << 20
-# The Sigstore bundle as cosign (OCI 1.1 referrers) and model_signing attach it: the
-# referrer's artifactType and its one layer's media type.
+# The Sigstore bundle media type, as cosign uses it for OCI 1.1 referrers: the referrer's
+# artifactType and the media type of its layer holding the bundle JSON.
 SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 MAX_SIGNATURE = 4 << 20  # a bundle is a few KiB; a certificate chain and timestamps fit
 MAX_REFERRED = 16  # signature referrers fetched per model (more: the rest are not tried)
