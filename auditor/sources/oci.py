@@ -86,7 +86,7 @@ COPY_CHUNK = 1 << 20
 # The Sigstore bundle media type, as cosign uses it for OCI 1.1 referrers: the referrer's
 # artifactType and the media type of its layer holding the bundle JSON.
 SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
-MAX_SIGNATURE = 4 << 20  # a bundle is a few KiB; a certificate chain and timestamps fit
+MAX_SIGNATURE = 1 << 20  # a bundle is a few KiB; a certificate chain and timestamps fit
 MAX_REFERRED = 16  # signature referrers fetched per model (more: the rest are not tried)
 
 WHITEOUT = Rule(
