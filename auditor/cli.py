@@ -534,10 +534,10 @@ def policy_test(folder: Path) -> int:
 @_FINGERPRINTS
 @_scan_flags
 @_hub_options
+@_registry_options
 @click.option("--signature", type=click.Path(path_type=Path, dir_okay=False),
               help="OMS signature to verify [default: model.sig in the model folder].")
 @_verify_options
-@_registry_options
 @click.option("--attestation", type=click.Path(path_type=Path, dir_okay=False),
               help="Judge this attested SBOM (auditor attest) instead of rescanning; TARGET's "
               "files must match its hashes.")
