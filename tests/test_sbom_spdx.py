@@ -259,3 +259,26 @@ def test_cyclonedx_written_beside_still_passes_policy_check(run_cli, tmp_path):
                   "policies/baseline.yaml")
     assert run.code in (0, 1), run.err
     assert "SPDX" not in run.err
+
+
+def test_two_revisions_of_one_model_in_a_document_are_two_packages_with_their_own_files():
+    """Model, file and finding ids name the revision: nothing of one merges into the other."""
+    other = "f" * 40
+    first = to_cyclonedx(*_report(files=[_file("a.safetensors")]), reproducible=True)
+    model, result = _report(files=[_file("a.safetensors")])
+    second = to_cyclonedx(model.__class__(**{**model.__dict__, "revision": other}), result,
+                          reproducible=True)
+    refs = {c["bom-ref"] for c in [second["metadata"]["component"], *second["components"]]}
+    text = json.dumps(second)
+    for ref in sorted(refs, key=len, reverse=True):
+        text = text.replace(json.dumps(ref), json.dumps(f"second-{ref}"))
+    second = json.loads(text)
+    first["components"] = [*first["components"], second["metadata"]["component"],
+                           *second["components"]]
+    first["dependencies"] = [*first.get("dependencies", []), *second.get("dependencies", [])]
+    elements = assert_valid_spdx(to_spdx(first))
+    packages = [e for e in _of(elements, "ai_AIPackage") if e["name"] == "org/model"]
+    assert sorted(p["software_packageVersion"] for p in packages) == sorted([COMMIT, other])
+    contains = _relations(elements, "contains")
+    held = [contains[p["spdxId"]] for p in packages]
+    assert len(held[0]) == len(held[1]) == 1 and held[0] != held[1]

@@ -114,8 +114,10 @@ def _model(graph: _Graph, found: ModelLayout, facts: ModelFacts,
     links = {r.get("type"): r.get("url") for r in comp.get("externalReferences") or []}
     card = comp.get("modelCard") or {}
     params = card.get("modelParameters") or {}
+    # Two revisions of one model in one document are two packages: the id names both.
+    key = info.name if info.revision == UNKNOWN else f"{info.name}@{info.revision}"
     model = graph.add(
-        "ai_AIPackage", graph.id("model", info.name),
+        "ai_AIPackage", graph.id("model", key),
         name=info.name,
         software_packageVersion=_known(info.revision),
         suppliedBy=_organization(graph, info.publisher),
@@ -134,20 +136,23 @@ def _model(graph: _Graph, found: ModelLayout, facts: ModelFacts,
         comment=_summary(facts),
     )
     weights = {f.path for f in facts.files if f.weights == "true"}
-    files = [_file(graph, part, weights) for part in found.files]
+    files = [_file(graph, key, part, weights) for part in found.files]
     graph.relate(model, "contains", files)
     _licences(graph, model, comp)
     _datasets(graph, model, params, by_ref)
     _lineage(graph, model, facts.lineage, list(_pedigree(comp)))
-    _findings(graph, model, facts, dict(zip((f.path for f in facts.files), files, strict=True)))
+    _findings(graph, model, key, facts,
+              dict(zip((f.path for f in facts.files), files, strict=True)))
     return model
 
 
-def _file(graph: _Graph, comp: dict[str, Any], weights: set[str]) -> str:
+def _file(graph: _Graph, model_key: str, comp: dict[str, Any], weights: set[str]) -> str:
+    """A file of one model: its id is scoped by the model, as two models may both hold a
+    `config.json` with different bytes."""
     path = str(comp.get("name") or UNKNOWN)
     hashes = [{"type": "Hash", "algorithm": HASH_ALGORITHMS[h["alg"]], "hashValue": h["content"]}
               for h in comp.get("hashes") or [] if h.get("alg") in HASH_ALGORITHMS]
-    return graph.add("software_File", graph.id("file", path), name=path,
+    return graph.add("software_File", graph.id("file", f"{model_key}/{path}"), name=path,
                      software_fileKind="file", verifiedUsing=hashes,
                      software_primaryPurpose="model" if path in weights else None)
 
@@ -244,14 +249,15 @@ def _lineage(graph: _Graph, model: str, lineage: tuple[LineageEntry, ...],
                      "auditor lineage: " + "; ".join(notes[child]))
 
 
-def _findings(graph: _Graph, model: str, facts: ModelFacts, files: dict[str, str]) -> None:
+def _findings(graph: _Graph, model: str, model_key: str, facts: ModelFacts,
+              files: dict[str, str]) -> None:
     """Each finding as a review annotation on the file it is about (else the model)."""
     for n, finding in enumerate(facts.findings, 1):
         where = f" [{finding.member}]" if finding.member else ""
         statement = f"{finding.rule} ({finding.severity}){where}: {finding.title}"
         if finding.detail:
             statement += f" — {finding.detail}"
-        graph.add("Annotation", graph.id("finding", f"{facts.model.name}/{n}"),
+        graph.add("Annotation", graph.id("finding", f"{model_key}/{n}"),
                   annotationType="review", subject=files.get(finding.file, model),
                   statement=statement)
 
