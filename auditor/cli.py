@@ -43,14 +43,19 @@ def _together(*options: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
-def _registry(ca_file: Path | None, plain_http: bool, keep: Path | None = None) -> Any:
-    """The registry settings of `--registry-ca` and `--plain-http` (they exclude each other)
-    and `--pull-to`."""
-    from auditor.sources.oci import RegistrySettings
-
+def _registry_flags(ca_file: Path | None, plain_http: bool) -> None:
+    """`--registry-ca` and `--plain-http` exclude each other (plain HTTP has no TLS to
+    check); every command with both options says so before it starts."""
     if ca_file is not None and plain_http:
         raise UsageError("--registry-ca and --plain-http exclude each other (plain HTTP has "
                          "no TLS to check)")
+
+
+def _registry(ca_file: Path | None, plain_http: bool, keep: Path | None = None) -> Any:
+    """The registry settings of `--registry-ca`, `--plain-http` and `--pull-to`."""
+    from auditor.sources.oci import RegistrySettings
+
+    _registry_flags(ca_file, plain_http)
     return RegistrySettings(plain_http=plain_http, ca_file=ca_file, keep=keep)
 
 
@@ -136,6 +141,7 @@ _OUTPUT = click.option("-o", "--output", type=click.Path(path_type=Path, dir_oka
 
 
 # The verification flags of verify, scan, gate and policy check (one vocabulary).
+_TSA_CHAIN = "auditor.tsa_certificate_chain"
 _verify_options = _together(
     click.option("--key", type=click.Path(path_type=Path, dir_okay=False),
                  help="Trusted public key (PEM) for key-method signatures."),
@@ -150,6 +156,13 @@ _verify_options = _together(
                  help="UNSAFE: accept certificate-method signatures from certificates outside "
                  "their validity (checked at the leaf's own notBefore, as model_signing does) "
                  "instead of at a trusted signing time; prints a WARNING and marks the result."),
+    # Kept out of the commands' parameters (one shared flag, read by `_trust` only).
+    click.option("--tsa-certificate-chain", multiple=True, expose_value=False,
+                 type=click.Path(path_type=Path, dir_okay=False),
+                 callback=lambda ctx, _param, value: ctx.meta.__setitem__(_TSA_CHAIN, value),
+                 help="Trusted root/intermediate(s) of RFC 3161 timestamp authorities only "
+                 "(never signers); without it a bundle's timestamp is not used and validity "
+                 "is checked at now."),
 )
 
 
@@ -169,12 +182,14 @@ def _trust(key: Path | None, certificate_chain: tuple[Path, ...], trust_config: 
            identity: str | None, issuer: str | None, accept_expired: bool = False
            ) -> Trust | None:
     """What the verify flags trust; the signing code (and `cryptography`) loads only if asked."""
-    if not (key or certificate_chain or trust_config):
+    context = click.get_current_context(silent=True)
+    tsa_chain = tuple(context.meta.get(_TSA_CHAIN, ())) if context else ()
+    if not (key or certificate_chain or trust_config or tsa_chain):
         return None
     from auditor.integrity.signing import trust_from_options
 
     trust = trust_from_options(key, certificate_chain, trust_config, identity, issuer,
-                               accept_expired)
+                               accept_expired, tsa_chain)
     _warn_accept_expired(accept_expired)
     return trust
 
@@ -372,6 +387,7 @@ def attest(sbom: Path, key: Path, password_env: str | None, certificate: Path | 
     from auditor.integrity import attest as attestation
     from auditor.integrity import signing
 
+    _registry_flags(registry_ca, plain_http)
     bound = attestation.model_subject(subject) if subject else None
     if push and (bound is None or not bound.name.startswith("oci://")):
         raise UsageError("--push needs --subject oci://host/repo@sha256:<hex>")
@@ -613,7 +629,11 @@ def _decider(policies: tuple[str, ...], attestations: Path | None, no_registry: 
     """The one Decider both deploy-time commands build from the same flags."""
     from auditor import pipeline
     from auditor.admission.decide import Decider, Settings
+    from auditor.oci.client import env_credentials
 
+    _registry_flags(registry_ca, plain_http)
+    if not no_registry:
+        env_credentials()  # credentials without the host they are for: said before serving
     loaded = pipeline.load_policies(policies)
     trust = _trust(key, certificate_chain, trust_config, identity, issuer, accept_expired)
     if trust is None:

@@ -18,9 +18,17 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from auditor.integrity.signing import trusted_stamp_time
+from auditor.integrity.attest import verify_attestation
+from auditor.integrity.signing import (
+    CertificateTrust,
+    _Check,
+    load_certificates,
+    trusted_stamp_time,
+    verify_chain,
+)
 from auditor.integrity.timestamp import TimestampError, verify_stamp
 from tests import pki
 
@@ -29,6 +37,7 @@ NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 DIGITAL_SIGNATURE = x509.KeyUsage(True, False, False, False, False, False, False, False, False)
 KEY_ENCIPHERMENT = x509.KeyUsage(False, False, True, False, False, False, False, False, False)
 CODE_SIGNING = [ExtendedKeyUsageOID.CODE_SIGNING]
+NO_TSA = "timestamp present but no --tsa-certificate-chain given; checked at now"
 
 
 @pytest.fixture
@@ -214,15 +223,16 @@ def test_expired_intermediate_is_refused_naming_it(run_cli, model, ca, tmp_path)
 def test_malformed_rfc3161_timestamp_is_not_trusted(run_cli, model, ca):
     signed_then_swapped(ca, run_cli, model, ca.leaf(not_after=NOW - dt.timedelta(days=30)),
                         timestamp=b"\x30\x03\x02\x01\x00")
-    code, doc = _verify_json(ca, run_cli, model)
+    code, doc = _verify_json(ca, run_cli, model, "--tsa-certificate-chain", ca.root_pem)
     assert code == 1
     message = doc["problems"][0]["message"]
     assert "no trusted timestamp (the bundle's RFC 3161 timestamp is not trusted: " in message
 
 
-def _tsa(ca: CA, issuer_key, issuer: x509.Certificate, name: str) -> tuple[Path, Path]:
+def _tsa(ca: CA, issuer_key, issuer: x509.Certificate, name: str, *, key=None,
+         critical: bool = True) -> tuple[Path, Path]:
     """A TSA certificate as openssl's `ts -reply` requires: critical timeStamping EKU only."""
-    key = pki.ec_key()
+    key = key or pki.ec_key()
     cert = (x509.CertificateBuilder().subject_name(pki._name(name))
             .issuer_name(issuer.subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
@@ -230,20 +240,20 @@ def _tsa(ca: CA, issuer_key, issuer: x509.Certificate, name: str) -> tuple[Path,
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(DIGITAL_SIGNATURE, critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]),
-                           critical=True)
+                           critical=critical)
             .sign(issuer_key, hashes.SHA256()))
     return (pki.write_cert(cert, ca.tmp / f"{name}.pem"),
             pki.write_private(key, ca.tmp / f"{name}-key.pem"))
 
 
-def _openssl_stamp(ca: CA, data: bytes, tsa: tuple[Path, Path]) -> bytes:
+def _openssl_stamp(ca: CA, data: bytes, tsa: tuple[Path, Path], ess: str = "sha256") -> bytes:
     """A real RFC 3161 TimeStampResp over `data`, made by `openssl ts -reply` now."""
     work = ca.tmp
     (work / "data.bin").write_bytes(data)
     (work / "serial.txt").write_text("01\n")
     (work / "ts.cnf").write_text(
         "[tsa_config]\nserial = serial.txt\nsigner_digest = sha256\n"
-        "default_policy = 1.2.3.4.1\ndigests = sha256\ness_cert_id_alg = sha256\n")
+        f"default_policy = 1.2.3.4.1\ndigests = sha256\ness_cert_id_alg = {ess}\n")
     for args in (["ts", "-query", "-data", "data.bin", "-sha256", "-cert", "-no_nonce",
                   "-out", "req.tsq"],
                  ["ts", "-reply", "-queryfile", "req.tsq", "-config", "ts.cnf", "-section",
@@ -254,8 +264,70 @@ def _openssl_stamp(ca: CA, data: bytes, tsa: tuple[Path, Path]) -> bytes:
     return (work / "resp.tsr").read_bytes()
 
 
+def _der(tag: int, *parts: bytes) -> bytes:
+    body = b"".join(parts)
+    size = len(body)
+    if size < 0x80:
+        return bytes([tag, size]) + body
+    count = (size.bit_length() + 7) // 8
+    return bytes([tag, 0x80 | count]) + size.to_bytes(count, "big") + body
+
+
+def _oid(dotted: str) -> bytes:
+    first, second, *rest = map(int, dotted.split("."))
+    body = bytes([40 * first + second])
+    for number in rest:
+        chunk = [number & 0x7F]
+        while number > 0x7F:
+            number >>= 7
+            chunk.append(0x80 | (number & 0x7F))
+        body += bytes(reversed(chunk))
+    return _der(0x06, body)
+
+
+def _sha256(data: bytes) -> bytes:
+    h = hashes.Hash(hashes.SHA256())
+    h.update(data)
+    return h.finalize()
+
+
+def _restamp(token: bytes, tsa: tuple[Path, Path], *, ess: Path | None) -> bytes:
+    """`token`'s TSTInfo (time, imprint) signed again by `tsa`, as openssl would refuse to:
+    any certificate, and the SigningCertificateV2 naming `ess` (None: no such attribute)."""
+    from auditor.integrity import timestamp as ts
+
+    signed_data = ts._read(token, 0)[0].children()[1].children()[1].children()[0]
+    tst = signed_data.children()[2].children()[1].children()[0].body
+    cert = x509.load_pem_x509_certificate(tsa[0].read_bytes())
+    key = serialization.load_pem_private_key(tsa[1].read_bytes(), None)
+    sha256 = _der(0x30, _oid("2.16.840.1.101.3.4.2.1"))
+    tst_oid = "1.2.840.113549.1.9.16.1.4"
+    attrs = [_der(0x30, _oid("1.2.840.113549.1.9.3"), _der(0x31, _oid(tst_oid))),
+             _der(0x30, _oid("1.2.840.113549.1.9.4"), _der(0x31, _der(0x04, _sha256(tst))))]
+    if ess is not None:
+        named = x509.load_pem_x509_certificate(ess.read_bytes())
+        cert_hash = _sha256(named.public_bytes(serialization.Encoding.DER))
+        attrs.append(_der(0x30, _oid("1.2.840.113549.1.9.16.2.47"), _der(
+            0x31, _der(0x30, _der(0x30, _der(0x30, _der(0x04, cert_hash)))))))
+    signed_attrs = _der(0x31, *attrs)
+    signature = key.sign(signed_attrs, ec.ECDSA(hashes.SHA256()))
+    serial = cert.serial_number.to_bytes(cert.serial_number.bit_length() // 8 + 1, "big")
+    signer_info = _der(0x30, _der(0x02, b"\x01"),
+                       _der(0x30, cert.issuer.public_bytes(), _der(0x02, serial)), sha256,
+                       b"\xa0" + signed_attrs[1:], _der(0x30, _oid("1.2.840.10045.4.3.2")),
+                       _der(0x04, signature))
+    content = _der(0x30, _der(0x02, b"\x03"), _der(0x31, sha256),
+                   _der(0x30, _oid(tst_oid), _der(0xA0, _der(0x04, tst))),
+                   _der(0xA0, cert.public_bytes(serialization.Encoding.DER)),
+                   _der(0x31, signer_info))
+    return _der(0x30, _der(0x30, _der(0x02, b"\x00")),
+                _der(0x30, _oid("1.2.840.113549.1.7.2"), _der(0xA0, content)))
+
+
 def test_trusted_rfc3161_timestamp_decides_validity(run_cli, model, ca, tmp_path):
-    """A leaf that expired after a trusted TSA stamped the signature still verifies."""
+    """A leaf that expired after a TSA stamped the signature verifies only if that TSA
+    chains to --tsa-certificate-chain (not to the signers' anchors), is another key than
+    the signer, has a critical timeStamping-only EKU and is named by the token (ESSCertID)."""
     import shutil
     import time
 
@@ -265,34 +337,69 @@ def test_trusted_rfc3161_timestamp_decides_validity(run_cli, model, ca, tmp_path
     sig_file = model / "model.sig"
     signature = base64.b64decode(
         json.loads(sig_file.read_text())["dsseEnvelope"]["signatures"][0]["sig"])
-    trusted = _tsa(ca, ca.root_key, x509.load_pem_x509_certificate(ca.root_pem.read_bytes()),
-                   "tsa")
+    tsa_root_key = pki.ec_key()
+    tsa_root = pki.certificate(tsa_root_key, tsa_root_key, "TSA Root", "TSA Root", ca=True)
+    tsa_root_pem = pki.write_cert(tsa_root, tmp_path / "tsa-root.pem")
+    trusted = _tsa(ca, tsa_root_key, tsa_root, "tsa")
+    signing_ca_tsa = _tsa(ca, ca.root_key,
+                          x509.load_pem_x509_certificate(ca.root_pem.read_bytes()), "ca-tsa")
     other_root_key = pki.ec_key()
     other_root = pki.certificate(other_root_key, other_root_key, "Other Root", "Other Root",
                                  ca=True)
     stranger = _tsa(ca, other_root_key, other_root, "stranger-tsa")
-    stamps = {"trusted": _openssl_stamp(ca, signature, trusted),
+    signer_key_tsa = _tsa(ca, tsa_root_key, tsa_root, "signer-key-tsa", key=ca.key)
+    lax = _tsa(ca, tsa_root_key, tsa_root, "lax-tsa", critical=False)
+    good = _openssl_stamp(ca, signature, trusted)
+    stamps = {"trusted": good, "ess-v1": _openssl_stamp(ca, signature, trusted, "sha1"),
               "stranger": _openssl_stamp(ca, signature, stranger),
+              "signing-ca-tsa": _openssl_stamp(ca, signature, signing_ca_tsa),
+              "signer-key": _openssl_stamp(ca, signature, signer_key_tsa),
               "other-bytes": _openssl_stamp(ca, signature + b"x", trusted)}
     assert dt.datetime.now(dt.UTC) < expires, "machine too slow: stamped after the leaf expired"
+    stamps |= {"rebuilt": _restamp(good, trusted, ess=trusted[0]),
+               "signer-leaf": _restamp(good, (leaf, ca.key_pem), ess=leaf),
+               "eku-not-critical": _restamp(good, lax, ess=lax[0]),
+               "no-ess": _restamp(good, trusted, ess=None),
+               "ess-other-cert": _restamp(good, trusted, ess=lax[0])}
+    chain = tuple(x509.load_pem_x509_certificates(p.read_bytes())[0]
+                  for p in (leaf, ca.inter_pem))
+    check = _Check()  # before expiry, without TSA anchors: verified at now, and said so
+    assert verify_chain(chain, (x509.load_pem_x509_certificate(ca.root_pem.read_bytes()),),
+                        check, timestamps=(good,), signature=signature)
+    assert check.notes == [NO_TSA] and not check.problems
     time.sleep(max(0.0, (expires - dt.datetime.now(dt.UTC)).total_seconds()) + 1.5)
     results = {}
     for name, stamp in stamps.items():
         copy = tmp_path / name
         shutil.copytree(model, copy)
         rewrap(copy / "model.sig", leaf, timestamp=stamp)
-        results[name] = _verify_json(ca, run_cli, copy)
-    code, doc = results["trusted"]
-    assert code == 0 and doc["status"] == "verified", doc
-    code, doc = results["stranger"]
-    assert code == 1 and "'CN=stranger-tsa' does not chain to a trusted certificate" in (
-        doc["problems"][0]["message"])
-    code, doc = results["other-bytes"]
-    assert code == 1 and "message imprint differs" in doc["problems"][0]["message"]
-    assert "expired on" in doc["problems"][0]["message"]
-    good = stamps["trusted"]
-    root = x509.load_pem_x509_certificate(ca.root_pem.read_bytes())
-    assert trusted_stamp_time((good,), signature, (root,))[0] is not None
+        anchors = ca.root_pem if name == "signer-leaf" else tsa_root_pem
+        results[name] = _verify_json(ca, run_cli, copy, "--tsa-certificate-chain", anchors)
+    for name in ("trusted", "ess-v1", "rebuilt"):
+        code, doc = results[name]
+        assert code == 0 and doc["status"] == "verified", (name, doc)
+    refusals = {
+        "stranger": "'CN=stranger-tsa' does not chain to a trusted certificate",
+        "signing-ca-tsa": "'CN=ca-tsa' does not chain to a trusted certificate",
+        "signer-key": "'CN=signer-key-tsa' is the signing certificate's own key",
+        "signer-leaf": "'CN=model-publisher' is the signing certificate's own key",
+        "eku-not-critical": "'CN=lax-tsa' extended key usage is not critical",
+        "no-ess": "lack SigningCertificate(V2) (ESSCertID)",
+        "ess-other-cert": "names another certificate than the one that signed the token",
+        "other-bytes": "message imprint differs",
+    }
+    for name, reason in refusals.items():
+        code, doc = results[name]
+        message = doc["problems"][0]["message"]
+        assert code == 1 and doc["status"] == "untrusted", (name, doc)
+        assert reason in message and "expired on" in message, (name, message)
+        assert "\n" not in message
+    for anchors in ((), ("--certificate-chain", tsa_root_pem)):  # the TSA root as a signer CA
+        code, doc = _verify_json(ca, run_cli, tmp_path / "trusted", *anchors)
+        message = doc["problems"][0]["message"]
+        assert code == 1 and "expired on" in message and NO_TSA in message, doc
+    tsa_anchor = (tsa_root,)
+    assert trusted_stamp_time((good,), signature, tsa_anchor)[0] is not None
     for cut in range(len(good)):  # a truncated token never parses
         with pytest.raises(TimestampError):
             verify_stamp(good[:cut], signature)
@@ -300,7 +407,30 @@ def test_trusted_rfc3161_timestamp_decides_validity(run_cli, model, ca, tmp_path
         flipped = good[:n] + bytes([good[n] ^ 0x41]) + good[n + 1:]
         with contextlib.suppress(TimestampError):
             verify_stamp(flipped, signature)
-        trusted_stamp_time((flipped,), signature, (root,))
+        trusted_stamp_time((flipped,), signature, tsa_anchor)
+
+
+def test_tsa_certificate_chain_needs_a_certificate_chain(run_cli, model, ca):
+    assert ca.sign(run_cli, model, ca.leaf()).code == 0
+    run = run_cli("verify", model, "--tsa-certificate-chain", ca.root_pem)
+    assert run.code == 2 and "--certificate-chain" in run.err
+
+
+def test_expired_attestation_accepted_is_said_to_the_caller(run_cli, ca, tmp_path):
+    """verify-attestation and the admission webhook warn on `accepted_expired`."""
+    sbom = tmp_path / "bom.json"
+    sbom.write_text(json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.6",
+                                "components": []}))
+    att = tmp_path / "bom.att"
+    assert run_cli("attest", sbom, "--key", ca.key_pem, "--certificate", ca.leaf("good"),
+                   "-o", att).code == 0
+    roots = load_certificates((ca.root_pem, ca.inter_pem))
+    current = verify_attestation(att, CertificateTrust(roots, accept_expired=True), sbom)
+    assert current.accepted_expired is False and current["bomFormat"] == "CycloneDX"
+    rewrap(att, ca.leaf(not_after=NOW - dt.timedelta(days=30)))
+    waived = verify_attestation(att, CertificateTrust(roots, accept_expired=True), sbom)
+    assert waived.accepted_expired is True and "expired on" in waived.accepted[0]
+    assert waived == current
 
 
 def test_accept_expired_certificates_restores_acceptance_loudly(run_cli, model, ca):

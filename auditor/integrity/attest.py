@@ -56,6 +56,27 @@ class Subject:
         return {"name": self.name, "digest": {self.algorithm: self.digest}}
 
 
+class AttestedSbom(dict[str, Any]):
+    """The attested CycloneDX BOM (still the plain dict callers judge) and how far its
+    signer was trusted: `accepted_expired` is True when --accept-expired-certificates
+    waived the certificate's validity, so the caller can warn (`accepted` says what)."""
+
+    accepted_expired: bool = False
+    accepted: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Trusted:
+    statement: dict[str, Any]
+    accepted: tuple[str, ...]  # the waivers the signer's check needed (empty: none)
+
+    def attested(self, predicate: dict[str, Any]) -> AttestedSbom:
+        sbom = AttestedSbom(predicate)
+        sbom.accepted_expired = bool(self.accepted)
+        sbom.accepted = self.accepted
+        return sbom
+
+
 class AttestationRejected(VerificationFailed):
     """An attestation that does not admit the model; `check` names which check failed
     (malformed, signature, signer, digest, predicate), for a one-line reason at deploy time."""
@@ -210,15 +231,17 @@ def _model_subjects(statement: Any) -> list[Subject]:
 
 
 def verify_model_attestation(bundle_bytes: bytes, trust: Trust, subject: Subject,
-                             where: str) -> dict[str, Any]:
+                             where: str) -> AttestedSbom:
     """The attested SBOM of the model `subject` names, or AttestationRejected saying why not.
 
     In order: the bundle parses, the signature verifies and the signer is trusted,
     the statement is a CycloneDX attestation, one of its model subjects has the
     deployed digest, and the attested SBOM records that digest as its revision. The
     digest alone identifies the model (a registry may be reached by several names).
+    The result's `accepted_expired` says whether a certificate's validity was waived.
     """
-    statement = _trusted_statement(bundle_bytes, trust, where)
+    trusted = _trusted_statement(bundle_bytes, trust, where)
+    statement = trusted.statement
     claimed = _model_subjects(statement)
     if not any(s.algorithm == subject.algorithm and s.digest == subject.digest
                for s in claimed):
@@ -231,7 +254,7 @@ def verify_model_attestation(bundle_bytes: bytes, trust: Trust, subject: Subject
         raise AttestationRejected(
             "digest", f"{where}: digest mismatch: the attested SBOM records revision "
             f"{', '.join(sorted(recorded)) or 'none'}, deploying {subject.revision}")
-    return predicate
+    return trusted.attested(predicate)
 
 
 def _cyclonedx(data: bytes, where: str) -> dict[str, Any]:
@@ -244,16 +267,19 @@ def _cyclonedx(data: bytes, where: str) -> dict[str, Any]:
     return doc
 
 
-def verify_attestation(attestation: Path, trust: Trust, sbom: Path | None = None) -> dict:
+def verify_attestation(attestation: Path, trust: Trust, sbom: Path | None = None
+                       ) -> AttestedSbom:
     """Return the attested SBOM, or raise VerificationFailed saying exactly why not.
 
-    With `sbom`, that file must be the one attested (same sha256).
+    With `sbom`, that file must be the one attested (same sha256). The result's
+    `accepted_expired` says whether a certificate's validity was waived.
     """
     try:
         raw = attestation.read_bytes()
     except OSError as exc:
         raise UsageError(f"{attestation}: cannot read: {exc.strerror or exc}") from None
-    statement = _trusted_statement(raw, trust, str(attestation))
+    trusted = _trusted_statement(raw, trust, str(attestation))
+    statement = trusted.statement
     subjects = statement.get("subject") or [{}]
     attested = (subjects[0].get("digest") or {}).get("sha256")
     if sbom is not None:
@@ -265,11 +291,12 @@ def verify_attestation(attestation: Path, trust: Trust, sbom: Path | None = None
             raise VerificationFailed(
                 f"{sbom}: not the attested SBOM (attested sha256 {attested}, file has {actual})"
             )
-    return _predicate(statement, str(attestation))
+    return trusted.attested(_predicate(statement, str(attestation)))
 
 
-def _trusted_statement(raw: bytes, trust: Trust, where: str) -> dict[str, Any]:
-    """The in-toto statement of a bundle whose signature verifies under `trust`."""
+def _trusted_statement(raw: bytes, trust: Trust, where: str) -> _Trusted:
+    """The in-toto statement of a bundle whose signature verifies under `trust`, with the
+    waivers (--accept-expired-certificates) that trust needed: never dropped silently."""
     try:
         bundle = dsse.parse_bundle(raw)
     except dsse.BundleError as exc:
@@ -290,7 +317,7 @@ def _trusted_statement(raw: bytes, trust: Trust, where: str) -> dict[str, Any]:
         found = statement.get("predicateType") if isinstance(statement, dict) else None
         raise AttestationRejected(
             "predicate", f"{where}: predicateType {found!r}, expected {SBOM_PREDICATE!r}")
-    return statement
+    return _Trusted(statement, tuple(check.accepted))
 
 
 def _predicate(statement: dict[str, Any], where: str) -> dict[str, Any]:

@@ -43,6 +43,9 @@ class CertificateTrust:
     issuer: str | None = None
     # --accept-expired-certificates: the reference tool's check at the leaf's own notBefore
     accept_expired: bool = False
+    # --tsa-certificate-chain: the only anchors an RFC 3161 timestamp authority may chain to
+    # (never `anchors`: a TSA root must not also vouch for signers, nor the signing CA for TSAs)
+    tsa_anchors: tuple[x509.Certificate, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class Verification:
     signature: str = ""
     # checks the user waived (--accept-expired-certificates) that would otherwise have failed
     accepted: tuple[str, ...] = ()
+    # what the verdict rests on but is no problem, e.g. a timestamp that was not used
+    notes: tuple[str, ...] = ()
 
     @property
     def status_detail(self) -> str:
@@ -88,6 +93,7 @@ class Verification:
             "problems": [{"kind": p.kind, "path": p.path, "message": p.message}
                          for p in self.problems],
             "warnings": list(self.warnings), "accepted": list(self.accepted),
+            "notes": list(self.notes),
         }
 
     def render_text(self, model: Path) -> str:
@@ -97,6 +103,7 @@ class Verification:
         lines += [f"  problem: {p.message}" for p in self.problems]
         lines += [f"  accepted: {a}" for a in self.accepted]
         lines += [f"  warning: {w}" for w in self.warnings]
+        lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
 
 
@@ -332,6 +339,7 @@ class _Check:
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def fail(self, kind: str, message: str, path: str | None = None) -> None:
         self.problems.append(Problem(kind, message, path))
@@ -417,7 +425,7 @@ def _verify(
 def _result(status: str, method: str, signer: str, check: _Check, sig: str,
             covered: tuple[str, ...] = ()) -> Verification:
     return Verification(status, method, signer, covered, tuple(check.problems),
-                        tuple(check.warnings), sig, tuple(check.accepted))
+                        tuple(check.warnings), sig, tuple(check.accepted), tuple(check.notes))
 
 
 def _check_signer(bundle: dsse.Bundle, trust: Trust | None, check: _Check) -> tuple[str, bool]:
@@ -462,7 +470,7 @@ def _check_signer(bundle: dsse.Bundle, trust: Trust | None, check: _Check) -> tu
         return signer, False
     ok = verify_chain(bundle.certificates, trust.anchors, check,
                       accept_expired=trust.accept_expired, timestamps=bundle.timestamps,
-                      signature=bundle.signature)
+                      signature=bundle.signature, tsa_anchors=trust.tsa_anchors)
     if trust.identity and trust.identity not in _sans(leaf) | _common_names(leaf.subject):
         check.fail("identity", f"certificate identity {sorted(_sans(leaf))} does not include "
                    f"{trust.identity!r}")
@@ -483,11 +491,14 @@ def verify_chain(
     chain: tuple[x509.Certificate, ...], anchors: tuple[x509.Certificate, ...], check: _Check,
     *, accept_expired: bool = False, timestamps: tuple[bytes, ...] = (),
     signature: bytes = b"", now: dt.datetime | None = None,
+    tsa_anchors: tuple[x509.Certificate, ...] = (),
 ) -> bool:
     """Leaf → intermediates → a trusted anchor, each valid at a trusted signing time.
 
     The trusted time is that of the first RFC 3161 timestamp over `signature`
-    whose TSA chains to `anchors` (`trusted_stamp_time`), otherwise now. With
+    whose TSA chains to `tsa_anchors` (`trusted_stamp_time`), otherwise now:
+    without TSA anchors a timestamp is not used at all, and a timestamp that is
+    not trusted is said (`check.notes`, or in the failure). With
     `accept_expired` a chain valid at the leaf's own notBefore passes, as in
     the OMS reference tool, and the waiver is recorded in `check.accepted`.
     """
@@ -515,15 +526,23 @@ def verify_chain(
     if usage:
         check.fail("certificate", usage)
         return False
-    at, untrusted = trusted_stamp_time(timestamps, signature, anchors)
+    at: dt.datetime | None = None
+    note = ""
+    if timestamps and not tsa_anchors:
+        note = "timestamp present but no --tsa-certificate-chain given; checked at now"
+    elif timestamps:
+        at, untrusted = trusted_stamp_time(timestamps, signature, tsa_anchors, signer=leaf)
+        if at is None:
+            note = f"the bundle's RFC 3161 timestamp is not trusted: {untrusted}; checked at now"
     if at is not None:
         basis = f" at the time of its trusted RFC 3161 timestamp ({_when(at)})"
     else:
         at = now or dt.datetime.now(dt.UTC)
-        basis = "; no trusted timestamp" + (f" (the bundle's RFC 3161 timestamp is not "
-                                            f"trusted: {untrusted})" if timestamps else "")
+        basis = "; no trusted timestamp" + (f" ({note})" if note else "")
     invalid = next(filter(None, (validity_problem(c, at, leaf=c is leaf) for c in path)), None)
     if invalid is None:
+        if note:
+            check.notes.append(note)
         return True
     why = invalid + basis
     if accept_expired:
@@ -538,14 +557,18 @@ def verify_chain(
 
 
 def trusted_stamp_time(
-    timestamps: tuple[bytes, ...], signature: bytes, anchors: tuple[x509.Certificate, ...]
+    timestamps: tuple[bytes, ...], signature: bytes, tsa_anchors: tuple[x509.Certificate, ...],
+    *, signer: x509.Certificate | None = None,
 ) -> tuple[dt.datetime | None, str]:
     """(time, "") from the first timestamp that proves when `signature` existed, else
     (None, why none does).
 
-    A TSA is trusted when its certificate carries the timeStamping extended key
-    usage and chains, within the token's certificates, to one of `anchors`, every
-    link valid at the stamped time: pass the TSA's root with --certificate-chain.
+    A TSA is trusted when it is another key than the `signer` (a key must not vouch
+    for its own signing time: a stolen or expired key would back-date itself), its
+    extended key usage is critical and only timeStamping (RFC 3161 §2.3), the token
+    names it (ESSCertID, checked by `timestamp.verify_stamp`), and it chains, within
+    the token's certificates, to one of `tsa_anchors` (--tsa-certificate-chain, kept
+    apart from the signers' anchors), every link valid at the stamped time.
     """
     reasons: list[str] = []
     for token in timestamps:
@@ -555,7 +578,7 @@ def trusted_stamp_time(
             reasons.append(str(exc))
             continue
         try:
-            problem = _tsa_problem(stamp, anchors)
+            problem = _tsa_problem(stamp, tsa_anchors, signer)
         except (ValueError, UnsupportedAlgorithm) as exc:  # a certificate cryptography rejects
             problem = f"timestamp signer certificate is unusable: {exc}"
         if problem is None:
@@ -564,15 +587,23 @@ def trusted_stamp_time(
     return None, "; ".join(reasons)
 
 
-def _tsa_problem(stamp: timestamp.Stamp, anchors: tuple[x509.Certificate, ...]) -> str | None:
+def _tsa_problem(stamp: timestamp.Stamp, anchors: tuple[x509.Certificate, ...],
+                 signer: x509.Certificate | None) -> str | None:
     tsa = stamp.signer
     name = tsa.subject.rfc4514_string()
+    if signer is not None and (tsa == signer or _spki(tsa) == _spki(signer)):
+        return (f"timestamp signer {name!r} is the signing certificate's own key: a TSA must "
+                "be another key than the signer")
     try:
-        eku = tsa.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        ext = tsa.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
     except x509.ExtensionNotFound:
-        eku = None
-    if eku is None or ExtendedKeyUsageOID.TIME_STAMPING not in eku:
-        return f"timestamp signer {name!r} lacks the timeStamping extended key usage"
+        return f"timestamp signer {name!r} has no extended key usage (needs critical timeStamping)"
+    if list(ext.value) != [ExtendedKeyUsageOID.TIME_STAMPING]:
+        names = [_EKU_NAMES.get(oid, oid.dotted_string) for oid in ext.value]
+        return (f"timestamp signer {name!r} extended key usage is {', '.join(names) or 'empty'}, "
+                "not timeStamping only")
+    if not ext.critical:
+        return f"timestamp signer {name!r} extended key usage is not critical (RFC 3161 §2.3)"
     path, pool = [tsa], [*stamp.certificates, *anchors]
     while path[-1] not in anchors:
         parent = next((c for c in pool if c not in path and _issued_by(path[-1], c)
@@ -581,6 +612,11 @@ def _tsa_problem(stamp: timestamp.Stamp, anchors: tuple[x509.Certificate, ...]) 
             return f"timestamp signer {name!r} does not chain to a trusted certificate"
         path.append(parent)
     return next(filter(None, (validity_problem(c, stamp.time, leaf=False) for c in path)), None)
+
+
+def _spki(cert: x509.Certificate) -> bytes:
+    return cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
@@ -714,6 +750,7 @@ def trust_from_options(
     identity: str | None,
     issuer: str | None,
     accept_expired: bool = False,
+    tsa_certificate_chain: tuple[Path, ...] = (),
 ) -> Trust | None:
     """The one mapping from the shared verify flags to what is trusted (None: nothing given)."""
     given = [bool(key), bool(certificate_chain), bool(trust_config)]
@@ -722,11 +759,14 @@ def trust_from_options(
     if accept_expired and not certificate_chain:
         raise UsageError("--accept-expired-certificates applies only to certificate-method "
                          "signatures checked with --certificate-chain")
+    if tsa_certificate_chain and not certificate_chain:
+        raise UsageError("--tsa-certificate-chain applies only to certificate-method "
+                         "signatures checked with --certificate-chain")
     if key:
         return KeyTrust(load_public_key(key))
     if certificate_chain:
         return CertificateTrust(load_certificates(certificate_chain), identity, issuer,
-                                accept_expired)
+                                accept_expired, load_certificates(tsa_certificate_chain))
     if trust_config:
         if not identity or not issuer:
             raise UsageError("--trust-config (Sigstore) needs both --identity and --issuer")

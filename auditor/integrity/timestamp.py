@@ -5,8 +5,11 @@ signature bytes (`timestampVerificationData.rfc3161Timestamps`). This module
 reads one with a minimal DER reader and checks everything the token itself
 can prove: the granted status, that it stamps exactly these signature bytes
 (message imprint), that the signed attributes bind the TSTInfo (content type
-and message digest), and the TSA's signature over them. Whether the TSA is
-trusted (its chain, its timeStamping usage) is the caller's question: it
+and message digest) and name the certificate that signed it (ESS
+SigningCertificate or SigningCertificateV2, RFC 2634/5035: without it a
+certificate could be swapped for another with the same key), and the TSA's
+signature over them. Whether the TSA is trusted (its chain, its
+timeStamping usage, that it is not the signer) is the caller's question: it
 holds the trust anchors. Any doubt raises `TimestampError` with the reason.
 """
 
@@ -17,13 +20,15 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 _SIGNED_DATA = "1.2.840.113549.1.7.2"
 _TST_INFO = "1.2.840.113549.1.9.16.1.4"
 _CONTENT_TYPE = "1.2.840.113549.1.9.3"
 _MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
+_SIGNING_CERTIFICATE = "1.2.840.113549.1.9.16.2.12"  # ESSCertID: SHA-1 of the certificate
+_SIGNING_CERTIFICATE_V2 = "1.2.840.113549.1.9.16.2.47"  # ESSCertIDv2: stated hash, or SHA-256
 # Digest algorithms a stamp may use (SHA-1 is refused: collisions make an imprint meaningless).
 _DIGESTS: dict[str, type[hashes.HashAlgorithm]] = {
     "2.16.840.1.101.3.4.2.1": hashes.SHA256,
@@ -179,6 +184,7 @@ def _check_signer_info(info: _Der, tst_der: bytes, certs: tuple[x509.Certificate
     if _MESSAGE_DIGEST not in values or values[_MESSAGE_DIGEST].body != _hash(digest, tst_der):
         raise TimestampError("timestamp signature does not cover its TSTInfo (message digest "
                              "differs)")
+    _check_signing_certificate(values, signer)
     sig_alg, signature = parts[4], _expect(parts[5], 0x04, "signature").body
     oid = _oid(_expect(sig_alg, 0x30, "signatureAlgorithm").children()[0])
     if oid not in _SIGNATURES:
@@ -197,6 +203,32 @@ def _check_signer_info(info: _Der, tst_der: bytes, certs: tuple[x509.Certificate
         raise TimestampError("timestamp signature does not verify under its TSA "
                              "certificate") from None
     return signer
+
+
+def _check_signing_certificate(values: dict[str, _Der], signer: x509.Certificate) -> None:
+    """The signed attributes must name `signer` by hash (ESSCertID / ESSCertIDv2).
+
+    The first ESSCertID of the list identifies the signing certificate (RFC 5035
+    §5.4). Every attribute present must match; a token with neither is refused.
+    """
+    if _SIGNING_CERTIFICATE not in values and _SIGNING_CERTIFICATE_V2 not in values:
+        raise TimestampError("timestamp signed attributes lack SigningCertificate(V2) "
+                             "(ESSCertID): the TSA certificate is not bound to the token")
+    der = signer.public_bytes(serialization.Encoding.DER)
+    for oid, version in ((_SIGNING_CERTIFICATE, ""), (_SIGNING_CERTIFICATE_V2, "V2")):
+        if oid not in values:
+            continue
+        certs = _expect(values[oid], 0x30, f"SigningCertificate{version}").children()
+        first = _expect(_expect(certs[0], 0x30, "certs").children()[0], 0x30, "ESSCertID")
+        fields = first.children()
+        algorithm: hashes.HashAlgorithm = hashes.SHA1()
+        if version:
+            algorithm = hashes.SHA256()
+            if fields[0].tag == 0x30:
+                algorithm = _digest(fields.pop(0), "ESSCertIDv2 hashAlgorithm")
+        if _expect(fields[0], 0x04, "certHash").body != _hash(algorithm, der):
+            raise TimestampError(f"timestamp SigningCertificate{version} (ESSCertID) names "
+                                 "another certificate than the one that signed the token")
 
 
 def _find_signer(sid: _Der, certs: tuple[x509.Certificate, ...]) -> x509.Certificate:
