@@ -161,6 +161,25 @@ def test_an_attestation_of_another_model_is_a_digest_mismatch(world, tmp_path):
     assert decision.check == "digest" and "records revision " + GOOD in decision.reason
 
 
+def test_a_store_file_rewritten_in_place_is_indexed_again(world, tmp_path):
+    """Same name, same count, folder mtime unchanged: the file's own size and mtime tell."""
+    import os
+
+    from auditor.admission.decide import AttestationStore, subject_of
+
+    store = tmp_path / "store"
+    store.mkdir()
+    bundle = store / "model.json"
+    bundle.write_bytes((world[2] / "good.json").read_bytes())
+    index = AttestationStore(store)
+    assert index.find(subject_of(Named(hf(GOOD), "test")))
+    folder_mtime = store.stat().st_mtime_ns
+    bundle.write_bytes((world[2] / "untrusted.json").read_bytes())
+    os.utime(store, ns=(folder_mtime, folder_mtime))
+    assert index.find(subject_of(Named(hf(UNTRUSTED), "test")))
+    assert not index.find(subject_of(Named(hf(GOOD), "test")))
+
+
 def test_verdicts_are_cached_by_digest(decider, monkeypatch):
     first = decider.decide(Named(hf(GOOD), "a"))
     from auditor.admission import decide as module
@@ -283,6 +302,43 @@ def test_objects_naming_no_model_and_deletes_are_admitted(running):
     assert _response(running.post(admission_review(pod())))["allowed"] is True
     deleting = admission_review(pod(hf(MISSING)), operation="DELETE")
     assert _response(running.post(deleting))["allowed"] is True
+
+
+def test_an_update_keeping_the_admitted_models_is_not_checked_again(running, monkeypatch):
+    """A label change on a running pod passes even with the registry down (fail-closed)."""
+    from auditor.admission import decide as module
+
+    monkeypatch.setattr(module.Decider, "decide",
+                        lambda *a, **k: pytest.fail("an unchanged model was checked again"))
+    review = admission_review(pod(hf(MISSING)), operation="UPDATE")
+    review["request"]["object"]["metadata"]["labels"] = {"team": "search"}
+    response = _response(running.post(review))
+    assert response["allowed"] is True and "not checked again" in response["status"]["message"]
+    lines = Path(running.server.webhook.log.name).read_text().splitlines()
+    entry = next(json.loads(x) for x in lines if json.loads(x)["uid"] == review["request"]["uid"])
+    assert entry["unchanged_models"] == [hf(MISSING)] and entry["models"] == []
+
+
+def test_an_update_that_changes_the_model_judges_the_new_one(running):
+    review = admission_review(pod(f"{hf(GOOD)},{hf(UNTRUSTED)}"), operation="UPDATE")
+    review["request"]["oldObject"] = pod(hf(GOOD))
+    response = _response(running.post(review))
+    assert response["allowed"] is False and "untrusted signer" in response["status"]["message"]
+    review = admission_review(pod(hf(GOOD)), operation="UPDATE")
+    review["request"]["oldObject"] = pod(hf(UNTRUSTED))
+    response = _response(running.post(review))
+    assert response["allowed"] is True and "attested and passes" in response["status"]["message"]
+
+
+def test_a_kserve_storage_spec_is_denied_as_unverifiable(running):
+    isvc = inference_service(hf(GOOD))
+    isvc["spec"]["predictor"]["model"] = {
+        "modelFormat": {"name": "sklearn"},
+        "storage": {"key": "localMinIO", "path": "sklearn/model.joblib"}}
+    response = _response(running.post(admission_review(isvc)))
+    message = response["status"]["message"]
+    assert response["allowed"] is False and "spec.predictor.model.storage" in message
+    assert "pinned by digest" in message and "storageUri" in message
 
 
 def test_every_decision_is_one_json_audit_line(running):
@@ -440,6 +496,11 @@ def test_admission_serve_runs_as_its_own_process_over_tls(world, tmp_path):
          "production", "--key", k.public, "--attestations", store, "--no-registry",
          "--audit-log", audit], stderr=subprocess.PIPE, text=True)
     try:
+        import select
+
+        # the server's first line, or a failure after 30 s rather than a hung test
+        ready, _, _ = select.select([process.stderr], [], [], 30)
+        assert ready, "admission serve printed nothing within 30 s"
         line = process.stderr.readline()
         assert "listening on https://127.0.0.1:" in line, line
         url = line.split("listening on ")[1].strip()

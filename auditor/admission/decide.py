@@ -290,13 +290,14 @@ class AttestationStore:
     """A folder of attestation bundles (`*.json`), indexed by the model digests they claim.
 
     The claims are read unverified, only to find candidates; each is verified
-    before it counts. The index is rebuilt when the folder changes (a file added
-    by the air-gapped import job is seen without a restart).
+    before it counts. The index is rebuilt when any file's name, size or
+    modification time changes (a file added, or rewritten in place, by the
+    air-gapped import job is seen without a restart).
     """
 
     folder: Path
     _index: dict[tuple[str, str], list[Path]] = field(default_factory=dict)
-    _stamp: tuple[int, int] = (-1, -1)
+    _stamp: tuple[tuple[str, int, int], ...] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def find(self, subject: Subject) -> list[Candidate]:
@@ -316,25 +317,32 @@ class AttestationStore:
         from auditor.integrity.attest import statement_subjects
 
         try:
-            st = self.folder.stat()
-            files = sorted(self.folder.glob("*.json"))
+            files = sorted(p for p in self.folder.iterdir() if p.name.endswith(".json"))
         except OSError as exc:
             raise SourceError(f"{self.folder}: cannot read the attestation store: "
                               f"{exc.strerror or exc}") from None
-        stamp = (st.st_mtime_ns, len(files))
-        if stamp == self._stamp:
-            return
-        index: dict[tuple[str, str], list[Path]] = {}
+        sizes: dict[Path, int] = {}
+        stamp = []
         for path in files:
             try:
-                if path.stat().st_size > MAX_ATTESTATION_BYTES:
-                    continue
+                st = path.stat()
+            except OSError:  # removed since the listing
+                continue
+            sizes[path] = st.st_size
+            stamp.append((path.name, st.st_size, st.st_mtime_ns))
+        if tuple(stamp) == self._stamp:
+            return
+        index: dict[tuple[str, str], list[Path]] = {}
+        for path, size in sizes.items():
+            if size > MAX_ATTESTATION_BYTES:
+                continue
+            try:
                 raw = path.read_bytes()
             except OSError:
                 continue
             for s in statement_subjects(raw):
                 index.setdefault((s.algorithm, s.digest), []).append(path)
-        self._index, self._stamp = index, stamp
+        self._index, self._stamp = index, tuple(stamp)
 
 
 def _referrers(subject: Subject, settings: Settings) -> list[Candidate]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.errors import ConfigError
+from auditor.errors import AuditorError, ConfigError
 
 MODELS_ANNOTATION = "auditor.dev/models"
 # Comma-separated container names whose images are models (modelcar images).
@@ -29,6 +29,11 @@ STORAGE_INITIALIZER = "storage-initializer"
 TEMPLATED = ("Deployment", "StatefulSet", "Job", "ReplicaSet", "DaemonSet")
 KNOWN_KINDS = ("Pod", *TEMPLATED, "CronJob", "InferenceService")
 ISVC_COMPONENTS = ("predictor", "transformer", "explainer")
+
+
+class Unverifiable(AuditorError):
+    """The object names a model in a way no digest can be checked against (KServe's
+    `storage:` spec): denied, never waved through as "no model"."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,13 @@ def _inference_service(spec: dict[str, Any], model_containers: set[str]) -> list
             uri = _dict(value).get("storageUri")
             if isinstance(uri, str):
                 found.append(Named(uri, f"spec.{component}.{key}.storageUri"))
+            elif "storage" in _dict(value):
+                raise Unverifiable(
+                    f"spec.{component}.{key}.storage names a model by storage key and path, "
+                    "which has no digest to check; the webhook admits only models pinned by "
+                    "digest: set storageUri to oci://…@sha256:<digest> or "
+                    "hf://org/name@<commit> (or name the digest in the auditor.dev/models "
+                    "annotation)")
         uri = part.get("storageUri")
         if isinstance(uri, str):
             found.append(Named(uri, f"spec.{component}.storageUri"))

@@ -13,6 +13,12 @@ not an AdmissionReview v1 with a uid gets HTTP 400 with a denial in the body
 (no uid can be echoed, so the API server counts it as a webhook failure and
 `failurePolicy: Fail` rejects); a well-formed review of a kind auditor does not
 know is denied with the reason, since the webhook configuration never sends one.
+
+An UPDATE is judged against its `oldObject`: model references the old object
+already named were admitted when it was created and are running now, so they
+are not checked again (a registry outage or an expired cache entry must not
+block a label change or a finalizer's removal on a running pod); references the
+update adds are judged like a CREATE's.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ class Request:
     operation: str
     user: str
     obj: Any
+    old: Any = None  # oldObject: set for UPDATE
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,14 @@ def review(body: bytes, decide_all: Callable[[Sequence[Named]], list[Decision]],
         return _answer(request, False, f"{subject}: {exc}", [])
     if not named:
         return _answer(request, True, f"{subject} names no model", [])
+    admitted = _already_admitted(request, named)
+    kept = [n.ref for n in admitted]
+    if admitted:
+        named = [n for n in named if n not in admitted]
+        if not named:
+            return _answer(request, True, f"{subject}: {request.operation} keeps the model "
+                           "references already admitted (not checked again): "
+                           + ", ".join(kept), [], kept)
     if len(named) > MAX_MODELS:
         return _answer(request, False, f"{subject} names {len(named)} models, more than the "
                        f"{MAX_MODELS} one review may check", [])
@@ -93,9 +108,21 @@ def review(body: bytes, decide_all: Callable[[Sequence[Named]], list[Decision]],
     denied = [d for d in decisions if not d.allowed]
     if denied:
         more = f" (+{len(denied) - 1} more denied)" if len(denied) > 1 else ""
-        return _answer(request, False, f"{subject}: {denied[0].reason}{more}", decisions)
-    return _answer(request, True, f"{subject}: " + "; ".join(d.reason for d in decisions),
-                   decisions)
+        return _answer(request, False, f"{subject}: {denied[0].reason}{more}", decisions, kept)
+    unchanged = f"; unchanged, not checked again: {', '.join(kept)}" if kept else ""
+    return _answer(request, True, f"{subject}: " + "; ".join(d.reason for d in decisions)
+                   + unchanged, decisions, kept)
+
+
+def _already_admitted(request: Request, named: Sequence[Named]) -> list[Named]:
+    """The references of an UPDATE that its oldObject named too (in the same role)."""
+    if request.operation != "UPDATE" or not isinstance(request.old, dict):
+        return []
+    try:
+        old = {(n.ref, n.image) for n in model_refs(request.kind, request.old)}
+    except AuditorError:  # the old object could not have been admitted by its models
+        return []
+    return [n for n in named if (n.ref, n.image) in old]
 
 
 def settle(decision: Decision, failure_policy: str) -> Decision:
@@ -134,7 +161,7 @@ def parse(body: bytes) -> Request:
         name=_text(request.get("name")) or _generated_name(request.get("object")),
         operation=_text(request.get("operation")),
         user=_text(user.get("username")) if isinstance(user, dict) else "",
-        obj=request.get("object"),
+        obj=request.get("object"), old=request.get("oldObject"),
     )
 
 
@@ -146,7 +173,7 @@ def refused(message: str, uid: str = "", status: int = 400) -> Answer:
 
 
 def _answer(request: Request, allowed: bool, message: str,
-            decisions: list[Decision]) -> Answer:
+            decisions: list[Decision], unchanged: Sequence[str] = ()) -> Answer:
     warnings = [w for d in decisions for w in d.warnings]
     body = _envelope(request.uid, allowed, message, warnings)
     audit = {
@@ -155,6 +182,8 @@ def _answer(request: Request, allowed: bool, message: str,
         "name": request.name, "operation": request.operation, "user": request.user,
         "allowed": allowed, "reason": message, "models": [d.as_dict() for d in decisions],
     }
+    if unchanged:  # an UPDATE's references admitted before, not checked again
+        audit["unchanged_models"] = list(unchanged)
     return Answer(200, body, audit)
 
 
