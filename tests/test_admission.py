@@ -444,6 +444,94 @@ def test_a_decision_over_the_time_budget_is_an_error(decider, tmp_path, monkeypa
     assert response["allowed"] is False and "time budget" in response["status"]["message"]
 
 
+def test_trickling_clients_are_cut_at_the_read_deadline_and_do_not_block_a_review(
+        decider, tmp_path):
+    """Both connection slots held by clients sending a byte every 0.1 s (each read is quick,
+    so a per-read timeout never fires): they are cut at the deadline, and the review waiting
+    in the backlog is answered."""
+    import threading
+    import time
+
+    cut: list[float] = []
+
+    def trickle(port: int, context: ssl.SSLContext, started: float) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            try:
+                for byte in b"POST /validate HTTP/1.1\r\nHost: x\r\n" * 10:
+                    tls.sendall(bytes([byte]))
+                    time.sleep(0.1)
+                tls.settimeout(0.2)
+                tls.recv(1)  # the server closed: b"" (or an error below)
+            except OSError:
+                pass
+            cut.append(time.monotonic() - started)
+
+    with webhook(decider, tmp_path / "trickle", max_connections=2, read_deadline=1.0) as hook:
+        port = int(hook.url.split(":")[2].split("/")[0])
+        started = time.monotonic()
+        clients = [threading.Thread(target=trickle, args=(port, hook.tls(), started))
+                   for _ in range(2)]
+        for client in clients:
+            client.start()
+        time.sleep(0.3)  # both slots taken
+        response = _response(hook.post(admission_review(pod(hf(GOOD)))))
+        answered = time.monotonic() - started
+        for client in clients:
+            client.join(10)
+    assert response["allowed"] is True and answered < 4, answered
+    assert len(cut) == 2 and max(cut) < 3, cut  # not the 8 s the bytes would have lasted
+
+
+def test_when_overdue_decisions_hold_every_worker_new_ones_are_errors_at_once(
+        decider, tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from auditor.admission import decide as module
+
+    release = threading.Event()
+
+    def hanging(self, subject):
+        release.wait(10)
+        return []
+
+    monkeypatch.setattr(module.Decider, "_candidates", hanging)
+    with webhook(Decider(decider.settings), tmp_path / "busy", timeout=0.3, workers=1) as hook:
+        first = _response(hook.post(admission_review(pod(hf(MISSING)))))
+        started = time.monotonic()
+        second = _response(hook.post(admission_review(pod(hf(UNTRUSTED)))))
+        elapsed = time.monotonic() - started
+        release.set()
+    assert "time budget" in first["status"]["message"]
+    assert second["allowed"] is False and "workers are busy" in second["status"]["message"]
+    assert elapsed < 0.3  # not queued behind the hanging decision for the whole budget
+
+
+def test_a_review_waiting_for_the_same_digest_gives_up_at_its_deadline(decider, monkeypatch):
+    import threading
+    import time
+
+    from auditor.admission import decide as module
+
+    release, entered = threading.Event(), threading.Event()
+
+    def hanging(self, subject):
+        entered.set()
+        release.wait(10)
+        return []
+
+    monkeypatch.setattr(module.Decider, "_candidates", hanging)
+    fresh = Decider(decider.settings)
+    first = threading.Thread(target=fresh.decide, args=(Named(hf(MISSING), "a"),))
+    first.start()
+    assert entered.wait(5)
+    waited = fresh.decide(Named(hf(MISSING), "b"), None, time.monotonic() + 0.2)
+    release.set()
+    first.join(5)
+    assert waited.check == "timeout" and not waited.allowed
+
+
 # ------------------------------------------------------------------ the manifest
 
 def test_the_manifest_is_a_webhook_configuration_service_and_deployment(run_cli, tmp_path):

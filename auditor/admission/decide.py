@@ -178,9 +178,12 @@ class Decider:
         if self.settings.store is not None:
             self._store = AttestationStore(self.settings.store)
 
-    def decide(self, named: Named, today: datetime.date | None = None) -> Decision:
+    def decide(self, named: Named, today: datetime.date | None = None,
+               deadline: float | None = None) -> Decision:
         """The decision on one reference. AuditorError (I/O, a registry down) propagates:
-        the caller applies its failure policy."""
+        the caller applies its failure policy. `deadline` (time.monotonic()) bounds the wait
+        for the same digest being decided by another review, so waiters never pile up
+        holding the webhook's workers."""
         try:
             subject = subject_of(named)
         except (Unpinned, UsageError) as exc:
@@ -199,7 +202,12 @@ class Decider:
                 mine: Future[Decision] = Future()
                 self._inflight[key] = mine
         if waiting is not None:  # the same digest is being decided: wait for that answer
-            return _as_cached(waiting.result(), named.ref)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return _as_cached(waiting.result(left), named.ref)
+            except TimeoutError:
+                return Decision(named.ref, False, "timeout",
+                                f"{named.ref}: error: no verdict within the time budget")
         try:
             decision, final = self._decide(named.ref, subject, day)
         except BaseException as exc:

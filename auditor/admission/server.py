@@ -3,21 +3,33 @@
 The standard library's threading HTTP server behind a TLS context made from the
 certificate and key files the Deployment mounts (TLS 1.2 at least; the
 handshake runs in the request's thread, so a slow client holds only its own).
-Each review has a time budget (`--timeout`, below the API server's 10 s
-default): model decisions still running when it is spent are errors, and
-errors deny unless the operator chose `--failure-policy allow`. Every answer
-is one JSON line in the audit log.
+
+Load is bounded three ways. At most `max_connections` connections are served at
+once; further ones wait, unaccepted, in the listen backlog until a slot frees
+(the API server is waiting for its answer anyway, and a slot freed within its
+timeout still answers it, where an immediate 503 would be a failed call that
+`failurePolicy: Fail` turns into a rejected object). A connection gets
+`read_deadline` seconds in all for its TLS handshake, and then for each
+request's headers and body (idle keep-alive time included): a client
+trickling bytes is cut at the deadline, not kept alive by each byte. And each
+review has a time budget (`--timeout`, below the API server's 10 s default):
+model decisions still running when it is spent are errors; when every decision
+worker is held by such overdue decisions (a registry hanging), new decisions
+are errors at once rather than queued behind them. Errors deny unless the
+operator chose `--failure-policy allow`. Every answer is one JSON line in the
+audit log.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import ssl
 import sys
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,6 +41,7 @@ from auditor.admission.review import MAX_BODY, Answer, refused, review
 from auditor.errors import AuditorError, UsageError
 
 DEFAULT_TIMEOUT = 8.0  # seconds: under the API server's default webhook timeout of 10 s
+IDLE_TIMEOUT = 15  # seconds a socket write may block (a client that stops reading its answer)
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,8 @@ class ServerConfig:
     failure_policy: str = "fail"
     audit_log: Path | None = None
     workers: int = 32
+    max_connections: int = 128  # served at once; more wait in the listen backlog
+    read_deadline: float = 10.0  # seconds for a handshake, or for one request's headers and body
 
 
 @dataclass
@@ -52,6 +67,9 @@ class Webhook:
     log: IO[str]
     _pool: ThreadPoolExecutor = field(init=False)
     _log_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Decisions still running after their review's budget was spent, each holding a worker.
+    _overdue: set[Future[Decision]] = field(default_factory=set)
+    _overdue_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="decide")
@@ -61,9 +79,15 @@ class Webhook:
         deadline = started + self.config.timeout
 
         def decide_all(named: Sequence[Named]) -> list[Decision]:
-            futures = [self._pool.submit(self.decider.decide, n) for n in named]
+            with self._overdue_lock:
+                busy = len(self._overdue)
+            if busy >= self.config.workers:  # queued, they would only wait out the budget
+                return [Decision(n.ref, False, "error", f"{n.ref}: error: all {busy} decision "
+                                 "workers are busy with decisions past their time budget "
+                                 "(a registry slow or down?)") for n in named]
+            futures = [self._pool.submit(self.decider.decide, n, None, deadline) for n in named]
             wait(futures, timeout=max(0.0, deadline - time.monotonic()))
-            return [_settled(n, f) for n, f in zip(named, futures, strict=True)]
+            return [self._settled(n, f) for n, f in zip(named, futures, strict=True)]
 
         try:
             answer = review(body, decide_all, self.config.failure_policy)
@@ -72,6 +96,26 @@ class Webhook:
         self.audit({**answer.audit,
                     "elapsed_ms": round((time.monotonic() - started) * 1000, 1)})
         return answer
+
+    def _settled(self, named: Named, future: Future[Decision]) -> Decision:
+        """A finished decision, or the error that stopped it: no model is admitted by
+        silence. One still running past the budget is counted until it ends."""
+        if not future.done():
+            if not future.cancel():
+                with self._overdue_lock:
+                    self._overdue.add(future)
+                future.add_done_callback(self._finished)
+            return Decision(named.ref, False, "timeout",
+                            f"{named.ref}: error: no verdict within the time budget")
+        exc = future.exception()
+        if exc is None:
+            return future.result()
+        kind = "" if isinstance(exc, AuditorError) else f"{type(exc).__name__}: "
+        return Decision(named.ref, False, "error", f"{named.ref}: error: {kind}{exc}")
+
+    def _finished(self, future: Future[Decision]) -> None:
+        with self._overdue_lock:
+            self._overdue.discard(future)
 
     def audit(self, line: dict[str, Any]) -> None:
         with self._log_lock:
@@ -82,27 +126,42 @@ class Webhook:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _settled(named: Named, future: Any) -> Decision:
-    """A finished decision, or the error that stopped it: no model is admitted by silence."""
-    if not future.done():
-        future.cancel()
-        return Decision(named.ref, False, "timeout",
-                        f"{named.ref}: error: no verdict within the time budget")
-    exc = future.exception()
-    if exc is None:
-        return future.result()
-    kind = "" if isinstance(exc, AuditorError) else f"{type(exc).__name__}: "
-    return Decision(named.ref, False, "error", f"{named.ref}: error: {kind}{exc}")
+class _DeadlineReader(io.RawIOBase):
+    """The connection's reads, each bounded by what is left of the handler's deadline: the
+    deadline holds for a whole request however the client spaces its bytes."""
+
+    def __init__(self, handler: _Handler) -> None:
+        self.handler = handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self.handler.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("request not received within the read deadline")
+        self.handler.connection.settimeout(left)
+        return self.handler.connection.recv_into(buffer)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
-    timeout = 15  # seconds a connection may sit idle or trickle bytes
+    timeout = IDLE_TIMEOUT
+    deadline = 0.0  # time.monotonic() by which the request being read must be in
 
     def setup(self) -> None:
         super().setup()
-        self.connection.do_handshake()  # here, in this connection's thread, under its timeout
+        limit = self.server.webhook.config.read_deadline
+        self.connection.settimeout(limit)  # the SSL handshake keeps one deadline for all reads
+        self.connection.do_handshake()  # here, in this connection's thread
+        self.connection.settimeout(self.timeout)
+        self.rfile.close()
+        self.rfile = io.BufferedReader(_DeadlineReader(self))
+
+    def handle_one_request(self) -> None:
+        self.deadline = time.monotonic() + self.server.webhook.config.read_deadline
+        super().handle_one_request()
 
     def do_GET(self) -> None:
         if self.path == "/healthz":
@@ -125,6 +184,10 @@ class _Handler(BaseHTTPRequestHandler):
                                 "limit", status=413))
             return
         body = self.rfile.read(size)
+        if len(body) < size:  # the client closed early
+            self.close_connection = True
+            return
+        self.connection.settimeout(self.timeout)  # writing the answer: not the read deadline
         self._reply(self.server.webhook.answer(body))
 
     def _reply(self, answer: Answer) -> None:
@@ -143,7 +206,28 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 512  # connections waiting for a slot wait here, in the kernel
     webhook: Webhook
+    slots: threading.BoundedSemaphore
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection once a slot is free. Waiting here leaves newer connections
+        in the listen backlog; one kept waiting past the read deadline has been given up
+        by the API server already, and is closed."""
+        if not self.slots.acquire(timeout=self.webhook.config.read_deadline):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that drops, or fails the TLS handshake, ends its own connection only."""
@@ -175,6 +259,7 @@ def make_server(config: ServerConfig, decider: Decider, log: IO[str] | None = No
     server.socket = context.wrap_socket(server.socket, server_side=True,
                                         do_handshake_on_connect=False)
     server.webhook = Webhook(decider, config, log)
+    server.slots = threading.BoundedSemaphore(config.max_connections)
     return server
 
 
