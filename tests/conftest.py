@@ -76,6 +76,7 @@ def _isolate_env(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path_factory.getbasetemp() / "no-docker-config"))
     monkeypatch.delenv("AUDITOR_REGISTRY_USERNAME", raising=False)
     monkeypatch.delenv("AUDITOR_REGISTRY_PASSWORD", raising=False)
+    monkeypatch.delenv("AUDITOR_REGISTRY_HOST", raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -80,7 +80,9 @@ def binary() -> str:
     return str(found)
 
 
-def _free_port() -> int:
+def _candidate_port() -> int:
+    """A port free a moment ago; another process may take it before the registry binds it,
+    which `start` notices (the registry exits: address in use) and answers with another."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -134,54 +136,67 @@ def _htpasswd(path: Path) -> None:
     path.write_text(f"{USER}:{hashed}\n")
 
 
+BIND_ATTEMPTS = 5
+
+
 def start(mode: str, folder: Path) -> RegistryServer:
-    """Start a registry in `mode` with everything it keeps under `folder`; wait until it answers."""
+    """Start a registry in `mode` with everything it keeps under `folder`; wait until it answers.
+
+    The port is chosen before the registry binds it, so another process can take it in
+    between: the registry then exits saying the address is in use, and it is started again
+    on another port, up to BIND_ATTEMPTS times."""
     assert mode in MODES, mode
     program = binary()
     folder.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    host = f"127.0.0.1:{port}"
-    ca_file = None
-    credentials = None
-    lines = ["version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true",
-             "storage:", "  filesystem:", f"    rootdirectory: {folder / 'data'}",
-             "  delete:", "    enabled: true",
-             "http:", f"  addr: {host}", "  secret: auditor-tests"]
+    ca_file = credentials = None
+    tls: list[str] = []
+    auth: list[str] = []
     if mode in ("tls", "auth"):
         ca_file, cert, key = write_test_ca(folder)
-        lines += ["  tls:", f"    certificate: {cert}", f"    key: {key}"]
+        tls = ["  tls:", f"    certificate: {cert}", f"    key: {key}"]
     if mode == "auth":
         _htpasswd(folder / "htpasswd")
         credentials = Credentials(USER, PASSWORD)
-        lines += ["auth:", "  htpasswd:", "    realm: auditor-tests",
-                  f"    path: {folder / 'htpasswd'}"]
-    config = folder / "config.yml"
-    config.write_text("\n".join(lines) + "\n")
-    log = (folder / "registry.log").open("wb")
-    process = subprocess.Popen([program, "serve", str(config)], stdout=log,
-                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    server = RegistryServer(mode, host, folder, process, ca_file, credentials)
-    _wait_ready(server, folder / "registry.log")
-    return server
+        auth = ["auth:", "  htpasswd:", "    realm: auditor-tests",
+                f"    path: {folder / 'htpasswd'}"]
+    for _ in range(BIND_ATTEMPTS):
+        host = f"127.0.0.1:{_candidate_port()}"
+        lines = ["version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true",
+                 "storage:", "  filesystem:", f"    rootdirectory: {folder / 'data'}",
+                 "  delete:", "    enabled: true",
+                 "http:", f"  addr: {host}", "  secret: auditor-tests", *tls, *auth]
+        config = folder / "config.yml"
+        config.write_text("\n".join(lines) + "\n")
+        log_path = folder / "registry.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen([program, "serve", str(config)], stdout=log,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        server = RegistryServer(mode, host, folder, process, ca_file, credentials)
+        if _wait_ready(server, log_path):
+            return server
+    pytest.fail(f"docker-registry found no free port in {BIND_ATTEMPTS} attempts")
 
 
-def _wait_ready(server: RegistryServer, log: Path) -> None:
-    """Poll /v2/ until the registry answers (200, or 401 when it wants credentials)."""
+def _wait_ready(server: RegistryServer, log: Path) -> bool:
+    """Poll /v2/ until the registry answers (200, or 401 when it wants credentials); False
+    when it exited because its port was taken (the caller tries another)."""
     scheme = "http" if server.plain_http else "https"
     verify = ssl.create_default_context(cafile=str(server.ca_file)) if server.ca_file else False
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            pytest.fail(f"docker-registry exited ({server.process.returncode}): "
-                        f"{log.read_text(errors='replace')[-2000:]}")
+            text = log.read_text(errors="replace")
+            if "address already in use" in text:
+                return False
+            pytest.fail(f"docker-registry exited ({server.process.returncode}): {text[-2000:]}")
         try:
             url = f"{scheme}://{server.host}/v2/"
             status = httpx.get(url, verify=verify, timeout=1).status_code
         except httpx.HTTPError:
             time.sleep(0.05)
             continue
-        if status in (200, 401):
-            return
+        if status in (200, 401) and server.process.poll() is None:  # ours, not a squatter
+            return True
         time.sleep(0.05)
     server.stop()
     pytest.fail(f"docker-registry did not answer on {server.host} within 20 s")

@@ -78,8 +78,23 @@ def test_credentials_come_from_the_environment_then_the_docker_config(tmp_path, 
     assert credentials_for("other.example") is None
     monkeypatch.setenv("AUDITOR_REGISTRY_USERNAME", "env")
     monkeypatch.setenv("AUDITOR_REGISTRY_PASSWORD", "secret")
+    monkeypatch.setenv("AUDITOR_REGISTRY_HOST", "R.example")
     creds = credentials_for("r.example")
     assert creds == Credentials("env", "secret") and "secret" not in repr(creds)
+
+
+def test_environment_credentials_go_only_to_the_host_they_name(tmp_path, monkeypatch):
+    """A reference someone else chose (a pod's image, a scanned model) must not receive the
+    operator's password by naming a registry of its own."""
+    monkeypatch.setenv("AUDITOR_REGISTRY_USERNAME", "env")
+    monkeypatch.setenv("AUDITOR_REGISTRY_PASSWORD", "secret")
+    with pytest.raises(UsageError, match="AUDITOR_REGISTRY_HOST") as caught:
+        credentials_for("attacker.example")
+    assert "\n" not in str(caught.value) and "secret" not in str(caught.value)
+    monkeypatch.setenv("AUDITOR_REGISTRY_HOST", "registry.internal:5000")
+    assert credentials_for("attacker.example") is None
+    assert credentials_for("registry.internal") is None  # another port is another registry
+    assert credentials_for("registry.internal:5000") == Credentials("env", "secret")
 
 
 # -- the real registry -----------------------------------------------------------------------
@@ -121,6 +136,29 @@ def test_https_with_the_ca_works_and_without_it_fails_in_one_line(oci_registry) 
     message = str(caught.value)
     assert "\n" not in message and server.host in message and "TLS" in message
     assert "--registry-ca" in message
+
+
+def test_the_registry_ca_is_trusted_besides_the_system_s_not_instead(oci_registry, tmp_path,
+                                                                      monkeypatch) -> None:
+    """The system's trust (here SSL_CERT_FILE, as OpenSSL reads it) stays when --registry-ca
+    adds a CA: an organisation's CA installed system-wide keeps working beside it."""
+    from tests.oci_registry import write_test_ca
+
+    server = oci_registry("tls")
+    with server.client() as registry:
+        _image(registry, "org/systrust", "v1", b"x")
+    other_ca, _, _ = write_test_ca(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_file))
+    ref = reference.parse(server.ref("org/systrust", "v1"))
+    with Registry(server.host) as registry:  # the default: the system's CAs
+        assert registry.resolve(ref).digest
+    with Registry(server.host, ca_file=other_ca) as registry:
+        assert registry.resolve(ref).digest
+
+
+def test_plain_http_with_a_registry_ca_is_refused() -> None:
+    with pytest.raises(UsageError, match="exclude each other"):
+        Registry("127.0.0.1:1", plain_http=True, ca_file="ca.pem")
 
 
 def test_basic_auth_right_credentials_work_wrong_ones_fail_naming_the_host(oci_registry):
@@ -302,7 +340,33 @@ def test_a_refused_token_is_one_line_without_the_secret(token_registry):
 # -- limits and downgrades -------------------------------------------------------------------
 
 class _Odd(http.server.BaseHTTPRequestHandler):
-    """/v2/org/big/…: a 5 MiB manifest; /v2/org/bad/…: not JSON; blobs: redirected to http."""
+    """/v2/org/big/…: a 5 MiB manifest; /v2/org/bad/…: not JSON; blobs: redirected to http;
+    an upload: asks for Basic credentials, then hands out an http:// location on its own
+    host and port (where a client that follows it sends the password in cleartext)."""
+
+    uploads: ClassVar[list[str]] = []
+
+    def do_HEAD(self) -> None:
+        if self.headers.get("Authorization") is None:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="odd"')
+        else:
+            self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_POST(self) -> None:
+        port = self.server.server_address[1]
+        self.send_response(202)
+        self.send_header("Location", f"http://127.0.0.1:{port}/v2/org/model/blobs/uploads/u1")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_PUT(self) -> None:
+        self.uploads.append(self.path)
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def do_GET(self) -> None:
         if "/blobs/" in self.path:
@@ -358,3 +422,40 @@ def test_a_redirect_from_https_down_to_http_is_refused(odd_https) -> None:
     with Registry(host, ca_file=ca) as registry, \
             pytest.raises(SourceError, match=r"refused a redirect to http://127\.0\.0\.1:9"):
         registry.open_blob("org/model", blob)
+
+
+def test_an_upload_location_down_to_http_is_refused_before_credentials_go(odd_https) -> None:
+    host, ca = odd_https
+    _Odd.uploads.clear()
+    with Registry(host, ca_file=ca, auth=Credentials("u", "pw")) as registry, \
+            pytest.raises(SourceError) as caught:
+        registry.push_blob("org/model", b"weights")
+    message = str(caught.value)
+    assert f"refused a location the registry gave to http://{host}" in message
+    assert "pw" not in message and _Odd.uploads == []
+
+
+def test_the_test_registry_starts_again_on_another_port_when_its_port_is_taken(
+        tmp_path, monkeypatch) -> None:
+    """The port is picked before the registry binds it: a squatter in between costs a retry,
+    not a failed session."""
+    import socket
+
+    from tests import oci_registry
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    ports = iter([taken, oci_registry._candidate_port()])
+    monkeypatch.setattr(oci_registry, "_candidate_port", lambda: next(ports))
+    try:
+        server = oci_registry.start("plain", tmp_path / "retry")
+        try:
+            assert server.host != f"127.0.0.1:{taken}"
+            with server.client() as registry:
+                assert registry.push_blob("org/retry", b"x").digest
+        finally:
+            server.stop()
+    finally:
+        squatter.close()

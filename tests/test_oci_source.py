@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import random
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,6 +192,12 @@ def test_basic_auth_from_the_environment(oci_registry, run_cli, model_files, mon
     ref = server.ref("org/private", "v1")
     monkeypatch.setenv("AUDITOR_REGISTRY_USERNAME", USER)
     monkeypatch.setenv("AUDITOR_REGISTRY_PASSWORD", PASSWORD)
+    unnamed = run_cli("scan", ref, "--registry-ca", server.ca_file, "--quiet")
+    assert unnamed.code == 2 and "AUDITOR_REGISTRY_HOST" in unnamed.err
+    monkeypatch.setenv("AUDITOR_REGISTRY_HOST", "registry.example")  # for another registry
+    elsewhere = run_cli("scan", ref, "--registry-ca", server.ca_file, "--quiet")
+    assert elsewhere.code == 3 and "wants credentials" in elsewhere.err
+    monkeypatch.setenv("AUDITOR_REGISTRY_HOST", server.host)
     _, report, err = _scan(run_cli, ref, "--registry-ca", server.ca_file)
     assert _paths(_model(report)) == sorted(model_files), err
     monkeypatch.setenv("AUDITOR_REGISTRY_PASSWORD", "not-the-password")
@@ -200,25 +207,37 @@ def test_basic_auth_from_the_environment(oci_registry, run_cli, model_files, mon
     assert server.host in line and "401" in line and "not-the-password" not in line
 
 
-def test_plain_http_and_a_registry_ca_exclude_each_other(run_cli, tmp_path):
+@pytest.mark.parametrize("command", [
+    ("scan", "oci://127.0.0.1:1/a/b:v1"),
+    ("gate", "oci://127.0.0.1:1/a/b:v1", "--policy", "baseline"),
+    ("verify-attestation", "oci://127.0.0.1:1/a/b@sha256:" + "a" * 64, "--policy", "baseline"),
+    ("admission", "serve", "--policy", "baseline", "--tls-cert", "c.pem", "--tls-key", "k.pem"),
+    ("attest", "sbom.json", "--key", "key.pem", "--subject",
+     "oci://127.0.0.1:1/a/b@sha256:" + "a" * 64, "--push"),
+])
+def test_plain_http_and_a_registry_ca_exclude_each_other(run_cli, tmp_path, command):
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
-    result = run_cli("scan", "oci://127.0.0.1:1/a/b:v1", "--plain-http", "--registry-ca", ca)
-    assert result.code == 2 and "exclude each other" in result.err
+    result = run_cli(*command, "--plain-http", "--registry-ca", ca)
+    assert result.code == 2 and "exclude each other" in result.err, result.err
 
 
 # -- a registry that serves bytes other than the manifest says ------------------------------
 
-class _Tampered(http.server.BaseHTTPRequestHandler):
-    """A manifest naming a gzip tar layer by a digest its bytes do not have."""
-
-    layer = tar_bytes({"model.safetensors": b"changed after the audit"}, compress=True)
-    manifest = json.dumps({
+def _lying_manifest(layer: bytes) -> bytes:
+    return json.dumps({
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
                    "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest()},
         "layers": [{"mediaType": OCI_LAYER_GZIP, "size": len(layer),
                     "digest": "sha256:" + "0" * 64}]}).encode()
+
+
+class _Tampered(http.server.BaseHTTPRequestHandler):
+    """A manifest naming a gzip tar layer by a digest its bytes do not have."""
+
+    layer = tar_bytes({"model.safetensors": b"changed after the audit"}, compress=True)
+    manifest = _lying_manifest(layer)
 
     def do_GET(self) -> None:
         body = self.manifest if "/manifests/" in self.path else self.layer
@@ -232,9 +251,18 @@ class _Tampered(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def tampered() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Tampered)
+class _TamperedLarge(_Tampered):
+    """The same lie over a layer large enough that its first member is written out (and
+    scanned) before the layer's end, where the digest is found wrong."""
+
+    layer = tar_bytes({"a.bin": random.Random(1).randbytes(2 << 20),
+                       "b.bin": random.Random(2).randbytes(2 << 20)}, compress=True)
+    manifest = _lying_manifest(layer)
+
+
+@pytest.fixture(params=[_Tampered])
+def tampered(request) -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), request.param)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -247,6 +275,15 @@ def test_a_layer_whose_bytes_are_not_its_digest_stops_the_scan_naming_it(run_cli
     line = result.err.strip()
     assert "\n" not in line and "sha256:" + "0" * 64 in line
     assert "sha256:" + hashlib.sha256(_Tampered.layer).hexdigest() in line
+
+
+@pytest.mark.parametrize("tampered", [_Tampered, _TamperedLarge], indirect=True)
+def test_a_kept_pull_whose_layer_fails_its_digest_keeps_nothing(run_cli, tampered, tmp_path):
+    kept = tmp_path / "pulled"
+    result = run_cli("scan", f"oci://{tampered}/org/model:v1", "--plain-http", "--quiet",
+                     "--pull-to", kept)
+    assert result.code == 3 and "digest mismatch" in result.err
+    assert list(kept.rglob("*")) == []
 
 
 def test_nothing_is_left_in_the_spool_after_a_scan(oci_registry, run_cli, model_files,
@@ -314,3 +351,18 @@ def test_pull_to_keeps_the_files_the_runtime_would_mount(oci_registry, run_cli, 
     assert (kept / "model.safetensors").read_bytes() == model_files["model.safetensors"]
     again = run_cli("scan", server.ref("org/kept", "v1"), "--plain-http", "--pull-to", kept)
     assert again.code == 2 and "new or empty folder" in again.err
+
+
+@pytest.mark.parametrize("whiteout", [".wh.models", ".wh..wh..opq", "models/.wh..wh..opq"])
+def test_a_modelcar_whiteout_of_models_or_above_removes_the_lower_model(
+        oci_registry, run_cli, model_files, whiteout):
+    top = tar_bytes({whiteout: b""}, compress=True)
+    repository = "org/gone-" + hashlib.sha256(whiteout.encode()).hexdigest()[:8]
+    server = oci_registry("plain")
+    with server.client() as registry:
+        push_modelcar(registry, repository, "v1", model_files, more_layers=(top,))
+    _, report, err = _scan(run_cli, server.ref(repository, "v1"), "--plain-http")
+    model = _model(report)
+    assert model["files"] == [], err
+    deleted = sorted(f.get("file") for f in model["findings"] if f["rule"] == "AUD-OCI-001")
+    assert deleted == sorted(model_files)

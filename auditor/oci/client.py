@@ -13,8 +13,11 @@ What it guarantees:
 - every blob is checked against its descriptor's sha256 and size while it is
   read: the mismatch is a `SourceError` naming the blob and both digests;
 - credentials go only to the registry's own host (a redirect to blob storage
-  carries none), a redirect never leaves https unless the registry itself was
-  named plain-http, and no token or password is ever part of a message;
+  carries none), the environment's only to the host `AUDITOR_REGISTRY_HOST`
+  names; no URL the registry hands back (a redirect, an upload location) leaves
+  https unless the registry itself was named plain-http; no token or password
+  is ever part of a message;
+- TLS is checked against the system's CAs, plus `--registry-ca`'s;
 - every failure is one `SourceError` line naming the host and the cause.
 """
 
@@ -31,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-from auditor.errors import SourceError
+from auditor.errors import SourceError, UsageError
 from auditor.oci.reference import DIGEST, Reference
 
 if TYPE_CHECKING:
@@ -135,17 +138,21 @@ _HUB_CONFIG_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "registry-
 
 
 def credentials_for(host: str) -> Credentials | None:
-    """Credentials for `host`: `AUDITOR_REGISTRY_USERNAME`/`_PASSWORD`, else the docker config.
+    """Credentials for `host`: the environment's if they are for it, else the docker config.
 
-    The docker config is `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`,
-    `auths[host].auth` (base64 of `user:password`), the file `docker login`
-    writes. Credential helpers (`credsStore`) are not run: running a program
-    named by a config file is not something an auditor does on its own.
+    `AUDITOR_REGISTRY_USERNAME`/`_PASSWORD` go only to the registry named by
+    `AUDITOR_REGISTRY_HOST` (host[:port]): a reference chosen by someone else
+    (a pod author's image, a scanned model's registry) must never receive
+    them by naming a registry of its own. Without `AUDITOR_REGISTRY_HOST` they
+    are a UsageError, not a guess. Otherwise the docker config,
+    `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, `auths[host].auth`
+    (base64 of `user:password`), the file `docker login` writes: per host by
+    construction. Credential helpers (`credsStore`) are not run: running a
+    program named by a config file is not something an auditor does on its own.
     """
-    user = os.environ.get("AUDITOR_REGISTRY_USERNAME")
-    password = os.environ.get("AUDITOR_REGISTRY_PASSWORD")
-    if user and password is not None:
-        return Credentials(user, password)
+    named = env_credentials()
+    if named is not None and named[0] == host.lower():
+        return named[1]
     folder = os.environ.get("DOCKER_CONFIG")
     path = Path(folder) / "config.json" if folder else Path.home() / ".docker" / "config.json"
     try:
@@ -171,6 +178,43 @@ def credentials_for(host: str) -> Credentials | None:
             if sep:
                 return Credentials(user, password)
     return None
+
+
+def env_credentials() -> tuple[str, Credentials] | None:
+    """(host, credentials) from `AUDITOR_REGISTRY_HOST`/`_USERNAME`/`_PASSWORD`, or None.
+
+    A user name or password without the host they are for is a UsageError: the
+    commands that reach registries call this up front so the mistake is said
+    once, before any request.
+    """
+    user = os.environ.get("AUDITOR_REGISTRY_USERNAME")
+    password = os.environ.get("AUDITOR_REGISTRY_PASSWORD")
+    if not user and password is None:
+        return None
+    host = os.environ.get("AUDITOR_REGISTRY_HOST", "").strip().lower()
+    if not host:
+        raise UsageError("AUDITOR_REGISTRY_USERNAME/_PASSWORD are set without "
+                         "AUDITOR_REGISTRY_HOST: set it to the registry (host[:port]) they are "
+                         "for; they are sent to no other")
+    if not user or password is None:
+        raise UsageError("AUDITOR_REGISTRY_HOST needs both AUDITOR_REGISTRY_USERNAME and "
+                         "AUDITOR_REGISTRY_PASSWORD")
+    return host, Credentials(user, password)
+
+
+def tls_context(ca_file: str | Path | None = None) -> ssl.SSLContext:
+    """The trust a registry's certificate is checked against: the system's (OpenSSL's
+    default paths, so `SSL_CERT_FILE`/`SSL_CERT_DIR` and the distribution's CA bundle,
+    which is what an organisation with a private CA configures), plus `ca_file`."""
+    import ssl
+
+    context = ssl.create_default_context()
+    if ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=str(ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise SourceError(f"{ca_file}: cannot load the registry CA ({exc})") from None
+    return context
 
 
 def _tls_reason(exc: BaseException) -> str | None:
@@ -284,10 +328,11 @@ class Registry:
 
     def __init__(self, host: str, *, plain_http: bool = False, ca_file: str | Path | None = None,
                  auth: Credentials | None = None, timeout: float = 30.0):
-        import ssl
-
         import httpx
 
+        if plain_http and ca_file is not None:
+            raise UsageError("--registry-ca and --plain-http exclude each other (plain HTTP has "
+                             "no TLS to check)")
         self.host = host
         self.plain_http = plain_http
         self._api_host = "registry-1.docker.io" if host in ("docker.io", "index.docker.io") \
@@ -296,13 +341,7 @@ class Registry:
         self._auth = auth
         self._basic = False  # the registry asked for Basic: send it up front from then on
         self._tokens: dict[str, str] = {}  # scope -> bearer token (never printed)
-        verify: ssl.SSLContext | bool = True
-        if ca_file is not None:
-            try:
-                verify = ssl.create_default_context(cafile=str(ca_file))
-            except (OSError, ssl.SSLError) as exc:
-                raise SourceError(f"{ca_file}: cannot load the registry CA ({exc})") from None
-        self._client = httpx.Client(verify=verify, timeout=httpx.Timeout(timeout),
+        self._client = httpx.Client(verify=tls_context(ca_file), timeout=httpx.Timeout(timeout),
                                     follow_redirects=False, trust_env=False,
                                     headers={"User-Agent": "auditor",
                                              "Accept-Encoding": "identity"})
@@ -326,16 +365,27 @@ class Registry:
             return self._auth.basic()
         return None
 
+    def _allowed(self, url: str, what: str) -> None:
+        """Every absolute URL the registry hands us (a redirect, an upload location) is
+        checked before anything is sent to it: https only, unless the registry itself was
+        named plain-http (then http too)."""
+        parts = urlsplit(url)
+        if parts.scheme != "https" and not (parts.scheme == "http" and self.plain_http):
+            raise SourceError(f"{self.host}: refused {what} to {parts.scheme or '?'}://"
+                              f"{parts.netloc} (only https is followed)")
+
     def _hop(self, method: str, url: str, headers: dict[str, str], content: bytes | None,
-             scope: str, stream: bool) -> httpx.Response:
+             scope: str, stream: bool, what: str = "a request") -> httpx.Response:
         """One request with redirects followed by hand: credentials only to the registry's
-        host, never from https down to http (unless the registry is plain-http)."""
+        host over the registry's scheme, never from https down to http (unless the
+        registry is plain-http)."""
         import httpx
 
         for _ in range(MAX_REDIRECTS + 1):
+            self._allowed(url, what)
             parts = urlsplit(url)
             send = dict(headers)
-            if parts.netloc == self._api_host:
+            if parts.netloc == self._api_host and parts.scheme == urlsplit(self._base).scheme:
                 authorization = self._authorization(scope)
                 if authorization:
                     send["Authorization"] = authorization
@@ -348,11 +398,7 @@ class Registry:
                 return response
             location = response.headers.get("location", "")
             response.close()
-            url = urljoin(url, location)
-            scheme = urlsplit(url).scheme
-            if scheme != "https" and not (scheme == "http" and self.plain_http):
-                raise SourceError(f"{self.host}: refused a redirect to {scheme or '?'}://"
-                                  f"{urlsplit(url).netloc} (only https is followed)")
+            url, what = urljoin(url, location), "a redirect"
             if response.status_code == 303:
                 method, content = "GET", None
         raise SourceError(f"{self.host}: more than {MAX_REDIRECTS} redirects for "
@@ -371,15 +417,17 @@ class Registry:
                  headers: dict[str, str] | None = None, content: bytes | None = None,
                  stream: bool = False) -> httpx.Response:
         """A request to the registry, answering one 401 challenge (Basic or Bearer)."""
-        url = path if path.startswith(("https://", "http://")) else self._base + path
+        absolute = not path.startswith("/")  # a URL the registry gave (an upload location)
+        url = path if absolute else self._base + path
+        what = "a location the registry gave" if absolute else "a request"
         scope = f"repository:{repository}:{'pull,push' if push else 'pull'}"
-        response = self._hop(method, url, headers or {}, content, scope, stream)
+        response = self._hop(method, url, headers or {}, content, scope, stream, what)
         if response.status_code != 401:
             return response
         challenge = response.headers.get("www-authenticate", "")
         response.close()
         self._answer(challenge, scope, urlsplit(url).path)
-        response = self._hop(method, url, headers or {}, content, scope, stream)
+        response = self._hop(method, url, headers or {}, content, scope, stream, what)
         if response.status_code == 401:
             response.close()
             raise self._unauthorized(urlsplit(url).path)
@@ -388,7 +436,8 @@ class Registry:
     def _unauthorized(self, path: str) -> SourceError:
         if self._auth is None:
             return SourceError(f"{self.host}: 401 Unauthorized for {path}: the registry wants "
-                               "credentials (AUDITOR_REGISTRY_USERNAME/_PASSWORD or docker login)")
+                               "credentials (AUDITOR_REGISTRY_HOST/_USERNAME/_PASSWORD or "
+                               "docker login)")
         return SourceError(f"{self.host}: 401 Unauthorized for {path}: the credentials of "
                            f"{self._auth.username!r} were rejected")
 
@@ -488,25 +537,15 @@ class Registry:
         """The manifest `ref` names: a tag becomes the digest of the bytes it points at now."""
         return self.manifest(ref.repository, ref.digest or ref.tag or "latest")[0]
 
-    def open_blob(self, repository: str, descriptor: Descriptor | str) -> BlobStream:
-        """A blob as a stream, verified against the descriptor's sha256 and size as it is read.
-
-        Given only a digest the size is unknown until the registry says it
-        (Content-Length); the digest check still holds.
-        """
-        digest = descriptor if isinstance(descriptor, str) else descriptor.digest
+    def open_blob(self, repository: str, descriptor: Descriptor) -> BlobStream:
+        """A blob as a stream, verified against the descriptor's sha256 and size as it is read."""
+        digest = descriptor.digest
         if not DIGEST.fullmatch(digest):
             raise SourceError(f"{self.host}: blob digest {digest[:80]!r} is not sha256:<64 hex>")
         path = f"/v2/{repository}/blobs/{digest}"
         response = self._request("GET", path, repository=repository, stream=True)
         if response.status_code != 200:
             raise self._fail(response, path)
-        if isinstance(descriptor, str):
-            length = response.headers.get("content-length", "")
-            if not length.isdigit():
-                response.close()
-                raise SourceError(f"{self.host}{path}: no size known for the blob")
-            descriptor = Descriptor("application/octet-stream", digest, int(length))
         return BlobStream(response, descriptor, f"{self.host}/{repository} blob {digest}")
 
     def blob_bytes(self, repository: str, descriptor: Descriptor, limit: int) -> bytes:

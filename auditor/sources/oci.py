@@ -213,6 +213,10 @@ class OciModel:
                 yield from self._layer(layer, state, spool)
             if state.signature is None:
                 state.referred = self._referred_signatures()
+        except SourceError:
+            if state.keep is not None:  # what a failed layer wrote is unverified: keep nothing
+                _discard_contents(state.keep)
+            raise
         finally:
             shutil.rmtree(spool, ignore_errors=True)
             self._registry.close()
@@ -323,6 +327,16 @@ def _kept_in(folder: Path) -> Path:
     return folder
 
 
+def _discard_contents(folder: Path) -> None:
+    """Empty the --pull-to folder after a failed pull: it was new or empty (`_kept_in`), so
+    everything in it is what this pull wrote, some of it not verified."""
+    for child in folder.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
 def _choose(index: dict[str, Any], where: str) -> tuple[Descriptor, str]:
     """The manifest of an index a linux/amd64 node would run (or the only one)."""
     entries = index.get("manifests")
@@ -365,6 +379,20 @@ def _under(path: str, folder: str, opaque: bool) -> bool:
     return path == folder or path.startswith(folder + "/")
 
 
+def _modelcar_whiteout(kind: str, full: str) -> tuple[str, str] | None:
+    """A modelcar whiteout of `full` (a path from the image root) in the terms of the model
+    under /models/: deleting /models, or a folder above it, or an opaque whiteout of it or
+    above, removes every lower file of the model (an opaque "" folder); one under /models/
+    keeps its relative path; one elsewhere does not touch the model (None)."""
+    root = MODELCAR_ROOT.rstrip("/")
+    above = MODELCAR_ROOT.startswith(full + "/") if full else kind == "opaque"
+    if full == root or above:
+        return ("opaque", "")
+    if full.startswith(MODELCAR_ROOT):
+        return (kind, full[len(MODELCAR_ROOT):])
+    return None
+
+
 class _State:
     """What the stream has shown so far: events in order, replayed by `settle`."""
 
@@ -404,17 +432,18 @@ class _State:
         if path is None:
             self.findings.append(UNSAFE_MEMBER.finding(member.name[:200], f"in {where}"))
             return
+        folder, base = posixpath.split(path)
+        if base.startswith(".wh."):  # on the full path: a whiteout of /models or above counts
+            kind = "opaque" if base == ".wh..wh..opq" else "delete"
+            gone = folder if kind == "opaque" else posixpath.join(folder, base[4:])
+            event = _modelcar_whiteout(kind, gone) if modelcar else (kind, gone)
+            if event is not None:
+                self.events.append((*event, self.layer))
+            return
         if modelcar:
             if not (path + "/").startswith(MODELCAR_ROOT) or path + "/" == MODELCAR_ROOT:
                 return
             path = path[len(MODELCAR_ROOT):]
-        folder, base = posixpath.split(path)
-        if base.startswith(".wh."):
-            if base == ".wh..wh..opq":
-                self.events.append(("opaque", folder, self.layer))
-            else:
-                self.events.append(("delete", posixpath.join(folder, base[4:]), self.layer))
-            return
         if member.isdir():
             return
         if member.issym() or member.islnk():
