@@ -672,8 +672,8 @@ def verify_attestation(model_ref: str, policies: tuple[str, ...], attestations: 
         click.echo(json.dumps(decision.as_dict(), indent=2))
     else:
         click.echo(f"{'allowed' if decision.allowed else 'denied'}: {decision.reason}")
-        for warning in decision.warnings:
-            click.echo(f"  warning: {warning}")
+    for warning in decision.warnings:  # on stderr, in either format
+        click.echo(f"warning: {warning}", err=True)
     return EXIT_PASS if decision.allowed else EXIT_FAIL
 
 

@@ -227,6 +227,37 @@ def test_verify_attestation_gives_the_webhook_s_verdicts_with_the_gate_s_exit_co
     assert run.code == code and says in run.out, run.out + run.err
 
 
+def test_an_expired_certificate_accepted_by_the_operator_is_said_on_every_answer(
+        world, run_cli, monkeypatch, tmp_path):
+    """attest.py marks an SBOM whose signer's expired certificate --accept-expired-certificates
+    waived; the decision warns, the audit line records it, verify-attestation prints it."""
+    from auditor.integrity import attest
+
+    real = attest.verify_model_attestation
+
+    def waived(*args, **kwargs):
+        sbom = real(*args, **kwargs)
+        sbom.accepted_expired = True
+        return sbom
+
+    monkeypatch.setattr(attest, "verify_model_attestation", waived)
+    _, k, store = world
+    fresh = Decider(Settings(load_policies(["baseline", "production"]),
+                             KeyTrust(load_public_key(k.public)), store=store, registries=False))
+    says = "signer's certificate expired; accepted by --accept-expired-certificates"
+    decision = fresh.decide(Named(hf(GOOD), "test"))
+    assert decision.allowed and any(says in w for w in decision.warnings)
+    with webhook(fresh, tmp_path / "expired") as hook:
+        review = admission_review(pod(hf(GOOD)))
+        response = _response(hook.post(review))
+        line = json.loads(Path(hook.server.webhook.log.name).read_text().splitlines()[-1])
+    assert response["allowed"] is True and any(says in w for w in response["warnings"])
+    assert any(says in w for w in line["warnings"])
+    run = run_cli("verify-attestation", hf(GOOD), "--policy", "production",
+                  "--attestations", store, "--key", k.public)
+    assert run.code == 0 and says in run.err
+
+
 def test_verify_attestation_denies_a_tag_with_how_to_pin(world, run_cli):
     _, k, store = world
     run = run_cli("verify-attestation", "oci://registry.example/models/tiny:v1", "--policy",

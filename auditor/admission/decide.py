@@ -38,6 +38,7 @@ CHECKS = ("pin", "attestation", "malformed", "signature", "signer", "predicate",
 # When several attestations exist and none admits, the one that got furthest explains best.
 _FURTHEST = ("digest", "predicate", "signer", "signature", "malformed")
 MAX_ATTESTATION_BYTES = 16 * 1024 * 1024
+EXPIRED_ACCEPTED = "signer's certificate expired; accepted by --accept-expired-certificates"
 
 
 @dataclass(frozen=True)
@@ -243,19 +244,23 @@ class Decider:
             except AttestationRejected as exc:
                 rejected.append(exc)
                 continue
-            return self._judge(ref, candidate.where, sbom, today), True
+            expired = bool(getattr(sbom, "accepted_expired", False))
+            return self._judge(ref, candidate.where, sbom, today, expired), True
         worst = min(rejected, key=lambda e: _FURTHEST.index(e.check)
                     if e.check in _FURTHEST else len(_FURTHEST))
         label = {"signer": "untrusted signer", "signature": "bad signature",
                  "digest": "digest mismatch"}.get(worst.check, worst.check)
         return Decision(ref, False, worst.check, f"{ref}: {label}: {worst}"), False
 
-    def _judge(self, ref: str, where: str, sbom: dict[str, Any],
-               today: datetime.date) -> Decision:
+    def _judge(self, ref: str, where: str, sbom: dict[str, Any], today: datetime.date,
+               expired: bool = False) -> Decision:
+        """The policy's verdict over the attested SBOM; `expired`: the signer's certificate
+        was accepted only because the operator waived its validity, said on every answer."""
         from auditor.pipeline import judge
 
         verdict = judge(self.settings.policies, [(f"{where} (attested)", sbom)], today)
-        warnings = tuple(
+        waived = (f"{ref}: {EXPIRED_ACCEPTED}",) if expired else ()
+        warnings = waived + tuple(
             f"{ref}: waiver for {v.rule} expires {v.waiver.expires.isoformat()} "
             f"({v.waiver.reason})"
             for v in verdict.violations

@@ -182,6 +182,8 @@ def _answer(request: Request, allowed: bool, message: str,
         "name": request.name, "operation": request.operation, "user": request.user,
         "allowed": allowed, "reason": message, "models": [d.as_dict() for d in decisions],
     }
+    if warnings:  # each model's are in `models` too; here they are easy to alert on
+        audit["warnings"] = warnings
     if unchanged:  # an UPDATE's references admitted before, not checked again
         audit["unchanged_models"] = list(unchanged)
     return Answer(200, body, audit)
