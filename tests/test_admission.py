@@ -510,8 +510,8 @@ def test_trickling_clients_are_cut_at_the_read_deadline_and_do_not_block_a_revie
         answered = time.monotonic() - started
         for client in clients:
             client.join(10)
-    assert response["allowed"] is True and answered < 4, answered
-    assert len(cut) == 2 and max(cut) < 3, cut  # not the 8 s the bytes would have lasted
+    assert response["allowed"] is True and answered < 6, answered
+    assert len(cut) == 2 and max(cut) < 5, cut  # not the 34 s the bytes would have lasted
 
 
 def test_when_overdue_decisions_hold_every_worker_new_ones_are_errors_at_once(
@@ -528,7 +528,7 @@ def test_when_overdue_decisions_hold_every_worker_new_ones_are_errors_at_once(
         return []
 
     monkeypatch.setattr(module.Decider, "_candidates", hanging)
-    with webhook(Decider(decider.settings), tmp_path / "busy", timeout=0.3, workers=1) as hook:
+    with webhook(Decider(decider.settings), tmp_path / "busy", timeout=1.5, workers=1) as hook:
         first = _response(hook.post(admission_review(pod(hf(MISSING)))))
         started = time.monotonic()
         second = _response(hook.post(admission_review(pod(hf(UNTRUSTED)))))
@@ -536,7 +536,7 @@ def test_when_overdue_decisions_hold_every_worker_new_ones_are_errors_at_once(
         release.set()
     assert "time budget" in first["status"]["message"]
     assert second["allowed"] is False and "workers are busy" in second["status"]["message"]
-    assert elapsed < 0.3  # not queued behind the hanging decision for the whole budget
+    assert elapsed < 1.2  # not queued behind the hanging decision for the whole budget
 
 
 def test_a_review_waiting_for_the_same_digest_gives_up_at_its_deadline(decider, monkeypatch):
