@@ -27,6 +27,8 @@ from auditor.errors import AuditorError, SourceError, UsageError
 from auditor.model import Severity
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from auditor.admission.refs import Named
     from auditor.integrity.attest import Subject
     from auditor.integrity.signing import Trust
@@ -155,8 +157,13 @@ def trust_id(trust: Trust) -> str:
     if isinstance(trust, CertificateTrust):
         from cryptography.hazmat.primitives import hashes
 
-        anchors = ",".join(a.fingerprint(hashes.SHA256()).hex() for a in trust.anchors)
-        return f"certificate:{anchors}:{trust.identity}:{trust.issuer}"
+        def prints(certificates: tuple[x509.Certificate, ...]) -> str:
+            return ",".join(c.fingerprint(hashes.SHA256()).hex() for c in certificates)
+
+        # Every setting that can change a verdict is in the key: a cached allow made with
+        # timestamps or expired certificates accepted never answers a stricter configuration.
+        return (f"certificate:{prints(trust.anchors)}:{trust.identity}:{trust.issuer}:"
+                f"tsa={prints(trust.tsa_anchors)}:expired-ok={trust.accept_expired}")
     return f"sigstore:{trust.trust_config}:{trust.identity}:{trust.issuer}"
 
 
