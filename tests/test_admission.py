@@ -667,7 +667,7 @@ def test_the_verdict_cache_key_changes_with_every_trust_setting(tmp_path):
     def root(name: str) -> x509.Certificate:
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+        now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
         return (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
                 .public_key(key.public_key()).serial_number(1).not_valid_before(now)
                 .not_valid_after(now + datetime.timedelta(days=365)).sign(key, hashes.SHA256()))
