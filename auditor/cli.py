@@ -53,7 +53,7 @@ def _registry_flags(ca_file: Path | None, plain_http: bool) -> None:
 
 def _registry(ca_file: Path | None, plain_http: bool, keep: Path | None = None) -> Any:
     """The registry settings of `--registry-ca`, `--plain-http` and `--pull-to`."""
-    from auditor.sources.oci import RegistrySettings
+    from auditor.sources.registry import RegistrySettings
 
     _registry_flags(ca_file, plain_http)
     return RegistrySettings(plain_http=plain_http, ca_file=ca_file, keep=keep)

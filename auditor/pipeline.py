@@ -62,7 +62,7 @@ from auditor.sources.contract import (
 )
 from auditor.sources.hubclient import HubSettings, hub_settings
 from auditor.sources.local import excluded, kept
-from auditor.sources.oci import RegistrySettings
+from auditor.sources.registry import RegistrySettings
 from auditor.sources.resolve import open_target
 
 if TYPE_CHECKING:

@@ -16,13 +16,14 @@ from auditor.formats import registry, scan_rules
 from auditor.integrity import drift, evidence, model_signature, provenance
 from auditor.model import Rule
 from auditor.scanning import declared
-from auditor.sources import local, oci
+from auditor.sources import local
+from auditor.sources import registry as oci_registry
 
 # The rules of the rooms that are not formats: the engine's, the sources', integrity's.
 ROOM_RULES: tuple[tuple[Rule, ...], ...] = (
     scan_rules.RULES,
     local.RULES,
-    oci.RULES,
+    oci_registry.RULES,
     model_signature.RULES,
     provenance.RULES,
     evidence.RULES,

@@ -324,7 +324,7 @@ def test_excluded_files_are_neither_spooled_nor_scanned_and_are_listed(
 
 def test_the_python_api_scans_an_oci_target_with_registry_settings(oci_registry, model_files):
     import auditor
-    from auditor.sources.oci import RegistrySettings
+    from auditor.sources.registry import RegistrySettings
 
     server = oci_registry("tls")
     with server.client() as registry:

@@ -47,7 +47,7 @@ from auditor.formats.scan_rules import LIMIT
 from auditor.integrity.evidence import Claim
 from auditor.integrity.model_signature import Found
 from auditor.integrity.oms import DEFAULT_SIGNATURE
-from auditor.model import Artifact, FileReport, Finding, Grade, LineageEdge, Rule, Severity
+from auditor.model import Artifact, FileReport, Finding, Grade, LineageEdge
 from auditor.oci import reference
 from auditor.oci.client import (
     INDEX_TYPES,
@@ -66,11 +66,16 @@ from auditor.sources.contract import (
     StreamOutcome,
 )
 from auditor.sources.local import BROKEN_LINK, SPECIAL_FILE, SYMLINK_ESCAPE, excluded_by
+from auditor.sources.registry import (
+    LAYER_NOT_READ,
+    UNSAFE_MEMBER,
+    WHITEOUT,
+    RegistrySettings,
+)
 
 if TYPE_CHECKING:
     import tarfile
 
-SCHEME = reference.SCHEME
 TITLE = "org.opencontainers.image.title"
 FILEPATH = "org.cncf.model.filepath"
 ORAS_UNPACK = "io.deis.oras.content.unpack"
@@ -88,39 +93,6 @@ COPY_CHUNK = 1 << 20
 SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 MAX_SIGNATURE = 1 << 20  # a bundle is a few KiB; a certificate chain and timestamps fit
 MAX_REFERRED = 16  # signature referrers fetched per model (more: the rest are not tried)
-
-WHITEOUT = Rule(
-    "AUD-OCI-001", Severity.MEDIUM, "A later layer deletes a file of a lower layer (whiteout)",
-    "The bytes pulled are not the files served: a whiteout hides a file a lower layer "
-    "ships, so what a reviewer of one layer saw is not what the runtime mounts. The file "
-    "is scanned and then dropped from the model as the runtime drops it.",
-    "Rebuild the artifact without the deleted file instead of hiding it in a later layer.",
-)
-LAYER_NOT_READ = Rule(
-    "AUD-OCI-002", Severity.MEDIUM, "A layer auditor cannot read (its files were not scanned)",
-    "A layer in a compression or encoding auditor does not decode (zstd, encrypted) holds "
-    "files a runtime may still unpack; they are unaudited.",
-    "Push the layer as tar or tar+gzip, or scan the unpacked model folder.",
-)
-UNSAFE_MEMBER = Rule(
-    "AUD-OCI-003", Severity.HIGH, "A layer entry's path leaves the layer (absolute or '..')",
-    "Unpacking such an entry writes outside the model folder (a path traversal), over files "
-    "of the host or of another model.",
-    "Rebuild the layer with relative paths inside the model folder.",
-)
-RULES = (WHITEOUT, LAYER_NOT_READ, UNSAFE_MEMBER)
-
-
-@dataclass(frozen=True)
-class RegistrySettings:
-    """How to reach a registry: the CLI's `--plain-http` (an explicit opt-in) and
-    `--registry-ca`; credentials come from the environment or the docker config."""
-
-    plain_http: bool = False
-    ca_file: Path | None = None
-    timeout: float = 30.0
-    keep: Path | None = None  # a new or empty folder the pulled files are kept in (--pull-to)
-
 
 @dataclass(frozen=True)
 class _Layout:

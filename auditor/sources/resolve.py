@@ -18,8 +18,8 @@ from auditor.sources.contract import Source
 from auditor.sources.hub import HubRef, open_hub
 from auditor.sources.hubclient import HubSettings
 from auditor.sources.local import LocalFolder
-from auditor.sources.oci import SCHEME as OCI_SCHEME
-from auditor.sources.oci import RegistrySettings, open_oci
+from auditor.sources.registry import SCHEME as OCI_SCHEME
+from auditor.sources.registry import RegistrySettings
 
 HUB_SCHEME = "hf://"
 CACHE_SCHEME = "hf-cache://"
@@ -72,6 +72,8 @@ def open_target(
             return str(ref), [hfcache.snapshot_of(ref.repo_id, ref.revision, settings.cache_dir)]
         return str(ref), [open_hub(ref, settings, jobs)]
     if isinstance(target, str) and target.startswith(OCI_SCHEME):
+        from auditor.sources.oci import open_oci  # the registry client, tar and TLS: only here
+
         label, model = open_oci(target, revision, registry or RegistrySettings())
         return label, [model]
     if isinstance(target, str) and target.startswith(CACHE_SCHEME):
