@@ -87,8 +87,9 @@ def test_a_safetensors_only_scan_loads_only_the_formats_it_meets(tmp_path):
     assert "auditor.formats.weights.safetensors" in modules  # the scan did run
     assert not [m for m in OTHER_FORMATS if m in modules]
     assert not _heavy(modules - {m for m in modules if m.split(".")[0] == "yaml"})
-    # a local scan never reaches a registry: no OCI source, client, tar or TLS
-    assert not {"auditor.sources.oci", "auditor.oci.client", "tarfile", "ssl"} & modules
+    # a local scan never reaches a registry or the Hub: no OCI source, client, tar, TLS, Hub
+    assert not {"auditor.sources.oci", "auditor.oci.client", "tarfile", "ssl",
+                "auditor.sources.hub"} & modules
 
 
 def test_a_safetensors_only_gate_builds_its_sbom_without_the_spdx_expression_parser(tmp_path):

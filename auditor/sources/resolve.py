@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from auditor.errors import UsageError
 from auditor.sources import hfcache, tree
 from auditor.sources.contract import Source
-from auditor.sources.hub import HubRef, open_hub
 from auditor.sources.hubclient import HubSettings
 from auditor.sources.local import LocalFolder
 from auditor.sources.registry import SCHEME as OCI_SCHEME
 from auditor.sources.registry import RegistrySettings
+
+if TYPE_CHECKING:
+    from auditor.sources.hub import HubRef
 
 HUB_SCHEME = "hf://"
 CACHE_SCHEME = "hf-cache://"
@@ -33,6 +36,8 @@ def parse_ref(target: str, scheme: str, revision: str | None) -> HubRef:
         raise UsageError(f"{target}: expected {scheme}ORG/NAME[@REVISION]")
     if rev and revision and rev != revision:
         raise UsageError(f"{target}: revision {rev!r} contradicts --revision {revision!r}")
+    from auditor.sources.hub import HubRef  # the Hub client's side: only for Hub targets
+
     return HubRef(repo, rev or revision or "main")
 
 
@@ -70,6 +75,8 @@ def open_target(
         ref = parse_ref(target, HUB_SCHEME, revision)
         if settings.offline:
             return str(ref), [hfcache.snapshot_of(ref.repo_id, ref.revision, settings.cache_dir)]
+        from auditor.sources.hub import open_hub
+
         return str(ref), [open_hub(ref, settings, jobs)]
     if isinstance(target, str) and target.startswith(OCI_SCHEME):
         from auditor.sources.oci import open_oci  # the registry client, tar and TLS: only here
