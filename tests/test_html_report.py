@@ -117,6 +117,16 @@ def test_scan_page_names_each_excluded_file_with_its_pattern(run_cli, hostile_mo
     assert "2 findings</p>" in text  # its two findings went with it
 
 
+def test_gate_page_names_each_excluded_file_with_its_pattern(run_cli, hostile_model, tmp_path):
+    out = tmp_path / "gate.html"
+    run = run_cli("gate", hostile_model, "--exclude", "notes.*", "--policy", "baseline",
+                  "--format", "html", "-o", out)
+    assert run.code == 1, run.err
+    text = out.read_text()
+    assert "1 file(s) left out by an exclude pattern" in text
+    assert "<td>notes.txt.pkl (notes.*)</td>" in text  # read back from the SBOM
+
+
 def test_json_data_block_cannot_end_its_script() -> None:
     from auditor.report.html_page import json_block
 

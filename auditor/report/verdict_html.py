@@ -75,11 +75,13 @@ def _evidence(model: ModelVerdict) -> list[str]:
     files = table(("file", "format", "coverage", "verdict", "bytes", "upstream grade", "signed"),
                   [[f.path, f.format, f.coverage, f.verdict, f.size, f.upstream_grade, f.signed]
                    for f in facts.files], empty="no file in the SBOM")
-    excluded = para(f"{info.excluded} file(s) left out by an exclude pattern (not read); "
-                    "the scan report and the SBOM name each with its pattern."
-                    if info.excluded else "No file was excluded.")
+    excluded = [para(f"{info.excluded} file(s) left out by an exclude pattern (not read):"
+                     if info.excluded else "No file was excluded.")]
+    if info.excluded_files:
+        excluded.append(table(("excluded file (pattern)",),
+                              [[entry] for entry in info.excluded_files], empty=""))
     return ["<h3>Provenance</h3>", grades, "<h3>Signature</h3>", signature,
-            "<h3>Coverage</h3>", files, excluded]
+            "<h3>Coverage</h3>", files, *excluded]
 
 
 def _model(model: ModelVerdict, data: dict[str, Any]) -> str:

@@ -76,6 +76,8 @@ class ModelInfo:
                                 "signed, hub-verified, recorded, or unknown (not proven)")
     excluded: int = _fact("number of files an exclude pattern left out of the scan (not read, "
                           "not judged), or -1 when the SBOM does not say (compare with != 0)")
+    excluded_files: tuple[str, ...] = _fact("the excluded files as `path (pattern)`, the first "
+                                            "1000 (`excluded` counts them all)")
     jurisdiction: str = _from_data("ISO 3166 country of the publisher (from data.publishers), "
                                    "or unknown")
     tier: str = _from_data("risk tier of that jurisdiction (from data.jurisdictions), or unknown")

@@ -146,6 +146,7 @@ def _model_facts(found: ModelLayout, tool: str) -> ModelFacts:
         revision_evidence=_first(_get(props, P.REVISION_EVIDENCE)),
         upstream_grade=_grade(props, P.UPSTREAM_GRADE),
         excluded=_count(props, P.SCAN_COVERAGE_EXCLUDED),
+        excluded_files=tuple(_get(props, P.SCAN_EXCLUDED)),
     )
     status = _first(_get(props, P.SIGNATURE_STATUS))
     signature = SignatureFacts(
