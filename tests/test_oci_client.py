@@ -459,3 +459,84 @@ def test_the_test_registry_starts_again_on_another_port_when_its_port_is_taken(
             server.stop()
     finally:
         squatter.close()
+
+
+# -- where credentials may go: challenges and token services ----------------------------------
+
+def _mock(registry: Registry, handler) -> list[tuple[str, str | None]]:
+    """Route the registry's requests to `handler`; returns (url, Authorization) as sent."""
+    import httpx
+
+    seen: list[tuple[str, str | None]] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append((str(request.url), request.headers.get("authorization")))
+        return handler(request)
+
+    registry._client.close()
+    registry._client = httpx.Client(transport=httpx.MockTransport(record),
+                                    follow_redirects=False)
+    return seen
+
+
+_BLOB = Descriptor("application/octet-stream", "sha256:" + HEX, 1)
+
+
+def test_a_401_from_a_redirect_target_is_not_answered_and_no_credentials_leave() -> None:
+    import httpx
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "reg.example":
+            return httpx.Response(307, headers={"location": "https://cdn.other/blob"})
+        if request.url.host == "cdn.other":
+            return httpx.Response(401, headers={
+                "www-authenticate": 'Bearer realm="https://evil.example/token",service="x"'})
+        return httpx.Response(200, json={"token": "t"})
+
+    with Registry("reg.example", auth=Credentials("alice", "s3cret")) as registry:
+        seen = _mock(registry, handler)
+        with pytest.raises(SourceError) as caught:
+            registry.open_blob("repo", _BLOB)
+    message = str(caught.value)
+    assert "cdn.other" in message and "redirect target" in message and "\n" not in message
+    assert not [url for url, _ in seen if "evil.example" in url]
+    assert [auth for _, auth in seen] == [None, None]
+
+
+def _hub_like(request) -> object:
+    """A registry whose token service is on another host, as Docker Hub's is."""
+    import httpx
+
+    if request.url.host == "auth.example":
+        return httpx.Response(200, json={"token": "t"})
+    if request.headers.get("authorization") != "Bearer t":
+        return httpx.Response(401, headers={
+            "www-authenticate": 'Bearer realm="https://auth.example/token",service="reg"'})
+    return httpx.Response(200, content=b"x")
+
+
+def test_credentials_go_to_a_token_service_elsewhere_only_if_the_operator_names_it(
+        monkeypatch) -> None:
+    monkeypatch.delenv("AUDITOR_REGISTRY_TOKEN_HOSTS", raising=False)
+    with Registry("reg.example", auth=Credentials("alice", "s3cret")) as registry:
+        seen = _mock(registry, _hub_like)
+        with pytest.raises(SourceError) as caught:
+            registry.open_blob("repo", _BLOB)
+    assert "AUDITOR_REGISTRY_TOKEN_HOSTS" in str(caught.value)
+    assert "auth.example" in str(caught.value) and "s3cret" not in str(caught.value)
+    assert not [url for url, _ in seen if "auth.example" in url]
+
+    monkeypatch.setenv("AUDITOR_REGISTRY_TOKEN_HOSTS", "other.example, AUTH.example")
+    with Registry("reg.example", auth=Credentials("alice", "s3cret")) as registry:
+        seen = _mock(registry, _hub_like)
+        registry.open_blob("repo", _BLOB).close()
+    token = [auth for url, auth in seen if "auth.example" in url]
+    assert token == [Credentials("alice", "s3cret").basic()]
+
+
+def test_an_anonymous_token_request_may_go_to_any_https_realm(monkeypatch) -> None:
+    monkeypatch.delenv("AUDITOR_REGISTRY_TOKEN_HOSTS", raising=False)
+    with Registry("reg.example") as registry:
+        seen = _mock(registry, _hub_like)
+        registry.open_blob("repo", _BLOB).close()
+    assert [auth for url, auth in seen if "auth.example" in url] == [None]

@@ -13,8 +13,12 @@ What it guarantees:
 - every blob is checked against its descriptor's sha256 and size while it is
   read: the mismatch is a `SourceError` naming the blob and both digests;
 - credentials go only to the registry's own host (a redirect to blob storage
-  carries none), the environment's only to the host `AUDITOR_REGISTRY_HOST`
-  names; no URL the registry hands back (a redirect, an upload location) leaves
+  carries none) and to a token service on that host or on a host
+  `AUDITOR_REGISTRY_TOKEN_HOSTS` names; only a 401 from the registry's own host
+  and scheme is answered (one from a redirect target is a `SourceError`, so a
+  host the registry redirects to cannot name a token service of its own); the
+  environment's credentials only to the host `AUDITOR_REGISTRY_HOST` names;
+- no URL the registry hands back (a redirect, an upload location) leaves
   https unless the registry itself was named plain-http; no token or password
   is ever part of a message;
 - TLS is checked against the system's CAs, plus `--registry-ca`'s;
@@ -374,6 +378,12 @@ class Registry:
             raise SourceError(f"{self.host}: refused {what} to {parts.scheme or '?'}://"
                               f"{parts.netloc} (only https is followed)")
 
+    def _own(self, url: str) -> bool:
+        """The registry's own host and scheme: the only place credentials and the
+        challenges that ask for them are taken from."""
+        parts = urlsplit(url)
+        return parts.netloc == self._api_host and parts.scheme == urlsplit(self._base).scheme
+
     def _hop(self, method: str, url: str, headers: dict[str, str], content: bytes | None,
              scope: str, stream: bool, what: str = "a request") -> httpx.Response:
         """One request with redirects followed by hand: credentials only to the registry's
@@ -385,7 +395,7 @@ class Registry:
             self._allowed(url, what)
             parts = urlsplit(url)
             send = dict(headers)
-            if parts.netloc == self._api_host and parts.scheme == urlsplit(self._base).scheme:
+            if self._own(url):
                 authorization = self._authorization(scope)
                 if authorization:
                     send["Authorization"] = authorization
@@ -426,12 +436,24 @@ class Registry:
             return response
         challenge = response.headers.get("www-authenticate", "")
         response.close()
+        self._own_401(response, urlsplit(url).path)
         self._answer(challenge, scope, urlsplit(url).path)
         response = self._hop(method, url, headers or {}, content, scope, stream, what)
         if response.status_code == 401:
             response.close()
+            self._own_401(response, urlsplit(url).path)
             raise self._unauthorized(urlsplit(url).path)
         return response
+
+    def _own_401(self, response: httpx.Response, path: str) -> None:
+        """A 401 from a host the registry redirected to is not the registry's challenge:
+        answering it would let that host name a token service and receive credentials."""
+        final = str(response.request.url)
+        if not self._own(final):
+            parts = urlsplit(final)
+            raise SourceError(f"{self.host}: 401 Unauthorized from {parts.scheme}://"
+                              f"{parts.netloc} (a redirect target, not the registry) for "
+                              f"{path}; its challenge is not answered")
 
     def _unauthorized(self, path: str) -> SourceError:
         if self._auth is None:
@@ -465,6 +487,10 @@ class Registry:
         query = {"scope": params.get("scope") or scope}
         if params.get("service"):
             query["service"] = params["service"]
+        if self._auth is not None and not self._token_host(parts.scheme, parts.netloc):
+            raise SourceError(f"{self.host}: the token service {parts.netloc} is not on the "
+                              "registry's host: credentials go there only if "
+                              "AUDITOR_REGISTRY_TOKEN_HOSTS names it (e.g. auth.docker.io)")
         headers = {"Authorization": self._auth.basic()} if self._auth else {}
         try:
             with self._client.stream("GET", realm, params=query, headers=headers) as response:
@@ -481,6 +507,17 @@ class Registry:
         if not isinstance(token, str) or not token:
             raise SourceError(f"{parts.netloc} token response: no token")
         return token
+
+    def _token_host(self, scheme: str, netloc: str) -> bool:
+        """May the credentials go to this token service? Its realm is the registry's say,
+        and the registry may be someone else's choice (a pod's image): only its own host,
+        or a host the operator named in `AUDITOR_REGISTRY_TOKEN_HOSTS` (Docker Hub's
+        auth.docker.io, a cloud registry's token endpoint)."""
+        if self._own(f"{scheme}://{netloc}/"):
+            return True
+        named = os.environ.get("AUDITOR_REGISTRY_TOKEN_HOSTS", "")
+        hosts = {h.strip().lower() for h in named.split(",") if h.strip()}
+        return scheme == "https" and netloc.lower() in hosts
 
     def _fail(self, response: httpx.Response, path: str) -> SourceError:
         """An HTTP error as one line: status, the path, and the registry's error code."""
