@@ -366,3 +366,25 @@ def test_a_modelcar_whiteout_of_models_or_above_removes_the_lower_model(
     assert model["files"] == [], err
     deleted = sorted(f.get("file") for f in model["findings"] if f["rule"] == "AUD-OCI-001")
     assert deleted == sorted(model_files)
+
+
+@pytest.mark.parametrize("kind", ["sym", "hard", "file"])
+def test_a_modelcar_whose_models_is_not_a_folder_fails_closed(oci_registry, run_cli, kind):
+    """`/models -> /payload`: KServe serves /payload, which no scan of models/ sees."""
+    files = {"payload/model.pkl": EVIL}
+    links = {}
+    if kind == "file":
+        files["models"] = b"not a folder"
+    else:
+        links["models"] = (kind, "/payload" if kind == "sym" else "payload/model.pkl")
+    top = tar_bytes(files, compress=True, links=links)
+    repository = f"org/linked-{kind}"
+    server = oci_registry("plain")
+    with server.client() as registry:
+        push_modelcar(registry, repository, "v1", {}, more_layers=(top,), index=False)
+    code, report, err = _scan(run_cli, server.ref(repository, "v1"), "--plain-http")
+    model = _model(report)
+    found = [f for f in model["findings"] if f["rule"] == "AUD-OCI-004"]
+    assert len(found) == 1 and found[0]["severity"] == "high", err
+    assert "/models" in found[0]["detail"]
+    assert code == 1

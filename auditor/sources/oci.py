@@ -68,6 +68,7 @@ from auditor.sources.contract import (
 from auditor.sources.local import BROKEN_LINK, SPECIAL_FILE, SYMLINK_ESCAPE, excluded_by
 from auditor.sources.registry import (
     LAYER_NOT_READ,
+    MODELS_NOT_FOLDER,
     UNSAFE_MEMBER,
     WHITEOUT,
     RegistrySettings,
@@ -413,6 +414,9 @@ class _State:
                 self.events.append((*event, self.layer))
             return
         if modelcar:
+            if path + "/" == MODELCAR_ROOT and not member.isdir():
+                self._models_not_folder(member, where)
+                return
             if not (path + "/").startswith(MODELCAR_ROOT) or path + "/" == MODELCAR_ROOT:
                 return
             path = path[len(MODELCAR_ROOT):]
@@ -434,6 +438,17 @@ class _State:
         with source, target.open("wb") as out:
             shutil.copyfileobj(source, out, COPY_CHUNK)
         yield from self._yield(path, target)
+
+    def _models_not_folder(self, member: tarfile.TarInfo, where: str) -> None:
+        """/models as a link or a file: KServe serves what it resolves to, which the files
+        under models/ (all that is read) are not; the served model is unknown, a finding
+        that fails the gate rather than a scan of the wrong files that passes it."""
+        kind = "symlink" if member.issym() else "hard link" if member.islnk() else \
+            "regular file" if member.isreg() else f"tar type {member.type!r}"
+        target = f" to {member.linkname[:200]!r}" if member.issym() or member.islnk() else ""
+        self.findings.append(MODELS_NOT_FOLDER.finding(
+            "", f"/models in {where} is a {kind}{target}; the files KServe serves were "
+            "not scanned"))
 
     def _link(self, path: str, member: tarfile.TarInfo, where: str, modelcar: bool) -> None:
         """A symlink resolves from its folder, a hard link from the layer root; either must

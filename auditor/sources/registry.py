@@ -13,7 +13,8 @@ from pathlib import Path
 from auditor.model import Rule, Severity
 from auditor.oci.reference import SCHEME
 
-__all__ = ["LAYER_NOT_READ", "RULES", "SCHEME", "UNSAFE_MEMBER", "WHITEOUT", "RegistrySettings"]
+__all__ = ["LAYER_NOT_READ", "MODELS_NOT_FOLDER", "RULES", "SCHEME", "UNSAFE_MEMBER", "WHITEOUT",
+           "RegistrySettings"]
 
 WHITEOUT = Rule(
     "AUD-OCI-001", Severity.MEDIUM, "A later layer deletes a file of a lower layer (whiteout)",
@@ -34,7 +35,14 @@ UNSAFE_MEMBER = Rule(
     "of the host or of another model.",
     "Rebuild the layer with relative paths inside the model folder.",
 )
-RULES = (WHITEOUT, LAYER_NOT_READ, UNSAFE_MEMBER)
+MODELS_NOT_FOLDER = Rule(
+    "AUD-OCI-004", Severity.HIGH, "A modelcar's /models is not a folder (a link or a file)",
+    "KServe serves whatever /models resolves to in the container: a symlink or hard link "
+    "there points the server at files elsewhere in the image, which are not the files "
+    "under /models/ that were scanned, so the model actually served is unaudited.",
+    "Ship the model as files in a /models folder of the image, not a link to them.",
+)
+RULES = (WHITEOUT, LAYER_NOT_READ, UNSAFE_MEMBER, MODELS_NOT_FOLDER)
 
 
 @dataclass(frozen=True)
