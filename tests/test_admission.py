@@ -350,6 +350,22 @@ def test_an_update_keeping_the_admitted_models_is_not_checked_again(running, mon
     assert entry["unchanged_models"] == [hf(MISSING)] and entry["models"] == []
 
 
+@pytest.mark.parametrize("obj", [
+    pod("oci://registry.example/models/tiny:latest"),
+    pod(f"{hf(GOOD)},oci://registry.example/models/tiny:latest"),
+    pod(spec={"containers": [{"name": "kserve-container", "image": "kserve/hf:v0.14"},
+                             {"name": "modelcar", "image": "registry.example/models/tiny:v1"}]}),
+], ids=["oci-tag", "pinned-and-tag", "modelcar-tag"])
+def test_an_update_keeping_an_unpinned_reference_judges_it_again(running, obj):
+    """The old object may never have been admitted (made before the webhook, in an excluded
+    namespace, or under --failure-policy allow): a tag it named is no proof of a verdict."""
+    review = admission_review(obj, operation="UPDATE")
+    review["request"]["object"]["metadata"]["labels"] = {"team": "search"}
+    response = _response(running.post(review))
+    assert response["allowed"] is False, response
+    assert "pin it with @sha256:" in response["status"]["message"]
+
+
 def test_an_update_that_changes_the_model_judges_the_new_one(running):
     review = admission_review(pod(f"{hf(GOOD)},{hf(UNTRUSTED)}"), operation="UPDATE")
     review["request"]["oldObject"] = pod(hf(GOOD))
@@ -455,6 +471,57 @@ def test_an_error_denies_unless_the_failure_policy_allows(decider, tmp_path, mon
         response = _response(hook.post(review))
     assert response["allowed"] is True
     assert any("failure policy allow" in w for w in response["warnings"])
+
+
+def _answer_under(decider, policy: str, review: dict):
+    """The webhook's answer to `review` under `--failure-policy policy` (no HTTP needed)."""
+    import io
+
+    from auditor.admission.server import ServerConfig, Webhook
+
+    log = io.StringIO()
+    hook = Webhook(decider, ServerConfig(Path("cert"), Path("key"), failure_policy=policy), log)
+    try:
+        answer = hook.answer(json.dumps(review).encode())
+    finally:
+        hook.close()
+    return answer.body["response"], json.loads(log.getvalue())
+
+
+@pytest.mark.parametrize("policy", ["fail", "allow"])
+def test_an_internal_error_denies_whatever_the_failure_policy(decider, monkeypatch, policy):
+    """Attestation or referrer bytes that break our code are not an outage: `allow` must not
+    turn them into an admission."""
+    from auditor.admission import decide as module
+
+    def broken(self, subject):
+        raise ValueError("bad\nbytes")
+
+    monkeypatch.setattr(module.Decider, "_candidates", broken)
+    response, audit = _answer_under(Decider(decider.settings), policy,
+                                    admission_review(pod(hf(MISSING))))
+    message = response["status"]["message"]
+    assert response["allowed"] is False and "internal error: ValueError: bad bytes" in message
+    assert "warnings" not in response
+    assert audit["allowed"] is False and audit["models"][0]["check"] == "internal"
+    assert "\n" not in audit["models"][0]["reason"]
+
+
+@pytest.mark.parametrize(("policy", "allowed"), [("fail", False), ("allow", True)])
+def test_an_unreachable_registry_follows_the_failure_policy(decider, monkeypatch, policy,
+                                                            allowed):
+    from auditor.admission import decide as module
+    from auditor.errors import SourceError
+
+    def down(self, subject):
+        raise SourceError("registry.example: connection refused")
+
+    monkeypatch.setattr(module.Decider, "_candidates", down)
+    response, audit = _answer_under(Decider(decider.settings), policy,
+                                    admission_review(pod(hf(MISSING))))
+    assert response["allowed"] is allowed and audit["models"][0]["check"] == "error"
+    assert "connection refused" in response["status"]["message"]
+    assert any("failure policy allow" in w for w in response.get("warnings", [])) is allowed
 
 
 def test_a_decision_over_the_time_budget_is_an_error(decider, tmp_path, monkeypatch):

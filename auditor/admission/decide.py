@@ -34,9 +34,11 @@ if TYPE_CHECKING:
     from auditor.integrity.signing import Trust
     from auditor.policy.engine import PolicySet
 
-# Checks, in the order they run; `pass` when all did; `error` and `timeout`: no verdict.
+# Checks, in the order they run; `pass` when all did; `error` (a registry or store
+# unreachable) and `timeout`: no verdict, an outage; `internal`: no verdict, our code failed.
 CHECKS = ("pin", "attestation", "malformed", "signature", "signer", "predicate", "digest",
-          "policy", "error", "timeout", "pass")
+          "policy", "error", "timeout", "internal", "pass")
+MAX_INTERNAL = 200  # characters of an internal error's message kept in a reason
 # When several attestations exist and none admits, the one that got furthest explains best.
 _FURTHEST = ("digest", "predicate", "signer", "signature", "malformed")
 MAX_ATTESTATION_BYTES = 16 * 1024 * 1024
@@ -296,6 +298,25 @@ class Decider:
         if self.settings.registries and subject.name.startswith("oci://"):
             places.append(f"the referrers of {subject}")
         return " or ".join(places) or "nowhere (no --attestations store, and not in a registry)"
+
+
+def failed(ref: str, exc: BaseException) -> Decision:
+    """The decision on a reference whose check raised `exc`.
+
+    Only SourceError (a registry or the store could not be reached or read) is an
+    outage, check `error`, which `--failure-policy allow` may admit. Anything else
+    is check `internal`, denied under every policy: it may have been raised by
+    bytes the deployer chose (an attestation, a referrer), so admitting it would
+    let anyone who can break our parser past the check. Its message is one line,
+    cut short, since it may quote those bytes.
+    """
+    if isinstance(exc, SourceError):
+        return Decision(ref, False, "error", f"{ref}: error: {' '.join(str(exc).split())}")
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    if len(text) > MAX_INTERNAL:
+        text = text[:MAX_INTERNAL - 1] + "…"
+    return Decision(ref, False, "internal", f"{ref}: internal error: {text} (denied under "
+                    "every failure policy)")
 
 
 def _as_cached(decision: Decision, ref: str) -> Decision:

@@ -6,6 +6,8 @@ userInfo, …}}` and expects the same envelope back with `response.uid` echoed.
 Every answer here is such an envelope: allowed, or denied with one line naming
 the model and the check that failed; warnings (waivers near expiry, errors
 admitted under `--failure-policy allow`) go to the client as kubectl warnings.
+Only an outage (a registry or store unreachable, the time budget spent) is an
+error that policy may admit; an internal error always denies.
 
 Hostile or broken input never crashes and never admits: a body over the API
 server's own request limit (3 MiB) is refused unread (HTTP 413); a body that is
@@ -14,11 +16,14 @@ not an AdmissionReview v1 with a uid gets HTTP 400 with a denial in the body
 `failurePolicy: Fail` rejects); a well-formed review of a kind auditor does not
 know is denied with the reason, since the webhook configuration never sends one.
 
-An UPDATE is judged against its `oldObject`: model references the old object
-already named were admitted when it was created and are running now, so they
-are not checked again (a registry outage or an expired cache entry must not
-block a label change or a finalizer's removal on a running pod); references the
-update adds are judged like a CREATE's.
+An UPDATE is judged against its `oldObject`: a reference pinned by digest or
+commit that the old object already named is not checked again (a registry
+outage or an expired cache entry must not block a label change or a finalizer's
+removal on a running pod). The old object may never have been admitted (made
+before the webhook existed, in an excluded namespace, or under `--failure-policy
+allow`), so only what a pin fixes carries over: an unpinned reference is judged
+again on every UPDATE, and so denied, since what a tag names can have moved.
+References the update adds are judged like a CREATE's.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.admission.decide import Decision
+from auditor.admission.decide import Decision, subject_of
 from auditor.admission.refs import Named, model_refs
 from auditor.errors import AuditorError
 
@@ -39,7 +44,8 @@ JUDGED_OPERATIONS = ("CREATE", "UPDATE")
 MAX_MODELS = 64  # per object: more is not a model server, it is an attempt to exhaust the budget
 MAX_WARNING = 256  # kubectl shows each warning on a line; the API server truncates long ones
 FAILURE_POLICIES = ("fail", "allow")
-# Checks that are not verdicts on the model but failures to reach one.
+# Checks that are not verdicts on the model but an outage kept one from being reached:
+# the only ones `--failure-policy allow` may admit (never `internal`).
 ERRORS = ("error", "timeout")
 
 
@@ -115,18 +121,31 @@ def review(body: bytes, decide_all: Callable[[Sequence[Named]], list[Decision]],
 
 
 def _already_admitted(request: Request, named: Sequence[Named]) -> list[Named]:
-    """The references of an UPDATE that its oldObject named too (in the same role)."""
+    """The pinned references of an UPDATE that its oldObject named too (in the same role):
+    the same string then names the same bytes, which were admitted or are denied alike.
+    An unpinned one is never among them: its old self proves no verdict on what it names now."""
     if request.operation != "UPDATE" or not isinstance(request.old, dict):
         return []
     try:
         old = {(n.ref, n.image) for n in model_refs(request.kind, request.old)}
     except AuditorError:  # the old object could not have been admitted by its models
         return []
-    return [n for n in named if (n.ref, n.image) in old]
+    return [n for n in named if (n.ref, n.image) in old and _pinned(n)]
+
+
+def _pinned(named: Named) -> bool:
+    """The decision's own pin test: a digest or a commit, not a tag or a branch."""
+    try:
+        subject_of(named)
+    except AuditorError:  # Unpinned, or a UsageError saying how to pin it
+        return False
+    return True
 
 
 def settle(decision: Decision, failure_policy: str) -> Decision:
-    """An error or timeout under `--failure-policy allow` admits, loudly; nothing else changes."""
+    """An error (a registry or store unreachable) or a timeout under `--failure-policy allow`
+    admits, loudly; nothing else changes. An internal error (check `internal`: our code broke,
+    perhaps on attestation bytes a deployer chose) is no outage and always denies."""
     if decision.check not in ERRORS or failure_policy != "allow":
         return decision
     return Decision(decision.model, True, decision.check, decision.reason,

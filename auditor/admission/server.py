@@ -15,9 +15,10 @@ trickling bytes is cut at the deadline, not kept alive by each byte. And each
 review has a time budget (`--timeout`, below the API server's 10 s default):
 model decisions still running when it is spent are errors; when every decision
 worker is held by such overdue decisions (a registry hanging), new decisions
-are errors at once rather than queued behind them. Errors deny unless the
-operator chose `--failure-policy allow`. Every answer is one JSON line in the
-audit log.
+are errors at once rather than queued behind them. Those errors, and a registry
+or store that cannot be reached, deny unless the operator chose
+`--failure-policy allow`; any other exception is an internal error and denies
+whatever the policy. Every answer is one JSON line in the audit log.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 
-from auditor.admission.decide import Decider, Decision
+from auditor.admission.decide import Decider, Decision, failed
 from auditor.admission.refs import Named
 from auditor.admission.review import MAX_BODY, Answer, refused, review
-from auditor.errors import AuditorError, UsageError
+from auditor.errors import UsageError
 
 DEFAULT_TIMEOUT = 8.0  # seconds: under the API server's default webhook timeout of 10 s
 IDLE_TIMEOUT = 15  # seconds a socket write may block (a client that stops reading its answer)
@@ -92,7 +93,8 @@ class Webhook:
         try:
             answer = review(body, decide_all, self.config.failure_policy)
         except Exception as exc:  # a bug of ours: deny and say so, never crash the server
-            answer = refused(f"internal error: {type(exc).__name__}: {exc}", status=500)
+            answer = refused(" ".join(f"internal error: {type(exc).__name__}: {exc}".split()),
+                             status=500)
         self.audit({**answer.audit,
                     "elapsed_ms": round((time.monotonic() - started) * 1000, 1)})
         return answer
@@ -108,10 +110,7 @@ class Webhook:
             return Decision(named.ref, False, "timeout",
                             f"{named.ref}: error: no verdict within the time budget")
         exc = future.exception()
-        if exc is None:
-            return future.result()
-        kind = "" if isinstance(exc, AuditorError) else f"{type(exc).__name__}: "
-        return Decision(named.ref, False, "error", f"{named.ref}: error: {kind}{exc}")
+        return future.result() if exc is None else failed(named.ref, exc)
 
     def _finished(self, future: Future[Decision]) -> None:
         with self._overdue_lock:
