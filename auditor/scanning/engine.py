@@ -28,7 +28,9 @@ from auditor.scanning import sniff
 from auditor.scanning.options import ScanOptions
 from auditor.version import __version__
 
-RULES_VERSION = f"{__version__}+rules.1"
+# Bumped whenever a rule is added or changes what it finds: the mirror keys its incremental
+# scans on it, so a new rule set rescans every model once (rules.2: OCI, strict certificates).
+RULES_VERSION = f"{__version__}+rules.2"
 
 # Larger than the sniffed head, so sniffing then seeking to 0 stays in the buffer;
 # files up to this size are read whole into memory (`_one_pass_stream`).
