@@ -40,6 +40,7 @@ from auditor.admission.decide import Decider, Decision, failed
 from auditor.admission.refs import Named
 from auditor.admission.review import MAX_BODY, Answer, refused, review
 from auditor.errors import UsageError
+from auditor.rawio import RawReader
 
 DEFAULT_TIMEOUT = 8.0  # seconds: under the API server's default webhook timeout of 10 s
 IDLE_TIMEOUT = 15  # seconds a socket write may block (a client that stops reading its answer)
@@ -125,15 +126,12 @@ class Webhook:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-class _DeadlineReader(io.RawIOBase):
+class _DeadlineReader(RawReader):
     """The connection's reads, each bounded by what is left of the handler's deadline: the
     deadline holds for a whole request however the client spaces its bytes."""
 
     def __init__(self, handler: _Handler) -> None:
         self.handler = handler
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, buffer: Any) -> int:
         left = self.handler.deadline - time.monotonic()

@@ -15,6 +15,8 @@ import io
 import os
 from collections.abc import Callable, Iterable
 
+from auditor.rawio import RawReader
+
 CHUNK = 1 << 20
 GIT_SHA1 = "git-sha1"  # git's blob id (the Hub's `blobId`): sha1 over "blob <size>\0" + content
 
@@ -28,7 +30,7 @@ def new_hasher(name: str, size: int) -> hashlib._Hash:
     return hashlib.new(name)
 
 
-class HashingReader(io.RawIOBase):
+class HashingReader(RawReader):
     def __init__(
         self,
         raw: io.RawIOBase,
@@ -47,9 +49,6 @@ class HashingReader(io.RawIOBase):
         self._raw_pos = 0
         self._buf = bytearray(chunk)
         self.bytes_read = 0
-
-    def readable(self) -> bool:
-        return True
 
     def seekable(self) -> bool:
         return True
@@ -130,10 +129,7 @@ class HashingReader(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
             size = max(self.size - self._pos, 0)
-        buf = bytearray(size)
-        n = self.readinto(buf)
-        del buf[n:]
-        return bytes(buf)
+        return super().read(size)
 
     def finish(self) -> tuple[dict[str, str], int]:
         """Hash the rest of the file; return the digests and the hashed length."""

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -40,6 +39,7 @@ from urllib.parse import urljoin, urlsplit
 
 from auditor.errors import SourceError, UsageError
 from auditor.oci.reference import DIGEST, Reference
+from auditor.rawio import RawReader
 
 if TYPE_CHECKING:
     import ssl
@@ -253,7 +253,7 @@ def _challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), params
 
 
-class BlobStream(io.RawIOBase):
+class BlobStream(RawReader):
     """A blob as it arrives, hashed on the way: at its end, size and sha256 must match.
 
     Reading past the declared size, or an end with another digest, raises a
@@ -271,9 +271,6 @@ class BlobStream(io.RawIOBase):
         self._seen = 0
         self._pending = memoryview(b"")  # the rest of the last chunk, not yet handed out
         self._done = False
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")

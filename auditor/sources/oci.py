@@ -32,7 +32,6 @@ against the digests computed as the files streamed (`StreamOutcome.signatures`).
 from __future__ import annotations
 
 import dataclasses
-import io
 import posixpath
 import shutil
 import tempfile
@@ -57,6 +56,7 @@ from auditor.oci.client import (
     descriptor_from,
     parse_json,
 )
+from auditor.rawio import RawReader
 from auditor.sources.contract import (
     Claims,
     Excluded,
@@ -265,7 +265,7 @@ class _LayerLimit(Exception):
     """A layer went past a limit: its remaining entries are not read (a LIMIT finding)."""
 
 
-class _Bounded(io.RawIOBase):
+class _Bounded(RawReader):
     """A decompressing stream that stops a bomb: past 10 MiB it may expand at most
     `max_compression_ratio` times the layer's compressed size, and never past
     `max_decompressed_bytes` — the limits every compressed member of a scan has."""
@@ -276,9 +276,6 @@ class _Bounded(io.RawIOBase):
         self._allowed = min(LIMITS.max_decompressed_bytes,
                             max(RATIO_FREE_BYTES, compressed * LIMITS.max_compression_ratio))
         self._expanded = 0
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, buffer: Any) -> int:
         data = self._inner.read(len(buffer))

@@ -3,11 +3,11 @@ and the capped read of formats parsed whole."""
 
 from __future__ import annotations
 
-import io
 import os
 from typing import BinaryIO
 
 from auditor.errors import LimitExceeded
+from auditor.rawio import RawReader
 
 
 def read_capped(f: BinaryIO, limit: int, what: str) -> bytes:
@@ -22,7 +22,7 @@ def read_capped(f: BinaryIO, limit: int, what: str) -> bytes:
     return data
 
 
-class SizedReader(io.RawIOBase):
+class SizedReader(RawReader):
     """A readable, seekable raw stream of known size: position and seeking written once.
 
     Subclasses set `_size` and `_pos` and implement `readinto`.
@@ -30,9 +30,6 @@ class SizedReader(io.RawIOBase):
 
     _size: int
     _pos: int
-
-    def readable(self) -> bool:
-        return True
 
     def seekable(self) -> bool:
         return True
@@ -75,7 +72,7 @@ class SliceReader(SizedReader):
         return len(data)
 
 
-class ReplayReader(io.RawIOBase):
+class ReplayReader(RawReader):
     """Forward-only stream that replays an already-read head before the rest.
 
     Lets the engine sniff a non-seekable member (a decompressing stream) and
@@ -87,9 +84,6 @@ class ReplayReader(io.RawIOBase):
         self._head = head
         self._rest = rest
         self._pos = 0
-
-    def readable(self) -> bool:
-        return True
 
     def tell(self) -> int:
         return self._pos

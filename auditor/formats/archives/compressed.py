@@ -17,7 +17,6 @@ an optional space before the zlib stream.
 from __future__ import annotations
 
 import bz2
-import io
 import lzma
 import zlib
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from auditor.formats.archives import leftover
 from auditor.formats.archives.members import add_at
 from auditor.formats.contract import ScanContext
 from auditor.model import FormatId, Rule, Severity
+from auditor.rawio import RawReader
 
 BOMB = Rule(
     "AUD-ARC-015", Severity.HIGH, "Decompression limit exceeded (possible bomb)",
@@ -99,7 +99,7 @@ def _check(produced: int, consumed: int | None, limits: Limits, what: str) -> No
                             f"(ratio above {ratio}:1)")
 
 
-class DecompressReader(io.RawIOBase):
+class DecompressReader(RawReader):
     """Forward-only decompressed view of `source`, bounded in memory, output and ratio.
 
     After the first error (corrupt data or a limit) every further read raises it
@@ -124,9 +124,6 @@ class DecompressReader(io.RawIOBase):
         self.produced = 0
         self.trailing = 0
         self.error: FormatError | None = None
-
-    def readable(self) -> bool:
-        return True
 
     def tell(self) -> int:
         return self.produced

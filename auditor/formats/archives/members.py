@@ -21,6 +21,7 @@ from typing import BinaryIO
 from auditor.formats._lib.streams import ReplayReader
 from auditor.formats.contract import ScanContext
 from auditor.model import FormatId, Rule, Severity
+from auditor.rawio import RawReader
 
 TRAVERSAL = Rule(
     "AUD-ARC-010", Severity.HIGH, "Archive member path escapes the extraction folder",
@@ -180,7 +181,7 @@ def hand_over(
     return role
 
 
-class CrcReader(io.RawIOBase):
+class CrcReader(RawReader):
     """Pass-through that CRC-32s a member's bytes the first time they are read in order.
 
     Format modules read members as they like (seeking or not); `finish()` reads
@@ -194,9 +195,6 @@ class CrcReader(io.RawIOBase):
         self._pos = 0
         self.crc = 0
         self.covered = 0  # bytes [0, covered) went through the CRC
-
-    def readable(self) -> bool:
-        return True
 
     def seekable(self) -> bool:
         return self._base.seekable()

@@ -23,6 +23,7 @@ from auditor.formats.archives.links import Links
 from auditor.formats.archives.members import Layout, add_at
 from auditor.formats.contract import ScanContext
 from auditor.model import FormatId, Rule, Severity
+from auditor.rawio import RawReader
 
 MALFORMED = Rule(
     "AUD-ARC-018", Severity.HIGH, "Malformed tar header",
@@ -212,16 +213,13 @@ def iter_members(cursor: _Cursor, ctx: ScanContext) -> Iterator[Member]:
         pax = {}
 
 
-class _Window(io.RawIOBase):
+class _Window(RawReader):
     """The next `size` bytes of a forward-only stream, never more."""
 
     def __init__(self, cursor: _Cursor, size: int) -> None:
         super().__init__()
         self._cursor = cursor
         self._left = size
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, b) -> int:  # type: ignore[override]
         view = memoryview(b).cast("B")
