@@ -108,8 +108,10 @@ def _model_facts(found: ModelLayout, tool: str) -> ModelFacts:
     coverage = {c: 0 for c in COVERAGES}
     for f in files:
         coverage[f.coverage] += 1
-    revision = _first(_get(props, P.REVISION_COMMIT), _get(props, P.REVISION_REQUESTED),
-                      _str(comp.get("version")), _purl_version(comp))
+    # What was audited before what was asked for: an OCI tag resolves to the digest the
+    # component's version records (a commit has its own property).
+    revision = _first(_get(props, P.REVISION_COMMIT), _str(comp.get("version")),
+                      _get(props, P.REVISION_REQUESTED), _purl_version(comp))
     pinned_prop = _first(_get(props, P.REVISION_PINNED))
     pinned = pinned_prop == "true" if pinned_prop != UNKNOWN else bool(P.COMMIT.match(revision))
     formats = _split(_get(props, P.FORMATS)) or sorted(
