@@ -314,3 +314,15 @@ def test_an_element_of_another_namespace_is_an_extension_not_data(tmp_path):
     doc = D.foreign_xml().replace(b"</bom>", extension + b"</bom>")
     path = write(tmp_path, doc)
     assert summary(read_sbom(path), str(path)) == FOREIGN_XML.models
+
+
+def test_an_oci_models_revision_is_the_digest_audited_not_the_tag_asked_for():
+    from tests.sbom_factory import model_sbom
+
+    digest = "sha256:" + "5e" * 32
+    doc = model_sbom("registry.example.com/acme/tiny", revision=None, source="oci")
+    model = doc["metadata"]["component"]
+    model["version"] = digest
+    model["properties"] += [{"name": "auditor:revision:requested", "value": "v1"}]
+    (facts,) = models_from_sbom(doc, "s.json")
+    assert facts.model.revision == digest and not facts.model.pinned
