@@ -506,22 +506,10 @@ def verify_chain(
         check.fail("certificate", "no trusted certificates given (--certificate-chain)")
         return False
     leaf = chain[0]
-    path = list(chain)
-    if path[-1] not in anchors:
-        issuer = next((a for a in anchors if _issued_by(path[-1], a)), None)
-        if issuer is None:
-            check.fail("certificate", f"chain ends at {path[-1].subject.rfc4514_string()!r}, "
-                       "which is not issued by any trusted certificate")
-            return False
-        path.append(issuer)
-    for child, parent in pairwise(path):
-        if not _issued_by(child, parent):
-            check.fail("certificate", f"{child.subject.rfc4514_string()!r} is not signed by "
-                       f"{parent.subject.rfc4514_string()!r}")
-            return False
-        if not _is_ca(parent):
-            check.fail("certificate", f"{parent.subject.rfc4514_string()!r} is not a CA")
-            return False
+    path = _path_to_anchor(leaf, chain[1:], anchors)
+    if isinstance(path, str):
+        check.fail("certificate", path)
+        return False
     usage = signing_usage_problem(leaf)
     if usage:
         check.fail("certificate", usage)
@@ -604,14 +592,41 @@ def _tsa_problem(stamp: timestamp.Stamp, anchors: tuple[x509.Certificate, ...],
                 "not timeStamping only")
     if not ext.critical:
         return f"timestamp signer {name!r} extended key usage is not critical (RFC 3161 §2.3)"
-    path, pool = [tsa], [*stamp.certificates, *anchors]
-    while path[-1] not in anchors:
-        parent = next((c for c in pool if c not in path and _issued_by(path[-1], c)
-                       and _is_ca(c)), None)
-        if parent is None or len(path) > 8:
-            return f"timestamp signer {name!r} does not chain to a trusted certificate"
-        path.append(parent)
+    path = _path_to_anchor(tsa, stamp.certificates, anchors)
+    if isinstance(path, str):
+        return f"timestamp signer {name!r} does not chain to a trusted certificate"
     return next(filter(None, (validity_problem(c, stamp.time, leaf=False) for c in path)), None)
+
+
+_MAX_PATH = 9  # leaf, at most seven intermediates, anchor: longer is a loop or an attack
+
+
+def _path_to_anchor(
+    leaf: x509.Certificate, pool: Iterable[x509.Certificate],
+    anchors: tuple[x509.Certificate, ...],
+) -> list[x509.Certificate] | str:
+    """`leaf`, its issuers taken from `pool` (the certificates the artifact carried) and
+    the trusted anchor they end at; else why no such path exists.
+
+    One walker for signer and TSA chains, so both hold the same rules: every link is
+    signed by the next, and the next is a CA. The pool's order is not trusted and
+    certificates off the path are ignored: only the path's links are vouched for.
+    """
+    path = [leaf]
+    candidates = (*pool, *anchors)
+    while path[-1] not in anchors:
+        child = path[-1]
+        issuers = [c for c in candidates if c not in path and _issued_by(child, c)]
+        parent = next((c for c in issuers if _is_ca(c)), None)
+        if parent is None and issuers:
+            return f"{issuers[0].subject.rfc4514_string()!r} is not a CA"
+        if parent is None:
+            return (f"chain ends at {child.subject.rfc4514_string()!r}, which is not issued "
+                    "by any trusted certificate")
+        if len(path) >= _MAX_PATH:
+            return f"chain is longer than {_MAX_PATH} certificates without a trusted one"
+        path.append(parent)
+    return path
 
 
 def _spki(cert: x509.Certificate) -> bytes:
