@@ -194,6 +194,24 @@ def test_an_attached_artifact_is_found_through_the_fallback_tag(oci_registry) ->
         assert json.loads(index)["mediaType"] == OCI_INDEX
 
 
+def test_referred_blobs_yield_each_referrer_s_bytes_or_why_not(oci_registry) -> None:
+    server = oci_registry("plain")
+    kind, bundle = "application/x-test-attestation", "application/x-test-bundle"
+    with server.client() as registry:
+        subject = _image(registry, "org/referred", "v1", b"model bytes")
+        good = registry.attach("org/referred", subject, kind, b"bundle bytes", bundle)
+        wrong = registry.attach("org/referred", subject, kind, b"other", "application/other")
+        items = {i.referrer.digest: i for i in registry.referred_blobs(
+            "org/referred", subject.digest, kind, bundle, cap=1 << 10)}
+        assert items[good.digest].data == b"bundle bytes"
+        assert items[wrong.digest].data is None
+        assert "no application/x-test-bundle layer" in items[wrong.digest].problem
+        capped = registry.referred_blobs("org/referred", subject.digest, kind, None, cap=3)
+        assert all(i.data is None and "more than the 3" in i.problem for i in capped)
+        assert len(list(registry.referred_blobs("org/referred", subject.digest, kind, None,
+                                                cap=1 << 10, limit=1))) == 1
+
+
 # -- a registry that lies: a tiny local HTTP handler -----------------------------------------
 
 class _Lying(http.server.BaseHTTPRequestHandler):

@@ -388,25 +388,14 @@ class AttestationStore:
 
 def _referrers(subject: Subject, settings: Settings) -> list[Candidate]:
     """Attestation bundles attached to the model's manifest in its registry (each blob
-    verified against its digest by the client, and capped in size)."""
+    verified against its digest by the client, and capped in size); one that cannot be read
+    is a rejected candidate, not a reason to deny them all."""
     from auditor.integrity.attest import ARTIFACT_TYPE, registry_for
-    from auditor.oci.client import descriptor_from, parse_json
 
     host, _, repository = subject.name[len("oci://"):].partition("/")
-    out = []
     with registry_for(host, plain_http=settings.plain_http, ca_file=settings.registry_ca,
                       timeout=settings.timeout) as registry:
-        for desc in registry.referrers(repository, subject.revision, artifact_type=ARTIFACT_TYPE):
-            where = f"oci://{host}/{repository}@{desc.digest}"
-            try:  # one broken referrer is a rejected candidate, not a reason to deny them all
-                _, raw = registry.manifest(repository, desc.digest)
-                layers = parse_json(raw, where).get("layers")
-                if not isinstance(layers, list) or not layers:
-                    raise SourceError(f"{where}: referrer manifest has no layers")
-                layer = descriptor_from(layers[0], f"{where} layers[0]")
-                data = registry.blob_bytes(repository, layer, MAX_ATTESTATION_BYTES)
-            except SourceError as exc:
-                out.append(Candidate(where, None, str(exc)))
-                continue
-            out.append(Candidate(where, data))
-    return out
+        return [Candidate(f"oci://{host}/{repository}@{item.referrer.digest}", item.data,
+                          item.problem)
+                for item in registry.referred_blobs(repository, subject.revision, ARTIFACT_TYPE,
+                                                    None, MAX_ATTESTATION_BYTES)]

@@ -253,6 +253,15 @@ def _challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), params
 
 
+@dataclass(frozen=True)
+class Referred:
+    """What a referrer carries: its blob's bytes, or (`data` None) why they could not be read."""
+
+    referrer: Descriptor
+    data: bytes | None
+    problem: str = ""
+
+
 class BlobStream(RawReader):
     """A blob as it arrives, hashed on the way: at its end, size and sha256 must match.
 
@@ -656,6 +665,34 @@ class Registry:
         else:
             raise self._fail(response, path)
         return [d for d in found if artifact_type is None or d.artifact_type == artifact_type]
+
+    def referred_blobs(self, repository: str, digest: str, artifact_type: str,
+                       media_type: str | None, cap: int,
+                       limit: int | None = None) -> Iterator[Referred]:
+        """The blob each referrer of `digest` (of `artifact_type`) carries: its first layer of
+        `media_type` (None: its first layer), verified and at most `cap` bytes, for at most
+        `limit` referrers in the registry's order.
+
+        One referrer that cannot be read (its manifest, its layers, its blob) is one
+        `Referred` saying why, so a caller decides whether that is fatal; the listing
+        itself failing is a SourceError, since then nothing was looked at.
+        """
+        for count, referrer in enumerate(self.referrers(repository, digest, artifact_type)):
+            if limit is not None and count == limit:
+                return
+            where = f"{self.host}/{repository} referrer {referrer.digest}"
+            try:
+                _, raw = self.manifest(repository, referrer.digest)
+                layers = parse_json(raw, where).get("layers")
+                found = (descriptor_from(layer, f"{where} layers[{i}]")
+                         for i, layer in enumerate(layers if isinstance(layers, list) else []))
+                chosen = next((d for d in found if media_type in (None, d.media_type)), None)
+                if chosen is None:
+                    raise SourceError(f"{where}: the referrer manifest has no "
+                                      f"{media_type or 'layers'}{' layer' if media_type else ''}")
+                yield Referred(referrer, self.blob_bytes(repository, chosen, cap))
+            except SourceError as exc:
+                yield Referred(referrer, None, str(exc))
 
     def attach(self, repository: str, subject: Descriptor, artifact_type: str, blob: bytes,
                blob_media_type: str, annotations: Mapping[str, str] | None = None) -> Descriptor:

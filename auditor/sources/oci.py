@@ -239,22 +239,16 @@ class OciModel:
 
     def _referred_signatures(self) -> list[Found]:
         """OMS bundles attached to the model's manifest (and, for an index, to the entry
-        chosen) as referrers, in the registry's order, up to MAX_REFERRED."""
-        repository = self._ref.repository
+        chosen) as referrers, in the registry's order, up to MAX_REFERRED. One that cannot
+        be read stops the scan (a SourceError): a signature is never silently dropped."""
         found: list[Found] = []
         for subject in dict.fromkeys((self._descriptor.digest, self._layout.manifest)):
-            for referrer in self._registry.referrers(repository, subject, SIGSTORE_BUNDLE):
-                if len(found) == MAX_REFERRED:
-                    return found
-                where = f"{self._ref.name} referrer {referrer.digest}"
-                _, data = self._registry.manifest(repository, referrer.digest)
-                layers = parse_json(data, where).get("layers")
-                bundles = [d for d in (descriptor_from(layer, where)
-                                       for layer in (layers if isinstance(layers, list) else []))
-                           if d.media_type == SIGSTORE_BUNDLE]
-                if bundles:
-                    found.append(Found(f"referrer {referrer.digest}", self._registry.blob_bytes(
-                        repository, bundles[0], MAX_SIGNATURE)))
+            for item in self._registry.referred_blobs(
+                    self._ref.repository, subject, SIGSTORE_BUNDLE, SIGSTORE_BUNDLE,
+                    MAX_SIGNATURE, MAX_REFERRED - len(found)):
+                if item.data is None:
+                    raise SourceError(item.problem)
+                found.append(Found(f"referrer {item.referrer.digest}", item.data))
         return found
 
     def _open(self, layer: Descriptor) -> Any:
