@@ -4,10 +4,13 @@ credentials failing in one line."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.server
+import io
 import json
 import random
+import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -388,3 +391,56 @@ def test_a_modelcar_whose_models_is_not_a_folder_fails_closed(oci_registry, run_
     assert len(found) == 1 and found[0]["severity"] == "high", err
     assert "/models" in found[0]["detail"]
     assert code == 1
+
+
+
+def _pax_header_claiming(size: int) -> bytes:
+    """A pax extended header block whose size field claims `size` bytes of records."""
+    block = bytearray(512)
+    block[0:14] = b"PaxHeaders/big"
+    block[100:108] = b"0000644\x00"
+    block[124:136] = b"%011o\x00" % size
+    block[156:157] = b"x"
+    block[257:265] = b"ustar\x0000"
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\x00 " % sum(block)
+    return bytes(block)
+
+
+def test_a_layer_whose_pax_header_claims_gigabytes_stops_with_a_limit_finding(
+        oci_registry, run_cli, model_files):
+    """The records are refused by their claim, never read into memory (tarfile would)."""
+    hostile = _pax_header_claiming((8 << 30) - 1) + b"30 path=models/evil.bin\n".ljust(512, b"\0")
+    server = oci_registry("plain")
+    with server.client() as registry:
+        push_modelcar(registry, "org/pax", "v1", model_files,
+                      more_layers=(gzip.compress(hostile, mtime=0),), index=False)
+    _, report, err = _scan(run_cli, server.ref("org/pax", "v1"), "--plain-http")
+    model = _model(report)
+    assert "model.safetensors" in _paths(model), err
+    limit = [f for f in model["findings"] if f["rule"] == "AUD-SCAN-002"]
+    assert limit and "extended header of 8589934591 bytes" in limit[0]["detail"], err
+
+
+def test_a_ustar_name_under_a_pax_path_that_leaves_the_layer_is_a_finding(
+        oci_registry, run_cli, model_files):
+    """A runtime that ignores pax names unpacks the member at its ustar name."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as layer:
+        info = tarfile.TarInfo("models/" + "a" * 120)  # too long for ustar: a pax path
+        info.size = 2
+        layer.addfile(info, io.BytesIO(b"{}"))
+    data = bytearray(out.getvalue())
+    header = data.index(b"models/aaa", 1024)  # the ustar block after the pax records
+    data[header:header + 100] = b"../../etc/cron.d/x".ljust(100, b"\0")
+    data[header + 148:header + 156] = b" " * 8
+    data[header + 148:header + 156] = b"%06o\x00 " % sum(data[header:header + 512])
+    server = oci_registry("plain")
+    with server.client() as registry:
+        push_modelcar(registry, "org/hidden", "v1", model_files,
+                      more_layers=(gzip.compress(bytes(data), mtime=0),), index=False)
+    _, report, err = _scan(run_cli, server.ref("org/hidden", "v1"), "--plain-http")
+    model = _model(report)
+    assert "a" * 120 in _paths(model), err
+    unsafe = [f for f in model["findings"] if f["rule"] == "AUD-OCI-003"]
+    assert unsafe and "cron" in str(unsafe), model["findings"]

@@ -32,16 +32,18 @@ against the digests computed as the files streamed (`StreamOutcome.signatures`).
 from __future__ import annotations
 
 import dataclasses
+import io
 import posixpath
 import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-from auditor.errors import SourceError, UsageError
+from auditor.errors import FormatError, LimitExceeded, SourceError, UsageError
 from auditor.formats._lib.limits import Limits
+from auditor.formats.archives import tar
 from auditor.formats.scan_rules import LIMIT
 from auditor.integrity.evidence import Claim
 from auditor.integrity.model_signature import Found
@@ -74,9 +76,6 @@ from auditor.sources.registry import (
     RegistrySettings,
 )
 
-if TYPE_CHECKING:
-    import tarfile
-
 TITLE = "org.opencontainers.image.title"
 FILEPATH = "org.cncf.model.filepath"
 ORAS_UNPACK = "io.deis.oras.content.unpack"
@@ -87,13 +86,17 @@ IMAGE_CONFIGS = ("application/vnd.oci.image.config.v1+json",
 MODELCAR_ROOT = "models/"
 MAX_LINK_HOPS = 16
 LIMITS = Limits()
-RATIO_FREE_BYTES = 10 << 20  # the compression ratio is judged past this much output
 COPY_CHUNK = 1 << 20
 # The Sigstore bundle media type, as cosign uses it for OCI 1.1 referrers: the referrer's
 # artifactType and the media type of its layer holding the bundle JSON.
 SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 MAX_SIGNATURE = 1 << 20  # a bundle is a few KiB; a certificate chain and timestamps fit
 MAX_REFERRED = 16  # signature referrers fetched per model (more: the rest are not tried)
+RATIO_FREE_BYTES = 10 << 20  # the compression ratio is judged past this much output
+# Tar member types (tarfile's reading of them: an old-style file whose name ends in "/" is a
+# folder; contiguous files are regular files).
+_FILE_TYPES = frozenset(b"0\x007")
+_DIRECTORY, _SYMLINK, _HARD_LINK = ord("5"), ord("2"), ord("1")
 
 @dataclass(frozen=True)
 class _Layout:
@@ -127,6 +130,7 @@ class OciModel:
             name=ref.name, kind="oci", revision=self._descriptor.digest,
             requested=ref.tag if ref.tag and not ref.digest else ref.digest,
             pinned=ref.digest is not None, resolved_in=f" in {ref.registry}{chosen}",
+            revision_kind="digest",
             claims=(Claim("name", ref.name, Grade.RECORDED, "the registry reference"),
                     Claim("revision", self._descriptor.digest, Grade.MEASURED,
                           "sha256 of the manifest")))
@@ -214,25 +218,27 @@ class OciModel:
             state.findings.append(LAYER_NOT_READ.finding(
                 "", f"{where} ({layer.media_type}, {layer.size} bytes)"))
             return
-        import gzip
-        import tarfile
-
+        modelcar = self._layout.kind == "modelcar"
         blob = self._registry.open_blob(self._ref.repository, layer)
         with blob:
             raw: Any = blob
             if "gzip" in layer.media_type:
+                import gzip
+
                 raw = _Bounded(gzip.GzipFile(fileobj=blob, mode="rb"), layer.size)
+            # the project's tar reader (pax and long-name records bounded), over whole reads
+            cursor = tar.Cursor(io.BufferedReader(raw, COPY_CHUNK))
             try:
-                with tarfile.open(fileobj=raw, mode="r|") as tar:
-                    for count, member in enumerate(tar, 1):
-                        if count > LIMITS.max_members:
-                            raise _LayerLimit(f"more than {LIMITS.max_members} entries")
-                        yield from state.member(tar, member, where, spool,
-                                                self._layout.kind == "modelcar")
-            except _LayerLimit as exc:
+                members = tar.iter_members(
+                    cursor, lambda name, _: state.hidden_name(name, where, modelcar))
+                for count, member in enumerate(members, 1):
+                    if count > LIMITS.max_members:
+                        raise LimitExceeded(f"more than {LIMITS.max_members} entries")
+                    yield from state.member(cursor, member, where, spool, modelcar)
+            except LimitExceeded as exc:
                 state.findings.append(LIMIT.finding("", f"{where}: {exc}; the rest of the "
                                                     "layer was not read"))
-            except (tarfile.TarError, OSError, EOFError) as exc:
+            except (FormatError, OSError, EOFError) as exc:
                 raise SourceError(f"{self._ref.name} {where}: not a readable tar "
                                   f"({layer.media_type}): {exc}") from None
             blob.drain()  # the digest is checked over every byte, the tar padding too
@@ -255,10 +261,6 @@ class OciModel:
         return self._registry.open_blob(self._ref.repository, layer)
 
 
-class _LayerLimit(Exception):
-    """A layer went past a limit: its remaining entries are not read (a LIMIT finding)."""
-
-
 class _Bounded(RawReader):
     """A decompressing stream that stops a bomb: past 10 MiB it may expand at most
     `max_compression_ratio` times the layer's compressed size, and never past
@@ -275,7 +277,7 @@ class _Bounded(RawReader):
         data = self._inner.read(len(buffer))
         self._expanded += len(data)
         if self._expanded > self._allowed:
-            raise _LayerLimit(f"expands past {self._allowed} bytes (a decompression bomb)")
+            raise LimitExceeded(f"expands past {self._allowed} bytes (a decompression bomb)")
         buffer[:len(data)] = data
         return len(data)
 
@@ -390,7 +392,14 @@ class _State:
             blob.drain()
         yield from self._yield(path, target)
 
-    def member(self, tar: tarfile.TarFile, member: tarfile.TarInfo, where: str, spool: Path,
+    def hidden_name(self, name: str, where: str, modelcar: bool) -> None:
+        """A header's ustar name that its pax or GNU name overrides: a runtime that ignores
+        those names unpacks the member there, so one leaving the layer is a finding too."""
+        if _clean(name, rooted=modelcar) is None:
+            self.findings.append(UNSAFE_MEMBER.finding(name[:200], f"in {where} (the name "
+                                                       "under its pax or GNU long name)"))
+
+    def member(self, cursor: tar.Cursor, member: tar.Member, where: str, spool: Path,
                modelcar: bool) -> Iterator[Artifact]:
         path = _clean(member.name, rooted=modelcar)
         if path is None:
@@ -404,50 +413,50 @@ class _State:
             if event is not None:
                 self.events.append((*event, self.layer))
             return
+        is_dir = member.type == _DIRECTORY or (member.type == 0 and member.name.endswith("/"))
         if modelcar:
-            if path + "/" == MODELCAR_ROOT and not member.isdir():
+            if path + "/" == MODELCAR_ROOT and not is_dir:
                 self._models_not_folder(member, where)
                 return
             if not (path + "/").startswith(MODELCAR_ROOT) or path + "/" == MODELCAR_ROOT:
                 return
             path = path[len(MODELCAR_ROOT):]
-        if member.isdir():
+        if is_dir:
             return
-        if member.issym() or member.islnk():
+        if member.type in (_SYMLINK, _HARD_LINK):
             self._link(path, member, where, modelcar)
             return
-        if not member.isreg():
+        if member.type not in _FILE_TYPES:
             self.findings.append(SPECIAL_FILE.finding(path, f"in {where} (tar type "
-                                                      f"{member.type!r})"))
+                                                      f"{chr(member.type)!r})"))
             return
         if not self._kept(path):
             return
-        source = tar.extractfile(member)
-        if source is None:
-            raise SourceError(f"{where}: member {path} cannot be read")
         target = self._target(path, spool)
-        with source, target.open("wb") as out:
+        with tar.Window(cursor, member.size) as source, target.open("wb") as out:
             shutil.copyfileobj(source, out, COPY_CHUNK)
         yield from self._yield(path, target)
 
-    def _models_not_folder(self, member: tarfile.TarInfo, where: str) -> None:
+    def _models_not_folder(self, member: tar.Member, where: str) -> None:
         """/models as a link or a file: KServe serves what it resolves to, which the files
         under models/ (all that is read) are not; the served model is unknown, a finding
         that fails the gate rather than a scan of the wrong files that passes it."""
-        kind = "symlink" if member.issym() else "hard link" if member.islnk() else \
-            "regular file" if member.isreg() else f"tar type {member.type!r}"
-        target = f" to {member.linkname[:200]!r}" if member.issym() or member.islnk() else ""
+        kind = "symlink" if member.type == _SYMLINK else \
+            "hard link" if member.type == _HARD_LINK else \
+            "regular file" if member.type in _FILE_TYPES else f"tar type {chr(member.type)!r}"
+        target = f" to {member.linkname[:200]!r}" if member.type in (_SYMLINK, _HARD_LINK) \
+            else ""
         self.findings.append(MODELS_NOT_FOLDER.finding(
             "", f"/models in {where} is a {kind}{target}; the files KServe serves were "
             "not scanned"))
 
-    def _link(self, path: str, member: tarfile.TarInfo, where: str, modelcar: bool) -> None:
+    def _link(self, path: str, member: tar.Member, where: str, modelcar: bool) -> None:
         """A symlink resolves from its folder, a hard link from the layer root; either must
         stay inside the layers (an absolute symlink is the host's, except in a modelcar
         image, whose root is the container's; a modelcar's target must be under /models/)."""
         name = member.linkname
         target: str | None
-        if member.issym():
+        if member.type == _SYMLINK:
             if name.startswith("/"):
                 target = _clean(name, rooted=True) if modelcar else None
             else:
@@ -459,7 +468,7 @@ class _State:
         if target is not None and modelcar:
             target = target[len(MODELCAR_ROOT):] if target.startswith(MODELCAR_ROOT) else None
         if target is None:
-            kind = "symlink" if member.issym() else "hard link"
+            kind = "symlink" if member.type == _SYMLINK else "hard link"
             self.findings.append(SYMLINK_ESCAPE.finding(
                 path, f"in {where}: {kind} to {name[:200]!r}, outside the model; not followed"))
             return

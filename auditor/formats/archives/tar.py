@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -114,7 +114,7 @@ class Member:
     data: int  # offset of its data
 
 
-class _Cursor:
+class Cursor:
     """Position-tracking forward reader over a seekable or streaming source."""
 
     def __init__(self, f: BinaryIO) -> None:
@@ -136,7 +136,7 @@ class _Cursor:
             pass
 
 
-def _records(cursor: _Cursor, size: int, offset: int) -> bytes:
+def _records(cursor: Cursor, size: int, offset: int) -> bytes:
     if size > MAX_RECORD:
         raise LimitExceeded(f"tar extended header of {size} bytes", offset)
     data = cursor.read(size)
@@ -163,8 +163,13 @@ def _pax(data: bytes, offset: int) -> dict[str, str]:
     return out
 
 
-def iter_members(cursor: _Cursor, ctx: ScanContext) -> Iterator[Member]:
-    """Yield members in order; after each, the cursor is moved past its data."""
+def iter_members(cursor: Cursor, hidden: Callable[[str, int], None]) -> Iterator[Member]:
+    """Yield members in order; after each, the cursor is moved past its data.
+
+    `hidden(name, header)` is told the ustar name a reader ignoring pax and GNU
+    names would use, when it is not the member's name: each caller judges it its
+    own way (a scan's check_name, the OCI source's unsafe-member finding).
+    """
     long_name = long_link = None
     pax: dict[str, str] = {}
     while True:
@@ -196,7 +201,7 @@ def iter_members(cursor: _Cursor, ctx: ScanContext) -> Iterator[Member]:
         if block[257:262] == b"ustar" and block[345:346] != b"\x00":
             name = _text(block[345:500]) + "/" + name
         if pax.get("path", long_name) not in (None, name):
-            members.check_name(ctx, name, header)  # what a reader ignoring pax/GNU names uses
+            hidden(name, header)  # what a reader ignoring pax/GNU names uses
         name = pax.get("path", long_name or name)
         link = pax.get("linkpath", long_link or _text(block[157:257])) if kind in _LINKS else ""
         if "size" in pax:
@@ -213,10 +218,10 @@ def iter_members(cursor: _Cursor, ctx: ScanContext) -> Iterator[Member]:
         pax = {}
 
 
-class _Window(RawReader):
+class Window(RawReader):
     """The next `size` bytes of a forward-only stream, never more."""
 
-    def __init__(self, cursor: _Cursor, size: int) -> None:
+    def __init__(self, cursor: Cursor, size: int) -> None:
         super().__init__()
         self._cursor = cursor
         self._left = size
@@ -231,13 +236,13 @@ class _Window(RawReader):
 
 def scan_tar(f: BinaryIO, ctx: ScanContext, layouts: Sequence[Layout]) -> None:
     """Scan every member of a tar, streaming: the layout is chosen from the first name."""
-    cursor = _Cursor(f)
+    cursor = Cursor(f)
     layout, fmt = members.GENERIC, FormatId.TAR
     ctx.result.format = fmt
     names: list[str] = []
     links = Links()
     limit = ctx.limits.max_members
-    for member in iter_members(cursor, ctx):
+    for member in iter_members(cursor, lambda name, at: members.check_name(ctx, name, at)):
         if len(names) >= limit:
             add_at(ctx, members.TOO_MANY, None, f"more than {limit} members; the rest were not "
                    f"inspected", member.header)
@@ -257,7 +262,7 @@ def scan_tar(f: BinaryIO, ctx: ScanContext, layouts: Sequence[Layout]) -> None:
 
 
 def _scan_member(
-    f: BinaryIO, cursor: _Cursor, member: Member, layout: Layout, ctx: ScanContext, links: Links
+    f: BinaryIO, cursor: Cursor, member: Member, layout: Layout, ctx: ScanContext, links: Links
 ) -> None:
     members.check_name(ctx, member.name, member.header)
     if member.type in _LINKS:
@@ -274,7 +279,7 @@ def _scan_member(
         return
     stream = (io.BytesIO() if member.size == 0  # nothing stored: no window to read through
               else SliceReader(f, member.data, member.size) if cursor.seekable
-              else _Window(cursor, member.size))
+              else Window(cursor, member.size))
     try:
         members.hand_over(ctx, layout, member.name, stream, member.size)  # type: ignore[arg-type]
     except LimitExceeded as exc:
@@ -284,7 +289,7 @@ def _scan_member(
         add_at(ctx, CORRUPT, member.name, str(exc), member.header)
 
 
-def _check_end(cursor: _Cursor, ctx: ScanContext) -> None:
+def _check_end(cursor: Cursor, ctx: ScanContext) -> None:
     """Anything but zero padding after the end marker is hidden from tar readers: flagged,
     and scanned from its first non-zero byte as what it is."""
     while chunk := cursor.read(1 << 20):
