@@ -176,6 +176,18 @@ class Location:
 _DETAIL_LINE = re.compile(r"line ([1-9][0-9]*): ")
 
 
+# A git commit as the Hub names it: 40 lower-case hex digits, the only revision that pins bytes.
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def is_commit(revision: str) -> bool:
+    """Whether `revision` is a full git commit id (a branch or tag can move; a commit cannot).
+
+    Here, on the lowest floor, so that the Hub sources and the attestations that
+    name `hf://…@<commit>` subjects read one rule."""
+    return _COMMIT.fullmatch(revision) is not None
+
+
 def detail_line(detail: str) -> int | None:
     """The line a finding's detail names, for reports that jump to it (SARIF regions)."""
     line = _DETAIL_LINE.match(detail)

@@ -114,10 +114,11 @@ def subject_of(named: Named) -> Subject:
             raise Unpinned(f"{ref} is mutable (a tag); pin it with @sha256:<digest>")
         return oci_subject(image.registry, image.repository, image.digest)
     if ref.startswith("sha256:"):
-        hexdigest = ref[len("sha256:"):].lower()
-        if len(hexdigest) != 64 or not all(c in "0123456789abcdef" for c in hexdigest):
+        from auditor.oci.reference import DIGEST
+
+        if not DIGEST.fullmatch(ref.lower()):
             raise UsageError(f"{ref}: not a sha256 digest (sha256:<64 hex>)")
-        return Subject("", "sha256", hexdigest)
+        return Subject("", "sha256", ref[len("sha256:"):].lower())
     if ref.startswith("hf://"):
         ref = _kserve_hf(ref)
     if not ref.startswith(("oci://", "hf://")):

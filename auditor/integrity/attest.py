@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,8 @@ from auditor.atomicio import write_atomic
 from auditor.errors import UsageError, VerificationFailed
 from auditor.integrity import dsse, oms
 from auditor.integrity.signing import Trust, _Check, _check_signer, check_signing_certificate
+from auditor.model import is_commit
+from auditor.oci.reference import DIGEST
 
 if TYPE_CHECKING:
     from auditor.oci.client import Registry
@@ -30,8 +31,6 @@ SBOM_PREDICATE = "https://cyclonedx.org/bom"
 # The OCI artifactType of an attestation attached to a model as a referrer.
 ARTIFACT_TYPE = "application/vnd.auditor.attestation.v1+json"
 MODEL_SCHEMES = ("oci://", "hf://")
-_SHA256 = re.compile(r"\Asha256:([0-9a-f]{64})\Z")
-_COMMIT = re.compile(r"\A[0-9a-f]{40}\Z")
 # A model property of the SBOM that records the revision audited (auditor:revision:*).
 _REVISION_PROPERTIES = ("auditor:revision:commit", "auditor:revision:requested")
 
@@ -94,7 +93,7 @@ def model_subject(ref: str) -> Subject:
     """
     if ref.startswith("hf://"):
         name, sep, revision = ref[len("hf://"):].partition("@")
-        if not sep or not _COMMIT.match(revision.lower()):
+        if not sep or not is_commit(revision.lower()):
             raise UsageError(f"{ref} is mutable (a branch, tag or no revision); pin it with "
                              "@<40-hex commit>")
         if name.count("/") != 1 or not all(name.split("/")):
@@ -113,10 +112,10 @@ def model_subject(ref: str) -> Subject:
 
 def oci_subject(registry: str, repository: str, digest: str) -> Subject:
     """The subject of an OCI model: its repository and manifest digest (`sha256:<hex>`)."""
-    found = _SHA256.match(digest.lower())
-    if not found:
+    digest = digest.lower()
+    if not DIGEST.fullmatch(digest):
         raise UsageError(f"{registry}/{repository}@{digest}: not a sha256 digest")
-    return Subject(f"oci://{registry}/{repository}", "sha256", found.group(1))
+    return Subject(f"oci://{registry}/{repository}", "sha256", digest[len("sha256:"):])
 
 
 def attest_sbom(

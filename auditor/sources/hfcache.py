@@ -23,9 +23,8 @@ from typing import Any
 from auditor.errors import UsageError
 from auditor.integrity.evidence import Claim
 from auditor.integrity.provenance import Record, Upstream
-from auditor.model import Grade, LineageEdge
+from auditor.model import Grade, LineageEdge, is_commit
 from auditor.sources.contract import Claims, Identity, Lineage, OnDisk, identity_from
-from auditor.sources.hubclient import is_commit
 from auditor.sources.local import list_files
 
 REPO_PREFIX = "models--"

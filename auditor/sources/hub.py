@@ -29,7 +29,7 @@ from auditor.atomicio import write_atomic
 from auditor.errors import SourceError, UsageError
 from auditor.integrity.evidence import Claim
 from auditor.integrity.provenance import Record, Upstream
-from auditor.model import Grade, LineageEdge
+from auditor.model import Grade, LineageEdge, is_commit
 from auditor.sources import hfcache, lineage
 from auditor.sources.contract import (
     Artifacts,
@@ -42,7 +42,7 @@ from auditor.sources.contract import (
     RemoteArtifact,
     identity_from,
 )
-from auditor.sources.hubclient import HubSettings, call, client, is_commit
+from auditor.sources.hubclient import HubSettings, call, client
 from auditor.sources.local import kept, list_files
 from auditor.sources.remote import Transfer
 from auditor.version import __version__

@@ -197,7 +197,3 @@ def translate(exc: BaseException, settings: HubSettings, what: str) -> AuditorEr
     if isinstance(exc, OSError):
         return SourceError(scrub(f"{where}: {exc.strerror or exc}", settings))
     return SourceError(scrub(f"{where}: {type(exc).__name__}: {exc}", settings))
-
-
-def is_commit(revision: str) -> bool:
-    return len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
