@@ -251,8 +251,7 @@ def _assemble(
     extra: dict[str, list[Finding]] = {}
     if not identity.pinned and identity.requested and identity.revision:
         extra[""] = [provenance.unpinned(identity.requested, identity.revision,
-                                         identity.resolved_in,
-                                         "digest" if identity.kind == "oci" else "commit")]
+                                         identity.resolved_in, identity.revision_kind)]
     for path, flagged in provenance.hub_scanner_findings(
             claims.scanner_repo, claims.scanner_files).items():
         extra.setdefault(path, []).extend(flagged)
@@ -305,7 +304,8 @@ def _identity_facts(identity: Identity) -> dict[str, Any]:
             out[f"{subject}_evidence"] = chosen.evidence
     out["claims"] = [{"subject": c.subject, "value": c.value, "grade": c.grade.value,
                       "evidence": c.evidence} for c in identity.claims]
-    if identity.kind == "oci":  # what was asked for, and where (an index: which entry) it led
+    if identity.revision_kind != "commit":  # a digest: what was asked for, and where (an
+        # index: which entry) it led; a commit's request is the Hub facts' or the commit itself
         out["requested"] = identity.requested
         out["pinned"] = identity.pinned
         out["resolved"] = identity.resolved_in.strip()

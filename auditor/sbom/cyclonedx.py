@@ -239,17 +239,17 @@ def _model_properties(
 ) -> Iterator[tuple[P.Property, str]]:
     hub = facts.get("hub", {})
     identity = facts.get("identity", {})
-    oci = model.source == "oci"  # the revision is a manifest digest; a tag was asked for or not
-    requested = hub.get("requested_revision") or (identity.get("requested") if oci else None) \
-        or model.revision
+    # A revision that is not a commit (a manifest digest) has its request in the identity facts.
+    requested = hub.get("requested_revision") or identity.get("requested") or model.revision
     commit = _commit(model, facts)
     yield P.SOURCE, model.source
     if requested:
         yield P.REVISION_REQUESTED, str(requested)
     if commit:
         yield P.REVISION_COMMIT, commit
-    pinned = isinstance(requested, str) and (P.COMMIT.match(requested) is not None
-                                             or (oci and requested == model.revision))
+    recorded = identity.get("pinned")
+    pinned = recorded if isinstance(recorded, bool) else (
+        isinstance(requested, str) and P.COMMIT.match(requested) is not None)
     yield P.REVISION_PINNED, P.tri(pinned)
     for prop, key in ((P.REVISION_GRADE, "revision_grade"), (P.REVISION_EVIDENCE,
                       "revision_evidence"), (P.IDENTITY_NAME_GRADE, "name_grade"),

@@ -47,6 +47,9 @@ class Identity:
     requested: str | None = None  # the revision asked for (a branch or tag, or a commit)
     pinned: bool = True  # False: `requested` named a branch or tag, resolved to `revision`
     resolved_in: str = ""  # where the name was resolved, for the message (" in the local cache")
+    # What `revision` is: a "commit" (the Hub's, its form says it is pinned) or a "digest"
+    # (a manifest's, which no property of its own says was asked for: the identity facts do).
+    revision_kind: Literal["commit", "digest"] = "commit"
     claims: tuple[Claim, ...] = ()
 
     def chosen(self, subject: str) -> Claim | None:

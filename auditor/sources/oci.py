@@ -131,6 +131,7 @@ class OciModel:
             requested=ref.tag if ref.tag and not ref.digest else ref.digest,
             pinned=ref.digest is not None, resolved_in=f" in {ref.registry}{chosen}",
             revision_kind="digest",
+            revision_kind="digest",
             claims=(Claim("name", ref.name, Grade.RECORDED, "the registry reference"),
                     Claim("revision", self._descriptor.digest, Grade.MEASURED,
                           "sha256 of the manifest")))
