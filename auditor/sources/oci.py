@@ -39,16 +39,17 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from auditor.errors import FormatError, LimitExceeded, SourceError, UsageError
 from auditor.formats._lib.limits import Limits
 from auditor.formats.archives import tar
+from auditor.formats.archives.compressed import DecompressReader
 from auditor.formats.scan_rules import LIMIT
 from auditor.integrity.evidence import Claim
 from auditor.integrity.model_signature import Found
 from auditor.integrity.oms import DEFAULT_SIGNATURE
-from auditor.model import Artifact, FileReport, Finding, Grade, LineageEdge
+from auditor.model import Artifact, FileReport, Finding, FormatId, Grade, LineageEdge
 from auditor.oci import reference
 from auditor.oci.client import (
     INDEX_TYPES,
@@ -58,7 +59,6 @@ from auditor.oci.client import (
     descriptor_from,
     parse_json,
 )
-from auditor.rawio import RawReader
 from auditor.sources.contract import (
     Claims,
     Excluded,
@@ -92,7 +92,6 @@ COPY_CHUNK = 1 << 20
 SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 MAX_SIGNATURE = 1 << 20  # a bundle is a few KiB; a certificate chain and timestamps fit
 MAX_REFERRED = 16  # signature referrers fetched per model (more: the rest are not tried)
-RATIO_FREE_BYTES = 10 << 20  # the compression ratio is judged past this much output
 # Tar member types (tarfile's reading of them: an old-style file whose name ends in "/" is a
 # folder; contiguous files are regular files).
 _FILE_TYPES = frozenset(b"0\x007")
@@ -130,7 +129,6 @@ class OciModel:
             name=ref.name, kind="oci", revision=self._descriptor.digest,
             requested=ref.tag if ref.tag and not ref.digest else ref.digest,
             pinned=ref.digest is not None, resolved_in=f" in {ref.registry}{chosen}",
-            revision_kind="digest",
             revision_kind="digest",
             claims=(Claim("name", ref.name, Grade.RECORDED, "the registry reference"),
                     Claim("revision", self._descriptor.digest, Grade.MEASURED,
@@ -223,10 +221,9 @@ class OciModel:
         blob = self._registry.open_blob(self._ref.repository, layer)
         with blob:
             raw: Any = blob
-            if "gzip" in layer.media_type:
-                import gzip
-
-                raw = _Bounded(gzip.GzipFile(fileobj=blob, mode="rb"), layer.size)
+            if "gzip" in layer.media_type:  # a bomb stops at the limits of any scanned stream
+                raw = DecompressReader(blob, FormatId.GZIP, LIMITS,
+                                       what="the gzip stream (a decompression bomb)")
             # the project's tar reader (pax and long-name records bounded), over whole reads
             cursor = tar.Cursor(io.BufferedReader(raw, COPY_CHUNK))
             try:
@@ -260,27 +257,6 @@ class OciModel:
 
     def _open(self, layer: Descriptor) -> Any:
         return self._registry.open_blob(self._ref.repository, layer)
-
-
-class _Bounded(RawReader):
-    """A decompressing stream that stops a bomb: past 10 MiB it may expand at most
-    `max_compression_ratio` times the layer's compressed size, and never past
-    `max_decompressed_bytes` — the limits every compressed member of a scan has."""
-
-    def __init__(self, inner: IO[bytes], compressed: int):
-        super().__init__()
-        self._inner = inner
-        self._allowed = min(LIMITS.max_decompressed_bytes,
-                            max(RATIO_FREE_BYTES, compressed * LIMITS.max_compression_ratio))
-        self._expanded = 0
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._inner.read(len(buffer))
-        self._expanded += len(data)
-        if self._expanded > self._allowed:
-            raise LimitExceeded(f"expands past {self._allowed} bytes (a decompression bomb)")
-        buffer[:len(data)] = data
-        return len(data)
 
 
 def _kept_in(folder: Path) -> Path:
