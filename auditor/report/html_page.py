@@ -110,13 +110,29 @@ def location(member: str | None, offset: int | None) -> str:
     return ", ".join(p for p in parts if p)
 
 
+@dataclass(frozen=True)
+class Code:
+    """A table cell shown as code (a rule id), escaped like every other cell."""
+
+    text: str
+
+
+def _cell(value: object) -> str:
+    return f"<td><code>{esc(value.text)}</code></td>" if isinstance(value, Code) \
+        else f"<td>{esc(value)}</td>"
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, empty: str,
-          table_id: str = "", kind: str = "") -> str:
+          table_id: str = "", kind: str = "", row_classes: Sequence[str] = ()) -> str:
     """A table of escaped cells; `empty` is said instead when there are no rows.
 
-    `table_id` for a table the page has once, `kind` (a class) for one it has per model.
+    `table_id` for a table the page has once, `kind` (a class) for one it has per model;
+    `row_classes`, one per row, for rows the script filters (the findings' severities).
     """
-    body = ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows]
+    body = []
+    for index, row in enumerate(rows):
+        cls = f' class="{esc(row_classes[index])}"' if index < len(row_classes) else ""
+        body.append(f"<tr{cls}>" + "".join(_cell(cell) for cell in row) + "</tr>")
     if not body:
         return f'<p class="none">{esc(empty)}</p>'
     ident = f' id="{esc(table_id)}"' if table_id else ""
@@ -157,13 +173,7 @@ def findings_section(rows: Sequence[FindingRow], title: str = "Findings") -> str
     """The findings table, most severe first, with severity and rule filters for the script."""
     rank = {s.label: int(s) for s in Severity}
     ordered = sorted(rows, key=lambda r: (-rank.get(r.severity, -1), r.rule, r.model, r.file))
-    cells = []
-    for r in ordered:
-        cells.append(
-            f'<tr class="sev-{esc(r.severity)}"><td>{esc(r.severity)}</td><td><code>'
-            f"{esc(r.rule)}</code></td><td>{esc(r.model)}</td><td>{esc(r.file)}</td>"
-            f"<td>{esc(r.message)}</td><td>{esc(r.location)}</td></tr>")
-    if not cells:
+    if not ordered:
         return section(title, '<p class="none" id="findings-count">0 findings</p>')
     boxes = "".join(
         f'<label><input type="checkbox" name="severity" value="{esc(label)}" checked> '
@@ -173,12 +183,12 @@ def findings_section(rows: Sequence[FindingRow], title: str = "Findings") -> str
     filters = (f'<form id="filters" hidden>{boxes}<label>rule <select id="rule-filter">'
                f'<option value="">all rules</option>{rules}</select></label>'
                ' <output id="shown"></output></form>')
-    head = "".join(f"<th>{h}</th>" for h in
-                   ("severity", "rule", "model", "file", "message", "location"))
+    shown = table(("severity", "rule", "model", "file", "message", "location"),
+                  [(r.severity, Code(r.rule), r.model, r.file, r.message, r.location)
+                   for r in ordered], empty="", table_id="findings",
+                  row_classes=[f"sev-{r.severity}" for r in ordered])
     return section(
-        title, f'<p id="findings-count">{len(cells)} findings</p>', filters,
-        f'<table id="findings"><thead><tr>{head}</tr></thead><tbody>\n' + "\n".join(cells)
-        + "\n</tbody></table>",
+        title, f'<p id="findings-count">{len(ordered)} findings</p>', filters, shown,
         json_block("auditor-findings", [{"severity": r.severity, "rule": r.rule}
                                         for r in ordered]),
     )
