@@ -398,8 +398,7 @@ def attest(sbom: Path, key: Path, password_env: str | None, certificate: Path | 
     click.echo(f"attested {sbom} (sha256 {digest})" + (f" for {bound}" if bound else "")
                + f" -> {target}")
     if push and bound is not None:
-        pushed = attestation.push_attestation(bound, bundle, plain_http=plain_http,
-                                              ca_file=registry_ca)
+        pushed = attestation.push_attestation(bound, bundle, _registry(registry_ca, plain_http))
         click.echo(f"pushed {pushed} as a referrer of {bound}")
     return EXIT_PASS
 
@@ -629,7 +628,7 @@ def _decider(policies: tuple[str, ...], attestations: Path | None, no_registry: 
     """The one Decider both deploy-time commands build from the same flags."""
     from auditor import pipeline
     from auditor.admission.decide import Decider, Settings
-    from auditor.oci.client import env_credentials
+    from auditor.oci.client import RegistryAccess, env_credentials
 
     _registry_flags(registry_ca, plain_http)
     if not no_registry:
@@ -643,10 +642,10 @@ def _decider(policies: tuple[str, ...], attestations: Path | None, no_registry: 
         raise UsageError("--no-registry needs --attestations DIR: nowhere else to look")
     if attestations is not None and not attestations.is_dir():
         raise UsageError(f"--attestations {attestations}: no such folder")
+    access = RegistryAccess(plain_http=plain_http, ca_file=registry_ca, timeout=timeout)
     return Decider(Settings(loaded, trust, store=attestations, registries=not no_registry,
-                            plain_http=plain_http, registry_ca=registry_ca,
-                            fail_on=Severity.parse(fail_on), warn_days=warn_days,
-                            timeout=timeout))
+                            registry=access, fail_on=Severity.parse(fail_on),
+                            warn_days=warn_days))
 
 
 @cli.command("verify-attestation")

@@ -20,6 +20,7 @@ import pytest
 
 from auditor.admission.decide import Decider, Settings
 from auditor.integrity.signing import KeyTrust, load_public_key
+from auditor.oci.client import RegistryAccess
 from auditor.pipeline import load_policies
 from auditor.sources.oci import SIGSTORE_BUNDLE
 from tests.admission_fixtures import (
@@ -91,7 +92,8 @@ POLICIES = ("baseline", "production")
 def hook(pipeline, tmp_path_factory):
     _, k, _ = pipeline
     decider = Decider(Settings(load_policies(list(POLICIES)),
-                               KeyTrust(load_public_key(k.public)), plain_http=True))
+                               KeyTrust(load_public_key(k.public)),
+                               registry=RegistryAccess(plain_http=True)))
     with webhook(decider, tmp_path_factory.mktemp("hook")) as running:
         yield running
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditor.errors import AuditorError, SourceError, UsageError
 from auditor.model import Severity
+from auditor.oci.client import RegistryAccess
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -73,13 +74,11 @@ class Settings:
     trust: Trust
     store: Path | None = None  # a folder of attestation bundles (*.json)
     registries: bool = True  # look up OCI referrers (off: the local store only)
-    plain_http: bool = False
-    registry_ca: Path | None = None
+    registry: RegistryAccess = field(default_factory=RegistryAccess)  # each request's timeout too
     fail_on: Severity = Severity.LOW
     warn_days: int = 14  # warn about waivers that expire within this many days
     cache_size: int = 4096
     cache_ttl: float = 300.0  # seconds: a revoked attestation stops counting after this
-    timeout: float = 30.0  # seconds, for each registry request
 
 
 @dataclass(frozen=True)
@@ -391,12 +390,12 @@ def _referrers(subject: Subject, settings: Settings) -> list[Candidate]:
     """Attestation bundles attached to the model's manifest in its registry (each blob
     verified against its digest by the client, and capped in size); one that cannot be read
     is a rejected candidate, not a reason to deny them all."""
-    from auditor.integrity.attest import ARTIFACT_TYPE, registry_for
+    from auditor.integrity.attest import ARTIFACT_TYPE
+    from auditor.oci.client import connect
+    from auditor.oci.reference import parse
 
-    host, _, repository = subject.name[len("oci://"):].partition("/")
-    with registry_for(host, plain_http=settings.plain_http, ca_file=settings.registry_ca,
-                      timeout=settings.timeout) as registry:
-        return [Candidate(f"oci://{host}/{repository}@{item.referrer.digest}", item.data,
-                          item.problem)
-                for item in registry.referred_blobs(repository, subject.revision, ARTIFACT_TYPE,
-                                                    None, MAX_ATTESTATION_BYTES)]
+    model = parse(subject.name)
+    with connect(model.registry, settings.registry) as registry:
+        return [Candidate(f"{subject.name}@{item.referrer.digest}", item.data, item.problem)
+                for item in registry.referred_blobs(model.repository, subject.revision,
+                                                    ARTIFACT_TYPE, None, MAX_ATTESTATION_BYTES)]

@@ -25,7 +25,7 @@ from auditor.model import is_commit
 from auditor.oci.reference import DIGEST
 
 if TYPE_CHECKING:
-    from auditor.oci.client import Registry
+    from auditor.oci.client import RegistryAccess
 
 SBOM_PREDICATE = "https://cyclonedx.org/bom"
 # The OCI artifactType of an attestation attached to a model as a referrer.
@@ -157,25 +157,20 @@ def attest_sbom(
     return digest, bundle.encode()
 
 
-def registry_for(host: str, *, plain_http: bool = False, ca_file: Path | None = None,
-                 timeout: float = 30.0) -> Registry:
-    """A client for the registry at `host`, with the credentials configured for it."""
-    from auditor.oci.client import Registry, credentials_for
-
-    return Registry(host, plain_http=plain_http, ca_file=ca_file, auth=credentials_for(host),
-                    timeout=timeout)
-
-
-def push_attestation(subject: Subject, bundle: bytes, *, plain_http: bool = False,
-                     ca_file: Path | None = None) -> str:
+def push_attestation(subject: Subject, bundle: bytes,
+                     access: RegistryAccess | None = None) -> str:
     """Attach `bundle` to the model's manifest as a referrer; return the referrer's digest."""
-    host, _, repository = subject.name[len("oci://"):].partition("/")
-    registry = registry_for(host, plain_http=plain_http, ca_file=ca_file)
-    manifest, _ = registry.manifest(repository, subject.revision)
-    if manifest.digest != subject.revision:
-        raise VerificationFailed(f"{subject}: the registry answers {manifest.digest} for it")
-    pushed = registry.attach(repository, manifest, ARTIFACT_TYPE, bundle, dsse.BUNDLE_MEDIA_TYPE)
-    return f"oci://{host}/{repository}@{pushed.digest}"
+    from auditor.oci.client import connect
+    from auditor.oci.reference import parse
+
+    model = parse(subject.name)
+    with connect(model.registry, access) as registry:
+        manifest, _ = registry.manifest(model.repository, subject.revision)
+        if manifest.digest != subject.revision:
+            raise VerificationFailed(f"{subject}: the registry answers {manifest.digest} for it")
+        pushed = registry.attach(model.repository, manifest, ARTIFACT_TYPE, bundle,
+                                 dsse.BUNDLE_MEDIA_TYPE)
+    return f"{subject.name}@{pushed.digest}"
 
 
 def sbom_revisions(doc: dict[str, Any]) -> set[str]:

@@ -206,6 +206,25 @@ def env_credentials() -> tuple[str, Credentials] | None:
     return host, Credentials(user, password)
 
 
+@dataclass(frozen=True)
+class RegistryAccess:
+    """How a registry is reached: plain http (an explicit opt-in, a lab registry) or https
+    with `ca_file` trusted besides the system's CAs, and how long one request may take.
+    Credentials are not a setting: `connect` finds them for each host, so a host chosen by
+    someone else (a pod's image) never receives another's."""
+
+    plain_http: bool = False
+    ca_file: Path | None = None
+    timeout: float = 30.0
+
+
+def connect(host: str, access: RegistryAccess | None = None) -> Registry:
+    """A client for the registry at `host`, reached as `access` says, with its credentials."""
+    access = access or RegistryAccess()
+    return Registry(host, plain_http=access.plain_http, ca_file=access.ca_file,
+                    auth=credentials_for(host), timeout=access.timeout)
+
+
 def tls_context(ca_file: str | Path | None = None) -> ssl.SSLContext:
     """The trust a registry's certificate is checked against: the system's (OpenSSL's
     default paths, so `SSL_CERT_FILE`/`SSL_CERT_DIR` and the distribution's CA bundle,

@@ -54,8 +54,7 @@ from auditor.oci import reference
 from auditor.oci.client import (
     INDEX_TYPES,
     Descriptor,
-    Registry,
-    credentials_for,
+    connect,
     descriptor_from,
     parse_json,
 )
@@ -111,9 +110,7 @@ class OciModel:
     def __init__(self, ref: reference.Reference, settings: RegistrySettings):
         self._ref = ref
         self._keep = settings.keep
-        self._registry = Registry(ref.registry, plain_http=settings.plain_http,
-                                  ca_file=settings.ca_file, auth=credentials_for(ref.registry),
-                                  timeout=settings.timeout)
+        self._registry = connect(ref.registry, settings)
         try:
             self._descriptor, top = self._registry.manifest(
                 ref.repository, ref.digest or ref.tag or "latest")

@@ -1,8 +1,9 @@
 """What the rest of auditor names of the `oci://` source: its scheme, settings and rules.
 
 Kept apart from the source itself (`sources/oci.py`) so that the CLI, the
-pipeline and the rule catalogue can name them without loading the registry
-client, tar and TLS: a local scan never reaches a registry.
+pipeline and the rule catalogue can name them without loading httpx, tar and
+TLS (the client module's settings are plain data; its HTTP stack loads only when
+a registry is reached): a local scan never reaches a registry.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from auditor.model import Rule, Severity
+from auditor.oci.client import RegistryAccess
 from auditor.oci.reference import SCHEME
 
 __all__ = ["LAYER_NOT_READ", "MODELS_NOT_FOLDER", "RULES", "SCHEME", "UNSAFE_MEMBER", "WHITEOUT",
@@ -46,11 +48,8 @@ RULES = (WHITEOUT, LAYER_NOT_READ, UNSAFE_MEMBER, MODELS_NOT_FOLDER)
 
 
 @dataclass(frozen=True)
-class RegistrySettings:
-    """How to reach a registry: the CLI's `--plain-http` (an explicit opt-in) and
-    `--registry-ca`; credentials come from the environment or the docker config."""
+class RegistrySettings(RegistryAccess):
+    """How to reach a registry (the CLI's `--plain-http` and `--registry-ca`, the access every
+    registry client shares) and, for a scan, where the pulled files are kept."""
 
-    plain_http: bool = False
-    ca_file: Path | None = None
-    timeout: float = 30.0
     keep: Path | None = None  # a new or empty folder the pulled files are kept in (--pull-to)
