@@ -444,3 +444,24 @@ def test_a_ustar_name_under_a_pax_path_that_leaves_the_layer_is_a_finding(
     assert "a" * 120 in _paths(model), err
     unsafe = [f for f in model["findings"] if f["rule"] == "AUD-OCI-003"]
     assert unsafe and "cron" in str(unsafe), model["findings"]
+
+
+def test_links_resolve_component_by_component_as_the_runtime_mounts_them(
+        oci_registry, run_cli, model_files):
+    """A link through a linked folder lands on the file; a loop is a broken link."""
+    top = tar_bytes({"models/ckpt/weights.safetensors": model_files["model.safetensors"]},
+                    compress=True, links={
+                        "models/latest": ("sym", "ckpt"),
+                        "models/served.safetensors": ("sym", "latest/weights.safetensors"),
+                        "models/loop-a": ("sym", "loop-b"), "models/loop-b": ("sym", "loop-a")})
+    server = oci_registry("plain")
+    with server.client() as registry:
+        push_modelcar(registry, "org/folders", "v1", model_files, more_layers=(top,),
+                      index=False)
+    _, report, err = _scan(run_cli, server.ref("org/folders", "v1"), "--plain-http")
+    model = _model(report)
+    assert "served.safetensors" in _paths(model), err
+    served = next(f for f in model["files"] if f["path"] == "served.safetensors")
+    assert served["digests"]["sha256"] == hashlib.sha256(
+        model_files["model.safetensors"]).hexdigest()
+    assert "loop-a" not in _paths(model) and "AUD-SRC-003" in str(model["findings"]), err

@@ -43,6 +43,7 @@ from typing import Any
 
 from auditor.errors import FormatError, LimitExceeded, SourceError, UsageError
 from auditor.formats._lib.limits import Limits
+from auditor.formats.archives import links as archive_links
 from auditor.formats.archives import tar
 from auditor.formats.archives.compressed import DecompressReader
 from auditor.formats.scan_rules import LIMIT
@@ -83,7 +84,6 @@ MODELPACK_CONFIG = "application/vnd.cncf.model.config.v1+json"
 IMAGE_CONFIGS = ("application/vnd.oci.image.config.v1+json",
                  "application/vnd.docker.container.image.v1+json")
 MODELCAR_ROOT = "models/"
-MAX_LINK_HOPS = 16
 LIMITS = Limits()
 COPY_CHUNK = 1 << 20
 # The Sigstore bundle media type, as cosign uses it for OCI 1.1 referrers: the referrer's
@@ -306,10 +306,10 @@ def _clean(name: str, rooted: bool = False) -> str | None:
         if not rooted:
             return None
         name = name.lstrip("/")
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if not parts or any(p == ".." for p in parts) or "\\" in name:
+    if "\\" in name:
         return None
-    return "/".join(parts)
+    parts = archive_links.parts(name)
+    return "/".join(parts) if parts and ".." not in parts else None
 
 
 def _under(path: str, folder: str, opaque: bool) -> bool:
@@ -331,6 +331,11 @@ def _modelcar_whiteout(kind: str, full: str) -> tuple[str, str] | None:
     if full.startswith(MODELCAR_ROOT):
         return (kind, full[len(MODELCAR_ROOT):])
     return None
+
+
+def _from_folder(path: str, target: str) -> str:
+    """A link's target (a path from the model root) as read from the link's own folder."""
+    return "../" * path.count("/") + target
 
 
 class _State:
@@ -494,12 +499,23 @@ class _State:
                         self.keep.joinpath(*p.split("/")).unlink(missing_ok=True)
                     self.findings.append(WHITEOUT.finding(p, f"deleted by layer {extra + 1}"))
         out = {p: report for p, (report, _) in files.items()}
+        # Each link resolved component by component, as the runtime's file system does: a
+        # link to a folder leads on, a chain that climbs out (or loops) is not followed.
+        table = {archive_links.parts(p): _from_folder(p, t) for p, t in links.items()}
+        steps = [0]  # shared by every link, as in an archive
         for path, target in links.items():
-            hops = 0
-            while target in links and hops < MAX_LINK_HOPS:
-                target, hops = links[target], hops + 1
-            if target in out:
-                out[path] = dataclasses.replace(out[target], path=path)
+            walk = archive_links.Walk(table, steps)
+            landed = walk.resolve((), path)
+            if landed is None and walk.hops <= archive_links.MAX_HOPS \
+                    and steps[0] <= archive_links.MAX_STEPS:
+                self.findings.append(SYMLINK_ESCAPE.finding(
+                    path, f"its target {target}, followed through the other links, leaves the "
+                    "model; not followed"))
+            elif landed is None:
+                self.findings.append(BROKEN_LINK.finding(path, f"its target {target} loops "
+                                                         "or does not end; not followed"))
+            elif "/".join(landed) in out:
+                out[path] = dataclasses.replace(out["/".join(landed)], path=path)
             else:
                 self.findings.append(BROKEN_LINK.finding(path, f"its target {target} is in no "
                                                          "layer"))

@@ -49,7 +49,7 @@ class Links:
         table = {parts(link.name): link.target for link in self.found if not link.hard}
         steps = [0]
         for link in self.found:
-            walk = _Walk(table, steps)
+            walk = Walk(table, steps)
             base = () if link.hard else walk.resolve((), "/".join(parts(link.name)[:-1]))
             if base is not None and walk.resolve(base, link.target) is not None:
                 continue
@@ -65,8 +65,9 @@ class Links:
 
 
 @dataclass
-class _Walk:
-    """One link's resolution: its substitutions counted for loops, its steps for the archive."""
+class Walk:
+    """One link's resolution: its substitutions counted for loops, its steps for the archive
+    (the OCI source resolves its layers' links with it too, as a runtime's file system)."""
 
     table: dict[tuple[str, ...], str]
     steps: list[int]  # shared by every link of the archive
