@@ -628,7 +628,8 @@ def _decider(policies: tuple[str, ...], attestations: Path | None, no_registry: 
     """The one Decider both deploy-time commands build from the same flags."""
     from auditor import pipeline
     from auditor.admission.decide import Decider, Settings
-    from auditor.oci.client import RegistryAccess, env_credentials
+    from auditor.oci.access import RegistryAccess
+    from auditor.oci.client import env_credentials
 
     _registry_flags(registry_ca, plain_http)
     if not no_registry:

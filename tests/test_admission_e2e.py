@@ -20,7 +20,7 @@ import pytest
 
 from auditor.admission.decide import Decider, Settings
 from auditor.integrity.signing import KeyTrust, load_public_key
-from auditor.oci.client import RegistryAccess
+from auditor.oci.access import RegistryAccess
 from auditor.pipeline import load_policies
 from auditor.sources.oci import SIGSTORE_BUNDLE
 from tests.admission_fixtures import (

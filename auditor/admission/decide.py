@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditor.errors import AuditorError, SourceError, UsageError
 from auditor.model import Severity
-from auditor.oci.client import RegistryAccess
+from auditor.oci.access import RegistryAccess
 
 if TYPE_CHECKING:
     from cryptography import x509

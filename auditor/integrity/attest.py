@@ -25,7 +25,7 @@ from auditor.model import is_commit
 from auditor.oci.reference import DIGEST
 
 if TYPE_CHECKING:
-    from auditor.oci.client import RegistryAccess
+    from auditor.oci.access import RegistryAccess
 
 SBOM_PREDICATE = "https://cyclonedx.org/bom"
 # The OCI artifactType of an attestation attached to a model as a referrer.

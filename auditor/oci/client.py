@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from auditor.errors import SourceError, UsageError
+from auditor.oci.access import RegistryAccess
 from auditor.oci.reference import DIGEST, Reference
 from auditor.rawio import RawReader
 
@@ -204,18 +205,6 @@ def env_credentials() -> tuple[str, Credentials] | None:
         raise UsageError("AUDITOR_REGISTRY_HOST needs both AUDITOR_REGISTRY_USERNAME and "
                          "AUDITOR_REGISTRY_PASSWORD")
     return host, Credentials(user, password)
-
-
-@dataclass(frozen=True)
-class RegistryAccess:
-    """How a registry is reached: plain http (an explicit opt-in, a lab registry) or https
-    with `ca_file` trusted besides the system's CAs, and how long one request may take.
-    Credentials are not a setting: `connect` finds them for each host, so a host chosen by
-    someone else (a pod's image) never receives another's."""
-
-    plain_http: bool = False
-    ca_file: Path | None = None
-    timeout: float = 30.0
 
 
 def connect(host: str, access: RegistryAccess | None = None) -> Registry:

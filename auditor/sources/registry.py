@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from auditor.model import Rule, Severity
-from auditor.oci.client import RegistryAccess
+from auditor.oci.access import RegistryAccess
 from auditor.oci.reference import SCHEME
 
 __all__ = ["LAYER_NOT_READ", "MODELS_NOT_FOLDER", "RULES", "SCHEME", "UNSAFE_MEMBER", "WHITEOUT",
